@@ -1,0 +1,107 @@
+"""RINConfig: every hyper-parameter of a RIN model and its training, in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+DATASETS = ("webnlg", "nyt")
+VARIANTS = ("partial", "exact")
+UPDATERS = ("gru", "rnn", "linear")
+
+# Paper defaults that differ per dataset (Section 5.1 and the official release).
+_DATASET_DEFAULTS = {
+    "webnlg": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 150, "rounds": 3},
+    "nyt": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 100, "rounds": 3},
+}
+
+
+@dataclasses.dataclass
+class RINConfig:
+    """Hyper-parameters of a RIN model and its training.
+
+    Args:
+        dataset: `"webnlg"` or `"nyt"`.
+        variant: `"partial"` (last-word entities, the paper's protocol) or `"exact"`.
+        vocab_size: number of word ids, `<pad>` and `<unk>` included (set from the vocabulary).
+        num_relations: number of relation types `l` (set from the dataset).
+        word_dim: word embedding size (100 in the paper).
+        lstm_units: BiLSTM units per direction (50, so H is 100-d).
+        input_dropout: dropout on the word embeddings (0.1).
+        hidden_dim: size of the task features H~ and H-, of the pair features m and of x.
+        rounds: K, the number of interaction rounds; 0 gives BiLSTM_s.
+        updater: `"gru"` (eqs. 4-7), `"rnn"` (vanilla RNN updater, Figure 3) or
+            `"linear"` (INT and both GRUs replaced by linear maps, Table 5).
+        use_relation_input: feed y^ to the interaction layer (ablation "without y^").
+        use_entity_input: feed y- to the interaction layer (ablation "without y-").
+        use_hidden_input: feed H to the interaction layer (ablation "without H").
+        task_features: compute H~ and H- (eq. 11); False is the plain BiLSTM
+            baseline with both heads straight on H (requires rounds=0).
+        learning_rate: Adam learning rate.
+        clipnorm: gradient clipping norm (5.0, as the official release).
+        batch_size: sentences per batch.
+        epochs: maximum training epochs (early stopping on dev F1 may end sooner).
+        max_length: sentences are truncated to this many tokens.
+        threshold: a triple is extracted when its probability is >= threshold.
+        seed: random seed for initialisation and shuffling.
+    """
+
+    dataset: str = "webnlg"
+    variant: str = "partial"
+    vocab_size: int = 0
+    num_relations: int = 0
+    word_dim: int = 100
+    lstm_units: int = 50
+    input_dropout: float = 0.1
+    hidden_dim: int = 100
+    rounds: int = 3
+    updater: str = "gru"
+    use_relation_input: bool = True
+    use_entity_input: bool = True
+    use_hidden_input: bool = True
+    task_features: bool = True
+    learning_rate: float = 1e-3
+    clipnorm: float = 5.0
+    batch_size: int = 50
+    epochs: int = 150
+    max_length: int = 100
+    threshold: float = 0.5
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}.")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
+        if self.updater not in UPDATERS:
+            raise ValueError(f"updater must be one of {UPDATERS}, got {self.updater!r}.")
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}.")
+        if not self.task_features and self.rounds:
+            raise ValueError("task_features=False (plain BiLSTM) needs rounds=0.")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {self.max_length}.")
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides) -> "RINConfig":
+        """Returns the paper's defaults for `dataset`, with `overrides` applied."""
+        if dataset not in _DATASET_DEFAULTS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
+        return cls(dataset=dataset, **{**_DATASET_DEFAULTS[dataset], **overrides})
+
+    def replace(self, **changes) -> "RINConfig":
+        """Returns a copy with `changes` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str) -> None:
+        """Writes the config as JSON."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dataclasses.asdict(self), f, indent=2)
+
+    @classmethod
+    def load(cls, path: str) -> "RINConfig":
+        """Reads a config written by `save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls(**json.load(f))

@@ -1,0 +1,1 @@
+"""Input side of rin-keras: vocabularies, word vectors and tf.data pipelines."""

@@ -1,0 +1,278 @@
+"""tf.data input pipeline: TFDS examples -> padded, length-bucketed `(inputs, targets)` batches.
+
+Each example is encoded to word ids, BIESO tag ids and a sparse relation list
+`[n_triples, 3]` of (subject head, object head, relation). Batches are padded
+(bucketed by length for training) and the dense `[B, n, n, l]` relation targets
+are scattered per batch inside the graph. Padded cells of both targets are -1,
+which the losses and metrics read as "not a real token".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from absl import logging
+
+import tfds_builders  # noqa: F401  (registers the builders)
+from tfds_builders import casrel
+
+from rin_keras.data.vocab import Vocabulary
+
+TAGS = ("B", "I", "E", "S", "O")
+TAG_IDS = {tag: i for i, tag in enumerate(TAGS)}
+IGNORE = -1  # Target value of padded tokens and cells.
+DEFAULT_BUCKET_BOUNDARIES = (12, 16, 20, 24, 28, 32, 40, 48, 64)
+
+
+@dataclasses.dataclass
+class Corpus:
+    """A prepared TFDS dataset and the manual folder it was built from.
+
+    Attributes:
+        builder: the prepared `webnlg` or `nyt` builder.
+        manual_dir: the folder holding the published files.
+    """
+
+    builder: tfds.core.DatasetBuilder
+    manual_dir: str
+
+    @classmethod
+    def prepare(
+        cls, dataset: str, variant: str, data_dir: str | None = None, manual_dir: str | None = None
+    ) -> "Corpus":
+        """Returns the corpus of `dataset/variant`, building the TFDS dataset on first use.
+
+        Args:
+            dataset: `"webnlg"` or `"nyt"`.
+            variant: `"partial"` or `"exact"`.
+            data_dir: where TFDS keeps prepared datasets (TFDS default when None).
+            manual_dir: folder of the published files (default: $RIN_DATA_DIR or ../shared/data).
+        """
+        builder = tfds.builder(f"{dataset}/{variant}", data_dir=data_dir)
+        corpus = cls(builder, manual_dir or casrel.default_manual_dir())
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=corpus.manual_dir)
+        )
+        appeared = [
+            split
+            for split in casrel.SPLIT_FILES
+            if split not in builder.info.splits and os.path.exists(corpus.split_path(split))
+        ]
+        if appeared:  # A file that was absent at the last build has since been added.
+            logging.info("Rebuilding %s to add split(s) %s.", builder.info.full_name, appeared)
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(
+                    manual_dir=corpus.manual_dir,
+                    download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD,
+                )
+            )
+            corpus = cls(tfds.builder(f"{dataset}/{variant}", data_dir=data_dir), corpus.manual_dir)
+        return corpus
+
+    @property
+    def name(self) -> str:
+        return self.builder.info.full_name
+
+    @property
+    def relation_names(self) -> list[str]:
+        return list(self.builder.info.features["triples"]["relation"].names)
+
+    def split_path(self, split: str) -> str:
+        """Returns the published file that `split` is built from."""
+        return os.path.join(self.manual_dir, self.builder.builder_config.folder, casrel.SPLIT_FILES[split])
+
+    def raw(self, split: str) -> tf.data.Dataset:
+        """Returns the TFDS examples of `split`, in file order.
+
+        Raises:
+            FileNotFoundError: the split was not built because its file is missing.
+        """
+        if split not in self.builder.info.splits:
+            raise FileNotFoundError(
+                f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
+                "Add the file there (see the data README) and run again; the split is then built."
+            )
+        return self.builder.as_dataset(split=split, shuffle_files=False)
+
+    def examples(self, split: str) -> list[dict]:
+        """Returns the examples of `split` as NumPy dicts, in file order."""
+        return list(tfds.as_numpy(self.raw(split)))
+
+    def build_vocabulary(self) -> Vocabulary:
+        """Builds the word vocabulary from the train split only."""
+        sentences = ([t.decode("utf-8") for t in x["tokens"]] for x in self.examples("train"))
+        return Vocabulary.build(sentences, self.relation_names)
+
+
+def encoder(vocab: Vocabulary, max_length: int):
+    """Returns a tf.data map function that encodes one raw TFDS example.
+
+    The encoded example holds `token_ids` [n], `tags` [n] (BIESO ids), `relations`
+    [t, 3] (subject head, object head, relation id), `length`, and the counts
+    `truncated_tokens` and `dropped_triples` caused by `max_length`.
+    """
+    lookup = vocab.word_lookup()
+
+    def encode(example):
+        tokens = example["tokens"]
+        full_length = tf.shape(tokens, out_type=tf.int32)[0]
+        length = tf.minimum(full_length, max_length)
+        entities = example["entities"]
+        inside = entities["end"] <= length
+        triples = example["triples"]
+        kept = (triples["subject"]["end"] <= length) & (triples["object"]["end"] <= length)
+        relations = tf.stack(
+            [
+                tf.boolean_mask(triples["subject"]["head"], kept),
+                tf.boolean_mask(triples["object"]["head"], kept),
+                tf.boolean_mask(tf.cast(triples["relation"], tf.int32), kept),
+            ],
+            axis=1,
+        )
+        return {
+            "token_ids": tf.cast(lookup(tokens[:length]), tf.int32),
+            "tags": bieso_tags(
+                tf.boolean_mask(entities["start"], inside),
+                tf.boolean_mask(entities["end"], inside),
+                length,
+            ),
+            "relations": tf.reshape(relations, [-1, 3]),
+            "length": length,
+            "truncated_tokens": full_length - length,
+            "dropped_triples": tf.reduce_sum(tf.cast(~kept, tf.int32)),
+        }
+
+    return encode
+
+
+def bieso_tags(starts: tf.Tensor, ends: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+    """Returns BIESO tag ids [length] for entity spans [start, end).
+
+    Where spans nest or overlap, tags written later (E, then S) win.
+    """
+    single = ends - starts == 1
+    multi_starts = tf.boolean_mask(starts, ~single)
+    multi_ends = tf.boolean_mask(ends, ~single)
+    inner = tf.ragged.range(multi_starts + 1, multi_ends - 1).flat_values
+    tags = tf.fill([length], TAG_IDS["O"])
+    for positions, tag in (
+        (inner, "I"),
+        (multi_starts, "B"),
+        (multi_ends - 1, "E"),
+        (tf.boolean_mask(starts, single), "S"),
+    ):
+        tags = tf.tensor_scatter_nd_update(
+            tags, positions[:, None], tf.fill(tf.shape(positions), TAG_IDS[tag])
+        )
+    return tags
+
+
+def dense_relation_targets(
+    relations: tf.Tensor, lengths: tf.Tensor, max_len: tf.Tensor, num_relations: int
+) -> tf.Tensor:
+    """Scatters padded sparse triples [B, t, 3] into targets [B, n, n, l].
+
+    Cells of real token pairs are 0 or 1; cells touching padding are -1.
+    """
+    batch = tf.shape(relations)[0]
+    rows = tf.where(relations[:, :, 0] >= 0)
+    cells = tf.gather_nd(relations, rows)
+    indices = tf.concat([tf.cast(rows[:, :1], tf.int32), cells], axis=1)
+    shape = tf.stack([batch, max_len, max_len, num_relations])
+    dense = tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1]), shape)
+    dense = tf.minimum(dense, 1.0)  # A triple listed twice is one cell.
+    mask = tf.sequence_mask(lengths, max_len)
+    pair_mask = mask[:, :, None] & mask[:, None, :]
+    return tf.where(pair_mask[..., None], dense, float(IGNORE))
+
+
+def make_dataset(
+    corpus: Corpus,
+    split: str,
+    vocab: Vocabulary,
+    batch_size: int = 50,
+    *,
+    training: bool = False,
+    max_length: int = 100,
+    bucket_boundaries: Iterable[int] | None = DEFAULT_BUCKET_BOUNDARIES,
+    pad_to_bucket_boundary: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
+
+    Empty sentences are dropped; longer sentences are truncated to `max_length`
+    and triples reaching past it dropped; the counts are logged.
+
+    Args:
+        corpus: a prepared corpus.
+        split: `"train"`, `"validation"` or `"test"`.
+        vocab: the train-split vocabulary.
+        batch_size: sentences per batch.
+        training: shuffle (with `seed`) and bucket by length. Otherwise batches
+            keep the split's order, so outputs line up with `corpus.examples(split)`.
+        max_length: truncation length.
+        bucket_boundaries: length bucket edges when training; None pads each
+            batch to its longest sentence without bucketing.
+        pad_to_bucket_boundary: pad to the bucket edge (fixed shapes, for XLA).
+        seed: shuffle seed.
+    """
+    encoded = corpus.raw(split).map(encoder(vocab, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+    encoded = encoded.cache()
+    _log_counts(encoded, f"{corpus.name}/{split}")
+    if training:
+        encoded = encoded.filter(lambda x: x["length"] > 0)
+    examples = encoded.map(
+        lambda x: {k: x[k] for k in ("token_ids", "tags", "relations", "length")}
+    )
+    padded_shapes = {"token_ids": [None], "tags": [None], "relations": [None, 3], "length": []}
+    padding_values = {"token_ids": 0, "tags": IGNORE, "relations": IGNORE, "length": 0}
+    if training:
+        examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
+    if training and bucket_boundaries:
+        boundaries = sorted({b for b in bucket_boundaries if b <= max_length} | {max_length + 1})
+        batches = examples.bucket_by_sequence_length(
+            element_length_func=lambda x: x["length"],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            padded_shapes=padded_shapes,
+            padding_values=padding_values,
+            pad_to_bucket_boundary=pad_to_bucket_boundary,
+        )
+    else:
+        batches = examples.padded_batch(batch_size, padded_shapes, padding_values)
+    num_relations = vocab.num_relations
+
+    def to_inputs_targets(batch):
+        max_len = tf.shape(batch["token_ids"])[1]
+        relations = dense_relation_targets(batch["relations"], batch["length"], max_len, num_relations)
+        return {"token_ids": batch["token_ids"]}, {"entity_tags": batch["tags"], "relations": relations}
+
+    return batches.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _log_counts(encoded: tf.data.Dataset, name: str) -> None:
+    """Logs how many sentences are empty and what truncation removed."""
+    totals = encoded.reduce(
+        np.zeros(4, np.int64),
+        lambda acc, x: acc
+        + tf.cast(
+            tf.stack(
+                [1, tf.cast(x["length"] == 0, tf.int32), x["truncated_tokens"], x["dropped_triples"]]
+            ),
+            tf.int64,
+        ),
+    ).numpy()
+    logging.info(
+        "%s: %d sentences, %d empty, %d tokens truncated, %d triples dropped by truncation.",
+        name,
+        *totals,
+    )
+    if totals[2] or totals[3]:
+        logging.warning(
+            "%s: max_length truncated %d tokens and dropped %d triples.", name, totals[2], totals[3]
+        )

@@ -1,0 +1,33 @@
+"""rin-keras: Recurrent Interaction Network for joint entity and relation extraction."""
+
+import setuptools
+
+setuptools.setup(
+    name="rin-keras",
+    version="0.1.0",
+    description="Keras 3 / TensorFlow implementation of the Recurrent Interaction Network (Sun et al., EMNLP 2020).",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*"]),
+    package_data={
+        "tfds_builders": ["*/*.txt", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/*/*.json"],
+    },
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras==3.15.*",
+        "keras-hub==0.32.*",
+        "tensorflow-datasets==4.9.10",
+        "tensorflow-serving-api==2.21.*",
+        "importlib_resources>=6.0",  # tensorflow-datasets needs it and does not declare it.
+        "absl-py>=2.1",
+        "grpcio>=1.60",
+        "gensim==4.4.*",
+        "matplotlib>=3.8",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "beam": ["apache-beam==2.77.*"],
+        "dev": ["pytest>=8.0", "pytest-xdist>=3.5"],
+    },
+)

@@ -1,0 +1,231 @@
+"""Shared reader for the CasRel JSON layout of the CopyRE NYT and WebNLG splits.
+
+Each variant folder of the manual directory holds `train_triples.json`,
+`val_triples.json`, `test_triples.json` (one JSON array of
+`{"text": "<space-separated tokens>", "triple_list": [[subject, relation, object], ...]}`)
+and `rel2id.json`. `CasRelBuilder` turns them into TFDS examples whose entity
+strings are located in the token list; the `nyt` and `webnlg` builders only
+name their folders.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+from typing import Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+# The manual directory used when neither `--manual_dir` nor RIN_DATA_DIR is given:
+# the `shared/data` folder that sits beside the project checkout.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR_ENV = "RIN_DATA_DIR"
+
+SPLIT_FILES = {
+    "train": "train_triples.json",
+    "validation": "val_triples.json",
+    "test": "test_triples.json",
+}
+RELATIONS_FILE = "rel2id.json"
+
+
+def default_manual_dir() -> str:
+    """Returns the benchmark data folder: $RIN_DATA_DIR, else ../shared/data."""
+    return os.environ.get(DATA_DIR_ENV) or os.path.normpath(
+        os.path.join(_REPO_ROOT, "..", "shared", "data")
+    )
+
+
+def parse_relation_names(rel2id: object) -> list[str]:
+    """Returns relation names in id order from any published rel2id.json layout.
+
+    The files are `[{id: name}, {name: id}]` or `[{name: id}]`; both maps, where
+    present, must agree.
+    """
+    by_id = {}
+    for mapping in rel2id if isinstance(rel2id, list) else [rel2id]:
+        for key, value in mapping.items():
+            relation_id, name = (int(key), value) if isinstance(value, str) else (value, key)
+            if by_id.setdefault(relation_id, name) != name:
+                raise ValueError(f"rel2id.json maps id {relation_id} to two names.")
+    if sorted(by_id) != list(range(len(by_id))):
+        raise ValueError("rel2id.json ids are not 0..n-1.")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def locate(tokens: list[str], phrase: str) -> list[int]:
+    """Returns the start index of every occurrence of `phrase` in `tokens`."""
+    words = phrase.split(" ")
+    width = len(words)
+    return [i for i in range(len(tokens) - width + 1) if tokens[i : i + width] == words]
+
+
+@dataclasses.dataclass
+class CasRelConfig(tfds.core.BuilderConfig):
+    """One variant of a CasRel-layout dataset.
+
+    Attributes:
+        folder: the variant's folder inside the manual directory.
+        relations_file: file beside the builder listing relation names in id order.
+    """
+
+    folder: str = ""
+    relations_file: str = ""
+
+
+_SPAN = {"start": np.int32, "end": np.int32, "head": np.int32}
+
+
+class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base builder for the CasRel layout; subclasses set configs and metadata."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    # Splits whose file may be absent: the split is then left out of the build.
+    OPTIONAL_SPLITS: tuple[str, ...] = ()
+
+    def _builder_dir(self) -> str:
+        return os.path.dirname(os.path.abspath(inspect.getfile(type(self))))
+
+    def relation_names(self) -> list[str]:
+        path = os.path.join(self._builder_dir(), self.builder_config.relations_file)
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+
+    def expected_checksums(self) -> dict[str, tuple[int, str]]:
+        """Returns {relative path: (size, sha256)} from the builder's checksums.tsv."""
+        table = {}
+        with open(os.path.join(self._builder_dir(), "checksums.tsv"), encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    path, size, sha256 = line.rstrip("\n").split("\t")
+                    table[path] = (int(size), sha256)
+        return table
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    "tokens": tfds.features.Sequence(tfds.features.Text()),
+                    "entities": tfds.features.Sequence(_SPAN),
+                    "triples": tfds.features.Sequence(
+                        {
+                            "subject": _SPAN,
+                            "relation": tfds.features.ClassLabel(names=self.relation_names()),
+                            "object": _SPAN,
+                        }
+                    ),
+                }
+            ),
+            supervised_keys=None,
+        )
+
+    def _checked_file(self, manual_dir: str, name: str) -> str:
+        """Returns the path of a manual file after checking presence and sha256."""
+        relative = f"{self.builder_config.folder}/{name}"
+        path = os.path.join(manual_dir, relative)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Missing {path}. Put the file `{relative}` of the published data under the "
+                f"manual directory ({manual_dir}); see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS."
+            )
+        expected = self.expected_checksums().get(relative)
+        if expected is None:
+            logging.warning("No recorded sha256 for %s; it is read unchecked.", path)
+            return path
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if digest != expected[1]:
+            raise ValueError(
+                f"Corrupt {path}: sha256 {digest}, expected {expected[1]}. Copy `{relative}` "
+                "again, byte for byte, from the published data."
+            )
+        return path
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        manual_dir = os.fspath(dl_manager.manual_dir)
+        relations_path = self._checked_file(manual_dir, RELATIONS_FILE)
+        with open(relations_path, encoding="utf-8") as f:
+            published = parse_relation_names(json.load(f))
+        if published != self.relation_names():
+            raise ValueError(
+                f"{relations_path} does not match {self.builder_config.relations_file}: "
+                "the builder's relation list and the data disagree."
+            )
+        generators = {}
+        for split, name in SPLIT_FILES.items():
+            path = os.path.join(manual_dir, self.builder_config.folder, name)
+            if split in self.OPTIONAL_SPLITS and not os.path.exists(path):
+                logging.warning("Split %r is not built: %s is missing.", split, path)
+                continue
+            generators[split] = self._generate_examples(self._checked_file(manual_dir, name), split)
+        return generators
+
+    def _generate_examples(self, path: str, split: str) -> Iterator[tuple[str, dict]]:
+        """Yields examples of one split file.
+
+        Entity strings are located in the whitespace tokens; when a string occurs
+        more than once the first occurrence is taken (as the official RIN loader
+        does), and a triple whose subject or object cannot be found is dropped.
+        Both cases are counted and logged at the end of the split.
+
+        Args:
+            path: a `*_triples.json` file (CasRel layout).
+            split: split name, used in keys and messages.
+
+        Yields:
+            (`"<split>_<index>"`, example dict).
+        """
+        relations = set(self.relation_names())
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)
+        counts = collections.Counter()
+        for index, record in enumerate(records):
+            key = f"{split}_{index}"
+            example, example_counts = _to_example(record, relations, key)
+            counts.update(example_counts)
+            yield key, example
+        logging.info(
+            "%s/%s: %d sentences, %d triples kept, %d entity strings found more than once "
+            "(first occurrence taken), %d triples dropped (entity not found).",
+            self.builder_config.name,
+            split,
+            len(records),
+            counts["triples"],
+            counts["ambiguous"],
+            counts["not_found"],
+        )
+
+
+def _to_example(record: dict, relations: set[str], key: str) -> tuple[dict, collections.Counter]:
+    """Converts one CasRel record to a TFDS example; returns it and its counts."""
+    text = record["text"].strip()
+    tokens = text.split(" ") if text else []
+    counts = collections.Counter()
+    spans = {}
+    triples = []
+    for subject, relation, obj in record["triple_list"]:
+        if relation not in relations:
+            raise ValueError(f"Example {key}: unknown relation {relation!r} (not in rel2id.json).")
+        located = []
+        for phrase in (subject, obj):
+            starts = locate(tokens, phrase)
+            counts["ambiguous"] += len(starts) > 1
+            if starts:
+                end = starts[0] + len(phrase.split(" "))
+                located.append({"start": starts[0], "end": end, "head": end - 1})
+        if len(located) < 2:
+            counts["not_found"] += 1
+            continue
+        for span in located:
+            spans[(span["start"], span["end"])] = span
+        triples.append({"subject": located[0], "relation": relation, "object": located[1]})
+    counts["triples"] += len(triples)
+    entities = [spans[k] for k in sorted(spans)]
+    return {"tokens": tokens, "entities": entities, "triples": triples}, counts

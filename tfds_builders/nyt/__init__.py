@@ -1,0 +1,1 @@
+"""NYT (CopyRE split) for joint entity and relation extraction."""

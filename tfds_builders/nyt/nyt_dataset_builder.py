@@ -1,0 +1,34 @@
+"""NYT (CopyRE split, CasRel layout) as a TFDS dataset."""
+
+from tfds_builders import casrel
+
+
+class Builder(casrel.CasRelBuilder):
+    """DatasetBuilder for NYT joint extraction."""
+
+    BUILDER_CONFIGS = [
+        casrel.CasRelConfig(
+            name="partial",
+            description="Entities are the last word of the phrase (nyt_star).",
+            folder="nyt_star",
+            relations_file="relations_partial.txt",
+        ),
+        casrel.CasRelConfig(
+            name="exact",
+            description="Entities are full phrases (nyt).",
+            folder="nyt",
+            relations_file="relations_exact.txt",
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "partial"
+    # The NYT train files are not published with the shared data yet: without
+    # them the build holds validation and test only (rin_keras.data names the file).
+    OPTIONAL_SPLITS = ("train",)
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Put the folders `nyt_star/` and `nyt/` of the PRGC repository's data
+    (hy-struggle/PRGC, data/NYT-star and data/NYT), each holding
+    train_triples.json, val_triples.json, test_triples.json and rel2id.json,
+    in the manual directory (default: ../shared/data beside the checkout, or
+    $RIN_DATA_DIR; `tfds build --manual_dir=...` overrides).
+    """
+

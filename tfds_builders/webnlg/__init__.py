@@ -1,0 +1,1 @@
+"""WebNLG (CopyRE split) for joint entity and relation extraction."""
