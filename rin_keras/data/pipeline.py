@@ -202,6 +202,7 @@ def make_dataset(
     bucket_boundaries: Iterable[int] | None = DEFAULT_BUCKET_BOUNDARIES,
     pad_to_bucket_boundary: bool = False,
     seed: int | None = None,
+    limit: int | None = None,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -220,8 +221,12 @@ def make_dataset(
             batch to its longest sentence without bucketing.
         pad_to_bucket_boundary: pad to the bucket edge (fixed shapes, for XLA).
         seed: shuffle seed.
+        limit: use only the first `limit` sentences of the split.
     """
-    encoded = corpus.raw(split).map(encoder(vocab, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+    raw = corpus.raw(split)
+    if limit:
+        raw = raw.take(limit)
+    encoded = raw.map(encoder(vocab, max_length), num_parallel_calls=tf.data.AUTOTUNE)
     encoded = encoded.cache()
     _log_counts(encoded, f"{corpus.name}/{split}")
     if training:

@@ -1,0 +1,71 @@
+"""Word vectors for the embedding layer: pretrained text files, or word2vec trained on the train split."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+from absl import logging
+
+from rin_keras.data.vocab import Vocabulary
+
+
+def load_text_vectors(path: str, vocab: Vocabulary, dim: int, seed: int = 0) -> np.ndarray:
+    """Returns `[vocab_size, dim]` vectors from a GloVe/word2vec text file.
+
+    Words missing from the file get small random vectors; `<pad>` is 0. A word is
+    looked up as written, then lower-cased (GloVe is uncased).
+    """
+    wanted = {}
+    for index, word in enumerate(vocab.words[2:], start=2):
+        wanted.setdefault(word, index)
+        wanted.setdefault(word.lower(), index)
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.1, (vocab.vocab_size, dim)).astype(np.float32)
+    found = np.zeros(vocab.vocab_size, bool)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.rstrip().split(" ")
+            if len(parts) != dim + 1:
+                continue  # A header line or a malformed row.
+            index = wanted.get(parts[0])
+            if index is not None and (not found[index] or vocab.words[index] == parts[0]):
+                matrix[index] = np.asarray(parts[1:], np.float32)
+                found[index] = True
+    matrix[0] = 0.0
+    logging.info("%s covers %d of %d words.", path, found.sum(), vocab.vocab_size - 2)
+    return matrix
+
+
+def train_word2vec(
+    sentences: list[list[str]], vocab: Vocabulary, dim: int = 100, cache_dir: str | None = None, seed: int = 0
+) -> np.ndarray:
+    """Returns `[vocab_size, dim]` word2vec vectors trained with gensim on `sentences`.
+
+    The result is cached in `cache_dir` under a key of the sentences, vocabulary,
+    size and seed, so reruns load it instead of training again.
+    """
+    from gensim.models import Word2Vec  # Imported here: gensim is slow to import.
+
+    key = hashlib.sha256(
+        repr((sentences, vocab.words, dim, seed)).encode("utf-8")
+    ).hexdigest()[:16]
+    cache = os.path.join(cache_dir, f"word2vec_{dim}d_{key}.npy") if cache_dir else None
+    if cache and os.path.exists(cache):
+        return np.load(cache)
+    model = Word2Vec(
+        sentences, vector_size=dim, window=5, min_count=1, sg=1, epochs=10, seed=seed, workers=1
+    )
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.1, (vocab.vocab_size, dim)).astype(np.float32)
+    for index, word in enumerate(vocab.words):
+        if word in model.wv:
+            matrix[index] = model.wv[word]
+    matrix[0] = 0.0
+    if cache:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = cache + ".tmp.npy"
+        np.save(tmp, matrix)
+        os.replace(tmp, cache)
+    return matrix

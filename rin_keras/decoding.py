@@ -1,0 +1,81 @@
+"""From model outputs to entity spans and relational triples."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+TAGS = ("B", "I", "E", "S", "O")
+_B, _I, _E, _S, _O = range(len(TAGS))
+
+
+@dataclasses.dataclass(frozen=True)
+class Triple:
+    """One extracted (subject, relation, object).
+
+    Attributes:
+        subject_head: index of the subject's annotated (last) word.
+        relation: relation id.
+        object_head: index of the object's annotated (last) word.
+        score: the pair probability p(<subject, relation, object>).
+        subject_span: `(start, end)` of the tagged entity ending at the head, else None.
+        object_span: likewise for the object.
+    """
+
+    subject_head: int
+    relation: int
+    object_head: int
+    score: float
+    subject_span: tuple[int, int] | None
+    object_span: tuple[int, int] | None
+
+
+def tags_to_spans(tag_ids) -> list[tuple[int, int]]:
+    """Returns `[start, end)` spans of a BIESO tag sequence: S, or B I* E; broken spans are dropped."""
+    spans = []
+    start = None
+    for i, tag in enumerate(tag_ids):
+        if tag == _S:
+            spans.append((i, i + 1))
+            start = None
+        elif tag == _B:
+            start = i
+        elif tag == _E and start is not None:
+            spans.append((start, i + 1))
+            start = None
+        elif tag != _I:
+            start = None
+    return spans
+
+
+def decode_triples(tag_probs, relation_probs, length: int, threshold: float = 0.5) -> list[Triple]:
+    """Returns the triples of one sentence.
+
+    Args:
+        tag_probs: `[n, 5]` tag probabilities (or `[n]` tag ids).
+        relation_probs: `[n, n, l]` pair probabilities.
+        length: number of real tokens.
+        threshold: a cell is a triple when its probability is >= threshold.
+    """
+    tag_ids = tag_probs if np.ndim(tag_probs) == 1 else np.argmax(tag_probs, axis=-1)
+    span_by_head = {end - 1: (start, end) for start, end in tags_to_spans(tag_ids[:length])}
+    probs = np.asarray(relation_probs)[:length, :length]
+    cells = np.argwhere(probs >= threshold)
+    return [
+        Triple(int(s), int(r), int(o), float(probs[s, o, r]), span_by_head.get(s), span_by_head.get(o))
+        for s, o, r in cells
+    ]
+
+
+def triple_strings(triples: list[Triple], tokens: list[str], relation_names: list[str]):
+    """Returns `(subject, relation, object)` strings; an entity without a span is its head word."""
+
+    def text(head, span):
+        start, end = span if span else (head, head + 1)
+        return " ".join(tokens[start:end])
+
+    return [
+        (text(t.subject_head, t.subject_span), relation_names[t.relation], text(t.object_head, t.object_span))
+        for t in triples
+    ]

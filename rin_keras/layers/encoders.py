@@ -1,0 +1,84 @@
+"""Sentence encoders that give the shared word states H."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
+class BiLSTMEncoder(keras.layers.Layer):
+    """Word embedding, input dropout and a BiLSTM over the real tokens.
+
+    Pretrained vectors are loaded after construction with `set_word_vectors`
+    (they stay trainable), so the config stays small.
+
+    Args:
+        vocab_size: int. Number of word ids; id 0 is padding.
+        word_dim: int. Word embedding size.
+        lstm_units: int. LSTM units per direction (the output is 2 * lstm_units).
+        input_dropout: float. Dropout rate on the embeddings.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`.
+
+    Call arguments:
+        token_ids: int `[batch, n]`, 0 on padding.
+        training: bool. Whether dropout is active.
+
+    Returns:
+        `[batch, n, 2 * lstm_units]`.
+
+    Example:
+    >>> encoder = BiLSTMEncoder(vocab_size=10, word_dim=4, lstm_units=3)
+    >>> encoder(np.array([[2, 3, 0]])).shape
+    (1, 3, 6)
+    """
+
+    def __init__(self, vocab_size, word_dim=100, lstm_units=50, input_dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.word_dim = word_dim
+        self.lstm_units = lstm_units
+        self.input_dropout = input_dropout
+        self.embedding = keras.layers.Embedding(
+            vocab_size, word_dim, dtype=self.dtype_policy, name="word_embedding"
+        )
+        self.dropout = keras.layers.Dropout(input_dropout, dtype=self.dtype_policy, name="input_dropout")
+        self.bilstm = keras.layers.Bidirectional(
+            keras.layers.LSTM(lstm_units, return_sequences=True, dtype=self.dtype_policy),
+            dtype=self.dtype_policy,
+            name="bilstm",
+        )
+
+    def build(self, token_ids_shape):
+        self.embedding.build(token_ids_shape)
+        self.bilstm.build((*token_ids_shape, self.word_dim))
+
+    def call(self, token_ids, training=False):
+        mask = ops.not_equal(token_ids, 0)
+        embedded = self.dropout(self.embedding(token_ids), training=training)
+        states = self.bilstm(embedded, mask=mask, training=training)
+        # A fresh tensor: padded states are exactly 0 and no Keras mask leaks to
+        # layers that take the token mask explicitly.
+        return ops.where(mask[:, :, None], states, ops.zeros_like(states))
+
+    def set_word_vectors(self, vectors):
+        """Copies a `[vocab_size, word_dim]` matrix into the word embedding."""
+        if tuple(vectors.shape) != (self.vocab_size, self.word_dim):
+            raise ValueError(
+                f"Word vectors of shape {tuple(vectors.shape)} do not fit "
+                f"({self.vocab_size}, {self.word_dim})."
+            )
+        self.embedding.embeddings.assign(ops.cast(vectors, self.embedding.embeddings.dtype))
+
+    def compute_output_shape(self, token_ids_shape):
+        return (*token_ids_shape, 2 * self.lstm_units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "word_dim": self.word_dim,
+                "lstm_units": self.lstm_units,
+                "input_dropout": self.input_dropout,
+            }
+        )
+        return config

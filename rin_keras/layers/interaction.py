@@ -1,0 +1,95 @@
+"""InteractionLayer: fuses relation and entity predictions into an interaction signal (eqs. 1-3)."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
+class InteractionLayer(keras.layers.Layer):
+    """Computes the interaction signal x from the current predictions.
+
+    y^_t(w) = max over real partner words w' of p(<w, t, w'>), and
+    x = ReLU(W_a [y^ ⊕ y- ⊕ h] + b_a). Each of the three parts can be left out
+    (the ablations of Table 5). Rows of padded tokens are 0.
+
+    Args:
+        units: int. The size of x.
+        use_relation_input: bool. Feed y^ (relation predictions).
+        use_entity_input: bool. Feed y- (entity tag probabilities).
+        use_hidden_input: bool. Feed h (the encoder states).
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`.
+
+    Call arguments:
+        relation_probs: `[batch, n, n, l]` pair probabilities p.
+        entity_probs: `[batch, n, tags]` tag probabilities y-.
+        hidden: `[batch, n, d]` encoder states H.
+        token_mask: optional bool `[batch, n]`, True on real tokens.
+
+    Returns:
+        `[batch, n, units]`.
+
+    Example:
+    >>> layer = InteractionLayer(units=4)
+    >>> layer(np.ones((2, 5, 5, 3)), np.ones((2, 5, 5)), np.ones((2, 5, 6))).shape
+    (2, 5, 4)
+
+    Reference:
+        Sun et al., EMNLP 2020, eqs. 1-3.
+    """
+
+    def __init__(
+        self,
+        units,
+        use_relation_input=True,
+        use_entity_input=True,
+        use_hidden_input=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not (use_relation_input or use_entity_input or use_hidden_input):
+            raise ValueError("InteractionLayer needs at least one of its three inputs.")
+        self.units = units
+        self.use_relation_input = use_relation_input
+        self.use_entity_input = use_entity_input
+        self.use_hidden_input = use_hidden_input
+
+    def build(self, relation_probs_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
+        width = (
+            self.use_relation_input * relation_probs_shape[-1]
+            + self.use_entity_input * entity_probs_shape[-1]
+            + self.use_hidden_input * hidden_shape[-1]
+        )
+        self.kernel = self.add_weight(name="kernel", shape=(width, self.units))
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, relation_probs, entity_probs, hidden, token_mask=None):
+        parts = []
+        if self.use_relation_input:
+            probs = ops.cast(relation_probs, self.compute_dtype)
+            if token_mask is not None:  # Probabilities are >= 0, so 0 never wins a max.
+                partner = ops.cast(token_mask, self.compute_dtype)[:, None, :, None]
+                probs = probs * partner
+            parts.append(ops.max(probs, axis=2))
+        if self.use_entity_input:
+            parts.append(ops.cast(entity_probs, self.compute_dtype))
+        if self.use_hidden_input:
+            parts.append(hidden)
+        outputs = ops.relu(ops.matmul(ops.concatenate(parts, axis=-1), self.kernel) + self.bias)
+        if token_mask is not None:
+            outputs = outputs * ops.cast(token_mask, self.compute_dtype)[:, :, None]
+        return outputs
+
+    def compute_output_shape(self, relation_probs_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
+        return (*hidden_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "use_relation_input": self.use_relation_input,
+                "use_entity_input": self.use_entity_input,
+                "use_hidden_input": self.use_hidden_input,
+            }
+        )
+        return config

@@ -1,0 +1,148 @@
+"""The RIN model, assembled functionally from the custom layers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from rin_keras.config import RINConfig
+from rin_keras.decoding import TAGS
+from rin_keras.layers import BiLSTMEncoder, GRUUpdater, InteractionLayer, PairwiseRelationHead
+from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
+from rin_keras.metrics import PartialMatchF1
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
+class RINModel(keras.Model):
+    """Recurrent Interaction Network for joint entity and relation extraction.
+
+    Encoder -> task features H~ (relations) and H- (entities) (eq. 11) -> K rounds
+    of NER head, relation head, interaction layer and two GRU updaters, with
+    parameters shared across rounds -> final NER and relation predictions.
+
+    Args:
+        config: RINConfig. All hyper-parameters; `vocab_size` and `num_relations` must be set.
+        dtype: optional dtype policy for every sublayer (the heads' outputs stay float32).
+        **kwargs: other keyword arguments passed to `keras.Model`.
+
+    Call arguments:
+        inputs: `{"token_ids": int [batch, n]}`, 0 on padding.
+
+    Returns:
+        `{"entity_tags": [batch, n, 5] BIESO probabilities,
+          "relations": [batch, n, n, l] pair probabilities}`, float32.
+
+    Example:
+    >>> config = RINConfig(vocab_size=20, num_relations=3, word_dim=8, lstm_units=4, hidden_dim=8)
+    >>> model = RINModel(config)
+    >>> model({"token_ids": np.array([[2, 5, 7, 0]])})["relations"].shape
+    (1, 4, 4, 3)
+
+    Reference:
+        Sun et al., Recurrent Interaction Network for Jointly Extracting Entities
+        and Classifying Relations, EMNLP 2020.
+    """
+
+    def __init__(self, config: RINConfig, dtype=None, **kwargs):
+        if isinstance(config, dict):
+            config = RINConfig(**config)
+        if config.vocab_size < 3 or config.num_relations < 1:
+            raise ValueError("RINConfig.vocab_size and num_relations must be set before building.")
+        c = config
+
+        # === Layers ===
+        encoder = BiLSTMEncoder(
+            c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout, dtype=dtype, name="encoder"
+        )
+        if c.task_features:
+            relation_features = keras.layers.Dense(
+                c.hidden_dim, activation="relu", dtype=dtype, name="relation_features"
+            )
+            entity_features = keras.layers.Dense(
+                c.hidden_dim, activation="relu", dtype=dtype, name="entity_features"
+            )
+        ner_logits = keras.layers.Dense(len(TAGS), dtype=dtype, name="ner_head")
+        ner_softmax = keras.layers.Softmax(dtype="float32", name="entity_tags")
+        relation_head = PairwiseRelationHead(
+            c.num_relations, c.hidden_dim, dtype=dtype, name="relation_head"
+        )
+        uses_interaction = c.rounds > 0 and c.updater != "linear"
+        if uses_interaction:
+            interaction = InteractionLayer(
+                c.hidden_dim,
+                c.use_relation_input,
+                c.use_entity_input,
+                c.use_hidden_input,
+                dtype=dtype,
+                name="interaction",
+            )
+        if c.rounds:
+            relation_updater = GRUUpdater(c.updater, dtype=dtype, name="relation_updater")
+            entity_updater = GRUUpdater(c.updater, dtype=dtype, name="entity_updater")
+
+        # === Functional model ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        token_mask = ops.not_equal(token_ids, 0)
+        hidden = encoder(token_ids)
+        h_rel = relation_features(hidden) if c.task_features else hidden
+        h_ent = entity_features(hidden) if c.task_features else hidden
+        for _ in range(c.rounds):
+            signal = None
+            if uses_interaction:
+                signal = interaction(
+                    relation_head(h_rel, token_mask=token_mask),
+                    ner_softmax(ner_logits(h_ent)),
+                    hidden,
+                    token_mask=token_mask,
+                )
+            h_rel = relation_updater(h_rel, signal)
+            h_ent = entity_updater(h_ent, signal)
+        outputs = {
+            "entity_tags": ner_softmax(ner_logits(h_ent)),
+            "relations": relation_head(h_rel, token_mask=token_mask),
+        }
+        super().__init__(inputs={"token_ids": token_ids}, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.config = config
+
+    @property
+    def encoder(self) -> BiLSTMEncoder:
+        return self.get_layer("encoder")
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Configures training; `"auto"` gives the paper's setting.
+
+        Adam with the config's learning rate and gradient clipping, the masked
+        losses of eq. 14, and partial-match F1 on the relation output.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(self.config.learning_rate, clipnorm=self.config.clipnorm)
+        if loss == "auto":
+            loss = {"entity_tags": MaskedTagCrossEntropy(), "relations": MaskedPairwiseBinaryCrossEntropy()}
+        if metrics == "auto":
+            metrics = {"relations": [PartialMatchF1(self.config.threshold)]}
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        return {}
+
+    def compile_from_config(self, config):
+        """Recompiles with the "auto" settings on load (optimizer state is restored after)."""
+        self.compile()
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config), "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def build_rin(config: RINConfig, dtype=None) -> RINModel:
+    """Returns a compiled RIN model for `config` (see `RINModel`)."""
+    model = RINModel(config, dtype=dtype, name="rin")
+    model.compile()
+    return model

@@ -1,0 +1,266 @@
+"""Train RIN: `python -m rin_keras.train --dataset=webnlg`.
+
+The dev split selects the model (partial-match F1 after every epoch); the test
+split is only reported. Everything goes to --model_dir:
+
+    config.json, vocab/          what the model needs at inference
+    best.keras                   the best epoch on dev
+    backup/                      BackupAndRestore state: rerun the same command to resume
+    history.csv, dev_f1.png      per-epoch losses and dev scores, and their plot
+    logs/                        TensorBoard
+    results.json                 test P/R/F1 (partial, exact, text) and NER F1
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from rin_keras.config import DATASETS, UPDATERS, VARIANTS, RINConfig
+from rin_keras.data import embeddings, pipeline
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.evaluate import evaluate_split, format_table
+from rin_keras.model import build_rin
+
+FLAGS = flags.FLAGS
+_DEFAULTS = RINConfig()
+
+
+def define_flags():
+    """Defines the command-line flags (they mirror RINConfig one to one)."""
+    flags.DEFINE_enum("dataset", "webnlg", list(DATASETS), "Benchmark to train on.")
+    flags.DEFINE_enum("variant", "partial", list(VARIANTS), "partial: last-word entities (paper); exact: full phrases.")
+    flags.DEFINE_integer("rounds", None, "Interaction rounds K (dataset default when unset); 0 = BiLSTM_s.")
+    flags.DEFINE_enum("updater", _DEFAULTS.updater, list(UPDATERS), "Feature updater (gru = eqs. 4-7).")
+    flags.DEFINE_bool("use_relation_input", True, "Ablation: feed y^ to the interaction layer.")
+    flags.DEFINE_bool("use_entity_input", True, "Ablation: feed y- to the interaction layer.")
+    flags.DEFINE_bool("use_hidden_input", True, "Ablation: feed H to the interaction layer.")
+    flags.DEFINE_bool("task_features", True, "False: plain BiLSTM baseline (needs --rounds=0).")
+    flags.DEFINE_integer("batch_size", None, "Sentences per batch (dataset default when unset).")
+    flags.DEFINE_float("learning_rate", None, "Adam learning rate (dataset default when unset).")
+    flags.DEFINE_integer("epochs", None, "Maximum epochs (dataset default when unset).")
+    flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.")
+    flags.DEFINE_integer("max_length", _DEFAULTS.max_length, "Truncate sentences to this many tokens.")
+    flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
+    flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "BiLSTM units per direction.")
+    flags.DEFINE_integer("hidden_dim", _DEFAULTS.hidden_dim, "Size of the task and pair features.")
+    flags.DEFINE_string("encoder", "bilstm", "Sentence encoder (bilstm).")
+    flags.DEFINE_string(
+        "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
+    )
+    flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>_k<rounds>).")
+    flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
+    flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets (TFDS default).")
+    flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
+    flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
+    flags.DEFINE_enum(
+        "strategy", "default", ["default", "mirrored", "multi_worker_mirrored", "tpu"], "tf.distribute strategy."
+    )
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (pads batches to bucket edges).")
+    flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
+    flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).")
+
+
+def config_from_flags() -> RINConfig:
+    """Returns the RINConfig the flags describe (dataset defaults where a flag is unset)."""
+    overrides = {
+        name: FLAGS[name].value
+        for name in ("rounds", "batch_size", "learning_rate", "epochs")
+        if FLAGS[name].value is not None
+    }
+    if FLAGS.encoder != "bilstm":
+        raise app.UsageError(f"--encoder={FLAGS.encoder!r} is not available; use bilstm.")
+    return RINConfig.for_dataset(
+        FLAGS.dataset,
+        variant=FLAGS.variant,
+        updater=FLAGS.updater,
+        use_relation_input=FLAGS.use_relation_input,
+        use_entity_input=FLAGS.use_entity_input,
+        use_hidden_input=FLAGS.use_hidden_input,
+        task_features=FLAGS.task_features,
+        max_length=FLAGS.max_length,
+        word_dim=FLAGS.word_dim,
+        lstm_units=FLAGS.lstm_units,
+        hidden_dim=FLAGS.hidden_dim,
+        seed=FLAGS.seed,
+        **overrides,
+    )
+
+
+def get_strategy(name: str) -> tf.distribute.Strategy:
+    """Returns the tf.distribute strategy called `name`."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()
+
+
+class DevEvaluation(keras.callbacks.Callback):
+    """Scores the dev split after every epoch and adds `val_partial_f1` (and P/R) to the logs."""
+
+    def __init__(self, evaluate):
+        super().__init__()
+        self._evaluate = evaluate
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.time()
+        scores = self._evaluate(self.model)
+        for name in ("partial", "exact"):
+            for measure in ("precision", "recall", "f1"):
+                logs[f"val_{name}_{measure}"] = scores[name][measure]
+        print(
+            f"\nepoch {epoch + 1}: dev partial P {scores['partial']['precision']:.2f} "
+            f"R {scores['partial']['recall']:.2f} F1 {scores['partial']['f1']:.2f} "
+            f"(exact F1 {scores['exact']['f1']:.2f}; {time.time() - start:.1f}s)",
+            flush=True,
+        )
+
+
+def plot_history(history_csv: str, png: str) -> None:
+    """Plots dev partial F1 per epoch from the CSV log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(history_csv, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [float(r["val_partial_f1"]) for r in rows], marker="o", label="dev partial F1")
+    ax.plot(epochs, [float(r["val_exact_f1"]) for r in rows], marker=".", label="dev exact F1")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("F1 (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def word_vectors(config: RINConfig, corpus: pipeline.Corpus, vocab, source: str, cache_dir: str) -> np.ndarray | None:
+    """Returns the initial word vectors named by `source`, or None for random."""
+    if source == "random":
+        return None
+    if source == "word2vec":
+        sentences = [[t.decode("utf-8") for t in x["tokens"]] for x in corpus.examples("train")]
+        return embeddings.train_word2vec(sentences, vocab, config.word_dim, cache_dir, config.seed)
+    if not os.path.exists(source):
+        raise app.UsageError(f"--word_vectors: no file {source}.")
+    return embeddings.load_text_vectors(source, vocab, config.word_dim, config.seed)
+
+
+def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=None, word_vectors_source="word2vec",
+          patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
+          max_train_sentences=None) -> dict:
+    """Trains, selects on dev, scores test; returns the results written to results.json.
+
+    Args:
+        config: model and training hyper-parameters (vocab_size and num_relations are filled in).
+        model_dir: output folder; rerunning with the same folder resumes from the backup.
+        data_dir: manual folder of the published data.
+        tfds_data_dir: TFDS data folder.
+        word_vectors_source: `"word2vec"`, `"random"` or a text vectors file.
+        patience: early-stopping patience in epochs.
+        mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        strategy: tf.distribute strategy name.
+        jit_compile: XLA-compile the train step; batches are then padded to bucket edges.
+        bucketing: bucket train batches by length.
+        max_train_sentences: train on the first N sentences only.
+    """
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
+    os.makedirs(model_dir, exist_ok=True)
+    corpus = pipeline.Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
+    vocab_dir = os.path.join(model_dir, "vocab")
+    if os.path.exists(os.path.join(vocab_dir, "words.txt")):
+        vocab = Vocabulary.load(vocab_dir)  # Resuming: keep the ids the backup was trained with.
+    else:
+        vocab = corpus.build_vocabulary()
+        vocab.save(vocab_dir)
+    config = config.replace(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations)
+    config.save(os.path.join(model_dir, "config.json"))
+
+    train_data = pipeline.make_dataset(
+        corpus, "train", vocab, config.batch_size, training=True, max_length=config.max_length,
+        bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
+        pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences,
+    )
+    with get_strategy(strategy).scope():
+        model = build_rin(config)
+        if jit_compile:
+            model.compile(jit_compile=True)
+        vectors = word_vectors(config, corpus, vocab, word_vectors_source, os.path.join(model_dir, "..", ".cache"))
+        if vectors is not None:
+            model.encoder.set_word_vectors(vectors)
+    model.summary(print_fn=logging.info)
+
+    def dev_scores(m):
+        return evaluate_split(m, corpus, "validation", vocab, max_length=config.max_length, threshold=config.threshold)
+
+    history_csv = os.path.join(model_dir, "history.csv")
+    best_path = os.path.join(model_dir, "best.keras")
+    callbacks = [
+        DevEvaluation(dev_scores),
+        keras.callbacks.ModelCheckpoint(best_path, monitor="val_partial_f1", mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_partial_f1", mode="max", patience=patience),
+        keras.callbacks.CSVLogger(history_csv, append=True),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+    ]
+    start = time.time()
+    model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
+    train_seconds = time.time() - start
+    plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
+
+    best = keras.saving.load_model(best_path)
+    results = {
+        "dataset": corpus.name,
+        "config": config.__dict__,
+        "train_seconds": round(train_seconds, 1),
+        "best_epoch": _best_epoch(history_csv),
+        "validation": dev_scores(best),
+        "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold),
+    }
+    with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nTest scores of the best dev epoch ({results['best_epoch']}) on {corpus.name}:")
+    print(format_table(results["test"]))
+    return results
+
+
+def _best_epoch(history_csv: str) -> int:
+    with open(history_csv, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return 1 + int(max(rows, key=lambda r: float(r["val_partial_f1"]))["epoch"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config = config_from_flags()
+    model_dir = FLAGS.model_dir or os.path.join("runs", f"{config.dataset}_{config.variant}_k{config.rounds}")
+    train(
+        config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
+        word_vectors_source=FLAGS.word_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
+        strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
+        max_train_sentences=FLAGS.max_train_sentences,
+    )
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
