@@ -29,6 +29,6 @@ setuptools.setup(
     ],
     extras_require={
         "beam": ["apache-beam==2.77.*"],
-        "dev": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        "dev": ["pytest>=8.0", "dill>=0.3"],  # dill: tfds.testing needs it.
     },
 )

@@ -22,7 +22,7 @@ from rin_keras.decoding import decode_triples
 
 def predict_split(model, corpus: pipeline.Corpus, split: str, vocab, batch_size: int = 100, max_length: int = 100,
                   threshold: float = 0.5):
-    """Runs `model` over `split` in file order.
+    """Runs `model` over `split` in the stored order.
 
     Returns:
         (predicted triples per sentence, predicted tag ids per sentence).

@@ -212,6 +212,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         return evaluate_split(m, corpus, "validation", vocab, max_length=config.max_length, threshold=config.threshold)
 
     history_csv = os.path.join(model_dir, "history.csv")
+    backup_dir = os.path.join(model_dir, "backup")
+    if not os.path.exists(backup_dir) and os.path.exists(history_csv):
+        os.remove(history_csv)  # A finished earlier run: start its history afresh.
     best_path = os.path.join(model_dir, "best.keras")
     callbacks = [
         DevEvaluation(dev_scores),
@@ -219,7 +222,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         keras.callbacks.EarlyStopping(monitor="val_partial_f1", mode="max", patience=patience),
         keras.callbacks.CSVLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
-        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup")),
+        keras.callbacks.BackupAndRestore(backup_dir),
     ]
     start = time.time()
     model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")

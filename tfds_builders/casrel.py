@@ -89,6 +89,8 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     # Splits whose file may be absent: the split is then left out of the build.
     OPTIONAL_SPLITS: tuple[str, ...] = ()
+    # sha256 table of the published files, relative to the builder's folder.
+    CHECKSUMS_FILE = "checksums.tsv"
 
     def _builder_dir(self) -> str:
         return os.path.dirname(os.path.abspath(inspect.getfile(type(self))))
@@ -101,7 +103,7 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def expected_checksums(self) -> dict[str, tuple[int, str]]:
         """Returns {relative path: (size, sha256)} from the builder's checksums.tsv."""
         table = {}
-        with open(os.path.join(self._builder_dir(), "checksums.tsv"), encoding="utf-8") as f:
+        with open(os.path.join(self._builder_dir(), self.CHECKSUMS_FILE), encoding="utf-8") as f:
             for line in f:
                 if line.strip():
                     path, size, sha256 = line.rstrip("\n").split("\t")

@@ -87,7 +87,7 @@ class Corpus:
         return os.path.join(self.manual_dir, self.builder.builder_config.folder, casrel.SPLIT_FILES[split])
 
     def raw(self, split: str) -> tf.data.Dataset:
-        """Returns the TFDS examples of `split`, in file order.
+        """Returns the TFDS examples of `split`, in the stored order.
 
         Raises:
             FileNotFoundError: the split was not built because its file is missing.
@@ -100,7 +100,7 @@ class Corpus:
         return self.builder.as_dataset(split=split, shuffle_files=False)
 
     def examples(self, split: str) -> list[dict]:
-        """Returns the examples of `split` as NumPy dicts, in file order."""
+        """Returns the examples of `split` as NumPy dicts, in the stored order."""
         return list(tfds.as_numpy(self.raw(split)))
 
     def build_vocabulary(self) -> Vocabulary:
@@ -215,7 +215,7 @@ def make_dataset(
         vocab: the train-split vocabulary.
         batch_size: sentences per batch.
         training: shuffle (with `seed`) and bucket by length. Otherwise batches
-            keep the split's order, so outputs line up with `corpus.examples(split)`.
+            keep the stored order, so outputs line up with `corpus.examples(split)`.
         max_length: truncation length.
         bucket_boundaries: length bucket edges when training; None pads each
             batch to its longest sentence without bucketing.

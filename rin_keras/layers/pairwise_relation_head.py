@@ -1,5 +1,7 @@
 """PairwiseRelationHead: relation probabilities for every ordered word pair (eqs. 9-10)."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -13,9 +15,14 @@ class PairwiseRelationHead(keras.layers.Layer):
     per-word projections, so no `[n, n, 2d]` tensor is built. Probabilities are
     float32 under any dtype policy; cells touching padding are 0.
 
+    The output bias starts at logit(prior_probability): nearly every cell is
+    negative, and starting every cell at 0.5 floods the first steps with huge
+    false-positive gradients (the RetinaNet prior initialisation).
+
     Args:
         num_relations: int. The number of relation types `l`.
         hidden_dim: int. The size of the pair features m.
+        prior_probability: float. Initial probability of every cell.
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -35,10 +42,13 @@ class PairwiseRelationHead(keras.layers.Layer):
         and Classifying Relations, EMNLP 2020, eqs. 9-10.
     """
 
-    def __init__(self, num_relations, hidden_dim, **kwargs):
+    def __init__(self, num_relations, hidden_dim, prior_probability=0.01, **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 < prior_probability < 1.0:
+            raise ValueError(f"prior_probability must be in (0, 1), got {prior_probability}.")
         self.num_relations = num_relations
         self.hidden_dim = hidden_dim
+        self.prior_probability = prior_probability
 
     def build(self, inputs_shape, token_mask_shape=None):
         dim = inputs_shape[-1]
@@ -48,8 +58,11 @@ class PairwiseRelationHead(keras.layers.Layer):
         self.output_kernel = self.add_weight(
             name="output_kernel", shape=(self.hidden_dim, self.num_relations)
         )
+        prior_logit = math.log(self.prior_probability / (1.0 - self.prior_probability))
         self.output_bias = self.add_weight(
-            name="output_bias", shape=(self.num_relations,), initializer="zeros"
+            name="output_bias",
+            shape=(self.num_relations,),
+            initializer=keras.initializers.Constant(prior_logit),
         )
 
     def call(self, inputs, token_mask=None):
@@ -71,5 +84,11 @@ class PairwiseRelationHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_relations": self.num_relations, "hidden_dim": self.hidden_dim})
+        config.update(
+            {
+                "num_relations": self.num_relations,
+                "hidden_dim": self.hidden_dim,
+                "prior_probability": self.prior_probability,
+            }
+        )
         return config

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny configs, the dummy corpus, the shared data folder."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from rin_keras import RINConfig  # noqa: E402
+
+SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+
+
+def tiny_config(**overrides) -> RINConfig:
+    """A RINConfig small enough for unit tests."""
+    base = dict(vocab_size=20, num_relations=3, word_dim=6, lstm_units=4, hidden_dim=8, rounds=2, input_dropout=0.0)
+    return RINConfig(**{**base, **overrides})
+
+
+def random_token_ids(rng, lengths, width, vocab_size=20):
+    """Token ids [len(lengths), width] with real ids in [1, vocab) and 0 padding after each length."""
+    ids = rng.integers(1, vocab_size, size=(len(lengths), width)).astype("int32")
+    for i, n in enumerate(lengths):
+        ids[i, n:] = 0
+    return ids
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts and ends with the float32 policy."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")

@@ -1,0 +1,138 @@
+"""Each layer against a NumPy reference of its equation, padding invariance, serialization."""
+
+import keras
+import numpy as np
+import pytest
+
+from rin_keras.layers import BiLSTMEncoder, GRUUpdater, InteractionLayer, PairwiseRelationHead
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _relu(x):
+    return np.maximum(x, 0.0)
+
+
+def _max_rel_error(actual, expected):
+    return np.max(np.abs(actual - expected) / (np.abs(expected) + 1e-6))
+
+
+def _mask(lengths, width):
+    return np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+
+
+def test_pairwise_relation_head_matches_numpy(rng):
+    head = PairwiseRelationHead(num_relations=3, hidden_dim=5)
+    h = rng.normal(size=(2, 4, 6)).astype("float32")
+    mask = _mask([4, 2], 4)
+    out = keras.ops.convert_to_numpy(head(h, token_mask=mask))
+    ws, wo, b, wp, bp = (keras.ops.convert_to_numpy(w) for w in (
+        head.subject_kernel, head.object_kernel, head.pair_bias, head.output_kernel, head.output_bias))
+    expected = np.zeros((2, 4, 4, 3), "float32")
+    for k in range(2):
+        for i in range(4):
+            for j in range(4):
+                if mask[k, i] and mask[k, j]:
+                    m = _relu(np.concatenate([h[k, i], h[k, j]]) @ np.concatenate([ws, wo]) + b)
+                    expected[k, i, j] = _sigmoid(m @ wp + bp)
+    assert out.shape == (2, 4, 4, 3)
+    assert np.all(out[1, 2:] == 0) and np.all(out[1, :, 2:] == 0)
+    assert _max_rel_error(out[expected > 0], expected[expected > 0]) < 1e-5
+
+
+@pytest.mark.parametrize("flags", [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
+def test_interaction_layer_matches_numpy(rng, flags):
+    layer = InteractionLayer(7, *flags)
+    p = rng.uniform(size=(2, 4, 4, 3)).astype("float32")
+    y = rng.uniform(size=(2, 4, 5)).astype("float32")
+    h = rng.normal(size=(2, 4, 6)).astype("float32")
+    mask = _mask([4, 3], 4)
+    out = keras.ops.convert_to_numpy(layer(p, y, h, token_mask=mask))
+    w, b = keras.ops.convert_to_numpy(layer.kernel), keras.ops.convert_to_numpy(layer.bias)
+    masked_p = np.where(mask[:, None, :, None], p, -np.inf)  # padding never wins the max
+    parts = [masked_p.max(axis=2), y, h]
+    expected = _relu(np.concatenate([x for x, use in zip(parts, flags) if use], -1) @ w + b) * mask[..., None]
+    assert _max_rel_error(out, expected) < 1e-5
+
+
+def test_interaction_layer_needs_an_input():
+    with pytest.raises(ValueError, match="at least one"):
+        InteractionLayer(4, False, False, False)
+
+
+def test_gru_updater_matches_equations(rng):
+    layer = GRUUpdater("gru")
+    h = rng.normal(size=(2, 4, 5)).astype("float32")
+    x = rng.normal(size=(2, 4, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(layer(h, x))
+    w = {v.name: keras.ops.convert_to_numpy(v) for v in layer.weights}
+    hx = np.concatenate([h, x], -1)
+    z = _sigmoid(hx @ w["update_kernel"] + w["update_bias"])
+    u = _sigmoid(hx @ w["reset_kernel"] + w["reset_bias"])
+    cand = np.tanh(np.concatenate([u * h, x], -1) @ w["candidate_kernel"] + w["candidate_bias"])
+    assert _max_rel_error(out, (1 - z) * h + z * cand) < 1e-5
+
+
+def test_rnn_and_linear_updaters(rng):
+    h = rng.normal(size=(2, 4, 5)).astype("float32")
+    x = rng.normal(size=(2, 4, 3)).astype("float32")
+    rnn = GRUUpdater("rnn")
+    out = keras.ops.convert_to_numpy(rnn(h, x))
+    w = {v.name: keras.ops.convert_to_numpy(v) for v in rnn.weights}
+    expected = np.tanh(np.concatenate([h, x], -1) @ w["candidate_kernel"] + w["candidate_bias"])
+    assert _max_rel_error(out, expected) < 1e-5
+    linear = GRUUpdater("linear")
+    out = keras.ops.convert_to_numpy(linear(h))
+    w = {v.name: keras.ops.convert_to_numpy(v) for v in linear.weights}
+    assert _max_rel_error(out, h @ w["kernel"] + w["bias"]) < 1e-5
+    with pytest.raises(ValueError, match="mode"):
+        GRUUpdater("lstm")
+
+
+def test_encoder_padding_invariance(rng):
+    encoder = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.1)
+    ids = rng.integers(2, 20, size=(2, 5)).astype("int32")
+    padded = np.concatenate([ids, np.zeros((2, 3), "int32")], axis=1)
+    short = keras.ops.convert_to_numpy(encoder(ids))
+    long = keras.ops.convert_to_numpy(encoder(padded))
+    np.testing.assert_allclose(long[:, :5], short, atol=1e-6)
+    assert np.all(long[:, 5:] == 0)
+
+
+def test_head_and_interaction_padding_invariance(rng):
+    head = PairwiseRelationHead(3, 5)
+    layer = InteractionLayer(4)
+    h = rng.normal(size=(1, 3, 6)).astype("float32")
+    h_padded = np.concatenate([h, rng.normal(size=(1, 2, 6)).astype("float32")], axis=1)  # garbage in padding
+    results = []
+    for features, mask in ((h, _mask([3], 3)), (h_padded, _mask([3], 5))):
+        p = head(features, token_mask=mask)
+        y = np.full((1, features.shape[1], 5), 0.2, "float32")
+        results.append((keras.ops.convert_to_numpy(p), keras.ops.convert_to_numpy(layer(p, y, features, token_mask=mask))))
+    np.testing.assert_allclose(results[1][0][:, :3, :3], results[0][0], atol=1e-6)
+    np.testing.assert_allclose(results[1][1][:, :3], results[0][1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layer,args",
+    [
+        (PairwiseRelationHead(3, 5), ((2, 4, 6),)),
+        (InteractionLayer(4, use_entity_input=False), ((2, 4, 4, 3), (2, 4, 5), (2, 4, 6))),
+        (GRUUpdater("rnn"), ((2, 4, 5), (2, 4, 3))),
+        (BiLSTMEncoder(20, 6, 4), None),
+    ],
+)
+def test_layer_serialization_round_trip(rng, layer, args):
+    inputs = (
+        [rng.integers(0, 20, size=(2, 4)).astype("int32")]
+        if args is None
+        else [rng.uniform(size=s).astype("float32") for s in args]
+    )
+    expected = keras.ops.convert_to_numpy(layer(*inputs))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert restored.get_config() == layer.get_config()
+    restored(*inputs)
+    restored.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(*inputs)), expected, atol=1e-6)

@@ -1,0 +1,72 @@
+"""Losses over real tokens only, the Keras metric, and the scorers on hand-made cases."""
+
+import numpy as np
+import pytest
+
+from rin_keras import metrics
+from rin_keras.decoding import Triple, decode_triples, tags_to_spans
+from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
+
+B, I, E, S, O = range(5)
+
+
+def test_tag_loss_sums_real_tokens_and_averages_sentences(rng):
+    probs = rng.dirichlet(np.ones(5), size=(2, 3)).astype("float32")
+    tags = np.array([[0, 4, -1], [3, -1, -1]], "int32")
+    expected = (-np.log(probs[0, 0, 0]) - np.log(probs[0, 1, 4]) - np.log(probs[1, 0, 3])) / 2
+    assert float(MaskedTagCrossEntropy()(tags, probs)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_pair_loss_ignores_padded_cells(rng):
+    p = rng.uniform(0.05, 0.95, size=(1, 2, 2, 1)).astype("float32")
+    y = np.array([[[[1.0], [-1.0]], [[-1.0], [-1.0]]]], "float32")
+    assert float(MaskedPairwiseBinaryCrossEntropy()(y, p)) == pytest.approx(-np.log(p[0, 0, 0, 0]), rel=1e-5)
+
+
+def test_partial_match_metric_counts_cells():
+    metric = metrics.PartialMatchF1()
+    y_true = np.array([[[[1, 0], [0, -1]], [[1, -1], [-1, -1]]]], "float32")
+    y_pred = np.array([[[[0.9, 0.6], [0.1, 0.9]], [[0.2, 0.9], [0.9, 0.9]]]], "float32")
+    metric.update_state(y_true, y_pred)  # tp=1, predicted=2 (padding ignored), gold=2
+    assert float(metric.result()) == pytest.approx(0.5)
+
+
+def test_tags_to_spans():
+    assert tags_to_spans([S, O, B, I, E, B, E, I, E, O, S]) == [(0, 1), (2, 5), (5, 7), (10, 11)]
+    assert tags_to_spans([O, I, E, B, O]) == []
+
+
+def _triple(s, r, o, s_span=None, o_span=None):
+    return Triple(s, r, o, 1.0, s_span or (s, s + 1), o_span or (o, o + 1))
+
+
+def test_scorer_overlapping_and_multiword_triples():
+    tokens = [["New", "York", "is", "in", "USA", "and", "York", "too"]]
+    gold = [[_triple(1, 0, 4, (0, 2)), _triple(1, 1, 4, (0, 2)), _triple(6, 0, 4)]]
+    predicted = [[
+        _triple(1, 0, 4, (0, 2)),  # right
+        _triple(1, 1, 4, (1, 2)),  # same pair, second relation: head right, span wrong
+        _triple(6, 2, 4),  # same word twice in the sentence, wrong relation
+    ]]
+    scores = metrics.score_triples(gold, predicted, tokens, ["r0", "r1", "r2"])
+    assert (scores["partial"]["correct"], scores["partial"]["predicted"], scores["partial"]["gold"]) == (2, 3, 3)
+    assert scores["exact"]["correct"] == 1
+    # Text level: ("York", r0, "USA") of the third gold triple equals no predicted string triple.
+    assert scores["text"]["correct"] == 1 and scores["text"]["gold"] == 3
+
+
+def test_scorer_empty_predictions_and_empty_gold():
+    scores = metrics.score_triples([[_triple(0, 0, 1)], []], [[], []], [["a", "b"], []], ["r"])
+    assert scores["partial"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "correct": 0, "predicted": 0, "gold": 1}
+
+
+def test_decode_triples_threshold_and_spans():
+    tags = np.array([B, E, O, S, O])
+    probs = np.zeros((5, 5, 2), "float32")
+    probs[1, 3, 0] = 0.5
+    probs[3, 1, 1] = 0.49
+    probs[2, 4, 1] = 0.8  # heads without a tagged span
+    probs[4, 4, 0] = 0.9  # outside the length
+    triples = decode_triples(tags, probs, length=4)
+    assert triples == [Triple(1, 0, 3, 0.5, (0, 2), (3, 4))] or len(triples) == 2
+    assert {(t.subject_head, t.relation, t.object_head) for t in triples} == {(1, 0, 3)}

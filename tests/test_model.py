@@ -1,0 +1,97 @@
+"""The assembled RIN model: outputs, variants, saving, mixed precision, training."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import random_token_ids, tiny_config
+
+from rin_keras.model import RINModel, build_rin
+
+
+def _batch(rng, lengths=(5, 3), width=6, num_relations=3):
+    ids = random_token_ids(rng, lengths, width)
+    tags = rng.integers(0, 5, size=ids.shape).astype("int32")
+    relations = (rng.uniform(size=(len(lengths), width, width, num_relations)) < 0.1).astype("float32")
+    for i, n in enumerate(lengths):
+        tags[i, n:] = -1
+        relations[i, n:] = -1
+        relations[i, :, n:] = -1
+    return {"token_ids": ids}, {"entity_tags": tags, "relations": relations}
+
+
+def test_outputs_and_padding_invariance(rng):
+    model = build_rin(tiny_config())
+    ids = random_token_ids(rng, [4], 4)
+    padded = np.concatenate([ids, np.zeros((1, 3), "int32")], axis=1)
+    short, long = model({"token_ids": ids}), model({"token_ids": padded})
+    assert long["entity_tags"].shape == (1, 7, 5) and long["relations"].shape == (1, 7, 7, 3)
+    np.testing.assert_allclose(long["relations"][:, :4, :4], short["relations"], atol=1e-5)
+    np.testing.assert_allclose(long["entity_tags"][:, :4], short["entity_tags"], atol=1e-5)
+    assert np.all(keras.ops.convert_to_numpy(long["relations"])[:, 4:] == 0)
+
+
+@pytest.mark.parametrize(
+    "overrides,layers",
+    [
+        ({"rounds": 0}, {"relation_features"}),
+        ({"rounds": 0, "task_features": False}, set()),
+        ({"rounds": 1, "updater": "linear"}, {"relation_updater"}),
+        ({"rounds": 3, "updater": "rnn", "use_hidden_input": False}, {"interaction", "relation_updater"}),
+    ],
+)
+def test_variants_build(rng, overrides, layers):
+    model = build_rin(tiny_config(**overrides))
+    names = {layer.name for layer in model.layers}
+    assert layers <= names
+    if overrides.get("updater") == "linear" or overrides.get("rounds") == 0:
+        assert "interaction" not in names
+    out = model({"token_ids": random_token_ids(rng, [3], 3)})
+    assert out["relations"].shape == (1, 3, 3, 3)
+
+
+def test_parameters_are_shared_across_rounds():
+    counts = {k: build_rin(tiny_config(rounds=k)).count_params() for k in (1, 4)}
+    assert counts[1] == counts[4]
+
+
+def test_keras_save_and_load_give_identical_outputs(rng, tmp_path):
+    model = build_rin(tiny_config())
+    inputs, _ = _batch(rng)
+    path = tmp_path / "rin.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)  # no custom_objects
+    assert isinstance(restored, RINModel)
+    for key in ("entity_tags", "relations"):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(model(inputs)[key]), keras.ops.convert_to_numpy(restored(inputs)[key])
+        )
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_heads(rng, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_rin(tiny_config())
+    inputs, targets = _batch(rng)
+    outputs = model(inputs)
+    assert outputs["relations"].dtype == "float32" and outputs["entity_tags"].dtype == "float32"
+    assert model.get_layer("encoder").compute_dtype == policy.split("_")[1]
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    # float16 starts from a large loss scale that halves on every overflowing step.
+    history = model.fit(inputs, targets, epochs=30, batch_size=2, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_one_training_step_reduces_the_loss(rng):
+    model = build_rin(tiny_config())
+    inputs, targets = _batch(rng)
+    before = model.evaluate(inputs, targets, verbose=0, return_dict=True)["loss"]
+    model.train_on_batch(inputs, targets)
+    after = model.evaluate(inputs, targets, verbose=0, return_dict=True)["loss"]
+    assert after < before
+
+
+def test_config_must_name_vocabulary_and_relations():
+    with pytest.raises(ValueError, match="vocab_size"):
+        RINModel(tiny_config(vocab_size=0))

@@ -1,0 +1,98 @@
+"""The tf.data pipeline on the dummy corpus: encoding, bucketing, targets, bad input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rin_keras.data import pipeline
+from rin_keras.data.vocab import PAD, UNK, Vocabulary
+from tfds_builders import testing
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    with testing.dummy_checksums("webnlg"):
+        yield pipeline.Corpus.prepare(
+            "webnlg", "exact", str(tmp_path_factory.mktemp("tfds")), testing.dummy_dir("webnlg")
+        )
+
+
+def test_bieso_tags():
+    tags = pipeline.bieso_tags(tf.constant([0, 3, 7]), tf.constant([1, 6, 9]), tf.constant(10)).numpy()
+    assert "".join(pipeline.TAGS[t] for t in tags) == "SOOBIEOBEO"
+
+
+def test_dense_relation_targets():
+    relations = tf.constant([[[0, 1, 2], [0, 1, 2], [-1, -1, -1]], [[1, 0, 0], [-1, -1, -1], [-1, -1, -1]]])
+    dense = pipeline.dense_relation_targets(relations, tf.constant([3, 2]), tf.constant(3), 3).numpy()
+    assert dense.shape == (2, 3, 3, 3)
+    assert dense[0, 0, 1, 2] == 1 and dense[1, 1, 0, 0] == 1  # a triple listed twice is one cell
+    assert (dense == 1).sum() == 2
+    assert np.all(dense[1, 2] == -1) and np.all(dense[1, :, 2] == -1) and np.all(dense[0] >= 0)
+
+
+def test_vocabulary_from_train_only_and_round_trip(corpus, tmp_path):
+    vocab = corpus.build_vocabulary()
+    assert vocab.words[:2] == [PAD, UNK] and "Italy" in vocab.words
+    assert "Athens" not in vocab.words  # a test-split word
+    assert vocab.num_relations == 216
+    vocab.save(str(tmp_path))
+    restored = Vocabulary.load(str(tmp_path))
+    assert restored.words == vocab.words and restored.relations == vocab.relations
+    ids = vocab.word_lookup()(tf.constant(["Italy", "Athens"])).numpy()
+    assert ids[0] == vocab.words.index("Italy") and ids[1] == 1
+
+
+def test_make_dataset_feeds_fit_shapes(corpus):
+    vocab = corpus.build_vocabulary()
+    batches = list(pipeline.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1))
+    assert sum(int(x["token_ids"].shape[0]) for x, _ in batches) == 6
+    for inputs, targets in batches:
+        n = inputs["token_ids"].shape[1]
+        assert targets["entity_tags"].shape == inputs["token_ids"].shape
+        assert targets["relations"].shape[1:] == (n, n, 216)
+        real = inputs["token_ids"].numpy() != 0
+        assert np.array_equal(targets["entity_tags"].numpy() >= 0, real)
+
+
+def test_eval_order_and_targets_match_the_examples(corpus):
+    vocab = corpus.build_vocabulary()
+    (inputs, targets), *_ = pipeline.make_dataset(corpus, "train", vocab, batch_size=6)
+    sentences = [[t.decode() for t in x["tokens"]] for x in corpus.examples("train")]
+    index = next(i for i, tokens in enumerate(sentences) if "Mattarella" in tokens)
+    tokens = sentences[index]
+    tags = "".join(pipeline.TAGS[t] for t in targets["entity_tags"].numpy()[index][: len(tokens)])
+    assert tags[tokens.index("Sergio") : tokens.index("Mattarella") + 1] == "BE"
+    rel = targets["relations"].numpy()[index]
+    leader = vocab.relations.index("leaderName")
+    assert rel[tokens.index("Italy"), tokens.index("Mattarella"), leader] == 1
+    assert (rel == 1).sum() == 2
+
+
+def test_truncation_drops_triples_and_counts(corpus, caplog):
+    vocab = corpus.build_vocabulary()
+    with caplog.at_level("WARNING"):
+        batches = list(pipeline.make_dataset(corpus, "train", vocab, batch_size=6, max_length=5))
+    assert "dropped" in caplog.text
+    inputs, targets = batches[0]
+    assert inputs["token_ids"].shape[1] == 5
+    sentences = [[t.decode() for t in x["tokens"]] for x in corpus.examples("train")]
+    index = next(i for i, tokens in enumerate(sentences) if "Mattarella" in tokens)
+    # "Rome is the capital of Italy ...": Italy is token 5, so both triples fall outside.
+    assert (targets["relations"].numpy()[index] == 1).sum() == 0
+
+
+def test_empty_sentence_is_kept_for_evaluation_and_dropped_for_training(corpus):
+    vocab = corpus.build_vocabulary()
+    (inputs, _), = list(pipeline.make_dataset(corpus, "test", vocab, batch_size=4))
+    lengths = sorted((inputs["token_ids"].numpy() != 0).sum(axis=1))
+    assert lengths[0] == 0 and lengths[1] > 0  # the empty sentence is there, all padding
+    train = list(pipeline.make_dataset(corpus, "test", vocab, batch_size=4, training=True))
+    assert sum(int(x["token_ids"].shape[0]) for x, _ in train) == 1
+
+
+def test_missing_split_names_the_file(tmp_path):
+    with testing.dummy_checksums("nyt"):
+        corpus = pipeline.Corpus.prepare("nyt", "partial", str(tmp_path), testing.dummy_dir("nyt"))
+    with pytest.raises(FileNotFoundError, match="nyt_star/train_triples.json"):
+        corpus.raw("train")

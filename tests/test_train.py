@@ -1,0 +1,90 @@
+"""The training CLI end to end on the dummy corpus: outputs, resume, and the real-data builders."""
+
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+from absl.testing import flagsaver
+
+from rin_keras import RINConfig, train
+from tfds_builders import testing
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(word_dim=8, lstm_units=4, hidden_dim=8, rounds=1, batch_size=4, epochs=1)
+
+
+def _train(model_dir, tfds_dir, **overrides):
+    config = RINConfig.for_dataset("webnlg", variant="exact", **{**TINY, **overrides})
+    with testing.dummy_checksums("webnlg"):
+        return train.train(
+            config, str(model_dir), data_dir=testing.dummy_dir("webnlg"), tfds_data_dir=str(tfds_dir)
+        )
+
+
+def test_one_epoch_writes_every_output(tmp_path):
+    results = _train(tmp_path / "run", tmp_path / "tfds")
+    for name in ("best.keras", "config.json", "vocab/words.txt", "history.csv", "dev_f1.png", "results.json"):
+        assert os.path.exists(tmp_path / "run" / name), name
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["test"]["partial"]["gold"] == results["test"]["partial"]["gold"] == 2
+    assert set(saved["test"]) >= {"partial", "exact", "text", "ner"}
+    assert saved["best_epoch"] == 1
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_rerun_resumes_from_the_backup(tmp_path):
+    evaluate = train.DevEvaluation.on_epoch_end
+
+    def die_in_third_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise _Killed()  # before the epoch's backup, as a kill -9 would
+        evaluate(self, epoch, logs)
+
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+        with pytest.raises(_Killed):
+            _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
+    assert os.path.isdir(tmp_path / "run" / "backup")
+    _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
+    with open(tmp_path / "run" / "history.csv") as f:
+        epochs = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]  # resumed at epoch 3; epochs 1-2 were not repeated
+    assert not os.path.exists(tmp_path / "run" / "backup")
+
+
+def test_cli_rejects_bad_flags():
+    result = subprocess.run(
+        [sys.executable, "-m", "rin_keras.train", "--dataset=webnlg", "--encoder=gpt"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0 and "--encoder" in result.stderr
+
+
+def test_cli_flags_mirror_the_config():
+    train.define_flags() if "dataset" not in train.FLAGS else None
+    train.FLAGS(["prog"])
+    with flagsaver.flagsaver(rounds=5, updater="rnn", use_entity_input=False, batch_size=7):
+        config = train.config_from_flags()
+    assert (config.rounds, config.updater, config.use_entity_input, config.batch_size) == (5, "rnn", False, 7)
+    assert config.learning_rate == 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(testing.casrel.default_manual_dir()), reason="needs ../shared/data")
+@pytest.mark.parametrize(
+    "variant,triples,relations", [("partial", (11776, 1118, 1591), 171), ("exact", (11313, 1224, 1607), 216)]
+)
+def test_real_webnlg_build(tmp_path_factory, variant, triples, relations):
+    from rin_keras.data import pipeline
+
+    corpus = pipeline.Corpus.prepare("webnlg", variant, str(tmp_path_factory.mktemp("tfds")))
+    splits = corpus.builder.info.splits
+    assert [splits[s].num_examples for s in ("train", "validation", "test")] == [5019, 500, 703]
+    counted = [sum(len(x["triples"]["relation"]) for x in corpus.examples(s)) for s in ("train", "validation", "test")]
+    assert tuple(counted) == triples
+    assert len(corpus.relation_names) == relations
