@@ -42,7 +42,7 @@ class PairwiseRelationHead(keras.layers.Layer):
         and Classifying Relations, EMNLP 2020, eqs. 9-10.
     """
 
-    def __init__(self, num_relations, hidden_dim, prior_probability=0.01, **kwargs):
+    def __init__(self, num_relations, hidden_dim, prior_probability=1e-4, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < prior_probability < 1.0:
             raise ValueError(f"prior_probability must be in (0, 1), got {prior_probability}.")

@@ -1,0 +1,66 @@
+"""Training throughput: sentences/s of model.fit steps on WebNLG train, and peak RSS.
+
+    python benchmarks/train_throughput.py --rounds=3 --batch_size=50 --steps=40
+
+The warm-up steps (tracing, cache filling) are excluded from the rate.
+"""
+
+import resource
+import time
+
+import keras
+from absl import app, flags
+
+from rin_keras import RINConfig
+from rin_keras.data import pipeline
+from rin_keras.model import build_rin
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
+flags.DEFINE_integer("batch_size", 50, "Batch size.")
+flags.DEFINE_integer("steps", 40, "Timed steps.")
+flags.DEFINE_integer("warmup", 10, "Untimed steps first.")
+flags.DEFINE_bool("bucketing", True, "Bucket batches by length.")
+flags.DEFINE_bool("jit_compile", False, "XLA (batches padded to bucket edges).")
+flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Dtype policy.")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
+
+
+def main(argv):
+    del argv
+    keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    corpus = pipeline.Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir)
+    vocab = corpus.build_vocabulary()
+    config = RINConfig.for_dataset(
+        "webnlg", rounds=FLAGS.rounds, batch_size=FLAGS.batch_size,
+        vocab_size=vocab.vocab_size, num_relations=vocab.num_relations,
+    )
+    dataset = pipeline.make_dataset(
+        corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
+        bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
+        pad_to_bucket_boundary=FLAGS.jit_compile,
+    ).repeat()
+    model = build_rin(config)
+    if FLAGS.jit_compile:
+        model.compile(jit_compile=True)
+    batches = iter(dataset)
+    for _ in range(FLAGS.warmup):
+        model.train_on_batch(*next(batches))
+    sentences = 0
+    start = time.perf_counter()
+    for _ in range(FLAGS.steps):
+        inputs, targets = next(batches)
+        model.train_on_batch(inputs, targets)
+        sentences += int(inputs["token_ids"].shape[0])
+    seconds = time.perf_counter() - start
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"K={FLAGS.rounds} batch={FLAGS.batch_size} bucketing={FLAGS.bucketing} jit={FLAGS.jit_compile} "
+        f"policy={FLAGS.mixed_precision}: {FLAGS.steps} steps in {seconds:.1f}s = "
+        f"{sentences / seconds:.1f} sentences/s ({1000 * seconds / FLAGS.steps:.0f} ms/step), "
+        f"peak RSS {peak_gib:.2f} GiB; params {model.count_params():,}"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
