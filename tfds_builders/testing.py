@@ -4,6 +4,8 @@ import contextlib
 import os
 from unittest import mock
 
+import tensorflow_datasets as tfds
+
 from tfds_builders import casrel
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -21,3 +23,25 @@ def dummy_checksums(dataset: str):
         casrel.CasRelBuilder, "CHECKSUMS_FILE", os.path.join(dummy_dir(dataset), "checksums.tsv")
     ):
         yield
+
+
+class DummyDataTestCase(tfds.testing.DatasetBuilderTestCase):
+    """DatasetBuilderTestCase whose builder checks the dummy data's own sha256 table.
+
+    Subclasses set DATASET_CLASS, SPLITS and DUMMY_DATASET ("webnlg" or "nyt").
+    Refer to it as `testing.DummyDataTestCase` so that pytest does not collect it.
+    """
+
+    DUMMY_DATASET = ""
+    SKIP_CHECKSUMS = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls._checksums = dummy_checksums(cls.DUMMY_DATASET)
+        cls._checksums.__enter__()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls._checksums.__exit__(None, None, None)
