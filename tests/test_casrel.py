@@ -1,0 +1,57 @@
+"""The CasRel reader: entity location, bad records, missing and corrupt files."""
+
+import json
+import shutil
+
+import pytest
+import tensorflow_datasets as tfds
+
+from tfds_builders import casrel, testing
+
+
+def test_first_occurrence_is_taken_and_unfound_triples_dropped():
+    record = {"text": "A B A C", "triple_list": [["A", "r", "C"], ["A B", "r", "Z"]]}
+    example, counts = casrel._to_example(record, {"r"}, "train_7")
+    assert example["triples"] == [{"subject": {"start": 0, "end": 1, "head": 0}, "relation": "r",
+                                   "object": {"start": 3, "end": 4, "head": 3}}]
+    assert (counts["ambiguous"], counts["not_found"], counts["triples"]) == (1, 1, 1)
+
+
+def test_unknown_relation_names_the_example():
+    with pytest.raises(ValueError, match="train_7.*'nope'"):
+        casrel._to_example({"text": "a b", "triple_list": [["a", "nope", "b"]]}, {"r"}, "train_7")
+
+
+def test_parse_relation_names_reads_both_layouts():
+    assert casrel.parse_relation_names([{"0": "x", "1": "y"}, {"x": 0, "y": 1}]) == ["x", "y"]
+    assert casrel.parse_relation_names([{"y": 1, "x": 0}]) == ["x", "y"]
+    with pytest.raises(ValueError):
+        casrel.parse_relation_names([{"x": 0, "y": 2}])
+
+
+@pytest.fixture
+def manual_copy(tmp_path):
+    target = tmp_path / "manual"
+    shutil.copytree(testing.dummy_dir("webnlg"), target)
+    return target
+
+
+def _build(manual_dir, data_dir):
+    builder = tfds.builder("webnlg/partial", data_dir=str(data_dir))
+    with testing.dummy_checksums("webnlg"):
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+
+
+def test_missing_file_is_named(manual_copy, tmp_path):
+    (manual_copy / "webnlg_star" / "train_triples.json").unlink()
+    with pytest.raises(FileNotFoundError, match="webnlg_star/train_triples.json"):
+        _build(manual_copy, tmp_path / "tfds")
+
+
+def test_corrupt_file_is_named(manual_copy, tmp_path):
+    path = manual_copy / "webnlg_star" / "val_triples.json"
+    records = json.loads(path.read_text())
+    records[0]["text"] += " !"
+    path.write_text(json.dumps(records))
+    with pytest.raises(ValueError, match="Corrupt .*val_triples.json"):
+        _build(manual_copy, tmp_path / "tfds")
