@@ -9,7 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*"]),
+    packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*", "serving*"]),
     package_data={
         "tfds_builders": ["*/*.txt", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/*/*.json"],
     },

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from rin_keras.config import RINConfig  # noqa: E402
+from rin_keras.model import RINModel, build_rin  # noqa: E402  (registers the layers for loading)
 
 __version__ = "0.1.0"
-__all__ = ["RINConfig"]
+__all__ = ["RINConfig", "RINModel", "build_rin"]

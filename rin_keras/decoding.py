@@ -30,6 +30,16 @@ class Triple:
     subject_span: tuple[int, int] | None
     object_span: tuple[int, int] | None
 
+    @property
+    def subject_extent(self) -> tuple[int, int]:
+        """The subject's tagged span, else its head word alone."""
+        return self.subject_span or (self.subject_head, self.subject_head + 1)
+
+    @property
+    def object_extent(self) -> tuple[int, int]:
+        """The object's tagged span, else its head word alone."""
+        return self.object_span or (self.object_head, self.object_head + 1)
+
 
 def tags_to_spans(tag_ids) -> list[tuple[int, int]]:
     """Returns `[start, end)` spans of a BIESO tag sequence: S, or B I* E; broken spans are dropped."""
@@ -70,12 +80,12 @@ def decode_triples(tag_probs, relation_probs, length: int, threshold: float = 0.
 
 def triple_strings(triples: list[Triple], tokens: list[str], relation_names: list[str]):
     """Returns `(subject, relation, object)` strings; an entity without a span is its head word."""
-
-    def text(head, span):
-        start, end = span if span else (head, head + 1)
-        return " ".join(tokens[start:end])
-
     return [
-        (text(t.subject_head, t.subject_span), relation_names[t.relation], text(t.object_head, t.object_span))
+        (span_text(tokens, t.subject_extent), relation_names[t.relation], span_text(tokens, t.object_extent))
         for t in triples
     ]
+
+
+def span_text(tokens: list[str], span: tuple[int, int]) -> str:
+    """Returns the tokens of `[start, end)` joined by spaces."""
+    return " ".join(tokens[span[0]:span[1]])

@@ -1,0 +1,241 @@
+"""SavedModel export for TF Serving: raw sentences in, triples out, all in-graph.
+
+    python -m rin_keras.export --model_dir=runs/webnlg --export_dir=serving_models/rin --version=1
+
+writes `serving_models/rin/1/` (TF Serving's `<base>/<version>/` layout) with:
+
+- `serving_default`: `sentences` tf.string [batch] -> triples (see `OUTPUTS`).
+  Tokenisation (ASCII whitespace, as `rin_keras.predict.tokenize`), vocabulary
+  lookup, the model, BIESO span decoding and thresholding all run in the graph.
+- `serve_tokens`: `tokens` tf.string [batch, n], pre-tokenised, "" as padding.
+- `assets.extra/tf_serving_warmup_requests`: warm-up requests TF Serving replays
+  on load.
+
+A version folder is written under a temporary name and renamed when complete,
+so a server polling the base path never sees half an export.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.decoding import TAGS
+
+OUTPUTS = {
+    "subjects": "tf.string [batch, max_triples]: subject text ('' past num_triples)",
+    "relations": "tf.string [batch, max_triples]: relation name",
+    "objects": "tf.string [batch, max_triples]: object text",
+    "scores": "tf.float32 [batch, max_triples]: pair probability",
+    "subject_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) token indices",
+    "object_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) token indices",
+    "num_triples": "tf.int32 [batch]: triples per sentence",
+    "num_tokens": "tf.int32 [batch]: tokens read (after truncation)",
+    "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
+}
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_SENTENCES = (
+    "Alan Bean was born in Wheeler , Texas .",
+    "The Acharya Institute of Technology is located in Bangalore , India .",
+)
+_B, _I, _E, _S, _O = range(len(TAGS))
+
+
+class TripleGraph:
+    """The in-graph path from tokens to padded triple tensors.
+
+    Args:
+        model: a trained RINModel.
+        vocab: its vocabulary.
+        max_length: tokens kept per sentence.
+        threshold: pair probability at which a cell is a triple.
+    """
+
+    def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float):
+        self.model = model
+        self.lookup = vocab.word_lookup()
+        self.lookup(tf.constant([""]))  # Builds the layer, which export requires.
+        self.relation_names = tf.constant(vocab.relations)
+        self.max_length = max_length
+        self.threshold = threshold
+
+    def from_sentences(self, sentences: tf.Tensor) -> dict:
+        """Triples of raw sentences, tf.string [batch]."""
+        clean = tf.strings.unicode_transcode(
+            sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        return self.from_tokens(tf.strings.split(clean))
+
+    def from_padded_tokens(self, tokens: tf.Tensor) -> dict:
+        """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding."""
+        return self.from_tokens(tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, "")))
+
+    def from_tokens(self, tokens: tf.RaggedTensor) -> dict:
+        """Triples of a ragged [batch, (n)] batch of tokens."""
+        batch = tokens.nrows(out_type=tf.int32)
+        truncated = tokens.row_lengths() > self.max_length
+        tokens = tokens[:, : self.max_length]
+        lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        width = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), 1)
+        words = tokens.to_tensor(default_value="", shape=tf.stack([batch, width]))
+        mask = tf.sequence_mask(lengths, width)
+        # A real token spelled like the padding token reads as unknown, not as padding.
+        token_ids = tf.where(mask, tf.maximum(tf.cast(self.lookup(words), tf.int32), 1), 0)
+        outputs = self.model({"token_ids": token_ids}, training=False)
+        probs = tf.cast(outputs["relations"], tf.float32)
+        starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
+
+        pair_mask = mask[:, :, None] & mask[:, None, :]
+        cells = tf.cast(tf.where((probs >= self.threshold) & pair_mask[..., None]), tf.int32)
+        rows, subjects, objects, relations = tf.unstack(cells, num=4, axis=1)
+        subject_spans = tf.stack([tf.gather_nd(starts, tf.stack([rows, subjects], 1)), subjects + 1], 1)
+        object_spans = tf.stack([tf.gather_nd(starts, tf.stack([rows, objects], 1)), objects + 1], 1)
+
+        def per_sentence(values, default):
+            ragged = tf.RaggedTensor.from_value_rowids(values, rows, nrows=batch)
+            return ragged.to_tensor(default_value=default)
+
+        return {
+            "subjects": per_sentence(self._span_text(words, rows, subject_spans), ""),
+            "relations": per_sentence(tf.gather(self.relation_names, relations), ""),
+            "objects": per_sentence(self._span_text(words, rows, object_spans), ""),
+            "scores": per_sentence(tf.gather_nd(probs, cells), 0.0),
+            "subject_spans": per_sentence(subject_spans, 0),
+            "object_spans": per_sentence(object_spans, 0),
+            "num_triples": tf.math.bincount(rows, minlength=batch, maxlength=batch, dtype=tf.int32),
+            "num_tokens": lengths,
+            "truncated": truncated,
+        }
+
+    @staticmethod
+    def _span_starts(tag_ids: tf.Tensor) -> tf.Tensor:
+        """Start of the entity ending at each word (the word itself if none), as `tags_to_spans`.
+
+        A span ends at an S, or at an E whose nearest earlier non-I tag is a B.
+        """
+        positions = tf.range(tf.shape(tag_ids)[1])
+        non_inside = tf.where(tag_ids != _I, positions[None, :], -1)
+        earlier = positions[None, :] < positions[:, None]
+        previous = tf.reduce_max(tf.where(earlier[None], non_inside[:, None, :], -1), axis=-1)
+        previous_tag = tf.gather(tag_ids, tf.maximum(previous, 0), batch_dims=1)
+        closes_b = (tag_ids == _E) & (previous >= 0) & (previous_tag == _B)
+        return tf.where(closes_b, previous, positions[None, :])
+
+    @staticmethod
+    def _span_text(words: tf.Tensor, rows: tf.Tensor, spans: tf.Tensor) -> tf.Tensor:
+        positions = tf.range(tf.shape(words)[1])
+        inside = (positions[None, :] >= spans[:, :1]) & (positions[None, :] < spans[:, 1:])
+        picked = tf.ragged.boolean_mask(tf.gather(words, rows), inside)
+        return tf.strings.reduce_join(picked, axis=-1, separator=" ")
+
+
+def export_saved_model(model, vocab: Vocabulary, path: str, max_length: int = 100, threshold: float = 0.5,
+                       model_name: str = "rin") -> str:
+    """Writes the serving SavedModel of `model` to `path` (which must not exist).
+
+    Returns:
+        `path`.
+    """
+    graph = TripleGraph(model, vocab, max_length, threshold)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(graph.lookup)
+    archive.add_endpoint(
+        "serving_default",
+        graph.from_sentences,
+        input_signature=[tf.TensorSpec([None], tf.string, name="sentences")],
+    )
+    archive.add_endpoint(
+        "serve_tokens",
+        graph.from_padded_tokens,
+        input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")],
+    )
+    archive.write_out(path, verbose=False)
+    _write_warmup_requests(path, model_name)
+    return path
+
+
+def _write_warmup_requests(path: str, model_name: str) -> None:
+    """Writes a PredictionLog of one request per signature, which TF Serving replays on load."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    os.makedirs(os.path.dirname(os.path.join(path, WARMUP_FILE)), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(path, WARMUP_FILE)) as writer:
+        for signature, name, value in (
+            ("serving_default", "sentences", list(WARMUP_SENTENCES)),
+            ("serve_tokens", "tokens", [s.split() for s in WARMUP_SENTENCES[:1]]),
+        ):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            )
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def versions(base: str) -> list[int]:
+    """Returns the version numbers under a TF Serving base path, ascending."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
+
+
+def export_version(model, vocab: Vocabulary, base: str, version: int | None = None, **kwargs) -> str:
+    """Exports into `<base>/<version>/` atomically; version defaults to the newest + 1.
+
+    Raises:
+        FileExistsError: that version already exists.
+
+    Returns:
+        the version folder.
+    """
+    version = version if version is not None else (versions(base) or [0])[-1] + 1
+    final = os.path.join(base, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} exists; pick another --version or remove it.")
+    temporary = os.path.join(base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        export_saved_model(model, vocab, temporary, **kwargs)
+        os.rename(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    logging.info("Exported %s", final)
+    return final
+
+
+def main(argv):
+    del argv
+    from absl import flags
+
+    from rin_keras.predict import Extractor
+
+    FLAGS = flags.FLAGS
+    extractor = Extractor.from_model_dir(FLAGS.model_dir)
+    path = export_version(
+        extractor.model,
+        extractor.vocab,
+        FLAGS.export_dir,
+        FLAGS.version,
+        max_length=FLAGS.max_length or extractor.max_length,
+        threshold=extractor.threshold,
+        model_name=FLAGS.model_name,
+    )
+    print(path)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("model_dir", None, "Training output folder (best.keras, config.json, vocab/).")
+    flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
+    flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).")
+    flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).")
+    flags.DEFINE_string("model_name", "rin", "Model name in the warm-up requests (TF Serving --model_name).")
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)

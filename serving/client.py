@@ -1,0 +1,140 @@
+"""Clients for a rin-keras model behind TF Serving (or `serving.server`), over gRPC and REST.
+
+Both return what `rin_keras.predict.Extractor.predict` returns: per sentence, a
+list of `{"subject", "relation", "object", "score", "subject_span", "object_span"}`.
+
+    python -m serving.client "Alan Bean was born in Wheeler , Texas ."
+    python -m serving.client --protocol=rest --port=8501 < sentences.txt
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from rin_keras.predict import tokenize, triples_from_outputs
+
+
+class GrpcClient:
+    """`PredictionService` client.
+
+    Args:
+        target: `host:port` of the gRPC endpoint.
+        model_name: the served model's name.
+        signature_name: `serving_default` (raw sentences) or `serve_tokens`.
+        timeout: seconds per call.
+    """
+
+    def __init__(self, target: str = "localhost:8500", model_name: str = "rin",
+                 signature_name: str = "serving_default", timeout: float = 10.0):
+        self.model_name = model_name
+        self.signature_name = signature_name
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 256 << 20)])
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def predict_raw(self, inputs: dict) -> dict:
+        """Sends `inputs` (name -> strings) and returns the output arrays.
+
+        Raises:
+            grpc.RpcError: the server's error status (e.g. INVALID_ARGUMENT).
+        """
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = self.signature_name
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.string))
+        response = self._stub.Predict(request, timeout=self.timeout)
+        return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+    def predict(self, sentences: list[str]) -> list[list[dict]]:
+        """Returns the triples of each sentence (or, with `serve_tokens`, each token list)."""
+        name = "tokens" if self.signature_name == "serve_tokens" else "sentences"
+        return triples_from_outputs(self.predict_raw({name: _as_input(sentences, name)}))
+
+    def signature_defs(self) -> dict:
+        """Returns the served model's SignatureDefs by name."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = self.model_name
+        response = self._stub.GetModelMetadata(request, timeout=self.timeout)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return dict(signature_map.signature_def)
+
+    def close(self):
+        self._channel.close()
+
+
+class RestClient:
+    """TF Serving REST predict client (row format).
+
+    Args:
+        url: base URL of the REST endpoint.
+        model_name: the served model's name.
+        signature_name: `serving_default` or `serve_tokens`.
+        timeout: seconds per call.
+    """
+
+    def __init__(self, url: str = "http://localhost:8501", model_name: str = "rin",
+                 signature_name: str = "serving_default", timeout: float = 10.0):
+        self.endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
+        self.signature_name = signature_name
+        self.timeout = timeout
+
+    def predict(self, sentences: list) -> list[list[dict]]:
+        """Returns the triples of each sentence.
+
+        Raises:
+            RuntimeError: the server answered with an error; its message is kept.
+        """
+        name = "tokens" if self.signature_name == "serve_tokens" else "sentences"
+        body = {"signature_name": self.signature_name, "inputs": {name: _as_input(sentences, name)}}
+        request = urllib.request.Request(
+            self.endpoint, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                outputs = json.load(response)["outputs"]
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"HTTP {error.code}: {error.read().decode('utf-8', 'replace')}") from error
+        return triples_from_outputs(outputs)
+
+
+def _as_input(sentences: list, name: str) -> list:
+    """Pads token lists with "" for `serve_tokens`; sentences pass through."""
+    if name != "tokens":
+        return list(sentences)
+    width = max([len(tokens) for tokens in sentences] + [1])
+    return [list(tokens) + [""] * (width - len(tokens)) for tokens in sentences]
+
+
+def main(argv):
+    from absl import flags
+
+    FLAGS = flags.FLAGS
+    sentences = argv[1:] or [line.rstrip("\n") for line in sys.stdin]
+    inputs = [tokenize(s) for s in sentences] if FLAGS.signature_name == "serve_tokens" else sentences
+    if FLAGS.protocol == "grpc":
+        client = GrpcClient(f"{FLAGS.host}:{FLAGS.port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
+    else:
+        client = RestClient(f"http://{FLAGS.host}:{FLAGS.port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
+    for sentence, triples in zip(sentences, client.predict(inputs)):
+        print(json.dumps({"sentence": sentence, "triples": triples}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "gRPC (port 8500) or REST (port 8501).")
+    flags.DEFINE_string("host", "localhost", "Server host.")
+    flags.DEFINE_integer("port", 8500, "Server port.")
+    flags.DEFINE_string("model_name", "rin", "Served model name.")
+    flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
+    flags.DEFINE_float("timeout", 10.0, "Seconds per request.")
+    app.run(main)

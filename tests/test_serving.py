@@ -1,0 +1,244 @@
+"""Predict API, SavedModel export and the gRPC / REST server and clients, end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import grpc
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+from rin_keras import export
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.decoding import tags_to_spans
+from rin_keras.model import build_rin
+from rin_keras.predict import Extractor, tokenize, triples_from_outputs
+from serving import client, server
+
+from conftest import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORDS = "Alan Bean was born in Wheeler , Texas . the of and a to is".split()
+MAX_LENGTH = 12
+SENTENCES = [
+    "Alan Bean was born in Wheeler , Texas .",
+    "the Bean  of\tWheeler is a Texas",
+    "unknown words only",
+    "Alan",
+    "a " * 30,  # Truncated to MAX_LENGTH.
+]
+
+
+def _spread_model(vocab, seed=0):
+    """A tiny untrained model whose relation head fires on about half the cells, with varied tags."""
+    keras.utils.set_random_seed(seed)
+    model = build_rin(tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations))
+    rng = np.random.default_rng(seed)
+    head = model.get_layer("relation_head")
+    head.output_kernel.assign(rng.normal(0, 3, head.output_kernel.shape).astype("float32"))
+    ner = model.get_layer("ner_head")
+    ner.kernel.assign(rng.normal(0, 3, ner.kernel.shape).astype("float32"))
+    probs = model.predict_on_batch({"token_ids": rng.integers(1, vocab.vocab_size, (8, 10)).astype("int32")})
+    logits = np.log(probs["relations"]) - np.log1p(-probs["relations"])
+    head.output_bias.assign(head.output_bias.numpy() - np.median(logits, axis=(0, 1, 2)))
+    return model
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A saved model dir, its Extractor, and version 1 exported under a base path."""
+    root = tmp_path_factory.mktemp("serving")
+    vocab = Vocabulary(["<pad>", "<unk>"] + WORDS, ["birthPlace", "location", "country"])
+    model = _spread_model(vocab)
+    model_dir = root / "run"
+    os.makedirs(model_dir)
+    model.save(model_dir / "best.keras")
+    model.config.replace(max_length=MAX_LENGTH).save(str(model_dir / "config.json"))
+    vocab.save(str(model_dir / "vocab"))
+    extractor = Extractor.from_model_dir(str(model_dir))
+    base = root / "models"
+    path = export.export_version(extractor.model, vocab, str(base), max_length=MAX_LENGTH)
+    return {"model_dir": model_dir, "extractor": extractor, "base": base, "path": path, "vocab": vocab}
+
+
+def _same(actual, expected):
+    """Triples equal, with scores to float32 precision."""
+    assert len(actual) == len(expected)
+    for a_sentence, e_sentence in zip(actual, expected):
+        assert [{**t, "score": None} for t in a_sentence] == [{**t, "score": None} for t in e_sentence]
+        np.testing.assert_allclose([t["score"] for t in a_sentence], [t["score"] for t in e_sentence], rtol=1e-6)
+
+
+def test_tokenize_splits_on_ascii_whitespace_like_tf():
+    text = "a  b\tc\nd\x0be\x0cf\rg\x1ch\xa0i\u2003j"
+    assert tokenize(text) == [t.decode() for t in tf.strings.split(text).numpy()]
+    assert tokenize(b"ab\xff c") == ["ab\ufffd", "c"]
+    assert tokenize("  ") == []
+
+
+def test_in_graph_span_decoding_matches_tags_to_spans(rng):
+    tags = rng.integers(0, 5, size=(200, 9)).astype("int32")
+    starts = export.TripleGraph._span_starts(tf.constant(tags)).numpy()
+    for row, row_starts in zip(tags, starts):
+        spans = {end - 1: start for start, end in tags_to_spans(row)}
+        assert [spans.get(i, i) for i in range(len(row))] == row_starts.tolist()
+
+
+def test_in_graph_span_text():
+    words = tf.constant([["Alan", "Bean", "was", ""], ["in", "Wheeler", ",", "Texas"]])
+    rows = tf.constant([0, 1, 1, 0])
+    spans = tf.constant([[0, 2], [1, 4], [3, 4], [2, 3]])
+    texts = export.TripleGraph._span_text(words, rows, spans).numpy().tolist()
+    assert texts == [b"Alan Bean", b"Wheeler , Texas", b"Texas", b"was"]
+
+
+def test_export_layout_and_signatures(served):
+    assert served["path"] == os.path.join(served["base"], "1")
+    assert os.path.exists(os.path.join(served["path"], "saved_model.pb"))
+    assert os.path.exists(os.path.join(served["path"], export.WARMUP_FILE))
+    loaded = tf.saved_model.load(served["path"])
+    assert set(loaded.signatures) == {"serving_default", "serve_tokens"}
+    assert set(loaded.signatures["serving_default"].structured_outputs) == set(export.OUTPUTS)
+    with pytest.raises(FileExistsError):
+        export.export_version(served["extractor"].model, served["vocab"], str(served["base"]), version=1)
+
+
+def test_signature_agrees_with_extractor(served):
+    loaded = tf.saved_model.load(served["path"])
+    outputs = loaded.signatures["serving_default"](sentences=tf.constant(SENTENCES))
+    expected = served["extractor"].predict_detailed(SENTENCES)
+    assert sum(len(r["triples"]) for r in expected) > 50  # The comparison covers many triples.
+    _same(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), [r["triples"] for r in expected])
+    assert outputs["truncated"].numpy().tolist() == [r["truncated"] for r in expected] == [False] * 4 + [True]
+    assert outputs["num_tokens"].numpy().tolist() == [len(r["tokens"]) for r in expected]
+
+    tokens = [tokenize(s) for s in SENTENCES]
+    padded = client._as_input(tokens, "tokens")
+    token_outputs = loaded.signatures["serve_tokens"](tokens=tf.constant(padded))
+    _same(triples_from_outputs({k: v.numpy() for k, v in token_outputs.items()}), [r["triples"] for r in expected])
+
+
+def test_signature_handles_bad_input(served):
+    signature = tf.saved_model.load(served["path"]).signatures["serving_default"]
+    bad = [b"", b"   \t ", " ".join(["Texas"] * 10_000).encode(), b"Alan \xff\xfe Bean", b"Alan\x00\x07 Bean \x1b[0m"]
+    outputs = signature(sentences=tf.constant(bad))
+    assert outputs["num_tokens"].numpy().tolist() == [0, 0, MAX_LENGTH, 3, 3]
+    assert outputs["truncated"].numpy().tolist() == [False, False, True, False, False]
+    assert outputs["num_triples"].numpy()[:2].tolist() == [0, 0]
+    expected = served["extractor"].predict([s.decode("utf-8", errors="replace") for s in bad])
+    _same(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), expected)
+    many = signature(sentences=tf.constant(["Alan Bean was born in Texas ."] * 1000))
+    assert many["num_triples"].shape == (1000,)
+    assert len(set(many["num_triples"].numpy().tolist())) == 1
+    empty = signature(sentences=tf.constant([], tf.string))
+    assert empty["num_triples"].shape == (0,)
+
+
+@pytest.fixture(scope="module")
+def running(served):
+    model = server.ServedModel(str(served["base"]), "rin", max_batch_size=64)
+    instance = server.ModelServer(model, grpc_port=0, rest_port=0, poll_seconds=0).start()
+    yield instance
+    instance.stop()
+
+
+def test_grpc_and_rest_clients_match_in_process_predictions(served, running):
+    expected = served["extractor"].predict(SENTENCES)
+    grpc_client = client.GrpcClient(f"127.0.0.1:{running.grpc_port}")
+    _same(grpc_client.predict(SENTENCES), expected)
+    _same(client.GrpcClient(f"127.0.0.1:{running.grpc_port}", signature_name="serve_tokens").predict(
+        [tokenize(s) for s in SENTENCES]), expected)
+    assert set(grpc_client.signature_defs()) == {"serving_default", "serve_tokens"}
+    _same(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
+
+
+def _raw_request(running, inputs, model_name="rin", signature="serving_default"):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    for name, proto in inputs.items():
+        request.inputs[name].CopyFrom(proto)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}")
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "inputs, model_name, signature, code",
+    [
+        ({"text": tf.make_tensor_proto(["Alan Bean"])}, "rin", "serving_default", grpc.StatusCode.INVALID_ARGUMENT),
+        ({"sentences": tf.make_tensor_proto([1, 2], dtype=tf.int32)}, "rin", "serving_default", grpc.StatusCode.INVALID_ARGUMENT),
+        ({"sentences": tf.make_tensor_proto([["a", "b"]])}, "rin", "serving_default", grpc.StatusCode.INVALID_ARGUMENT),
+        ({"sentences": tf.make_tensor_proto(["Alan"])}, "other", "serving_default", grpc.StatusCode.NOT_FOUND),
+        ({"sentences": tf.make_tensor_proto(["Alan"])}, "rin", "nope", grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_grpc_bad_requests_get_a_status_and_serving_goes_on(running, inputs, model_name, signature, code):
+    with pytest.raises(grpc.RpcError) as error:
+        _raw_request(running, inputs, model_name, signature)
+    assert error.value.code() == code
+    response = _raw_request(running, {"sentences": tf.make_tensor_proto(["Alan Bean was born in Texas ."])})
+    assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [7]
+
+
+def test_grpc_large_and_odd_batches(served, running):
+    grpc_client = client.GrpcClient(f"127.0.0.1:{running.grpc_port}", timeout=120)
+    sentences = [SENTENCES[i % len(SENTENCES)] for i in range(1000)]
+    _same(grpc_client.predict(sentences), served["extractor"].predict(sentences))
+    outputs = grpc_client.predict_raw({"sentences": [b"\xff\xfe", b"", b"Alan\x00 Bean", " ".join(["a"] * 10_000)]})
+    assert outputs["num_tokens"].tolist() == [1, 0, 2, MAX_LENGTH]
+    assert outputs["truncated"].tolist() == [False, False, False, True]
+
+
+def test_rest_bad_requests(running):
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{running.rest_port}/v1/models/rin:predict"
+    for body, status in ((b"{not json", 400), (b'{"instances": [1, 2]}', 400), (b'{"inputs": {"x": ["a"]}}', 400),
+                         (b'{"instances": ["a"], "inputs": ["b"]}', 400)):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(urllib.request.Request(url, body), timeout=30)
+        assert error.value.code == status
+        assert "error" in json.loads(error.value.read())
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(urllib.request.Request(url.replace("/rin:", "/other:"), b"{}"), timeout=30)
+    assert error.value.code == 404
+    good = urllib.request.Request(url, json.dumps({"instances": ["Alan Bean"]}).encode())
+    with urllib.request.urlopen(good, timeout=30) as response:
+        assert json.load(response)["predictions"][0]["num_tokens"] == 2
+
+
+def test_server_picks_up_a_new_version(served, tmp_path):
+    base = tmp_path / "models"
+    extractor = served["extractor"]
+    export.export_version(extractor.model, served["vocab"], str(base), max_length=MAX_LENGTH)
+    model = server.ServedModel(str(base))
+    assert model.version == 1
+    assert export.export_version(_spread_model(served["vocab"], seed=1), served["vocab"], str(base)).endswith("2")
+    assert not any(name.startswith(".tmp") for name in os.listdir(base))
+    model.refresh()
+    assert model.version == 2
+
+
+def test_predict_and_export_command_lines(served, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    lines = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}"],
+        input="\n".join(SENTENCES[:2]) + "\n", capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    ).stdout.splitlines()
+    results = [json.loads(line) for line in lines]
+    assert [r["sentence"] for r in results] == SENTENCES[:2]
+    _same([r["triples"] for r in results], served["extractor"].predict(SENTENCES[:2]))
+    out = subprocess.run(
+        [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
+         f"--export_dir={tmp_path / 'models'}", "--version=7"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    ).stdout
+    assert out.strip().endswith(os.path.join("models", "7"))
+    assert os.path.exists(tmp_path / "models" / "7" / "saved_model.pb")
