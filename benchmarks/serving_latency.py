@@ -1,0 +1,100 @@
+"""Serving figures for a trained model: SavedModel throughput, gRPC latency, and export agreement.
+
+    python benchmarks/serving_latency.py --model_dir=runs/webnlg_partial_k3
+
+1. Exports the model (temporary base path) and checks that the exported
+   `serving_default` signature gives the same triples as the in-process
+   `Extractor` on every WebNLG dev sentence.
+2. Raw-text throughput of the SavedModel signature at batch 1 and 64 on the
+   test sentences.
+3. Starts `serving.server` in a separate process and measures p50/p99 latency of
+   one-sentence gRPC requests.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from rin_keras import export
+from rin_keras.data import pipeline
+from rin_keras.predict import Extractor, triples_from_outputs
+from serving.client import GrpcClient
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Training output folder.")
+flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
+flags.mark_flag_as_required("model_dir")
+
+
+def _sentences(corpus, split):
+    return [" ".join(t.decode("utf-8") for t in x["tokens"]) for x in corpus.examples(split)]
+
+
+def _rate(function, sentences, batch_size):
+    start = time.perf_counter()
+    for begin in range(0, len(sentences), batch_size):
+        function(sentences=tf.constant(sentences[begin:begin + batch_size]))
+    return len(sentences) / (time.perf_counter() - start)
+
+
+def main(argv):
+    del argv
+    extractor = Extractor.from_model_dir(FLAGS.model_dir)
+    config = extractor.model.config
+    corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
+    base = tempfile.mkdtemp(prefix="rin_serving_")
+    path = export.export_version(extractor.model, extractor.vocab, base, 1,
+                                 max_length=extractor.max_length, threshold=extractor.threshold)
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+
+    dev = _sentences(corpus, "validation")
+    expected = extractor.predict(dev)
+    exported = []
+    for begin in range(0, len(dev), 64):
+        outputs = signature(sentences=tf.constant(dev[begin:begin + 64]))
+        exported.extend(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}))
+    key = lambda triples: [(t["subject"], t["relation"], t["object"], tuple(t["subject_span"]),  # noqa: E731
+                            tuple(t["object_span"])) for t in triples]
+    same = sum(key(a) == key(b) for a, b in zip(exported, expected))
+    score_error = max((abs(a["score"] - b["score"]) for x, y in zip(exported, expected) for a, b in zip(x, y)),
+                      default=0.0)
+    print(f"agreement on {config.dataset} dev: {same}/{len(dev)} sentences give identical triples "
+          f"({sum(map(len, expected))} triples; max score difference {score_error:.2e})")
+
+    test = _sentences(corpus, "test")
+    _rate(signature, test[:64], 64)  # Traces both shapes' kernels.
+    for batch_size, count in ((1, 200), (64, len(test))):
+        print(f"SavedModel raw text, batch {batch_size}: {_rate(signature, test[:count], batch_size):.0f} sentences/s")
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", f"--model_base_path={base}", "--port=0", "--rest_api_port=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        port = re.search(r"gRPC [\d.]+:(\d+)", server.stdout.readline()).group(1)
+        client = GrpcClient(f"127.0.0.1:{port}", timeout=30)
+        for sentence in test[:20]:
+            client.predict([sentence])
+        latencies = []
+        for i in range(FLAGS.requests):
+            start = time.perf_counter()
+            client.predict([test[i % len(test)]])
+            latencies.append(time.perf_counter() - start)
+        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        print(f"gRPC one-sentence requests ({FLAGS.requests}): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main)
