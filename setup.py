@@ -9,7 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*", "serving*"]),
+    packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*", "serving*", "pipelines*"]),
     package_data={
         "tfds_builders": ["*/*.txt", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/*/*.json"],
     },
@@ -28,7 +28,8 @@ setuptools.setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "beam": ["apache-beam==2.77.*"],
-        "dev": ["pytest>=8.0", "dill>=0.3"],  # dill: tfds.testing needs it.
+        "beam": ["apache-beam[tfrecord]==2.77.*"],  # tfrecord: the crc32c codec Beam's TFRecord IO needs.
+        # dill: tfds.testing needs it; the tests run the Beam pipeline too.
+        "dev": ["pytest>=8.0", "dill>=0.3", "apache-beam[tfrecord]==2.77.*"],
     },
 )

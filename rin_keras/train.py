@@ -165,7 +165,7 @@ def word_vectors(config: RINConfig, corpus: pipeline.Corpus, vocab, source: str,
 
 def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=None, word_vectors_source="word2vec",
           patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
-          max_train_sentences=None) -> dict:
+          max_train_sentences=None, corpus: pipeline.Corpus | None = None) -> dict:
     """Trains, selects on dev, scores test; returns the results written to results.json.
 
     Args:
@@ -180,11 +180,12 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         jit_compile: XLA-compile the train step; batches are then padded to bucket edges.
         bucketing: bucket train batches by length.
         max_train_sentences: train on the first N sentences only.
+        corpus: the data (default: the TFDS builder of `config.dataset` / `config.variant`).
     """
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
     os.makedirs(model_dir, exist_ok=True)
-    corpus = pipeline.Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
+    corpus = corpus or pipeline.Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
     vocab_dir = os.path.join(model_dir, "vocab")
     if os.path.exists(os.path.join(vocab_dir, "words.txt")):
         vocab = Vocabulary.load(vocab_dir)  # Resuming: keep the ids the backup was trained with.

@@ -10,6 +10,7 @@ which the losses and metrics read as "not a real token".
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Iterable
 
@@ -107,6 +108,44 @@ class Corpus:
         """Builds the word vocabulary from the train split only."""
         sentences = ([t.decode("utf-8") for t in x["tokens"]] for x in self.examples("train"))
         return Vocabulary.build(sentences, self.relation_names)
+
+
+class RecordCorpus(Corpus):
+    """A corpus read from TFRecord shards of serialized TFDS examples (a pipeline's ExampleGen output).
+
+    The folder holds `features.json` (with the relation label file) as written by
+    `FeaturesDict.save_config`, `splits.json` and the shards it names. It offers
+    the same `name`, `relation_names`, `raw`, `examples` and `build_vocabulary`
+    as a TFDS `Corpus`, so training and evaluation read either.
+
+    Args:
+        directory: the folder.
+    """
+
+    SPLITS_FILE = "splits.json"
+
+    def __init__(self, directory: str):  # pylint: disable=super-init-not-called
+        self.directory = directory
+        with open(os.path.join(directory, self.SPLITS_FILE), encoding="utf-8") as f:
+            self.info = json.load(f)
+        self.features = tfds.features.FeatureConnector.from_config(directory)
+
+    @property
+    def name(self) -> str:
+        return self.info["name"]
+
+    @property
+    def relation_names(self) -> list[str]:
+        return list(self.features["triples"]["relation"].names)
+
+    def split_files(self, split: str) -> list[str]:
+        """Returns the shard paths of `split`."""
+        if split not in self.info["splits"]:
+            raise FileNotFoundError(f"{self.directory} has no {split!r} split (it has {sorted(self.info['splits'])}).")
+        return [os.path.join(self.directory, name) for name in self.info["splits"][split]["files"]]
+
+    def raw(self, split: str) -> tf.data.Dataset:
+        return tf.data.TFRecordDataset(self.split_files(split)).map(self.features.deserialize_example)
 
 
 def encoder(vocab: Vocabulary, max_length: int):

@@ -1,0 +1,98 @@
+"""Artifact folders with fingerprints: what makes reruns skip finished components.
+
+Each component run writes one folder `<pipeline_root>/<Component>/<fingerprint>/`.
+The fingerprint hashes the component's name, its config and the fingerprints of
+its input artifacts, so a change anywhere upstream gives new folders downstream
+while unchanged components are reused. A run works in `<folder>.partial` and
+renames it when `artifact.json` is written; an interrupted run leaves the
+`.partial` folder for the rerun to continue in (the Trainer resumes from its
+BackupAndRestore state there), and finished artifacts are never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from typing import Callable
+
+from absl import logging
+
+ARTIFACT_FILE = "artifact.json"
+
+
+@dataclasses.dataclass
+class Artifact:
+    """A finished component output.
+
+    Attributes:
+        component: the component that wrote it.
+        uri: its folder.
+        fingerprint: hash of the component's config and inputs.
+        properties: what the component reports (counts, scores, `blessed`, pushed path...).
+    """
+
+    component: str
+    uri: str
+    fingerprint: str
+    properties: dict
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.uri, *parts)
+
+    @classmethod
+    def load(cls, uri: str) -> "Artifact":
+        with open(os.path.join(uri, ARTIFACT_FILE), encoding="utf-8") as f:
+            record = json.load(f)
+        return cls(record["component"], uri, record["fingerprint"], record["properties"])
+
+
+def fingerprint(component: str, config: dict, inputs: dict[str, Artifact]) -> str:
+    """Returns the hash identifying a component run."""
+    payload = json.dumps(
+        {"component": component, "config": config, "inputs": {k: v.fingerprint for k, v in sorted(inputs.items())}},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def run_component(pipeline_root: str, component: str, config: dict, inputs: dict[str, Artifact],
+                  executor: Callable[[str], dict]) -> Artifact:
+    """Runs `executor(output_dir)` unless an artifact with the same fingerprint exists.
+
+    Args:
+        pipeline_root: the pipeline's root folder.
+        component: component name (the artifact's parent folder).
+        config: the component's config, as JSON-able values.
+        inputs: input artifacts by name.
+        executor: writes the outputs into the folder it is given and returns the properties.
+
+    Returns:
+        the (new or reused) artifact.
+    """
+    key = fingerprint(component, config, inputs)
+    uri = os.path.join(pipeline_root, component, key)
+    if os.path.exists(os.path.join(uri, ARTIFACT_FILE)):
+        logging.info("%s: inputs and config unchanged, reusing %s", component, uri)
+        return Artifact.load(uri)
+    work = uri + ".partial"
+    os.makedirs(work, exist_ok=True)
+    logging.info("%s: running into %s", component, work)
+    start = time.time()
+    properties = executor(work) or {}
+    record = {
+        "component": component,
+        "fingerprint": key,
+        "config": config,
+        "inputs": {k: v.uri for k, v in inputs.items()},
+        "properties": properties,
+        "seconds": round(time.time() - start, 1),
+    }
+    with open(os.path.join(work, ARTIFACT_FILE), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, default=str)
+    os.rename(work, uri)
+    logging.info("%s: done in %.1fs", component, record["seconds"])
+    return Artifact(component, uri, key, properties)

@@ -1,0 +1,46 @@
+"""Trainer: rin_keras training on ExampleGen's shards, with the pipeline's config.
+
+Output: the `rin_keras.train` model folder (best.keras, config.json, vocab/,
+results.json, history and plots). Interrupted runs resume from the
+BackupAndRestore state left in the `.partial` folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rin_keras import RINConfig, train
+from rin_keras.data.pipeline import RecordCorpus
+
+
+@dataclasses.dataclass
+class Config:
+    """Trainer settings.
+
+    Attributes:
+        hyperparameters: RINConfig fields to override the dataset defaults (rounds, epochs, ...).
+        word_vectors: `word2vec`, `random` or a vectors text file.
+        patience: early-stopping patience in epochs.
+        max_train_sentences: train on the first N sentences only.
+    """
+
+    hyperparameters: dict = dataclasses.field(default_factory=dict)
+    word_vectors: str = "word2vec"
+    patience: int = 30
+    max_train_sentences: int | None = None
+
+
+def run(config: Config, examples_dir: str, output_dir: str) -> dict:
+    """Trains into `output_dir`; returns the best epoch and its dev and test partial F1."""
+    corpus = RecordCorpus(examples_dir)
+    dataset, variant, _ = corpus.name.split("/")
+    rin_config = RINConfig.for_dataset(dataset, variant=variant, **config.hyperparameters)
+    results = train.train(
+        rin_config, output_dir, corpus=corpus, word_vectors_source=config.word_vectors,
+        patience=config.patience, max_train_sentences=config.max_train_sentences,
+    )
+    return {
+        "best_epoch": results["best_epoch"],
+        "validation_partial_f1": results["validation"]["partial"]["f1"],
+        "test_partial_f1": results["test"]["partial"]["f1"],
+    }

@@ -1,0 +1,108 @@
+"""The TFX-style pipeline end to end on the dummy WebNLG data with a 1-epoch trainer."""
+
+import dataclasses
+import glob
+import json
+import os
+from unittest import mock
+
+import pytest
+
+from pipelines import local_runner
+from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
+from rin_keras.data.pipeline import RecordCorpus
+from rin_keras.predict import Extractor
+from tfds_builders import testing
+
+TINY = {"word_dim": 8, "lstm_units": 4, "hidden_dim": 8, "rounds": 1, "batch_size": 4, "epochs": 1}
+
+
+def _trainer(seed):
+    return trainer.Config({**TINY, "seed": seed}, word_vectors="random")
+
+
+def _config(root, tfds_dir, min_f1=0.0):
+    return local_runner.PipelineConfig(
+        pipeline_root=str(root),
+        example_gen=example_gen.Config("webnlg", "exact", testing.dummy_dir("webnlg"), str(tfds_dir)),
+        trainer=_trainer(42),
+        evaluator=evaluator.Config(min_partial_f1=min_f1, max_f1_drop=100.0),
+        pusher=pusher.Config(str(root / "serving")),
+        bulk_inferrer=bulk_inferrer.Config(max_batch_size=2),
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    config = _config(root / "root", root / "tfds")
+    with testing.dummy_checksums("webnlg"):
+        artifacts = local_runner.run_pipeline(config)
+    return config, artifacts
+
+
+def test_every_artifact_exists(first_run):
+    config, artifacts = first_run
+    assert set(artifacts) == {"ExampleGen", "StatisticsGen", "Trainer", "Evaluator", "Pusher", "BulkInferrer"}
+    examples = artifacts["ExampleGen"]
+    corpus = RecordCorpus(examples.uri)
+    assert corpus.name == "webnlg/exact/1.0.0"
+    assert {s: len(corpus.examples(s)) for s in ("train", "validation", "test")} == examples.properties["num_examples"]
+    assert os.path.exists(examples.path("text", "test.txt"))
+    statistics = json.loads(open(artifacts["StatisticsGen"].path("statistics.json")).read())
+    assert statistics["train"]["sentences"] == examples.properties["num_examples"]["train"]
+    assert statistics["train"]["oov_rate"] == 0.0 < statistics["test"]["oov_rate"]
+    assert sum(statistics["test"]["overlap_categories"].values()) == statistics["test"]["sentences"]
+    for name in ("lengths_and_triples.png", "relation_frequencies.png"):
+        assert os.path.getsize(artifacts["StatisticsGen"].path(name)) > 1000
+    for name in ("best.keras", "config.json", "vocab/words.txt", "results.json"):
+        assert os.path.exists(artifacts["Trainer"].path(name))
+    assert os.path.exists(artifacts["Evaluator"].path("BLESSED"))
+    assert artifacts["Pusher"].properties["version"] == 1
+    assert os.path.exists(os.path.join(config.pusher.serving_base, "1", "saved_model.pb"))
+
+
+def test_bulk_inference_matches_predict(first_run):
+    _, artifacts = first_run
+    lines = []
+    for path in glob.glob(artifacts["BulkInferrer"].path("predictions-*.jsonl")):
+        lines += [json.loads(line) for line in open(path, encoding="utf-8")]
+    sentences = open(artifacts["ExampleGen"].path("text", "test.txt"), encoding="utf-8").read().splitlines()
+    assert sorted(r["sentence"] for r in lines) == sorted(sentences)
+    expected = dict(zip(sentences, Extractor.from_model_dir(artifacts["Trainer"].uri).predict(sentences)))
+    for record in lines:
+        got, want = record["triples"], expected[record["sentence"]]
+        assert [{**t, "score": round(t["score"], 5)} for t in got] == [{**t, "score": round(t["score"], 5)} for t in want]
+
+
+def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_run):
+    config, artifacts = first_run
+    with testing.dummy_checksums("webnlg"):
+        again = local_runner.run_pipeline(config)
+        assert {k: v.uri for k, v in again.items()} == {k: v.uri for k, v in artifacts.items()}
+        second = local_runner.run_pipeline(dataclasses.replace(config, trainer=_trainer(7)))
+        assert second["ExampleGen"].uri == artifacts["ExampleGen"].uri
+        assert second["Trainer"].uri != artifacts["Trainer"].uri
+        assert second["Pusher"].properties["version"] == 2
+        refused = local_runner.run_pipeline(dataclasses.replace(
+            config, trainer=_trainer(8), evaluator=evaluator.Config(min_partial_f1=101.0)))
+    assert not refused["Evaluator"].properties["blessed"]
+    assert os.path.exists(refused["Evaluator"].path("NOT_BLESSED"))
+    assert not refused["Pusher"].properties["pushed"] and "BulkInferrer" not in refused
+    assert sorted(os.listdir(config.pusher.serving_base)) == ["1", "2"]
+
+
+def test_failed_component_keeps_earlier_artifacts_and_rerun_continues(tmp_path):
+    config = _config(tmp_path / "root", tmp_path / "tfds", min_f1=101.0)
+    with testing.dummy_checksums("webnlg"):
+        with mock.patch.object(trainer, "run", side_effect=RuntimeError("out of memory")):
+            with pytest.raises(RuntimeError):
+                local_runner.run_pipeline(config)
+        finished = sorted(os.listdir(tmp_path / "root"))
+        assert finished == ["ExampleGen", "StatisticsGen", "Trainer"]
+        assert not any(n.endswith(".partial") for n in os.listdir(tmp_path / "root" / "ExampleGen"))
+        example_uri = glob.glob(str(tmp_path / "root" / "ExampleGen" / "*"))[0]
+        with mock.patch.object(example_gen, "run", side_effect=AssertionError("ExampleGen must be reused")):
+            artifacts = local_runner.run_pipeline(config)
+    assert artifacts["ExampleGen"].uri == example_uri
+    assert os.path.exists(artifacts["Trainer"].path("best.keras"))
