@@ -123,7 +123,7 @@ def config_from_flags() -> PipelineConfig:
 
 
 def main(argv):
-    artifacts = run_pipeline(config_from_flags(), argv[1:])
+    artifacts = run_pipeline(config_from_flags(), [arg for arg in argv[1:] if arg != "--"])
     for name, artifact in artifacts.items():
         print(f"{name:<14} {artifact.uri}  {json.dumps(artifact.properties, default=str)}")
 
