@@ -20,6 +20,7 @@ setuptools.setup(
         "tensorflow-datasets==4.9.10",
         "tensorflow-serving-api==2.21.*",
         "importlib_resources>=6.0",  # tensorflow-datasets needs it and does not declare it.
+        "mlcroissant>=1.0",  # the `tfds build` command imports it and does not declare it.
         "tensorboard>=2.20",
         "absl-py>=2.1",
         "grpcio>=1.60",
