@@ -17,6 +17,7 @@ setuptools.setup(
         "tensorflow==2.21.*",
         "keras==3.15.*",
         "keras-hub==0.32.*",
+        "safetensors>=0.4",  # keras-hub reads Hugging Face checkpoints (the offline MiniLM) with it.
         "tensorflow-datasets==4.9.10",
         "tensorflow-serving-api==2.21.*",
         "importlib_resources>=6.0",  # tensorflow-datasets needs it and does not declare it.

@@ -33,7 +33,8 @@ def main(argv):
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
     work = tempfile.mkdtemp(prefix="rin_bulk_")
     path = export.export_version(extractor.model, extractor.vocab, os.path.join(work, "models"), 1,
-                                 max_length=extractor.max_length, threshold=extractor.threshold)
+                                 max_length=extractor.max_length, threshold=extractor.threshold,
+                                 featurizer=extractor.featurizer)
     text = os.path.join(work, "test.txt")
     with open(text, "w", encoding="utf-8") as f:
         for x in corpus.examples("test"):

@@ -52,7 +52,8 @@ def main(argv):
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
     base = tempfile.mkdtemp(prefix="rin_serving_")
     path = export.export_version(extractor.model, extractor.vocab, base, 1,
-                                 max_length=extractor.max_length, threshold=extractor.threshold)
+                                 max_length=extractor.max_length, threshold=extractor.threshold,
+                                 featurizer=extractor.featurizer)
     signature = tf.saved_model.load(path).signatures["serving_default"]
 
     dev = _sentences(corpus, "validation")

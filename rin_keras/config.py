@@ -9,12 +9,15 @@ import os
 DATASETS = ("webnlg", "nyt")
 VARIANTS = ("partial", "exact")
 UPDATERS = ("gru", "rnn", "linear")
+ENCODERS = ("bilstm", "bert")
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
 _DATASET_DEFAULTS = {
     "webnlg": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 150, "rounds": 3},
     "nyt": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 100, "rounds": 3},
 }
+# The paper's BERT setting (Section 5.1): a smaller learning rate.
+_ENCODER_DEFAULTS = {"bilstm": {}, "bert": {"learning_rate": 2e-4}}
 
 
 @dataclasses.dataclass
@@ -24,6 +27,11 @@ class RINConfig:
     Args:
         dataset: `"webnlg"` or `"nyt"`.
         variant: `"partial"` (last-word entities, the paper's protocol) or `"exact"`.
+        encoder: `"bilstm"` (word + BiLSTM, the paper's main setting) or `"bert"`
+            (a keras-hub BERT-family backbone read at word level).
+        preset: for `bert`, a keras-hub preset name or a local preset folder.
+        word_piece: for `bert`, which sub-token represents a word: `"last"` (the
+            annotated word is an entity's last) or `"first"`.
         vocab_size: number of word ids, `<pad>` and `<unk>` included (set from the vocabulary).
         num_relations: number of relation types `l` (set from the dataset).
         word_dim: word embedding size (100 in the paper).
@@ -49,6 +57,9 @@ class RINConfig:
 
     dataset: str = "webnlg"
     variant: str = "partial"
+    encoder: str = "bilstm"
+    preset: str = ""
+    word_piece: str = "last"
     vocab_size: int = 0
     num_relations: int = 0
     word_dim: int = 100
@@ -74,6 +85,12 @@ class RINConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}.")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}.")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}.")
+        if self.encoder == "bert" and not self.preset:
+            raise ValueError("encoder='bert' needs a preset (a keras-hub preset name or folder).")
+        if self.word_piece not in ("first", "last"):
+            raise ValueError(f"word_piece must be 'first' or 'last', got {self.word_piece!r}.")
         if self.updater not in UPDATERS:
             raise ValueError(f"updater must be one of {UPDATERS}, got {self.updater!r}.")
         if self.rounds < 0:
@@ -85,10 +102,11 @@ class RINConfig:
 
     @classmethod
     def for_dataset(cls, dataset: str, **overrides) -> "RINConfig":
-        """Returns the paper's defaults for `dataset`, with `overrides` applied."""
+        """Returns the paper's defaults for `dataset` and the encoder, with `overrides` applied."""
         if dataset not in _DATASET_DEFAULTS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
-        return cls(dataset=dataset, **{**_DATASET_DEFAULTS[dataset], **overrides})
+        encoder_defaults = _ENCODER_DEFAULTS.get(overrides.get("encoder", "bilstm"), {})
+        return cls(dataset=dataset, **{**_DATASET_DEFAULTS[dataset], **encoder_defaults, **overrides})
 
     def replace(self, **changes) -> "RINConfig":
         """Returns a copy with `changes` applied (validated again)."""

@@ -16,22 +16,22 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from rin_keras import metrics
-from rin_keras.data import pipeline
+from rin_keras.data import features, pipeline
 from rin_keras.decoding import decode_triples
 
 
 def predict_split(model, corpus: pipeline.Corpus, split: str, vocab, batch_size: int = 100, max_length: int = 100,
-                  threshold: float = 0.5):
+                  threshold: float = 0.5, featurizer=None):
     """Runs `model` over `split` in the stored order.
 
     Returns:
         (predicted triples per sentence, predicted tag ids per sentence).
     """
-    dataset = pipeline.make_dataset(corpus, split, vocab, batch_size, max_length=max_length)
+    dataset = pipeline.make_dataset(corpus, split, vocab, batch_size, max_length=max_length, featurizer=featurizer)
     triples, tags = [], []
-    for inputs, _ in dataset:
+    for inputs, targets in dataset:
         outputs = model.predict_on_batch(inputs)
-        lengths = np.sum(inputs["token_ids"].numpy() != 0, axis=1)
+        lengths = np.sum(targets["entity_tags"].numpy() >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
         for i, length in enumerate(lengths):
             triples.append(decode_triples(tag_ids[i], outputs["relations"][i], int(length), threshold))
@@ -49,14 +49,17 @@ def overlap_category(triples) -> str:
 
 
 def evaluate_split(model, corpus: pipeline.Corpus, split: str, vocab, *, batch_size: int = 100,
-                   max_length: int = 100, threshold: float = 0.5, breakdown: bool = False) -> dict:
+                   max_length: int = 100, threshold: float = 0.5, breakdown: bool = False, featurizer=None) -> dict:
     """Returns partial / exact / text triple scores and NER F1 of `model` on `split`.
 
     With `breakdown`, adds partial-match scores per overlap category and per
-    number of gold triples in the sentence.
+    number of gold triples in the sentence. `featurizer` makes the model inputs
+    (default: word ids, for the BiLSTM encoder).
     """
     examples = corpus.examples(split)
-    predicted, predicted_tags = predict_split(model, corpus, split, vocab, batch_size, max_length, threshold)
+    predicted, predicted_tags = predict_split(
+        model, corpus, split, vocab, batch_size, max_length, threshold, featurizer
+    )
     gold = [metrics.gold_triples(x) for x in examples]
     tokens = [[t.decode("utf-8") for t in x["tokens"]] for x in examples]
     relation_names = corpus.relation_names
@@ -116,7 +119,8 @@ def main(argv):
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
     model = keras.saving.load_model(os.path.join(FLAGS.model_dir, "best.keras"))
     scores = evaluate_split(
-        model, corpus, FLAGS.split, vocab, max_length=config.max_length, threshold=config.threshold, breakdown=True
+        model, corpus, FLAGS.split, vocab, max_length=config.max_length, threshold=config.threshold, breakdown=True,
+        featurizer=features.featurizer_for(config, vocab, FLAGS.model_dir),
     )
     print(format_table(scores))
     path = os.path.join(FLAGS.model_dir, f"evaluation_{FLAGS.split}.json")

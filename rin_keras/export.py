@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from rin_keras.data import features
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
 
@@ -54,12 +55,12 @@ class TripleGraph:
         vocab: its vocabulary.
         max_length: tokens kept per sentence.
         threshold: pair probability at which a cell is a triple.
+        featurizer: makes the model inputs (default: the one of `model.config`).
     """
 
-    def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float):
+    def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float, featurizer=None):
         self.model = model
-        self.lookup = vocab.word_lookup()
-        self.lookup(tf.constant([""]))  # Builds the layer, which export requires.
+        self.featurizer = featurizer or features.featurizer_for(model.config, vocab)
         self.relation_names = tf.constant(vocab.relations)
         self.max_length = max_length
         self.threshold = threshold
@@ -84,9 +85,7 @@ class TripleGraph:
         width = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), 1)
         words = tokens.to_tensor(default_value="", shape=tf.stack([batch, width]))
         mask = tf.sequence_mask(lengths, width)
-        # A real token spelled like the padding token reads as unknown, not as padding.
-        token_ids = tf.where(mask, tf.maximum(tf.cast(self.lookup(words), tf.int32), 1), 0)
-        outputs = self.model({"token_ids": token_ids}, training=False)
+        outputs = self.model(self.featurizer(tokens), training=False)
         probs = tf.cast(outputs["relations"], tf.float32)
         starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
 
@@ -135,16 +134,20 @@ class TripleGraph:
 
 
 def export_saved_model(model, vocab: Vocabulary, path: str, max_length: int = 100, threshold: float = 0.5,
-                       model_name: str = "rin") -> str:
+                       model_name: str = "rin", featurizer=None) -> str:
     """Writes the serving SavedModel of `model` to `path` (which must not exist).
+
+    A BERT-encoder export uses TF Text ops for word pieces: a process loading it
+    must `import tensorflow_text` first (`serving.server` does).
 
     Returns:
         `path`.
     """
-    graph = TripleGraph(model, vocab, max_length, threshold)
+    graph = TripleGraph(model, vocab, max_length, threshold, featurizer)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(graph.lookup)
+    for layer in graph.featurizer.layers:
+        archive.track(layer)
     archive.add_endpoint(
         "serving_default",
         graph.from_sentences,
@@ -225,6 +228,7 @@ def main(argv):
         max_length=FLAGS.max_length or extractor.max_length,
         threshold=extractor.threshold,
         model_name=FLAGS.model_name,
+        featurizer=extractor.featurizer,
     )
     print(path)
 

@@ -9,7 +9,13 @@ from keras import ops
 
 from rin_keras.config import RINConfig
 from rin_keras.decoding import TAGS
-from rin_keras.layers import BiLSTMEncoder, GRUUpdater, InteractionLayer, PairwiseRelationHead
+from rin_keras.layers import (
+    BiLSTMEncoder,
+    GRUUpdater,
+    InteractionLayer,
+    PairwiseRelationHead,
+    TransformerWordEncoder,
+)
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 from rin_keras.metrics import PartialMatchF1
 
@@ -23,12 +29,18 @@ class RINModel(keras.Model):
     parameters shared across rounds -> final NER and relation predictions.
 
     Args:
-        config: RINConfig. All hyper-parameters; `vocab_size` and `num_relations` must be set.
+        config: RINConfig. All hyper-parameters; `num_relations` (and for the
+            BiLSTM encoder `vocab_size`) must be set.
         dtype: optional dtype policy for every sublayer (the heads' outputs stay float32).
+        backbone: for `config.encoder == "bert"`, the keras-hub backbone (default:
+            loaded from `config.preset`). Saved with the model, so loading a
+            `.keras` file needs no preset.
         **kwargs: other keyword arguments passed to `keras.Model`.
 
     Call arguments:
-        inputs: `{"token_ids": int [batch, n]}`, 0 on padding.
+        inputs: `{"token_ids": int [batch, n]}`, 0 on padding (BiLSTM encoder), or
+            `{"piece_ids": int [batch, pieces], "word_pieces": int [batch, n]}`
+            (BERT encoder; see `rin_keras.data.features.WordPieces`).
 
     Returns:
         `{"entity_tags": [batch, n, 5] BIESO probabilities,
@@ -45,17 +57,24 @@ class RINModel(keras.Model):
         and Classifying Relations, EMNLP 2020.
     """
 
-    def __init__(self, config: RINConfig, dtype=None, **kwargs):
+    def __init__(self, config: RINConfig, dtype=None, backbone=None, **kwargs):
         if isinstance(config, dict):
             config = RINConfig(**config)
-        if config.vocab_size < 3 or config.num_relations < 1:
+        if (config.encoder == "bilstm" and config.vocab_size < 3) or config.num_relations < 1:
             raise ValueError("RINConfig.vocab_size and num_relations must be set before building.")
         c = config
 
         # === Layers ===
-        encoder = BiLSTMEncoder(
-            c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout, dtype=dtype, name="encoder"
-        )
+        if c.encoder == "bert":
+            if backbone is None:
+                import keras_hub
+
+                backbone = keras_hub.models.Backbone.from_preset(c.preset)
+            encoder = TransformerWordEncoder(backbone, dtype=dtype, name="encoder")
+        else:
+            encoder = BiLSTMEncoder(
+                c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout, dtype=dtype, name="encoder"
+            )
         if c.task_features:
             relation_features = keras.layers.Dense(
                 c.hidden_dim, activation="relu", dtype=dtype, name="relation_features"
@@ -83,9 +102,15 @@ class RINModel(keras.Model):
             entity_updater = GRUUpdater(c.updater, dtype=dtype, name="entity_updater")
 
         # === Functional model ===
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        token_mask = ops.not_equal(token_ids, 0)
-        hidden = encoder(token_ids)
+        if c.encoder == "bert":
+            inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name)
+                      for name in ("piece_ids", "word_pieces")}
+            token_mask = ops.greater_equal(inputs["word_pieces"], 0)
+            hidden = encoder(inputs["piece_ids"], inputs["word_pieces"])
+        else:
+            inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
+            token_mask = ops.not_equal(inputs["token_ids"], 0)
+            hidden = encoder(inputs["token_ids"])
         h_rel = relation_features(hidden) if c.task_features else hidden
         h_ent = entity_features(hidden) if c.task_features else hidden
         for _ in range(c.rounds):
@@ -103,13 +128,13 @@ class RINModel(keras.Model):
             "entity_tags": ner_softmax(ner_logits(h_ent)),
             "relations": relation_head(h_rel, token_mask=token_mask),
         }
-        super().__init__(inputs={"token_ids": token_ids}, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.config = config
 
     @property
-    def encoder(self) -> BiLSTMEncoder:
+    def encoder(self) -> BiLSTMEncoder | TransformerWordEncoder:
         return self.get_layer("encoder")
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
@@ -134,15 +159,21 @@ class RINModel(keras.Model):
         self.compile()
 
     def get_config(self):
-        return {"config": dataclasses.asdict(self.config), "name": self.name, "trainable": self.trainable}
+        config = {"config": dataclasses.asdict(self.config), "name": self.name, "trainable": self.trainable}
+        if self.config.encoder == "bert":
+            config["backbone"] = keras.saving.serialize_keras_object(self.encoder.backbone)
+        return config
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if "backbone" in config:
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
 
 
-def build_rin(config: RINConfig, dtype=None) -> RINModel:
+def build_rin(config: RINConfig, dtype=None, backbone=None) -> RINModel:
     """Returns a compiled RIN model for `config` (see `RINModel`)."""
-    model = RINModel(config, dtype=dtype, name="rin")
+    model = RINModel(config, dtype=dtype, backbone=backbone, name="rin")
     model.compile()
     return model

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from rin_keras.config import RINConfig
+from rin_keras.data import features
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import decode_triples, span_text
 
@@ -95,12 +96,12 @@ class Extractor:
     [[{"subject": "Bean", "relation": "birthPlace", "object": "Texas", "score": 0.98, ...}]]
     """
 
-    def __init__(self, model, vocab: Vocabulary, max_length: int = 100, threshold: float = 0.5):
+    def __init__(self, model, vocab: Vocabulary, max_length: int = 100, threshold: float = 0.5, featurizer=None):
         self.model = model
         self.vocab = vocab
         self.max_length = max_length
         self.threshold = threshold
-        self._ids = {word: i for i, word in enumerate(vocab.words)}
+        self.featurizer = featurizer or features.featurizer_for(model.config, vocab)
 
     @classmethod
     def from_model_dir(cls, model_dir: str) -> "Extractor":
@@ -112,7 +113,8 @@ class Extractor:
             raise FileNotFoundError(f"{path} not found: is {model_dir!r} a rin_keras.train --model_dir?")
         config = RINConfig.load(os.path.join(model_dir, "config.json"))
         vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
-        return cls(keras.saving.load_model(path), vocab, config.max_length, config.threshold)
+        return cls(keras.saving.load_model(path), vocab, config.max_length, config.threshold,
+                   features.featurizer_for(config, vocab, model_dir))
 
     def predict(self, sentences: Iterable[str], batch_size: int = 64) -> list[list[dict]]:
         """Returns, per sentence, its triples as dicts.
@@ -132,12 +134,11 @@ class Extractor:
         return results
 
     def _predict_tokens(self, batch: list[list[str]]) -> list[dict]:
+        import tensorflow as tf
+
         kept = [tokens[: self.max_length] for tokens in batch]
-        width = max([len(tokens) for tokens in kept] + [1])
-        token_ids = np.zeros((len(kept), width), np.int32)
-        for row, tokens in enumerate(kept):
-            token_ids[row, : len(tokens)] = [max(self._ids.get(t, 1), 1) for t in tokens]
-        outputs = self.model.predict_on_batch({"token_ids": token_ids})
+        inputs = self.featurizer(tf.ragged.constant(kept, dtype=tf.string, ragged_rank=1))
+        outputs = self.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
         results = []
         for row, tokens in enumerate(kept):

@@ -24,7 +24,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from rin_keras.config import DATASETS, UPDATERS, VARIANTS, RINConfig
-from rin_keras.data import embeddings, pipeline
+from rin_keras.data import embeddings, features, pipeline
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split, format_table
 from rin_keras.model import build_rin
@@ -51,7 +51,9 @@ def define_flags():
     flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
     flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "BiLSTM units per direction.")
     flags.DEFINE_integer("hidden_dim", _DEFAULTS.hidden_dim, "Size of the task and pair features.")
-    flags.DEFINE_string("encoder", "bilstm", "Sentence encoder (bilstm).")
+    flags.DEFINE_enum("encoder", "bilstm", ["bilstm", "bert"], "Sentence encoder: BiLSTM, or a keras-hub BERT backbone.")
+    flags.DEFINE_string("preset", None, "For --encoder=bert: keras-hub preset name or local preset folder.")
+    flags.DEFINE_enum("word_piece", "last", ["first", "last"], "For --encoder=bert: sub-token that represents a word.")
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
     )
@@ -75,11 +77,14 @@ def config_from_flags() -> RINConfig:
         for name in ("rounds", "batch_size", "learning_rate", "epochs")
         if FLAGS[name].value is not None
     }
-    if FLAGS.encoder != "bilstm":
-        raise app.UsageError(f"--encoder={FLAGS.encoder!r} is not available; use bilstm.")
+    if FLAGS.encoder == "bert" and not FLAGS.preset:
+        raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
     return RINConfig.for_dataset(
         FLAGS.dataset,
         variant=FLAGS.variant,
+        encoder=FLAGS.encoder,
+        preset=FLAGS.preset or "",
+        word_piece=FLAGS.word_piece,
         updater=FLAGS.updater,
         use_relation_input=FLAGS.use_relation_input,
         use_entity_input=FLAGS.use_entity_input,
@@ -194,23 +199,32 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         vocab.save(vocab_dir)
     config = config.replace(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations)
     config.save(os.path.join(model_dir, "config.json"))
+    if config.encoder == "bert" and not os.path.exists(os.path.join(model_dir, features.TOKENIZER_DIR)):
+        import keras_hub  # The tokenizer goes with the model, so inference needs no preset.
+
+        features.save_tokenizer(keras_hub.models.BertTokenizer.from_preset(config.preset),
+                                os.path.join(model_dir, features.TOKENIZER_DIR))
+    featurizer = features.featurizer_for(config, vocab, model_dir)
 
     train_data = pipeline.make_dataset(
         corpus, "train", vocab, config.batch_size, training=True, max_length=config.max_length,
         bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
-        pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences,
+        pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences, featurizer=featurizer,
     )
     with get_strategy(strategy).scope():
         model = build_rin(config)
         if jit_compile:
             model.compile(jit_compile=True)
-        vectors = word_vectors(config, corpus, vocab, word_vectors_source, os.path.join(model_dir, "..", ".cache"))
-        if vectors is not None:
-            model.encoder.set_word_vectors(vectors)
+        if config.encoder == "bilstm":
+            cache = os.path.join(model_dir, "..", ".cache")
+            vectors = word_vectors(config, corpus, vocab, word_vectors_source, cache)
+            if vectors is not None:
+                model.encoder.set_word_vectors(vectors)
     model.summary(print_fn=logging.info)
 
     def dev_scores(m):
-        return evaluate_split(m, corpus, "validation", vocab, max_length=config.max_length, threshold=config.threshold)
+        return evaluate_split(m, corpus, "validation", vocab, max_length=config.max_length, threshold=config.threshold,
+                              featurizer=featurizer)
 
     history_csv = os.path.join(model_dir, "history.csv")
     backup_dir = os.path.join(model_dir, "backup")
@@ -237,7 +251,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         "train_seconds": round(train_seconds, 1),
         "best_epoch": _best_epoch(history_csv),
         "validation": dev_scores(best),
-        "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold),
+        "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold,
+                               featurizer=featurizer),
     }
     with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)

@@ -31,6 +31,7 @@ from http import HTTPStatus, server as http_server
 import grpc
 import numpy as np
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the TF Text ops of BERT-encoder exports)
 from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (

