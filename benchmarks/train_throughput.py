@@ -12,7 +12,7 @@ import keras
 from absl import app, flags
 
 from rin_keras import RINConfig
-from rin_keras.data import pipeline
+from rin_keras.data import features, pipeline
 from rin_keras.model import build_rin
 
 FLAGS = flags.FLAGS
@@ -23,6 +23,8 @@ flags.DEFINE_integer("warmup", 10, "Untimed steps first.")
 flags.DEFINE_bool("bucketing", True, "Bucket batches by length.")
 flags.DEFINE_bool("jit_compile", False, "XLA (batches padded to bucket edges).")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Dtype policy.")
+flags.DEFINE_enum("encoder", "bilstm", ["bilstm", "bert"], "Sentence encoder.")
+flags.DEFINE_string("preset", "", "keras-hub preset (name or folder) for --encoder=bert.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 
 
@@ -32,13 +34,13 @@ def main(argv):
     corpus = pipeline.Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir)
     vocab = corpus.build_vocabulary()
     config = RINConfig.for_dataset(
-        "webnlg", rounds=FLAGS.rounds, batch_size=FLAGS.batch_size,
+        "webnlg", rounds=FLAGS.rounds, batch_size=FLAGS.batch_size, encoder=FLAGS.encoder, preset=FLAGS.preset,
         vocab_size=vocab.vocab_size, num_relations=vocab.num_relations,
     )
     dataset = pipeline.make_dataset(
         corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
         bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
-        pad_to_bucket_boundary=FLAGS.jit_compile,
+        pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=features.featurizer_for(config, vocab),
     ).repeat()
     model = build_rin(config)
     if FLAGS.jit_compile:
@@ -51,11 +53,11 @@ def main(argv):
     for _ in range(FLAGS.steps):
         inputs, targets = next(batches)
         model.train_on_batch(inputs, targets)
-        sentences += int(inputs["token_ids"].shape[0])
+        sentences += int(targets["entity_tags"].shape[0])
     seconds = time.perf_counter() - start
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
-        f"K={FLAGS.rounds} batch={FLAGS.batch_size} bucketing={FLAGS.bucketing} jit={FLAGS.jit_compile} "
+        f"{FLAGS.encoder} K={FLAGS.rounds} batch={FLAGS.batch_size} bucketing={FLAGS.bucketing} jit={FLAGS.jit_compile} "
         f"policy={FLAGS.mixed_precision}: {FLAGS.steps} steps in {seconds:.1f}s = "
         f"{sentences / seconds:.1f} sentences/s ({1000 * seconds / FLAGS.steps:.0f} ms/step), "
         f"peak RSS {peak_gib:.2f} GiB; params {model.count_params():,}"

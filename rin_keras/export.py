@@ -45,6 +45,8 @@ WARMUP_SENTENCES = (
     "The Acharya Institute of Technology is located in Bangalore , India .",
 )
 _B, _I, _E, _S, _O = range(len(TAGS))
+_CELL_KEYS = ("rows", "subjects", "objects", "relations", "scores", "subject_starts", "object_starts")
+_CELL_SPECS = [(tf.int32, [None])] * 4 + [(tf.float32, [None])] + [(tf.int32, [None])] * 2
 
 
 class TripleGraph:
@@ -56,10 +58,13 @@ class TripleGraph:
         max_length: tokens kept per sentence.
         threshold: pair probability at which a cell is a triple.
         featurizer: makes the model inputs (default: the one of `model.config`).
+        chunk_size: sentences per model call inside one request.
     """
 
-    def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float, featurizer=None):
+    def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float, featurizer=None,
+                 chunk_size: int = 16):
         self.model = model
+        self.chunk_size = chunk_size
         self.featurizer = featurizer or features.featurizer_for(model.config, vocab)
         self.relation_names = tf.constant(vocab.relations)
         self.max_length = max_length
@@ -77,23 +82,42 @@ class TripleGraph:
         return self.from_tokens(tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, "")))
 
     def from_tokens(self, tokens: tf.RaggedTensor) -> dict:
-        """Triples of a ragged [batch, (n)] batch of tokens."""
+        """Triples of a ragged [batch, (n)] batch of tokens.
+
+        Sentences run through the model sorted by length, `chunk_size` at a time,
+        each chunk padded only to its own longest sentence: the pair tensors grow
+        with n^2, so this saves most of the work on padding in mixed batches.
+        """
         batch = tokens.nrows(out_type=tf.int32)
         truncated = tokens.row_lengths() > self.max_length
         tokens = tokens[:, : self.max_length]
         lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+        by_length = tf.gather(tokens, order)
+
+        def run_chunk(i, found):
+            begin = i * self.chunk_size
+            chunk = by_length[begin : begin + self.chunk_size]
+            cells = self._chunk_cells(chunk)
+            rows = tf.gather(order, begin + cells["rows"])  # Back to the request's order.
+            return i + 1, [ta.write(i, cells[k] if k != "rows" else rows) for k, ta in zip(_CELL_KEYS, found)]
+
+        num_chunks = (batch + self.chunk_size - 1) // self.chunk_size
+        arrays = [tf.TensorArray(dtype, size=num_chunks, infer_shape=False, element_shape=shape)
+                  for dtype, shape in _CELL_SPECS]
+        _, arrays = tf.while_loop(lambda i, _: i < num_chunks, run_chunk, [0, arrays])
+        found = {k: ta.concat() for k, ta in zip(_CELL_KEYS, arrays)}
+        # Restore the row-major (sentence, subject, object, relation) order of one unchunked pass.
+        key = tf.stack([found["rows"], found["subjects"], found["objects"], found["relations"]], 1)
+        rank = tf.argsort(tf.reduce_sum(tf.cast(key, tf.int64) * tf.constant(
+            [self.max_length ** 2 * 10_000, self.max_length * 10_000, 10_000, 1], tf.int64), axis=1))
+        found = {k: tf.gather(v, rank) for k, v in found.items()}
+        rows = found["rows"]
+
         width = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), 1)
         words = tokens.to_tensor(default_value="", shape=tf.stack([batch, width]))
-        mask = tf.sequence_mask(lengths, width)
-        outputs = self.model(self.featurizer(tokens), training=False)
-        probs = tf.cast(outputs["relations"], tf.float32)
-        starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
-
-        pair_mask = mask[:, :, None] & mask[:, None, :]
-        cells = tf.cast(tf.where((probs >= self.threshold) & pair_mask[..., None]), tf.int32)
-        rows, subjects, objects, relations = tf.unstack(cells, num=4, axis=1)
-        subject_spans = tf.stack([tf.gather_nd(starts, tf.stack([rows, subjects], 1)), subjects + 1], 1)
-        object_spans = tf.stack([tf.gather_nd(starts, tf.stack([rows, objects], 1)), objects + 1], 1)
+        subject_spans = tf.stack([found["subject_starts"], found["subjects"] + 1], 1)
+        object_spans = tf.stack([found["object_starts"], found["objects"] + 1], 1)
 
         def per_sentence(values, default):
             ragged = tf.RaggedTensor.from_value_rowids(values, rows, nrows=batch)
@@ -101,14 +125,34 @@ class TripleGraph:
 
         return {
             "subjects": per_sentence(self._span_text(words, rows, subject_spans), ""),
-            "relations": per_sentence(tf.gather(self.relation_names, relations), ""),
+            "relations": per_sentence(tf.gather(self.relation_names, found["relations"]), ""),
             "objects": per_sentence(self._span_text(words, rows, object_spans), ""),
-            "scores": per_sentence(tf.gather_nd(probs, cells), 0.0),
+            "scores": per_sentence(found["scores"], 0.0),
             "subject_spans": per_sentence(subject_spans, 0),
             "object_spans": per_sentence(object_spans, 0),
             "num_triples": tf.math.bincount(rows, minlength=batch, maxlength=batch, dtype=tf.int32),
             "num_tokens": lengths,
             "truncated": truncated,
+        }
+
+    def _chunk_cells(self, tokens: tf.RaggedTensor) -> dict:
+        """Runs the model on a few sentences; returns one entry per extracted triple (see `_CELL_KEYS`)."""
+        lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        outputs = self.model(self.featurizer(tokens), training=False)
+        probs = tf.cast(outputs["relations"], tf.float32)
+        starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
+        mask = tf.sequence_mask(lengths, tf.shape(probs)[1])
+        pair_mask = mask[:, :, None] & mask[:, None, :]
+        cells = tf.cast(tf.where((probs >= self.threshold) & pair_mask[..., None]), tf.int32)
+        rows, subjects, objects, relations = tf.unstack(cells, num=4, axis=1)
+        return {
+            "rows": rows,
+            "subjects": subjects,
+            "objects": objects,
+            "relations": relations,
+            "scores": tf.gather_nd(probs, cells),
+            "subject_starts": tf.gather_nd(starts, tf.stack([rows, subjects], 1)),
+            "object_starts": tf.gather_nd(starts, tf.stack([rows, objects], 1)),
         }
 
     @staticmethod
