@@ -107,15 +107,13 @@ class TripleGraph:
                   for dtype, shape in _CELL_SPECS]
         _, arrays = tf.while_loop(lambda i, _: i < num_chunks, run_chunk, [0, arrays])
         found = {k: ta.concat() for k, ta in zip(_CELL_KEYS, arrays)}
-        # Restore the row-major (sentence, subject, object, relation) order of one unchunked pass.
-        key = tf.stack([found["rows"], found["subjects"], found["objects"], found["relations"]], 1)
-        rank = tf.argsort(tf.reduce_sum(tf.cast(key, tf.int64) * tf.constant(
-            [self.max_length ** 2 * 10_000, self.max_length * 10_000, 10_000, 1], tf.int64), axis=1))
+        # Each sentence's cells come from one chunk, already in (subject, object, relation) order:
+        # a stable sort by sentence restores the order of one unchunked pass.
+        rank = tf.argsort(found["rows"], stable=True)
         found = {k: tf.gather(v, rank) for k, v in found.items()}
         rows = found["rows"]
 
-        width = tf.maximum(tf.reduce_max(tf.concat([lengths, [0]], 0)), 1)
-        words = tokens.to_tensor(default_value="", shape=tf.stack([batch, width]))
+        words = tokens.to_tensor(default_value="", shape=tf.stack([batch, features.padded_width(tokens)]))
         subject_spans = tf.stack([found["subject_starts"], found["subjects"] + 1], 1)
         object_spans = tf.stack([found["object_starts"], found["objects"] + 1], 1)
 

@@ -104,7 +104,6 @@ def run(config: Config, examples_dir: str, output_dir: str, beam_options=None) -
         train_words = (
             summaries["train"]
             | "TrainWords" >> beam.FlatMap(lambda s: s["tokens"])
-            | "Distinct" >> beam.Distinct()
             | "AsSet" >> beam.combiners.ToSet()
         ) if "train" in summaries else pipeline | "NoTrain" >> beam.Create([set()])
         for split, summary in summaries.items():

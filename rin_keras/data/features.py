@@ -18,7 +18,7 @@ from rin_keras.data.vocab import Vocabulary
 TOKENIZER_DIR = "tokenizer"
 
 
-def _width(tokens: tf.RaggedTensor) -> tf.Tensor:
+def padded_width(tokens: tf.RaggedTensor) -> tf.Tensor:
     """Padded word count of a batch: its longest sentence, and at least 1."""
     return tf.maximum(tf.reduce_max(tf.concat([tf.cast(tokens.row_lengths(), tf.int32), [0]], 0)), 1)
 
@@ -43,7 +43,7 @@ class WordIds:
 
     def __call__(self, tokens: tf.RaggedTensor) -> dict:
         batch = tokens.nrows(out_type=tf.int32)
-        words = tokens.to_tensor(default_value="", shape=tf.stack([batch, _width(tokens)]))
+        words = tokens.to_tensor(default_value="", shape=tf.stack([batch, padded_width(tokens)]))
         mask = tf.sequence_mask(tokens.row_lengths(), tf.shape(words)[1])
         # A real token spelled like the padding token reads as unknown, not as padding.
         return {"token_ids": tf.where(mask, tf.maximum(tf.cast(self.lookup(words), tf.int32), 1), 0)}
@@ -105,7 +105,7 @@ class WordPieces:
         position = 1 + (end - 1 if self.word_piece == "last" else end - counts)
         position = tf.minimum(position, self.max_pieces - 2)
         word_pieces = tf.RaggedTensor.from_row_lengths(position, tokens.row_lengths())
-        word_pieces = word_pieces.to_tensor(default_value=-1, shape=tf.stack([batch, _width(tokens)]))
+        word_pieces = word_pieces.to_tensor(default_value=-1, shape=tf.stack([batch, padded_width(tokens)]))
 
         sentence_pieces = tf.RaggedTensor.from_row_lengths(pieces, tokens.row_lengths()).merge_dims(1, 2)
         sentence_pieces = sentence_pieces[:, : self.max_pieces - 2]
