@@ -117,7 +117,7 @@ class RINModel(keras.Model):
             signal = None
             if uses_interaction:
                 signal = interaction(
-                    relation_head(h_rel, token_mask=token_mask),
+                    relation_head(h_rel, return_logits=True),
                     ner_softmax(ner_logits(h_ent)),
                     hidden,
                     token_mask=token_mask,

@@ -114,7 +114,7 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
 
 
 class DevEvaluation(keras.callbacks.Callback):
-    """Scores the dev split after every epoch and adds `val_partial_f1` (and P/R) to the logs."""
+    """Scores the dev split after every epoch and adds `val_{partial,exact}_{precision,recall,f1}` to the logs."""
 
     def __init__(self, evaluate):
         super().__init__()
@@ -231,10 +231,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     if not os.path.exists(backup_dir) and os.path.exists(history_csv):
         os.remove(history_csv)  # A finished earlier run: start its history afresh.
     best_path = os.path.join(model_dir, "best.keras")
+    monitor = selection_metric(config)
     callbacks = [
         DevEvaluation(dev_scores),
-        keras.callbacks.ModelCheckpoint(best_path, monitor="val_partial_f1", mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_partial_f1", mode="max", patience=patience),
+        keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
         keras.callbacks.CSVLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir),
@@ -249,7 +250,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         "dataset": corpus.name,
         "config": config.__dict__,
         "train_seconds": round(train_seconds, 1),
-        "best_epoch": _best_epoch(history_csv),
+        "best_epoch": _best_epoch(history_csv, monitor),
         "validation": dev_scores(best),
         "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold,
                                featurizer=featurizer),
@@ -261,10 +262,15 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     return results
 
 
-def _best_epoch(history_csv: str) -> int:
+def selection_metric(config: RINConfig) -> str:
+    """The dev score that selects the model: the F1 the variant is judged by (partial or exact match)."""
+    return f"val_{config.variant}_f1"
+
+
+def _best_epoch(history_csv: str, monitor: str) -> int:
     with open(history_csv, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    return 1 + int(max(rows, key=lambda r: float(r["val_partial_f1"]))["epoch"])
+    return 1 + int(max(rows, key=lambda r: float(r[monitor]))["epoch"])
 
 
 def main(argv):

@@ -44,18 +44,21 @@ def test_pairwise_relation_head_matches_numpy(rng):
     assert out.shape == (2, 4, 4, 3)
     assert np.all(out[1, 2:] == 0) and np.all(out[1, :, 2:] == 0)
     assert _max_rel_error(out[expected > 0], expected[expected > 0]) < 1e-5
+    logits = keras.ops.convert_to_numpy(head(h, return_logits=True))
+    assert _max_rel_error(_sigmoid(logits)[expected > 0], expected[expected > 0]) < 1e-5
 
 
 @pytest.mark.parametrize("flags", [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
 def test_interaction_layer_matches_numpy(rng, flags):
     layer = InteractionLayer(7, *flags)
-    p = rng.uniform(size=(2, 4, 4, 3)).astype("float32")
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    logits[1, :, 3] = 50.0  # The padded partner would win every max.
     y = rng.uniform(size=(2, 4, 5)).astype("float32")
     h = rng.normal(size=(2, 4, 6)).astype("float32")
     mask = _mask([4, 3], 4)
-    out = keras.ops.convert_to_numpy(layer(p, y, h, token_mask=mask))
+    out = keras.ops.convert_to_numpy(layer(logits, y, h, token_mask=mask))
     w, b = keras.ops.convert_to_numpy(layer.kernel), keras.ops.convert_to_numpy(layer.bias)
-    masked_p = np.where(mask[:, None, :, None], p, -np.inf)  # padding never wins the max
+    masked_p = np.where(mask[:, None, :, None], _sigmoid(logits), -np.inf)  # padding never wins the max
     parts = [masked_p.max(axis=2), y, h]
     expected = _relu(np.concatenate([x for x, use in zip(parts, flags) if use], -1) @ w + b) * mask[..., None]
     assert _max_rel_error(out, expected) < 1e-5
@@ -113,8 +116,10 @@ def test_head_and_interaction_padding_invariance(rng):
     results = []
     for features, mask in ((h, _mask([3], 3)), (h_padded, _mask([3], 5))):
         p = head(features, token_mask=mask)
+        logits = head(features, return_logits=True)
         y = np.full((1, features.shape[1], 5), 0.2, "float32")
-        results.append((keras.ops.convert_to_numpy(p), keras.ops.convert_to_numpy(layer(p, y, features, token_mask=mask))))
+        x = layer(logits, y, features, token_mask=mask)
+        results.append((keras.ops.convert_to_numpy(p), keras.ops.convert_to_numpy(x)))
     np.testing.assert_allclose(results[1][0][:, :3, :3], results[0][0], atol=1e-6)
     np.testing.assert_allclose(results[1][1][:, :3], results[0][1], atol=1e-6)
 

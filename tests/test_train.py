@@ -34,6 +34,18 @@ def test_one_epoch_writes_every_output(tmp_path):
     assert saved["best_epoch"] == 1
 
 
+def test_the_variants_f1_selects_the_model(tmp_path):
+    scripted = [{"partial": 50.0, "exact": 10.0}, {"partial": 10.0, "exact": 40.0}, {"partial": 60.0, "exact": 5.0}]
+
+    def scripted_scores(self, epoch, logs=None):
+        for name, f1 in scripted[epoch].items():
+            logs.update({f"val_{name}_precision": f1, f"val_{name}_recall": f1, f"val_{name}_f1": f1})
+
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted_scores):
+        results = _train(tmp_path / "run", tmp_path / "tfds", epochs=3)
+    assert results["best_epoch"] == 2  # An exact-match run is chosen on dev exact F1, not partial.
+
+
 class _Killed(Exception):
     pass
 

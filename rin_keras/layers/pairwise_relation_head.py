@@ -28,6 +28,10 @@ class PairwiseRelationHead(keras.layers.Layer):
     Call arguments:
         inputs: float tensor `[batch, n, d]`, the relation features H~.
         token_mask: optional bool tensor `[batch, n]`, True on real tokens.
+        return_logits: bool. Return the logits `W_p m_ij + b_t` in the compute
+            dtype, unmasked, instead: the interaction rounds only need their
+            max over partners, and skipping the sigmoid and the masking of every
+            cell saves a quarter of each round (sigmoid is monotonic).
 
     Returns:
         float32 tensor `[batch, n (subject), n (object), num_relations]`.
@@ -65,11 +69,13 @@ class PairwiseRelationHead(keras.layers.Layer):
             initializer=keras.initializers.Constant(prior_logit),
         )
 
-    def call(self, inputs, token_mask=None):
+    def call(self, inputs, token_mask=None, return_logits=False):
         subjects = ops.matmul(inputs, self.subject_kernel)
         objects = ops.matmul(inputs, self.object_kernel) + self.pair_bias
         pairs = ops.relu(subjects[:, :, None, :] + objects[:, None, :, :])
         logits = ops.matmul(pairs, self.output_kernel) + self.output_bias
+        if return_logits:
+            return logits
         probabilities = ops.sigmoid(ops.cast(logits, "float32"))
         if token_mask is not None:
             mask = ops.cast(token_mask, "float32")
@@ -79,8 +85,9 @@ class PairwiseRelationHead(keras.layers.Layer):
     def compute_output_shape(self, inputs_shape, token_mask_shape=None):
         return (inputs_shape[0], inputs_shape[1], inputs_shape[1], self.num_relations)
 
-    def compute_output_spec(self, inputs, token_mask=None):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
+    def compute_output_spec(self, inputs, token_mask=None, return_logits=False):
+        dtype = self.compute_dtype if return_logits else "float32"
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=dtype)
 
     def get_config(self):
         config = super().get_config()
