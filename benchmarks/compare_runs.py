@@ -1,0 +1,132 @@
+"""Compares training runs: a markdown table, and optionally F1 against one hyper-parameter as a PNG.
+
+    python benchmarks/compare_runs.py --epochs=20 --x=rounds --plot=docs/webnlg_rounds.png \\
+        --model_dirs=runs/sweep_k1,runs/sweep_k2,runs/webnlg_partial_k3,runs/sweep_k4,runs/sweep_k5
+
+Each run is judged at the same budget: its best dev F1 (of the variant's scorer,
+the one that selects the model) within the first `--epochs` epochs. Test scores
+come from `results.json` (written when a run ends) or `evaluation_test.json`
+(`python -m rin_keras.evaluate`); when the run's chosen epoch lies past the
+budget, the cell says which epoch they belong to and the plot leaves them out.
+Runs still in progress are compared on the epochs they have.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+
+from absl import app, flags
+
+from rin_keras import RINConfig
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("model_dirs", None, "Training output folders to compare.")
+flags.DEFINE_integer("epochs", None, "Epoch budget (default: every logged epoch).")
+flags.DEFINE_string("x", None, "Config key for the plot's x axis (e.g. rounds).")
+flags.DEFINE_string("plot", None, "PNG to write (needs --x).")
+flags.mark_flag_as_required("model_dirs")
+
+# Config keys that tell runs apart in the table (the rest are shared defaults).
+_DESCRIBED = ("variant", "encoder", "rounds", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
+              "task_features", "seed")
+
+
+def load_run(model_dir: str, budget: int | None) -> dict:
+    """Reads one run's config, dev history and test scores.
+
+    Returns:
+        dict with `config`, `epochs` (logged), `dev_f1` and `dev_epoch` (best
+        within the budget, 1-based), `test` (scores of the chosen model or None)
+        and `test_epoch`.
+    """
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        config = {**dataclasses.asdict(RINConfig()), **json.load(f)}  # Older runs lack newer keys.
+    with open(os.path.join(model_dir, "history.csv"), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{model_dir}: no epoch logged yet.")
+    monitor = f"val_{config['variant']}_f1"
+    best = max(rows[:budget] if budget else rows, key=lambda r: float(r[monitor]))
+    run = {"dir": model_dir, "config": config, "epochs": len(rows), "dev_f1": float(best[monitor]),
+           "dev_epoch": int(best["epoch"]) + 1, "test": None, "test_epoch": None}
+    results = os.path.join(model_dir, "results.json")
+    evaluation = os.path.join(model_dir, "evaluation_test.json")
+    if os.path.exists(results):
+        with open(results, encoding="utf-8") as f:
+            saved = json.load(f)
+        run["test"], run["test_epoch"] = saved["test"], saved["best_epoch"]
+    elif os.path.exists(evaluation):
+        with open(evaluation, encoding="utf-8") as f:
+            run["test"] = json.load(f)
+        run["test_epoch"] = 1 + int(max(rows, key=lambda r: float(r[monitor]))["epoch"])
+    return run
+
+
+def describe(config: dict, others: list[dict]) -> str:
+    """The config values that differ between the compared runs."""
+    keys = [k for k in _DESCRIBED if len({str(o.get(k)) for o in others}) > 1]
+    return ", ".join(f"{k}={config.get(k)}" for k in keys) or "(same config)"
+
+
+def table(runs: list[dict], budget: int | None) -> str:
+    """A markdown table of the runs."""
+    configs = [r["config"] for r in runs]
+    lines = [
+        f"| run | setting | epochs logged | best dev F1{f' (<= {budget} epochs)' if budget else ''} | test partial F1 "
+        "| test exact F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        test = run["test"]
+        if test is None:
+            partial = exact = "(not scored yet)"
+        elif budget and run["test_epoch"] > budget:
+            partial, exact = (f"{test[k]['f1']:.2f} (epoch {run['test_epoch']})" for k in ("partial", "exact"))
+        else:
+            partial, exact = f"{test['partial']['f1']:.2f}", f"{test['exact']['f1']:.2f}"
+        lines.append(f"| {os.path.basename(run['dir'].rstrip('/'))} | {describe(run['config'], configs)} | "
+                     f"{run['epochs']} | {run['dev_f1']:.2f} (epoch {run['dev_epoch']}) | {partial} | {exact} |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], key: str, budget: int | None, png: str) -> None:
+    """Dev F1 (and test F1 where inside the budget) against `config[key]`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted(runs, key=lambda r: r["config"][key])
+    xs = [r["config"][key] for r in runs]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(xs, [r["dev_f1"] for r in runs], marker="o", label="best dev F1")
+    scored = [r for r in runs if r["test"] and not (budget and r["test_epoch"] > budget)]
+    if scored:
+        metric = runs[0]["config"]["variant"]
+        ax.plot([r["config"][key] for r in scored], [r["test"][metric]["f1"] for r in scored], marker="s",
+                linestyle="--", label=f"test {metric} F1")
+    ax.set_xlabel(key)
+    ax.set_xticks(xs)
+    ax.set_ylabel("F1 (%)")
+    ax.set_title(f"{runs[0]['config']['dataset']}" + (f", {budget} epochs" if budget else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    if FLAGS.plot and not FLAGS.x:
+        raise app.UsageError("--plot needs --x.")
+    runs = [load_run(d, FLAGS.epochs) for d in FLAGS.model_dirs]
+    print(table(runs, FLAGS.epochs))
+    if FLAGS.plot:
+        plot(runs, FLAGS.x, FLAGS.epochs, FLAGS.plot)
+        print(f"wrote {FLAGS.plot}")
+
+
+if __name__ == "__main__":
+    app.run(main)

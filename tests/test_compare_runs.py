@@ -1,0 +1,45 @@
+"""benchmarks/compare_runs.py on two hand-made run folders."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _scores(partial, exact):
+    return {"partial": {"f1": partial}, "exact": {"f1": exact}}
+
+
+def _run(folder, rounds, dev_f1, test=None, best_epoch=None, results_file="results.json"):
+    os.makedirs(folder)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"dataset": "webnlg", "variant": "partial", "rounds": rounds}, f)
+    with open(os.path.join(folder, "history.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, ["epoch", "val_partial_f1", "val_exact_f1"])
+        writer.writeheader()
+        writer.writerows({"epoch": i, "val_partial_f1": v, "val_exact_f1": v - 1} for i, v in enumerate(dev_f1))
+    if test:
+        saved = {"test": test, "best_epoch": best_epoch} if results_file == "results.json" else test
+        with open(os.path.join(folder, results_file), "w") as f:
+            json.dump(saved, f)
+
+
+def test_table_and_plot_at_an_epoch_budget(tmp_path):
+    _run(tmp_path / "k1", 1, [10.0, 60.0, 50.0], _scores(58.0, 55.0), best_epoch=2)
+    _run(tmp_path / "k3", 3, [20.0, 40.0, 70.0, 30.0, 90.0], _scores(88.0, 86.0), results_file="evaluation_test.json")
+    png = tmp_path / "rounds.png"
+    output = subprocess.run(
+        [sys.executable, "benchmarks/compare_runs.py", f"--model_dirs={tmp_path / 'k1'},{tmp_path / 'k3'}",
+         "--epochs=3", "--x=rounds", f"--plot={png}"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in output.splitlines() if line.startswith("| k")}
+    assert rows["k1"] == ["rounds=1", "3", "60.00 (epoch 2)", "58.00", "55.00"]
+    # The k3 run's best epoch (5) lies past the 3-epoch budget: its dev F1 is the best of epochs 1-3,
+    # and its test scores are labelled with the epoch they belong to.
+    assert rows["k3"] == ["rounds=3", "5", "70.00 (epoch 3)", "88.00 (epoch 5)", "86.00 (epoch 5)"]
+    assert png.stat().st_size > 0
