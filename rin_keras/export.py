@@ -68,6 +68,7 @@ class TripleGraph:
     def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float, featurizer=None,
                  chunk_size: int = 4):
         self.model = model
+        self.encode, self.interact = model.split_at_encoder()
         self.chunk_size = chunk_size
         self.featurizer = featurizer or features.featurizer_for(model.config, vocab)
         self.relation_names = tf.constant(vocab.relations)
@@ -88,23 +89,28 @@ class TripleGraph:
     def from_tokens(self, tokens: tf.RaggedTensor) -> dict:
         """Triples of a ragged [batch, (n)] batch of tokens.
 
-        Sentences run through the model sorted by length, `chunk_size` at a time,
-        each chunk padded only to its own longest sentence: the pair tensors grow
-        with n^2, so this saves most of the work on padding in mixed batches.
+        The encoder reads the whole batch at once; the pair rounds, whose tensors
+        grow with n^2, run on the sentences sorted by length, `chunk_size` at a
+        time, each chunk cut to its own longest sentence, so little of their work
+        goes to padding in mixed batches.
         """
         batch = tokens.nrows(out_type=tf.int32)
         truncated = tokens.row_lengths() > self.max_length
         tokens = tokens[:, : self.max_length]
         lengths = tf.cast(tokens.row_lengths(), tf.int32)
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-        by_length = tf.gather(tokens, order)
+        inputs = self.featurizer(tokens)
+        word_input = inputs[self.model.word_input]
+        hidden = self.encode(inputs, training=False)
 
         def run_chunk(i, found):
-            begin = i * self.chunk_size
-            chunk = by_length[begin : begin + self.chunk_size]
-            cells = self._chunk_cells(chunk)
-            rows = tf.gather(order, begin + cells["rows"])  # Back to the request's order.
-            return i + 1, [ta.write(i, cells[k] if k != "rows" else rows) for k, ta in zip(_CELL_KEYS, found)]
+            rows = order[i * self.chunk_size : (i + 1) * self.chunk_size]
+            width = tf.maximum(lengths[rows[0]], 1)  # The chunk's longest sentence comes first.
+            cells = self._chunk_cells(
+                tf.gather(word_input, rows)[:, :width], tf.gather(hidden, rows)[:, :width], tf.gather(lengths, rows)
+            )
+            cells["rows"] = tf.gather(rows, cells["rows"])  # Back to the request's order.
+            return i + 1, [ta.write(i, cells[k]) for k, ta in zip(_CELL_KEYS, found)]
 
         num_chunks = (batch + self.chunk_size - 1) // self.chunk_size
         arrays = [tf.TensorArray(dtype, size=num_chunks, infer_shape=False, element_shape=shape)
@@ -137,10 +143,9 @@ class TripleGraph:
             "truncated": truncated,
         }
 
-    def _chunk_cells(self, tokens: tf.RaggedTensor) -> dict:
-        """Runs the model on a few sentences; returns one entry per extracted triple (see `_CELL_KEYS`)."""
-        lengths = tf.cast(tokens.row_lengths(), tf.int32)
-        outputs = self.model(self.featurizer(tokens), training=False)
+    def _chunk_cells(self, word_input: tf.Tensor, hidden: tf.Tensor, lengths: tf.Tensor) -> dict:
+        """Runs the pair rounds on a few encoded sentences; returns one entry per triple (see `_CELL_KEYS`)."""
+        outputs = self.interact([word_input, hidden], training=False)
         probs = tf.cast(outputs["relations"], tf.float32)
         starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
         mask = tf.sequence_mask(lengths, tf.shape(probs)[1])

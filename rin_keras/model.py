@@ -137,6 +137,28 @@ class RINModel(keras.Model):
     def encoder(self) -> BiLSTMEncoder | TransformerWordEncoder:
         return self.get_layer("encoder")
 
+    @property
+    def word_input(self) -> str:
+        """The input with one entry per word, from which the token mask is read."""
+        return "word_pieces" if self.config.encoder == "bert" else "token_ids"
+
+    def split_at_encoder(self) -> tuple[keras.Model, keras.Model]:
+        """Splits the model into its encoder and everything after it (same weights).
+
+        For callers that encode a whole batch at once and run the pair rounds,
+        whose cost grows with n^2, on parts of it: the serving graph does, on
+        length-sorted chunks.
+
+        Returns:
+            `(encode, interact)`: `encode` maps the model inputs to the encoder
+            states H `[batch, n, d]`; `interact` maps `[inputs[word_input], H]`
+            to the model outputs.
+        """
+        hidden = self.encoder.output
+        encode = keras.Model(self.input, hidden, name="encode")
+        interact = keras.Model([self.input[self.word_input], hidden], self.output, name="interact")
+        return encode, interact
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training; `"auto"` gives the paper's setting.
 

@@ -30,6 +30,21 @@ def test_outputs_and_padding_invariance(rng):
     assert np.all(keras.ops.convert_to_numpy(long["relations"])[:, 4:] == 0)
 
 
+def test_split_at_encoder_gives_the_models_outputs_on_any_chunk(rng):
+    model = build_rin(tiny_config())
+    ids = random_token_ids(rng, [6, 2, 4], 6)
+    expected = model({"token_ids": ids})
+    encode, interact = model.split_at_encoder()
+    hidden = encode({"token_ids": ids})
+    assert not set(map(id, interact.weights)) - set(map(id, model.weights))  # Shared, not copied.
+    rows = [2, 1]  # A chunk of the encoded batch, cut to its longest sentence.
+    chunk = interact([keras.ops.convert_to_tensor(ids[rows, :4]), keras.ops.take(hidden, rows, axis=0)[:, :4]])
+    np.testing.assert_allclose(chunk["relations"], keras.ops.take(expected["relations"], rows, axis=0)[:, :4, :4],
+                               atol=1e-6)
+    np.testing.assert_allclose(chunk["entity_tags"], keras.ops.take(expected["entity_tags"], rows, axis=0)[:, :4],
+                               atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "overrides,layers",
     [
