@@ -6,7 +6,8 @@
    `serving_default` signature gives the same triples as the in-process
    `Extractor` on every WebNLG dev sentence.
 2. Raw-text throughput of the SavedModel signature at batch 1 and 64 on the
-   test sentences.
+   test sentences, and its in-process one-sentence latency (the floor under
+   any server's).
 3. Starts `serving.server` in a separate process and measures p50/p99 latency of
    one-sentence gRPC requests.
 """
@@ -36,6 +37,16 @@ flags.mark_flag_as_required("model_dir")
 
 def _sentences(corpus, split):
     return [" ".join(t.decode("utf-8") for t in x["tokens"]) for x in corpus.examples(split)]
+
+
+def _latencies_ms(call, sentences, count):
+    """p50 and p99 of `call([sentence])` over `count` one-sentence requests, in ms."""
+    latencies = []
+    for i in range(count):
+        start = time.perf_counter()
+        call([sentences[i % len(sentences)]])
+        latencies.append(time.perf_counter() - start)
+    return np.percentile(latencies, [50, 99]) * 1000
 
 
 def _rate(function, sentences, batch_size):
@@ -74,6 +85,8 @@ def main(argv):
     _rate(signature, test[:64], 64)  # Traces both shapes' kernels.
     for batch_size, count in ((1, 200), (64, len(test))):
         print(f"SavedModel raw text, batch {batch_size}: {_rate(signature, test[:count], batch_size):.0f} sentences/s")
+    p50, p99 = _latencies_ms(lambda s: signature(sentences=tf.constant(s)), test, FLAGS.requests)
+    print(f"SavedModel in-process one-sentence calls ({FLAGS.requests}): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
     server = subprocess.Popen(
         [sys.executable, "-m", "serving.server", f"--model_base_path={base}", "--port=0", "--rest_api_port=0"],
@@ -84,12 +97,7 @@ def main(argv):
         client = GrpcClient(f"127.0.0.1:{port}", timeout=30)
         for sentence in test[:20]:
             client.predict([sentence])
-        latencies = []
-        for i in range(FLAGS.requests):
-            start = time.perf_counter()
-            client.predict([test[i % len(test)]])
-            latencies.append(time.perf_counter() - start)
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        p50, p99 = _latencies_ms(client.predict, test, FLAGS.requests)
         print(f"gRPC one-sentence requests ({FLAGS.requests}): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     finally:
         server.terminate()

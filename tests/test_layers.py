@@ -108,6 +108,17 @@ def test_encoder_padding_invariance(rng):
     assert np.all(long[:, 5:] == 0)
 
 
+def test_fused_encoder_matches_the_keras_bilstm(rng):
+    encoder = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0)
+    ids = rng.integers(1, 20, size=(3, 7)).astype("int32")
+    ids[1, 4:] = 0
+    ids[2, 1:] = 0
+    mask = ids != 0
+    reference = encoder.bilstm(encoder.embedding(ids), mask=mask)  # The Keras loop over time steps.
+    expected = np.where(mask[..., None], keras.ops.convert_to_numpy(reference), 0.0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(ids)), expected, atol=1e-6)
+
+
 def test_head_and_interaction_padding_invariance(rng):
     head = PairwiseRelationHead(3, 5)
     layer = InteractionLayer(4)
