@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from rin_keras.layers import BiLSTMEncoder, GRUUpdater, InteractionLayer, PairwiseRelationHead
 
@@ -114,9 +115,19 @@ def test_fused_encoder_matches_the_keras_bilstm(rng):
     ids[1, 4:] = 0
     ids[2, 1:] = 0
     mask = ids != 0
-    reference = encoder.bilstm(encoder.embedding(ids), mask=mask)  # The Keras loop over time steps.
-    expected = np.where(mask[..., None], keras.ops.convert_to_numpy(reference), 0.0)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(ids)), expected, atol=1e-6)
+    weights = tf.random.normal([3, 7, 8])
+    with tf.GradientTape(persistent=True) as tape:
+        fused = encoder(ids)
+        reference = encoder.bilstm(encoder.embedding(ids), mask=mask)  # The Keras loop over time steps.
+        reference = tf.where(mask[..., None], reference, 0.0)
+        fused_loss, reference_loss = tf.reduce_sum(fused * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_allclose(fused.numpy(), reference.numpy(), atol=1e-6)
+    for variable in encoder.trainable_variables:
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(tape.gradient(fused_loss, variable)).numpy(),
+            tf.convert_to_tensor(tape.gradient(reference_loss, variable)).numpy(),
+            atol=1e-5, err_msg=variable.path,
+        )
 
 
 def test_head_and_interaction_padding_invariance(rng):
