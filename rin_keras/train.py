@@ -1,7 +1,8 @@
 """Train RIN: `python -m rin_keras.train --dataset=webnlg`.
 
-The dev split selects the model (partial-match F1 after every epoch); the test
-split is only reported. Everything goes to --model_dir:
+The dev split selects the model (after every epoch: partial-match F1 for
+--variant=partial, exact-match F1 for --variant=exact); the test split is only
+reported. Everything goes to --model_dir:
 
     config.json, vocab/          what the model needs at inference
     best.keras                   the best epoch on dev
