@@ -12,7 +12,6 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags, logging
 
 from rin_keras import metrics
@@ -22,21 +21,27 @@ from rin_keras.decoding import decode_triples
 
 def predict_split(model, corpus: pipeline.Corpus, split: str, vocab, batch_size: int = 100, max_length: int = 100,
                   threshold: float = 0.5, featurizer=None):
-    """Runs `model` over `split` in the stored order.
+    """Runs `model` over `split` in length-bucketed batches.
 
     Returns:
-        (predicted triples per sentence, predicted tag ids per sentence).
+        (predicted triples, predicted tag ids, gold tag ids), each a list with
+        one entry per sentence in the stored order of `split`.
     """
-    dataset = pipeline.make_dataset(corpus, split, vocab, batch_size, max_length=max_length, featurizer=featurizer)
-    triples, tags = [], []
+    dataset = pipeline.make_dataset(
+        corpus, split, vocab, batch_size, max_length=max_length, featurizer=featurizer, with_index=True
+    )
+    triples, tags, gold_tags = {}, {}, {}
     for inputs, targets in dataset:
         outputs = model.predict_on_batch(inputs)
-        lengths = np.sum(targets["entity_tags"].numpy() >= 0, axis=1)
+        gold = targets["entity_tags"].numpy()
+        lengths = np.sum(gold >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
-        for i, length in enumerate(lengths):
-            triples.append(decode_triples(tag_ids[i], outputs["relations"][i], int(length), threshold))
-            tags.append(tag_ids[i][:length])
-    return triples, tags
+        for i, (index, length) in enumerate(zip(targets["index"].numpy(), lengths)):
+            triples[index] = decode_triples(tag_ids[i], outputs["relations"][i], int(length), threshold)
+            tags[index] = tag_ids[i][:length]
+            gold_tags[index] = gold[i][:length]
+    order = sorted(triples)
+    return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
 
 
 def overlap_category(triples) -> str:
@@ -57,14 +62,13 @@ def evaluate_split(model, corpus: pipeline.Corpus, split: str, vocab, *, batch_s
     (default: word ids, for the BiLSTM encoder).
     """
     examples = corpus.examples(split)
-    predicted, predicted_tags = predict_split(
+    predicted, predicted_tags, gold_tags = predict_split(
         model, corpus, split, vocab, batch_size, max_length, threshold, featurizer
     )
     gold = [metrics.gold_triples(x) for x in examples]
     tokens = [[t.decode("utf-8") for t in x["tokens"]] for x in examples]
     relation_names = corpus.relation_names
     scores = metrics.score_triples(gold, predicted, tokens, relation_names)
-    gold_tags = [_tags_of(x, len(tags)) for x, tags in zip(examples, predicted_tags)]
     scores["ner"] = metrics.score_entities(gold_tags, predicted_tags)
     if breakdown:
         groups = collections.defaultdict(list)
@@ -81,13 +85,6 @@ def evaluate_split(model, corpus: pipeline.Corpus, split: str, vocab, *, batch_s
             for (kind, name), ids in sorted(groups.items())
         }
     return scores
-
-
-def _tags_of(example, length):
-    """Returns the gold BIESO tag ids of an example's first `length` tokens."""
-    e = example["entities"]
-    inside = e["end"] <= length
-    return pipeline.bieso_tags(tf.constant(e["start"][inside]), tf.constant(e["end"][inside]), length).numpy()
 
 
 def format_table(scores: dict) -> str:

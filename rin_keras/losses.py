@@ -44,7 +44,9 @@ class MaskedPairwiseBinaryCrossEntropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "float32")
-        p = ops.clip(ops.cast(y_pred, "float32"), _EPSILON, 1.0 - _EPSILON)
-        losses = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        y_pred = ops.cast(y_pred, "float32")
+        # The probability given to the true label, so one log per cell instead of two.
+        likelihood = ops.where(ops.greater(y_true, 0.5), y_pred, 1.0 - y_pred)
+        losses = -ops.log(ops.clip(likelihood, _EPSILON, 1.0))
         losses = ops.where(ops.greater_equal(y_true, 0.0), losses, 0.0)
         return ops.sum(losses, axis=(1, 2, 3))

@@ -23,6 +23,14 @@ def test_pair_loss_ignores_padded_cells(rng):
     assert float(MaskedPairwiseBinaryCrossEntropy()(y, p)) == pytest.approx(-np.log(p[0, 0, 0, 0]), rel=1e-5)
 
 
+def test_pair_loss_is_binary_cross_entropy_on_int8_targets(rng):
+    p = rng.uniform(0.01, 0.99, size=(2, 3, 3, 4)).astype("float32")
+    y = rng.integers(-1, 2, size=p.shape).astype("int8")  # The pipeline's targets: 1, 0, -1 on padding.
+    cells = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    expected = np.where(y >= 0, cells, 0.0).sum(axis=(1, 2, 3)).mean()
+    assert float(MaskedPairwiseBinaryCrossEntropy()(y, p)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_partial_match_metric_counts_cells():
     metric = metrics.PartialMatchF1()
     y_true = np.array([[[[1, 0], [0, -1]], [[1, -1], [-1, -1]]]], "float32")

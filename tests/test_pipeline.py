@@ -25,7 +25,7 @@ def test_bieso_tags():
 def test_dense_relation_targets():
     relations = tf.constant([[[0, 1, 2], [0, 1, 2], [-1, -1, -1]], [[1, 0, 0], [-1, -1, -1], [-1, -1, -1]]])
     dense = pipeline.dense_relation_targets(relations, tf.constant([3, 2]), tf.constant(3), 3).numpy()
-    assert dense.shape == (2, 3, 3, 3)
+    assert dense.shape == (2, 3, 3, 3) and dense.dtype == np.int8
     assert dense[0, 0, 1, 2] == 1 and dense[1, 1, 0, 0] == 1  # a triple listed twice is one cell
     assert (dense == 1).sum() == 2
     assert np.all(dense[1, 2] == -1) and np.all(dense[1, :, 2] == -1) and np.all(dense[0] >= 0)
@@ -67,6 +67,21 @@ def test_eval_order_and_targets_match_the_examples(corpus):
     leader = vocab.relations.index("leaderName")
     assert rel[tokens.index("Italy"), tokens.index("Mattarella"), leader] == 1
     assert (rel == 1).sum() == 2
+
+
+def test_indexed_batches_are_bucketed_and_cover_the_split_once(corpus):
+    vocab = corpus.build_vocabulary()
+    batches = list(pipeline.make_dataset(corpus, "train", vocab, batch_size=6, with_index=True,
+                                         bucket_boundaries=(8,)))
+    lengths = [len(x["tokens"]) for x in corpus.examples("train")]
+    assert len(batches) == 1 + any(n >= 8 for n in lengths) and any(n < 8 for n in lengths)
+    seen = []
+    for inputs, targets in batches:
+        real = (inputs["token_ids"].numpy() != 0).sum(axis=1)
+        indices = targets["index"].numpy().tolist()
+        assert real.tolist() == [lengths[i] for i in indices]  # each row is the sentence its index names
+        seen += indices
+    assert sorted(seen) == list(range(len(lengths)))
 
 
 def test_truncation_drops_triples_and_counts(corpus, caplog):
