@@ -115,11 +115,20 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
 
 
 class DevEvaluation(keras.callbacks.Callback):
-    """Scores the dev split after every epoch and adds `val_{partial,exact}_{precision,recall,f1}` to the logs."""
+    """Scores the dev split after every epoch.
+
+    Adds `val_{partial,exact}_{precision,recall,f1}` to the logs, and
+    `epoch_seconds`, the epoch's wall time with its dev scoring, so that
+    history.csv times a run across interruptions.
+    """
 
     def __init__(self, evaluate):
         super().__init__()
         self._evaluate = evaluate
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.time()
@@ -127,6 +136,7 @@ class DevEvaluation(keras.callbacks.Callback):
         for name in ("partial", "exact"):
             for measure in ("precision", "recall", "f1"):
                 logs[f"val_{name}_{measure}"] = scores[name][measure]
+        logs["epoch_seconds"] = time.time() - self._epoch_start
         print(
             f"\nepoch {epoch + 1}: dev partial P {scores['partial']['precision']:.2f} "
             f"R {scores['partial']['recall']:.2f} F1 {scores['partial']['f1']:.2f} "
@@ -241,16 +251,14 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
-    start = time.time()
     model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
-    train_seconds = time.time() - start
     plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
 
     best = keras.saving.load_model(best_path)
     results = {
         "dataset": corpus.name,
         "config": config.__dict__,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(_train_seconds(history_csv), 1),
         "best_epoch": _best_epoch(history_csv, monitor),
         "validation": dev_scores(best),
         "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold,
@@ -266,6 +274,12 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
 def selection_metric(config: RINConfig) -> str:
     """The dev score that selects the model: the F1 the variant is judged by (partial or exact match)."""
     return f"val_{config.variant}_f1"
+
+
+def _train_seconds(history_csv: str) -> float:
+    """Wall time of every logged epoch, dev scoring included, across resumed runs (0 for untimed rows)."""
+    with open(history_csv, encoding="utf-8") as f:
+        return sum(float(r.get("epoch_seconds") or 0) for r in csv.DictReader(f))
 
 
 def _best_epoch(history_csv: str, monitor: str) -> int:

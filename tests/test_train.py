@@ -1,5 +1,6 @@
 """The training CLI end to end on the dummy corpus: outputs, resume, and the real-data builders."""
 
+import csv
 import json
 import os
 import subprocess
@@ -62,10 +63,12 @@ def test_rerun_resumes_from_the_backup(tmp_path):
         with pytest.raises(_Killed):
             _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
     assert os.path.isdir(tmp_path / "run" / "backup")
-    _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
+    results = _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
     with open(tmp_path / "run" / "history.csv") as f:
-        epochs = [line.split(",")[0] for line in f.read().splitlines()[1:]]
-    assert epochs == ["0", "1", "2", "3"]  # resumed at epoch 3; epochs 1-2 were not repeated
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # resumed at epoch 3; epochs 1-2 were not repeated
+    seconds = [float(r["epoch_seconds"]) for r in rows]
+    assert min(seconds) > 0 and results["train_seconds"] == pytest.approx(sum(seconds), abs=0.1)  # both runs' epochs
     assert not os.path.exists(tmp_path / "run" / "backup")
 
 
