@@ -48,6 +48,9 @@ class RINConfig:
             baseline with both heads straight on H (requires rounds=0).
         learning_rate: Adam learning rate.
         clipnorm: gradient clipping norm (5.0, as the official release).
+        lr_decay_factor: multiply the learning rate by this when the dev F1 has not
+            improved for `lr_decay_patience` epochs; 1.0 keeps it constant (the paper).
+        lr_decay_patience: epochs without a better dev F1 before the learning rate decays.
         batch_size: sentences per batch.
         epochs: maximum training epochs (early stopping on dev F1 may end sooner).
         max_length: sentences are truncated to this many tokens.
@@ -74,6 +77,8 @@ class RINConfig:
     task_features: bool = True
     learning_rate: float = 1e-3
     clipnorm: float = 5.0
+    lr_decay_factor: float = 1.0
+    lr_decay_patience: int = 5
     batch_size: int = 50
     epochs: int = 150
     max_length: int = 100
@@ -97,6 +102,10 @@ class RINConfig:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}.")
         if not self.task_features and self.rounds:
             raise ValueError("task_features=False (plain BiLSTM) needs rounds=0.")
+        if not 0.0 < self.lr_decay_factor <= 1.0:
+            raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
+        if self.lr_decay_patience < 1:
+            raise ValueError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}.")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}.")
 

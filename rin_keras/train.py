@@ -48,6 +48,13 @@ def define_flags():
     flags.DEFINE_float("learning_rate", None, "Adam learning rate (dataset default when unset).")
     flags.DEFINE_integer("epochs", None, "Maximum epochs (dataset default when unset).")
     flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.")
+    flags.DEFINE_float(
+        "lr_decay_factor", _DEFAULTS.lr_decay_factor,
+        "Multiply the learning rate by this after --lr_decay_patience epochs without a better dev F1 (1 = constant).",
+    )
+    flags.DEFINE_integer(
+        "lr_decay_patience", _DEFAULTS.lr_decay_patience, "Epochs without a better dev F1 before the LR decays."
+    )
     flags.DEFINE_integer("max_length", _DEFAULTS.max_length, "Truncate sentences to this many tokens.")
     flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
     flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "BiLSTM units per direction.")
@@ -80,6 +87,13 @@ def config_from_flags() -> RINConfig:
     }
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
+    try:
+        return _config_from_flags(overrides)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+
+
+def _config_from_flags(overrides: dict) -> RINConfig:
     return RINConfig.for_dataset(
         FLAGS.dataset,
         variant=FLAGS.variant,
@@ -96,6 +110,8 @@ def config_from_flags() -> RINConfig:
         lstm_units=FLAGS.lstm_units,
         hidden_dim=FLAGS.hidden_dim,
         seed=FLAGS.seed,
+        lr_decay_factor=FLAGS.lr_decay_factor,
+        lr_decay_patience=FLAGS.lr_decay_patience,
         **overrides,
     )
 
@@ -251,6 +267,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
+    if config.lr_decay_factor < 1.0:  # Before CSVLogger, so history.csv logs the learning rate.
+        callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
+            min_delta=0.0, verbose=1,
+        ))
     model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
     plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
 

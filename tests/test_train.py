@@ -47,6 +47,19 @@ def test_the_variants_f1_selects_the_model(tmp_path):
     assert results["best_epoch"] == 2  # An exact-match run is chosen on dev exact F1, not partial.
 
 
+def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
+    scripted = [50.0, 40.0, 30.0, 60.0]
+
+    def scripted_scores(self, epoch, logs=None):
+        logs.update({f"val_{name}_{m}": scripted[epoch] for name in ("partial", "exact") for m in ("precision", "recall", "f1")})
+
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted_scores):
+        _train(tmp_path / "run", tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
+    with open(tmp_path / "run" / "history.csv") as f:
+        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])  # halved after each epoch without a better F1
+
+
 class _Killed(Exception):
     pass
 
@@ -78,6 +91,12 @@ def test_cli_rejects_bad_flags():
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode != 0 and "--encoder" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "rin_keras.train", "--dataset=webnlg", "--lr_decay_factor=2"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0 and "lr_decay_factor must be in (0, 1]" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_flags_mirror_the_config():
