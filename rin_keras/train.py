@@ -88,32 +88,28 @@ def config_from_flags() -> RINConfig:
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
     try:
-        return _config_from_flags(overrides)
+        return RINConfig.for_dataset(
+            FLAGS.dataset,
+            variant=FLAGS.variant,
+            encoder=FLAGS.encoder,
+            preset=FLAGS.preset or "",
+            word_piece=FLAGS.word_piece,
+            updater=FLAGS.updater,
+            use_relation_input=FLAGS.use_relation_input,
+            use_entity_input=FLAGS.use_entity_input,
+            use_hidden_input=FLAGS.use_hidden_input,
+            task_features=FLAGS.task_features,
+            max_length=FLAGS.max_length,
+            word_dim=FLAGS.word_dim,
+            lstm_units=FLAGS.lstm_units,
+            hidden_dim=FLAGS.hidden_dim,
+            seed=FLAGS.seed,
+            lr_decay_factor=FLAGS.lr_decay_factor,
+            lr_decay_patience=FLAGS.lr_decay_patience,
+            **overrides,
+        )
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-
-
-def _config_from_flags(overrides: dict) -> RINConfig:
-    return RINConfig.for_dataset(
-        FLAGS.dataset,
-        variant=FLAGS.variant,
-        encoder=FLAGS.encoder,
-        preset=FLAGS.preset or "",
-        word_piece=FLAGS.word_piece,
-        updater=FLAGS.updater,
-        use_relation_input=FLAGS.use_relation_input,
-        use_entity_input=FLAGS.use_entity_input,
-        use_hidden_input=FLAGS.use_hidden_input,
-        task_features=FLAGS.task_features,
-        max_length=FLAGS.max_length,
-        word_dim=FLAGS.word_dim,
-        lstm_units=FLAGS.lstm_units,
-        hidden_dim=FLAGS.hidden_dim,
-        seed=FLAGS.seed,
-        lr_decay_factor=FLAGS.lr_decay_factor,
-        lr_decay_patience=FLAGS.lr_decay_patience,
-        **overrides,
-    )
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
