@@ -32,6 +32,12 @@ from rin_keras.model import build_rin
 
 FLAGS = flags.FLAGS
 _DEFAULTS = RINConfig()
+# Flags passed to RINConfig as they are (the dataset-default ones are in `config_from_flags`).
+_CONFIG_FLAGS = (
+    "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
+    "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
+    "lr_decay_patience",
+)
 
 
 def define_flags():
@@ -87,27 +93,9 @@ def config_from_flags() -> RINConfig:
     }
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
+    fields = {name: FLAGS[name].value for name in _CONFIG_FLAGS}
     try:
-        return RINConfig.for_dataset(
-            FLAGS.dataset,
-            variant=FLAGS.variant,
-            encoder=FLAGS.encoder,
-            preset=FLAGS.preset or "",
-            word_piece=FLAGS.word_piece,
-            updater=FLAGS.updater,
-            use_relation_input=FLAGS.use_relation_input,
-            use_entity_input=FLAGS.use_entity_input,
-            use_hidden_input=FLAGS.use_hidden_input,
-            task_features=FLAGS.task_features,
-            max_length=FLAGS.max_length,
-            word_dim=FLAGS.word_dim,
-            lstm_units=FLAGS.lstm_units,
-            hidden_dim=FLAGS.hidden_dim,
-            seed=FLAGS.seed,
-            lr_decay_factor=FLAGS.lr_decay_factor,
-            lr_decay_patience=FLAGS.lr_decay_patience,
-            **overrides,
-        )
+        return RINConfig.for_dataset(FLAGS.dataset, preset=FLAGS.preset or "", **fields, **overrides)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
 

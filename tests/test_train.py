@@ -51,7 +51,8 @@ def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
     scripted = [50.0, 40.0, 30.0, 60.0]
 
     def scripted_scores(self, epoch, logs=None):
-        logs.update({f"val_{name}_{m}": scripted[epoch] for name in ("partial", "exact") for m in ("precision", "recall", "f1")})
+        for name in ("partial", "exact"):
+            logs.update({f"val_{name}_{m}": scripted[epoch] for m in ("precision", "recall", "f1")})
 
     with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted_scores):
         _train(tmp_path / "run", tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
