@@ -145,6 +145,61 @@ class DevEvaluation(keras.callbacks.Callback):
         )
 
 
+def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
+    """The selecting dev score of every epoch history.csv logged, one per epoch (a rerun epoch's last row)."""
+    if not os.path.exists(history_csv):
+        return []
+    with open(history_csv, encoding="utf-8") as f:
+        by_epoch = {int(r["epoch"]): float(r[monitor]) for r in csv.DictReader(f)}
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def replay_plateau(scores: list[float], reset_after: int | None = None) -> tuple[float | None, int]:
+    """Replays Keras's plateau counting (mode max, min_delta 0) over past dev scores.
+
+    Args:
+        scores: the dev score of each past epoch.
+        reset_after: ReduceLROnPlateau's patience: the count restarts after each decay. None for EarlyStopping.
+
+    Returns:
+        The best score (None without scores) and the epochs counted since.
+    """
+    best, wait = None, 0
+    for score in scores:
+        if best is None or score > best:
+            best, wait = score, 0
+        else:
+            wait += 1
+            if reset_after is not None and wait >= reset_after:
+                wait = 0
+    return best, wait
+
+
+class _ResumesCounting:
+    """Mixin for Keras plateau callbacks: a resumed run goes on counting from the epochs it logged before."""
+
+    restarts_after_patience = False  # True where reaching the patience acts and restarts the count.
+
+    def __init__(self, past_scores: list[float], **kwargs):
+        super().__init__(**kwargs)
+        self._past_scores = past_scores
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        reset_after = self.patience if self.restarts_after_patience else None
+        self.best, self.wait = replay_plateau(self._past_scores, reset_after)
+
+
+class ResumedEarlyStopping(_ResumesCounting, keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience spans interruptions."""
+
+
+class ResumedReduceLROnPlateau(_ResumesCounting, keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau whose patience spans interruptions."""
+
+    restarts_after_patience = True
+
+
 def plot_history(history_csv: str, png: str) -> None:
     """Plots dev partial F1 per epoch from the CSV log."""
     import matplotlib
@@ -243,17 +298,20 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         os.remove(history_csv)  # A finished earlier run: start its history afresh.
     best_path = os.path.join(model_dir, "best.keras")
     monitor = selection_metric(config)
+    # A resumed run picks model selection up where it stopped: best.keras is only replaced by a better epoch.
+    past_scores = dev_scores_so_far(history_csv, monitor) if os.path.exists(best_path) else []
     callbacks = [
         DevEvaluation(dev_scores),
-        keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience),
+        keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True,
+                                        initial_value_threshold=max(past_scores, default=None)),
+        ResumedEarlyStopping(past_scores, monitor=monitor, mode="max", patience=patience),
         keras.callbacks.CSVLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
     if config.lr_decay_factor < 1.0:  # Before CSVLogger, so history.csv logs the learning rate.
-        callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
+        callbacks.insert(1, ResumedReduceLROnPlateau(
+            past_scores, monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
             min_delta=0.0, verbose=1,
         ))
     model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")

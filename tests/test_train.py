@@ -17,12 +17,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(word_dim=8, lstm_units=4, hidden_dim=8, rounds=1, batch_size=4, epochs=1)
 
 
-def _train(model_dir, tfds_dir, **overrides):
+def _train(model_dir, tfds_dir, patience=30, **overrides):
     config = RINConfig.for_dataset("webnlg", variant="exact", **{**TINY, **overrides})
     with testing.dummy_checksums("webnlg"):
         return train.train(
-            config, str(model_dir), data_dir=testing.dummy_dir("webnlg"), tfds_data_dir=str(tfds_dir)
+            config, str(model_dir), data_dir=testing.dummy_dir("webnlg"), tfds_data_dir=str(tfds_dir),
+            patience=patience,
         )
+
+
+def _script_dev_f1(scores):
+    """A DevEvaluation.on_epoch_end that logs scores[epoch] as every dev P/R/F1."""
+
+    def scripted_scores(self, epoch, logs=None):
+        for name in ("partial", "exact"):
+            logs.update({f"val_{name}_{m}": scores[epoch] for m in ("precision", "recall", "f1")})
+
+    return scripted_scores
 
 
 def test_one_epoch_writes_every_output(tmp_path):
@@ -48,13 +59,7 @@ def test_the_variants_f1_selects_the_model(tmp_path):
 
 
 def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
-    scripted = [50.0, 40.0, 30.0, 60.0]
-
-    def scripted_scores(self, epoch, logs=None):
-        for name in ("partial", "exact"):
-            logs.update({f"val_{name}_{m}": scripted[epoch] for m in ("precision", "recall", "f1")})
-
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted_scores):
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", _script_dev_f1([50.0, 40.0, 30.0, 60.0])):
         _train(tmp_path / "run", tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
     with open(tmp_path / "run" / "history.csv") as f:
         rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
@@ -84,6 +89,37 @@ def test_rerun_resumes_from_the_backup(tmp_path):
     seconds = [float(r["epoch_seconds"]) for r in rows]
     assert min(seconds) > 0 and results["train_seconds"] == pytest.approx(sum(seconds), abs=0.1)  # both runs' epochs
     assert not os.path.exists(tmp_path / "run" / "backup")
+
+
+def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
+    scripted = _script_dev_f1([60.0, 50.0, 40.0, 30.0, 20.0, 10.0])
+
+    def die_in_third_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise _Killed()
+        scripted(self, epoch, logs)
+
+    run = tmp_path / "run"
+    decay = dict(epochs=6, patience=3, lr_decay_factor=0.5, lr_decay_patience=1)
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+        with pytest.raises(_Killed):
+            _train(run, tmp_path / "tfds", **decay)
+    best_saved_at = os.path.getmtime(run / "best.keras")
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted):
+        results = _train(run, tmp_path / "tfds", **decay)
+    assert os.path.getmtime(run / "best.keras") == best_saved_at  # the worse resumed epochs did not replace it
+    assert results["best_epoch"] == 1
+    with open(run / "history.csv") as f:
+        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
+    # Patience 3 ran out at epoch 4, counting epoch 2 from before the kill; the LR went on halving each epoch (a
+    # fresh count would have taken epoch 3 as a new best and kept 5e-4).
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
+
+
+def test_replay_plateau_counts_like_keras():
+    assert train.replay_plateau([]) == (None, 0)
+    assert train.replay_plateau([1.0, 3.0, 2.0, 2.0]) == (3.0, 2)
+    assert train.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
 def test_cli_rejects_bad_flags():
