@@ -145,6 +145,34 @@ class DevEvaluation(keras.callbacks.Callback):
         )
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """CSVLogger that can append to an interrupted run's history.csv when the rerun logs other columns.
+
+    A rerun that adds a flag (e.g. --lr_decay_factor, which logs `learning_rate`) would otherwise write rows that
+    no longer match the file's header; the file is rewritten once with the union of the columns instead.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None and self.append and not self.append_header:
+            self.keys = self._merge_columns(sorted(logs or {}))
+        super().on_epoch_end(epoch, logs)
+
+    def _merge_columns(self, keys: list[str]) -> list[str]:
+        with open(self.filename, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            logged = [name for name in reader.fieldnames if name != "epoch"]
+        merged = sorted(set(logged) | set(keys))
+        if merged != logged:
+            self.csv_file.close()
+            with open(self.filename, "w", encoding="utf-8", newline="") as f:
+                writer = csv.DictWriter(f, ["epoch"] + merged, restval="")
+                writer.writeheader()
+                writer.writerows(rows)
+            self.csv_file = open(self.filename, "a", encoding="utf-8", newline="")
+        return merged
+
+
 def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
     """The selecting dev score of every epoch history.csv logged, one per epoch (a rerun epoch's last row)."""
     if not os.path.exists(history_csv):
@@ -305,11 +333,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True,
                                         initial_value_threshold=max(past_scores, default=None)),
         ResumedEarlyStopping(past_scores, monitor=monitor, mode="max", patience=patience),
-        keras.callbacks.CSVLogger(history_csv, append=True),
+        HistoryLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
-    if config.lr_decay_factor < 1.0:  # Before CSVLogger, so history.csv logs the learning rate.
+    if config.lr_decay_factor < 1.0:  # Before HistoryLogger, so history.csv logs the learning rate.
         callbacks.insert(1, ResumedReduceLROnPlateau(
             past_scores, monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
             min_delta=0.0, verbose=1,

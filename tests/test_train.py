@@ -116,6 +116,27 @@ def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
     assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
 
 
+def test_rerun_with_learning_rate_decay_widens_the_history(tmp_path):
+    scripted = _script_dev_f1([60.0, 50.0, 40.0, 30.0])
+
+    def die_in_third_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise _Killed()
+        scripted(self, epoch, logs)
+
+    run = tmp_path / "run"
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+        with pytest.raises(_Killed):
+            _train(run, tmp_path / "tfds", epochs=4)  # constant rate: no learning_rate column
+    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted):
+        _train(run, tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["val_exact_f1"]) for r in rows] == [60.0, 50.0, 40.0, 30.0]
+    assert [r["learning_rate"] for r in rows[:2]] == ["", ""]
+    assert float(rows[3]["learning_rate"]) == pytest.approx(5e-4)  # decayed after epoch 3, the second stall
+
+
 def test_replay_plateau_counts_like_keras():
     assert train.replay_plateau([]) == (None, 0)
     assert train.replay_plateau([1.0, 3.0, 2.0, 2.0]) == (3.0, 2)
