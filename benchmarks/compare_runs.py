@@ -3,6 +3,9 @@
     python benchmarks/compare_runs.py --epochs=20 --x=rounds --plot=docs/webnlg_rounds.png \\
         --model_dirs=runs/sweep_k1,runs/sweep_k2,runs/webnlg_partial_k3,runs/sweep_k4,runs/sweep_k5
 
+`--series=updater` draws one line per updater (the paper's Figure 3: GRU against
+vanilla RNN updaters for K = 1..5).
+
 Each run is judged at the same budget: its best dev F1 (of the variant's scorer,
 the one that selects the model) within the first `--epochs` epochs. Test scores
 come from `results.json` (written when a run ends) or `evaluation_test.json`
@@ -25,6 +28,7 @@ flags.DEFINE_list("model_dirs", None, "Training output folders to compare.")
 flags.DEFINE_integer("epochs", None, "Epoch budget (default: every logged epoch).")
 flags.DEFINE_string("x", None, "Config key for the plot's x axis (e.g. rounds).")
 flags.DEFINE_string("plot", None, "PNG to write (needs --x).")
+flags.DEFINE_string("series", None, "Config key that splits the plot into one line per value (e.g. updater).")
 flags.mark_flag_as_required("model_dirs")
 
 # Config keys that tell runs apart in the table (the rest are shared defaults).
@@ -90,28 +94,48 @@ def table(runs: list[dict], budget: int | None) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: list[dict], key: str, budget: int | None, png: str) -> None:
-    """Dev F1 (and test F1 where inside the budget) against `config[key]`."""
+def curves(runs: list[dict], key: str, budget: int | None, series: str | None = None) -> dict[str, dict]:
+    """The points to plot: per series value (one "" series without `series`), x values with dev and test F1.
+
+    Returns:
+        {label: {"x": [...], "dev": [...], "test_x": [...], "test": [...]}}; test points only for runs scored
+        inside the budget.
+    """
+    lines = {}
+    for run in sorted(runs, key=lambda r: r["config"][key]):
+        line = lines.setdefault(f"{series}={run['config'][series]}" if series else "",
+                                {"x": [], "dev": [], "test_x": [], "test": []})
+        line["x"].append(run["config"][key])
+        line["dev"].append(run["dev_f1"])
+        if run["test"] and not (budget and run["test_epoch"] > budget):
+            line["test_x"].append(run["config"][key])
+            line["test"].append(run["test"][run["config"]["variant"]]["f1"])
+    return lines
+
+
+def plot(runs: list[dict], key: str, budget: int | None, png: str, series: str | None = None) -> None:
+    """Dev F1 (and test F1 where inside the budget) against `config[key]`, one line pair per series value."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = sorted(runs, key=lambda r: r["config"][key])
-    xs = [r["config"][key] for r in runs]
+    metric = runs[0]["config"]["variant"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(xs, [r["dev_f1"] for r in runs], marker="o", label="best dev F1")
-    scored = [r for r in runs if r["test"] and not (budget and r["test_epoch"] > budget)]
-    if scored:
-        metric = runs[0]["config"]["variant"]
-        ax.plot([r["config"][key] for r in scored], [r["test"][metric]["f1"] for r in scored], marker="s",
-                linestyle="--", label=f"test {metric} F1")
+    for label, line in curves(runs, key, budget, series).items():
+        prefix = f"{label}: " if label else ""
+        print(f"{prefix}{key} {', '.join(map(str, line['x']))} -> best dev F1 "
+              f"{', '.join(f'{v:.2f}' for v in line['dev'])}")
+        dev = ax.plot(line["x"], line["dev"], marker="o", label=f"{prefix}best dev F1")
+        if line["test"]:
+            ax.plot(line["test_x"], line["test"], marker="s", linestyle="--", color=dev[0].get_color(),
+                    label=f"{prefix}test {metric} F1")
     ax.set_xlabel(key)
-    ax.set_xticks(xs)
+    ax.set_xticks(sorted({r["config"][key] for r in runs}))
     ax.set_ylabel("F1 (%)")
     ax.set_title(f"{runs[0]['config']['dataset']}" + (f", {budget} epochs" if budget else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -121,10 +145,12 @@ def main(argv):
     del argv
     if FLAGS.plot and not FLAGS.x:
         raise app.UsageError("--plot needs --x.")
+    if FLAGS.series and not FLAGS.plot:
+        raise app.UsageError("--series needs --plot.")
     runs = [load_run(d, FLAGS.epochs) for d in FLAGS.model_dirs]
     print(table(runs, FLAGS.epochs))
     if FLAGS.plot:
-        plot(runs, FLAGS.x, FLAGS.epochs, FLAGS.plot)
+        plot(runs, FLAGS.x, FLAGS.epochs, FLAGS.plot, FLAGS.series)
         print(f"wrote {FLAGS.plot}")
 
 

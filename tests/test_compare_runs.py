@@ -13,10 +13,10 @@ def _scores(partial, exact):
     return {"partial": {"f1": partial}, "exact": {"f1": exact}}
 
 
-def _run(folder, rounds, dev_f1, test=None, best_epoch=None, results_file="results.json"):
+def _run(folder, rounds, dev_f1, test=None, best_epoch=None, results_file="results.json", updater="gru"):
     os.makedirs(folder)
     with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump({"dataset": "webnlg", "variant": "partial", "rounds": rounds}, f)
+        json.dump({"dataset": "webnlg", "variant": "partial", "rounds": rounds, "updater": updater}, f)
     with open(os.path.join(folder, "history.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, ["epoch", "val_partial_f1", "val_exact_f1"])
         writer.writeheader()
@@ -42,4 +42,20 @@ def test_table_and_plot_at_an_epoch_budget(tmp_path):
     # The k3 run's best epoch (5) lies past the 3-epoch budget: its dev F1 is the best of epochs 1-3,
     # and its test scores are labelled with the epoch they belong to.
     assert rows["k3"] == ["rounds=3", "5", "70.00 (epoch 3)", "88.00 (epoch 5)", "86.00 (epoch 5)"]
+    assert png.stat().st_size > 0
+
+
+def test_one_line_per_series(tmp_path):
+    _run(tmp_path / "gru_k3", 3, [70.0], _scores(68.0, 66.0), best_epoch=1)
+    _run(tmp_path / "gru_k1", 1, [60.0], _scores(58.0, 55.0), best_epoch=1)
+    _run(tmp_path / "rnn_k1", 1, [50.0], updater="rnn")
+    png = tmp_path / "updaters.png"
+    output = subprocess.run(
+        [sys.executable, "benchmarks/compare_runs.py", "--x=rounds", "--series=updater", f"--plot={png}",
+         "--model_dirs=" + ",".join(str(tmp_path / name) for name in ("gru_k3", "gru_k1", "rnn_k1"))],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout
+    assert "updater=gru: rounds 1, 3 -> best dev F1 60.00, 70.00" in output
+    assert "updater=rnn: rounds 1 -> best dev F1 50.00" in output
+    assert "| rnn_k1 | rounds=1, updater=rnn |" in output
     assert png.stat().st_size > 0
