@@ -17,13 +17,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+from rin_keras.callbacks import (
+    DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, dev_scores_so_far,
+)
 from rin_keras.config import DATASETS, UPDATERS, VARIANTS, RINConfig
 from rin_keras.data import embeddings, features, pipeline
 from rin_keras.data.vocab import Vocabulary
@@ -112,120 +114,6 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     return tf.distribute.get_strategy()
-
-
-class DevEvaluation(keras.callbacks.Callback):
-    """Scores the dev split after every epoch.
-
-    Adds `val_{partial,exact}_{precision,recall,f1}` to the logs, and
-    `epoch_seconds`, the epoch's wall time with its dev scoring, so that
-    history.csv times a run across interruptions.
-    """
-
-    def __init__(self, evaluate):
-        super().__init__()
-        self._evaluate = evaluate
-        self._epoch_start = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        start = time.time()
-        scores = self._evaluate(self.model)
-        for name in ("partial", "exact"):
-            for measure in ("precision", "recall", "f1"):
-                logs[f"val_{name}_{measure}"] = scores[name][measure]
-        logs["epoch_seconds"] = time.time() - self._epoch_start
-        print(
-            f"\nepoch {epoch + 1}: dev partial P {scores['partial']['precision']:.2f} "
-            f"R {scores['partial']['recall']:.2f} F1 {scores['partial']['f1']:.2f} "
-            f"(exact F1 {scores['exact']['f1']:.2f}; {time.time() - start:.1f}s)",
-            flush=True,
-        )
-
-
-class HistoryLogger(keras.callbacks.CSVLogger):
-    """CSVLogger that can append to an interrupted run's history.csv when the rerun logs other columns.
-
-    A rerun that adds a flag (e.g. --lr_decay_factor, which logs `learning_rate`) would otherwise write rows that
-    no longer match the file's header; the file is rewritten once with the union of the columns instead.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.keys is None and self.append and not self.append_header:
-            self.keys = self._merge_columns(sorted(logs or {}))
-        super().on_epoch_end(epoch, logs)
-
-    def _merge_columns(self, keys: list[str]) -> list[str]:
-        with open(self.filename, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            logged = [name for name in reader.fieldnames if name != "epoch"]
-        merged = sorted(set(logged) | set(keys))
-        if merged != logged:
-            self.csv_file.close()
-            with open(self.filename, "w", encoding="utf-8", newline="") as f:
-                writer = csv.DictWriter(f, ["epoch"] + merged, restval="")
-                writer.writeheader()
-                writer.writerows(rows)
-            self.csv_file = open(self.filename, "a", encoding="utf-8", newline="")
-        return merged
-
-
-def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
-    """The selecting dev score of every epoch history.csv logged, one per epoch (a rerun epoch's last row)."""
-    if not os.path.exists(history_csv):
-        return []
-    with open(history_csv, encoding="utf-8") as f:
-        by_epoch = {int(r["epoch"]): float(r[monitor]) for r in csv.DictReader(f)}
-    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
-
-
-def replay_plateau(scores: list[float], reset_after: int | None = None) -> tuple[float | None, int]:
-    """Replays Keras's plateau counting (mode max, min_delta 0) over past dev scores.
-
-    Args:
-        scores: the dev score of each past epoch.
-        reset_after: ReduceLROnPlateau's patience: the count restarts after each decay. None for EarlyStopping.
-
-    Returns:
-        The best score (None without scores) and the epochs counted since.
-    """
-    best, wait = None, 0
-    for score in scores:
-        if best is None or score > best:
-            best, wait = score, 0
-        else:
-            wait += 1
-            if reset_after is not None and wait >= reset_after:
-                wait = 0
-    return best, wait
-
-
-class _ResumesCounting:
-    """Mixin for Keras plateau callbacks: a resumed run goes on counting from the epochs it logged before."""
-
-    restarts_after_patience = False  # True where reaching the patience acts and restarts the count.
-
-    def __init__(self, past_scores: list[float], **kwargs):
-        super().__init__(**kwargs)
-        self._past_scores = past_scores
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        reset_after = self.patience if self.restarts_after_patience else None
-        self.best, self.wait = replay_plateau(self._past_scores, reset_after)
-
-
-class ResumedEarlyStopping(_ResumesCounting, keras.callbacks.EarlyStopping):
-    """EarlyStopping whose patience spans interruptions."""
-
-
-class ResumedReduceLROnPlateau(_ResumesCounting, keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau whose patience spans interruptions."""
-
-    restarts_after_patience = True
 
 
 def plot_history(history_csv: str, png: str) -> None:

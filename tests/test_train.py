@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from absl.testing import flagsaver
 
-from rin_keras import RINConfig, train
+from rin_keras import RINConfig, callbacks, train
 from tfds_builders import testing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,13 +53,13 @@ def test_the_variants_f1_selects_the_model(tmp_path):
         for name, f1 in scripted[epoch].items():
             logs.update({f"val_{name}_precision": f1, f"val_{name}_recall": f1, f"val_{name}_f1": f1})
 
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted_scores):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted_scores):
         results = _train(tmp_path / "run", tmp_path / "tfds", epochs=3)
     assert results["best_epoch"] == 2  # An exact-match run is chosen on dev exact F1, not partial.
 
 
 def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", _script_dev_f1([50.0, 40.0, 30.0, 60.0])):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([50.0, 40.0, 30.0, 60.0])):
         _train(tmp_path / "run", tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
     with open(tmp_path / "run" / "history.csv") as f:
         rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
@@ -71,14 +71,14 @@ class _Killed(Exception):
 
 
 def test_rerun_resumes_from_the_backup(tmp_path):
-    evaluate = train.DevEvaluation.on_epoch_end
+    evaluate = callbacks.DevEvaluation.on_epoch_end
 
     def die_in_third_epoch(self, epoch, logs=None):
         if epoch == 2:
             raise _Killed()  # before the epoch's backup, as a kill -9 would
         evaluate(self, epoch, logs)
 
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
             _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
     assert os.path.isdir(tmp_path / "run" / "backup")
@@ -101,11 +101,11 @@ def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
 
     run = tmp_path / "run"
     decay = dict(epochs=6, patience=3, lr_decay_factor=0.5, lr_decay_patience=1)
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
             _train(run, tmp_path / "tfds", **decay)
     best_saved_at = os.path.getmtime(run / "best.keras")
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted):
         results = _train(run, tmp_path / "tfds", **decay)
     assert os.path.getmtime(run / "best.keras") == best_saved_at  # the worse resumed epochs did not replace it
     assert results["best_epoch"] == 1
@@ -125,10 +125,10 @@ def test_rerun_with_learning_rate_decay_widens_the_history(tmp_path):
         scripted(self, epoch, logs)
 
     run = tmp_path / "run"
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
             _train(run, tmp_path / "tfds", epochs=4)  # constant rate: no learning_rate column
-    with mock.patch.object(train.DevEvaluation, "on_epoch_end", scripted):
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted):
         _train(run, tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
@@ -138,9 +138,9 @@ def test_rerun_with_learning_rate_decay_widens_the_history(tmp_path):
 
 
 def test_replay_plateau_counts_like_keras():
-    assert train.replay_plateau([]) == (None, 0)
-    assert train.replay_plateau([1.0, 3.0, 2.0, 2.0]) == (3.0, 2)
-    assert train.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
+    assert callbacks.replay_plateau([]) == (None, 0)
+    assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0]) == (3.0, 2)
+    assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
 def test_cli_rejects_bad_flags():
