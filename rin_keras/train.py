@@ -238,7 +238,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         "dataset": corpus.name,
         "config": config.__dict__,
         "train_seconds": round(_train_seconds(history_csv), 1),
-        "best_epoch": _best_epoch(history_csv, monitor),
+        "best_epoch": _best_epoch(dev_scores_so_far(history_csv, monitor)),
         "validation": dev_scores(best),
         "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold,
                                featurizer=featurizer),
@@ -261,10 +261,9 @@ def _train_seconds(history_csv: str) -> float:
         return sum(float(r.get("epoch_seconds") or 0) for r in csv.DictReader(f))
 
 
-def _best_epoch(history_csv: str, monitor: str) -> int:
-    with open(history_csv, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return 1 + int(max(rows, key=lambda r: float(r[monitor]))["epoch"])
+def _best_epoch(scores: list[float]) -> int:
+    """The 1-based epoch of the best score (the first of equals, as ModelCheckpoint keeps it)."""
+    return 1 + scores.index(max(scores))
 
 
 def main(argv):
