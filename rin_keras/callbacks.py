@@ -119,6 +119,16 @@ class _ResumesCounting:
         self.best, self.wait = replay_plateau(self._past_scores, reset_after)
 
 
+def cosine_learning_rate(learning_rate: float, epochs: int, final_fraction: float) -> keras.callbacks.Callback:
+    """Sets each epoch's learning rate on a half cosine, from `learning_rate` down to its `final_fraction` at the last.
+
+    The rate is a function of the epoch index alone, so a resumed run (BackupAndRestore restores the epoch) goes on
+    along the same curve. Logs `learning_rate` after each epoch.
+    """
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(epochs - 1, 1), alpha=final_fraction)
+    return keras.callbacks.LearningRateScheduler(lambda epoch: float(schedule(epoch)))
+
+
 class ResumedEarlyStopping(_ResumesCounting, keras.callbacks.EarlyStopping):
     """EarlyStopping whose patience spans interruptions."""
 

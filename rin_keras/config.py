@@ -10,6 +10,7 @@ DATASETS = ("webnlg", "nyt")
 VARIANTS = ("partial", "exact")
 UPDATERS = ("gru", "rnn", "linear")
 ENCODERS = ("bilstm", "bert")
+LR_SCHEDULES = ("constant", "cosine")
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
 _DATASET_DEFAULTS = {
@@ -48,6 +49,11 @@ class RINConfig:
             baseline with both heads straight on H (requires rounds=0).
         learning_rate: Adam learning rate.
         clipnorm: gradient clipping norm (5.0, as the official release).
+        lr_schedule: `"constant"` (the paper), or `"cosine"`: the learning rate
+            follows a half cosine from `learning_rate` at the first epoch down to
+            `learning_rate * lr_final_fraction` at the last (`epochs`), so that a
+            fixed epoch budget ends on a settled model.
+        lr_final_fraction: for `"cosine"`, the last epoch's share of the starting rate.
         lr_decay_factor: multiply the learning rate by this when the dev F1 has not
             improved for `lr_decay_patience` epochs; 1.0 keeps it constant (the paper).
         lr_decay_patience: epochs without a better dev F1 before the learning rate decays.
@@ -77,6 +83,8 @@ class RINConfig:
     task_features: bool = True
     learning_rate: float = 1e-3
     clipnorm: float = 5.0
+    lr_schedule: str = "constant"
+    lr_final_fraction: float = 0.01
     lr_decay_factor: float = 1.0
     lr_decay_patience: int = 5
     batch_size: int = 50
@@ -102,6 +110,13 @@ class RINConfig:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}.")
         if not self.task_features and self.rounds:
             raise ValueError("task_features=False (plain BiLSTM) needs rounds=0.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}.")
+        if self.lr_schedule == "cosine" and self.lr_decay_factor < 1.0:
+            raise ValueError("lr_schedule='cosine' sets the rate of every epoch; it cannot be combined with "
+                             "lr_decay_factor < 1 (decay on a dev plateau).")
+        if not 0.0 <= self.lr_final_fraction <= 1.0:
+            raise ValueError(f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction}.")
         if not 0.0 < self.lr_decay_factor <= 1.0:
             raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         if self.lr_decay_patience < 1:

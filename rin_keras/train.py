@@ -24,9 +24,10 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from rin_keras.callbacks import (
-    DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, dev_scores_so_far,
+    DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
+    dev_scores_so_far,
 )
-from rin_keras.config import DATASETS, UPDATERS, VARIANTS, RINConfig
+from rin_keras.config import DATASETS, LR_SCHEDULES, UPDATERS, VARIANTS, RINConfig
 from rin_keras.data import embeddings, features, pipeline
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split, format_table
@@ -38,7 +39,7 @@ _DEFAULTS = RINConfig()
 _CONFIG_FLAGS = (
     "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
-    "lr_decay_patience",
+    "lr_decay_patience", "lr_schedule", "lr_final_fraction",
 )
 
 
@@ -62,6 +63,13 @@ def define_flags():
     )
     flags.DEFINE_integer(
         "lr_decay_patience", _DEFAULTS.lr_decay_patience, "Epochs without a better dev F1 before the LR decays."
+    )
+    flags.DEFINE_enum(
+        "lr_schedule", _DEFAULTS.lr_schedule, list(LR_SCHEDULES),
+        "constant (the paper), or cosine: a half cosine over --epochs, down to --lr_final_fraction of the rate.",
+    )
+    flags.DEFINE_float(
+        "lr_final_fraction", _DEFAULTS.lr_final_fraction, "For --lr_schedule=cosine: the last epoch's share of the rate."
     )
     flags.DEFINE_integer("max_length", _DEFAULTS.max_length, "Truncate sentences to this many tokens.")
     flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
@@ -225,11 +233,14 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir),
     ]
-    if config.lr_decay_factor < 1.0:  # Before HistoryLogger, so history.csv logs the learning rate.
+    # Learning-rate callbacks go before HistoryLogger, so history.csv logs the rate.
+    if config.lr_decay_factor < 1.0:
         callbacks.insert(1, ResumedReduceLROnPlateau(
             past_scores, monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
             min_delta=0.0, verbose=1,
         ))
+    elif config.lr_schedule == "cosine":
+        callbacks.insert(1, cosine_learning_rate(config.learning_rate, config.epochs, config.lr_final_fraction))
     model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
     plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
 

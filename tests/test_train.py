@@ -66,6 +66,30 @@ def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
     assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])  # halved after each epoch without a better F1
 
 
+def test_cosine_schedule_sets_every_epochs_rate_and_resumes_on_it(tmp_path):
+    evaluate = callbacks.DevEvaluation.on_epoch_end
+
+    def die_in_third_epoch(self, epoch, logs=None):
+        if epoch == 2:
+            raise _Killed()
+        evaluate(self, epoch, logs)
+
+    cosine = dict(epochs=5, lr_schedule="cosine", lr_final_fraction=0.1)
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
+        with pytest.raises(_Killed):
+            _train(tmp_path / "run", tmp_path / "tfds", **cosine)
+    _train(tmp_path / "run", tmp_path / "tfds", **cosine)
+    with open(tmp_path / "run" / "history.csv") as f:
+        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
+    # 1e-3 * (0.1 + 0.9 * (1 + cos(pi * e / 4)) / 2) for e = 0..4; epochs 3-5 after the resume.
+    assert rates == pytest.approx([1e-3, 8.682e-4, 5.5e-4, 2.318e-4, 1e-4], rel=1e-3)
+
+
+def test_cosine_schedule_and_plateau_decay_exclude_each_other():
+    with pytest.raises(ValueError, match="cannot be combined"):
+        RINConfig(lr_schedule="cosine", lr_decay_factor=0.5)
+
+
 class _Killed(Exception):
     pass
 
