@@ -36,6 +36,21 @@ def _script_dev_f1(scores):
     return scripted_scores
 
 
+class _Killed(Exception):
+    pass
+
+
+def _dying_in_third_epoch(on_epoch_end):
+    """Wraps a DevEvaluation.on_epoch_end to raise in the third epoch, before its backup, as a kill -9 would."""
+
+    def wrapped(self, epoch, logs=None):
+        if epoch == 2:
+            raise _Killed()
+        on_epoch_end(self, epoch, logs)
+
+    return wrapped
+
+
 def test_one_epoch_writes_every_output(tmp_path):
     results = _train(tmp_path / "run", tmp_path / "tfds")
     for name in ("best.keras", "config.json", "vocab/words.txt", "history.csv", "dev_f1.png", "results.json"):
@@ -67,13 +82,7 @@ def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
 
 
 def test_cosine_schedule_sets_every_epochs_rate_and_resumes_on_it(tmp_path):
-    evaluate = callbacks.DevEvaluation.on_epoch_end
-
-    def die_in_third_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise _Killed()
-        evaluate(self, epoch, logs)
-
+    die_in_third_epoch = _dying_in_third_epoch(callbacks.DevEvaluation.on_epoch_end)
     cosine = dict(epochs=5, lr_schedule="cosine", lr_final_fraction=0.1)
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
@@ -90,18 +99,8 @@ def test_cosine_schedule_and_plateau_decay_exclude_each_other():
         RINConfig(lr_schedule="cosine", lr_decay_factor=0.5)
 
 
-class _Killed(Exception):
-    pass
-
-
 def test_rerun_resumes_from_the_backup(tmp_path):
-    evaluate = callbacks.DevEvaluation.on_epoch_end
-
-    def die_in_third_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise _Killed()  # before the epoch's backup, as a kill -9 would
-        evaluate(self, epoch, logs)
-
+    die_in_third_epoch = _dying_in_third_epoch(callbacks.DevEvaluation.on_epoch_end)
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
             _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
@@ -117,12 +116,7 @@ def test_rerun_resumes_from_the_backup(tmp_path):
 
 def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
     scripted = _script_dev_f1([60.0, 50.0, 40.0, 30.0, 20.0, 10.0])
-
-    def die_in_third_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise _Killed()
-        scripted(self, epoch, logs)
-
+    die_in_third_epoch = _dying_in_third_epoch(scripted)
     run = tmp_path / "run"
     decay = dict(epochs=6, patience=3, lr_decay_factor=0.5, lr_decay_patience=1)
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
@@ -142,12 +136,7 @@ def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
 
 def test_rerun_with_learning_rate_decay_widens_the_history(tmp_path):
     scripted = _script_dev_f1([60.0, 50.0, 40.0, 30.0])
-
-    def die_in_third_epoch(self, epoch, logs=None):
-        if epoch == 2:
-            raise _Killed()
-        scripted(self, epoch, logs)
-
+    die_in_third_epoch = _dying_in_third_epoch(scripted)
     run = tmp_path / "run"
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
