@@ -173,9 +173,10 @@ def test_cli_rejects_bad_flags():
 def test_cli_flags_mirror_the_config():
     train.define_flags() if "dataset" not in train.FLAGS else None
     train.FLAGS(["prog"])
-    with flagsaver.flagsaver(rounds=5, updater="rnn", use_entity_input=False, batch_size=7):
+    with flagsaver.flagsaver(rounds=5, updater="rnn", use_entity_input=False, batch_size=7, lr_schedule="cosine"):
         config = train.config_from_flags()
     assert (config.rounds, config.updater, config.use_entity_input, config.batch_size) == (5, "rnn", False, 7)
+    assert config.lr_schedule == "cosine"
     assert config.learning_rate == 1e-3
 
 
