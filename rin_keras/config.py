@@ -17,8 +17,13 @@ _DATASET_DEFAULTS = {
     "webnlg": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 150, "rounds": 3},
     "nyt": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 100, "rounds": 3},
 }
-# The paper's BERT setting (Section 5.1): a smaller learning rate.
-_ENCODER_DEFAULTS = {"bilstm": {}, "bert": {"learning_rate": 2e-4}}
+# The paper's BERT setting (Section 5.1): a smaller learning rate. For the BiLSTM, the
+# unseen-word features (docs/results.md, "Real text"); the dataclass defaults keep them
+# off, so configs saved before they existed load as they were trained.
+_ENCODER_DEFAULTS = {
+    "bilstm": {"unknown_word_rate": 0.15, "shape_dim": 8, "char_dim": 50, "pretrained_dim": 50},
+    "bert": {"learning_rate": 2e-4},
+}
 
 
 @dataclasses.dataclass
@@ -38,6 +43,13 @@ class RINConfig:
         word_dim: word embedding size (100 in the paper).
         lstm_units: BiLSTM units per direction (50, so H is 100-d).
         input_dropout: dropout on the word embeddings (0.1).
+        unknown_word_rate: in training, the share of real words read as `<unk>`,
+            so that words never seen in train are read from context and features.
+        pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
+        pretrained_rows: rows of the pretrained table (set from the vocabulary).
+        shape_dim: size of the word-shape (case) embedding; 0: none.
+        char_dim: size of the character-CNN word features; 0: none.
+        num_chars: character ids (set from the vocabulary).
         hidden_dim: size of the task features H~ and H-, of the pair features m and of x.
         rounds: K, the number of interaction rounds; 0 gives BiLSTM_s.
         updater: `"gru"` (eqs. 4-7), `"rnn"` (vanilla RNN updater, Figure 3) or
@@ -74,6 +86,12 @@ class RINConfig:
     word_dim: int = 100
     lstm_units: int = 50
     input_dropout: float = 0.1
+    unknown_word_rate: float = 0.0
+    pretrained_dim: int = 0
+    pretrained_rows: int = 0
+    shape_dim: int = 0
+    char_dim: int = 0
+    num_chars: int = 0
     hidden_dim: int = 100
     rounds: int = 3
     updater: str = "gru"
@@ -121,6 +139,10 @@ class RINConfig:
             raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         if self.lr_decay_patience < 1:
             raise ValueError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}.")
+        if not 0.0 <= self.unknown_word_rate < 1.0:
+            raise ValueError(f"unknown_word_rate must be in [0, 1), got {self.unknown_word_rate}.")
+        if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:
+            raise ValueError("pretrained_dim, shape_dim and char_dim must be >= 0.")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}.")
 
@@ -131,6 +153,14 @@ class RINConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
         encoder_defaults = _ENCODER_DEFAULTS.get(overrides.get("encoder", "bilstm"), {})
         return cls(dataset=dataset, **{**_DATASET_DEFAULTS[dataset], **encoder_defaults, **overrides})
+
+    @property
+    def word_feature_inputs(self) -> tuple[str, ...]:
+        """The featurizer's inputs beyond `token_ids` that the BiLSTM encoder reads."""
+        if self.encoder != "bilstm":
+            return ()
+        return tuple(name for name, size in (("pretrained_ids", self.pretrained_dim), ("shape_ids", self.shape_dim),
+                                             ("char_ids", self.char_dim)) if size)
 
     def replace(self, **changes) -> "RINConfig":
         """Returns a copy with `changes` applied (validated again)."""

@@ -5,9 +5,11 @@
 writes `serving_models/rin/1/` (TF Serving's `<base>/<version>/` layout) with:
 
 - `serving_default`: `sentences` tf.string [batch] -> triples (see `OUTPUTS`).
-  Tokenisation (ASCII whitespace, as `rin_keras.predict.tokenize`), vocabulary
-  lookup, the model, BIESO span decoding and thresholding all run in the graph.
-- `serve_tokens`: `tokens` tf.string [batch, n], pre-tokenised, "" as padding.
+  Tokenisation (`rin_keras.data.tokenizer.RINTokenizer`, the same rules as the
+  Python `tokenize_with_offsets`), vocabulary lookup, the model, BIESO span
+  decoding and thresholding all run in the graph; character spans index the sentence.
+- `serve_tokens`: `tokens` tf.string [batch, n], pre-tokenised, "" as padding;
+  character spans index the tokens joined by single spaces.
 - `assets.extra/tf_serving_warmup_requests`: warm-up requests TF Serving replays
   on load.
 
@@ -25,6 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from rin_keras.data import features
+from rin_keras.data.tokenizer import RINTokenizer, tokenize
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
 
@@ -35,13 +38,15 @@ OUTPUTS = {
     "scores": "tf.float32 [batch, max_triples]: pair probability",
     "subject_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) token indices",
     "object_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) token indices",
+    "subject_char_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) character offsets in the input",
+    "object_char_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) character offsets in the input",
     "num_triples": "tf.int32 [batch]: triples per sentence",
     "num_tokens": "tf.int32 [batch]: tokens read (after truncation)",
     "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
 }
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_SENTENCES = (
-    "Alan Bean was born in Wheeler , Texas .",
+    "Alan Bean was born in Wheeler, Texas.",
     "The Acharya Institute of Technology is located in Bangalore , India .",
 )
 _B, _I, _E, _S, _O = range(len(TAGS))
@@ -74,20 +79,28 @@ class TripleGraph:
         self.relation_names = tf.constant(vocab.relations)
         self.max_length = max_length
         self.threshold = threshold
+        self.tokenizer = RINTokenizer()
+        self.tokenizer(tf.constant([""]))  # Builds the layer (SavedModel export needs built layers).
 
     def from_sentences(self, sentences: tf.Tensor) -> dict:
-        """Triples of raw sentences, tf.string [batch]."""
-        clean = tf.strings.unicode_transcode(
-            sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
-        return self.from_tokens(tf.strings.split(clean))
+        """Triples of raw sentences, tf.string [batch]; character spans index each sentence."""
+        tokens, starts, ends = self.tokenizer(sentences)
+        return self.from_tokens(tokens, starts, ends)
 
     def from_padded_tokens(self, tokens: tf.Tensor) -> dict:
-        """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding."""
-        return self.from_tokens(tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, "")))
+        """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding.
 
-    def from_tokens(self, tokens: tf.RaggedTensor) -> dict:
-        """Triples of a ragged [batch, (n)] batch of tokens.
+        Character spans index the tokens joined by single spaces.
+        """
+        tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+        lengths = tf.strings.length(tokens.flat_values, unit="UTF8_CHAR")
+        through = tf.cumsum(lengths + 1)  # Characters up to each token's following space, batch-wide.
+        before_row = tf.gather(tf.concat([[0], through], 0), tokens.row_starts())
+        ends = through - 1 - tf.gather(before_row, tokens.value_rowids())
+        return self.from_tokens(tokens, tokens.with_flat_values(ends - lengths), tokens.with_flat_values(ends))
+
+    def from_tokens(self, tokens: tf.RaggedTensor, starts: tf.RaggedTensor, ends: tf.RaggedTensor) -> dict:
+        """Triples of a ragged [batch, (n)] batch of tokens, with their character offsets.
 
         The encoder reads the whole batch at once; the pair rounds, whose tensors
         grow with n^2, run on the sentences sorted by length, `chunk_size` at a
@@ -123,9 +136,17 @@ class TripleGraph:
         found = {k: tf.gather(v, rank) for k, v in found.items()}
         rows = found["rows"]
 
-        words = tokens.to_tensor(default_value="", shape=tf.stack([batch, features.padded_width(tokens)]))
+        width = tf.stack([batch, features.padded_width(tokens)])
+        words = tokens.to_tensor(default_value="", shape=width)
         subject_spans = tf.stack([found["subject_starts"], found["subjects"] + 1], 1)
         object_spans = tf.stack([found["object_starts"], found["objects"] + 1], 1)
+        char_starts = tf.cast(starts[:, : self.max_length].to_tensor(0, shape=width), tf.int32)
+        char_ends = tf.cast(ends[:, : self.max_length].to_tensor(0, shape=width), tf.int32)
+
+        def char_spans(spans):
+            first = tf.gather_nd(char_starts, tf.stack([rows, spans[:, 0]], 1))
+            last = tf.gather_nd(char_ends, tf.stack([rows, spans[:, 1] - 1], 1))
+            return tf.stack([first, last], 1)
 
         def per_sentence(values, default):
             ragged = tf.RaggedTensor.from_value_rowids(values, rows, nrows=batch)
@@ -138,6 +159,8 @@ class TripleGraph:
             "scores": per_sentence(found["scores"], 0.0),
             "subject_spans": per_sentence(subject_spans, 0),
             "object_spans": per_sentence(object_spans, 0),
+            "subject_char_spans": per_sentence(char_spans(subject_spans), 0),
+            "object_char_spans": per_sentence(char_spans(object_spans), 0),
             "num_triples": tf.math.bincount(rows, minlength=batch, maxlength=batch, dtype=tf.int32),
             "num_tokens": lengths,
             "truncated": truncated,
@@ -197,7 +220,7 @@ def export_saved_model(model, vocab: Vocabulary, path: str, max_length: int = 10
     graph = TripleGraph(model, vocab, max_length, threshold, featurizer)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for layer in graph.featurizer.layers:
+    for layer in (*graph.featurizer.layers, graph.tokenizer):
         archive.track(layer)
     archive.add_endpoint(
         "serving_default",
@@ -222,7 +245,7 @@ def _write_warmup_requests(path: str, model_name: str) -> None:
     with tf.io.TFRecordWriter(os.path.join(path, WARMUP_FILE)) as writer:
         for signature, name, value in (
             ("serving_default", "sentences", list(WARMUP_SENTENCES)),
-            ("serve_tokens", "tokens", [s.split() for s in WARMUP_SENTENCES[:1]]),
+            ("serve_tokens", "tokens", [tokenize(s) for s in WARMUP_SENTENCES[:1]]),
         ):
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)

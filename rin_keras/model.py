@@ -15,6 +15,7 @@ from rin_keras.layers import (
     InteractionLayer,
     PairwiseRelationHead,
     TransformerWordEncoder,
+    WordFeatures,
 )
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 from rin_keras.metrics import PartialMatchF1
@@ -38,7 +39,8 @@ class RINModel(keras.Model):
         **kwargs: other keyword arguments passed to `keras.Model`.
 
     Call arguments:
-        inputs: `{"token_ids": int [batch, n]}`, 0 on padding (BiLSTM encoder), or
+        inputs: `{"token_ids": int [batch, n]}`, 0 on padding, with the inputs of
+            `config.word_feature_inputs` (BiLSTM encoder; see `WordFeatures`), or
             `{"piece_ids": int [batch, pieces], "word_pieces": int [batch, n]}`
             (BERT encoder; see `rin_keras.data.features.WordPieces`).
 
@@ -72,8 +74,16 @@ class RINModel(keras.Model):
                 backbone = keras_hub.models.Backbone.from_preset(c.preset)
             encoder = TransformerWordEncoder(backbone, dtype=dtype, name="encoder")
         else:
+            word_features = None
+            if c.word_feature_inputs:
+                word_features = WordFeatures(
+                    c.pretrained_rows if c.pretrained_dim else 0, c.pretrained_dim, c.shape_dim,
+                    c.num_chars if c.char_dim else 0, c.char_dim, dtype=dtype, name="word_features",
+                )
             encoder = BiLSTMEncoder(
-                c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout, dtype=dtype, name="encoder"
+                c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout,
+                feature_dim=word_features.output_dim if word_features else 0,
+                unknown_word_rate=c.unknown_word_rate, dtype=dtype, name="encoder",
             )
         if c.task_features:
             relation_features = keras.layers.Dense(
@@ -109,8 +119,12 @@ class RINModel(keras.Model):
             hidden = encoder(inputs["piece_ids"], inputs["word_pieces"])
         else:
             inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
+            for name in c.word_feature_inputs:
+                shape = (None, None) if name == "char_ids" else (None,)
+                inputs[name] = keras.Input(shape=shape, dtype="int32", name=name)
             token_mask = ops.not_equal(inputs["token_ids"], 0)
-            hidden = encoder(inputs["token_ids"])
+            extra = word_features({k: inputs[k] for k in c.word_feature_inputs}) if word_features else None
+            hidden = encoder(inputs["token_ids"], extra)
         h_rel = relation_features(hidden) if c.task_features else hidden
         h_ent = entity_features(hidden) if c.task_features else hidden
         for _ in range(c.rounds):
@@ -136,6 +150,11 @@ class RINModel(keras.Model):
     @property
     def encoder(self) -> BiLSTMEncoder | TransformerWordEncoder:
         return self.get_layer("encoder")
+
+    @property
+    def word_features(self) -> WordFeatures | None:
+        """The unseen-word features of the BiLSTM encoder, if it has any."""
+        return self.get_layer("word_features") if self.config.word_feature_inputs else None
 
     @property
     def word_input(self) -> str:

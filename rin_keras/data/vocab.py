@@ -12,21 +12,30 @@ PAD = "<pad>"
 UNK = "<unk>"
 _WORDS_FILE = "words.txt"
 _RELATIONS_FILE = "relations.txt"
+_CHARS_FILE = "chars.txt"
+_PRETRAINED_FILE = "pretrained_words.txt"
 
 
 class Vocabulary:
-    """Word ids (`<pad>`=0, `<unk>`=1, then words by frequency) and relation names.
+    """Word ids (`<pad>`=0, `<unk>`=1, then words by frequency), relation names, and
+    the inputs of the unseen-word features: characters and a pretrained table's words.
 
     Args:
         words: the vocabulary, `PAD` and `UNK` first.
         relations: relation names in label-id order.
+        chars: characters of the train words, for character features (ids from 2).
+        pretrained_words: the words of a pretrained vector table, in its row order
+            (ids from 2), looked up lower-cased; empty when the model has none.
     """
 
-    def __init__(self, words: list[str], relations: list[str]):
+    def __init__(self, words: list[str], relations: list[str], chars: list[str] = (),
+                 pretrained_words: list[str] = ()):
         if words[:2] != [PAD, UNK]:
             raise ValueError(f"words must start with {PAD!r}, {UNK!r}.")
         self.words = list(words)
         self.relations = list(relations)
+        self.chars = list(chars)
+        self.pretrained_words = list(pretrained_words)
 
     @classmethod
     def build(
@@ -35,7 +44,12 @@ class Vocabulary:
         """Counts words of `sentences` (the train split); ties break alphabetically."""
         counts = collections.Counter(word for tokens in sentences for word in tokens)
         kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        return cls([PAD, UNK] + kept, relations)
+        chars = collections.Counter(char for word, count in counts.items() for char in word for _ in range(count))
+        return cls([PAD, UNK] + kept, relations, sorted(chars, key=lambda c: (-chars[c], c)))
+
+    def with_pretrained_words(self, words: list[str]) -> "Vocabulary":
+        """Returns a copy that also holds a pretrained table's words (in its row order)."""
+        return Vocabulary(self.words, self.relations, self.chars, words)
 
     @property
     def vocab_size(self) -> int:
@@ -51,18 +65,33 @@ class Vocabulary:
             vocabulary=self.words[2:], mask_token=PAD, oov_token=UNK, num_oov_indices=1
         )
 
+    def char_lookup(self) -> keras.layers.StringLookup:
+        """Returns a StringLookup from characters to ids (0 padding, 1 unknown)."""
+        return keras.layers.StringLookup(vocabulary=self.chars, mask_token="", oov_token=UNK, num_oov_indices=1)
+
+    def pretrained_lookup(self) -> keras.layers.StringLookup:
+        """Returns a StringLookup from lower-cased words to pretrained rows + 2 (0 padding, 1 unknown)."""
+        return keras.layers.StringLookup(
+            vocabulary=self.pretrained_words, mask_token=PAD, oov_token=UNK, num_oov_indices=1
+        )
+
     def save(self, directory: str) -> None:
-        """Writes words.txt and relations.txt, one entry a line."""
+        """Writes words.txt, relations.txt, chars.txt and pretrained_words.txt, one entry a line."""
         os.makedirs(directory, exist_ok=True)
-        for name, entries in ((_WORDS_FILE, self.words), (_RELATIONS_FILE, self.relations)):
+        for name, entries in ((_WORDS_FILE, self.words), (_RELATIONS_FILE, self.relations),
+                              (_CHARS_FILE, self.chars), (_PRETRAINED_FILE, self.pretrained_words)):
             with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
-                f.write("\n".join(entries) + "\n")
+                f.write("".join(entry + "\n" for entry in entries))
 
     @classmethod
     def load(cls, directory: str) -> "Vocabulary":
-        """Reads a vocabulary written by `save`."""
+        """Reads a vocabulary written by `save` (one saved before chars and pretrained words too)."""
         entries = []
-        for name in (_WORDS_FILE, _RELATIONS_FILE):
-            with open(os.path.join(directory, name), encoding="utf-8") as f:
+        for name in (_WORDS_FILE, _RELATIONS_FILE, _CHARS_FILE, _PRETRAINED_FILE):
+            path = os.path.join(directory, name)
+            if not os.path.exists(path) and name in (_CHARS_FILE, _PRETRAINED_FILE):
+                entries.append([])
+                continue
+            with open(path, encoding="utf-8") as f:
                 entries.append(f.read().split("\n")[:-1])
         return cls(*entries)

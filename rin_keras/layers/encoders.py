@@ -22,10 +22,16 @@ class BiLSTMEncoder(keras.layers.Layer):
         word_dim: int. Word embedding size.
         lstm_units: int. LSTM units per direction (the output is 2 * lstm_units).
         input_dropout: float. Dropout rate on the embeddings.
+        feature_dim: int. Size of extra word features (`WordFeatures`) concatenated
+            to the word embeddings; 0 when there are none.
+        unknown_word_rate: float. In training, each real word reads as `<unk>` (id 1)
+            with this probability, so the model learns to read words it has never
+            seen from their context and features (Lample et al., 2016).
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
         token_ids: int `[batch, n]`, 0 on padding (which follows the real tokens).
+        features: float `[batch, n, feature_dim]`, when `feature_dim` > 0.
         training: bool. Whether dropout is active.
 
     Returns:
@@ -37,12 +43,16 @@ class BiLSTMEncoder(keras.layers.Layer):
     (1, 3, 6)
     """
 
-    def __init__(self, vocab_size, word_dim=100, lstm_units=50, input_dropout=0.1, **kwargs):
+    def __init__(self, vocab_size, word_dim=100, lstm_units=50, input_dropout=0.1, feature_dim=0,
+                 unknown_word_rate=0.0, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.word_dim = word_dim
         self.lstm_units = lstm_units
         self.input_dropout = input_dropout
+        self.feature_dim = feature_dim
+        self.unknown_word_rate = unknown_word_rate
+        self.seed_generator = keras.random.SeedGenerator(1337) if unknown_word_rate else None
         self.embedding = keras.layers.Embedding(
             vocab_size, word_dim, dtype=self.dtype_policy, name="word_embedding"
         )
@@ -53,13 +63,19 @@ class BiLSTMEncoder(keras.layers.Layer):
             name="bilstm",
         )
 
-    def build(self, token_ids_shape):
+    def build(self, token_ids_shape, features_shape=None):
         self.embedding.build(token_ids_shape)
-        self.bilstm.build((*token_ids_shape, self.word_dim))
+        self.bilstm.build((*token_ids_shape, self.word_dim + self.feature_dim))
 
-    def call(self, token_ids, training=False):
+    def call(self, token_ids, features=None, training=False):
         mask = ops.not_equal(token_ids, 0)
-        embedded = self.dropout(self.embedding(token_ids), training=training)
+        if training and self.unknown_word_rate:
+            hidden = keras.random.uniform(ops.shape(token_ids), seed=self.seed_generator) < self.unknown_word_rate
+            token_ids = ops.where(hidden & ops.greater(token_ids, 1), ops.ones_like(token_ids), token_ids)
+        embedded = self.embedding(token_ids)
+        if self.feature_dim:
+            embedded = ops.concatenate([embedded, ops.cast(features, embedded.dtype)], axis=-1)
+        embedded = self.dropout(embedded, training=training)
         dtype = keras.backend.standardize_dtype(embedded.dtype)
         if keras.backend.backend() == "tensorflow" and dtype in ("float32", "float16"):
             states = self._fused_bilstm(embedded, mask)
@@ -120,7 +136,7 @@ class BiLSTMEncoder(keras.layers.Layer):
             )
         self.embedding.embeddings.assign(ops.cast(vectors, self.embedding.embeddings.dtype))
 
-    def compute_output_shape(self, token_ids_shape):
+    def compute_output_shape(self, token_ids_shape, features_shape=None):
         return (*token_ids_shape, 2 * self.lstm_units)
 
     def get_config(self):
@@ -131,6 +147,8 @@ class BiLSTMEncoder(keras.layers.Layer):
                 "word_dim": self.word_dim,
                 "lstm_units": self.lstm_units,
                 "input_dropout": self.input_dropout,
+                "feature_dim": self.feature_dim,
+                "unknown_word_rate": self.unknown_word_rate,
             }
         )
         return config

@@ -1,0 +1,121 @@
+"""Word features beyond the train vocabulary: a frozen pretrained table, word shape and characters."""
+
+import keras
+from keras import ops
+
+NUM_SHAPES = 8  # Padding plus the classes of `rin_keras.data.features.WORD_SHAPES`.
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
+class WordFeatures(keras.layers.Layer):
+    """Represents words that the train vocabulary has never seen.
+
+    Concatenates, per word, whichever of these are enabled:
+    - a frozen pretrained vector (e.g. GloVe) looked up by the lower-cased word,
+      so a word unseen in train keeps its pretrained meaning;
+    - an embedding of the word's shape (Title, UPPER, lower, digits, ...);
+    - a character CNN (Ma and Hovy, 2016): character embeddings, a width-3
+      convolution and a max over the word's characters.
+
+    Args:
+        pretrained_rows: int. Rows of the pretrained table (its words + 2); 0 disables it.
+        pretrained_dim: int. Size of the pretrained vectors.
+        shape_dim: int. Size of the word-shape embedding; 0 disables it.
+        num_chars: int. Character ids (the train characters + 2); 0 disables the CNN.
+        char_dim: int. Size of the character embeddings and of the CNN output.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`.
+
+    Call arguments:
+        inputs: dict with `pretrained_ids` int `[batch, n]`, `shape_ids` int
+            `[batch, n]` and `char_ids` int `[batch, n, chars]` (0 padding), as enabled.
+
+    Returns:
+        `[batch, n, output_dim]`.
+
+    Example:
+    >>> layer = WordFeatures(shape_dim=4, num_chars=10, char_dim=6)
+    >>> layer({"shape_ids": np.array([[2, 1]]), "char_ids": np.array([[[2, 3], [4, 0]]])}).shape
+    (1, 2, 10)
+    """
+
+    def __init__(self, pretrained_rows=0, pretrained_dim=0, shape_dim=0, num_chars=0, char_dim=0, **kwargs):
+        super().__init__(**kwargs)
+        self.pretrained_rows = pretrained_rows
+        self.pretrained_dim = pretrained_dim
+        self.shape_dim = shape_dim
+        self.num_chars = num_chars
+        self.char_dim = char_dim
+        self.pretrained = self.shapes = self.chars = self.char_conv = None
+        if pretrained_rows:
+            self.pretrained = keras.layers.Embedding(
+                pretrained_rows, pretrained_dim, trainable=False, dtype=self.dtype_policy, name="pretrained"
+            )
+        if shape_dim:
+            self.shapes = keras.layers.Embedding(NUM_SHAPES, shape_dim, dtype=self.dtype_policy, name="word_shape")
+        if num_chars:
+            self.chars = keras.layers.Embedding(num_chars, char_dim, dtype=self.dtype_policy, name="char_embedding")
+            self.char_conv = keras.layers.Conv1D(
+                char_dim, 3, padding="same", activation="relu", dtype=self.dtype_policy, name="char_cnn"
+            )
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The model inputs this layer reads."""
+        return tuple(name for name, layer in (("pretrained_ids", self.pretrained), ("shape_ids", self.shapes),
+                                              ("char_ids", self.chars)) if layer is not None)
+
+    @property
+    def output_dim(self) -> int:
+        return (self.pretrained_dim if self.pretrained_rows else 0) + self.shape_dim + (
+            self.char_dim if self.num_chars else 0)
+
+    def build(self, inputs_shape):
+        if self.pretrained is not None:
+            self.pretrained.build(inputs_shape["pretrained_ids"])
+        if self.shapes is not None:
+            self.shapes.build(inputs_shape["shape_ids"])
+        if self.chars is not None:
+            self.chars.build(inputs_shape["char_ids"])
+            self.char_conv.build((None, None, self.char_dim))
+
+    def call(self, inputs):
+        parts = []
+        if self.pretrained is not None:
+            parts.append(self.pretrained(inputs["pretrained_ids"]))
+        if self.shapes is not None:
+            parts.append(self.shapes(inputs["shape_ids"]))
+        if self.chars is not None:
+            char_ids = inputs["char_ids"]
+            batch, words, chars = ops.shape(char_ids)[0], ops.shape(char_ids)[1], ops.shape(char_ids)[2]
+            embedded = self.chars(ops.reshape(char_ids, (-1, chars)))  # [batch * n, chars, d]
+            convolved = self.char_conv(embedded)
+            real = ops.not_equal(ops.reshape(char_ids, (-1, chars)), 0)[:, :, None]
+            # Max over real characters; a word with none (padding) gives 0.
+            floor = ops.cast(-1e4, convolved.dtype)
+            pooled = ops.max(ops.where(real, convolved, floor), axis=1)
+            pooled = ops.where(ops.any(real, axis=1), pooled, ops.zeros_like(pooled))
+            parts.append(ops.reshape(pooled, (batch, words, self.char_dim)))
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+
+    def set_pretrained_vectors(self, vectors):
+        """Copies `[pretrained_rows - 2, pretrained_dim]` vectors into the frozen table (rows 0, 1 stay 0)."""
+        if tuple(vectors.shape) != (self.pretrained_rows - 2, self.pretrained_dim):
+            raise ValueError(f"Pretrained vectors of shape {tuple(vectors.shape)} do not fit "
+                             f"({self.pretrained_rows - 2}, {self.pretrained_dim}).")
+        table = ops.concatenate([ops.zeros((2, self.pretrained_dim)), ops.convert_to_tensor(vectors, "float32")], 0)
+        self.pretrained.embeddings.assign(ops.cast(table, self.pretrained.embeddings.dtype))
+
+    def compute_output_shape(self, inputs_shape):
+        first = inputs_shape[self.input_names[0]]
+        return (first[0], first[1], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "pretrained_rows": self.pretrained_rows,
+            "pretrained_dim": self.pretrained_dim,
+            "shape_dim": self.shape_dim,
+            "num_chars": self.num_chars,
+            "char_dim": self.char_dim,
+        })
+        return config
