@@ -18,7 +18,8 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from rin_keras.predict import tokenize, triples_from_outputs
+from rin_keras.data.tokenizer import tokenize
+from rin_keras.predict import triples_from_outputs
 
 
 class GrpcClient:

@@ -16,7 +16,9 @@ from rin_keras import export
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import tags_to_spans
 from rin_keras.model import build_rin
-from rin_keras.predict import Extractor, tokenize, triples_from_outputs
+from rin_keras.data import features
+from rin_keras.data.tokenizer import tokenize
+from rin_keras.predict import Extractor, split_pretokenized, triples_from_outputs
 from serving import client, server
 
 from conftest import assert_same_triples, tiny_config
@@ -31,18 +33,31 @@ SENTENCES = [
     "Alan",
     "a " * 30,  # Truncated to MAX_LENGTH.
 ]
+RAW_SENTENCES = [
+    "Alan Bean was born in Wheeler, Texas.",
+    'Suárez\'s "Bean" of 東京, Texas 🚀 (Wheeler).',
+    "  Texas   Bean  ",
+]
+PRETRAINED = ["alan", "bean", "texas", "suárez", "東京", "wheeler", "obama"]
 
 
 def _spread_model(vocab, seed=0):
-    """A tiny untrained model whose relation head fires on about half the cells, with varied tags."""
+    """A tiny untrained model with every unseen-word feature, whose relation head fires on
+    about half the cells, with varied tags."""
     keras.utils.set_random_seed(seed)
-    model = build_rin(tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations))
+    config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, shape_dim=3, char_dim=4,
+                         num_chars=len(vocab.chars) + 2, pretrained_dim=5, pretrained_rows=len(PRETRAINED) + 2,
+                         unknown_word_rate=0.1)
+    model = build_rin(config)
     rng = np.random.default_rng(seed)
+    model.word_features.set_pretrained_vectors(rng.normal(0, 1, (len(PRETRAINED), 5)).astype("float32"))
     head = model.get_layer("relation_head")
     head.output_kernel.assign(rng.normal(0, 3, head.output_kernel.shape).astype("float32"))
     ner = model.get_layer("ner_head")
     ner.kernel.assign(rng.normal(0, 3, ner.kernel.shape).astype("float32"))
-    probs = model.predict_on_batch({"token_ids": rng.integers(1, vocab.vocab_size, (8, 10)).astype("int32")})
+    words = [list(rng.choice(vocab.words[1:] + PRETRAINED, 10)) for _ in range(8)]
+    inputs = features.featurizer_for(config, vocab)(tf.ragged.constant(words))
+    probs = model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})
     logits = np.log(probs["relations"]) - np.log1p(-probs["relations"])
     head.output_bias.assign(head.output_bias.numpy() - np.median(logits, axis=(0, 1, 2)))
     return model
@@ -52,7 +67,8 @@ def _spread_model(vocab, seed=0):
 def served(tmp_path_factory):
     """A saved model dir, its Extractor, and version 1 exported under a base path."""
     root = tmp_path_factory.mktemp("serving")
-    vocab = Vocabulary(["<pad>", "<unk>"] + WORDS, ["birthPlace", "location", "country"])
+    vocab = Vocabulary(["<pad>", "<unk>"] + WORDS, ["birthPlace", "location", "country"], sorted(set("".join(WORDS))),
+                       PRETRAINED)
     model = _spread_model(vocab)
     model_dir = root / "run"
     os.makedirs(model_dir)
@@ -65,11 +81,63 @@ def served(tmp_path_factory):
     return {"model_dir": model_dir, "extractor": extractor, "base": base, "path": path, "vocab": vocab}
 
 
-def test_tokenize_splits_on_ascii_whitespace_like_tf():
+def test_pretokenized_text_splits_on_ascii_whitespace_like_tf():
     text = "a  b\tc\nd\x0be\x0cf\rg\x1ch\xa0i\u2003j"
-    assert tokenize(text) == [t.decode() for t in tf.strings.split(text).numpy()]
-    assert tokenize(b"ab\xff c") == ["ab\ufffd", "c"]
-    assert tokenize("  ") == []
+    tokens = split_pretokenized(text)
+    assert [t.text for t in tokens] == [t.decode() for t in tf.strings.split(text).numpy()]
+    assert all(text[t.start:t.end] == t.text for t in tokens)
+    assert [t.text for t in split_pretokenized(b"ab\xff c")] == ["ab\ufffd", "c"]
+    assert split_pretokenized("  ") == []
+
+
+def _check_char_spans(sentences, results):
+    """Every triple's character spans cover its tokens in the original sentence."""
+    checked = 0
+    for sentence, result in zip(sentences, results):
+        for triple in result["triples"]:
+            for role in ("subject", "object"):
+                start, end = triple[f"{role}_span"]
+                char_start, char_end = triple[f"{role}_char_span"]
+                assert (char_start, char_end) == (result["token_spans"][start][0], result["token_spans"][end - 1][1])
+                words = sentence[char_start:char_end]
+                first, last = result["tokens"][start], result["tokens"][end - 1]
+                assert words.startswith(first if first not in ("``", "''") else '"')
+                assert words.endswith(last if last not in ("``", "''") else '"')
+                checked += 1
+    return checked
+
+
+def test_extractor_char_spans_index_the_raw_sentence(served):
+    results = served["extractor"].predict_detailed(RAW_SENTENCES)
+    assert _check_char_spans(RAW_SENTENCES, results) > 10
+    assert results[1]["tokens"][:4] == ["Suárez", "'s", "``", "Bean"]
+
+
+def test_pretokenized_input_reads_tokens_as_given(served):
+    extractor = served["extractor"]
+    tokens = [s.split() for s in SENTENCES]
+    results = extractor.predict_tokens(tokens)
+    assert [r["tokens"] for r in results] == [t[:MAX_LENGTH] for t in tokens]
+    assert _check_char_spans([" ".join(t) for t in tokens], results) > 10
+    # Benchmark-style text reads the same through the raw-text tokeniser.
+    assert_same_triples([r["triples"] for r in extractor.predict_detailed([" ".join(t) for t in tokens[:1]])],
+                        [r["triples"] for r in results[:1]])
+
+
+def test_documents_give_sentence_indices_and_document_offsets(served):
+    document = "Alan Bean was born in Wheeler, Texas. Dr. Bean moved to the U.S. in 1969.  Texas Bean Alan."
+    [result] = served["extractor"].predict_documents([document])
+    assert len(result["sentences"]) == 3
+    sentences = [document[s:e] for s, e in result["sentences"]]
+    assert sentences[1].startswith("Dr. Bean")
+    per_sentence = served["extractor"].predict(sentences)
+    assert len(result["triples"]) == sum(len(t) for t in per_sentence) > 0
+    for triple in result["triples"]:
+        offset = result["sentences"][triple["sentence"]][0]
+        start, end = triple["subject_char_span"]
+        assert document[start:end] == sentences[triple["sentence"]][start - offset:end - offset]
+        assert document[start:end].endswith(triple["subject"].split(" ")[-1])
+    assert served["extractor"].predict_documents(["", "   "]) == [{"sentences": [], "triples": []}] * 2
 
 
 def test_in_graph_span_decoding_matches_tags_to_spans(rng):
@@ -108,17 +176,22 @@ def test_signature_agrees_with_extractor(served):
     assert outputs["truncated"].numpy().tolist() == [r["truncated"] for r in expected] == [False] * 4 + [True]
     assert outputs["num_tokens"].numpy().tolist() == [len(r["tokens"]) for r in expected]
 
+    raw = loaded.signatures["serving_default"](sentences=tf.constant(RAW_SENTENCES))
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in raw.items()}),
+                        served["extractor"].predict(RAW_SENTENCES))
+
     tokens = [tokenize(s) for s in SENTENCES]
     padded = client._as_input(tokens, "tokens")
     token_outputs = loaded.signatures["serve_tokens"](tokens=tf.constant(padded))
-    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in token_outputs.items()}), [r["triples"] for r in expected])
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in token_outputs.items()}),
+                        [r["triples"] for r in served["extractor"].predict_tokens(tokens)])
 
 
 def test_signature_handles_bad_input(served):
     signature = tf.saved_model.load(served["path"]).signatures["serving_default"]
     bad = [b"", b"   \t ", " ".join(["Texas"] * 10_000).encode(), b"Alan \xff\xfe Bean", b"Alan\x00\x07 Bean \x1b[0m"]
     outputs = signature(sentences=tf.constant(bad))
-    assert outputs["num_tokens"].numpy().tolist() == [0, 0, MAX_LENGTH, 3, 3]
+    assert outputs["num_tokens"].numpy().tolist() == [0, 0, MAX_LENGTH, 3, 6]
     assert outputs["truncated"].numpy().tolist() == [False, False, True, False, False]
     assert outputs["num_triples"].numpy()[:2].tolist() == [0, 0]
     expected = served["extractor"].predict([s.decode("utf-8", errors="replace") for s in bad])
@@ -142,8 +215,14 @@ def test_grpc_and_rest_clients_match_in_process_predictions(served, running):
     expected = served["extractor"].predict(SENTENCES)
     grpc_client = client.GrpcClient(f"127.0.0.1:{running.grpc_port}")
     assert_same_triples(grpc_client.predict(SENTENCES), expected)
+    tokens = [tokenize(s) for s in SENTENCES]
     assert_same_triples(client.GrpcClient(f"127.0.0.1:{running.grpc_port}", signature_name="serve_tokens").predict(
-        [tokenize(s) for s in SENTENCES]), expected)
+        tokens), [r["triples"] for r in served["extractor"].predict_tokens(tokens)])
+    raw = served["extractor"].predict_detailed(RAW_SENTENCES)
+    for answer in (grpc_client.predict(RAW_SENTENCES),
+                   client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(RAW_SENTENCES)):
+        assert_same_triples(answer, [r["triples"] for r in raw])
+        assert _check_char_spans(RAW_SENTENCES, [{**r, "triples": a} for r, a in zip(raw, answer)]) > 10
     assert set(grpc_client.signature_defs()) == {"serving_default", "serve_tokens"}
     assert_same_triples(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
 
@@ -225,7 +304,7 @@ def test_predict_and_export_command_lines(served, tmp_path):
         input="\n".join(SENTENCES[:2]) + "\n", capture_output=True, text=True, cwd=REPO, env=env, check=True,
     ).stdout.splitlines()
     results = [json.loads(line) for line in lines]
-    assert [r["sentence"] for r in results] == SENTENCES[:2]
+    assert [r["text"] for r in results] == SENTENCES[:2]
     assert_same_triples([r["triples"] for r in results], served["extractor"].predict(SENTENCES[:2]))
     out = subprocess.run(
         [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",

@@ -13,7 +13,8 @@ and `RINTokenizer` (a Keras layer built on `tensorflow_text.regex_split_with_off
 which runs inside a SavedModel) split every string the same way; a test checks
 that over the whole `webnlg_ood_dev` raw text and over accents, CJK and emoji.
 Offsets are `[start, end)` character (code point) indices into the original
-string, so `text[start:end]` is the token as written.
+string, so `text[start:end]` is the token as written. NUL characters read as
+spaces (the TF Text op stops at them).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def tokenize_with_offsets(text: str | bytes) -> list[Token]:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    stripped = _PY_TRAILING_SPACE.sub("", text)
+    stripped = _PY_TRAILING_SPACE.sub("", text.replace("\x00", " "))
     pieces = []
     position = 0
     for match in _PY_DELIMITER.finditer(stripped):
@@ -124,7 +125,8 @@ class RINTokenizer(keras.layers.Layer):
         sentences = tf.strings.unicode_transcode(
             sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
-        stripped = tf.strings.regex_replace(sentences, f"{WHITESPACE}$", "")
+        no_nul = tf.strings.regex_replace(sentences, r"\x00", " ")
+        stripped = tf.strings.regex_replace(no_nul, f"{WHITESPACE}$", "")
         tokens, byte_starts, byte_ends = tf_text.regex_split_with_offsets(
             stripped, DELIMITER, f"{KEPT_DELIMITER}"
         )
