@@ -34,6 +34,21 @@ def assert_same_triples(actual, expected, rtol=1e-5):
         np.testing.assert_allclose([t["score"] for t in a_sentence], [t["score"] for t in e_sentence], rtol=rtol)
 
 
+def write_tiny_vectors(path, words=("alan", "bean", "texas", "born", "in", "wheeler", "obama", "honolulu"), dim=4):
+    """Writes a GloVe-style text file of a few words (random vectors); returns its path."""
+    generator = np.random.default_rng(7)
+    with open(path, "w", encoding="utf-8") as f:
+        for word in words:
+            f.write(" ".join([word, *(f"{v:.4f}" for v in generator.normal(0, 1, dim))]) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def tiny_vectors(tmp_path):
+    """A GloVe-style text file of a few words, for the frozen pretrained word features."""
+    return write_tiny_vectors(tmp_path / "tiny_vectors.txt")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -16,7 +16,8 @@ from tfds_builders import testing
 
 from conftest import assert_same_triples
 
-TINY = {"word_dim": 8, "lstm_units": 4, "hidden_dim": 8, "rounds": 1, "batch_size": 4, "epochs": 1}
+TINY = {"word_dim": 8, "lstm_units": 4, "hidden_dim": 8, "rounds": 1, "batch_size": 4, "epochs": 1,
+        "pretrained_dim": 0}
 
 
 def _trainer(seed):

@@ -13,16 +13,20 @@ from absl.testing import flagsaver
 from rin_keras import RINConfig, callbacks, train
 from tfds_builders import testing
 
+from conftest import write_tiny_vectors
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(word_dim=8, lstm_units=4, hidden_dim=8, rounds=1, batch_size=4, epochs=1)
 
 
 def _train(model_dir, tfds_dir, patience=30, **overrides):
+    """Trains with the default features (unseen-word features on), a tiny pretrained table for GloVe."""
     config = RINConfig.for_dataset("webnlg", variant="exact", **{**TINY, **overrides})
+    vectors = write_tiny_vectors(os.path.join(os.path.dirname(str(model_dir)), "vectors.txt"))
     with testing.dummy_checksums("webnlg"):
         return train.train(
             config, str(model_dir), data_dir=testing.dummy_dir("webnlg"), tfds_data_dir=str(tfds_dir),
-            patience=patience,
+            patience=patience, pretrained_source=vectors,
         )
 
 
@@ -56,6 +60,10 @@ def test_one_epoch_writes_every_output(tmp_path):
     for name in ("best.keras", "config.json", "vocab/words.txt", "history.csv", "dev_f1.png", "results.json"):
         assert os.path.exists(tmp_path / "run" / name), name
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    config = RINConfig.load(str(tmp_path / "run" / "config.json"))
+    assert (config.pretrained_dim, config.pretrained_rows, config.shape_dim, config.char_dim) == (4, 10, 8, 50)
+    assert config.unknown_word_rate == 0.15 and config.num_chars > 20
+    assert os.path.exists(tmp_path / "run" / "vocab" / "pretrained_words.txt")
     assert saved["test"]["partial"]["gold"] == results["test"]["partial"]["gold"] == 2
     assert set(saved["test"]) >= {"partial", "exact", "text", "ner"}
     assert saved["best_epoch"] == 1
@@ -178,6 +186,10 @@ def test_cli_flags_mirror_the_config():
     assert (config.rounds, config.updater, config.use_entity_input, config.batch_size) == (5, "rnn", False, 7)
     assert config.lr_schedule == "cosine"
     assert config.learning_rate == 1e-3
+    assert config.word_feature_inputs == ("pretrained_ids", "shape_ids", "char_ids")
+    with flagsaver.flagsaver(pretrained_vectors="none", char_dim=0, unknown_word_rate=0.0):
+        config = train.config_from_flags()
+    assert config.word_feature_inputs == ("shape_ids",) and config.unknown_word_rate == 0.0
 
 
 @pytest.mark.slow

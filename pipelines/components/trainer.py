@@ -20,12 +20,15 @@ class Config:
     Attributes:
         hyperparameters: RINConfig fields to override the dataset defaults (rounds, epochs, ...).
         word_vectors: `word2vec`, `random` or a vectors text file.
+        pretrained_vectors: the frozen pretrained word features: `glove` or a vectors
+            text file (set `pretrained_dim: 0` in `hyperparameters` for none).
         patience: early-stopping patience in epochs.
         max_train_sentences: train on the first N sentences only.
     """
 
     hyperparameters: dict = dataclasses.field(default_factory=dict)
     word_vectors: str = "word2vec"
+    pretrained_vectors: str = "glove"
     patience: int = 30
     max_train_sentences: int | None = None
 
@@ -37,6 +40,7 @@ def run(config: Config, examples_dir: str, output_dir: str) -> dict:
     rin_config = RINConfig.for_dataset(dataset, variant=variant, **config.hyperparameters)
     results = train.train(
         rin_config, output_dir, corpus=corpus, word_vectors_source=config.word_vectors,
+        pretrained_source=config.pretrained_vectors,
         patience=config.patience, max_train_sentences=config.max_train_sentences,
     )
     return {

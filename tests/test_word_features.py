@@ -1,0 +1,131 @@
+"""Unseen-word features: featurizer inputs, the WordFeatures layer, and what an unseen word reads as."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rin_keras.data import embeddings, features
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.layers import BiLSTMEncoder, WordFeatures
+from rin_keras.model import RINModel
+
+from conftest import tiny_config
+
+WORDS = ["Alan", "Bean", "was", "born", "in", "Texas", ","]
+PRETRAINED = ["alan", "obama", "honolulu", "texas", "suárez"]
+
+
+def _vocab():
+    return Vocabulary.build([WORDS], ["birthPlace"]).with_pretrained_words(PRETRAINED)
+
+
+def _config(vocab, **overrides):
+    return tiny_config(vocab_size=vocab.vocab_size, num_relations=1, shape_dim=3, char_dim=5,
+                       num_chars=len(vocab.chars) + 2, pretrained_dim=4, pretrained_rows=len(PRETRAINED) + 2,
+                       **overrides)
+
+
+def _featurize(vocab, config, sentences):
+    inputs = features.featurizer_for(config, vocab)(tf.ragged.constant(sentences))
+    return {k: v.numpy() for k, v in inputs.items()}
+
+
+def test_featurizer_makes_every_feature_input():
+    vocab = _vocab()
+    inputs = _featurize(vocab, _config(vocab), [["Obama", "was", "born", "in", "Honolulu", "."], ["SUÁREZ"]])
+    assert inputs["token_ids"].tolist() == [[1, vocab.words.index("was"), vocab.words.index("born"),
+                                             vocab.words.index("in"), 1, 1], [1, 0, 0, 0, 0, 0]]
+    assert inputs["pretrained_ids"].tolist() == [[3, 1, 1, 1, 4, 1], [6, 0, 0, 0, 0, 0]]  # lower-cased, ids from 2
+    names = [name for name, _ in features.WORD_SHAPES]
+    assert inputs["shape_ids"][0].tolist() == [
+        names.index(n) + 1 for n in ("title", "lower", "lower", "lower", "title", "punctuation")]
+    assert inputs["shape_ids"][1, 0] == names.index("upper") + 1  # Non-ASCII capitals count as capitals.
+    assert inputs["char_ids"].shape == (2, 6, 8)  # "Honolulu": the longest word.
+    assert (inputs["char_ids"][0, 5, 1:] == 0).all() and inputs["char_ids"][1, 1:].sum() == 0
+    assert "O" not in vocab.chars and inputs["char_ids"][0, 0, 0] == 1  # A character unseen in train.
+    assert inputs["char_ids"][0, 1, :3].tolist() == [2 + vocab.chars.index(c) for c in "was"]
+
+
+def test_word_shapes():
+    words = tf.constant(["texas", "Texas", "USA", "1,000", "F-16", ",", "McDonald", "Łódź", "ÉCOLE"])
+    names = [name for name, _ in features.WORD_SHAPES] + ["other"]
+    assert [names[i - 1] for i in features.word_shape_ids(words).numpy()] == [
+        "lower", "title", "upper", "number", "mixed_alnum", "punctuation", "other", "title", "upper"]
+
+
+def test_an_unseen_word_reads_as_more_than_unk():
+    vocab = _vocab()
+    keras.utils.set_random_seed(0)
+    model = RINModel(_config(vocab))
+    model.word_features.set_pretrained_vectors(np.random.default_rng(0).normal(0, 1, (5, 4)).astype("float32"))
+    encode, _ = model.split_at_encoder()
+    sentences = [["Obama", "was", "born", "in", "Honolulu"], ["Obama", "was", "born", "in", "Lagos"]]
+    inputs = _featurize(vocab, model.config, sentences)
+    assert inputs["token_ids"][0, 4] == inputs["token_ids"][1, 4] == 1  # Both unknown to the train vocabulary.
+    states = encode(inputs).numpy()
+    assert not np.allclose(states[0, 4], states[1, 4], atol=1e-4)
+
+    plain_config = tiny_config(vocab_size=vocab.vocab_size, num_relations=1)
+    plain = RINModel(plain_config).split_at_encoder()[0](_featurize(vocab, plain_config, sentences)).numpy()
+    np.testing.assert_allclose(plain[0, 4], plain[1, 4], atol=1e-6)  # Without features both are just <unk>.
+
+
+def test_word_features_layer_serializes_and_keeps_the_table_frozen():
+    layer = WordFeatures(pretrained_rows=7, pretrained_dim=4, shape_dim=3, num_chars=9, char_dim=5)
+    inputs = {"pretrained_ids": np.array([[2, 1, 0]]), "shape_ids": np.array([[1, 2, 0]]),
+              "char_ids": np.array([[[2, 3], [4, 0], [0, 0]]])}
+    out = layer(inputs)
+    assert out.shape == (1, 3, 12) == layer.compute_output_shape({k: v.shape for k, v in inputs.items()})
+    layer.set_pretrained_vectors(np.ones((5, 4), "float32"))
+    assert np.allclose(out.numpy()[0, 2, 7:], 0.0)  # A padded word has no characters: its CNN feature is 0.
+    assert not layer.pretrained.embeddings.trainable
+    assert all(w is not layer.pretrained.embeddings for w in layer.trainable_weights)
+    restored = WordFeatures.from_config(layer.get_config())
+    restored(inputs)
+    restored.set_weights(layer.get_weights())
+    np.testing.assert_allclose(restored(inputs).numpy(), layer(inputs).numpy())
+    with pytest.raises(ValueError, match="do not fit"):
+        layer.set_pretrained_vectors(np.ones((3, 4), "float32"))
+
+
+def test_unknown_word_rate_hides_words_only_in_training():
+    encoder = BiLSTMEncoder(vocab_size=10, word_dim=4, lstm_units=3, input_dropout=0.0, unknown_word_rate=0.5)
+    ids = np.array([[2, 3, 4, 5, 6, 7, 8, 9, 0, 0]] * 4, "int32")
+    inference = encoder(ids).numpy()
+    np.testing.assert_allclose(encoder(ids).numpy(), inference)
+    as_unknown = encoder(np.where(ids > 0, 1, 0).astype("int32")).numpy()
+    trained = encoder(ids, training=True).numpy()
+    assert not np.allclose(trained, inference)
+    assert not np.allclose(trained, as_unknown)
+    np.testing.assert_allclose(trained[:, 8:], 0.0)  # Padding stays padding.
+
+
+def test_model_with_features_saves_and_loads(tmp_path):
+    vocab = _vocab()
+    model = RINModel(_config(vocab))
+    model.word_features.set_pretrained_vectors(np.full((5, 4), 0.5, "float32"))
+    inputs = _featurize(vocab, model.config, [["Obama", "was", "born", "in", "Honolulu", "."]])
+    expected = model.predict_on_batch(inputs)["relations"]
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict_on_batch(inputs)["relations"], expected, rtol=1e-5)
+
+
+def test_vocabulary_keeps_chars_and_pretrained_words_and_reads_old_folders(tmp_path):
+    vocab = _vocab()
+    vocab.save(str(tmp_path / "v"))
+    loaded = Vocabulary.load(str(tmp_path / "v"))
+    assert (loaded.words, loaded.chars, loaded.pretrained_words) == (vocab.words, vocab.chars, PRETRAINED)
+    for name in ("chars.txt", "pretrained_words.txt"):
+        (tmp_path / "v" / name).unlink()  # A vocabulary saved before these features existed.
+    old = Vocabulary.load(str(tmp_path / "v"))
+    assert (old.words, old.chars, old.pretrained_words) == (vocab.words, [], [])
+
+
+def test_pretrained_tables(tiny_vectors):
+    words, vectors = embeddings.load_pretrained_table(tiny_vectors)
+    assert words[:2] == ["alan", "bean"] and vectors.shape == (8, 4)
+    words, vectors = embeddings.load_pretrained_table("glove")
+    assert len(words) == 400_000 and vectors.shape == (400_000, 50)
+    assert {"honolulu", "obama", "suárez"} <= set(words)
