@@ -3,7 +3,7 @@
 Both return what `rin_keras.predict.Extractor.predict` returns: per sentence, a
 list of `{"subject", "relation", "object", "score", "subject_span", "object_span"}`.
 
-    python -m serving.client "Alan Bean was born in Wheeler , Texas ."
+    python -m serving.client "Alan Bean was born in Wheeler, Texas."
     python -m serving.client --protocol=rest --port=8501 < sentences.txt
 """
 
