@@ -131,8 +131,10 @@ def score_texts(results: list[dict], gold: list[set], categories: list[str] | No
     return scores
 
 
-def evaluate_folder(model_dir: str, directory: str, split: str | None = None) -> dict:
+def evaluate_folder(model_dir: str, directory: str, split: str | None = None, threshold: float | None = None) -> dict:
     """Scores the model of `model_dir` on a CasRel-layout folder (see the module docstring).
+
+    `threshold` replaces the trained model's pair threshold when given.
 
     Returns:
         `evaluate_split`'s scores with `split`, and `strings`: string-level partial
@@ -141,6 +143,8 @@ def evaluate_folder(model_dir: str, directory: str, split: str | None = None) ->
     from rin_keras.predict import Extractor
 
     extractor = Extractor.from_model_dir(model_dir)
+    if threshold is not None:
+        extractor.threshold = threshold
     corpus = pipeline.FolderCorpus(directory, extractor.vocab.relations)
     if not corpus.splits:
         raise FileNotFoundError(f"{directory} holds none of {', '.join(casrel.SPLIT_FILES.values())}.")
@@ -152,7 +156,8 @@ def evaluate_folder(model_dir: str, directory: str, split: str | None = None) ->
     gold = [last_word_triples(record["triple_list"]) for record in records]
     raw = corpus.raw_texts(split)
     categories = [r["category"] for r in raw] if raw and all("category" in r for r in raw) else None
-    tokenised = extractor.predict_tokens([record["text"].strip().split(" ") for record in records])
+    # The tokens as the builders read them (mis-decoded UTF-8 repaired, like the gold).
+    tokenised = extractor.predict_tokens([[t.decode("utf-8") for t in x["tokens"]] for x in corpus.examples(split)])
     scores["split"] = split
     scores["strings"] = {"tokenised": score_texts(tokenised, gold, categories)}
     if raw:
@@ -184,6 +189,11 @@ def format_table(scores: dict) -> str:
 FLAGS = flags.FLAGS
 
 
+def _threshold_suffix() -> str:
+    """`_t0.3` in the file name of scores taken at a threshold other than the model's."""
+    return "" if FLAGS.threshold is None else f"_t{FLAGS.threshold:g}"
+
+
 def main(argv):
     del argv
     import keras
@@ -192,10 +202,10 @@ def main(argv):
     from rin_keras.data.vocab import Vocabulary
 
     if FLAGS.dataset_dir:
-        scores = evaluate_folder(FLAGS.model_dir, FLAGS.dataset_dir, FLAGS.split)
+        scores = evaluate_folder(FLAGS.model_dir, FLAGS.dataset_dir, FLAGS.split, FLAGS.threshold)
         print(format_table(scores))
         path = os.path.join(FLAGS.model_dir, f"evaluation_{os.path.basename(os.path.normpath(FLAGS.dataset_dir))}"
-                                             f"_{scores['split']}.json")
+                                             f"_{scores['split']}{_threshold_suffix()}.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=2)
         logging.info("Wrote %s", path)
@@ -205,11 +215,12 @@ def main(argv):
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
     model = keras.saving.load_model(os.path.join(FLAGS.model_dir, "best.keras"))
     scores = evaluate_split(
-        model, corpus, FLAGS.split or "test", vocab, max_length=config.max_length, threshold=config.threshold, breakdown=True,
+        model, corpus, FLAGS.split or "test", vocab, max_length=config.max_length,
+        threshold=config.threshold if FLAGS.threshold is None else FLAGS.threshold, breakdown=True,
         featurizer=features.featurizer_for(config, vocab, FLAGS.model_dir),
     )
     print(format_table(scores))
-    path = os.path.join(FLAGS.model_dir, f"evaluation_{FLAGS.split or 'test'}.json")
+    path = os.path.join(FLAGS.model_dir, f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(scores, f, indent=2)
     logging.info("Wrote %s", path)
@@ -219,6 +230,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("model_dir", None, "Training output folder (holds best.keras, config.json, vocab/).")
     flags.DEFINE_enum("split", None, ["train", "validation", "test"],
                       "Split to score (default test; for --dataset_dir, test if the folder has it, else its first).")
+    flags.DEFINE_float("threshold", None, "Pair probability threshold (default: the trained model's).")
     flags.DEFINE_string("dataset_dir", None, "Score this CasRel-layout folder (e.g. ../shared/data/webnlg_ood_dev) "
                         "instead of the model's benchmark, on its tokenised and raw texts.")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")

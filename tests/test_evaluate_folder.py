@@ -1,0 +1,118 @@
+"""Scoring any CasRel-layout folder, on its tokenised and raw texts (`evaluate --dataset_dir`)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from rin_keras import evaluate
+from rin_keras.data import pipeline
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.model import build_rin
+from tfds_builders import casrel, testing
+
+from conftest import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS = [
+    ("Alan Bean was born in Wheeler , Texas .", "Alan Bean was born in Wheeler, Texas.", [["Bean", "birthPlace", "Texas"]],
+     "Astronaut"),
+    ("SuÃ¡rez 's club is `` Ajax '' .", 'Suárez\'s club is "Ajax".', [["SuÃ¡rez", "club", "Ajax"]], "Athlete"),
+    ("Rome is the capital of Italy and Italy is led by Sergio Mattarella .",
+     "Rome is the capital of Italy and Italy is led by Sergio Mattarella.",
+     [["Italy", "capital", "Rome"], ["Italy", "leaderName", "Sergio Mattarella"]], "City"),
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A CasRel folder with val_triples.json, rel2id.json and raw_val.jsonl."""
+    root = tmp_path_factory.mktemp("casrel")
+    shutil.copy(os.path.join(testing.dummy_dir("webnlg"), "webnlg_star", "rel2id.json"), root / "rel2id.json")
+    with open(root / "val_triples.json", "w", encoding="utf-8") as f:
+        json.dump([{"text": text, "triple_list": triples} for text, _, triples, _ in RECORDS], f)
+    with open(root / "raw_val.jsonl", "w", encoding="utf-8") as f:
+        for text, raw, _, category in RECORDS:
+            f.write(json.dumps({"raw_text": raw, "text": text, "category": category}, ensure_ascii=False) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(folder, tmp_path_factory):
+    """An untrained model over the folder's relations and words (with the character and shape features)."""
+    with open(folder / "rel2id.json", encoding="utf-8") as f:
+        relations = casrel.parse_relation_names(json.load(f))
+    sentences = [text.split(" ") for text, _, _, _ in RECORDS]
+    vocab = Vocabulary.build(sentences, relations)
+    keras.utils.set_random_seed(0)
+    model = build_rin(tiny_config(vocab_size=vocab.vocab_size, num_relations=len(relations), shape_dim=3,
+                                  char_dim=4, num_chars=len(vocab.chars) + 2))
+    path = tmp_path_factory.mktemp("model")
+    model.save(path / "best.keras")
+    model.config.save(str(path / "config.json"))
+    vocab.save(str(path / "vocab"))
+    return path
+
+
+def test_folder_corpus_reads_and_repairs_like_the_builders(folder):
+    with open(folder / "rel2id.json", encoding="utf-8") as f:
+        relations = casrel.parse_relation_names(json.load(f))
+    corpus = pipeline.FolderCorpus(str(folder), relations)
+    assert corpus.splits == ["validation"]
+    examples = corpus.examples("validation")
+    assert [t.decode() for t in examples[1]["tokens"]][:2] == ["Suárez", "'s"]
+    assert examples[1]["triples"]["relation"].tolist() == [relations.index("club")]
+    assert examples[2]["triples"]["subject"]["head"].tolist() == [5, 5]
+    assert [r["category"] for r in corpus.raw_texts("validation")] == ["Astronaut", "Athlete", "City"]
+    with pytest.raises(FileNotFoundError, match="no 'test' split"):
+        corpus.raw("test")
+
+
+def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(folder, model_dir):
+    scores = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=0.0)
+    assert scores["split"] == "validation"
+    assert scores["partial"]["recall"] == 100.0 and scores["partial"]["gold"] == 4
+    tokenised, raw = scores["strings"]["tokenised"], scores["strings"]["raw"]
+    assert tokenised["recall"] == raw["recall"] == 100.0 and tokenised["gold"] == 4
+    assert {k: v for k, v in raw.items() if k != "by_category"} == \
+        {k: v for k, v in tokenised.items() if k != "by_category"}  # The raw texts read as the tokenised ones.
+    assert set(raw["by_category"]) == {"Astronaut", "Athlete", "City"}
+    assert raw["by_category"]["City"]["gold"] == 2
+
+
+def test_nothing_predicted_scores_zero(folder, model_dir):
+    scores = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=1.1)
+    assert scores["strings"]["raw"]["predicted"] == scores["partial"]["predicted"] == 0
+
+
+def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    with open(bad / "raw_val.jsonl", "a", encoding="utf-8") as f:
+        f.write("{not json\n")
+    corpus = pipeline.FolderCorpus(str(bad), ["birthPlace"])
+    with pytest.raises(ValueError, match="raw_val.jsonl:4"):
+        corpus.raw_texts("validation")
+    lines = (folder / "raw_val.jsonl").read_text(encoding="utf-8").splitlines()
+    (bad / "raw_val.jsonl").write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="has 2 lines but"):
+        corpus.raw_texts("validation")
+    with pytest.raises(ValueError, match="unknown relation 'club'"):
+        corpus.examples("validation")
+    with pytest.raises(FileNotFoundError, match="holds none of"):
+        evaluate.evaluate_folder(str(model_dir), str(tmp_path / "empty_dir_that_is_missing"))
+
+
+def test_cli_writes_the_scores(folder, model_dir):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={model_dir}", f"--dataset_dir={folder}",
+         "--threshold=0"], capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    ).stdout
+    assert "strings/raw" in out and "raw/Athlete" in out
+    saved = json.loads((model_dir / "evaluation_casrel0_validation_t0.json").read_text())
+    assert saved["strings"]["raw"]["recall"] == 100.0
