@@ -21,7 +21,7 @@ _DATASET_DEFAULTS = {
 # unseen-word features (docs/results.md, "Real text"); the dataclass defaults keep them
 # off, so configs saved before they existed load as they were trained.
 _ENCODER_DEFAULTS = {
-    "bilstm": {"unknown_word_rate": 0.15, "shape_dim": 8, "char_dim": 50, "pretrained_dim": 50},
+    "bilstm": {"unknown_word_rate": 0.15, "entity_unknown_rate": 0.5, "shape_dim": 8, "char_dim": 50, "pretrained_dim": 50},
     "bert": {"learning_rate": 2e-4},
 }
 
@@ -45,6 +45,9 @@ class RINConfig:
         input_dropout: dropout on the word embeddings (0.1).
         unknown_word_rate: in training, the share of real words read as `<unk>`,
             so that words never seen in train are read from context and features.
+        entity_unknown_rate: in training, the share of words inside gold entities read
+            as `<unk>` (applied by the input pipeline, which knows the entities): the
+            words a model meets unseen are mostly entities.
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
         shape_dim: size of the word-shape (case) embedding; 0: none.
@@ -87,6 +90,7 @@ class RINConfig:
     lstm_units: int = 50
     input_dropout: float = 0.1
     unknown_word_rate: float = 0.0
+    entity_unknown_rate: float = 0.0
     pretrained_dim: int = 0
     pretrained_rows: int = 0
     shape_dim: int = 0
@@ -139,8 +143,9 @@ class RINConfig:
             raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         if self.lr_decay_patience < 1:
             raise ValueError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}.")
-        if not 0.0 <= self.unknown_word_rate < 1.0:
-            raise ValueError(f"unknown_word_rate must be in [0, 1), got {self.unknown_word_rate}.")
+        for name in ("unknown_word_rate", "entity_unknown_rate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
         if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:
             raise ValueError("pretrained_dim, shape_dim and char_dim must be >= 0.")
         if self.max_length < 1:

@@ -342,6 +342,7 @@ def make_dataset(
     limit: int | None = None,
     featurizer=None,
     with_index: bool = False,
+    entity_unknown_rate: float = 0.0,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -363,6 +364,8 @@ def make_dataset(
         limit: use only the first `limit` sentences of the split.
         featurizer: the model's input featurizer (default: word ids of `vocab`,
             for the BiLSTM encoder; see `rin_keras.data.features`).
+        entity_unknown_rate: when training, the share of words inside gold entities
+            whose `token_ids` read as unknown (1), drawn anew each epoch.
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -386,6 +389,8 @@ def make_dataset(
                      **{k: [] for k in extra}}
     padding_values = {**featurizer.padding_values, "tags": IGNORE, "relations": IGNORE, "length": 0,
                       **{k: 0 for k in extra}}
+    if training and entity_unknown_rate and "token_ids" in input_names:
+        examples = examples.map(_entity_hider(entity_unknown_rate, seed))
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     if (training or with_index) and bucket_boundaries:
@@ -409,6 +414,18 @@ def make_dataset(
         return {k: batch[k] for k in input_names}, targets
 
     return batches.map(to_inputs_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _entity_hider(rate: float, seed: int | None):
+    """Returns a map function that reads each word inside a gold entity as unknown with probability `rate`."""
+
+    def hide(example):
+        inside = tf.not_equal(example["tags"], TAG_IDS["O"])
+        hidden = inside & (tf.random.uniform(tf.shape(example["tags"]), seed=seed) < rate)
+        token_ids = example["token_ids"]
+        return {**example, "token_ids": tf.where(hidden & (token_ids > 1), tf.ones_like(token_ids), token_ids)}
+
+    return hide
 
 
 def _log_counts(encoded: tf.data.Dataset, name: str) -> None:
