@@ -111,3 +111,22 @@ def test_missing_split_names_the_file(tmp_path):
         corpus = pipeline.Corpus.prepare("nyt", "partial", str(tmp_path), testing.dummy_dir("nyt"))
     with pytest.raises(FileNotFoundError, match="nyt_star/train_triples.json"):
         corpus.raw("train")
+
+
+def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
+    vocab = corpus.build_vocabulary()
+
+    def batches(**kwargs):
+        data = pipeline.make_dataset(corpus, "train", vocab, batch_size=6, seed=3, bucket_boundaries=None, **kwargs)
+        return [(x["token_ids"].numpy(), y["entity_tags"].numpy()) for x, y in data]
+
+    [(ids, tags)] = batches(training=True, entity_unknown_rate=0.9)
+    inside = (tags != pipeline.TAG_IDS["O"]) & (tags >= 0)
+    outside = tags == pipeline.TAG_IDS["O"]
+    assert inside.sum() > 5
+    assert (ids[inside] == 1).mean() >= 0.6  # Train words: an <unk> here was hidden on purpose.
+    assert (ids[outside] > 1).all()
+    [(plain, _)] = batches(training=True)
+    assert (plain[(plain > 0)] > 1).all()
+    [(evaluation, _)] = batches(training=False, entity_unknown_rate=0.9)
+    assert (evaluation[evaluation > 0] > 1).all()  # Never outside training.
