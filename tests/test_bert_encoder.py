@@ -104,8 +104,11 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     head = extractor.model.get_layer("relation_head")  # Make the untrained head fire, to compare many triples.
     head.output_kernel.assign(np.random.default_rng(0).normal(0, 3, head.output_kernel.shape).astype("float32"))
     head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
-    sentences = ["Alan Bean was born in Texas .", "Beans", "", "unknown words here"]
-    expected = extractor.predict(sentences)
+    sentences = ["Alan Bean was born in Texas .", "Beans", "", "unknown words here", "Bean's home: Wheeler, Texas."]
+    detailed = extractor.predict_detailed(sentences)
+    # Word pieces are aligned to the raw-text tokeniser's words: "Texas." is two words.
+    assert detailed[4]["tokens"] == ["Bean", "'s", "home", ":", "Wheeler", ",", "Texas", "."]
+    expected = [r["triples"] for r in detailed]
     assert sum(map(len, expected)) > 10
     path = export.export_version(extractor.model, extractor.vocab, str(tmp_path / "models"),
                                  featurizer=extractor.featurizer)
