@@ -306,6 +306,25 @@ def test_predict_and_export_command_lines(served, tmp_path):
     results = [json.loads(line) for line in lines]
     assert [r["text"] for r in results] == SENTENCES[:2]
     assert_same_triples([r["triples"] for r in results], served["extractor"].predict(SENTENCES[:2]))
+    documents = tmp_path / "docs.jsonl"
+    documents.write_text("".join(json.dumps({"text": t}) + "\n" for t in RAW_SENTENCES[:2]), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", f"--input={documents}",
+         f"--output={tmp_path / 'out.jsonl'}", "--documents"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    )
+    assert "2/2" in run.stderr  # The progress bar.
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in written] == RAW_SENTENCES[:2]
+    expected_documents = served["extractor"].predict_documents(RAW_SENTENCES[:2])
+    assert [r["sentences"] for r in written] == [r["sentences"] for r in expected_documents]
+    assert_same_triples([r["triples"] for r in written], [r["triples"] for r in expected_documents])
+    documents.write_text('{"text": "ok"}\n{"txt": "no"}\n', encoding="utf-8")
+    bad = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", f"--input={documents}"],
+        capture_output=True, text=True, cwd=REPO, env=env,
+    )
+    assert bad.returncode != 0 and "docs.jsonl:2" in bad.stderr
     out = subprocess.run(
         [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
          f"--export_dir={tmp_path / 'models'}", "--version=7"],
