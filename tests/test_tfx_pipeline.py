@@ -49,7 +49,7 @@ def test_every_artifact_exists(first_run):
     assert set(artifacts) == {"ExampleGen", "StatisticsGen", "Trainer", "Evaluator", "Pusher", "BulkInferrer"}
     examples = artifacts["ExampleGen"]
     corpus = RecordCorpus(examples.uri)
-    assert corpus.name == "webnlg/exact/1.0.0"
+    assert corpus.name == "webnlg/exact/1.1.0"
     assert {s: len(corpus.examples(s)) for s in ("train", "validation", "test")} == examples.properties["num_examples"]
     assert os.path.exists(examples.path("text", "test.txt"))
     statistics = json.loads(open(artifacts["StatisticsGen"].path("statistics.json")).read())
