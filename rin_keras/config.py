@@ -164,8 +164,20 @@ class RINConfig:
         """The featurizer's inputs beyond `token_ids` that the BiLSTM encoder reads."""
         if self.encoder != "bilstm":
             return ()
-        return tuple(name for name, size in (("pretrained_ids", self.pretrained_dim), ("shape_ids", self.shape_dim),
-                                             ("char_ids", self.char_dim)) if size)
+        return tuple(name for name, size in (("pretrained_ids", self.pretrained_dim and self.pretrained_rows),
+                                             ("shape_ids", self.shape_dim),
+                                             ("char_ids", self.char_dim and self.num_chars)) if size)
+
+    def with_vocabulary(self, vocab, pretrained_dim: int | None = None) -> "RINConfig":
+        """Returns a copy sized for `vocab` (a `rin_keras.data.vocab.Vocabulary`): word, relation and
+        character counts, and the pretrained table's rows (`pretrained_dim` is the table's width; without a
+        table in the vocabulary the pretrained feature is off)."""
+        dim = self.pretrained_dim if pretrained_dim is None else pretrained_dim
+        return self.replace(
+            vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, num_chars=len(vocab.chars) + 2,
+            pretrained_rows=len(vocab.pretrained_words) + 2 if vocab.pretrained_words else 0,
+            pretrained_dim=dim if vocab.pretrained_words else 0,
+        )
 
     def replace(self, **changes) -> "RINConfig":
         """Returns a copy with `changes` applied (validated again)."""

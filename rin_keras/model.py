@@ -76,9 +76,10 @@ class RINModel(keras.Model):
         else:
             word_features = None
             if c.word_feature_inputs:
+                inputs = c.word_feature_inputs
                 word_features = WordFeatures(
-                    c.pretrained_rows if c.pretrained_dim else 0, c.pretrained_dim, c.shape_dim,
-                    c.num_chars if c.char_dim else 0, c.char_dim, dtype=dtype, name="word_features",
+                    c.pretrained_rows if "pretrained_ids" in inputs else 0, c.pretrained_dim, c.shape_dim,
+                    c.num_chars if "char_ids" in inputs else 0, c.char_dim, dtype=dtype, name="word_features",
                 )
             encoder = BiLSTMEncoder(
                 c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout,

@@ -214,11 +214,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     else:
         vocab = corpus.build_vocabulary().with_pretrained_words(pretrained_words)
         vocab.save(vocab_dir)
-    config = config.replace(
-        vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, num_chars=len(vocab.chars) + 2,
-        pretrained_rows=len(vocab.pretrained_words) + 2,
-        pretrained_dim=pretrained.shape[1] if pretrained is not None else 0,
-    )
+    config = config.with_vocabulary(vocab, pretrained.shape[1] if pretrained is not None else 0)
     config.save(os.path.join(model_dir, "config.json"))
     if config.encoder == "bert" and not os.path.exists(os.path.join(model_dir, features.TOKENIZER_DIR)):
         import keras_hub  # The tokenizer goes with the model, so inference needs no preset.

@@ -186,10 +186,10 @@ def test_cli_flags_mirror_the_config():
     assert (config.rounds, config.updater, config.use_entity_input, config.batch_size) == (5, "rnn", False, 7)
     assert config.lr_schedule == "cosine"
     assert config.learning_rate == 1e-3
-    assert config.word_feature_inputs == ("pretrained_ids", "shape_ids", "char_ids")
+    assert (config.pretrained_dim, config.shape_dim, config.char_dim, config.entity_unknown_rate) == (50, 8, 50, 0.5)
     with flagsaver.flagsaver(pretrained_vectors="none", char_dim=0, unknown_word_rate=0.0):
         config = train.config_from_flags()
-    assert config.word_feature_inputs == ("shape_ids",) and config.unknown_word_rate == 0.0
+    assert (config.pretrained_dim, config.char_dim, config.unknown_word_rate) == (0, 0, 0.0)
 
 
 @pytest.mark.slow
