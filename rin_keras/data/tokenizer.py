@@ -127,13 +127,11 @@ class RINTokenizer(keras.layers.Layer):
         )
         no_nul = tf.strings.regex_replace(sentences, r"\x00", " ")
         stripped = tf.strings.regex_replace(no_nul, f"{WHITESPACE}$", "")
-        tokens, byte_starts, byte_ends = tf_text.regex_split_with_offsets(
-            stripped, DELIMITER, f"{KEPT_DELIMITER}"
-        )
-        # regex_split keeps whitespace-only delimiters that match the kept pattern; none do.
+        tokens, byte_starts, _ = tf_text.regex_split_with_offsets(stripped, DELIMITER, KEPT_DELIMITER)
         per_token = tf.gather(sentences, tokens.value_rowids())
+        byte_starts = byte_starts.flat_values
         chars_before = tf.strings.length(
-            tf.strings.substr(per_token, tf.zeros_like(byte_starts.flat_values), byte_starts.flat_values), unit="UTF8_CHAR"
+            tf.strings.substr(per_token, tf.zeros_like(byte_starts), byte_starts), unit="UTF8_CHAR"
         )
         char_lengths = tf.strings.length(tokens.flat_values, unit="UTF8_CHAR")
         previous = tf.strings.substr(
