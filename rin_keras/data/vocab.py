@@ -44,7 +44,10 @@ class Vocabulary:
         """Counts words of `sentences` (the train split); ties break alphabetically."""
         counts = collections.Counter(word for tokens in sentences for word in tokens)
         kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        chars = collections.Counter(char for word, count in counts.items() for char in word for _ in range(count))
+        chars = collections.Counter()
+        for word, count in counts.items():
+            for char in word:
+                chars[char] += count
         return cls([PAD, UNK] + kept, relations, sorted(chars, key=lambda c: (-chars[c], c)))
 
     def with_pretrained_words(self, words: list[str]) -> "Vocabulary":
