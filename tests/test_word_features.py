@@ -129,3 +129,10 @@ def test_pretrained_tables(tiny_vectors):
     words, vectors = embeddings.load_pretrained_table("glove")
     assert len(words) == 400_000 and vectors.shape == (400_000, 50)
     assert {"honolulu", "obama", "suárez"} <= set(words)
+
+
+def test_a_words_features_do_not_depend_on_its_batch():
+    layer = WordFeatures(shape_dim=3, num_chars=9, char_dim=5)
+    alone = {"shape_ids": np.array([[1]]), "char_ids": np.array([[[2, 3]]])}
+    padded = {"shape_ids": np.array([[1, 2]]), "char_ids": np.array([[[2, 3, 0, 0], [4, 5, 6, 7]]])}
+    np.testing.assert_allclose(layer(padded).numpy()[0, 0], layer(alone).numpy()[0, 0], atol=1e-6)

@@ -87,9 +87,12 @@ class WordFeatures(keras.layers.Layer):
         if self.chars is not None:
             char_ids = inputs["char_ids"]
             batch, words, chars = ops.shape(char_ids)[0], ops.shape(char_ids)[1], ops.shape(char_ids)[2]
-            embedded = self.chars(ops.reshape(char_ids, (-1, chars)))  # [batch * n, chars, d]
-            convolved = self.char_conv(embedded)
             real = ops.not_equal(ops.reshape(char_ids, (-1, chars)), 0)[:, :, None]
+            # Padding characters embed as 0, as the convolution's own padding does, so that a word's
+            # feature does not depend on how wide the batch's longest word made the padding.
+            embedded = self.chars(ops.reshape(char_ids, (-1, chars)))  # [batch * n, chars, d]
+            embedded = ops.where(real, embedded, ops.zeros_like(embedded))
+            convolved = self.char_conv(embedded)
             # Max over real characters; a word with none (padding) gives 0.
             floor = ops.cast(-1e4, convolved.dtype)
             pooled = ops.max(ops.where(real, convolved, floor), axis=1)
