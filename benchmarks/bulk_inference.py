@@ -17,10 +17,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.components import bulk_inferrer
 from rin_keras import export
 from rin_keras.data import pipeline
-from rin_keras.predict import Extractor
+from rin_keras.triple_extractor import RINTripleExtractor
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training output folder.")
+flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
 flags.DEFINE_integer("max_batch_size", 64, "Largest RunInference batch.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.mark_flag_as_required("model_dir")
@@ -28,13 +28,11 @@ flags.mark_flag_as_required("model_dir")
 
 def main(argv):
     beam_args = [arg for arg in argv[1:] if arg != "--"]
-    extractor = Extractor.from_model_dir(FLAGS.model_dir)
-    config = extractor.model.config
+    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    config = extractor.config
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
     work = tempfile.mkdtemp(prefix="rin_bulk_")
-    path = export.export_version(extractor.model, extractor.vocab, os.path.join(work, "models"), 1,
-                                 max_length=extractor.max_length, threshold=extractor.threshold,
-                                 featurizer=extractor.featurizer)
+    path = export.export_version(extractor, os.path.join(work, "models"), 1)
     text = os.path.join(work, "test.txt")
     with open(text, "w", encoding="utf-8") as f:
         for x in corpus.examples("test"):

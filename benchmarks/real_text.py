@@ -29,6 +29,8 @@ from absl import app, flags
 from rin_keras import evaluate
 from rin_keras.data import pipeline
 from rin_keras.data.tokenizer import RINTokenizer, tokenize, tokenize_with_offsets
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import casrel
 
 FLAGS = flags.FLAGS
@@ -90,7 +92,8 @@ class _KnockedOut:
 
 def model_report(model_dir: str, dataset_dir: str, knockouts: bool) -> None:
     start = time.perf_counter()
-    scores = evaluate.evaluate_folder(model_dir, dataset_dir, "validation")
+    extractor = RINTripleExtractor.from_preset(model_dir)
+    scores = evaluate.evaluate_folder(extractor, dataset_dir, "validation")
     strings = scores["strings"]
     print(f"{os.path.basename(os.path.normpath(dataset_dir))} ({model_dir}, {time.perf_counter() - start:.0f}s):")
     print(f"  partial F1 (index-based, tokenised)  {scores['partial']['f1']:6.2f}  "
@@ -102,23 +105,20 @@ def model_report(model_dir: str, dataset_dir: str, knockouts: bool) -> None:
     if "raw" in strings:
         print(f"  raw - tokenised: {strings['raw']['f1'] - strings['tokenised']['f1']:+.2f} F1")
     if knockouts:
-        from rin_keras.predict import Extractor
-
-        extractor = Extractor.from_model_dir(model_dir)
-        corpus = pipeline.FolderCorpus(dataset_dir, extractor.vocab.relations)
-        for name in extractor.model.config.word_feature_inputs:
+        corpus = pipeline.FolderCorpus(dataset_dir, extractor.relation_names)
+        preprocessor = extractor.preprocessor
+        for name in extractor.config.word_feature_inputs:
             if name == "shape_ids":
                 continue  # Every word has a shape; there is no "unknown" one.
-            knocked = evaluate.evaluate_split(
-                extractor.model, corpus, "validation", extractor.vocab, max_length=extractor.max_length,
-                threshold=extractor.threshold, featurizer=_KnockedOut(extractor.featurizer, name))
+            knocked = RINTripleExtractor(extractor.model, RINPreprocessor.from_config_and_vocabulary(
+                extractor.config.replace(max_length=preprocessor.max_length), preprocessor.vocabulary), extractor.threshold)
+            knocked.preprocessor.featurizer = _KnockedOut(preprocessor.featurizer, name)
+            knocked = evaluate.evaluate_split(knocked, corpus, "validation")
             print(f"  {name} knocked out at inference: partial F1 {knocked['partial']['f1']:6.2f}")
 
 
 def threshold_report(model_dir: str, dataset_dir: str, thresholds: list[float]) -> None:
-    from rin_keras.predict import Extractor
-
-    extractor = Extractor.from_model_dir(model_dir)
+    extractor = RINTripleExtractor.from_preset(model_dir)
     extractor.threshold = min(thresholds)
     config = extractor.model.config
     with open(os.path.join(dataset_dir, "val_triples.json"), encoding="utf-8") as f:

@@ -4,7 +4,7 @@
 
 1. Exports the model (temporary base path) and checks that the exported
    `serving_default` signature gives the same triples as the in-process
-   `Extractor` on every WebNLG dev sentence.
+   `RINTripleExtractor` on every WebNLG dev sentence.
 2. Raw-text throughput of the SavedModel signature at batch 1 and 64 on the
    test sentences, and its in-process one-sentence latency (the floor under
    any server's).
@@ -25,11 +25,12 @@ from absl import app, flags
 
 from rin_keras import export
 from rin_keras.data import pipeline
-from rin_keras.predict import Extractor, triples_from_outputs
+from rin_keras.triple_extractor import RINTripleExtractor
+from serving.contract import triples_from_outputs
 from serving.client import GrpcClient
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training output folder.")
+flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
 flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.mark_flag_as_required("model_dir")
@@ -58,13 +59,11 @@ def _rate(function, sentences, batch_size):
 
 def main(argv):
     del argv
-    extractor = Extractor.from_model_dir(FLAGS.model_dir)
-    config = extractor.model.config
+    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    config = extractor.config
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
     base = tempfile.mkdtemp(prefix="rin_serving_")
-    path = export.export_version(extractor.model, extractor.vocab, base, 1,
-                                 max_length=extractor.max_length, threshold=extractor.threshold,
-                                 featurizer=extractor.featurizer)
+    path = export.export_version(extractor, base, 1)
     signature = tf.saved_model.load(path).signatures["serving_default"]
 
     dev = _sentences(corpus, "validation")

@@ -12,8 +12,9 @@ import keras
 from absl import app, flags
 
 from rin_keras import RINConfig
-from rin_keras.data import features, pipeline
+from rin_keras.data import pipeline
 from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
@@ -40,7 +41,7 @@ def main(argv):
     dataset = pipeline.make_dataset(
         corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
         bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
-        pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=features.featurizer_for(config, vocab),
+        pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=RINPreprocessor.from_config_and_vocabulary(config, vocab).featurizer,
     ).repeat()
     model = build_rin(config)
     if FLAGS.jit_compile:

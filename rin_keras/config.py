@@ -11,6 +11,12 @@ VARIANTS = ("partial", "exact")
 UPDATERS = ("gru", "rnn", "linear")
 ENCODERS = ("bilstm", "bert")
 LR_SCHEDULES = ("constant", "cosine")
+# How a run trains and reads its data, not what the network is: these stay with the run
+# (its config.json) and out of a saved model's config; a loaded model gets the defaults.
+TRAINING_FIELDS = (
+    "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
+    "batch_size", "epochs", "seed", "entity_unknown_rate", "max_length", "threshold",
+)
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
 _DATASET_DEFAULTS = {
@@ -178,6 +184,10 @@ class RINConfig:
             pretrained_rows=len(vocab.pretrained_words) + 2 if vocab.pretrained_words else 0,
             pretrained_dim=dim if vocab.pretrained_words else 0,
         )
+
+    def network_fields(self) -> dict:
+        """The fields that define the network (all but `TRAINING_FIELDS`), as saved with a model."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in TRAINING_FIELDS}
 
     def replace(self, **changes) -> "RINConfig":
         """Returns a copy with `changes` applied (validated again)."""

@@ -23,56 +23,45 @@ from absl import app, flags, logging
 from tfds_builders import casrel
 
 from rin_keras import metrics
-from rin_keras.data import features, pipeline
+from rin_keras.data import pipeline
 from rin_keras.decoding import decode_triples
 
 
-def predict_split(model, corpus: pipeline.Corpus, split: str, vocab, batch_size: int = 100, max_length: int = 100,
-                  threshold: float = 0.5, featurizer=None):
-    """Runs `model` over `split` in length-bucketed batches.
+def predict_split(extractor, corpus: pipeline.Corpus, split: str, batch_size: int = 100):
+    """Runs a `RINTripleExtractor` over `split` in length-bucketed batches.
 
     Returns:
         (predicted triples, predicted tag ids, gold tag ids), each a list with
         one entry per sentence in the stored order of `split`.
     """
+    preprocessor = extractor.preprocessor
     dataset = pipeline.make_dataset(
-        corpus, split, vocab, batch_size, max_length=max_length, featurizer=featurizer, with_index=True
+        corpus, split, preprocessor.vocabulary, batch_size, max_length=preprocessor.max_length,
+        featurizer=preprocessor.featurizer, with_index=True,
     )
     triples, tags, gold_tags = {}, {}, {}
     for inputs, targets in dataset:
-        outputs = model.predict_on_batch(inputs)
+        outputs = extractor.model.predict_on_batch(inputs)
         gold = targets["entity_tags"].numpy()
         lengths = np.sum(gold >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
         for i, (index, length) in enumerate(zip(targets["index"].numpy(), lengths)):
-            triples[index] = decode_triples(tag_ids[i], outputs["relations"][i], int(length), threshold)
+            triples[index] = decode_triples(tag_ids[i], outputs["relations"][i], int(length), extractor.threshold)
             tags[index] = tag_ids[i][:length]
             gold_tags[index] = gold[i][:length]
     order = sorted(triples)
     return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
 
 
-def overlap_category(triples) -> str:
-    """Returns Normal, EntityPairOverlap or SingleEntityOverlap for a sentence's gold triples."""
-    pairs = [(t.subject_head, t.object_head) for t in triples]
-    if len({frozenset(p) for p in pairs}) < len(set(pairs)) or len(set(pairs)) < len(pairs):
-        return "EntityPairOverlap"
-    entities = [e for p in pairs for e in p]
-    return "SingleEntityOverlap" if len(set(entities)) < len(entities) else "Normal"
-
-
-def evaluate_split(model, corpus: pipeline.Corpus, split: str, vocab, *, batch_size: int = 100,
-                   max_length: int = 100, threshold: float = 0.5, breakdown: bool = False, featurizer=None) -> dict:
-    """Returns partial / exact / text triple scores and NER F1 of `model` on `split`.
+def evaluate_split(extractor, corpus: pipeline.Corpus, split: str, *, batch_size: int = 100,
+                   breakdown: bool = False) -> dict:
+    """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
     With `breakdown`, adds partial-match scores per overlap category and per
-    number of gold triples in the sentence. `featurizer` makes the model inputs
-    (default: word ids, for the BiLSTM encoder).
+    number of gold triples in the sentence.
     """
     examples = corpus.examples(split)
-    predicted, predicted_tags, gold_tags = predict_split(
-        model, corpus, split, vocab, batch_size, max_length, threshold, featurizer
-    )
+    predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size)
     gold = [metrics.gold_triples(x) for x in examples]
     tokens = [[t.decode("utf-8") for t in x["tokens"]] for x in examples]
     relation_names = corpus.relation_names
@@ -81,7 +70,7 @@ def evaluate_split(model, corpus: pipeline.Corpus, split: str, vocab, *, batch_s
     if breakdown:
         groups = collections.defaultdict(list)
         for i, g in enumerate(gold):
-            groups[("overlap", overlap_category(g))].append(i)
+            groups[("overlap", metrics.overlap_category(g))].append(i)
             groups[("triples", str(min(len(g), 5)) + ("+" if len(g) >= 5 else ""))].append(i)
         scores["breakdown"] = {
             f"{kind}/{name}": {
@@ -107,7 +96,7 @@ def score_texts(results: list[dict], gold: list[set], categories: list[str] | No
     """Partial match on strings: returned triples' head words against `gold` (see `last_word_triples`).
 
     Args:
-        results: `Extractor.predict_detailed` / `predict_tokens` output, one per sentence.
+        results: `RINTripleExtractor.predict_detailed` / `predict_tokens` output, one per sentence.
         gold: per sentence, the gold `(subject, relation, object)` last-word triples.
         categories: per sentence, a group name for a per-group breakdown.
 
@@ -131,26 +120,18 @@ def score_texts(results: list[dict], gold: list[set], categories: list[str] | No
     return scores
 
 
-def evaluate_folder(model_dir: str, directory: str, split: str | None = None, threshold: float | None = None) -> dict:
-    """Scores the model of `model_dir` on a CasRel-layout folder (see the module docstring).
-
-    `threshold` replaces the trained model's pair threshold when given.
+def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict:
+    """Scores a `RINTripleExtractor` on a CasRel-layout folder (see the module docstring).
 
     Returns:
         `evaluate_split`'s scores with `split`, and `strings`: string-level partial
         scores on the `tokenised` texts and, where present, the `raw` texts.
     """
-    from rin_keras.predict import Extractor
-
-    extractor = Extractor.from_model_dir(model_dir)
-    if threshold is not None:
-        extractor.threshold = threshold
-    corpus = pipeline.FolderCorpus(directory, extractor.vocab.relations)
+    corpus = pipeline.FolderCorpus(directory, extractor.relation_names)
     if not corpus.splits:
         raise FileNotFoundError(f"{directory} holds none of {', '.join(casrel.SPLIT_FILES.values())}.")
     split = split or ("test" if "test" in corpus.splits else corpus.splits[0])
-    scores = evaluate_split(extractor.model, corpus, split, extractor.vocab, max_length=extractor.max_length,
-                            threshold=extractor.threshold, breakdown=True, featurizer=extractor.featurizer)
+    scores = evaluate_split(extractor, corpus, split, breakdown=True)
     with open(corpus.split_path(split), encoding="utf-8") as f:
         records = json.load(f)
     gold = [last_word_triples(record["triple_list"]) for record in records]
@@ -194,40 +175,39 @@ def _threshold_suffix() -> str:
     return "" if FLAGS.threshold is None else f"_t{FLAGS.threshold:g}"
 
 
+def _output_dir() -> str:
+    """Where the scores go: the training folder, or the folder of an extractor file."""
+    return FLAGS.model_dir if os.path.isdir(FLAGS.model_dir) else os.path.dirname(os.path.abspath(FLAGS.model_dir))
+
+
 def main(argv):
     del argv
-    import keras
+    from rin_keras.triple_extractor import RINTripleExtractor
 
-    from rin_keras import RINConfig
-    from rin_keras.data.vocab import Vocabulary
-
+    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    if FLAGS.threshold is not None:
+        extractor.threshold = FLAGS.threshold
     if FLAGS.dataset_dir:
-        scores = evaluate_folder(FLAGS.model_dir, FLAGS.dataset_dir, FLAGS.split, FLAGS.threshold)
+        scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
         print(format_table(scores))
-        path = os.path.join(FLAGS.model_dir, f"evaluation_{os.path.basename(os.path.normpath(FLAGS.dataset_dir))}"
+        path = os.path.join(_output_dir(), f"evaluation_{os.path.basename(os.path.normpath(FLAGS.dataset_dir))}"
                                              f"_{scores['split']}{_threshold_suffix()}.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=2)
         logging.info("Wrote %s", path)
         return
-    config = RINConfig.load(os.path.join(FLAGS.model_dir, "config.json"))
-    vocab = Vocabulary.load(os.path.join(FLAGS.model_dir, "vocab"))
+    config = extractor.config
     corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
-    model = keras.saving.load_model(os.path.join(FLAGS.model_dir, "best.keras"))
-    scores = evaluate_split(
-        model, corpus, FLAGS.split or "test", vocab, max_length=config.max_length,
-        threshold=config.threshold if FLAGS.threshold is None else FLAGS.threshold, breakdown=True,
-        featurizer=features.featurizer_for(config, vocab, FLAGS.model_dir),
-    )
+    scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
     print(format_table(scores))
-    path = os.path.join(FLAGS.model_dir, f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}.json")
+    path = os.path.join(_output_dir(), f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(scores, f, indent=2)
     logging.info("Wrote %s", path)
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model_dir", None, "Training output folder (holds best.keras, config.json, vocab/).")
+    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
     flags.DEFINE_enum("split", None, ["train", "validation", "test"],
                       "Split to score (default test; for --dataset_dir, test if the folder has it, else its first).")
     flags.DEFINE_float("threshold", None, "Pair probability threshold (default: the trained model's).")

@@ -4,7 +4,7 @@
 
 writes `serving_models/rin/1/` (TF Serving's `<base>/<version>/` layout) with:
 
-- `serving_default`: `sentences` tf.string [batch] -> triples (see `OUTPUTS`).
+- `serving_default`: `sentences` tf.string [batch] -> triples (see `serving.contract.OUTPUTS`).
   Tokenisation (`rin_keras.data.tokenizer.RINTokenizer`, the same rules as the
   Python `tokenize_with_offsets`), vocabulary lookup, the model, BIESO span
   decoding and thresholding all run in the graph; character spans index the sentence.
@@ -27,24 +27,10 @@ import tensorflow as tf
 from absl import logging
 
 from rin_keras.data import features
-from rin_keras.data.tokenizer import RINTokenizer, tokenize
-from rin_keras.data.vocab import Vocabulary
+from rin_keras.data.tokenizer import tokenize
 from rin_keras.decoding import TAGS
+from serving import contract
 
-OUTPUTS = {
-    "subjects": "tf.string [batch, max_triples]: subject text ('' past num_triples)",
-    "relations": "tf.string [batch, max_triples]: relation name",
-    "objects": "tf.string [batch, max_triples]: object text",
-    "scores": "tf.float32 [batch, max_triples]: pair probability",
-    "subject_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) token indices",
-    "object_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) token indices",
-    "subject_char_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) character offsets in the input",
-    "object_char_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) character offsets in the input",
-    "num_triples": "tf.int32 [batch]: triples per sentence",
-    "num_tokens": "tf.int32 [batch]: tokens read (after truncation)",
-    "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
-}
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_SENTENCES = (
     "Alan Bean was born in Wheeler, Texas.",
     "The Acharya Institute of Technology is located in Bangalore , India .",
@@ -58,11 +44,8 @@ class TripleGraph:
     """The in-graph path from tokens to padded triple tensors.
 
     Args:
-        model: a trained RINModel.
-        vocab: its vocabulary.
-        max_length: tokens kept per sentence.
-        threshold: pair probability at which a cell is a triple.
-        featurizer: makes the model inputs (default: the one of `model.config`).
+        extractor: a trained `RINTripleExtractor` (its preprocessor, network and threshold).
+        max_length: tokens kept per sentence (default: the preprocessor's).
         chunk_size: sentences per model call inside one request. Small chunks
             of length-sorted sentences waste little on padding and keep the
             `[chunk, n, n, l]` pair tensors in cache: on WebNLG test at batch 64,
@@ -70,17 +53,16 @@ class TripleGraph:
             350-400 (benchmarks/serving_latency.py, 2 CPU cores).
     """
 
-    def __init__(self, model, vocab: Vocabulary, max_length: int, threshold: float, featurizer=None,
-                 chunk_size: int = 4):
-        self.model = model
-        self.encode, self.interact = model.split_at_encoder()
+    def __init__(self, extractor, max_length: int | None = None, chunk_size: int = 4):
+        self.model = extractor.model
+        self.encode, self.interact = self.model.split_at_encoder()
         self.chunk_size = chunk_size
-        self.featurizer = featurizer or features.featurizer_for(model.config, vocab)
-        self.relation_names = tf.constant(vocab.relations)
-        self.max_length = max_length
-        self.threshold = threshold
-        self.tokenizer = RINTokenizer()
-        self.tokenizer(tf.constant([""]))  # Builds the layer (SavedModel export needs built layers).
+        self.featurizer = extractor.preprocessor.featurizer
+        self.tokenizer = extractor.preprocessor.tokenizer
+        self.tracked_layers = extractor.preprocessor.lookup_layers
+        self.relation_names = tf.constant(extractor.relation_names)
+        self.max_length = max_length or extractor.max_length
+        self.threshold = extractor.threshold
 
     def from_sentences(self, sentences: tf.Tensor) -> dict:
         """Triples of raw sentences, tf.string [batch]; character spans index each sentence."""
@@ -207,9 +189,8 @@ class TripleGraph:
         return tf.strings.reduce_join(picked, axis=-1, separator=" ")
 
 
-def export_saved_model(model, vocab: Vocabulary, path: str, max_length: int = 100, threshold: float = 0.5,
-                       model_name: str = "rin", featurizer=None) -> str:
-    """Writes the serving SavedModel of `model` to `path` (which must not exist).
+def export_saved_model(extractor, path: str, max_length: int | None = None, model_name: str = "rin") -> str:
+    """Writes the serving SavedModel of a `RINTripleExtractor` to `path` (which must not exist).
 
     A BERT-encoder export uses TF Text ops for word pieces: a process loading it
     must `import tensorflow_text` first (`serving.server` does).
@@ -217,20 +198,20 @@ def export_saved_model(model, vocab: Vocabulary, path: str, max_length: int = 10
     Returns:
         `path`.
     """
-    graph = TripleGraph(model, vocab, max_length, threshold, featurizer)
+    graph = TripleGraph(extractor, max_length)
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    for layer in (*graph.featurizer.layers, graph.tokenizer):
+    archive.track(extractor.model)
+    for layer in graph.tracked_layers:
         archive.track(layer)
     archive.add_endpoint(
-        "serving_default",
+        contract.SENTENCES_SIGNATURE,
         graph.from_sentences,
-        input_signature=[tf.TensorSpec([None], tf.string, name="sentences")],
+        input_signature=[tf.TensorSpec([None], tf.string, name=contract.input_name(contract.SENTENCES_SIGNATURE))],
     )
     archive.add_endpoint(
-        "serve_tokens",
+        contract.TOKENS_SIGNATURE,
         graph.from_padded_tokens,
-        input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")],
+        input_signature=[tf.TensorSpec([None, None], tf.string, name=contract.input_name(contract.TOKENS_SIGNATURE))],
     )
     archive.write_out(path, verbose=False)
     _write_warmup_requests(path, model_name)
@@ -241,12 +222,13 @@ def _write_warmup_requests(path: str, model_name: str) -> None:
     """Writes a PredictionLog of one request per signature, which TF Serving replays on load."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    os.makedirs(os.path.dirname(os.path.join(path, WARMUP_FILE)), exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(path, WARMUP_FILE)) as writer:
-        for signature, name, value in (
-            ("serving_default", "sentences", list(WARMUP_SENTENCES)),
-            ("serve_tokens", "tokens", [tokenize(s) for s in WARMUP_SENTENCES[:1]]),
+    os.makedirs(os.path.dirname(os.path.join(path, contract.WARMUP_FILE)), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(path, contract.WARMUP_FILE)) as writer:
+        for signature, value in (
+            (contract.SENTENCES_SIGNATURE, list(WARMUP_SENTENCES)),
+            (contract.TOKENS_SIGNATURE, [tokenize(s) for s in WARMUP_SENTENCES[:1]]),
         ):
+            name = contract.input_name(signature)
             request = predict_pb2.PredictRequest(
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
             )
@@ -255,14 +237,7 @@ def _write_warmup_requests(path: str, model_name: str) -> None:
             writer.write(log.SerializeToString())
 
 
-def versions(base: str) -> list[int]:
-    """Returns the version numbers under a TF Serving base path, ascending."""
-    if not os.path.isdir(base):
-        return []
-    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
-
-
-def export_version(model, vocab: Vocabulary, base: str, version: int | None = None, **kwargs) -> str:
+def export_version(extractor, base: str, version: int | None = None, **kwargs) -> str:
     """Exports into `<base>/<version>/` atomically; version defaults to the newest + 1.
 
     Raises:
@@ -271,14 +246,14 @@ def export_version(model, vocab: Vocabulary, base: str, version: int | None = No
     Returns:
         the version folder.
     """
-    version = version if version is not None else (versions(base) or [0])[-1] + 1
+    version = version if version is not None else (contract.versions(base) or [0])[-1] + 1
     final = os.path.join(base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; pick another --version or remove it.")
     temporary = os.path.join(base, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     try:
-        export_saved_model(model, vocab, temporary, **kwargs)
+        export_saved_model(extractor, temporary, **kwargs)
         os.rename(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -290,27 +265,19 @@ def main(argv):
     del argv
     from absl import flags
 
-    from rin_keras.predict import Extractor
+    from rin_keras.triple_extractor import RINTripleExtractor
 
     FLAGS = flags.FLAGS
-    extractor = Extractor.from_model_dir(FLAGS.model_dir)
-    path = export_version(
-        extractor.model,
-        extractor.vocab,
-        FLAGS.export_dir,
-        FLAGS.version,
-        max_length=FLAGS.max_length or extractor.max_length,
-        threshold=extractor.threshold,
-        model_name=FLAGS.model_name,
-        featurizer=extractor.featurizer,
-    )
+    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
+                          model_name=FLAGS.model_name)
     print(path)
 
 
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_string("model_dir", None, "Training output folder (best.keras, config.json, vocab/).")
+    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
     flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
     flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).")
     flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).")

@@ -114,3 +114,12 @@ def score_entities(gold_tags: list, predicted_tags: list) -> dict:
     return score_sets(
         (set(tags_to_spans(g)) for g in gold_tags), (set(tags_to_spans(p)) for p in predicted_tags)
     )
+
+
+def overlap_category(triples) -> str:
+    """Returns Normal, EntityPairOverlap or SingleEntityOverlap for a sentence's gold triples."""
+    pairs = [(t.subject_head, t.object_head) for t in triples]
+    if len({frozenset(p) for p in pairs}) < len(set(pairs)) or len(set(pairs)) < len(pairs):
+        return "EntityPairOverlap"
+    entities = [e for p in pairs for e in p]
+    return "SingleEntityOverlap" if len(set(entities)) < len(entities) else "Normal"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 from keras import ops
 
@@ -201,7 +199,7 @@ class RINModel(keras.Model):
         self.compile()
 
     def get_config(self):
-        config = {"config": dataclasses.asdict(self.config), "name": self.name, "trainable": self.trainable}
+        config = {"config": self.config.network_fields(), "name": self.name, "trainable": self.trainable}
         if self.config.encoder == "bert":
             config["backbone"] = keras.saving.serialize_keras_object(self.encoder.backbone)
         return config

@@ -4,8 +4,10 @@ The dev split selects the model (after every epoch: partial-match F1 for
 --variant=partial, exact-match F1 for --variant=exact); the test split is only
 reported. Everything goes to --model_dir:
 
-    config.json, vocab/          what the model needs at inference
-    best.keras                   the best epoch on dev
+    extractor.keras              the trained artifact: preprocessor + best network + threshold
+                                 (`RINTripleExtractor.from_preset(model_dir)`), written at the end
+    config.json, vocab/          the run's hyper-parameters and train-split vocabulary
+    best.keras                   the network of the best epoch on dev, as training selects it
     backup/                      BackupAndRestore state: rerun the same command to resume
     history.csv, dev_f1.png      per-epoch losses and dev scores, and their plot
     logs/                        TensorBoard
@@ -28,10 +30,12 @@ from rin_keras.callbacks import (
     dev_scores_so_far,
 )
 from rin_keras.config import DATASETS, LR_SCHEDULES, UPDATERS, VARIANTS, RINConfig
-from rin_keras.data import embeddings, features, pipeline
+from rin_keras.data import embeddings, pipeline
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split, format_table
 from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor
 
 FLAGS = flags.FLAGS
 _DEFAULTS = RINConfig()
@@ -216,17 +220,17 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         vocab.save(vocab_dir)
     config = config.with_vocabulary(vocab, pretrained.shape[1] if pretrained is not None else 0)
     config.save(os.path.join(model_dir, "config.json"))
-    if config.encoder == "bert" and not os.path.exists(os.path.join(model_dir, features.TOKENIZER_DIR)):
+    bert_tokenizer = None
+    if config.encoder == "bert":
         import keras_hub  # The tokenizer goes with the model, so inference needs no preset.
 
-        features.save_tokenizer(keras_hub.models.BertTokenizer.from_preset(config.preset),
-                                os.path.join(model_dir, features.TOKENIZER_DIR))
-    featurizer = features.featurizer_for(config, vocab, model_dir)
+        bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
+    preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer)
 
     train_data = pipeline.make_dataset(
         corpus, "train", vocab, config.batch_size, training=True, max_length=config.max_length,
         bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
-        pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences, featurizer=featurizer,
+        pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
         entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
     )
     with get_strategy(strategy).scope():
@@ -243,8 +247,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     model.summary(print_fn=logging.info)
 
     def dev_scores(m):
-        return evaluate_split(m, corpus, "validation", vocab, max_length=config.max_length, threshold=config.threshold,
-                              featurizer=featurizer)
+        return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation")
 
     history_csv = os.path.join(model_dir, "history.csv")
     backup_dir = os.path.join(model_dir, "backup")
@@ -274,15 +277,15 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
     plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
 
-    best = keras.saving.load_model(best_path)
+    best = RINTripleExtractor(keras.saving.load_model(best_path), preprocessor, config.threshold)
+    best.save_to_preset(model_dir)
     results = {
         "dataset": corpus.name,
         "config": config.__dict__,
         "train_seconds": round(_train_seconds(history_csv), 1),
         "best_epoch": _best_epoch(dev_scores_so_far(history_csv, monitor)),
-        "validation": dev_scores(best),
-        "test": evaluate_split(best, corpus, "test", vocab, max_length=config.max_length, threshold=config.threshold,
-                               featurizer=featurizer),
+        "validation": evaluate_split(best, corpus, "validation"),
+        "test": evaluate_split(best, corpus, "test"),
     }
     with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)

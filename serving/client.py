@@ -1,10 +1,13 @@
 """Clients for a rin-keras model behind TF Serving (or `serving.server`), over gRPC and REST.
 
-Both return what `rin_keras.predict.Extractor.predict` returns: per sentence, a
-list of `{"subject", "relation", "object", "score", "subject_span", "object_span"}`.
+Both return what `RINTripleExtractor.predict` returns (`serving.contract.triples_from_outputs`):
+per sentence, a list of `{"subject", "relation", "object", "score", "subject_span", "object_span",
+"subject_char_span", "object_char_span"}`. The client never imports `rin_keras`; the REST
+client needs only the standard library and NumPy (the gRPC one imports TensorFlow for its protos).
 
     python -m serving.client "Alan Bean was born in Wheeler, Texas."
     python -m serving.client --protocol=rest --port=8501 < sentences.txt
+    python -m serving.client --signature_name=serve_tokens "Alan Bean was born in Wheeler , Texas ."
 """
 
 from __future__ import annotations
@@ -14,12 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 
-import grpc
-import tensorflow as tf
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
-
-from rin_keras.data.tokenizer import tokenize
-from rin_keras.predict import triples_from_outputs
+from serving.contract import SENTENCES_SIGNATURE, input_name, pad_tokens, triples_from_outputs
 
 
 class GrpcClient:
@@ -33,10 +31,14 @@ class GrpcClient:
     """
 
     def __init__(self, target: str = "localhost:8500", model_name: str = "rin",
-                 signature_name: str = "serving_default", timeout: float = 10.0):
+                 signature_name: str = SENTENCES_SIGNATURE, timeout: float = 10.0):
+        self.input_name = input_name(signature_name)
         self.model_name = model_name
         self.signature_name = signature_name
         self.timeout = timeout
+        import grpc  # Imported here, with TensorFlow below: a REST caller needs neither.
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
         self._channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 256 << 20)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
@@ -46,6 +48,9 @@ class GrpcClient:
         Raises:
             grpc.RpcError: the server's error status (e.g. INVALID_ARGUMENT).
         """
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
         request.model_spec.signature_name = self.signature_name
@@ -56,11 +61,12 @@ class GrpcClient:
 
     def predict(self, sentences: list[str]) -> list[list[dict]]:
         """Returns the triples of each sentence (or, with `serve_tokens`, each token list)."""
-        name = "tokens" if self.signature_name == "serve_tokens" else "sentences"
-        return triples_from_outputs(self.predict_raw({name: _as_input(sentences, name)}))
+        return triples_from_outputs(self.predict_raw({self.input_name: _as_input(sentences, self.input_name)}))
 
     def signature_defs(self) -> dict:
         """Returns the served model's SignatureDefs by name."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         request.model_spec.name = self.model_name
         response = self._stub.GetModelMetadata(request, timeout=self.timeout)
@@ -83,7 +89,8 @@ class RestClient:
     """
 
     def __init__(self, url: str = "http://localhost:8501", model_name: str = "rin",
-                 signature_name: str = "serving_default", timeout: float = 10.0):
+                 signature_name: str = SENTENCES_SIGNATURE, timeout: float = 10.0):
+        self.input_name = input_name(signature_name)
         self.endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
         self.signature_name = signature_name
         self.timeout = timeout
@@ -94,8 +101,8 @@ class RestClient:
         Raises:
             RuntimeError: the server answered with an error; its message is kept.
         """
-        name = "tokens" if self.signature_name == "serve_tokens" else "sentences"
-        body = {"signature_name": self.signature_name, "inputs": {name: _as_input(sentences, name)}}
+        body = {"signature_name": self.signature_name,
+                "inputs": {self.input_name: _as_input(sentences, self.input_name)}}
         request = urllib.request.Request(
             self.endpoint, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"}
         )
@@ -109,10 +116,7 @@ class RestClient:
 
 def _as_input(sentences: list, name: str) -> list:
     """Pads token lists with "" for `serve_tokens`; sentences pass through."""
-    if name != "tokens":
-        return list(sentences)
-    width = max([len(tokens) for tokens in sentences] + [1])
-    return [list(tokens) + [""] * (width - len(tokens)) for tokens in sentences]
+    return list(sentences) if name == input_name(SENTENCES_SIGNATURE) else pad_tokens(sentences)
 
 
 def main(argv):
@@ -120,7 +124,8 @@ def main(argv):
 
     FLAGS = flags.FLAGS
     sentences = argv[1:] or [line.rstrip("\n") for line in sys.stdin]
-    inputs = [tokenize(s) for s in sentences] if FLAGS.signature_name == "serve_tokens" else sentences
+    # serve_tokens reads pre-tokenised text: tokens separated by whitespace.
+    inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [s.split() for s in sentences]
     if FLAGS.protocol == "grpc":
         client = GrpcClient(f"{FLAGS.host}:{FLAGS.port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
     else:
@@ -136,6 +141,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("host", "localhost", "Server host.")
     flags.DEFINE_integer("port", 8500, "Server port.")
     flags.DEFINE_string("model_name", "rin", "Served model name.")
-    flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
+    flags.DEFINE_string("signature_name", SENTENCES_SIGNATURE,
+                        "serving_default (raw sentences) or serve_tokens (pre-tokenised, whitespace-separated).")
     flags.DEFINE_float("timeout", 10.0, "Seconds per request.")
     app.run(main)

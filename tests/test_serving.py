@@ -18,8 +18,10 @@ from rin_keras.decoding import tags_to_spans
 from rin_keras.model import build_rin
 from rin_keras.data import features
 from rin_keras.data.tokenizer import tokenize
-from rin_keras.predict import Extractor, split_pretokenized, triples_from_outputs
-from serving import client, server
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor, split_pretokenized
+from serving import client, contract, server
+from serving.contract import triples_from_outputs
 
 from conftest import assert_same_triples, tiny_config
 
@@ -56,7 +58,7 @@ def _spread_model(vocab, seed=0):
     ner = model.get_layer("ner_head")
     ner.kernel.assign(rng.normal(0, 3, ner.kernel.shape).astype("float32"))
     words = [list(rng.choice(vocab.words[1:] + PRETRAINED, 10)) for _ in range(8)]
-    inputs = features.featurizer_for(config, vocab)(tf.ragged.constant(words))
+    inputs = RINPreprocessor.from_config_and_vocabulary(config, vocab).featurize(tf.ragged.constant(words))
     probs = model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})
     logits = np.log(probs["relations"]) - np.log1p(-probs["relations"])
     head.output_bias.assign(head.output_bias.numpy() - np.median(logits, axis=(0, 1, 2)))
@@ -65,7 +67,7 @@ def _spread_model(vocab, seed=0):
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """A saved model dir, its Extractor, and version 1 exported under a base path."""
+    """A training folder of the old layout, its RINTripleExtractor, and version 1 exported under a base path."""
     root = tmp_path_factory.mktemp("serving")
     vocab = Vocabulary(["<pad>", "<unk>"] + WORDS, ["birthPlace", "location", "country"], sorted(set("".join(WORDS))),
                        PRETRAINED)
@@ -75,9 +77,9 @@ def served(tmp_path_factory):
     model.save(model_dir / "best.keras")
     model.config.replace(max_length=MAX_LENGTH).save(str(model_dir / "config.json"))
     vocab.save(str(model_dir / "vocab"))
-    extractor = Extractor.from_model_dir(str(model_dir))
+    extractor = RINTripleExtractor.from_preset(str(model_dir))
     base = root / "models"
-    path = export.export_version(extractor.model, vocab, str(base), max_length=MAX_LENGTH)
+    path = export.export_version(extractor, str(base))
     return {"model_dir": model_dir, "extractor": extractor, "base": base, "path": path, "vocab": vocab}
 
 
@@ -159,12 +161,12 @@ def test_in_graph_span_text():
 def test_export_layout_and_signatures(served):
     assert served["path"] == os.path.join(served["base"], "1")
     assert os.path.exists(os.path.join(served["path"], "saved_model.pb"))
-    assert os.path.exists(os.path.join(served["path"], export.WARMUP_FILE))
+    assert os.path.exists(os.path.join(served["path"], contract.WARMUP_FILE))
     loaded = tf.saved_model.load(served["path"])
     assert set(loaded.signatures) == {"serving_default", "serve_tokens"}
-    assert set(loaded.signatures["serving_default"].structured_outputs) == set(export.OUTPUTS)
+    assert set(loaded.signatures["serving_default"].structured_outputs) == set(contract.OUTPUTS)
     with pytest.raises(FileExistsError):
-        export.export_version(served["extractor"].model, served["vocab"], str(served["base"]), version=1)
+        export.export_version(served["extractor"], str(served["base"]), version=1)
 
 
 def test_signature_agrees_with_extractor(served):
@@ -288,10 +290,11 @@ def test_rest_bad_requests(running):
 def test_server_picks_up_a_new_version(served, tmp_path):
     base = tmp_path / "models"
     extractor = served["extractor"]
-    export.export_version(extractor.model, served["vocab"], str(base), max_length=MAX_LENGTH)
+    export.export_version(extractor, str(base))
     model = server.ServedModel(str(base))
     assert model.version == 1
-    assert export.export_version(_spread_model(served["vocab"], seed=1), served["vocab"], str(base)).endswith("2")
+    newer = RINTripleExtractor(_spread_model(served["vocab"], seed=1), extractor.preprocessor)
+    assert export.export_version(newer, str(base)).endswith("2")
     assert not any(name.startswith(".tmp") for name in os.listdir(base))
     model.refresh()
     assert model.version == 2
@@ -332,3 +335,10 @@ def test_predict_and_export_command_lines(served, tmp_path):
     ).stdout
     assert out.strip().endswith(os.path.join("models", "7"))
     assert os.path.exists(tmp_path / "models" / "7" / "saved_model.pb")
+
+
+def test_rest_client_imports_neither_rin_keras_nor_tensorflow():
+    code = ("import sys; from serving.client import RestClient; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'rin_keras', 'keras', 'tensorflow', 'grpc'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert out.strip() == "[]"

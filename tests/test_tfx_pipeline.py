@@ -11,7 +11,7 @@ import pytest
 from pipelines import local_runner
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from rin_keras.data.pipeline import RecordCorpus
-from rin_keras.predict import Extractor
+from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import testing
 
 from conftest import assert_same_triples
@@ -72,7 +72,7 @@ def test_bulk_inference_matches_predict(first_run):
         lines += [json.loads(line) for line in open(path, encoding="utf-8")]
     sentences = open(artifacts["ExampleGen"].path("text", "test.txt"), encoding="utf-8").read().splitlines()
     assert sorted(r["sentence"] for r in lines) == sorted(sentences)
-    expected = dict(zip(sentences, Extractor.from_model_dir(artifacts["Trainer"].uri).predict(sentences)))
+    expected = dict(zip(sentences, RINTripleExtractor.from_preset(artifacts["Trainer"].uri).predict(sentences)))
     assert_same_triples([r["triples"] for r in lines], [expected[r["sentence"]] for r in lines])
 
 

@@ -27,7 +27,7 @@ def _config(vocab, **overrides):
 
 
 def _featurize(vocab, config, sentences):
-    inputs = features.featurizer_for(config, vocab)(tf.ragged.constant(sentences))
+    inputs = features.WordIds(vocab, config.word_feature_inputs)(tf.ragged.constant(sentences))
     return {k: v.numpy() for k, v in inputs.items()}
 
 

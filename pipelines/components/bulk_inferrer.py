@@ -2,7 +2,7 @@
 
 Reads one sentence per line, batches them (`BatchElements` inside RunInference),
 runs the SavedModel's `serving_default` signature, and writes JSON lines
-`{"sentence", "triples"}` with the `rin_keras.predict` triple structure. The same
+`{"sentence", "triples"}` with the `serving.contract.triples_from_outputs` triple structure. The same
 code runs on Flink, Spark or Dataflow through the Beam pipeline options (the
 model path must then be readable by the workers, e.g. on GCS).
 """
@@ -17,6 +17,8 @@ from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from serving import contract
 
 OUTPUT_PREFIX = "predictions"
 
@@ -51,15 +53,13 @@ class SavedModelTextHandler(ModelHandler[str, PredictionResult, Any]):
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (TF Text ops of BERT-encoder exports)
 
-        return tf.saved_model.load(self._saved_model_dir).signatures["serving_default"]
+        return tf.saved_model.load(self._saved_model_dir).signatures[contract.SENTENCES_SIGNATURE]
 
     def run_inference(self, batch: Sequence[str], model, inference_args=None) -> Iterable[PredictionResult]:
         import tensorflow as tf
 
-        from rin_keras.predict import triples_from_outputs
-
-        outputs = model(sentences=tf.constant(list(batch), tf.string))
-        triples = triples_from_outputs({k: v.numpy() for k, v in outputs.items()})
+        outputs = model(**{contract.input_name(contract.SENTENCES_SIGNATURE): tf.constant(list(batch), tf.string)})
+        triples = contract.triples_from_outputs({k: v.numpy() for k, v in outputs.items()})
         return [PredictionResult(sentence, result) for sentence, result in zip(batch, triples)]
 
     def batch_elements_kwargs(self):

@@ -12,13 +12,9 @@ import dataclasses
 import json
 import os
 
-import keras
-
-from rin_keras.config import RINConfig
-from rin_keras.data import features
 from rin_keras.data.pipeline import RecordCorpus
-from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split
+from rin_keras.triple_extractor import RINTripleExtractor
 
 
 @dataclasses.dataclass
@@ -41,15 +37,8 @@ class Config:
 def run(config: Config, examples_dir: str, model_dir: str, output_dir: str) -> dict:
     """Scores validation and test; returns both partial F1 and the blessing."""
     corpus = RecordCorpus(examples_dir)
-    model_config = RINConfig.load(os.path.join(model_dir, "config.json"))
-    vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
-    model = keras.saving.load_model(os.path.join(model_dir, "best.keras"))
-    featurizer = features.featurizer_for(model_config, vocab, model_dir)
-    scores = {
-        split: evaluate_split(model, corpus, split, vocab, max_length=model_config.max_length,
-                              threshold=model_config.threshold, featurizer=featurizer)
-        for split in ("validation", "test")
-    }
+    extractor = RINTripleExtractor.from_preset(model_dir)
+    scores = {split: evaluate_split(extractor, corpus, split) for split in ("validation", "test")}
     f1 = scores[config.split]["partial"]["f1"]
     reasons = []
     if f1 < config.min_partial_f1:

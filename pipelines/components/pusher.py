@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from rin_keras.predict import Extractor
 from rin_keras import export
+from rin_keras.triple_extractor import RINTripleExtractor
 
 
 @dataclasses.dataclass
@@ -30,11 +30,8 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
     """Pushes when blessed; returns `pushed` and the version and path written."""
     if not blessed:
         return {"pushed": False}
-    extractor = Extractor.from_model_dir(model_dir)
-    path = export.export_version(
-        extractor.model, extractor.vocab, config.serving_base, max_length=extractor.max_length,
-        threshold=extractor.threshold, model_name=config.model_name, featurizer=extractor.featurizer,
-    )
+    path = export.export_version(RINTripleExtractor.from_preset(model_dir), config.serving_base,
+                                 model_name=config.model_name)
     with open(os.path.join(output_dir, "pushed_path.txt"), "w", encoding="utf-8") as f:
         f.write(path + "\n")
     return {"pushed": True, "version": int(os.path.basename(path)), "path": os.path.abspath(path)}

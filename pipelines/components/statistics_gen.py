@@ -41,8 +41,7 @@ class _Summarise(beam.DoFn):
         self._relations = self._corpus.relation_names
 
     def process(self, record: bytes):
-        from rin_keras.evaluate import overlap_category
-        from rin_keras.metrics import gold_triples
+        from rin_keras.metrics import gold_triples, overlap_category
 
         example = self._corpus.features.deserialize_example_np(record)
         triples = gold_triples(example)

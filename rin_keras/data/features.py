@@ -1,8 +1,9 @@
 """Model inputs from tokens, for each encoder: word ids (and unseen-word features), or word pieces.
 
 A featurizer maps a ragged `[batch, (n)]` batch of token strings to the model's
-dense input dict. Training (`pipeline.make_dataset`), `predict.Extractor` and
-the exported SavedModel all call the same featurizer, so they agree exactly.
+dense input dict. `rin_keras.preprocessor.RINPreprocessor` owns one; training
+(`pipeline.make_dataset`), `RINTripleExtractor` and the exported SavedModel all
+call it, so they agree exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 
 import tensorflow as tf
 
-from rin_keras.config import RINConfig
 from rin_keras.data.vocab import Vocabulary
 
 TOKENIZER_DIR = "tokenizer"
@@ -185,19 +185,3 @@ def load_tokenizer(directory: str):
     with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:
         settings = json.load(f)
     return keras_hub.models.BertTokenizer(vocabulary=os.path.join(directory, "vocab.txt"), **settings)
-
-
-def featurizer_for(config: RINConfig, vocab: Vocabulary, model_dir: str | None = None):
-    """Returns the featurizer of `config.encoder`.
-
-    For `bert`, the tokenizer is read from `<model_dir>/tokenizer/` (written by
-    training, so inference needs no preset) when it exists, else from `config.preset`.
-    """
-    if config.encoder == "bilstm":
-        return WordIds(vocab, config.word_feature_inputs)
-    saved = os.path.join(model_dir, TOKENIZER_DIR) if model_dir else None
-    if saved and os.path.exists(saved):
-        return WordPieces(load_tokenizer(saved), config.word_piece)
-    import keras_hub
-
-    return WordPieces(keras_hub.models.BertTokenizer.from_preset(config.preset), config.word_piece)

@@ -1,0 +1,282 @@
+"""RINTripleExtractor: the trained artifact, raw text in and triples out.
+
+The keras-hub Task: a `RINPreprocessor` (tokenisation with character offsets,
+vocabulary, features), the `RINModel` network and the decoding settings, saved
+together as one `.keras` file that training writes and that predict, evaluate,
+export and the pipeline's Evaluator, Pusher and BulkInferrer load:
+
+    extractor = RINTripleExtractor.from_preset("runs/webnlg")
+    extractor.predict(["Alan Bean was born in Wheeler, Texas."])
+    # [[{"subject": "Bean", "relation": "birthPlace", "object": "Texas", "score": 0.98,
+    #    "subject_char_span": [5, 9], "object_char_span": [31, 36], ...}]]
+
+Sentences are tokenised the way the benchmark texts are (`rin_keras.data.tokenizer`),
+and every triple carries `subject_char_span` / `object_char_span`, `[start, end)`
+character offsets into the string given. Documents are split into sentences
+first (pysbd); pre-tokenised input goes through `predict_tokens`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable
+
+import keras
+import numpy as np
+from absl import logging
+
+from rin_keras.config import RINConfig
+from rin_keras.data import features
+from rin_keras.data.tokenizer import Token
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.decoding import decode_triples, span_text
+from rin_keras.preprocessor import RINPreprocessor
+
+ARTIFACT_FILE = "extractor.keras"  # What `save_to_preset` writes into a folder.
+CHECKPOINT_FILE = "best.keras"  # The network alone, as training selects it (with config.json and vocab/).
+_NON_WHITESPACE = re.compile(r"[^ \t\n\v\f\r]+")  # A token of pre-tokenised text.
+
+
+def split_pretokenized(sentence: str | bytes) -> list[Token]:
+    """Returns the tokens of a pre-tokenised sentence: split on ASCII whitespace only, as
+    `tf.strings.split` does, with their offsets. Invalid UTF-8 bytes become U+FFFD."""
+    if isinstance(sentence, bytes):
+        sentence = sentence.decode("utf-8", errors="replace")
+    return [Token(m.group(), m.start(), m.end()) for m in _NON_WHITESPACE.finditer(sentence)]
+
+
+def joined_tokens(tokens: list[str]) -> list[Token]:
+    """Returns `tokens` with their offsets in `" ".join(tokens)`, the text of a token list."""
+    result, position = [], 0
+    for token in tokens:
+        result.append(Token(token, position, position + len(token)))
+        position += len(token) + 1
+    return result
+
+
+def split_sentences(document: str) -> list[tuple[int, int]]:
+    """Returns `[start, end)` character offsets of the sentences of `document` (pysbd, English rules).
+
+    Example:
+    >>> split_sentences("Bean was born in Texas. He flew to the Moon.")
+    [(0, 24), (24, 44)]
+    """
+    import pysbd
+
+    if not document.strip():
+        return []
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return [(span.start, span.end) for span in segmenter.segment(document) if span.sent.strip()]
+
+
+def triple_dicts(tokens: list[Token], triples, relation_names: list[str]) -> list[dict]:
+    """Returns `decoding.Triple`s as the dicts `RINTripleExtractor.predict` gives.
+
+    An entity whose span the NER head did not tag is its annotated (last) word.
+    """
+    words = [token.text for token in tokens]
+
+    def char_span(extent):
+        return [tokens[extent[0]].start, tokens[extent[1] - 1].end]
+
+    return [
+        {
+            "subject": span_text(words, t.subject_extent),
+            "relation": relation_names[t.relation],
+            "object": span_text(words, t.object_extent),
+            "score": t.score,
+            "subject_span": list(t.subject_extent),
+            "object_span": list(t.object_extent),
+            "subject_char_span": char_span(t.subject_extent),
+            "object_char_span": char_span(t.object_extent),
+        }
+        for t in triples
+    ]
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
+class RINTripleExtractor(keras.Model):
+    """Extracts relational triples from raw text: preprocessor + RIN network + threshold.
+
+    Args:
+        model: a `RINModel` (trained, or to train with `fit` on preprocessed batches).
+        preprocessor: the `RINPreprocessor` of its vocabulary.
+        threshold: pair probability at which a cell is a triple.
+        **kwargs: passed to `keras.Model`.
+
+    Call arguments:
+        inputs: the network's input dict (what `preprocessor` returns).
+
+    Returns:
+        the network's outputs (`RINModel`).
+
+    Example (with a trained model; not run as a doctest):
+
+        extractor = RINTripleExtractor.from_preset("runs/webnlg")
+        extractor.predict(["Alan Bean was born in Wheeler, Texas."])
+    """
+
+    def __init__(self, model, preprocessor: RINPreprocessor, threshold: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self.preprocessor = preprocessor
+        self.threshold = threshold
+        self.built = True
+
+    # === The artifact ===
+
+    @classmethod
+    def from_preset(cls, path: str) -> "RINTripleExtractor":
+        """Loads an extractor.
+
+        Args:
+            path: a `.keras` file written by `save` / `save_to_preset`, a folder
+                holding `extractor.keras` (what `rin_keras.train` writes), or a
+                training folder without it (`best.keras`, `config.json`, `vocab/`:
+                runs stopped before their end, or trained before the extractor
+                existed), which is assembled here; `save_to_preset` converts it.
+        """
+        file = path if path.endswith(".keras") else os.path.join(path, ARTIFACT_FILE)
+        if os.path.isfile(file):
+            extractor = keras.saving.load_model(file)
+            if not isinstance(extractor, cls):
+                raise ValueError(f"{file} holds a {type(extractor).__name__}, not a {cls.__name__}.")
+            return extractor
+        if os.path.isfile(os.path.join(path, CHECKPOINT_FILE)):
+            return cls.from_checkpoint(path)
+        raise FileNotFoundError(
+            f"No {ARTIFACT_FILE} or {CHECKPOINT_FILE} in {path!r}: pass a rin_keras.train --model_dir or a .keras file "
+            "written by RINTripleExtractor.save_to_preset."
+        )
+
+    @classmethod
+    def from_checkpoint(cls, model_dir: str, checkpoint: str = CHECKPOINT_FILE) -> "RINTripleExtractor":
+        """Assembles an extractor from a training folder: `<checkpoint>`, `config.json` and `vocab/`
+        (and `tokenizer/` for the BERT encoder)."""
+        config = RINConfig.load(os.path.join(model_dir, "config.json"))
+        vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
+        tokenizer_dir = os.path.join(model_dir, features.TOKENIZER_DIR)
+        bert_tokenizer = features.load_tokenizer(tokenizer_dir) if os.path.isdir(tokenizer_dir) else None
+        preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer)
+        logging.info("Assembled the extractor from %s/%s, config.json and vocab/.", model_dir, checkpoint)
+        return cls(keras.saving.load_model(os.path.join(model_dir, checkpoint)), preprocessor, config.threshold)
+
+    def save_to_preset(self, preset_dir: str) -> str:
+        """Writes the extractor as `<preset_dir>/extractor.keras`; returns that path."""
+        os.makedirs(preset_dir, exist_ok=True)
+        path = os.path.join(preset_dir, ARTIFACT_FILE)
+        self.save(path)
+        return path
+
+    def get_config(self):
+        return {
+            "model": keras.saving.serialize_keras_object(self.model),
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "threshold": self.threshold,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("model", "preprocessor"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    # === The network ===
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    @property
+    def config(self) -> RINConfig:
+        """The network's `RINConfig`."""
+        return self.model.config
+
+    @property
+    def relation_names(self) -> list[str]:
+        return self.preprocessor.relation_names
+
+    @property
+    def max_length(self) -> int:
+        return self.preprocessor.max_length
+
+    # === Triples ===
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Returns, per raw sentence of `x` (a list of strings), its triples as dicts.
+
+        Each dict holds `subject`, `relation`, `object` (token strings), `score` (the
+        pair probability), `subject_span` and `object_span` (`[start, end)` token
+        indices) and `subject_char_span` and `object_char_span` (`[start, end)`
+        character offsets into the sentence). Anything but strings (preprocessed
+        input dicts, datasets) goes to `keras.Model.predict` and gives the
+        network's outputs.
+        """
+        if isinstance(x, str):
+            raise TypeError("predict takes a list of sentences; wrap a single sentence in a list.")
+        if isinstance(x, (list, tuple)) and all(isinstance(s, str) for s in x):
+            return [result["triples"] for result in self.predict_detailed(x, batch_size or 64)]
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+    def predict_detailed(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
+        """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`."""
+        return self._predict_all([self.preprocessor.split(s) for s in sentences], batch_size)
+
+    def predict_tokens(self, token_lists: Iterable[list[str]], batch_size: int = 64) -> list[dict]:
+        """`predict_detailed` for pre-tokenised sentences, whose tokens are read as given.
+
+        Character spans index `" ".join(tokens)`.
+        """
+        return self._predict_all([joined_tokens(list(tokens)) for tokens in token_lists], batch_size)
+
+    def predict_documents(self, documents: Iterable[str], batch_size: int = 64) -> list[dict]:
+        """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...]}`.
+
+        Documents are split into sentences (`split_sentences`); each triple adds
+        `sentence` (its sentence's index) and its character spans index the document.
+        """
+        documents = list(documents)
+        spans = [split_sentences(document) for document in documents]
+        flat = [document[start:end] for document, doc_spans in zip(documents, spans) for start, end in doc_spans]
+        results = iter(self.predict_detailed(flat, batch_size))
+        output = []
+        for doc_spans in spans:
+            triples = []
+            for index, (start, _) in enumerate(doc_spans):
+                for triple in next(results)["triples"]:
+                    triples.append({
+                        **triple,
+                        "sentence": index,
+                        "subject_char_span": [start + i for i in triple["subject_char_span"]],
+                        "object_char_span": [start + i for i in triple["object_char_span"]],
+                    })
+            output.append({"sentences": [list(span) for span in doc_spans], "triples": triples})
+        return output
+
+    def _predict_all(self, token_lists: list[list[Token]], batch_size: int) -> list[dict]:
+        results = []
+        for begin in range(0, len(token_lists), batch_size):
+            results.extend(self._predict_batch(token_lists[begin:begin + batch_size]))
+        return results
+
+    def _predict_batch(self, batch: list[list[Token]]) -> list[dict]:
+        import tensorflow as tf
+
+        kept = [tokens[: self.max_length] for tokens in batch]
+        words = [[token.text for token in tokens] for tokens in kept]
+        inputs = self.preprocessor.featurize(tf.ragged.constant(words, dtype=tf.string, ragged_rank=1))
+        outputs = self.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})
+        tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
+        results = []
+        for row, tokens in enumerate(kept):
+            triples = decode_triples(tag_ids[row], outputs["relations"][row], len(tokens), self.threshold)
+            results.append({
+                "tokens": words[row],
+                "token_spans": [[token.start, token.end] for token in tokens],
+                "truncated": len(batch[row]) > self.max_length,
+                "triples": triple_dicts(tokens, triples, self.relation_names),
+            })
+        return results

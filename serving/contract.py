@@ -1,0 +1,87 @@
+"""The serving contract of a rin-keras SavedModel, with no Keras or model import.
+
+What `rin_keras.export` writes and what `serving.server`, `serving.client`, the
+pipeline's BulkInferrer and callers of TF Serving read: signature and tensor
+names, the warm-up file, the version layout of a base path, and the decoding of
+the signature's outputs into triple dicts.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+SENTENCES_SIGNATURE = "serving_default"  # Raw sentences, tokenised in the graph.
+TOKENS_SIGNATURE = "serve_tokens"  # Pre-tokenised sentences, "" as padding.
+SIGNATURE_INPUTS = {SENTENCES_SIGNATURE: "sentences", TOKENS_SIGNATURE: "tokens"}
+OUTPUTS = {
+    "subjects": "tf.string [batch, max_triples]: subject text ('' past num_triples)",
+    "relations": "tf.string [batch, max_triples]: relation name",
+    "objects": "tf.string [batch, max_triples]: object text",
+    "scores": "tf.float32 [batch, max_triples]: pair probability",
+    "subject_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) token indices",
+    "object_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) token indices",
+    "subject_char_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) character offsets in the input",
+    "object_char_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) character offsets in the input",
+    "num_triples": "tf.int32 [batch]: triples per sentence",
+    "num_tokens": "tf.int32 [batch]: tokens read (after truncation)",
+    "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
+}
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def input_name(signature_name: str) -> str:
+    """Returns the input tensor name of a signature.
+
+    Raises:
+        ValueError: not a rin-keras signature.
+    """
+    if signature_name not in SIGNATURE_INPUTS:
+        raise ValueError(f"Unknown signature {signature_name!r}; rin-keras exports {sorted(SIGNATURE_INPUTS)}.")
+    return SIGNATURE_INPUTS[signature_name]
+
+
+def pad_tokens(token_lists: list[list[str]]) -> list[list[str]]:
+    """Pads token lists with "" to one width, the `serve_tokens` input."""
+    width = max([len(tokens) for tokens in token_lists] + [1])
+    return [list(tokens) + [""] * (width - len(tokens)) for tokens in token_lists]
+
+
+def versions(base: str) -> list[int]:
+    """Returns the version numbers under a TF Serving base path, ascending."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
+
+
+def triples_from_outputs(outputs: dict) -> list[list[dict]]:
+    """Returns `RINTripleExtractor.predict`'s structure from the signature's outputs.
+
+    Args:
+        outputs: NumPy arrays or nested lists keyed by `OUTPUTS` names, batch first.
+
+    Returns:
+        per sentence, a list of `{"subject", "relation", "object", "score",
+        "subject_span", "object_span", "subject_char_span", "object_char_span"}`.
+    """
+
+    def text(value):
+        return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+    results = []
+    for row, count in enumerate(np.asarray(outputs["num_triples"]).tolist()):
+        results.append([
+            {
+                "subject": text(outputs["subjects"][row][k]),
+                "relation": text(outputs["relations"][row][k]),
+                "object": text(outputs["objects"][row][k]),
+                "score": float(outputs["scores"][row][k]),
+                "subject_span": [int(i) for i in outputs["subject_spans"][row][k]],
+                "object_span": [int(i) for i in outputs["object_spans"][row][k]],
+                "subject_char_span": [int(i) for i in outputs["subject_char_spans"][row][k]],
+                "object_char_span": [int(i) for i in outputs["object_char_spans"][row][k]],
+            }
+            for k in range(count)
+        ])
+    return results

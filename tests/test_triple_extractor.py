@@ -1,0 +1,113 @@
+"""RINPreprocessor and RINTripleExtractor: one artifact that loads and predicts raw text."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rin_keras.data import features
+from rin_keras.data.tokenizer import tokenize
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import ARTIFACT_FILE, RINTripleExtractor
+
+from conftest import assert_same_triples, tiny_config
+
+WORDS = "Alan Bean was born in Wheeler , Texas . the Suárez".split()
+PRETRAINED = ["alan", "bean", "texas", "obama", "honolulu"]
+SENTENCES = ["Alan Bean was born in Wheeler, Texas.", "Barack Obama was born in Honolulu, Hawaii.", "", "Suárez (東京) 🚀"]
+
+
+def _vocab():
+    return Vocabulary.build([WORDS], ["birthPlace", "country"]).with_pretrained_words(PRETRAINED)
+
+
+def _extractor(seed=0):
+    """A tiny untrained extractor with every unseen-word feature, whose relation head fires often."""
+    keras.utils.set_random_seed(seed)
+    vocab = _vocab()
+    config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, shape_dim=3, char_dim=4,
+                         num_chars=len(vocab.chars) + 2, pretrained_dim=4, pretrained_rows=len(PRETRAINED) + 2,
+                         max_length=6)
+    model = build_rin(config)
+    model.word_features.set_pretrained_vectors(np.random.default_rng(seed).normal(0, 1, (5, 4)).astype("float32"))
+    head = model.get_layer("relation_head")
+    head.output_kernel.assign(np.random.default_rng(seed).normal(0, 3, head.output_kernel.shape).astype("float32"))
+    head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
+    return RINTripleExtractor(model, RINPreprocessor.from_config_and_vocabulary(config, vocab), threshold=0.3)
+
+
+def test_preprocessor_reads_raw_sentences_as_the_featurizer_reads_their_tokens():
+    vocab = Vocabulary(["<pad>", "<unk>", "Bean", "Texas"], ["birthPlace"])
+    assert RINPreprocessor(vocab)(tf.constant(["Bean, Texas."]))["token_ids"].numpy().tolist() == [[2, 1, 3, 1]]
+    extractor = _extractor()
+    preprocessor = extractor.preprocessor
+    from_text = preprocessor(tf.constant(SENTENCES))
+    tokens = tf.ragged.constant([tokenize(s)[:6] for s in SENTENCES], dtype=tf.string, ragged_rank=1)
+    from_tokens = features.WordIds(_vocab(), extractor.config.word_feature_inputs)(tokens)
+    assert set(from_text) == {"token_ids", "pretrained_ids", "shape_ids", "char_ids"}
+    for name in from_text:
+        np.testing.assert_array_equal(from_text[name], from_tokens[name])
+    assert from_text["token_ids"].shape[1] == 6  # Cut to max_length.
+
+
+def test_preprocessor_without_vocabulary_says_so():
+    with pytest.raises(ValueError, match="no vocabulary yet"):
+        RINPreprocessor().featurizer
+    with pytest.raises(ValueError, match="encoder must be"):
+        RINPreprocessor(encoder="lstm")
+
+
+def test_predict_takes_raw_sentences_and_keeps_keras_predict_for_tensors():
+    extractor = _extractor()
+    triples = extractor.predict(SENTENCES)
+    assert len(triples) == 4 and sum(map(len, triples)) > 5
+    assert triples == [r["triples"] for r in extractor.predict_detailed(SENTENCES)]
+    for sentence, found in zip(SENTENCES, triples):
+        for t in found:
+            start, end = t["object_char_span"]
+            assert sentence[start:end].endswith(t["object"].split(" ")[-1])
+    with pytest.raises(TypeError, match="list of sentences"):
+        extractor.predict(SENTENCES[0])
+    inputs = {k: v.numpy() for k, v in extractor.preprocessor(tf.constant(SENTENCES[:2])).items()}
+    outputs = extractor.predict(inputs, verbose=0)
+    assert outputs["relations"].shape == (2, 6, 6, 2)
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_one_artifact_round_trips(tmp_path, as_file):
+    extractor = _extractor()
+    path = extractor.save_to_preset(str(tmp_path / "preset"))
+    assert path == str(tmp_path / "preset" / ARTIFACT_FILE) and os.listdir(tmp_path / "preset") == [ARTIFACT_FILE]
+    loaded = RINTripleExtractor.from_preset(path if as_file else str(tmp_path / "preset"))
+    assert (loaded.threshold, loaded.max_length, loaded.relation_names) == (0.3, 6, ["birthPlace", "country"])
+    assert loaded.preprocessor.vocabulary.pretrained_words == PRETRAINED
+    saved_config = loaded.model.get_config()["config"]  # The network's fields; the run keeps how it trained.
+    assert "learning_rate" not in saved_config and saved_config["pretrained_dim"] == 4
+    assert_same_triples([r["triples"] for r in loaded.predict_detailed(SENTENCES)],
+                        [r["triples"] for r in extractor.predict_detailed(SENTENCES)])
+
+
+def test_old_training_folders_load_and_convert(tmp_path):
+    extractor = _extractor()
+    old = tmp_path / "run"
+    os.makedirs(old)
+    extractor.model.save(old / "best.keras")
+    extractor.config.replace(threshold=0.3).save(str(old / "config.json"))
+    extractor.preprocessor.vocabulary.save(str(old / "vocab"))
+    assembled = RINTripleExtractor.from_preset(str(old))
+    expected = extractor.predict(SENTENCES)
+    assert_same_triples(assembled.predict(SENTENCES), expected)
+    assembled.save_to_preset(str(old))
+    assert_same_triples(keras.saving.load_model(old / ARTIFACT_FILE).predict(SENTENCES), expected)
+
+
+def test_loading_errors_say_what_to_pass(tmp_path):
+    with pytest.raises(FileNotFoundError, match="rin_keras.train --model_dir"):
+        RINTripleExtractor.from_preset(str(tmp_path))
+    _extractor().model.save(tmp_path / "network.keras")
+    with pytest.raises(ValueError, match="holds a RINModel, not a RINTripleExtractor"):
+        RINTripleExtractor.from_preset(str(tmp_path / "network.keras"))
