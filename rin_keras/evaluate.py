@@ -124,10 +124,14 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
     """Scores a `RINTripleExtractor` on a CasRel-layout folder (see the module docstring).
 
     Returns:
-        `evaluate_split`'s scores with `split`, and `strings`: string-level partial
-        scores on the `tokenised` texts and, where present, the `raw` texts.
+        `evaluate_split`'s scores with `split`; `strings`: string-level partial
+        scores (returned entities reduced to their last word) on the `tokenised`
+        texts and, where present, the `raw` texts; `unknown_relations`: gold
+        triples whose relation the model does not have (an exact-match model on a
+        partial-match folder), left out of the index-based scores and counted as
+        missed by the string-level ones.
     """
-    corpus = pipeline.FolderCorpus(directory, extractor.relation_names)
+    corpus = pipeline.FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True)
     if not corpus.splits:
         raise FileNotFoundError(f"{directory} holds none of {', '.join(casrel.SPLIT_FILES.values())}.")
     split = split or ("test" if "test" in corpus.splits else corpus.splits[0])
@@ -140,6 +144,7 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
     # The tokens as the builders read them (mis-decoded UTF-8 repaired, like the gold).
     tokenised = extractor.predict_tokens([[t.decode("utf-8") for t in x["tokens"]] for x in corpus.examples(split)])
     scores["split"] = split
+    scores["unknown_relations"] = corpus.unknown_relations.get(split, {})
     scores["strings"] = {"tokenised": score_texts(tokenised, gold, categories)}
     if raw:
         scores["strings"]["raw"] = score_texts(extractor.predict_detailed([r["raw_text"] for r in raw]), gold,

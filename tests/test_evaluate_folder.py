@@ -109,6 +109,8 @@ def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
         corpus.raw_texts("validation")
     with pytest.raises(ValueError, match="unknown relation 'club'"):
         corpus.examples("validation")
+    lenient = pipeline.FolderCorpus(str(bad), ["birthPlace"], drop_unknown_relations=True)
+    assert len(lenient.examples("validation")) == 3 and lenient.unknown_relations == {"validation": {"club": 1, "capital": 1, "leaderName": 1}}
     with pytest.raises(FileNotFoundError, match="holds none of"):
         evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path / "empty_dir_that_is_missing"))
 

@@ -9,6 +9,7 @@ which the losses and metrics read as "not a real token".
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -160,15 +161,21 @@ class FolderCorpus(Corpus):
 
     Args:
         directory: the folder.
-        relation_names: the relation names of the model to score, in id order; a
-            triple with any other relation is an error.
+        relation_names: the relation names of the model to score, in id order.
+        drop_unknown_relations: leave out triples of any other relation (counted in
+            `unknown_relations`, and logged), e.g. to score an exact-match model,
+            whose relation set differs, on a partial-match folder; else such a
+            triple is an error.
     """
 
     RAW_FILES = {"train": "raw_train.jsonl", "validation": "raw_val.jsonl", "test": "raw_test.jsonl"}
 
-    def __init__(self, directory: str, relation_names: list[str]):  # pylint: disable=super-init-not-called
+    def __init__(self, directory: str, relation_names: list[str],  # pylint: disable=super-init-not-called
+                 drop_unknown_relations: bool = False):
         self.directory = directory
         self._relation_names = list(relation_names)
+        self.drop_unknown_relations = drop_unknown_relations
+        self.unknown_relations = {}  # Split -> {relation name: triples left out}, for the splits read.
 
     @property
     def name(self) -> str:
@@ -192,6 +199,15 @@ class FolderCorpus(Corpus):
         with open(self.split_path(split), encoding="utf-8") as f:
             records = json.load(f)
         relation_ids = {name: i for i, name in enumerate(self._relation_names)}
+        if self.drop_unknown_relations:
+            unknown = collections.Counter(r for record in records for _, r, _ in record["triple_list"]
+                                          if r not in relation_ids)
+            if unknown:
+                logging.warning("%s/%s: %d triples of relations the model does not know are left out: %s",
+                                self.name, split, sum(unknown.values()), dict(unknown.most_common()))
+            self.unknown_relations[split] = dict(unknown.most_common())
+            records = [{**record, "triple_list": [t for t in record["triple_list"] if t[1] in relation_ids]}
+                       for record in records]
         examples = [casrel.to_example(record, set(relation_ids), f"{split}_{i}")[0] for i, record in enumerate(records)]
 
         def spans(items, key=None):
