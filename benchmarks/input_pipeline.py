@@ -10,7 +10,8 @@ import time
 import numpy as np
 from absl import app, flags
 
-from rin_keras.data import pipeline
+from rin_keras.data.corpus import Corpus
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "webnlg", "Dataset.")
@@ -21,7 +22,7 @@ flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 
 
 def measure(corpus, vocab, bucket_boundaries):
-    dataset = pipeline.make_dataset(
+    dataset = make_dataset(
         corpus, "train", vocab, FLAGS.batch_size, training=True, bucket_boundaries=bucket_boundaries, seed=0
     )
     real = padded = batches = 0
@@ -40,12 +41,12 @@ def measure(corpus, vocab, bucket_boundaries):
 
 def main(argv):
     del argv
-    corpus = pipeline.Corpus.prepare(FLAGS.dataset, FLAGS.variant, FLAGS.tfds_data_dir)
+    corpus = Corpus.prepare(FLAGS.dataset, FLAGS.variant, FLAGS.tfds_data_dir)
     vocab = corpus.build_vocabulary()
     print(f"{corpus.name} train, batch {FLAGS.batch_size} (dense [B,n,n,l] targets built in the pipeline)")
     print(f"{'batching':<12}{'batches/epoch':>14}{'batches/s':>11}{'pair ratio':>12}{'padded n^2 cells':>18}")
     rows = {}
-    for name, boundaries in (("bucketed", pipeline.DEFAULT_BUCKET_BOUNDARIES), ("plain", None)):
+    for name, boundaries in (("bucketed", DEFAULT_BUCKET_BOUNDARIES), ("plain", None)):
         rows[name] = measure(corpus, vocab, boundaries)
         n, rate, ratio, cells = rows[name]
         print(f"{name:<12}{n:>14d}{rate:>11.1f}{ratio:>12.3f}{cells:>18,d}")

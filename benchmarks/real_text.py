@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from rin_keras import evaluate
-from rin_keras.data import pipeline
+from rin_keras.data.corpus import Corpus, FolderCorpus
 from rin_keras.data.tokenizer import RINTokenizer, tokenize, tokenize_with_offsets
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import RINTripleExtractor
@@ -105,7 +105,7 @@ def model_report(model_dir: str, dataset_dir: str, knockouts: bool) -> None:
     if "raw" in strings:
         print(f"  raw - tokenised: {strings['raw']['f1'] - strings['tokenised']['f1']:+.2f} F1")
     if knockouts:
-        corpus = pipeline.FolderCorpus(dataset_dir, extractor.relation_names)
+        corpus = FolderCorpus(dataset_dir, extractor.relation_names)
         preprocessor = extractor.preprocessor
         for name in extractor.config.word_feature_inputs:
             if name == "shape_ids":
@@ -125,7 +125,7 @@ def threshold_report(model_dir: str, dataset_dir: str, thresholds: list[float]) 
         ood_gold = [evaluate.last_word_triples(r["triple_list"]) for r in json.load(f)]
     with open(os.path.join(dataset_dir, "raw_val.jsonl"), encoding="utf-8") as f:
         ood = extractor.predict_detailed([json.loads(line)["raw_text"] for line in f])
-    corpus = pipeline.Corpus.prepare(config.dataset, config.variant)
+    corpus = Corpus.prepare(config.dataset, config.variant)
     examples = corpus.examples("validation")
     dev = extractor.predict_tokens([[t.decode("utf-8") for t in x["tokens"]] for x in examples])
     names = corpus.relation_names

@@ -24,7 +24,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from rin_keras import export
-from rin_keras.data import pipeline
+from rin_keras.data.corpus import Corpus
 from rin_keras.triple_extractor import RINTripleExtractor
 from serving.contract import triples_from_outputs
 from serving.client import GrpcClient
@@ -61,7 +61,7 @@ def main(argv):
     del argv
     extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
     config = extractor.config
-    corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
+    corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
     base = tempfile.mkdtemp(prefix="rin_serving_")
     path = export.export_version(extractor, base, 1)
     signature = tf.saved_model.load(path).signatures["serving_default"]

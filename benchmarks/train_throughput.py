@@ -12,7 +12,8 @@ import keras
 from absl import app, flags
 
 from rin_keras import RINConfig
-from rin_keras.data import pipeline
+from rin_keras.data.corpus import Corpus
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 
@@ -32,15 +33,15 @@ flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 def main(argv):
     del argv
     keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
-    corpus = pipeline.Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir)
+    corpus = Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir)
     vocab = corpus.build_vocabulary()
     config = RINConfig.for_dataset(
         "webnlg", rounds=FLAGS.rounds, batch_size=FLAGS.batch_size, encoder=FLAGS.encoder, preset=FLAGS.preset,
         vocab_size=vocab.vocab_size, num_relations=vocab.num_relations,
     )
-    dataset = pipeline.make_dataset(
+    dataset = make_dataset(
         corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
-        bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
         pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=RINPreprocessor.from_config_and_vocabulary(config, vocab).featurizer,
     ).repeat()
     model = build_rin(config)

@@ -23,6 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.artifacts import Artifact, run_component
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, statistics_gen, trainer
+from rin_keras.config import DATASETS, VARIANTS
 
 BASELINE_FILE = "blessed_baseline.json"
 
@@ -92,8 +93,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_enum("dataset", "webnlg", ["webnlg", "nyt"], "Benchmark.")
-    flags.DEFINE_enum("variant", "partial", ["partial", "exact"], "Entity annotation.")
+    flags.DEFINE_enum("dataset", "webnlg", list(DATASETS), "Benchmark.")
+    flags.DEFINE_enum("variant", "partial", list(VARIANTS), "Entity annotation.")
     flags.DEFINE_string("pipeline_root", None, "Artifact folder (default pipeline_runs/<dataset>_<variant>).")
     flags.DEFINE_string("serving_base", None, "Pusher's TF Serving base path (default <pipeline_root>/serving/rin).")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")

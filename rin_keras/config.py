@@ -6,9 +6,11 @@ import dataclasses
 import json
 import os
 
+from rin_keras.layers.gru_updater import MODES as UPDATERS
+
 DATASETS = ("webnlg", "nyt")
 VARIANTS = ("partial", "exact")
-UPDATERS = ("gru", "rnn", "linear")
+WORD_PIECES = ("first", "last")
 ENCODERS = ("bilstm", "bert")
 LR_SCHEDULES = ("constant", "cosine")
 # How a run trains and reads its data, not what the network is: these stay with the run
@@ -130,7 +132,7 @@ class RINConfig:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}.")
         if self.encoder == "bert" and not self.preset:
             raise ValueError("encoder='bert' needs a preset (a keras-hub preset name or folder).")
-        if self.word_piece not in ("first", "last"):
+        if self.word_piece not in WORD_PIECES:
             raise ValueError(f"word_piece must be 'first' or 'last', got {self.word_piece!r}.")
         if self.updater not in UPDATERS:
             raise ValueError(f"updater must be one of {UPDATERS}, got {self.updater!r}.")

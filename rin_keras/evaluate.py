@@ -23,11 +23,12 @@ from absl import app, flags, logging
 from tfds_builders import casrel
 
 from rin_keras import metrics
-from rin_keras.data import pipeline
+from rin_keras.data.corpus import Corpus, FolderCorpus
+from rin_keras.data.dataset import make_dataset
 from rin_keras.decoding import decode_triples
 
 
-def predict_split(extractor, corpus: pipeline.Corpus, split: str, batch_size: int = 100):
+def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100):
     """Runs a `RINTripleExtractor` over `split` in length-bucketed batches.
 
     Returns:
@@ -35,7 +36,7 @@ def predict_split(extractor, corpus: pipeline.Corpus, split: str, batch_size: in
         one entry per sentence in the stored order of `split`.
     """
     preprocessor = extractor.preprocessor
-    dataset = pipeline.make_dataset(
+    dataset = make_dataset(
         corpus, split, preprocessor.vocabulary, batch_size, max_length=preprocessor.max_length,
         featurizer=preprocessor.featurizer, with_index=True,
     )
@@ -53,7 +54,7 @@ def predict_split(extractor, corpus: pipeline.Corpus, split: str, batch_size: in
     return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
 
 
-def evaluate_split(extractor, corpus: pipeline.Corpus, split: str, *, batch_size: int = 100,
+def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 100,
                    breakdown: bool = False) -> dict:
     """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
@@ -131,7 +132,7 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
         partial-match folder), left out of the index-based scores and counted as
         missed by the string-level ones.
     """
-    corpus = pipeline.FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True)
+    corpus = FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True)
     if not corpus.splits:
         raise FileNotFoundError(f"{directory} holds none of {', '.join(casrel.SPLIT_FILES.values())}.")
     split = split or ("test" if "test" in corpus.splits else corpus.splits[0])
@@ -202,7 +203,7 @@ def main(argv):
         logging.info("Wrote %s", path)
         return
     config = extractor.config
-    corpus = pipeline.Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
+    corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
     scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
     print(format_table(scores))
     path = os.path.join(_output_dir(), f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}.json")

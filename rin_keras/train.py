@@ -29,8 +29,10 @@ from rin_keras.callbacks import (
     DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
     dev_scores_so_far,
 )
-from rin_keras.config import DATASETS, LR_SCHEDULES, UPDATERS, VARIANTS, RINConfig
-from rin_keras.data import embeddings, pipeline
+from rin_keras.config import DATASETS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIANTS, WORD_PIECES, RINConfig
+from rin_keras.data import embeddings
+from rin_keras.data.corpus import Corpus
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split, format_table
 from rin_keras.model import build_rin
@@ -81,9 +83,9 @@ def define_flags():
     flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
     flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "BiLSTM units per direction.")
     flags.DEFINE_integer("hidden_dim", _DEFAULTS.hidden_dim, "Size of the task and pair features.")
-    flags.DEFINE_enum("encoder", "bilstm", ["bilstm", "bert"], "Sentence encoder: BiLSTM, or a keras-hub BERT backbone.")
+    flags.DEFINE_enum("encoder", "bilstm", list(ENCODERS), "Sentence encoder: BiLSTM, or a keras-hub BERT backbone.")
     flags.DEFINE_string("preset", None, "For --encoder=bert: keras-hub preset name or local preset folder.")
-    flags.DEFINE_enum("word_piece", "last", ["first", "last"], "For --encoder=bert: sub-token that represents a word.")
+    flags.DEFINE_enum("word_piece", "last", list(WORD_PIECES), "For --encoder=bert: sub-token that represents a word.")
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
     )
@@ -172,7 +174,7 @@ def plot_history(history_csv: str, png: str) -> None:
     plt.close(fig)
 
 
-def word_vectors(config: RINConfig, corpus: pipeline.Corpus, vocab, source: str, cache_dir: str) -> np.ndarray | None:
+def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_dir: str) -> np.ndarray | None:
     """Returns the initial word vectors named by `source`, or None for random."""
     if source == "random":
         return None
@@ -186,7 +188,7 @@ def word_vectors(config: RINConfig, corpus: pipeline.Corpus, vocab, source: str,
 
 def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=None, word_vectors_source="word2vec",
           pretrained_source="glove", patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
-          max_train_sentences=None, corpus: pipeline.Corpus | None = None) -> dict:
+          max_train_sentences=None, corpus: Corpus | None = None) -> dict:
     """Trains, selects on dev, scores test; returns the results written to results.json.
 
     Args:
@@ -208,7 +210,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
     os.makedirs(model_dir, exist_ok=True)
-    corpus = corpus or pipeline.Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
+    corpus = corpus or Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
     vocab_dir = os.path.join(model_dir, "vocab")
     pretrained_words, pretrained = [], None
     if config.encoder == "bilstm" and config.pretrained_dim:
@@ -227,9 +229,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
     preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer)
 
-    train_data = pipeline.make_dataset(
+    train_data = make_dataset(
         corpus, "train", vocab, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=pipeline.DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
         pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
         entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
     )

@@ -10,7 +10,7 @@ import keras
 import pytest
 
 from rin_keras import evaluate
-from rin_keras.data import pipeline
+from rin_keras.data.corpus import FolderCorpus
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
@@ -67,7 +67,7 @@ def _extractor(model_dir, threshold=0.5):
 def test_folder_corpus_reads_and_repairs_like_the_builders(folder):
     with open(folder / "rel2id.json", encoding="utf-8") as f:
         relations = casrel.parse_relation_names(json.load(f))
-    corpus = pipeline.FolderCorpus(str(folder), relations)
+    corpus = FolderCorpus(str(folder), relations)
     assert corpus.splits == ["validation"]
     examples = corpus.examples("validation")
     assert [t.decode() for t in examples[1]["tokens"]][:2] == ["Suárez", "'s"]
@@ -100,7 +100,7 @@ def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
     shutil.copytree(folder, bad)
     with open(bad / "raw_val.jsonl", "a", encoding="utf-8") as f:
         f.write("{not json\n")
-    corpus = pipeline.FolderCorpus(str(bad), ["birthPlace"])
+    corpus = FolderCorpus(str(bad), ["birthPlace"])
     with pytest.raises(ValueError, match="raw_val.jsonl:4"):
         corpus.raw_texts("validation")
     lines = (folder / "raw_val.jsonl").read_text(encoding="utf-8").splitlines()
@@ -109,7 +109,7 @@ def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
         corpus.raw_texts("validation")
     with pytest.raises(ValueError, match="unknown relation 'club'"):
         corpus.examples("validation")
-    lenient = pipeline.FolderCorpus(str(bad), ["birthPlace"], drop_unknown_relations=True)
+    lenient = FolderCorpus(str(bad), ["birthPlace"], drop_unknown_relations=True)
     assert len(lenient.examples("validation")) == 3 and lenient.unknown_relations == {"validation": {"club": 1, "capital": 1, "leaderName": 1}}
     with pytest.raises(FileNotFoundError, match="holds none of"):
         evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path / "empty_dir_that_is_missing"))

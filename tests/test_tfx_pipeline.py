@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import local_runner
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
-from rin_keras.data.pipeline import RecordCorpus
+from rin_keras.data.corpus import RecordCorpus
 from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import testing
 

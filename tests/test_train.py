@@ -198,9 +198,9 @@ def test_cli_flags_mirror_the_config():
     "variant,triples,relations", [("partial", (11776, 1118, 1591), 171), ("exact", (11313, 1224, 1607), 216)]
 )
 def test_real_webnlg_build(tmp_path_factory, variant, triples, relations):
-    from rin_keras.data import pipeline
+    from rin_keras.data.corpus import Corpus
 
-    corpus = pipeline.Corpus.prepare("webnlg", variant, str(tmp_path_factory.mktemp("tfds")))
+    corpus = Corpus.prepare("webnlg", variant, str(tmp_path_factory.mktemp("tfds")))
     splits = corpus.builder.info.splits
     assert [splits[s].num_examples for s in ("train", "validation", "test")] == [5019, 500, 703]
     counted = [sum(len(x["triples"]["relation"]) for x in corpus.examples(s)) for s in ("train", "validation", "test")]

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 
-from rin_keras.data.pipeline import RecordCorpus
+from rin_keras.data.corpus import RecordCorpus
 from rin_keras.evaluate import evaluate_split
 from rin_keras.triple_extractor import RINTripleExtractor
 

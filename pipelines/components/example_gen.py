@@ -1,6 +1,6 @@
 """ExampleGen: the TFDS builder's splits -> TFRecord shards and plain-text sentences (Beam).
 
-Output folder (a `rin_keras.data.pipeline.RecordCorpus`):
+Output folder (a `rin_keras.data.corpus.RecordCorpus`):
 
     features.json, triples-relation.labels.txt   the TFDS features, to parse the shards
     splits.json                                  dataset name, shard files and counts per split
@@ -17,7 +17,7 @@ import os
 
 import apache_beam as beam
 
-from rin_keras.data.pipeline import Corpus, RecordCorpus
+from rin_keras.data.corpus import Corpus, RecordCorpus
 
 
 @dataclasses.dataclass

@@ -14,7 +14,7 @@ import os
 
 import apache_beam as beam
 
-from rin_keras.data.pipeline import RecordCorpus
+from rin_keras.data.corpus import RecordCorpus
 
 STATISTICS_FILE = "statistics.json"
 

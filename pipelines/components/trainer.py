@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from rin_keras import RINConfig, train
-from rin_keras.data.pipeline import RecordCorpus
+from rin_keras.data.corpus import RecordCorpus
 
 
 @dataclasses.dataclass

@@ -2,7 +2,7 @@
 
 A featurizer maps a ragged `[batch, (n)]` batch of token strings to the model's
 dense input dict. `rin_keras.preprocessor.RINPreprocessor` owns one; training
-(`pipeline.make_dataset`), `RINTripleExtractor` and the exported SavedModel all
+(`dataset.make_dataset`), `RINTripleExtractor` and the exported SavedModel all
 call it, so they agree exactly.
 """
 
@@ -13,6 +13,7 @@ import os
 
 import tensorflow as tf
 
+from rin_keras.config import WORD_PIECES
 from rin_keras.data.vocab import Vocabulary
 
 TOKENIZER_DIR = "tokenizer"
@@ -114,8 +115,8 @@ class WordPieces:
     word_inputs = ("word_pieces",)  # Inputs with one entry per word.
 
     def __init__(self, tokenizer, word_piece: str = "last", max_pieces: int = 512):
-        if word_piece not in ("first", "last"):
-            raise ValueError(f"word_piece must be 'first' or 'last', got {word_piece!r}.")
+        if word_piece not in WORD_PIECES:
+            raise ValueError(f"word_piece must be one of {WORD_PIECES}, got {word_piece!r}.")
         self.tokenizer = tokenizer
         if not tokenizer.built:
             tokenizer.build(None)  # SavedModel export needs built layers.

@@ -1,10 +1,12 @@
-"""The tf.data pipeline on the dummy corpus: encoding, bucketing, targets, bad input."""
+"""The tf.data batches on the dummy corpus: encoding, bucketing, targets, bad input."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rin_keras.data import pipeline
+from rin_keras.data import dataset
+from rin_keras.data.corpus import Corpus
+from rin_keras.decoding import TAGS
 from rin_keras.data.vocab import PAD, UNK, Vocabulary
 from tfds_builders import testing
 
@@ -12,19 +14,19 @@ from tfds_builders import testing
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     with testing.dummy_checksums("webnlg"):
-        yield pipeline.Corpus.prepare(
+        yield Corpus.prepare(
             "webnlg", "exact", str(tmp_path_factory.mktemp("tfds")), testing.dummy_dir("webnlg")
         )
 
 
 def test_bieso_tags():
-    tags = pipeline.bieso_tags(tf.constant([0, 3, 7]), tf.constant([1, 6, 9]), tf.constant(10)).numpy()
-    assert "".join(pipeline.TAGS[t] for t in tags) == "SOOBIEOBEO"
+    tags = dataset.bieso_tags(tf.constant([0, 3, 7]), tf.constant([1, 6, 9]), tf.constant(10)).numpy()
+    assert "".join(TAGS[t] for t in tags) == "SOOBIEOBEO"
 
 
 def test_dense_relation_targets():
     relations = tf.constant([[[0, 1, 2], [0, 1, 2], [-1, -1, -1]], [[1, 0, 0], [-1, -1, -1], [-1, -1, -1]]])
-    dense = pipeline.dense_relation_targets(relations, tf.constant([3, 2]), tf.constant(3), 3).numpy()
+    dense = dataset.dense_relation_targets(relations, tf.constant([3, 2]), tf.constant(3), 3).numpy()
     assert dense.shape == (2, 3, 3, 3) and dense.dtype == np.int8
     assert dense[0, 0, 1, 2] == 1 and dense[1, 1, 0, 0] == 1  # a triple listed twice is one cell
     assert (dense == 1).sum() == 2
@@ -45,7 +47,7 @@ def test_vocabulary_from_train_only_and_round_trip(corpus, tmp_path):
 
 def test_make_dataset_feeds_fit_shapes(corpus):
     vocab = corpus.build_vocabulary()
-    batches = list(pipeline.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1))
+    batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1))
     assert sum(int(x["token_ids"].shape[0]) for x, _ in batches) == 6
     for inputs, targets in batches:
         n = inputs["token_ids"].shape[1]
@@ -57,11 +59,11 @@ def test_make_dataset_feeds_fit_shapes(corpus):
 
 def test_eval_order_and_targets_match_the_examples(corpus):
     vocab = corpus.build_vocabulary()
-    (inputs, targets), *_ = pipeline.make_dataset(corpus, "train", vocab, batch_size=6)
+    (inputs, targets), *_ = dataset.make_dataset(corpus, "train", vocab, batch_size=6)
     sentences = [[t.decode() for t in x["tokens"]] for x in corpus.examples("train")]
     index = next(i for i, tokens in enumerate(sentences) if "Mattarella" in tokens)
     tokens = sentences[index]
-    tags = "".join(pipeline.TAGS[t] for t in targets["entity_tags"].numpy()[index][: len(tokens)])
+    tags = "".join(TAGS[t] for t in targets["entity_tags"].numpy()[index][: len(tokens)])
     assert tags[tokens.index("Sergio") : tokens.index("Mattarella") + 1] == "BE"
     rel = targets["relations"].numpy()[index]
     leader = vocab.relations.index("leaderName")
@@ -71,7 +73,7 @@ def test_eval_order_and_targets_match_the_examples(corpus):
 
 def test_indexed_batches_are_bucketed_and_cover_the_split_once(corpus):
     vocab = corpus.build_vocabulary()
-    batches = list(pipeline.make_dataset(corpus, "train", vocab, batch_size=6, with_index=True,
+    batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=6, with_index=True,
                                          bucket_boundaries=(8,)))
     lengths = [len(x["tokens"]) for x in corpus.examples("train")]
     assert len(batches) == 1 + any(n >= 8 for n in lengths) and any(n < 8 for n in lengths)
@@ -87,7 +89,7 @@ def test_indexed_batches_are_bucketed_and_cover_the_split_once(corpus):
 def test_truncation_drops_triples_and_counts(corpus, caplog):
     vocab = corpus.build_vocabulary()
     with caplog.at_level("WARNING"):
-        batches = list(pipeline.make_dataset(corpus, "train", vocab, batch_size=6, max_length=5))
+        batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=6, max_length=5))
     assert "dropped" in caplog.text
     inputs, targets = batches[0]
     assert inputs["token_ids"].shape[1] == 5
@@ -99,16 +101,16 @@ def test_truncation_drops_triples_and_counts(corpus, caplog):
 
 def test_empty_sentence_is_kept_for_evaluation_and_dropped_for_training(corpus):
     vocab = corpus.build_vocabulary()
-    (inputs, _), = list(pipeline.make_dataset(corpus, "test", vocab, batch_size=4))
+    (inputs, _), = list(dataset.make_dataset(corpus, "test", vocab, batch_size=4))
     lengths = sorted((inputs["token_ids"].numpy() != 0).sum(axis=1))
     assert lengths[0] == 0 and lengths[1] > 0  # the empty sentence is there, all padding
-    train = list(pipeline.make_dataset(corpus, "test", vocab, batch_size=4, training=True))
+    train = list(dataset.make_dataset(corpus, "test", vocab, batch_size=4, training=True))
     assert sum(int(x["token_ids"].shape[0]) for x, _ in train) == 1
 
 
 def test_missing_split_names_the_file(tmp_path):
     with testing.dummy_checksums("nyt"):
-        corpus = pipeline.Corpus.prepare("nyt", "partial", str(tmp_path), testing.dummy_dir("nyt"))
+        corpus = Corpus.prepare("nyt", "partial", str(tmp_path), testing.dummy_dir("nyt"))
     with pytest.raises(FileNotFoundError, match="nyt_star/train_triples.json"):
         corpus.raw("train")
 
@@ -117,12 +119,12 @@ def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
     vocab = corpus.build_vocabulary()
 
     def batches(**kwargs):
-        data = pipeline.make_dataset(corpus, "train", vocab, batch_size=6, seed=3, bucket_boundaries=None, **kwargs)
+        data = dataset.make_dataset(corpus, "train", vocab, batch_size=6, seed=3, bucket_boundaries=None, **kwargs)
         return [(x["token_ids"].numpy(), y["entity_tags"].numpy()) for x, y in data]
 
     [(ids, tags)] = batches(training=True, entity_unknown_rate=0.9)
-    inside = (tags != pipeline.TAG_IDS["O"]) & (tags >= 0)
-    outside = tags == pipeline.TAG_IDS["O"]
+    inside = (tags != dataset.TAG_IDS["O"]) & (tags >= 0)
+    outside = tags == dataset.TAG_IDS["O"]
     assert inside.sum() > 5
     assert (ids[inside] == 1).mean() >= 0.6  # Train words: an <unk> here was hidden on purpose.
     assert (ids[outside] > 1).all()

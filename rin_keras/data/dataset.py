@@ -1,0 +1,260 @@
+"""tf.data batches for training and scoring: raw TFDS examples -> padded, length-bucketed `(inputs, targets)`.
+
+Each example is encoded to the featurizer's model inputs, BIESO tag ids and a
+sparse relation list `[n_triples, 3]` of (subject head, object head, relation).
+Batches are padded (bucketed by length for training) and the dense
+`[B, n, n, l]` relation targets are scattered per batch inside the graph. Padded
+cells of both targets are -1, which the losses and metrics read as "not a real token".
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from rin_keras.data.corpus import Corpus
+from rin_keras.data.features import WordIds
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.decoding import TAGS
+
+TAG_IDS = {tag: i for i, tag in enumerate(TAGS)}
+IGNORE = -1  # Target value of padded tokens and cells.
+DEFAULT_BUCKET_BOUNDARIES = (12, 16, 20, 24, 28, 32, 40, 48, 64)
+
+
+def encoder(featurizer, max_length: int):
+    """Returns a tf.data map function that encodes one raw TFDS example.
+
+    The encoded example holds the model inputs of `featurizer` (e.g. `token_ids`
+    [n]), `tags` [n] (BIESO ids), `relations` [t, 3] (subject head, object head,
+    relation id), `length`, and the counts `truncated_tokens` and
+    `dropped_triples` caused by `max_length`.
+    """
+
+    def encode(example):
+        tokens = example["tokens"]
+        full_length = tf.shape(tokens, out_type=tf.int32)[0]
+        length = tf.minimum(full_length, max_length)
+        entities = example["entities"]
+        inside = entities["end"] <= length
+        triples = example["triples"]
+        kept = (triples["subject"]["end"] <= length) & (triples["object"]["end"] <= length)
+        relations = tf.stack(
+            [
+                tf.boolean_mask(triples["subject"]["head"], kept),
+                tf.boolean_mask(triples["object"]["head"], kept),
+                tf.boolean_mask(tf.cast(triples["relation"], tf.int32), kept),
+            ],
+            axis=1,
+        )
+        inputs = featurizer(tf.RaggedTensor.from_tensor(tokens[None, :length]))
+        return {
+            **{k: v[0, :length] if k in featurizer.word_inputs else v[0] for k, v in inputs.items()},
+            "tags": bieso_tags(
+                tf.boolean_mask(entities["start"], inside),
+                tf.boolean_mask(entities["end"], inside),
+                length,
+            ),
+            "relations": tf.reshape(relations, [-1, 3]),
+            "length": length,
+            "truncated_tokens": full_length - length,
+            "dropped_triples": tf.reduce_sum(tf.cast(~kept, tf.int32)),
+        }
+
+    return encode
+
+
+def bieso_tags(starts: tf.Tensor, ends: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+    """Returns BIESO tag ids [length] for entity spans [start, end).
+
+    Where spans nest or overlap, tags written later (E, then S) win.
+    """
+    single = ends - starts == 1
+    multi_starts = tf.boolean_mask(starts, ~single)
+    multi_ends = tf.boolean_mask(ends, ~single)
+    inner = tf.ragged.range(multi_starts + 1, multi_ends - 1).flat_values
+    tags = tf.fill([length], TAG_IDS["O"])
+    for positions, tag in (
+        (inner, "I"),
+        (multi_starts, "B"),
+        (multi_ends - 1, "E"),
+        (tf.boolean_mask(starts, single), "S"),
+    ):
+        tags = tf.tensor_scatter_nd_update(
+            tags, positions[:, None], tf.fill(tf.shape(positions), TAG_IDS[tag])
+        )
+    return tags
+
+
+def dense_relation_targets(
+    relations: tf.Tensor, lengths: tf.Tensor, max_len: tf.Tensor, num_relations: int
+) -> tf.Tensor:
+    """Scatters padded sparse triples [B, t, 3] into int8 targets [B, n, n, l].
+
+    Cells of real token pairs are 0 or 1; cells touching padding are -1. int8
+    keeps the batches waiting in the prefetch buffer 4x smaller than float32.
+    """
+    batch = tf.shape(relations)[0]
+    rows = tf.where(relations[:, :, 0] >= 0)
+    cells = tf.gather_nd(relations, rows)
+    indices = tf.concat([tf.cast(rows[:, :1], tf.int32), cells], axis=1)
+    shape = tf.stack([batch, max_len, max_len, num_relations])
+    dense = tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.int8), shape)
+    dense = tf.minimum(dense, 1)  # A triple listed twice is one cell.
+    mask = tf.sequence_mask(lengths, max_len)
+    pair_mask = mask[:, :, None] & mask[:, None, :]
+    return tf.where(pair_mask[..., None], dense, tf.constant(IGNORE, tf.int8))
+
+
+def make_dataset(
+    corpus: Corpus,
+    split: str,
+    vocab: Vocabulary,
+    batch_size: int = 50,
+    *,
+    training: bool = False,
+    max_length: int = 100,
+    bucket_boundaries: Iterable[int] | None = DEFAULT_BUCKET_BOUNDARIES,
+    pad_to_bucket_boundary: bool = False,
+    seed: int | None = None,
+    limit: int | None = None,
+    featurizer=None,
+    with_index: bool = False,
+    entity_unknown_rate: float = 0.0,
+) -> tf.data.Dataset:
+    """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
+
+    Empty sentences are dropped; longer sentences are truncated to `max_length`
+    and triples reaching past it dropped; the counts are logged.
+
+    Args:
+        corpus: a prepared corpus.
+        split: `"train"`, `"validation"` or `"test"`.
+        vocab: the train-split vocabulary.
+        batch_size: sentences per batch.
+        training: shuffle (with `seed`) and bucket by length. Otherwise batches
+            keep the stored order, so outputs line up with `corpus.examples(split)`.
+        max_length: truncation length.
+        bucket_boundaries: length bucket edges when training; None pads each
+            batch to its longest sentence without bucketing.
+        pad_to_bucket_boundary: pad to the bucket edge (fixed shapes, for XLA).
+        seed: shuffle seed.
+        limit: use only the first `limit` sentences of the split.
+        featurizer: the model's input featurizer (default: word ids of `vocab`,
+            for the BiLSTM encoder; see `rin_keras.data.features`).
+        entity_unknown_rate: when training, the share of words inside gold entities
+            whose `token_ids` read as unknown (1), drawn anew each epoch.
+        with_index: for inference over a whole split: bucket by length without
+            shuffling (padding far fewer n^2 cells than the stored order) and add
+            each sentence's position in the split as `targets["index"]`, by which
+            the caller puts the results back in order.
+    """
+    featurizer = featurizer or WordIds(vocab)
+    extra = ("index",) if with_index else ()
+    examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
+                            drop_empty=training)
+    if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
+        examples = examples.map(_entity_hider(entity_unknown_rate, seed))
+    if training:
+        examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
+    batches = pad_and_batch(
+        examples, featurizer, batch_size, max_length,
+        bucket_boundaries if training or with_index else None, pad_to_bucket_boundary, extra,
+    )
+    to_targets = inputs_and_targets(tuple(featurizer.padding_values), vocab.num_relations, extra)
+    return batches.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, limit: int | None = None,
+                 with_index: bool = False, drop_empty: bool = False) -> tf.data.Dataset:
+    """Step 1: the encoded examples of `split` (see `encoder`), cached, with their counts logged.
+
+    Each keeps the featurizer's inputs, `tags`, `relations` and `length` (and
+    `index`, its position in the split, with `with_index`).
+    """
+    raw = corpus.raw(split)
+    if limit:
+        raw = raw.take(limit)
+    encoded = raw.map(encoder(featurizer, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+    if with_index:
+        encoded = encoded.enumerate().map(lambda i, x: {**x, "index": tf.cast(i, tf.int32)})
+    encoded = encoded.cache()
+    _log_counts(encoded, f"{corpus.name}/{split}")
+    if drop_empty:
+        encoded = encoded.filter(lambda x: x["length"] > 0)
+    kept = (*featurizer.padding_values, "tags", "relations", "length", *(("index",) if with_index else ()))
+    return encoded.map(lambda x: {k: x[k] for k in kept})
+
+
+def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_length: int,
+                  bucket_boundaries: Iterable[int] | None, pad_to_bucket_boundary: bool = False,
+                  extra: tuple[str, ...] = ()) -> tf.data.Dataset:
+    """Step 2: padded batches, bucketed by length when `bucket_boundaries` is given.
+
+    `extra` names per-sentence scalars that travel along (e.g. `index`).
+    """
+    padded_shapes = {**featurizer.padded_shapes, "tags": [None], "relations": [None, 3], "length": [],
+                     **{k: [] for k in extra}}
+    padding_values = {**featurizer.padding_values, "tags": IGNORE, "relations": IGNORE, "length": 0,
+                      **{k: 0 for k in extra}}
+    if not bucket_boundaries:
+        return examples.padded_batch(batch_size, padded_shapes, padding_values)
+    boundaries = sorted({b for b in bucket_boundaries if b <= max_length} | {max_length + 1})
+    return examples.bucket_by_sequence_length(
+        element_length_func=lambda x: x["length"],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes=padded_shapes,
+        padding_values=padding_values,
+        pad_to_bucket_boundary=pad_to_bucket_boundary,
+    )
+
+
+def inputs_and_targets(input_names: tuple[str, ...], num_relations: int, extra: tuple[str, ...] = ()):
+    """Step 3: returns the batch map to `(inputs, {"entity_tags", "relations", *extra})` with dense relation targets."""
+
+    def split_batch(batch):
+        max_len = tf.shape(batch["tags"])[1]
+        relations = dense_relation_targets(batch["relations"], batch["length"], max_len, num_relations)
+        targets = {"entity_tags": batch["tags"], "relations": relations, **{k: batch[k] for k in extra}}
+        return {k: batch[k] for k in input_names}, targets
+
+    return split_batch
+
+
+def _entity_hider(rate: float, seed: int | None):
+    """Returns a map function that reads each word inside a gold entity as unknown with probability `rate`."""
+
+    def hide(example):
+        inside = tf.not_equal(example["tags"], TAG_IDS["O"])
+        hidden = inside & (tf.random.uniform(tf.shape(example["tags"]), seed=seed) < rate)
+        token_ids = example["token_ids"]
+        return {**example, "token_ids": tf.where(hidden & (token_ids > 1), tf.ones_like(token_ids), token_ids)}
+
+    return hide
+
+
+def _log_counts(encoded: tf.data.Dataset, name: str) -> None:
+    """Logs how many sentences are empty and what truncation removed."""
+    totals = encoded.reduce(
+        np.zeros(4, np.int64),
+        lambda acc, x: acc
+        + tf.cast(
+            tf.stack(
+                [1, tf.cast(x["length"] == 0, tf.int32), x["truncated_tokens"], x["dropped_triples"]]
+            ),
+            tf.int64,
+        ),
+    ).numpy()
+    logging.info(
+        "%s: %d sentences, %d empty, %d tokens truncated, %d triples dropped by truncation.",
+        name,
+        *totals,
+    )
+    if totals[2] or totals[3]:
+        logging.warning(
+            "%s: max_length truncated %d tokens and dropped %d triples.", name, totals[2], totals[3]
+        )
