@@ -37,7 +37,7 @@ from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split, format_table
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
-from rin_keras.triple_extractor import RINTripleExtractor
+from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
 
 FLAGS = flags.FLAGS
 _DEFAULTS = RINConfig()
@@ -209,8 +209,35 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
     """
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
-    os.makedirs(model_dir, exist_ok=True)
     corpus = corpus or Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
+    config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
+    train_data = make_dataset(
+        corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, pad_to_bucket_boundary=jit_compile,
+        seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
+        entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
+    )
+    with get_strategy(strategy).scope():
+        model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, model_dir,
+                             jit_compile)
+    model.summary(print_fn=logging.info)
+
+    def dev_scores(m):
+        return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation")
+
+    model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),
+              verbose=2 if os.environ.get("CI") else "auto")
+    return _final_report(config, model_dir, corpus, preprocessor)
+
+
+def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str):
+    """Writes (or, resuming, reads) the run's vocabulary and writes its sized `config.json`.
+
+    Returns:
+        `(config, preprocessor, pretrained)`: the config sized for the vocabulary, the
+        run's `RINPreprocessor`, and the pretrained table (None without one).
+    """
+    os.makedirs(model_dir, exist_ok=True)
     vocab_dir = os.path.join(model_dir, "vocab")
     pretrained_words, pretrained = [], None
     if config.encoder == "bilstm" and config.pretrained_dim:
@@ -227,37 +254,36 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         import keras_hub  # The tokenizer goes with the model, so inference needs no preset.
 
         bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
-    preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer)
+    return config, RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer), pretrained
 
-    train_data = make_dataset(
-        corpus, "train", vocab, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
-        pad_to_bucket_boundary=jit_compile, seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
-        entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
-    )
-    with get_strategy(strategy).scope():
-        model = build_rin(config)
-        if jit_compile:
-            model.compile(jit_compile=True)
-        if config.encoder == "bilstm":
-            cache = os.path.join(model_dir, "..", ".cache")
-            vectors = word_vectors(config, corpus, vocab, word_vectors_source, cache)
-            if vectors is not None:
-                model.encoder.set_word_vectors(vectors)
-            if pretrained is not None:
-                model.word_features.set_pretrained_vectors(pretrained)
-    model.summary(print_fn=logging.info)
 
-    def dev_scores(m):
-        return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation")
+def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,
+                 model_dir: str, jit_compile: bool):
+    """Returns the compiled model with its initial word vectors and frozen pretrained table set."""
+    model = build_rin(config)
+    if jit_compile:
+        model.compile(jit_compile=True)
+    if config.encoder == "bilstm":
+        vectors = word_vectors(config, corpus, vocab, word_vectors_source, os.path.join(model_dir, "..", ".cache"))
+        if vectors is not None:
+            model.encoder.set_word_vectors(vectors)
+        if pretrained is not None:
+            model.word_features.set_pretrained_vectors(pretrained)
+    return model
 
+
+def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> list:
+    """Dev scoring, model selection into best.keras, early stopping, the learning rate, logs and backup.
+
+    A resumed run picks model selection up where it stopped: best.keras is only
+    replaced by a better epoch, and the patience counts the epochs in history.csv.
+    """
     history_csv = os.path.join(model_dir, "history.csv")
     backup_dir = os.path.join(model_dir, "backup")
     if not os.path.exists(backup_dir) and os.path.exists(history_csv):
         os.remove(history_csv)  # A finished earlier run: start its history afresh.
-    best_path = os.path.join(model_dir, "best.keras")
+    best_path = os.path.join(model_dir, CHECKPOINT_FILE)
     monitor = selection_metric(config)
-    # A resumed run picks model selection up where it stopped: best.keras is only replaced by a better epoch.
     past_scores = dev_scores_so_far(history_csv, monitor) if os.path.exists(best_path) else []
     callbacks = [
         DevEvaluation(dev_scores),
@@ -276,16 +302,21 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         ))
     elif config.lr_schedule == "cosine":
         callbacks.insert(1, cosine_learning_rate(config.learning_rate, config.epochs, config.lr_final_fraction))
-    model.fit(train_data, epochs=config.epochs, callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
-    plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
+    return callbacks
 
-    best = RINTripleExtractor(keras.saving.load_model(best_path), preprocessor, config.threshold)
+
+def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocessor: RINPreprocessor) -> dict:
+    """Plots the history, writes extractor.keras from the best epoch, scores dev and test into results.json."""
+    history_csv = os.path.join(model_dir, "history.csv")
+    plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
+    best = RINTripleExtractor(keras.saving.load_model(os.path.join(model_dir, CHECKPOINT_FILE)), preprocessor,
+                              config.threshold)
     best.save_to_preset(model_dir)
     results = {
         "dataset": corpus.name,
         "config": config.__dict__,
         "train_seconds": round(_train_seconds(history_csv), 1),
-        "best_epoch": _best_epoch(dev_scores_so_far(history_csv, monitor)),
+        "best_epoch": _best_epoch(dev_scores_so_far(history_csv, selection_metric(config))),
         "validation": evaluate_split(best, corpus, "validation"),
         "test": evaluate_split(best, corpus, "test"),
     }

@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from pipelines import local_runner
+from pipelines import rin_pipeline
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from rin_keras.data.corpus import RecordCorpus
 from rin_keras.triple_extractor import RINTripleExtractor
@@ -25,7 +25,7 @@ def _trainer(seed):
 
 
 def _config(root, tfds_dir, min_f1=0.0):
-    return local_runner.PipelineConfig(
+    return rin_pipeline.PipelineConfig(
         pipeline_root=str(root),
         example_gen=example_gen.Config("webnlg", "exact", testing.dummy_dir("webnlg"), str(tfds_dir)),
         trainer=_trainer(42),
@@ -40,7 +40,7 @@ def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     config = _config(root / "root", root / "tfds")
     with testing.dummy_checksums("webnlg"):
-        artifacts = local_runner.run_pipeline(config)
+        artifacts = rin_pipeline.run_pipeline(config)
     return config, artifacts
 
 
@@ -79,13 +79,13 @@ def test_bulk_inference_matches_predict(first_run):
 def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_run):
     config, artifacts = first_run
     with testing.dummy_checksums("webnlg"):
-        again = local_runner.run_pipeline(config)
+        again = rin_pipeline.run_pipeline(config)
         assert {k: v.uri for k, v in again.items()} == {k: v.uri for k, v in artifacts.items()}
-        second = local_runner.run_pipeline(dataclasses.replace(config, trainer=_trainer(7)))
+        second = rin_pipeline.run_pipeline(dataclasses.replace(config, trainer=_trainer(7)))
         assert second["ExampleGen"].uri == artifacts["ExampleGen"].uri
         assert second["Trainer"].uri != artifacts["Trainer"].uri
         assert second["Pusher"].properties["version"] == 2
-        refused = local_runner.run_pipeline(dataclasses.replace(
+        refused = rin_pipeline.run_pipeline(dataclasses.replace(
             config, trainer=_trainer(8), evaluator=evaluator.Config(min_partial_f1=101.0)))
     assert not refused["Evaluator"].properties["blessed"]
     assert os.path.exists(refused["Evaluator"].path("NOT_BLESSED"))
@@ -98,12 +98,12 @@ def test_failed_component_keeps_earlier_artifacts_and_rerun_continues(tmp_path):
     with testing.dummy_checksums("webnlg"):
         with mock.patch.object(trainer, "run", side_effect=RuntimeError("out of memory")):
             with pytest.raises(RuntimeError):
-                local_runner.run_pipeline(config)
+                rin_pipeline.run_pipeline(config)
         finished = sorted(os.listdir(tmp_path / "root"))
         assert finished == ["ExampleGen", "StatisticsGen", "Trainer"]
         assert not any(n.endswith(".partial") for n in os.listdir(tmp_path / "root" / "ExampleGen"))
         example_uri = glob.glob(str(tmp_path / "root" / "ExampleGen" / "*"))[0]
         with mock.patch.object(example_gen, "run", side_effect=AssertionError("ExampleGen must be reused")):
-            artifacts = local_runner.run_pipeline(config)
+            artifacts = rin_pipeline.run_pipeline(config)
     assert artifacts["ExampleGen"].uri == example_uri
     assert os.path.exists(artifacts["Trainer"].path("best.keras"))
