@@ -49,7 +49,7 @@ class RINModel(keras.Model):
     Example:
     >>> config = RINConfig(vocab_size=20, num_relations=3, word_dim=8, lstm_units=4, hidden_dim=8)
     >>> model = RINModel(config)
-    >>> model({"token_ids": np.array([[2, 5, 7, 0]])})["relations"].shape
+    >>> tuple(model({"token_ids": np.array([[2, 5, 7, 0]])})["relations"].shape)
     (1, 4, 4, 3)
 
     Reference:

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rin_keras.layers import BiLSTMEncoder, GRUUpdater, InteractionLayer, PairwiseRelationHead
+from rin_keras.layers import BiLSTMEncoder, GRUUpdater, InteractionLayer, PairwiseRelationHead, WordFeatures
+
+from layer_testing import run_layer_test
 
 
 def _sigmoid(x):
@@ -146,24 +148,37 @@ def test_head_and_interaction_padding_invariance(rng):
     np.testing.assert_allclose(results[1][1][:, :3], results[0][1], atol=1e-6)
 
 
+def _floats(rng, *shape):
+    return rng.normal(size=shape).astype("float32")
+
+
 @pytest.mark.parametrize(
-    "layer,args",
+    "layer_cls,init_kwargs,call_kwargs,output_shape,trains",
     [
-        (PairwiseRelationHead(3, 5), ((2, 4, 6),)),
-        (InteractionLayer(4, use_entity_input=False), ((2, 4, 4, 3), (2, 4, 5), (2, 4, 6))),
-        (GRUUpdater("rnn"), ((2, 4, 5), (2, 4, 3))),
-        (BiLSTMEncoder(20, 6, 4), None),
+        (PairwiseRelationHead, {"num_relations": 3, "hidden_dim": 5},
+         lambda rng: {"inputs": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 2], 4)}, (2, 4, 4, 3), True),
+        (InteractionLayer, {"units": 4},
+         lambda rng: {"relation_logits": _floats(rng, 2, 4, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
+                      "hidden": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 3], 4)}, (2, 4, 4), True),
+        (InteractionLayer, {"units": 4, "use_entity_input": False},
+         lambda rng: {"relation_logits": _floats(rng, 2, 4, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
+                      "hidden": _floats(rng, 2, 4, 6)}, (2, 4, 4), True),
+        (GRUUpdater, {"mode": "gru"}, lambda rng: {"state": _floats(rng, 2, 4, 5), "interaction": _floats(rng, 2, 4, 3)},
+         (2, 4, 5), True),
+        (GRUUpdater, {"mode": "rnn"}, lambda rng: {"state": _floats(rng, 2, 4, 5), "interaction": _floats(rng, 2, 4, 3)},
+         (2, 4, 5), True),
+        (GRUUpdater, {"mode": "linear"}, lambda rng: {"state": _floats(rng, 2, 4, 5)}, (2, 4, 5), True),
+        (BiLSTMEncoder, {"vocab_size": 20, "word_dim": 6, "lstm_units": 4},
+         lambda rng: {"token_ids": np.array([[3, 5, 7, 0], [2, 9, 0, 0]], "int32")}, (2, 4, 8), True),
+        (BiLSTMEncoder, {"vocab_size": 20, "word_dim": 6, "lstm_units": 4, "feature_dim": 3, "unknown_word_rate": 0.2},
+         lambda rng: {"token_ids": np.array([[3, 5, 7, 0]], "int32"), "features": _floats(rng, 1, 4, 3)},
+         (1, 4, 8), True),
+        (WordFeatures, {"shape_dim": 3, "num_chars": 10, "char_dim": 4},
+         lambda rng: {"inputs": {"shape_ids": np.array([[2, 1, 0]], "int32"),
+                                 "char_ids": np.array([[[2, 3], [4, 0], [0, 0]]], "int32")}}, (1, 3, 7), True),
     ],
+    ids=["relation_head", "interaction", "interaction_without_y", "gru", "rnn", "linear", "bilstm",
+         "bilstm_with_features", "word_features"],
 )
-def test_layer_serialization_round_trip(rng, layer, args):
-    inputs = (
-        [rng.integers(0, 20, size=(2, 4)).astype("int32")]
-        if args is None
-        else [rng.uniform(size=s).astype("float32") for s in args]
-    )
-    expected = keras.ops.convert_to_numpy(layer(*inputs))
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert restored.get_config() == layer.get_config()
-    restored(*inputs)
-    restored.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(*inputs)), expected, atol=1e-6)
+def test_layer_harness(rng, layer_cls, init_kwargs, call_kwargs, output_shape, trains):
+    run_layer_test(layer_cls, init_kwargs, call_kwargs(rng), output_shape, trains=trains)

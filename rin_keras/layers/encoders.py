@@ -39,7 +39,7 @@ class BiLSTMEncoder(keras.layers.Layer):
 
     Example:
     >>> encoder = BiLSTMEncoder(vocab_size=10, word_dim=4, lstm_units=3)
-    >>> encoder(np.array([[2, 3, 0]])).shape
+    >>> tuple(encoder(np.array([[2, 3, 0]])).shape)
     (1, 3, 6)
     """
 

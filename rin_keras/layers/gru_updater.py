@@ -29,7 +29,7 @@ class GRUUpdater(keras.layers.Layer):
 
     Example:
     >>> updater = GRUUpdater()
-    >>> updater(np.ones((2, 5, 4)), np.ones((2, 5, 3))).shape
+    >>> tuple(updater(np.ones((2, 5, 4)), np.ones((2, 5, 3))).shape)
     (2, 5, 4)
 
     Reference:

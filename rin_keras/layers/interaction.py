@@ -33,7 +33,7 @@ class InteractionLayer(keras.layers.Layer):
 
     Example:
     >>> layer = InteractionLayer(units=4)
-    >>> layer(np.zeros((2, 5, 5, 3)), np.ones((2, 5, 5)), np.ones((2, 5, 6))).shape
+    >>> tuple(layer(np.zeros((2, 5, 5, 3)), np.ones((2, 5, 5)), np.ones((2, 5, 6))).shape)
     (2, 5, 4)
 
     Reference:

@@ -38,7 +38,7 @@ class PairwiseRelationHead(keras.layers.Layer):
 
     Example:
     >>> head = PairwiseRelationHead(num_relations=3, hidden_dim=8)
-    >>> head(np.ones((2, 5, 4)), token_mask=np.ones((2, 5), bool)).shape
+    >>> tuple(head(np.ones((2, 5, 4)), token_mask=np.ones((2, 5), bool)).shape)
     (2, 5, 5, 3)
 
     Reference:

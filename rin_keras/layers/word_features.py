@@ -34,7 +34,7 @@ class WordFeatures(keras.layers.Layer):
 
     Example:
     >>> layer = WordFeatures(shape_dim=4, num_chars=10, char_dim=6)
-    >>> layer({"shape_ids": np.array([[2, 1]]), "char_ids": np.array([[[2, 3], [4, 0]]])}).shape
+    >>> tuple(layer({"shape_ids": np.array([[2, 1]]), "char_ids": np.array([[[2, 3], [4, 0]]])}).shape)
     (1, 2, 10)
     """
 
