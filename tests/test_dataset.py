@@ -7,6 +7,7 @@ import tensorflow as tf
 from rin_keras.data import dataset
 from rin_keras.data.corpus import Corpus
 from rin_keras.decoding import TAGS
+from rin_keras.data.features import WordIds
 from rin_keras.data.vocab import PAD, UNK, Vocabulary
 from tfds_builders import testing
 
@@ -132,3 +133,36 @@ def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
     assert (plain[(plain > 0)] > 1).all()
     [(evaluation, _)] = batches(training=False, entity_unknown_rate=0.9)
     assert (evaluation[evaluation > 0] > 1).all()  # Never outside training.
+
+
+def _gpu_benchmark():
+    """benchmarks/gpu_throughput.py, which batches with NumPy where TensorFlow is not installed."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "gpu_throughput.py")
+    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
+    bench = _gpu_benchmark()
+    vocab = corpus.build_vocabulary()
+    featurizer = WordIds(vocab)
+    encoded = list(dataset.encode_split(corpus, "train", featurizer, 100).as_numpy_iterator())
+    examples = bench.unpack(bench.pack(encoded, "train"), "train")
+    assert [x["token_ids"].tolist() for x in examples] == [x["token_ids"].tolist() for x in encoded]
+    batches = dataset.pad_and_batch(dataset.encode_split(corpus, "train", featurizer, 100), featurizer,
+                                    len(encoded), 100, None)
+    inputs, targets = next(iter(batches.map(dataset.inputs_and_targets(("token_ids",), vocab.num_relations))))
+    width = int(inputs["token_ids"].shape[1])
+    mine_inputs, mine_targets = bench.pad_batch(examples, width, vocab.num_relations, dataset.IGNORE)
+    np.testing.assert_array_equal(mine_inputs["token_ids"], inputs["token_ids"])
+    for name in ("entity_tags", "relations"):
+        np.testing.assert_array_equal(mine_targets[name], targets[name])
+    bucketed = bench.bucketed_batches(examples, 2, dataset.DEFAULT_BUCKET_BOUNDARIES, 100, vocab.num_relations,
+                                      dataset.IGNORE, np.random.default_rng(0))
+    edges = {b - 1 for b in dataset.DEFAULT_BUCKET_BOUNDARIES} | {100}
+    assert bucketed and all(b[0]["token_ids"].shape[0] == 2 and b[0]["token_ids"].shape[1] in edges for b in bucketed)
