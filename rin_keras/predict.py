@@ -38,12 +38,15 @@ def _read_inputs(path: str | None, argv: list[str]) -> list[str]:
 
 
 def main(argv):
-    from absl import flags
+    from absl import flags, logging
     from tqdm import tqdm
 
     FLAGS = flags.FLAGS
     texts = _read_inputs(FLAGS.input, argv[1:])
     extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    if extractor.config.variant == "partial":
+        logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "
+                        "('Bean' for 'Alan Bean'). A model trained with --variant=exact returns full names.")
     out = open(FLAGS.output, "w", encoding="utf-8") if FLAGS.output else sys.stdout
     chunk = FLAGS.batch_size * 4
     with tqdm(total=len(texts), unit="text", disable=not FLAGS.input, file=sys.stderr) as progress:
