@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -226,7 +227,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation")
 
     model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),
-              verbose=2 if os.environ.get("CI") else "auto")
+              verbose="auto" if sys.stdout.isatty() else 2)  # One line an epoch into logs and CI.
     return _final_report(config, model_dir, corpus, preprocessor)
 
 
