@@ -2,7 +2,8 @@
 
 `python -m rin_keras.evaluate --model_dir=runs/webnlg` re-scores the best saved
 model on the test split (and dev with --split=validation), with breakdowns by
-overlap category and by number of triples per sentence.
+overlap category and by number of triples per sentence, written beside the
+model as `evaluation_<split>.json` and plotted in `evaluation_<split>.png`.
 
 `--dataset_dir=../shared/data/webnlg_ood_dev` scores any CasRel-layout folder
 instead. Beside the index-based scores it then scores the extracted strings,
@@ -186,6 +187,40 @@ def _output_dir() -> str:
     return FLAGS.model_dir if os.path.isdir(FLAGS.model_dir) else os.path.dirname(os.path.abspath(FLAGS.model_dir))
 
 
+def plot_breakdown(scores: dict, png: str) -> None:
+    """Plots partial F1 per overlap category and per number of gold triples in the sentence (`breakdown`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = {kind: [(name.split("/", 1)[1], s) for name, s in scores["breakdown"].items() if name.startswith(kind)]
+              for kind in ("overlap", "triples")}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 5]})
+    for ax, (kind, rows) in zip(axes, groups.items()):
+        bars = ax.bar([name for name, _ in rows], [s["f1"] for _, s in rows], color="tab:blue")
+        for bar, (_, s) in zip(bars, rows):
+            ax.annotate(f"{s['f1']:.1f}\n({s['sentences']})", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 110)
+        ax.set_ylabel("partial F1 (%)")
+        ax.set_title("by overlap category" if kind == "overlap" else "by gold triples in the sentence")
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle(f"overall partial F1 {scores['partial']['f1']:.2f} (sentences in brackets)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def _write_scores(scores: dict, name: str) -> None:
+    """Writes `<name>.json` and the breakdown plot `<name>.png` beside the model."""
+    path = os.path.join(_output_dir(), name)
+    with open(path + ".json", "w", encoding="utf-8") as f:
+        json.dump(scores, f, indent=2)
+    plot_breakdown(scores, path + ".png")
+    logging.info("Wrote %s.json and %s.png", path, path)
+
+
 def main(argv):
     del argv
     from rin_keras.triple_extractor import RINTripleExtractor
@@ -195,21 +230,15 @@ def main(argv):
         extractor.threshold = FLAGS.threshold
     if FLAGS.dataset_dir:
         scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
-        print(format_table(scores))
-        path = os.path.join(_output_dir(), f"evaluation_{os.path.basename(os.path.normpath(FLAGS.dataset_dir))}"
-                                             f"_{scores['split']}{_threshold_suffix()}.json")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(scores, f, indent=2)
-        logging.info("Wrote %s", path)
-        return
-    config = extractor.config
-    corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
-    scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
+        folder = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
+        name = f"evaluation_{folder}_{scores['split']}{_threshold_suffix()}"
+    else:
+        config = extractor.config
+        corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
+        scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
+        name = f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}"
     print(format_table(scores))
-    path = os.path.join(_output_dir(), f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(scores, f, indent=2)
-    logging.info("Wrote %s", path)
+    _write_scores(scores, name)
 
 
 if __name__ == "__main__":

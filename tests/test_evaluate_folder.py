@@ -123,4 +123,5 @@ def test_cli_writes_the_scores(folder, model_dir):
     ).stdout
     assert "strings/raw" in out and "raw/Athlete" in out
     saved = json.loads((model_dir / "evaluation_casrel0_validation_t0.json").read_text())
+    assert (model_dir / "evaluation_casrel0_validation_t0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["strings"]["raw"]["recall"] == 100.0
