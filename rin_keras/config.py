@@ -8,7 +8,8 @@ import os
 
 from rin_keras.layers.gru_updater import MODES as UPDATERS
 
-DATASETS = ("webnlg", "nyt")
+BENCHMARKS = ("webnlg", "nyt")
+DATASETS = BENCHMARKS + ("custom",)  # custom: a user's folder (train --dataset_dir), with WebNLG's defaults.
 VARIANTS = ("partial", "exact")
 WORD_PIECES = ("first", "last")
 ENCODERS = ("bilstm", "bert")
@@ -24,6 +25,7 @@ TRAINING_FIELDS = (
 _DATASET_DEFAULTS = {
     "webnlg": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 150, "rounds": 3},
     "nyt": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 100, "rounds": 3},
+    "custom": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 150, "rounds": 3},
 }
 # The paper's BERT setting (Section 5.1): a smaller learning rate. For the BiLSTM, the
 # unseen-word features (docs/results.md, "Real text"); the dataclass defaults keep them
@@ -39,7 +41,7 @@ class RINConfig:
     """Hyper-parameters of a RIN model and its training.
 
     Args:
-        dataset: `"webnlg"` or `"nyt"`.
+        dataset: `"webnlg"`, `"nyt"` or `"custom"` (a user's folder).
         variant: `"partial"` (last-word entities, the paper's protocol) or `"exact"`.
         encoder: `"bilstm"` (word + BiLSTM, the paper's main setting) or `"bert"`
             (a keras-hub BERT-family backbone read at word level).

@@ -135,12 +135,11 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
     """
     corpus = FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True)
     if not corpus.splits:
-        raise FileNotFoundError(f"{directory} holds none of {', '.join(casrel.SPLIT_FILES.values())}.")
+        raise FileNotFoundError(f"{directory} holds none of "
+                                f"{', '.join([*casrel.SPLIT_FILES.values(), *casrel.JSONL_SPLIT_FILES.values()])}.")
     split = split or ("test" if "test" in corpus.splits else corpus.splits[0])
     scores = evaluate_split(extractor, corpus, split, breakdown=True)
-    with open(corpus.split_path(split), encoding="utf-8") as f:
-        records = json.load(f)
-    gold = [last_word_triples(record["triple_list"]) for record in records]
+    gold = [last_word_triples(record["triple_list"]) for _, record in corpus.records(split)]
     raw = corpus.raw_texts(split)
     categories = [r["category"] for r in raw] if raw and all("category" in r for r in raw) else None
     # The tokens as the builders read them (mis-decoded UTF-8 repaired, like the gold).
@@ -234,6 +233,8 @@ def main(argv):
         name = f"evaluation_{folder}_{scores['split']}{_threshold_suffix()}"
     else:
         config = extractor.config
+        if config.dataset == "custom":
+            raise app.UsageError("This model was trained on a folder of your own: name it with --dataset_dir.")
         corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
         scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
         name = f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}"
@@ -246,7 +247,8 @@ if __name__ == "__main__":
     flags.DEFINE_enum("split", None, ["train", "validation", "test"],
                       "Split to score (default test; for --dataset_dir, test if the folder has it, else its first).")
     flags.DEFINE_float("threshold", None, "Pair probability threshold (default: the trained model's).")
-    flags.DEFINE_string("dataset_dir", None, "Score this CasRel-layout folder (e.g. ../shared/data/webnlg_ood_dev) "
+    flags.DEFINE_string("dataset_dir", None, "Score this folder (CasRel JSON or JSON lines, e.g. "
+                        "../shared/data/webnlg_ood_dev or the one a model was trained on with --dataset_dir) "
                         "instead of the model's benchmark, on its tokenised and raw texts.")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")

@@ -1,4 +1,4 @@
-"""Train RIN: `python -m rin_keras.train --dataset=webnlg`.
+"""Train RIN: `python -m rin_keras.train --dataset=webnlg`, or on your own folder with `--dataset_dir`.
 
 The dev split selects the model (after every epoch: partial-match F1 for
 --variant=partial, exact-match F1 for --variant=exact); the test split is only
@@ -30,7 +30,7 @@ from rin_keras.callbacks import (
     DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
     dev_scores_so_far,
 )
-from rin_keras.config import DATASETS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIANTS, WORD_PIECES, RINConfig
+from rin_keras.config import BENCHMARKS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIANTS, WORD_PIECES, RINConfig
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
@@ -54,8 +54,17 @@ _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
 def define_flags():
     """Defines the command-line flags (they mirror RINConfig one to one)."""
-    flags.DEFINE_enum("dataset", "webnlg", list(DATASETS), "Benchmark to train on.")
-    flags.DEFINE_enum("variant", "partial", list(VARIANTS), "partial: last-word entities (paper); exact: full phrases.")
+    flags.DEFINE_enum("dataset", "webnlg", list(BENCHMARKS), "Benchmark to train on.")
+    flags.DEFINE_string(
+        "dataset_dir", None,
+        "Train on this folder of your own annotated sentences instead of --dataset: train/val/test splits as CasRel "
+        "JSON (tokenised) or JSON lines (raw text); see docs/custom_data.md.",
+    )
+    flags.DEFINE_enum(
+        "variant", None, list(VARIANTS),
+        "partial: last-word entities (the paper's benchmark protocol, the default for --dataset); exact: full "
+        "phrases (the default for --dataset_dir, whose entities are read as written). Selects the dev F1 too.",
+    )
     flags.DEFINE_integer("rounds", None, "Interaction rounds K (dataset default when unset); 0 = BiLSTM_s.")
     flags.DEFINE_enum("updater", _DEFAULTS.updater, list(UPDATERS), "Feature updater (gru = eqs. 4-7).")
     flags.DEFINE_bool("use_relation_input", True, "Ablation: feed y^ to the interaction layer.")
@@ -128,13 +137,14 @@ def config_from_flags() -> RINConfig:
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
     fields = {name: FLAGS[name].value for name in _CONFIG_FLAGS}
+    fields["variant"] = FLAGS.variant or ("exact" if FLAGS.dataset_dir else "partial")
     if FLAGS.pretrained_vectors == "none":
         overrides["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
         for name in ("unknown_word_rate", "entity_unknown_rate", "shape_dim", "char_dim"):
             fields.pop(name)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
-        return RINConfig.for_dataset(FLAGS.dataset, preset=FLAGS.preset or "", **fields, **overrides)
+        return RINConfig.for_dataset("custom" if FLAGS.dataset_dir else FLAGS.dataset, preset=FLAGS.preset or "", **fields, **overrides)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
 
@@ -187,7 +197,8 @@ def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_di
     return embeddings.load_text_vectors(source, vocab, config.word_dim, config.seed)
 
 
-def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=None, word_vectors_source="word2vec",
+def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None, tfds_data_dir=None,
+          word_vectors_source="word2vec",
           pretrained_source="glove", patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
           max_train_sentences=None, corpus: Corpus | None = None) -> dict:
     """Trains, selects on dev, scores test; returns the results written to results.json.
@@ -196,6 +207,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         config: model and training hyper-parameters (vocab_size and num_relations are filled in).
         model_dir: output folder; rerunning with the same folder resumes from the backup.
         data_dir: manual folder of the published data.
+        dataset_dir: a user's folder to train on instead of the benchmark (`config.dataset` "custom").
         tfds_data_dir: TFDS data folder.
         word_vectors_source: `"word2vec"`, `"random"` or a text vectors file.
         pretrained_source: for `config.pretrained_dim` > 0, the frozen pretrained
@@ -206,11 +218,19 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, tfds_data_dir=Non
         jit_compile: XLA-compile the train step; batches are then padded to bucket edges.
         bucketing: bucket train batches by length.
         max_train_sentences: train on the first N sentences only.
-        corpus: the data (default: the TFDS builder of `config.dataset` / `config.variant`).
+        corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.variant`).
+
+    Raises:
+        ValueError: the data has no validation split (it selects the model).
     """
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
-    corpus = corpus or Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir)
+    if corpus is None:
+        corpus = (Corpus.from_folder(dataset_dir, tfds_data_dir) if dataset_dir
+                  else Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir))
+    if "validation" not in corpus.splits:
+        raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
+                         f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
     config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
     train_data = make_dataset(
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
@@ -319,12 +339,14 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
         "train_seconds": round(_train_seconds(history_csv), 1),
         "best_epoch": _best_epoch(dev_scores_so_far(history_csv, selection_metric(config))),
         "validation": evaluate_split(best, corpus, "validation"),
-        "test": evaluate_split(best, corpus, "test"),
     }
+    reported = "test" if "test" in corpus.splits else "validation"  # A user folder may have no test split.
+    if reported == "test":
+        results["test"] = evaluate_split(best, corpus, "test")
     with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
-    print(f"\nTest scores of the best dev epoch ({results['best_epoch']}) on {corpus.name}:")
-    print(format_table(results["test"]))
+    print(f"\n{reported.capitalize()} scores of the best dev epoch ({results['best_epoch']}) on {corpus.name}:")
+    print(format_table(results[reported]))
     return results
 
 
@@ -348,9 +370,10 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = config_from_flags()
-    model_dir = FLAGS.model_dir or os.path.join("runs", f"{config.dataset}_{config.variant}_k{config.rounds}")
+    name = os.path.basename(os.path.normpath(FLAGS.dataset_dir)) if FLAGS.dataset_dir else config.dataset
+    model_dir = FLAGS.model_dir or os.path.join("runs", f"{name}_{config.variant}_k{config.rounds}")
     train(
-        config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
+        config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         word_vectors_source=FLAGS.word_vectors, pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
         strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
         max_train_sentences=FLAGS.max_train_sentences,

@@ -111,8 +111,11 @@ def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
         corpus.examples("validation")
     lenient = FolderCorpus(str(bad), ["birthPlace"], drop_unknown_relations=True)
     assert len(lenient.examples("validation")) == 3 and lenient.unknown_relations == {"validation": {"club": 1, "capital": 1, "leaderName": 1}}
-    with pytest.raises(FileNotFoundError, match="holds none of"):
-        evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path / "empty_dir_that_is_missing"))
+    with pytest.raises(FileNotFoundError, match="No folder"):
+        evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds none of train_triples.json, .*, train.jsonl"):
+        evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path / "empty"))
 
 
 def test_cli_writes_the_scores(folder, model_dir):

@@ -33,6 +33,8 @@ SPLIT_FILES = {
     "validation": "val_triples.json",
     "test": "test_triples.json",
 }
+# A user folder may hold each split as JSON lines of raw (untokenised) sentences instead.
+JSONL_SPLIT_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
 RELATIONS_FILE = "rel2id.json"
 
 
@@ -60,6 +62,69 @@ def parse_relation_names(rel2id: object) -> list[str]:
     return [by_id[i] for i in range(len(by_id))]
 
 
+def read_records(path: str) -> list[tuple[int, dict]]:
+    """Reads a split file: a JSON array of records (the CasRel layout) or JSON lines (`.jsonl`).
+
+    Each record is an object with a `text` string and a `triple_list` of
+    `[subject, relation, object]` strings.
+
+    Returns:
+        `(line, record)` pairs in file order, `line` being where the record starts (1-based).
+
+    Raises:
+        ValueError: malformed JSON or a malformed record, naming `path:line`.
+    """
+    with open(path, encoding="utf-8-sig") as f:
+        content = f.read()
+    if path.endswith(".jsonl"):
+        records = [(number, _parse(line, path, number)) for number, line in enumerate(content.splitlines(), 1)
+                   if line.strip()]
+    else:
+        parsed = _parse(content, path, 1)
+        if not isinstance(parsed, list):
+            raise ValueError(f"{path}:1: expected a JSON array of records, got {type(parsed).__name__}.")
+        records = list(zip(_record_lines(content, len(parsed)), parsed))
+    for line, record in records:
+        _check_record(record, path, line)
+    return records
+
+
+def _parse(text: str, path: str, first_line: int):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{first_line + e.lineno - 1}:{e.colno}: malformed JSON: {e.msg}.") from e
+
+
+def _record_lines(content: str, count: int) -> list[int]:
+    """Returns the line on which each of the `count` records of a valid JSON array starts."""
+    decoder = json.JSONDecoder()
+    lines, line, counted, position = [], 1, 0, content.index("[") + 1
+    for _ in range(count):
+        while content[position] in " \t\r\n,":
+            position += 1
+        line += content.count("\n", counted, position)
+        counted = position
+        lines.append(line)
+        _, position = decoder.raw_decode(content, position)
+    return lines
+
+
+def _check_record(record, path: str, line: int) -> None:
+    where = f"{path}:{line}"
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: a record must be a JSON object, got {type(record).__name__}.")
+    if not isinstance(record.get("text"), str):
+        raise ValueError(f'{where}: the record has no "text" string.')
+    triples = record.get("triple_list")
+    if not isinstance(triples, list):
+        raise ValueError(f'{where}: the record has no "triple_list" list.')
+    for triple in triples:
+        if not (isinstance(triple, list) and len(triple) == 3 and all(isinstance(x, str) and x.strip()
+                                                                      for x in triple)):
+            raise ValueError(f"{where}: a triple must be [subject, relation, object] strings, got {triple!r}.")
+
+
 def locate(tokens: list[str], phrase: str) -> list[int]:
     """Returns the start index of every occurrence of `phrase` in `tokens`."""
     words = phrase.split(" ")
@@ -79,8 +144,25 @@ class CasRelConfig(tfds.core.BuilderConfig):
     folder: str = ""
     relations_file: str = ""
 
+    def split_file(self, split: str) -> str:
+        """Returns the path of `split`'s file relative to the manual directory."""
+        return os.path.join(self.folder, SPLIT_FILES[split])
+
 
 _SPAN = {"start": np.int32, "end": np.int32, "head": np.int32}
+
+
+def features(relation_names: list[str]) -> tfds.features.FeaturesDict:
+    """Returns the features of every CasRel-derived dataset: tokens, entity spans and triples."""
+    return tfds.features.FeaturesDict(
+        {
+            "tokens": tfds.features.Sequence(tfds.features.Text()),
+            "entities": tfds.features.Sequence(_SPAN),
+            "triples": tfds.features.Sequence(
+                {"subject": _SPAN, "relation": tfds.features.ClassLabel(names=relation_names), "object": _SPAN}
+            ),
+        }
+    )
 
 
 class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -115,22 +197,7 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return table
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "tokens": tfds.features.Sequence(tfds.features.Text()),
-                    "entities": tfds.features.Sequence(_SPAN),
-                    "triples": tfds.features.Sequence(
-                        {
-                            "subject": _SPAN,
-                            "relation": tfds.features.ClassLabel(names=self.relation_names()),
-                            "object": _SPAN,
-                        }
-                    ),
-                }
-            ),
-            supervised_keys=None,
-        )
+        return self.dataset_info_from_configs(features=features(self.relation_names()), supervised_keys=None)
 
     def _checked_file(self, manual_dir: str, name: str) -> str:
         """Returns the path of a manual file after checking presence and sha256."""
@@ -191,8 +258,7 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             (`"<split>_<index>"`, example dict).
         """
         relations = set(self.relation_names())
-        with open(path, encoding="utf-8") as f:
-            records = json.load(f)
+        records = [record for _, record in read_records(path)]
         counts = collections.Counter()
         for index, record in enumerate(records):
             key = f"{split}_{index}"
@@ -254,3 +320,93 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
     counts["triples"] += len(triples)
     entities = [spans[k] for k in sorted(spans)]
     return {"tokens": tokens, "entities": entities, "triples": triples}, counts
+
+
+def find_split_files(directory: str) -> dict[str, str]:
+    """Returns {split: path} of the split files in a user folder (CasRel JSON or JSON lines).
+
+    Raises:
+        FileNotFoundError: the folder is missing or holds no train file.
+        ValueError: a split is there in both formats.
+    """
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"No folder {directory}.")
+    found = {}
+    for split in SPLIT_FILES:
+        paths = [os.path.join(directory, names[split]) for names in (SPLIT_FILES, JSONL_SPLIT_FILES)]
+        present = [path for path in paths if os.path.exists(path)]
+        if len(present) > 1:
+            raise ValueError(f"{directory} holds split {split!r} twice ({' and '.join(present)}): keep one.")
+        if present:
+            found[split] = present[0]
+    return found
+
+
+def _occurrences_as_tokens(text: str, tokens: list, phrase: str) -> list[tuple[int, int]]:
+    """Returns the `(start, end)` token spans where `phrase` occurs in `text` on token boundaries."""
+    starts = {token.start: i for i, token in enumerate(tokens)}
+    ends = {token.end: i for i, token in enumerate(tokens)}
+    spans = []
+    position = text.find(phrase)
+    while position >= 0:
+        end = position + len(phrase)
+        if position in starts and end in ends:
+            spans.append((starts[position], ends[end] + 1))
+        position = text.find(phrase, position + 1)
+    return spans
+
+
+def folder_example(record: dict, relations: set[str], where: str, pretokenized: bool
+                   ) -> tuple[dict, collections.Counter]:
+    """Converts one user record to a TFDS example, strictly: any triple it cannot place is an error.
+
+    Args:
+        record: `{"text", "triple_list"}` (checked by `read_records`).
+        relations: the folder's relation names.
+        where: `path:line` of the record, for messages.
+        pretokenized: the text is space-separated tokens (the CasRel JSON layout);
+            else it is raw text, tokenised with `rin_keras.data.tokenizer`, and each
+            entity is found in it as written (on token boundaries) or as tokens.
+
+    Returns:
+        The example and its counts: `repaired` (mis-decoded UTF-8 repaired),
+        `ambiguous` (an entity found more than once: first occurrence taken),
+        `duplicates` (a triple given twice: kept once), `triples`.
+
+    Raises:
+        ValueError: a relation not in `relations`, or an entity not in the text.
+    """
+    from rin_keras.data.tokenizer import tokenize, tokenize_with_offsets  # The project's tokeniser.
+
+    counts = collections.Counter()
+    text = ftfy.fix_encoding(record["text"]).strip()
+    counts["repaired"] = int(text != record["text"].strip())
+    tokens = None if pretokenized else tokenize_with_offsets(text)
+    words = text.split() if pretokenized else [token.text for token in tokens]
+    spans, triples, seen = {}, [], set()
+    for triple in record["triple_list"]:
+        subject, relation, obj = (ftfy.fix_encoding(x).strip() for x in triple)
+        if relation not in relations:
+            raise ValueError(f"{where}: relation {relation!r} is not one of the folder's relations "
+                             "(rel2id.json, or those of the train split when the folder has none).")
+        if (subject, relation, obj) in seen:
+            counts["duplicates"] += 1
+            continue
+        seen.add((subject, relation, obj))
+        located = []
+        for role, phrase in (("subject", subject), ("object", obj)):
+            found = [] if pretokenized else _occurrences_as_tokens(text, tokens, phrase)
+            if not found:  # As tokens: a pre-tokenised text, or a quote written differently.
+                pieces = phrase.split(" ") if pretokenized else tokenize(phrase)
+                found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
+            if not found:
+                hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)" if pretokenized else ""
+                raise ValueError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
+            counts["ambiguous"] += len(found) > 1
+            start, end = found[0]
+            located.append({"start": start, "end": end, "head": end - 1})
+        for span in located:
+            spans[(span["start"], span["end"])] = span
+        triples.append({"subject": located[0], "relation": relation, "object": located[1]})
+    counts["triples"] = len(triples)
+    return {"tokens": words, "entities": [spans[k] for k in sorted(spans)], "triples": triples}, counts

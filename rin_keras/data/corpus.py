@@ -1,4 +1,4 @@
-"""Corpora: where examples come from (a prepared TFDS builder, ExampleGen records, or any CasRel folder).
+"""Corpora: where examples come from (a prepared TFDS builder, ExampleGen records, or a user's folder).
 
 Each corpus yields raw TFDS examples (`tokens`, `entities`, `triples` with
 `[start, end)` spans and the annotated head word), which `rin_keras.data.dataset`
@@ -19,17 +19,18 @@ from absl import logging
 
 import tfds_builders  # noqa: F401  (registers the builders)
 from tfds_builders import casrel
+from tfds_builders.casrel_folder import casrel_folder_dataset_builder
 
 from rin_keras.data.vocab import Vocabulary
 
 
 @dataclasses.dataclass
 class Corpus:
-    """A prepared TFDS dataset and the manual folder it was built from.
+    """A prepared TFDS dataset and the folder it was built from.
 
     Attributes:
-        builder: the prepared `webnlg` or `nyt` builder.
-        manual_dir: the folder holding the published files.
+        builder: the prepared `webnlg`, `nyt` or `casrel_folder` builder.
+        manual_dir: the folder holding the published files (a user folder itself).
     """
 
     builder: tfds.core.DatasetBuilder
@@ -68,17 +69,37 @@ class Corpus:
             corpus = cls(tfds.builder(f"{dataset}/{variant}", data_dir=data_dir), corpus.manual_dir)
         return corpus
 
+    @classmethod
+    def from_folder(cls, directory: str, data_dir: str | None = None) -> "Corpus":
+        """Returns the corpus of a user's folder (see `casrel_folder_dataset_builder`), built on first use.
+
+        Args:
+            directory: the folder of annotated sentences.
+            data_dir: where TFDS keeps prepared datasets (TFDS default when None).
+
+        Raises:
+            FileNotFoundError, ValueError: the folder cannot be read; the message names the file and line.
+        """
+        builder = casrel_folder_dataset_builder.folder_builder(directory, data_dir)
+        builder.download_and_prepare()
+        return cls(builder, builder.builder_config.directory)
+
     @property
     def name(self) -> str:
         return self.builder.info.full_name
+
+    @property
+    def splits(self) -> list[str]:
+        """The splits the dataset holds."""
+        return [split for split in casrel.SPLIT_FILES if split in self.builder.info.splits]
 
     @property
     def relation_names(self) -> list[str]:
         return list(self.builder.info.features["triples"]["relation"].names)
 
     def split_path(self, split: str) -> str:
-        """Returns the published file that `split` is built from."""
-        return os.path.join(self.manual_dir, self.builder.builder_config.folder, casrel.SPLIT_FILES[split])
+        """Returns the file that `split` is built from."""
+        return os.path.join(self.manual_dir, self.builder.builder_config.split_file(split))
 
     def raw(self, split: str) -> tf.data.Dataset:
         """Returns the TFDS examples of `split`, in the stored order.
@@ -131,6 +152,10 @@ class RecordCorpus(Corpus):
     def relation_names(self) -> list[str]:
         return list(self.features["triples"]["relation"].names)
 
+    @property
+    def splits(self) -> list[str]:
+        return [split for split in casrel.SPLIT_FILES if split in self.info["splits"]]
+
     def split_files(self, split: str) -> list[str]:
         """Returns the shard paths of `split`."""
         if split not in self.info["splits"]:
@@ -179,16 +204,22 @@ class FolderCorpus(Corpus):
     @property
     def splits(self) -> list[str]:
         """The splits whose file is in the folder."""
-        return [split for split in casrel.SPLIT_FILES if os.path.exists(self.split_path(split))]
+        return list(casrel.find_split_files(self.directory))
 
     def split_path(self, split: str) -> str:
-        return os.path.join(self.directory, casrel.SPLIT_FILES[split])
+        return casrel.find_split_files(self.directory).get(split, os.path.join(self.directory,
+                                                                                casrel.SPLIT_FILES[split]))
 
-    def raw(self, split: str) -> tf.data.Dataset:
+    def records(self, split: str) -> list[tuple[int, dict]]:
+        """Returns the `(line, record)` pairs of `split`'s file (see `casrel.read_records`)."""
         if not os.path.exists(self.split_path(split)):
             raise FileNotFoundError(f"{self.directory} has no {split!r} split: {self.split_path(split)} is missing.")
-        with open(self.split_path(split), encoding="utf-8") as f:
-            records = json.load(f)
+        return casrel.read_records(self.split_path(split))
+
+    def raw(self, split: str) -> tf.data.Dataset:
+        path = self.split_path(split)
+        pairs = self.records(split)
+        lines, records = [line for line, _ in pairs], [record for _, record in pairs]
         relation_ids = {name: i for i, name in enumerate(self._relation_names)}
         if self.drop_unknown_relations:
             unknown = collections.Counter(r for record in records for _, r, _ in record["triple_list"]
@@ -199,7 +230,12 @@ class FolderCorpus(Corpus):
             self.unknown_relations[split] = dict(unknown.most_common())
             records = [{**record, "triple_list": [t for t in record["triple_list"] if t[1] in relation_ids]}
                        for record in records]
-        examples = [casrel.to_example(record, set(relation_ids), f"{split}_{i}")[0] for i, record in enumerate(records)]
+        if path.endswith(".jsonl"):  # Raw sentences, read as a training folder is (strictly).
+            examples = [casrel.folder_example(record, set(relation_ids), f"{path}:{line}", pretokenized=False)[0]
+                        for line, record in zip(lines, records)]
+        else:  # Tokenised CasRel JSON, read as the benchmark builders read it.
+            examples = [casrel.to_example(record, set(relation_ids), f"{split}_{i}")[0]
+                        for i, record in enumerate(records)]
 
         def spans(items, key=None):
             rows = [item[key] if key else item for item in items]
@@ -228,9 +264,13 @@ class FolderCorpus(Corpus):
     def raw_texts(self, split: str) -> list[dict] | None:
         """Returns the `raw_*.jsonl` records of `split` (`raw_text`, maybe `category`), or None without one.
 
+        A JSON-lines split is raw text itself: its texts are returned.
+
         Raises:
             ValueError: a line is not a JSON object with `raw_text`, or the count differs from the split's.
         """
+        if self.split_path(split).endswith(".jsonl"):
+            return [{"raw_text": record["text"]} for _, record in self.records(split)]
         path = os.path.join(self.directory, self.RAW_FILES[split])
         if not os.path.exists(path):
             return None
@@ -244,8 +284,7 @@ class FolderCorpus(Corpus):
                 except (json.JSONDecodeError, ValueError, AttributeError) as e:
                     raise ValueError(f"{path}:{number}: {e}") from e
                 records.append(record)
-        with open(self.split_path(split), encoding="utf-8") as f:
-            expected = len(json.load(f))
+        expected = len(self.records(split))
         if len(records) != expected:
             raise ValueError(f"{path} has {len(records)} lines but {self.split_path(split)} {expected} sentences.")
         return records

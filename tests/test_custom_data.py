@@ -1,0 +1,168 @@
+"""A user's own folder: the casrel_folder builder, its error messages, and train/evaluate/predict on it."""
+
+import json
+import logging
+import os
+import shutil
+
+import pytest
+from absl.testing import flagsaver
+
+from rin_keras import RINConfig, RINTripleExtractor, train
+from rin_keras.data.corpus import Corpus
+from rin_keras.data.tokenizer import tokenize
+from rin_keras.evaluate import evaluate_folder
+from tfds_builders import casrel
+from tfds_builders.casrel_folder import casrel_folder_dataset_builder
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "custom_jsonl")
+TINY = dict(word_dim=8, lstm_units=4, hidden_dim=8, rounds=1, batch_size=4, epochs=1, pretrained_dim=0)
+
+
+def _jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def _casrel_copy(directory):
+    """Writes the example folder in the CasRel flavour: tokenised texts and entities in JSON arrays."""
+    os.makedirs(directory)
+    for split, name in casrel.JSONL_SPLIT_FILES.items():
+        records = [{"text": " ".join(tokenize(r["text"])),
+                    "triple_list": [[" ".join(tokenize(s)), p, " ".join(tokenize(o))] for s, p, o in r["triple_list"]]}
+                   for r in _jsonl(os.path.join(EXAMPLE, name))]
+        with open(os.path.join(directory, casrel.SPLIT_FILES[split]), "w", encoding="utf-8") as f:
+            json.dump(records, f, indent=2)
+    return str(directory)
+
+
+def _folder(tmp_path, files):
+    """Writes a folder of `{name: text}` beside a copy of the example's val/test; returns its path."""
+    directory = tmp_path / "mine"
+    shutil.copytree(EXAMPLE, directory)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return str(directory)
+
+
+def _prepare(directory, tmp_path):
+    return Corpus.from_folder(directory, str(tmp_path / "tfds"))
+
+
+def test_jsonl_folder_is_tokenised_and_its_entities_located(tmp_path):
+    corpus = _prepare(EXAMPLE, tmp_path)
+    assert corpus.relation_names == ["birthPlace", "capital", "workPlace"]  # From train, sorted.
+    assert [corpus.builder.info.splits[s].num_examples for s in ("train", "validation", "test")] == [6, 2, 2]
+    first = next(x for x in corpus.examples("train") if x["tokens"][0] == b"Alan")
+    assert [t.decode() for t in first["tokens"]] == tokenize("Alan Bean was born in Wheeler, Texas.")
+    triples = first["triples"]
+    assert (triples["subject"]["start"][0], triples["subject"]["end"][0]) == (0, 2)  # Alan Bean
+    assert (triples["object"]["start"][0], triples["object"]["end"][0]) == (5, 8)  # Wheeler , Texas
+
+
+def test_casrel_flavour_builds_the_same_examples(tmp_path):
+    jsonl = _prepare(EXAMPLE, tmp_path)
+    tokenised = _prepare(_casrel_copy(tmp_path / "casrel"), tmp_path)
+    assert tokenised.builder.builder_config.split_files["train"] == "train_triples.json"
+    for split in ("train", "validation", "test"):
+        key = lambda x: tuple(x["tokens"])  # noqa: E731  (TFDS shuffles the stored order)
+        for a, b in zip(sorted(jsonl.examples(split), key=key), sorted(tokenised.examples(split), key=key)):
+            assert a["tokens"].tolist() == b["tokens"].tolist()
+            for part in ("subject", "object"):
+                assert a["triples"][part]["start"].tolist() == b["triples"][part]["start"].tolist()
+                assert a["triples"][part]["end"].tolist() == b["triples"][part]["end"].tolist()
+            assert a["triples"]["relation"].tolist() == b["triples"]["relation"].tolist()
+
+
+def test_rel2id_sets_the_relations_and_an_edit_rebuilds(tmp_path):
+    directory = _folder(tmp_path, {"rel2id.json": json.dumps([{"0": "workPlace", "1": "capital", "2": "birthPlace"}])})
+    config = casrel_folder_dataset_builder.folder_config(directory)
+    assert config.relations == ("workPlace", "capital", "birthPlace")
+    with open(os.path.join(directory, "test.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "Berlin is the capital of Germany.",
+                            "triple_list": [["Germany", "capital", "Berlin"]]}) + "\n")
+    edited = casrel_folder_dataset_builder.folder_config(directory)
+    assert edited.name != config.name and edited.name.startswith("mine_")
+
+
+def test_what_is_left_out_is_counted(tmp_path, caplog):
+    lines = _jsonl(os.path.join(EXAMPLE, "train.jsonl"))
+    lines[0]["triple_list"] *= 2  # The same triple twice.
+    lines.append({"text": "   ", "triple_list": []})
+    directory = _folder(tmp_path, {"train.jsonl": "\n".join(json.dumps(r) for r in lines) + "\n"})
+    with caplog.at_level(logging.WARNING):
+        corpus = _prepare(directory, tmp_path)
+    assert corpus.builder.info.splits["train"].num_examples == 6
+    assert "1 empty sentences left out, 1 repeated triples kept once" in caplog.text
+
+
+@pytest.mark.parametrize("files,message", [
+    ({"train.jsonl": '{"text": "A b.", "triple_list": []}\n{"text": "C d.", "triple_list": [}\n'},
+     "train.jsonl:2:"),
+    ({"train.jsonl": '{"text": "A b.", "triple_list": []}\n["no object"]\n'},
+     "train.jsonl:2: a record must be a JSON object"),
+    ({"train.jsonl": '{"sentence": "A b.", "triple_list": []}\n'}, 'train.jsonl:1: the record has no "text" string'),
+    ({"train.jsonl": '{"text": "A b.", "triple_list": [["A", "capital"]]}\n'},
+     "train.jsonl:1: a triple must be [subject, relation, object] strings"),
+    ({"train.jsonl": '{"text": "Paris is in France.", "triple_list": []}\n'
+                     '{"text": "Paris is in France.", "triple_list": [["Lyon", "capital", "France"]]}\n'},
+     "train.jsonl:2: the subject 'Lyon' of ['Lyon', 'capital', 'France'] is not in the text"),
+    ({"val.jsonl": '{"text": "Bonn is in Germany.", "triple_list": [["Bonn", "cityOf", "Germany"]]}\n'},
+     "val.jsonl:1: relation 'cityOf' is not one of the folder's relations"),
+    ({"test.jsonl": "\n"}, "test.jsonl: the test split has no sentences"),
+    ({"val_triples.json": "[]"}, "holds split 'validation' twice"),
+    ({"train_triples.json": '[\n  {"text": "A b .", "triple_list": []},\n  {"text": 3}\n]'},
+     'train_triples.json:3: the record has no "text" string'),
+    ({"train_triples.json": '[\n  {"text": "Alan Bean was born in Wheeler, Texas.",\n'
+                            '   "triple_list": [["Alan Bean", "birthPlace", "Texas"]]}\n]'},
+     "train_triples.json:2: the object 'Texas' of ['Alan Bean', 'birthPlace', 'Texas'] is not in the text "
+     "(a .json split holds tokenised text"),
+])
+def test_bad_input_names_file_and_line(tmp_path, files, message):
+    directory = _folder(tmp_path, files)
+    if any(name.startswith("train_") for name in files):
+        os.remove(os.path.join(directory, "train.jsonl"))
+    with pytest.raises(ValueError) as error:
+        _prepare(directory, tmp_path)
+    assert message in str(error.value)
+
+
+def test_a_folder_without_train_or_validation_is_refused(tmp_path):
+    directory = _folder(tmp_path, {})
+    os.remove(os.path.join(directory, "train.jsonl"))
+    with pytest.raises(FileNotFoundError, match="has no train split: add train_triples.json"):
+        _prepare(directory, tmp_path)
+    directory = _folder(tmp_path / "b", {})
+    os.remove(os.path.join(directory, "val.jsonl"))
+    with pytest.raises(ValueError, match="no validation split, which selects the model"):
+        train.train(RINConfig.for_dataset("custom", **TINY), str(tmp_path / "run"), dataset_dir=directory,
+                    tfds_data_dir=str(tmp_path / "tfds"), word_vectors_source="random")
+
+
+def test_cli_defaults_for_a_folder():
+    train.define_flags() if "dataset" not in train.FLAGS else None
+    train.FLAGS(["prog"])
+    with flagsaver.flagsaver(dataset_dir=EXAMPLE):
+        config = train.config_from_flags()
+    assert (config.dataset, config.variant, config.rounds) == ("custom", "exact", 3)
+    with flagsaver.flagsaver(dataset_dir=EXAMPLE, variant="partial"):
+        assert train.config_from_flags().variant == "partial"
+    assert train.config_from_flags().variant == "partial"  # The benchmarks' protocol.
+
+
+@pytest.mark.parametrize("flavour", ["jsonl", "casrel"])
+def test_a_folder_trains_evaluates_and_predicts(tmp_path, flavour):
+    directory = EXAMPLE if flavour == "jsonl" else _casrel_copy(tmp_path / "casrel")
+    results = train.train(RINConfig.for_dataset("custom", variant="exact", **TINY), str(tmp_path / "run"),
+                          dataset_dir=directory, tfds_data_dir=str(tmp_path / "tfds"), word_vectors_source="random")
+    assert results["test"]["exact"]["gold"] == 3 and results["validation"]["exact"]["gold"] == 3
+    extractor = RINTripleExtractor.from_preset(str(tmp_path / "run"))
+    assert extractor.config.dataset == "custom"
+    assert extractor.relation_names == ["birthPlace", "capital", "workPlace"]
+    scores = evaluate_folder(extractor, directory)
+    assert scores["split"] == "test" and scores["exact"]["gold"] == 3
+    assert scores["strings"]["raw" if flavour == "jsonl" else "tokenised"]["gold"] == 3
+    extractor.threshold = 0.0  # Every pair: the spans of an untrained model still point into the text.
+    text = "Enrico Fermi, born in Rome, worked in Chicago."
+    triples = extractor.predict([text])[0]
+    assert triples and all(text[t["subject_char_span"][0]:t["subject_char_span"][1]] for t in triples)

@@ -1,0 +1,1 @@
+"""Any folder of annotated sentences as a TFDS dataset (`casrel_folder`)."""
