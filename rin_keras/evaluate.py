@@ -16,6 +16,7 @@ the raw file names one.
 from __future__ import annotations
 
 import collections
+import html
 import json
 import os
 
@@ -26,7 +27,7 @@ from tfds_builders import casrel
 from rin_keras import metrics
 from rin_keras.data.corpus import Corpus, FolderCorpus
 from rin_keras.data.dataset import make_dataset
-from rin_keras.decoding import decode_triples
+from rin_keras.decoding import decode_triples, span_text
 
 
 def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100):
@@ -60,7 +61,9 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
     With `breakdown`, adds partial-match scores per overlap category and per
-    number of gold triples in the sentence.
+    number of gold triples in the sentence, and `sentences`: each sentence's
+    triples sorted into correct, missed and spurious (`compare_sentences`, by the
+    model's variant).
     """
     examples = corpus.examples(split)
     predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size)
@@ -83,7 +86,83 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
             }
             for (kind, name), ids in sorted(groups.items())
         }
+        scores["sentences"] = compare_sentences(gold, predicted, tokens, relation_names, extractor.config.variant)
     return scores
+
+
+def compare_sentences(gold: list, predicted: list, tokens: list[list[str]], relation_names: list[str],
+                      match: str) -> list[dict]:
+    """Sorts each sentence's triples into correct, missed (gold only) and spurious (predicted only).
+
+    Args:
+        gold, predicted: per sentence, `Triple`s.
+        tokens: per sentence, its tokens.
+        relation_names: relation names by id.
+        match: `"partial"` or `"exact"` (see `metrics.triple_key`).
+
+    Returns:
+        Per sentence, `{"index", "tokens", "correct", "missed", "spurious"}`, each
+        triple as `{"subject", "relation", "object", "subject_span", "object_span"}`
+        (token spans `[start, end)`).
+    """
+    def view(triple, words):
+        return {"subject": span_text(words, triple.subject_extent), "relation": relation_names[triple.relation],
+                "object": span_text(words, triple.object_extent), "subject_span": list(triple.subject_extent),
+                "object_span": list(triple.object_extent)}
+
+    sentences = []
+    for index, (g, p, words) in enumerate(zip(gold, predicted, tokens)):
+        gold_keys = {metrics.triple_key(t, match) for t in g}
+        predicted_keys = {metrics.triple_key(t, match) for t in p}
+        sentences.append({
+            "index": index, "tokens": words,
+            "correct": [view(t, words) for t in g if metrics.triple_key(t, match) in predicted_keys],
+            "missed": [view(t, words) for t in g if metrics.triple_key(t, match) not in predicted_keys],
+            "spurious": [view(t, words) for t in p if metrics.triple_key(t, match) not in gold_keys],
+        })
+    return sentences
+
+
+def write_examples_page(sentences: list[dict], path: str, title: str, limit: int = 200) -> None:
+    """Writes an HTML page of sentences with their triples highlighted: errors first, the most first.
+
+    Args:
+        sentences: `compare_sentences` output.
+        path: the `.html` file to write.
+        title: the page heading.
+        limit: at most this many sentences (all with errors first, then correct ones).
+    """
+    def errors(sentence):
+        return len(sentence["missed"]) + len(sentence["spurious"])
+
+    shown = sorted(sentences, key=lambda s: (-errors(s), s["index"]))[:limit]
+    wrong = sum(1 for s in sentences if errors(s))
+    parts = [
+        "<!doctype html><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto}div.s{border-top:1px solid #ccc;padding:.5em 0}"
+        "mark{padding:0 .15em;border-radius:.2em}.correct{background:#b7e4b7}.missed{background:#f4a7a7}"
+        ".spurious{background:#f9d58b}td,th{padding:0 .6em;text-align:left}</style>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(sentences)} sentences, {wrong} with an error; {len(shown)} shown, errors first. "
+        "<mark class=correct>correct</mark> <mark class=missed>missed (gold only)</mark> "
+        "<mark class=spurious>spurious (predicted only)</mark></p>",
+    ]
+    for sentence in shown:
+        marks = {}
+        for status in ("correct", "spurious", "missed"):  # Later statuses win a shared word.
+            for triple in sentence[status]:
+                for start, end in (triple["subject_span"], triple["object_span"]):
+                    marks.update({i: status for i in range(start, end)})
+        words = [f"<mark class={marks[i]}>{html.escape(w)}</mark>" if i in marks else html.escape(w)
+                 for i, w in enumerate(sentence["tokens"])]
+        rows = [f"<tr class={status}><td>{status}</td><td>{html.escape(t['subject'])}</td>"
+                f"<td>{html.escape(t['relation'])}</td><td>{html.escape(t['object'])}</td></tr>"
+                for status in ("missed", "spurious", "correct") for t in sentence[status]]
+        parts.append(f"<div class=s id=s{sentence['index']}><p>#{sentence['index']}: {' '.join(words)}</p>"
+                     f"<table>{''.join(rows)}</table></div>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts) + "\n")
 
 
 def last_word_triples(triple_list) -> set[tuple[str, str, str]]:
@@ -212,12 +291,14 @@ def plot_breakdown(scores: dict, png: str) -> None:
 
 
 def _write_scores(scores: dict, name: str) -> None:
-    """Writes `<name>.json` and the breakdown plot `<name>.png` beside the model."""
+    """Writes `<name>.json`, the breakdown plot `<name>.png` and the example page `<name>.html` beside the model."""
     path = os.path.join(_output_dir(), name)
+    sentences = scores.pop("sentences")
     with open(path + ".json", "w", encoding="utf-8") as f:
         json.dump(scores, f, indent=2)
     plot_breakdown(scores, path + ".png")
-    logging.info("Wrote %s.json and %s.png", path, path)
+    write_examples_page(sentences, path + ".html", f"{name}: gold and predicted triples")
+    logging.info("Wrote %s.json, %s.png and %s.html", path, path, path)
 
 
 def main(argv):

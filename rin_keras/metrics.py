@@ -83,13 +83,23 @@ def gold_triples(example: dict) -> list[Triple]:
     ]
 
 
+def triple_key(triple: Triple, match: str) -> tuple:
+    """What identifies a triple under `match`: `"partial"` (heads and relation) or `"exact"` (spans too).
+
+    A predicted triple whose head ends no tagged span keeps span None, so never matches exactly.
+    """
+    t = triple
+    if match == "partial":
+        return t.subject_head, t.relation, t.object_head
+    return t.subject_head, t.subject_span, t.relation, t.object_head, t.object_span
+
+
 def _partial(triples):
-    return {(t.subject_head, t.relation, t.object_head) for t in triples}
+    return {triple_key(t, "partial") for t in triples}
 
 
 def _exact(triples):
-    # A predicted triple whose head ends no tagged span keeps span None and never matches.
-    return {(t.subject_head, t.subject_span, t.relation, t.object_head, t.object_span) for t in triples}
+    return {triple_key(t, "exact") for t in triples}
 
 
 def score_triples(

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import keras
 import pytest
@@ -128,3 +129,29 @@ def test_cli_writes_the_scores(folder, model_dir):
     saved = json.loads((model_dir / "evaluation_casrel0_validation_t0.json").read_text())
     assert (model_dir / "evaluation_casrel0_validation_t0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["strings"]["raw"]["recall"] == 100.0
+    assert "sentences" not in saved  # They go to the page:
+    page = (model_dir / "evaluation_casrel0_validation_t0.html").read_text(encoding="utf-8")
+    assert page.count("<div class=s ") == 3 and "<mark class=" in page
+
+
+def test_examples_page_puts_errors_first():
+    from rin_keras.decoding import Triple
+
+    tokens = [["Alan", "Bean", "was", "born", "in", "Texas"], ["Bean", "flew", "Apollo", "12"]]
+    born = Triple(1, 0, 5, 1.0, (0, 2), (5, 6))
+    flew = Triple(0, 1, 3, 1.0, (0, 1), (2, 4))
+    wrong_span = Triple(0, 1, 3, 0.9, (0, 1), (3, 4))
+    sentences = evaluate.compare_sentences([[born], [flew]], [[born], [wrong_span]], tokens, ["birthPlace", "crew"],
+                                           "exact")
+    assert [len(s["correct"]) for s in sentences] == [1, 0]
+    assert sentences[1]["missed"][0]["object"] == "Apollo 12" and sentences[1]["spurious"][0]["object"] == "12"
+    partial = evaluate.compare_sentences([[born], [flew]], [[born], [wrong_span]], tokens, ["birthPlace", "crew"],
+                                         "partial")
+    assert [len(s["correct"]) for s in partial] == [1, 1]
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "page.html")
+        evaluate.write_examples_page(sentences, path, "test <page>")
+        page = open(path, encoding="utf-8").read()
+    assert page.index("id=s1") < page.index("id=s0")  # The sentence with errors first.
+    assert "<mark class=missed>Apollo</mark> <mark class=missed>12</mark>" in page
+    assert "test &lt;page&gt;" in page and "2 sentences, 1 with an error" in page
