@@ -34,7 +34,8 @@ setuptools.setup(
     ],
     extras_require={
         "beam": ["apache-beam[tfrecord]==2.77.*"],  # tfrecord: the crc32c codec Beam's TFRecord IO needs.
-        # dill: tfds.testing needs it; the tests run the Beam pipeline too.
-        "dev": ["pytest>=8.0", "dill>=0.3", "apache-beam[tfrecord]==2.77.*"],
+        # dill: tfds.testing needs it; the tests run the Beam pipeline too, and the notebook (nbclient, ipykernel).
+        "dev": ["pytest>=8.0", "dill>=0.3", "apache-beam[tfrecord]==2.77.*", "nbclient==0.11.*", "nbformat==5.11.*",
+                "ipykernel==7.4.*"],
     },
 )
