@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from rin_keras.data import features
-from rin_keras.data.tokenizer import tokenize
+from rin_keras.data.tokenizer import tokenize, valid_utf8
 from rin_keras.decoding import TAGS
 from serving import contract
 
@@ -67,7 +67,7 @@ class TripleGraph:
     def from_sentences(self, sentences: tf.Tensor) -> dict:
         """Triples of raw sentences, tf.string [batch]; character spans index each sentence."""
         tokens, starts, ends = self.tokenizer(sentences)
-        return self.from_tokens(tokens, starts, ends)
+        return self.from_tokens(valid_utf8(sentences), tokens, starts, ends)
 
     def from_padded_tokens(self, tokens: tf.Tensor) -> dict:
         """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding.
@@ -79,10 +79,14 @@ class TripleGraph:
         through = tf.cumsum(lengths + 1)  # Characters up to each token's following space, batch-wide.
         before_row = tf.gather(tf.concat([[0], through], 0), tokens.row_starts())
         ends = through - 1 - tf.gather(before_row, tokens.value_rowids())
-        return self.from_tokens(tokens, tokens.with_flat_values(ends - lengths), tokens.with_flat_values(ends))
+        texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        return self.from_tokens(texts, tokens, tokens.with_flat_values(ends - lengths), tokens.with_flat_values(ends))
 
-    def from_tokens(self, tokens: tf.RaggedTensor, starts: tf.RaggedTensor, ends: tf.RaggedTensor) -> dict:
-        """Triples of a ragged [batch, (n)] batch of tokens, with their character offsets.
+    def from_tokens(self, texts: tf.Tensor, tokens: tf.RaggedTensor, starts: tf.RaggedTensor,
+                    ends: tf.RaggedTensor) -> dict:
+        """Triples of a ragged [batch, (n)] batch of tokens of `texts`, with their character offsets.
+
+        An entity is the text its character span covers, as written.
 
         The encoder reads the whole batch at once; the pair rounds, whose tensors
         grow with n^2, run on the sentences sorted by length, `chunk_size` at a
@@ -119,7 +123,6 @@ class TripleGraph:
         rows = found["rows"]
 
         width = tf.stack([batch, features.padded_width(tokens)])
-        words = tokens.to_tensor(default_value="", shape=width)
         subject_spans = tf.stack([found["subject_starts"], found["subjects"] + 1], 1)
         object_spans = tf.stack([found["object_starts"], found["objects"] + 1], 1)
         char_starts = tf.cast(starts[:, : self.max_length].to_tensor(0, shape=width), tf.int32)
@@ -130,19 +133,25 @@ class TripleGraph:
             last = tf.gather_nd(char_ends, tf.stack([rows, spans[:, 1] - 1], 1))
             return tf.stack([first, last], 1)
 
+        def span_text(char_span):
+            return tf.strings.substr(tf.gather(texts, rows), char_span[:, 0], char_span[:, 1] - char_span[:, 0],
+                                     unit="UTF8_CHAR")
+
+        subject_chars, object_chars = char_spans(subject_spans), char_spans(object_spans)
+
         def per_sentence(values, default):
             ragged = tf.RaggedTensor.from_value_rowids(values, rows, nrows=batch)
             return ragged.to_tensor(default_value=default)
 
         return {
-            "subjects": per_sentence(self._span_text(words, rows, subject_spans), ""),
+            "subjects": per_sentence(span_text(subject_chars), ""),
             "relations": per_sentence(tf.gather(self.relation_names, found["relations"]), ""),
-            "objects": per_sentence(self._span_text(words, rows, object_spans), ""),
+            "objects": per_sentence(span_text(object_chars), ""),
             "scores": per_sentence(found["scores"], 0.0),
             "subject_spans": per_sentence(subject_spans, 0),
             "object_spans": per_sentence(object_spans, 0),
-            "subject_char_spans": per_sentence(char_spans(subject_spans), 0),
-            "object_char_spans": per_sentence(char_spans(object_spans), 0),
+            "subject_char_spans": per_sentence(subject_chars, 0),
+            "object_char_spans": per_sentence(object_chars, 0),
             "num_triples": tf.math.bincount(rows, minlength=batch, maxlength=batch, dtype=tf.int32),
             "num_tokens": lengths,
             "truncated": truncated,
@@ -180,13 +189,6 @@ class TripleGraph:
         previous_tag = tf.gather(tag_ids, tf.maximum(previous, 0), batch_dims=1)
         closes_b = (tag_ids == _E) & (previous >= 0) & (previous_tag == _B)
         return tf.where(closes_b, previous, positions[None, :])
-
-    @staticmethod
-    def _span_text(words: tf.Tensor, rows: tf.Tensor, spans: tf.Tensor) -> tf.Tensor:
-        positions = tf.range(tf.shape(words)[1])
-        inside = (positions[None, :] >= spans[:, :1]) & (positions[None, :] < spans[:, 1:])
-        picked = tf.ragged.boolean_mask(tf.gather(words, rows), inside)
-        return tf.strings.reduce_join(picked, axis=-1, separator=" ")
 
 
 def export_saved_model(extractor, path: str, max_length: int | None = None, model_name: str = "rin") -> str:

@@ -30,7 +30,7 @@ from rin_keras.config import RINConfig
 from rin_keras.data import features
 from rin_keras.data.tokenizer import Token
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.decoding import decode_triples, span_text
+from rin_keras.decoding import decode_triples
 from rin_keras.preprocessor import RINPreprocessor
 
 ARTIFACT_FILE = "extractor.keras"  # What `save_to_preset` writes into a folder.
@@ -70,29 +70,30 @@ def split_sentences(document: str) -> list[tuple[int, int]]:
     return [(span.start, span.end) for span in segmenter.segment(document) if span.sent.strip()]
 
 
-def triple_dicts(tokens: list[Token], triples, relation_names: list[str]) -> list[dict]:
-    """Returns `decoding.Triple`s as the dicts `RINTripleExtractor.predict` gives.
+def triple_dicts(text: str, tokens: list[Token], triples, relation_names: list[str]) -> list[dict]:
+    """Returns `decoding.Triple`s of the sentence `text` as the dicts `RINTripleExtractor.predict` gives.
 
-    An entity whose span the NER head did not tag is its annotated (last) word.
+    An entity is the text it covers as written (`text[start:end]` of its character
+    span: `Wheeler, Texas`); one whose span the NER head did not tag is its
+    annotated (last) word.
     """
-    words = [token.text for token in tokens]
-
     def char_span(extent):
         return [tokens[extent[0]].start, tokens[extent[1] - 1].end]
 
-    return [
-        {
-            "subject": span_text(words, t.subject_extent),
+    dicts = []
+    for t in triples:
+        subject, obj = char_span(t.subject_extent), char_span(t.object_extent)
+        dicts.append({
+            "subject": text[subject[0]:subject[1]],
             "relation": relation_names[t.relation],
-            "object": span_text(words, t.object_extent),
+            "object": text[obj[0]:obj[1]],
             "score": t.score,
             "subject_span": list(t.subject_extent),
             "object_span": list(t.object_extent),
-            "subject_char_span": char_span(t.subject_extent),
-            "object_char_span": char_span(t.object_extent),
-        }
-        for t in triples
-    ]
+            "subject_char_span": subject,
+            "object_char_span": obj,
+        })
+    return dicts
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -223,14 +224,16 @@ class RINTripleExtractor(keras.Model):
 
     def predict_detailed(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`."""
-        return self._predict_all([self.preprocessor.split(s) for s in sentences], batch_size)
+        texts = [s.decode("utf-8", errors="replace") if isinstance(s, bytes) else s for s in sentences]
+        return self._predict_all([(text, self.preprocessor.split(text)) for text in texts], batch_size)
 
     def predict_tokens(self, token_lists: Iterable[list[str]], batch_size: int = 64) -> list[dict]:
         """`predict_detailed` for pre-tokenised sentences, whose tokens are read as given.
 
         Character spans index `" ".join(tokens)`.
         """
-        return self._predict_all([joined_tokens(list(tokens)) for tokens in token_lists], batch_size)
+        return self._predict_all([(" ".join(tokens), joined_tokens(list(tokens))) for tokens in token_lists],
+                                 batch_size)
 
     def predict_documents(self, documents: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...]}`.
@@ -256,27 +259,28 @@ class RINTripleExtractor(keras.Model):
             output.append({"sentences": [list(span) for span in doc_spans], "triples": triples})
         return output
 
-    def _predict_all(self, token_lists: list[list[Token]], batch_size: int) -> list[dict]:
+    def _predict_all(self, sentences: list[tuple[str, list[Token]]], batch_size: int) -> list[dict]:
+        """Predicts `(text, tokens)` sentences in batches of `batch_size`."""
         results = []
-        for begin in range(0, len(token_lists), batch_size):
-            results.extend(self._predict_batch(token_lists[begin:begin + batch_size]))
+        for begin in range(0, len(sentences), batch_size):
+            results.extend(self._predict_batch(sentences[begin:begin + batch_size]))
         return results
 
-    def _predict_batch(self, batch: list[list[Token]]) -> list[dict]:
+    def _predict_batch(self, batch: list[tuple[str, list[Token]]]) -> list[dict]:
         import tensorflow as tf
 
-        kept = [tokens[: self.max_length] for tokens in batch]
+        kept = [tokens[: self.max_length] for _, tokens in batch]
         words = [[token.text for token in tokens] for tokens in kept]
         inputs = self.preprocessor.featurize(tf.ragged.constant(words, dtype=tf.string, ragged_rank=1))
         outputs = self.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
         results = []
-        for row, tokens in enumerate(kept):
+        for row, ((text, all_tokens), tokens) in enumerate(zip(batch, kept)):
             triples = decode_triples(tag_ids[row], outputs["relations"][row], len(tokens), self.threshold)
             results.append({
                 "tokens": words[row],
                 "token_spans": [[token.start, token.end] for token in tokens],
-                "truncated": len(batch[row]) > self.max_length,
-                "triples": triple_dicts(tokens, triples, self.relation_names),
+                "truncated": len(all_tokens) > self.max_length,
+                "triples": triple_dicts(text, tokens, triples, self.relation_names),
             })
         return results

@@ -16,9 +16,10 @@ SENTENCES_SIGNATURE = "serving_default"  # Raw sentences, tokenised in the graph
 TOKENS_SIGNATURE = "serve_tokens"  # Pre-tokenised sentences, "" as padding.
 SIGNATURE_INPUTS = {SENTENCES_SIGNATURE: "sentences", TOKENS_SIGNATURE: "tokens"}
 OUTPUTS = {
-    "subjects": "tf.string [batch, max_triples]: subject text ('' past num_triples)",
+    "subjects": "tf.string [batch, max_triples]: subject as written, the text its character span covers "
+                "('' past num_triples)",
     "relations": "tf.string [batch, max_triples]: relation name",
-    "objects": "tf.string [batch, max_triples]: object text",
+    "objects": "tf.string [batch, max_triples]: object as written",
     "scores": "tf.float32 [batch, max_triples]: pair probability",
     "subject_spans": "tf.int32 [batch, max_triples, 2]: subject [start, end) token indices",
     "object_spans": "tf.int32 [batch, max_triples, 2]: object [start, end) token indices",

@@ -99,6 +99,11 @@ def _token_text(text: str, start: int, end: int) -> str:
     return OPEN_QUOTE if opens else CLOSE_QUOTE
 
 
+def valid_utf8(sentences: tf.Tensor) -> tf.Tensor:
+    """Returns tf.string `sentences` with invalid UTF-8 bytes replaced by U+FFFD: the text offsets index."""
+    return tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+
+
 @keras.saving.register_keras_serializable(package="rin_keras")
 class RINTokenizer(keras.layers.Layer):
     """In-graph `tokenize_with_offsets`: raw sentences to tokens and character offsets.
@@ -122,9 +127,7 @@ class RINTokenizer(keras.layers.Layer):
     def call(self, sentences):
         import tensorflow_text as tf_text  # Imported here: it loads custom ops.
 
-        sentences = tf.strings.unicode_transcode(
-            sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
+        sentences = valid_utf8(sentences)
         no_nul = tf.strings.regex_replace(sentences, r"\x00", " ")
         stripped = tf.strings.regex_replace(no_nul, f"{WHITESPACE}$", "")
         tokens, byte_starts, _ = tf_text.regex_split_with_offsets(stripped, DELIMITER, KEPT_DELIMITER)
