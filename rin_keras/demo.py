@@ -1,0 +1,199 @@
+"""A page to try a trained model: `python -m rin_keras.demo --model_dir=runs/webnlg_exact_k3`.
+
+Serves, on http://127.0.0.1:8080/ by default, a page where a person pastes a
+paragraph and sees every extracted triple highlighted in the text (from the
+tokeniser's character spans) and drawn as a small graph of entities and
+relations. The page calls `POST /extract` with `{"text": "..."}`, which answers
+`RINTripleExtractor.predict_documents` for it: `{"sentences": [[start, end), ...],
+"triples": [...]}` with document character offsets. `/?text=...` fills in and
+runs a text on load (a link to share, and what the browser test uses).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+
+from absl import app, flags, logging
+
+MAX_TEXT_CHARS = 20_000  # A paragraph or a page; longer texts belong to `rin_keras.predict --documents`.
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>RIN: relations in your text</title>
+<style>
+body { font-family: sans-serif; max-width: 62em; margin: 1.5em auto; color: #222; }
+textarea { width: 100%; height: 7em; font-size: 1em; }
+#text { line-height: 1.9; font-size: 1.1em; white-space: pre-wrap; }
+mark { border-radius: .25em; padding: .05em .15em; }
+mark.subject { background: #a8d5ff; } mark.object { background: #ffd59a; } mark.both { background: #c9b3f5; }
+table { border-collapse: collapse; margin: .8em 0; } td, th { padding: .15em .7em; text-align: left; }
+tr:nth-child(even) { background: #f4f4f4; } #status { color: #666; }
+svg text { font-size: 12px; } svg .relation { fill: #555; font-style: italic; }
+</style></head>
+<body>
+<h1>Relations in your text</h1>
+<p>Paste a paragraph; each sentence is read by the Recurrent Interaction Network.
+<mark class="subject">subject</mark> <mark class="object">object</mark> <mark class="both">both</mark></p>
+<textarea id="input">Alan Bean was born in Wheeler, Texas. He was a crew member of Apollo 12.</textarea>
+<p><button id="run">Extract</button> <span id="status"></span></p>
+<div id="text"></div>
+<table id="triples"></table>
+<svg id="graph" width="900" height="420" role="img" aria-label="entity graph"></svg>
+<script>
+const $ = (id) => document.getElementById(id);
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+}
+
+function highlight(text, triples) {
+  // Python's character offsets count code points; so do Array.from's elements.
+  const chars = Array.from(text), roles = new Array(chars.length).fill(0);
+  for (const t of triples) {
+    for (const [role, bit] of [["subject", 1], ["object", 2]]) {
+      const [start, end] = t[role + "_char_span"];
+      for (let i = start; i < end; i++) roles[i] |= bit;
+    }
+  }
+  const names = ["", "subject", "object", "both"];
+  let html = "", i = 0;
+  while (i < chars.length) {
+    let j = i;
+    while (j < chars.length && roles[j] === roles[i]) j++;
+    const piece = escapeHtml(chars.slice(i, j).join(""));
+    html += roles[i] ? `<mark class="${names[roles[i]]}">${piece}</mark>` : piece;
+    i = j;
+  }
+  $("text").innerHTML = html;
+}
+
+function table(triples) {
+  const rows = triples.map((t) => `<tr><td>${t.sentence + 1}</td><td>${escapeHtml(t.subject)}</td>
+    <td>${escapeHtml(t.relation)}</td><td>${escapeHtml(t.object)}</td><td>${t.score.toFixed(2)}</td></tr>`);
+  $("triples").innerHTML = triples.length
+    ? "<tr><th>sentence</th><th>subject</th><th>relation</th><th>object</th><th>score</th></tr>" + rows.join("")
+    : "";
+}
+
+function graph(triples) {
+  const svg = $("graph"), width = +svg.getAttribute("width"), height = +svg.getAttribute("height");
+  const names = [...new Set(triples.flatMap((t) => [t.subject, t.object]))];
+  const radius = Math.min(width, height) / 2 - 60, at = {};
+  names.forEach((name, k) => {
+    const angle = 2 * Math.PI * k / Math.max(names.length, 1) - Math.PI / 2;
+    at[name] = [width / 2 + radius * Math.cos(angle), height / 2 + radius * Math.sin(angle)];
+  });
+  let body = `<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7"
+    orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#777"/></marker></defs>`;
+  for (const t of triples) {
+    const [x1, y1] = at[t.subject], [x2, y2] = at[t.object];
+    body += `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" stroke="#999" marker-end="url(#arrow)"/>`;
+    body += `<text class="relation" x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 4}" text-anchor="middle">`
+      + `${escapeHtml(t.relation)}</text>`;
+  }
+  for (const name of names) {
+    const [x, y] = at[name];
+    body += `<circle cx="${x}" cy="${y}" r="5" fill="#3577c4"/>`
+      + `<text class="entity" x="${x}" y="${y - 9}" text-anchor="middle">${escapeHtml(name)}</text>`;
+  }
+  svg.innerHTML = body;
+}
+
+async function run() {
+  const text = $("input").value;
+  $("status").textContent = "reading...";
+  const response = await fetch("/extract", {method: "POST", headers: {"Content-Type": "application/json"},
+                                            body: JSON.stringify({text})});
+  const answer = await response.json();
+  if (!response.ok) { $("status").textContent = answer.error; return; }
+  highlight(text, answer.triples);
+  table(answer.triples);
+  graph(answer.triples);
+  $("status").textContent = `${answer.sentences.length} sentences, ${answer.triples.length} triples`;
+  document.body.dataset.done = "true";
+}
+
+$("run").addEventListener("click", run);
+const shared = new URLSearchParams(location.search).get("text");
+if (shared !== null) { $("input").value = shared; run(); }
+</script>
+</body></html>
+"""
+
+
+class DemoHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the page and `/extract`; `server.extractor` and `server.lock` are set by `make_server`."""
+
+    def do_GET(self):  # noqa: N802  (http.server's name)
+        if urllib.parse.urlsplit(self.path).path not in ("/", "/index.html"):
+            return self._send(404, "text/plain", b"Not found: the page is at /.")
+        return self._send(200, "text/html; charset=utf-8", PAGE.encode("utf-8"))
+
+    def do_POST(self):  # noqa: N802
+        if urllib.parse.urlsplit(self.path).path != "/extract":
+            return self._json(404, {"error": "POST to /extract."})
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = json.loads(self.rfile.read(length).decode("utf-8")) if length else None
+        except (ValueError, UnicodeDecodeError) as e:
+            return self._json(400, {"error": f"The body must be JSON: {e}"})
+        text = request.get("text") if isinstance(request, dict) else None
+        if not isinstance(text, str):
+            return self._json(400, {"error": 'Send {"text": "your paragraph"}.'})
+        if len(text) > MAX_TEXT_CHARS:
+            return self._json(413, {"error": f"The text has {len(text)} characters; the page reads up to "
+                                             f"{MAX_TEXT_CHARS} (use rin_keras.predict --documents for files)."})
+        with self.server.lock:  # One prediction at a time on the shared model.
+            [result] = self.server.extractor.predict_documents([text])
+        return self._json(200, result)
+
+    def log_message(self, format, *args):  # noqa: A002  (http.server's signature)
+        logging.info("demo: " + format, *args)
+
+    def _json(self, status: int, body: dict):
+        self._send(status, "application/json", json.dumps(body).encode("utf-8"))
+
+    def _send(self, status: int, content_type: str, body: bytes):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def make_server(extractor, host: str = "127.0.0.1", port: int = 8080) -> http.server.ThreadingHTTPServer:
+    """Returns the demo's HTTP server for `extractor` (port 0: any free port); call `serve_forever()`."""
+    server = http.server.ThreadingHTTPServer((host, port), DemoHandler)
+    server.extractor = extractor
+    server.lock = threading.Lock()
+    return server
+
+
+def main(argv):
+    del argv
+    from rin_keras.triple_extractor import RINTripleExtractor
+
+    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    if extractor.config.variant == "partial":
+        logging.warning("A partial-match model marks entities by their last word; a --variant=exact model "
+                        "highlights full names.")
+    server = make_server(extractor, FLAGS.host, FLAGS.port)
+    print(f"Open http://{FLAGS.host}:{server.server_address[1]}/ (Ctrl-C stops).", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+FLAGS = flags.FLAGS
+
+if __name__ == "__main__":
+    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+    flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: reachable from other machines).")
+    flags.DEFINE_integer("port", 8080, "Port to listen on.")
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)

@@ -1,0 +1,105 @@
+"""rin_keras.demo: the /extract API, and the page as headless Chromium renders it."""
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+
+from rin_keras import demo
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor
+
+from conftest import tiny_config
+
+TEXT = 'Alan Bean was born in Wheeler, Texas. Suárez <b>flew</b> to 東京 🚀.'
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="module")
+def url():
+    """A demo server on a free port, over a tiny untrained extractor whose relation head fires often."""
+    keras.utils.set_random_seed(0)
+    vocab = Vocabulary.build([TEXT.split()], ["birthPlace", "country"])
+    config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations)
+    model = build_rin(config)
+    head = model.get_layer("relation_head")
+    head.output_kernel.assign(np.random.default_rng(0).normal(0, 100, head.output_kernel.shape).astype("float32"))
+    head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
+    extractor = RINTripleExtractor(model, RINPreprocessor.from_config_and_vocabulary(config, vocab), threshold=0.6)
+    server = demo.make_server(extractor, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _post(url, body: bytes):
+    request = urllib.request.Request(url + "/extract", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_extract_answers_document_triples_with_char_spans(url):
+    status, answer = _post(url, json.dumps({"text": TEXT}).encode())
+    assert status == 200 and len(answer["sentences"]) == 2
+    assert 0 < len(answer["triples"]) <= 2 * 17 * 17
+    for triple in answer["triples"]:
+        start, end = triple["subject_char_span"]
+        assert TEXT[start:end] == triple["subject"]
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (b"{not json", 400, "must be JSON"),
+    (b'{"sentence": "x"}', 400, 'Send {"text"'),
+    (json.dumps({"text": "a" * (demo.MAX_TEXT_CHARS + 1)}).encode(), 413, "characters"),
+])
+def test_extract_rejects_bad_requests(url, body, status, message):
+    got_status, answer = _post(url, body)
+    assert got_status == status and message in answer["error"]
+
+
+def test_page_and_not_found(url):
+    with urllib.request.urlopen(url + "/", timeout=30) as response:
+        assert "<textarea" in response.read().decode()
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(url + "/nope", timeout=30)
+
+
+@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")
+def test_headless_chromium_shows_the_triples(url, tmp_path):
+    _, answer = _post(url, json.dumps({"text": TEXT}).encode())
+    page = f"{url}/?text={urllib.parse.quote(TEXT)}"
+    dom = subprocess.run(
+        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+         "--virtual-time-budget=20000", "--dump-dom", page],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert 'data-done="true"' in dom
+    status = re.search(r'<span id="status">([^<]*)</span>', dom).group(1)
+    assert status == f"2 sentences, {len(answer['triples'])} triples"
+    text = re.search(r'<div id="text">(.*?)</div>', dom, re.S).group(1)
+    highlighted = re.findall(r'<mark class="(?:subject|object|both)">([^<]*)</mark>', text)
+    assert highlighted and all(html.unescape(piece) in TEXT for piece in highlighted)
+    spans = [t[f"{role}_char_span"] for t in answer["triples"] for role in ("subject", "object")]
+    covered = {i for start, end in spans for i in range(start, end)}
+    assert sum(len(html.unescape(piece)) for piece in highlighted) == len(covered)  # Every spanned character.
+    assert html.unescape(re.sub(r"</?mark[^>]*>", "", text)) == TEXT  # The text as written, markup escaped.
+    svg = re.search(r'<svg id="graph"[^>]*>(.*?)</svg>', dom, re.S).group(1)
+    relations = set(re.findall(r'<text class="relation"[^>]*>([^<]*)</text>', svg))
+    assert relations == {t["relation"] for t in answer["triples"]}
+    entities = set(re.findall(r'<text class="entity"[^>]*>([^<]*)</text>', svg))
+    assert len(entities) == len({t[r] for t in answer["triples"] for r in ("subject", "object")})
