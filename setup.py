@@ -34,8 +34,9 @@ setuptools.setup(
     ],
     extras_require={
         "beam": ["apache-beam[tfrecord]==2.77.*"],  # tfrecord: the crc32c codec Beam's TFRecord IO needs.
-        # dill: tfds.testing needs it; the tests run the Beam pipeline too, and the notebook (nbclient, ipykernel).
+        # dill: tfds.testing needs it; the tests run the Beam pipeline too, the notebook (nbclient, ipykernel) and
+        # the network's tests on Keras's JAX backend (the CPU jax wheel).
         "dev": ["pytest>=8.0", "dill>=0.3", "apache-beam[tfrecord]==2.77.*", "nbclient==0.11.*", "nbformat==5.11.*",
-                "ipykernel==7.4.*"],
+                "ipykernel==7.4.*", "jax==0.10.*"],
     },
 )

@@ -1,0 +1,27 @@
+"""The network on Keras's JAX backend: the layer, model, loss and training-step tests run again under JAX.
+
+Keras fixes its backend at import, so they run in a child pytest with KERAS_BACKEND=jax (the CPU `jax` wheel).
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ON_JAX = ["test_layers.py", "test_model.py", "test_losses_metrics.py"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (pip install jax)")
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="already on another backend")
+def test_network_tests_pass_on_jax():
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ON_JAX],
+        cwd=TESTS, env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True, text=True, timeout=1200,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " passed" in summary and "skipped" in summary  # The TensorFlow-only test skips; the rest pass.
