@@ -131,7 +131,7 @@ def main(argv):
     else:
         client = RestClient(f"http://{FLAGS.host}:{FLAGS.port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
     for sentence, triples in zip(sentences, client.predict(inputs)):
-        print(json.dumps({"sentence": sentence, "triples": triples}, ensure_ascii=False))
+        print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
 
 
 if __name__ == "__main__":

@@ -71,9 +71,9 @@ def test_bulk_inference_matches_predict(first_run):
     for path in glob.glob(artifacts["BulkInferrer"].path("predictions-*.jsonl")):
         lines += [json.loads(line) for line in open(path, encoding="utf-8")]
     sentences = open(artifacts["ExampleGen"].path("text", "test.txt"), encoding="utf-8").read().splitlines()
-    assert sorted(r["sentence"] for r in lines) == sorted(sentences)
+    assert sorted(r["text"] for r in lines) == sorted(sentences)
     expected = dict(zip(sentences, RINTripleExtractor.from_preset(artifacts["Trainer"].uri).predict(sentences)))
-    assert_same_triples([r["triples"] for r in lines], [expected[r["sentence"]] for r in lines])
+    assert_same_triples([r["triples"] for r in lines], [expected[r["text"]] for r in lines])
 
 
 def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_run):

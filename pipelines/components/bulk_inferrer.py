@@ -2,8 +2,8 @@
 
 Reads one sentence per line, batches them (`BatchElements` inside RunInference),
 runs the SavedModel's `serving_default` signature, and writes JSON lines
-`{"sentence", "triples"}` with the `serving.contract.triples_from_outputs` triple structure. The same
-code runs on Flink, Spark or Dataflow through the Beam pipeline options (the
+`{"text", "triples"}` (as `rin_keras.predict` and `serving.client` write) with the
+`serving.contract.triples_from_outputs` triple structure. The same code runs on Flink, Spark or Dataflow through the Beam pipeline options (the
 model path must then be readable by the workers, e.g. on GCS).
 """
 
@@ -76,7 +76,7 @@ def run(config: Config, saved_model_dir: str, default_input: str, output_dir: st
             pipeline
             | "Read" >> beam.io.ReadFromText(pattern)
             | "RunInference" >> RunInference(SavedModelTextHandler(saved_model_dir, config.max_batch_size))
-            | "Json" >> beam.Map(lambda r: json.dumps({"sentence": r.example, "triples": r.inference}, ensure_ascii=False))
+            | "Json" >> beam.Map(lambda r: json.dumps({"text": r.example, "triples": r.inference}, ensure_ascii=False))
             | "Write" >> beam.io.WriteToText(os.path.join(output_dir, OUTPUT_PREFIX), file_name_suffix=".jsonl")
         )
     sentences = triples = 0
