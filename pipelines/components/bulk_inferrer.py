@@ -3,8 +3,9 @@
 Reads one sentence per line, batches them (`BatchElements` inside RunInference),
 runs the SavedModel's `serving_default` signature, and writes JSON lines
 `{"text", "triples"}` (as `rin_keras.predict` and `serving.client` write) with the
-`serving.contract.triples_from_outputs` triple structure. The same code runs on Flink, Spark or Dataflow through the Beam pipeline options (the
-model path must then be readable by the workers, e.g. on GCS).
+`serving.contract.triples_from_outputs` triple structure. The same code runs on
+Flink, Spark or Dataflow through the Beam pipeline options (the model path must
+then be readable by the workers, e.g. on GCS).
 """
 
 from __future__ import annotations
