@@ -16,13 +16,13 @@ from absl import app, flags
 
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from pipelines.rin_pipeline import PipelineConfig, run_pipeline
-from rin_keras.config import DATASETS, VARIANTS
+from rin_keras.config import BENCHMARKS, VARIANTS
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_enum("dataset", "webnlg", list(DATASETS), "Benchmark.")
+    flags.DEFINE_enum("dataset", "webnlg", list(BENCHMARKS), "Benchmark.")
     flags.DEFINE_enum("variant", "partial", list(VARIANTS), "Entity annotation.")
     flags.DEFINE_string("pipeline_root", None, "Artifact folder (default pipeline_runs/<dataset>_<variant>).")
     flags.DEFINE_string("serving_base", None, "Pusher's TF Serving base path (default <pipeline_root>/serving/rin).")
