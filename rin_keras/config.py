@@ -18,7 +18,7 @@ LR_SCHEDULES = ("constant", "cosine")
 # (its config.json) and out of a saved model's config; a loaded model gets the defaults.
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
-    "batch_size", "epochs", "seed", "entity_unknown_rate", "max_length", "threshold",
+    "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
@@ -58,6 +58,9 @@ class RINConfig:
         entity_unknown_rate: in training, the share of words inside gold entities read
             as `<unk>` (applied by the input pipeline, which knows the entities): the
             words a model meets unseen are mostly entities.
+        entity_unknown_features: a hidden entity word also loses its identity
+            features (its pretrained vector and its characters read as unknown;
+            its shape stays), so the model must read the entity from context.
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
         shape_dim: size of the word-shape (case) embedding; 0: none.
@@ -101,6 +104,7 @@ class RINConfig:
     input_dropout: float = 0.1
     unknown_word_rate: float = 0.0
     entity_unknown_rate: float = 0.0
+    entity_unknown_features: bool = False
     pretrained_dim: int = 0
     pretrained_rows: int = 0
     shape_dim: int = 0

@@ -47,7 +47,7 @@ _CONFIG_FLAGS = (
     "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
     "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "entity_unknown_rate",
-    "shape_dim", "char_dim",
+    "shape_dim", "char_dim", "entity_unknown_features",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
@@ -112,6 +112,10 @@ def define_flags():
         "entity_unknown_rate", _BILSTM_DEFAULTS.entity_unknown_rate,
         "In training, the share of words inside gold entities read as <unk> (entities are what is unseen later).",
     )
+    flags.DEFINE_bool(
+        "entity_unknown_features", _BILSTM_DEFAULTS.entity_unknown_features,
+        "A word hidden by --entity_unknown_rate also loses its GloVe vector and characters (its shape stays).",
+    )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
     flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>_k<rounds>).")
@@ -143,7 +147,7 @@ def config_from_flags() -> RINConfig:
     if FLAGS.pretrained_vectors == "none":
         overrides["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
-        for name in ("unknown_word_rate", "entity_unknown_rate", "shape_dim", "char_dim"):
+        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "shape_dim", "char_dim"):
             fields.pop(name)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         return RINConfig.for_dataset("custom" if FLAGS.dataset_dir else FLAGS.dataset, preset=FLAGS.preset or "", **fields, **overrides)
@@ -237,6 +241,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, pad_to_bucket_boundary=jit_compile,
         seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
         entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
+        entity_unknown_features=config.entity_unknown_features,
     )
     with get_strategy(strategy).scope():
         model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, model_dir,

@@ -135,6 +135,32 @@ def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
     assert (evaluation[evaluation > 0] > 1).all()  # Never outside training.
 
 
+def test_entity_unknown_features_hide_the_identity_of_hidden_words(corpus, tiny_vectors):
+    from rin_keras.data import embeddings
+    from rin_keras.data.features import WordIds
+
+    words, _ = embeddings.load_pretrained_table(tiny_vectors)
+    vocab = corpus.build_vocabulary().with_pretrained_words(words)
+    featurizer = WordIds(vocab, ("pretrained_ids", "shape_ids", "char_ids"))
+
+    def batch(**kwargs):
+        [(x, y)] = list(dataset.make_dataset(corpus, "train", vocab, batch_size=6, seed=3, bucket_boundaries=None,
+                                             training=True, featurizer=featurizer, entity_unknown_rate=0.9, **kwargs))
+        return {k: v.numpy() for k, v in x.items()}, y["entity_tags"].numpy()
+
+    kept, _ = batch()
+    hidden, tags = batch(entity_unknown_features=True)
+    masked = hidden["token_ids"] == 1
+    outside = tags == dataset.TAG_IDS["O"]
+    assert masked.sum() > 5 and not (masked & outside).any()
+    assert (kept["pretrained_ids"] == hidden["pretrained_ids"])[~masked].all()
+    assert (hidden["pretrained_ids"][masked] <= 1).all() and (kept["pretrained_ids"][masked] > 1).any()
+    chars = hidden["char_ids"][masked]
+    assert ((chars == 1) | (chars == 0)).all() and ((chars > 0).sum(-1) == (kept["char_ids"][masked] > 0).sum(-1)).all()
+    assert (hidden["char_ids"][~masked] == kept["char_ids"][~masked]).all()
+    assert (hidden["shape_ids"] == kept["shape_ids"]).all()  # The shape stays.
+
+
 def _gpu_benchmark():
     """benchmarks/gpu_throughput.py, which batches with NumPy where TensorFlow is not installed."""
     import importlib.util

@@ -124,6 +124,7 @@ def make_dataset(
     featurizer=None,
     with_index: bool = False,
     entity_unknown_rate: float = 0.0,
+    entity_unknown_features: bool = False,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -147,6 +148,8 @@ def make_dataset(
             for the BiLSTM encoder; see `rin_keras.data.features`).
         entity_unknown_rate: when training, the share of words inside gold entities
             whose `token_ids` read as unknown (1), drawn anew each epoch.
+        entity_unknown_features: such a word's `pretrained_ids` and `char_ids`
+            read as unknown (1) too (its characters keep their count).
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -157,7 +160,7 @@ def make_dataset(
     examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
                             drop_empty=training)
     if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
-        examples = examples.map(_entity_hider(entity_unknown_rate, seed))
+        examples = examples.map(_entity_hider(entity_unknown_rate, seed, entity_unknown_features))
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     batches = pad_and_batch(
@@ -225,14 +228,22 @@ def inputs_and_targets(input_names: tuple[str, ...], num_relations: int, extra: 
     return split_batch
 
 
-def _entity_hider(rate: float, seed: int | None):
-    """Returns a map function that reads each word inside a gold entity as unknown with probability `rate`."""
+def _entity_hider(rate: float, seed: int | None, features: bool = False):
+    """Returns a map function that reads each word inside a gold entity as unknown with probability `rate`.
+
+    With `features`, the word's pretrained id and characters read as unknown too.
+    """
+
+    def unknown(ids, hidden):
+        while len(hidden.shape) < len(ids.shape):  # char_ids: [n, chars].
+            hidden = hidden[..., None]
+        return tf.where(hidden & (ids > 1), tf.ones_like(ids), ids)
 
     def hide(example):
         inside = tf.not_equal(example["tags"], TAG_IDS["O"])
         hidden = inside & (tf.random.uniform(tf.shape(example["tags"]), seed=seed) < rate)
-        token_ids = example["token_ids"]
-        return {**example, "token_ids": tf.where(hidden & (token_ids > 1), tf.ones_like(token_ids), token_ids)}
+        identity = [name for name in ("pretrained_ids", "char_ids") if features and name in example]
+        return {**example, **{name: unknown(example[name], hidden) for name in ["token_ids", *identity]}}
 
     return hide
 
