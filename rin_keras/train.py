@@ -150,7 +150,8 @@ def config_from_flags() -> RINConfig:
         for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "shape_dim", "char_dim"):
             fields.pop(name)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
-        return RINConfig.for_dataset("custom" if FLAGS.dataset_dir else FLAGS.dataset, preset=FLAGS.preset or "", **fields, **overrides)
+        dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
+        return RINConfig.for_dataset(dataset, preset=FLAGS.preset or "", **fields, **overrides)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
 
