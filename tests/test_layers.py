@@ -133,6 +133,44 @@ def test_fused_encoder_matches_the_keras_bilstm(rng):
         )
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the cuDNN path is JAX's")
+def test_cudnn_encoder_matches_the_keras_bilstm(rng, monkeypatch):
+    """The cuDNN path, its kernel replaced by JAX's reference (the kernel needs a GPU): weight layout, gate order,
+    lengths and the backward direction within each sentence give the Keras masked BiLSTM's values and gradients."""
+    import jax
+    from jax.experimental import rnn
+
+    from rin_keras.layers import encoders
+
+    def reference_lstm(x, h_0, c_0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional):
+        unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
+        return rnn.lstm_ref(x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers, dropout,
+                            bidirectional)
+
+    monkeypatch.setattr(rnn, "lstm", reference_lstm)
+    monkeypatch.setattr(encoders, "_jax_on_gpu", lambda: True)
+    ids = rng.integers(1, 20, size=(3, 7)).astype("int32")
+    ids[1, 4:] = 0
+    ids[2, 1:] = 0
+    cudnn = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0)
+    reference = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused=False)
+    cudnn.build(ids.shape)
+    reference.build(ids.shape)
+    reference.set_weights(cudnn.get_weights())
+    weights = rng.normal(size=(3, 7, 8)).astype("float32")
+
+    def loss(values, layer):
+        states, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], ids)
+        return (states * weights).sum(), states
+
+    values = [v.value for v in cudnn.trainable_variables]
+    (_, states), grads = jax.value_and_grad(loss, has_aux=True)(values, cudnn)
+    (_, expected), expected_grads = jax.value_and_grad(loss, has_aux=True)(values, reference)
+    np.testing.assert_allclose(states, expected, atol=1e-6)
+    for variable, grad, expected_grad in zip(cudnn.trainable_variables, grads, expected_grads):
+        np.testing.assert_allclose(grad, expected_grad, atol=1e-5, err_msg=variable.path)
+
+
 def test_head_and_interaction_padding_invariance(rng):
     head = PairwiseRelationHead(3, 5)
     layer = InteractionLayer(4)
