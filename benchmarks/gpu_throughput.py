@@ -10,17 +10,19 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
 2. There, with JAX and CUDA (keras travels as a wheel; see docs/results.md for the command):
 
        KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --data=gpu_data/webnlg.npz \\
-           --policies=float32,mixed_bfloat16,mixed_float16 --batch_sizes=50,256 --train_epochs=44
+           --policies=float32,mixed_bfloat16,mixed_float16 --train_epochs=44 --baseline
 
-   Each dtype policy and batch size runs in a fresh process and prints one line: the first
-   epoch's seconds (compile included), steady-state seconds and sentences/s per epoch (the
-   median of the timed epochs) and peak device memory. `--train_epochs` then trains the
-   project's `RINModel` with the cosine schedule and prints WebNLG* dev and test partial F1.
+   Each job runs in a fresh process and prints one JSON line: first a check that the cuDNN
+   BiLSTM gives the Keras loop's states and gradients; then, per dtype policy and batch size,
+   the first `fit` epoch's seconds (compile included), steady-state seconds and sentences/s
+   per epoch (the median of the timed epochs) and peak device memory; `--train_epochs` trains
+   the project's `RINModel` with the cosine schedule, printing WebNLG* dev and test partial F1
+   after each epoch (scored on the device); `--baseline` times the Keras LSTM loop.
 
-The model is the paper's setting (word2vec, no unseen-word features, K=3). Batches are
-padded to the training pipeline's bucket edges, as `--jit_compile` training pads them, so
-XLA compiles one step per edge; targets follow `rin_keras.data.dataset` (a test checks that
-the NumPy batches here equal its batches).
+The model is the paper's setting (word2vec, no unseen-word features, K=3). The train split is
+padded once to a few bucket edges and kept on the device (XLA compiles one step per edge);
+targets follow `rin_keras.data.dataset` (a test checks that the NumPy batches here equal its
+batches).
 """
 
 from __future__ import annotations
@@ -103,25 +105,105 @@ def pad_batch(examples: list[dict], width: int, num_relations: int, ignore: int 
     return {"token_ids": token_ids}, {"entity_tags": tags, "relations": relations}
 
 
-def bucketed_batches(examples, batch_size, boundaries, max_length, num_relations, ignore, rng=None):
-    """Batches of sentences of one length bucket each, padded to the bucket's edge (the buckets of
-    `make_dataset`); shuffled when `rng` is given.
+def bucket_edges(boundaries, lengths) -> list[int]:
+    """The bucket edges of `make_dataset` that hold sentences of these lengths: a sentence of length n goes to the
+    first edge above n and is padded to edge - 1 words; the last edge follows the longest sentence."""
+    longest = int(max(lengths))
+    return sorted({b for b in boundaries if b <= longest} | {longest + 1})
 
-    A bucket's last batch is dropped when it is not full (fixed shapes: one compiled step per edge).
+
+def group_by_edge(examples, edges) -> dict[int, list[dict]]:
+    """`{edge: examples}`, each example in the first edge above its length."""
+    groups = {}
+    for x in examples:
+        groups.setdefault(next(e for e in edges if x["length"] < e), []).append(x)
+    return dict(sorted(groups.items()))
+
+
+class DeviceBatches:
+    """The train split padded once to its bucket edges and kept on the device, and epochs of batches gathered there.
+
+    Each epoch shuffles every bucket and the order of its batches; a bucket's last batch is dropped when it is not
+    full (fixed shapes: XLA compiles one step per edge). Building the dense `[batch, n, n, relations]` targets on the
+    host for each batch would bound the step by the host, not the device.
     """
-    order = rng.permutation(len(examples)) if rng is not None else np.arange(len(examples))
-    edges = sorted({b for b in boundaries if b <= max_length} | {max_length + 1})
-    buckets = {}
-    for i in order:
-        edge = next(e for e in edges if examples[i]["length"] < e)
-        buckets.setdefault(edge, []).append(examples[i])
-    batches = []
-    for edge, members in sorted(buckets.items()):
-        for begin in range(0, len(members) - batch_size + 1, batch_size):
-            batches.append(pad_batch(members[begin:begin + batch_size], edge - 1, num_relations, ignore))
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
+
+    def __init__(self, examples, edges, num_relations: int, ignore: int):
+        import jax
+
+        self.buckets = []
+        for edge, members in group_by_edge(examples, edges).items():
+            inputs, targets = pad_batch(members, edge - 1, num_relations, ignore)
+            self.buckets.append(jax.device_put({**inputs, **targets}))
+        self.nbytes = sum(a.nbytes for bucket in self.buckets for a in bucket.values())
+
+    def steps(self, batch_size: int) -> int:
+        """Batches an epoch."""
+        return sum(len(b["token_ids"]) // batch_size for b in self.buckets)
+
+    def epochs(self, batch_size: int, rng):
+        """Yields `(inputs, targets)` batches, epoch after epoch."""
+        import jax.numpy as jnp
+
+        while True:
+            batches = []
+            for bucket in self.buckets:
+                order = rng.permutation(len(bucket["token_ids"]))
+                batches += [(bucket, order[i:i + batch_size])
+                            for i in range(0, len(order) - batch_size + 1, batch_size)]
+            for k in rng.permutation(len(batches)):
+                bucket, rows = batches[k]
+                rows = jnp.asarray(rows)
+                yield {"token_ids": bucket["token_ids"][rows]}, {name: bucket[name][rows]
+                                                                 for name in ("entity_tags", "relations")}
+
+
+class Scorer:
+    """Partial-match F1 of a split, computed on the device: one compiled call per bucket edge returns the
+    coordinates of the pair cells at or above the threshold (what `decode_triples` keeps), not the probabilities."""
+
+    def __init__(self, model, examples, edges, num_relations: int, ignore: int, threshold: float, batch_size=100):
+        import jax
+        import jax.numpy as jnp
+
+        self.model = model
+        self.gold = [{(int(s), int(r), int(o)) for s, o, r in x["relations"]} for x in examples]
+        ordered = sorted(range(len(examples)), key=lambda i: examples[i]["length"])
+        self.chunks = []  # (example indices, token_ids, lengths); short chunks padded with empty rows.
+        for begin in range(0, len(ordered), batch_size):
+            rows = ordered[begin:begin + batch_size]
+            chunk = [examples[i] for i in rows]
+            width = next(e for e in edges if chunk[-1]["length"] < e) - 1
+            inputs, _ = pad_batch(chunk + [{"token_ids": [], "tags": [], "relations": [], "length": 0}]
+                                  * (batch_size - len(chunk)), width, num_relations, ignore)
+            lengths = np.asarray([x["length"] for x in chunk] + [0] * (batch_size - len(chunk)), np.int32)
+            self.chunks.append((rows, jax.device_put(inputs["token_ids"]), jax.device_put(lengths)))
+
+        @jax.jit
+        def cells(trainable, non_trainable, token_ids, lengths):
+            outputs, _ = model.stateless_call(trainable, non_trainable, {"token_ids": token_ids}, training=False)
+            batch, width = token_ids.shape
+            real = jnp.arange(width)[None, :] < lengths[:, None]
+            hits = (outputs["relations"] >= threshold) & (real[:, :, None] & real[:, None, :])[..., None]
+            return jnp.nonzero(hits, size=16 * batch * width, fill_value=-1), jnp.sum(hits)
+
+        self.cells = cells
+
+    def f1(self) -> float:
+        """F1 of the model's current weights; NaN while it predicts too many cells to list (an untrained model)."""
+        from rin_keras import metrics
+
+        trainable = [v.value for v in self.model.trainable_variables]
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        predicted = [set() for _ in self.gold]
+        for rows, token_ids, lengths in self.chunks:
+            (b, s, o, r), count = self.cells(trainable, non_trainable, token_ids, lengths)
+            if int(count) > len(b):
+                return float("nan")
+            b, s, o, r = (np.asarray(a)[:int(count)] for a in (b, s, o, r))
+            for row, subject, obj, relation in zip(b, s, o, r):
+                predicted[rows[row]].add((int(subject), int(relation), int(obj)))
+        return 100 * metrics.score_sets(self.gold, predicted)["f1"]
 
 
 def _load(path: str):
@@ -130,7 +212,7 @@ def _load(path: str):
     return data, meta
 
 
-def _build(meta, vectors, policy: str):
+def _build(meta, vectors, policy: str, fused: bool = True):
     import keras
 
     from rin_keras.config import RINConfig
@@ -141,6 +223,7 @@ def _build(meta, vectors, policy: str):
     keras.utils.set_random_seed(config.seed)
     model = build_rin(config)
     model.encoder.set_word_vectors(vectors)
+    model.encoder.fused = fused  # Read when the train step is traced, at the first batch.
     return config, model
 
 
@@ -154,69 +237,125 @@ def _peak_memory_mb() -> float | None:
         return None
 
 
-def time_one(path: str, policy: str, batch_size: int, timed_epochs: int) -> dict:
-    """Trains `1 + timed_epochs` epochs; returns the first epoch's and the steady-state seconds."""
+class _EpochTimer:
+    """Seconds of each `fit` epoch, ended when the device has finished it."""
+
+    def __new__(cls):
+        import keras
+
+        class EpochTimer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds, self.losses = [], []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.losses.append(float(logs["loss"]))  # Waits for the device.
+                self.seconds.append(time.perf_counter() - self.start)
+
+        return EpochTimer()
+
+
+def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, fused: bool = True) -> dict:
+    """`fit`s `1 + timed_epochs` epochs; returns the first epoch's and the steady-state seconds."""
     data, meta = _load(path)
-    config, model = _build(meta, data["word_vectors"], policy)
+    config, model = _build(meta, data["word_vectors"], policy, fused)
     train = unpack(data, "train")
-    rng = np.random.default_rng(0)
-    seconds, sentences = [], 0
-    for _ in range(1 + timed_epochs):
-        batches = bucketed_batches(train, batch_size, meta["bucket_boundaries"], config.max_length,
-                                   config.num_relations, meta["ignore"], rng)
-        if not batches:
-            raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
-        start = time.perf_counter()
-        for inputs, targets in batches:
-            logs = model.train_on_batch(inputs, targets, return_dict=True)
-        float(logs["loss"])  # Waits for the device.
-        seconds.append(time.perf_counter() - start)
-        sentences = sum(len(b[0]["token_ids"]) for b in batches)
+    batches = DeviceBatches(train, bucket_edges(boundaries, data["train_lengths"]), config.num_relations,
+                            meta["ignore"])
+    steps = batches.steps(batch_size)
+    if not steps:
+        raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
+    timer = _EpochTimer()
+    model.fit(batches.epochs(batch_size, np.random.default_rng(0)), epochs=1 + timed_epochs, steps_per_epoch=steps,
+              callbacks=[timer], verbose=0)
+    seconds = timer.seconds
     steady = float(np.median(seconds[1:])) if timed_epochs else seconds[0]
-    return {"policy": policy, "batch_size": batch_size, "first_epoch_s": round(seconds[0], 2),
-            "epoch_s": round(steady, 3), "sentences_per_s": round(sentences / steady), "sentences": sentences,
-            "peak_memory_mb": _peak_memory_mb(), "final_loss": round(float(logs["loss"]), 3)}
+    return {"policy": policy, "batch_size": batch_size, "fused_lstm": fused, "edges": len(batches.buckets),
+            "first_epoch_s": round(seconds[0], 2), "epoch_s": round(steady, 3),
+            "sentences_per_s": round(steps * batch_size / steady), "sentences": steps * batch_size,
+            "peak_memory_mb": _peak_memory_mb(), "train_data_mb": round(batches.nbytes / 2**20, 1),
+            "final_loss": round(timer.losses[-1], 3)}
 
 
-def train_and_score(path: str, policy: str, epochs: int) -> dict:
-    """Trains with the cosine schedule (batch 50); returns dev and test partial F1 of the last epoch and of the best dev epoch."""
+def train_and_score(path: str, policy: str, epochs: int, boundaries) -> dict:
+    """Trains with the cosine schedule (the config's batch size and rate); scores dev and test partial F1 each epoch
+    and reports the last epoch and the best dev epoch (selection on dev; test only reported)."""
     import keras
 
-    from rin_keras import metrics
-    from rin_keras.decoding import decode_triples
+    from rin_keras.callbacks import cosine_learning_rate
 
+    start = time.perf_counter()
     data, meta = _load(path)
     config, model = _build(meta, data["word_vectors"], policy)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(epochs - 1, 1),
-                                                      alpha=config.lr_final_fraction)
-    splits = {split: unpack(data, split) for split in SPLITS}
-    rng = np.random.default_rng(config.seed)
+    edges = bucket_edges(boundaries, np.concatenate([data[f"{s}_lengths"] for s in SPLITS]))
+    batches = DeviceBatches(unpack(data, "train"), edges, config.num_relations, meta["ignore"])
+    scorers = {split: Scorer(model, unpack(data, split), edges, config.num_relations, meta["ignore"],
+                             config.threshold) for split in ("validation", "test")}
+    history = []
 
-    def score(split):
-        gold, predicted = [], []
-        examples = splits[split]
-        for begin in range(0, len(examples), 100):
-            chunk = examples[begin:begin + 100]
-            inputs, _ = pad_batch(chunk, max(1, max(x["length"] for x in chunk)), config.num_relations, meta["ignore"])
-            outputs = model.predict_on_batch(inputs)
-            tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
-            for row, x in enumerate(chunk):
-                triples = decode_triples(tag_ids[row], outputs["relations"][row], x["length"], config.threshold)
-                predicted.append({(t.subject_head, t.relation, t.object_head) for t in triples})
-                gold.append({(int(s), int(r), int(o)) for s, o, r in x["relations"]})
-        return metrics.score_sets(gold, predicted)["f1"]
+    class Score(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            history.append({"epoch": epoch + 1, "dev": round(scorers["validation"].f1(), 2),
+                            "test": round(scorers["test"].f1(), 2), "wall_s": round(time.perf_counter() - start, 1)})
+            print(json.dumps(history[-1]), flush=True)
 
-    start, history = time.perf_counter(), []
-    for epoch in range(epochs):
-        model.optimizer.learning_rate = float(schedule(epoch))
-        for inputs, targets in bucketed_batches(splits["train"], config.batch_size, meta["bucket_boundaries"],
-                                                config.max_length, config.num_relations, meta["ignore"], rng):
-            model.train_on_batch(inputs, targets)
-        history.append({"epoch": epoch + 1, "dev": score("validation"), "test": score("test")})
-        print(json.dumps(history[-1]), flush=True)
-    best = max(history, key=lambda h: h["dev"])  # Selected on dev; test only reported.
+    model.fit(batches.epochs(config.batch_size, np.random.default_rng(config.seed)), epochs=epochs,
+              steps_per_epoch=batches.steps(config.batch_size),
+              callbacks=[cosine_learning_rate(config.learning_rate, epochs, config.lr_final_fraction), Score()],
+              verbose=0)
+    best = max(history, key=lambda h: h["dev"])
     return {"policy": policy, "epochs": epochs, "wall_s": round(time.perf_counter() - start, 1),
             "last": history[-1], "best_dev_epoch": best}
+
+
+def check_cudnn(path: str, sentences: int = 64) -> dict:
+    """How far the cuDNN BiLSTM is from the Keras loop over time steps on train sentences of several lengths: the
+    largest state difference and relative gradient difference of the encoder's weights (same weights)."""
+    import jax
+
+    from rin_keras.layers import BiLSTMEncoder
+
+    data, meta = _load(path)
+    c = meta["config"]
+    examples = unpack(data, "train")[:sentences]
+    token_ids = pad_batch(examples, max(x["length"] for x in examples), c["num_relations"], meta["ignore"])[0]
+    token_ids = token_ids["token_ids"]
+    encoders = [BiLSTMEncoder(c["vocab_size"], c["word_dim"], c["lstm_units"], 0.0, fused=fused)
+                for fused in (True, False)]
+    for encoder in encoders:
+        encoder.build(token_ids.shape)
+    encoders[1].set_weights(encoders[0].get_weights())
+    projection = np.random.default_rng(0).normal(size=(*token_ids.shape, 2 * c["lstm_units"])).astype("float32")
+
+    def loss(values, encoder):
+        states, _ = encoder.stateless_call(values, [v.value for v in encoder.non_trainable_variables], token_ids)
+        return (states * projection).sum(), states
+
+    values = [v.value for v in encoders[0].trainable_variables]
+    (_, cudnn), cudnn_grads = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)(values, encoders[0])
+    (_, loop), loop_grads = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)(values, encoders[1])
+    return {"check": "cudnn_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
+            "max_state_diff": float(np.max(np.abs(np.asarray(cudnn) - np.asarray(loop)))),
+            "max_grad_rel_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
+                                     for a, b in zip(cudnn_grads, loop_grads))}
+
+
+def run_child(job: str) -> dict:
+    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<fused|loop>` or
+    `train:<policy>,<epochs>`."""
+    kind, _, args = job.partition(":")
+    boundaries = [int(b) for b in FLAGS.bucket_boundaries]
+    if kind == "check":
+        return check_cudnn(FLAGS.data)
+    if kind == "time":
+        policy, batch_size, lstm = args.split(",")
+        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm == "fused")
+    if kind == "train":
+        policy, epochs = args.split(",")
+        return train_and_score(FLAGS.data, policy, int(epochs), boundaries)
+    raise app.UsageError(f"Unknown job {job!r}.")
 
 
 def main(argv):
@@ -227,19 +366,31 @@ def main(argv):
     if not FLAGS.data:
         raise app.UsageError("Pass --write_data=PATH (TensorFlow side) or --data=PATH (GPU side).")
     if FLAGS.child:
-        policy, batch_size = FLAGS.child.split(",")
-        print("RESULT " + json.dumps(time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs)), flush=True)
+        print("RESULT " + json.dumps(run_child(FLAGS.child)), flush=True)
         return
+    jobs = ["check"] if FLAGS.check else []
+    jobs += [f"time:{p},{b},fused" for p in FLAGS.policies for b in FLAGS.batch_sizes]
+    jobs += [f"train:{FLAGS.train_policy},{FLAGS.train_epochs}"] if FLAGS.train_epochs else []
+    jobs += [f"time:float32,{FLAGS.batch_sizes[0]},loop"] if FLAGS.baseline else []
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
-    print(f"backend {env['KERAS_BACKEND']}; device: {_device_name(env)}")
-    for policy in FLAGS.policies:
-        for batch_size in FLAGS.batch_sizes:
-            out = subprocess.run([sys.executable, __file__, f"--data={FLAGS.data}", f"--child={policy},{batch_size}",
-                                  f"--timed_epochs={FLAGS.timed_epochs}"], env=env, capture_output=True, text=True)
-            lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-            print(lines[0][7:] if lines else f"{policy} batch {batch_size} failed:\n{out.stderr[-3000:]}", flush=True)
-    if FLAGS.train_epochs:
-        print("RESULT " + json.dumps(train_and_score(FLAGS.data, FLAGS.train_policy, FLAGS.train_epochs)))
+    print(f"backend {env['KERAS_BACKEND']}; device: {_device_name(env)}", flush=True)
+    deadline = time.monotonic() + FLAGS.deadline_s
+    for job in jobs:
+        left = deadline - time.monotonic()
+        if left < 20:
+            print(f"{job}: skipped, {left:.0f} s left of --deadline_s", flush=True)
+            continue
+        command = [sys.executable, __file__, f"--data={FLAGS.data}", f"--child={job}",
+                   f"--timed_epochs={FLAGS.timed_epochs}", f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}"]
+        try:  # Per-epoch lines of a training job go straight through; the result line is the last.
+            out = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 timeout=left)
+        except subprocess.TimeoutExpired as e:
+            print(f"{job}: stopped at --deadline_s\n{(e.stdout or b'')[-3000:]}", flush=True)
+            continue
+        lines = out.stdout.splitlines()
+        print("\n".join(lines[-60:]) if any(l.startswith("RESULT ") for l in lines)
+              else f"{job} failed:\n{out.stderr[-3000:]}", flush=True)
 
 
 def _device_name(env) -> str:
@@ -251,12 +402,17 @@ def define_flags():
     flags.DEFINE_string("write_data", None, "Write the encoded data here (TensorFlow side) and stop.")
     flags.DEFINE_string("data", None, "Encoded data written by --write_data (GPU side).")
     flags.DEFINE_list("policies", ["float32", "mixed_bfloat16", "mixed_float16"], "Dtype policies to time.")
-    flags.DEFINE_list("batch_sizes", ["50", "256"], "Batch sizes to time.")
+    flags.DEFINE_list("batch_sizes", ["50"], "Batch sizes to time.")
     flags.DEFINE_integer("timed_epochs", 3, "Epochs timed after the first (which compiles).")
     flags.DEFINE_integer("train_epochs", 0, "Then train this many epochs (cosine schedule) and score dev and test.")
     flags.DEFINE_string("train_policy", "float32", "Dtype policy of the --train_epochs run.")
     flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).")
-    flags.DEFINE_string("child", None, "Internal: time one 'policy,batch_size' in this process and print JSON.")
+    flags.DEFINE_list("bucket_boundaries", ["20", "32", "48"],
+                      "Length bucket edges (fewer than the CPU pipeline's: each edge is one more XLA compile).")
+    flags.DEFINE_bool("check", True, "First compare the cuDNN BiLSTM with the Keras loop (values and gradients).")
+    flags.DEFINE_bool("baseline", False, "Last, time float32 with the Keras LSTM loop (the path before cuDNN).")
+    flags.DEFINE_float("deadline_s", 3600, "Skip or stop the jobs left after this many seconds.")
+    flags.DEFINE_string("child", None, "Internal: run one job in this process and print its JSON.")
 
 
 if __name__ == "__main__":

@@ -188,7 +188,9 @@ def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
     np.testing.assert_array_equal(mine_inputs["token_ids"], inputs["token_ids"])
     for name in ("entity_tags", "relations"):
         np.testing.assert_array_equal(mine_targets[name], targets[name])
-    bucketed = bench.bucketed_batches(examples, 2, dataset.DEFAULT_BUCKET_BOUNDARIES, 100, vocab.num_relations,
-                                      dataset.IGNORE, np.random.default_rng(0))
-    edges = {b - 1 for b in dataset.DEFAULT_BUCKET_BOUNDARIES} | {100}
-    assert bucketed and all(b[0]["token_ids"].shape[0] == 2 and b[0]["token_ids"].shape[1] in edges for b in bucketed)
+    edges = bench.bucket_edges(dataset.DEFAULT_BUCKET_BOUNDARIES, [x["length"] for x in examples])
+    assert edges[-1] == max(x["length"] for x in examples) + 1 and set(edges[:-1]) <= set(dataset.DEFAULT_BUCKET_BOUNDARIES)
+    groups = bench.group_by_edge(examples, edges)
+    assert sum(map(len, groups.values())) == len(examples)
+    assert all(x["length"] < edge and (edge == edges[0] or x["length"] >= edges[edges.index(edge) - 1])
+               for edge, members in groups.items() for x in members)
