@@ -203,7 +203,7 @@ class Scorer:
             b, s, o, r = (np.asarray(a)[:int(count)] for a in (b, s, o, r))
             for row, subject, obj, relation in zip(b, s, o, r):
                 predicted[rows[row]].add((int(subject), int(relation), int(obj)))
-        return 100 * metrics.score_sets(self.gold, predicted)["f1"]
+        return metrics.score_sets(self.gold, predicted)["f1"]
 
 
 def _load(path: str):
@@ -386,7 +386,8 @@ def main(argv):
             out = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  timeout=left)
         except subprocess.TimeoutExpired as e:
-            print(f"{job}: stopped at --deadline_s\n{(e.stdout or b'')[-3000:]}", flush=True)
+            partial = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""  # Bytes, despite text=True.
+            print(f"{job}: stopped at --deadline_s\n{partial[-3000:]}", flush=True)
             continue
         lines = out.stdout.splitlines()
         print("\n".join(lines[-60:]) if any(l.startswith("RESULT ") for l in lines)

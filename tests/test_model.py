@@ -110,3 +110,37 @@ def test_one_training_step_reduces_the_loss(rng):
 def test_config_must_name_vocabulary_and_relations():
     with pytest.raises(ValueError, match="vocab_size"):
         RINModel(tiny_config(vocab_size=0))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the GPU benchmark's scorer is JAX code")
+def test_gpu_benchmark_scores_as_the_decoder(rng):
+    """benchmarks/gpu_throughput.py scores on the device: the F1 of `decode_triples` and `score_sets`."""
+    import importlib.util
+    import os
+
+    from rin_keras import metrics
+    from rin_keras.decoding import decode_triples
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "gpu_throughput.py")
+    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = build_rin(tiny_config())
+    examples = []
+    for length in (2, 5, 3, 7, 4, 6):
+        relations = np.stack([rng.integers(0, length, 3), rng.integers(0, length, 3), rng.integers(0, 3, 3)], 1)
+        examples.append({"token_ids": rng.integers(2, 20, length).astype("int32"), "tags": np.zeros(length, "int32"),
+                         "relations": relations.astype("int32"), "length": length})
+    inputs, _ = bench.pad_batch(examples, 7, 3)
+    probabilities = keras.ops.convert_to_numpy(model(inputs)["relations"])
+    threshold = float(np.median(probabilities[probabilities > 0]))  # Some cells above it, some below.
+    gold, predicted = [], []
+    for row, x in enumerate(examples):
+        triples = decode_triples(np.zeros(7, "int32"), probabilities[row], x["length"], threshold)
+        predicted.append({(t.subject_head, t.relation, t.object_head) for t in triples})
+        gold.append({(int(s), int(r), int(o)) for s, o, r in x["relations"]})
+    expected = metrics.score_sets(gold, predicted)["f1"]
+    scorer = bench.Scorer(model, examples, bench.bucket_edges([4], [x["length"] for x in examples]), 3, -1, threshold,
+                          batch_size=4)
+    assert 0 < expected < 100 and sum(map(len, predicted)) > 0
+    assert scorer.f1() == pytest.approx(expected, abs=1e-9)
