@@ -44,7 +44,7 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100):
     )
     triples, tags, gold_tags = {}, {}, {}
     for inputs, targets in dataset:
-        outputs = extractor.model.predict_on_batch(inputs)
+        outputs = extractor.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})  # Any backend.
         gold = targets["entity_tags"].numpy()
         lengths = np.sum(gold >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)

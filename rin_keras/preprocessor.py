@@ -54,6 +54,9 @@ class RINPreprocessor(keras.layers.Layer):
                  word_feature_inputs: tuple[str, ...] = (), word_piece: str = "last", bert_tokenizer=None,
                  max_length: int = 100, **kwargs):
         super().__init__(**kwargs)
+        # TensorFlow tensors in and out on every Keras backend (as keras-hub's preprocessing layers).
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
         if encoder not in ("bilstm", "bert"):
             raise ValueError(f"encoder must be 'bilstm' or 'bert', got {encoder!r}.")
         self.encoder = encoder

@@ -1,4 +1,5 @@
-"""The network on Keras's JAX backend: the layer, model, loss and training-step tests run again under JAX.
+"""Keras's JAX backend: the layer, model, loss and training-step tests, and the tokeniser, preprocessor and
+`RINTripleExtractor` tests (raw text in, triples out; save and load), run again under JAX.
 
 Keras fixes its backend at import, so they run in a child pytest with KERAS_BACKEND=jax (the CPU `jax` wheel).
 """
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-ON_JAX = ["test_layers.py", "test_model.py", "test_losses_metrics.py"]
+ON_JAX = ["test_layers.py", "test_model.py", "test_losses_metrics.py", "test_tokenizer.py", "test_triple_extractor.py"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (pip install jax)")

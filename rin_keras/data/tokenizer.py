@@ -108,8 +108,8 @@ def valid_utf8(sentences: tf.Tensor) -> tf.Tensor:
 class RINTokenizer(keras.layers.Layer):
     """In-graph `tokenize_with_offsets`: raw sentences to tokens and character offsets.
 
-    Runs on the TensorFlow backend only (it uses TF Text ops), in `tf.data`,
-    `tf.function` and exported SavedModels alike.
+    TF Text ops: TensorFlow tensors in and out whatever the Keras backend, in
+    eager code, `tf.data`, `tf.function` and exported SavedModels alike.
 
     Call arguments:
         sentences: tf.string `[batch]`, UTF-8 (invalid bytes read as U+FFFD).
@@ -123,6 +123,12 @@ class RINTokenizer(keras.layers.Layer):
     >>> tokens.to_list(), starts.to_list(), ends.to_list()
     ([[b'Su\\xc3\\xa1rez', b',', b'Texas', b'.']], [[0, 6, 8, 13]], [[6, 7, 13, 14]])
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # TensorFlow tensors in and out on every Keras backend (as keras-hub's preprocessing layers).
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
 
     def call(self, sentences):
         import tensorflow_text as tf_text  # Imported here: it loads custom ops.
