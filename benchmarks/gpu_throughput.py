@@ -237,24 +237,22 @@ def _peak_memory_mb() -> float | None:
         return None
 
 
-class _EpochTimer:
-    """Seconds of each `fit` epoch, ended when the device has finished it."""
+def _epoch_timer():
+    """A callback that records the seconds of each `fit` epoch, ended when the device has finished it."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds, self.losses = [], []
 
-        class EpochTimer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.seconds, self.losses = [], []
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            self.losses.append(float(logs["loss"]))  # Waits for the device.
+            self.seconds.append(time.perf_counter() - self.start)
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.losses.append(float(logs["loss"]))  # Waits for the device.
-                self.seconds.append(time.perf_counter() - self.start)
-
-        return EpochTimer()
+    return EpochTimer()
 
 
 def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, fused: bool = True) -> dict:
@@ -267,7 +265,7 @@ def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundar
     steps = batches.steps(batch_size)
     if not steps:
         raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
-    timer = _EpochTimer()
+    timer = _epoch_timer()
     model.fit(batches.epochs(batch_size, np.random.default_rng(0)), epochs=1 + timed_epochs, steps_per_epoch=steps,
               callbacks=[timer], verbose=0)
     seconds = timer.seconds

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from rin_keras.config import RINConfig
 from rin_keras.data import features
-from rin_keras.data.tokenizer import RINTokenizer, Token, tokenize_with_offsets
+from rin_keras.data.tokenizer import RINTokenizer, Token, keep_tensorflow_tensors, tokenize_with_offsets
 from rin_keras.data.vocab import Vocabulary
 
 
@@ -54,9 +54,7 @@ class RINPreprocessor(keras.layers.Layer):
                  word_feature_inputs: tuple[str, ...] = (), word_piece: str = "last", bert_tokenizer=None,
                  max_length: int = 100, **kwargs):
         super().__init__(**kwargs)
-        # TensorFlow tensors in and out on every Keras backend (as keras-hub's preprocessing layers).
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keep_tensorflow_tensors(self)
         if encoder not in ("bilstm", "bert"):
             raise ValueError(f"encoder must be 'bilstm' or 'bert', got {encoder!r}.")
         self.encoder = encoder

@@ -12,6 +12,17 @@ from rin_keras import RINConfig  # noqa: E402
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
 
+def gpu_benchmark():
+    """benchmarks/gpu_throughput.py as a module (it batches with NumPy where TensorFlow is not installed)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "gpu_throughput.py")
+    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config(**overrides) -> RINConfig:
     """A RINConfig small enough for unit tests."""
     base = dict(vocab_size=20, num_relations=3, word_dim=6, lstm_units=4, hidden_dim=8, rounds=2, input_dropout=0.0)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import gpu_benchmark
 from rin_keras.data import dataset
 from rin_keras.data.corpus import Corpus
 from rin_keras.decoding import TAGS
@@ -161,20 +162,8 @@ def test_entity_unknown_features_hide_the_identity_of_hidden_words(corpus, tiny_
     assert (hidden["shape_ids"] == kept["shape_ids"]).all()  # The shape stays.
 
 
-def _gpu_benchmark():
-    """benchmarks/gpu_throughput.py, which batches with NumPy where TensorFlow is not installed."""
-    import importlib.util
-    import os
-
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "gpu_throughput.py")
-    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
-    bench = _gpu_benchmark()
+    bench = gpu_benchmark()
     vocab = corpus.build_vocabulary()
     featurizer = WordIds(vocab)
     encoded = list(dataset.encode_split(corpus, "train", featurizer, 100).as_numpy_iterator())

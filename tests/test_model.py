@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import random_token_ids, tiny_config
+from conftest import gpu_benchmark, random_token_ids, tiny_config
 
 from rin_keras.model import RINModel, build_rin
 
@@ -126,16 +126,10 @@ def test_config_must_name_vocabulary_and_relations():
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the GPU benchmark's scorer is JAX code")
 def test_gpu_benchmark_scores_as_the_decoder(rng):
     """benchmarks/gpu_throughput.py scores on the device: the F1 of `decode_triples` and `score_sets`."""
-    import importlib.util
-    import os
-
     from rin_keras import metrics
     from rin_keras.decoding import decode_triples
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "gpu_throughput.py")
-    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = gpu_benchmark()
     model = build_rin(tiny_config())
     examples = []
     for length in (2, 5, 3, 7, 4, 6):

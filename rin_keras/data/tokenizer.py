@@ -104,6 +104,13 @@ def valid_utf8(sentences: tf.Tensor) -> tf.Tensor:
     return tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
 
 
+def keep_tensorflow_tensors(layer: keras.layers.Layer) -> None:
+    """Lets a layer of TensorFlow text ops take and return TensorFlow tensors on every Keras backend (Keras would
+    otherwise turn its string inputs into backend arrays), as keras-hub's preprocessing layers do."""
+    layer._convert_input_args = False
+    layer._allow_non_tensor_positional_args = True
+
+
 @keras.saving.register_keras_serializable(package="rin_keras")
 class RINTokenizer(keras.layers.Layer):
     """In-graph `tokenize_with_offsets`: raw sentences to tokens and character offsets.
@@ -126,9 +133,7 @@ class RINTokenizer(keras.layers.Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        # TensorFlow tensors in and out on every Keras backend (as keras-hub's preprocessing layers).
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        keep_tensorflow_tensors(self)
 
     def call(self, sentences):
         import tensorflow_text as tf_text  # Imported here: it loads custom ops.

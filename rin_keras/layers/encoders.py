@@ -163,12 +163,12 @@ class BiLSTMEncoder(keras.layers.Layer):
         lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype="int32"), 1)
         zeros = jnp.zeros((2, embedded.shape[0], units), "float32")
         states, _, _ = rnn.lstm(
-            jnp.asarray(embedded, "float32"), zeros, zeros, self.cudnn_weights(), lengths,
+            jnp.asarray(embedded, "float32"), zeros, zeros, self._cudnn_weights(), lengths,
             input_size=embedded.shape[-1], hidden_size=units, num_layers=1, dropout=0.0, bidirectional=True,
         )
         return states.astype(embedded.dtype)
 
-    def cudnn_weights(self):
+    def _cudnn_weights(self):
         """The BiLSTM's weights as cuDNN's flat float32 vector (JAX): both directions'
         matrices (input, then recurrent, transposed), then their biases."""
         import jax.numpy as jnp
