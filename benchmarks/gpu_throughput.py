@@ -10,14 +10,14 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
 2. There, with JAX and CUDA (keras travels as a wheel; see docs/results.md for the command):
 
        KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --data=gpu_data/webnlg.npz \\
-           --policies=float32,mixed_bfloat16,mixed_float16 --train_epochs=44 --baseline
+           --policies=float32,mixed_bfloat16,mixed_float16 --train_epochs=44 --cudnn
 
    Each job runs in a fresh process and prints one JSON line: first a check that the cuDNN
    BiLSTM gives the Keras loop's states and gradients; then, per dtype policy and batch size,
    the first `fit` epoch's seconds (compile included), steady-state seconds and sentences/s
    per epoch (the median of the timed epochs) and peak device memory; `--train_epochs` trains
    the project's `RINModel` with the cosine schedule, printing WebNLG* dev and test partial F1
-   after each epoch (scored on the device); `--baseline` times the Keras LSTM loop.
+   after each epoch (scored on the device); `--cudnn` also times the cuDNN BiLSTM (slower on an H100).
 
 The model is the paper's setting (word2vec, no unseen-word features, K=3). The train split is
 padded once to a few bucket edges and kept on the device (XLA compiles one step per edge);
@@ -38,6 +38,7 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 SPLITS = ("train", "validation", "test")
+LSTM_KERNELS = {"loop": True, "cudnn": "cudnn"}  # BiLSTMEncoder(fused=...): True runs the Keras loop on JAX.
 
 
 def write_data(path: str, max_train_sentences: int | None = None) -> None:
@@ -212,7 +213,7 @@ def _load(path: str):
     return data, meta
 
 
-def _build(meta, vectors, policy: str, fused: bool = True):
+def _build(meta, vectors, policy: str, lstm: str = "loop"):
     import keras
 
     from rin_keras.config import RINConfig
@@ -223,7 +224,7 @@ def _build(meta, vectors, policy: str, fused: bool = True):
     keras.utils.set_random_seed(config.seed)
     model = build_rin(config)
     model.encoder.set_word_vectors(vectors)
-    model.encoder.fused = fused  # Read when the train step is traced, at the first batch.
+    model.encoder.fused = LSTM_KERNELS[lstm]  # Read when the train step is traced, at the first batch.
     return config, model
 
 
@@ -255,10 +256,10 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, fused: bool = True) -> dict:
+def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, lstm: str = "loop") -> dict:
     """`fit`s `1 + timed_epochs` epochs; returns the first epoch's and the steady-state seconds."""
     data, meta = _load(path)
-    config, model = _build(meta, data["word_vectors"], policy, fused)
+    config, model = _build(meta, data["word_vectors"], policy, lstm)
     train = unpack(data, "train")
     batches = DeviceBatches(train, bucket_edges(boundaries, data["train_lengths"]), config.num_relations,
                             meta["ignore"])
@@ -270,14 +271,14 @@ def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundar
               callbacks=[timer], verbose=0)
     seconds = timer.seconds
     steady = float(np.median(seconds[1:])) if timed_epochs else seconds[0]
-    return {"policy": policy, "batch_size": batch_size, "fused_lstm": fused, "edges": len(batches.buckets),
+    return {"policy": policy, "batch_size": batch_size, "lstm": lstm, "edges": len(batches.buckets),
             "first_epoch_s": round(seconds[0], 2), "epoch_s": round(steady, 3),
             "sentences_per_s": round(steps * batch_size / steady), "sentences": steps * batch_size,
             "peak_memory_mb": _peak_memory_mb(), "train_data_mb": round(batches.nbytes / 2**20, 1),
             "final_loss": round(timer.losses[-1], 3)}
 
 
-def train_and_score(path: str, policy: str, epochs: int, boundaries) -> dict:
+def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str = "loop") -> dict:
     """Trains with the cosine schedule (the config's batch size and rate); scores dev and test partial F1 each epoch
     and reports the last epoch and the best dev epoch (selection on dev; test only reported)."""
     import keras
@@ -286,7 +287,7 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries) -> dict:
 
     start = time.perf_counter()
     data, meta = _load(path)
-    config, model = _build(meta, data["word_vectors"], policy)
+    config, model = _build(meta, data["word_vectors"], policy, lstm)
     edges = bucket_edges(boundaries, np.concatenate([data[f"{s}_lengths"] for s in SPLITS]))
     batches = DeviceBatches(unpack(data, "train"), edges, config.num_relations, meta["ignore"])
     scorers = {split: Scorer(model, unpack(data, split), edges, config.num_relations, meta["ignore"],
@@ -304,7 +305,7 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries) -> dict:
               callbacks=[cosine_learning_rate(config.learning_rate, epochs, config.lr_final_fraction), Score()],
               verbose=0)
     best = max(history, key=lambda h: h["dev"])
-    return {"policy": policy, "epochs": epochs, "wall_s": round(time.perf_counter() - start, 1),
+    return {"policy": policy, "lstm": lstm, "epochs": epochs, "wall_s": round(time.perf_counter() - start, 1),
             "last": history[-1], "best_dev_epoch": best}
 
 
@@ -321,7 +322,7 @@ def check_cudnn(path: str, sentences: int = 64) -> dict:
     token_ids = pad_batch(examples, max(x["length"] for x in examples), c["num_relations"], meta["ignore"])[0]
     token_ids = token_ids["token_ids"]
     encoders = [BiLSTMEncoder(c["vocab_size"], c["word_dim"], c["lstm_units"], 0.0, fused=fused)
-                for fused in (True, False)]
+                for fused in ("cudnn", False)]
     for encoder in encoders:
         encoder.build(token_ids.shape)
     encoders[1].set_weights(encoders[0].get_weights())
@@ -341,18 +342,18 @@ def check_cudnn(path: str, sentences: int = 64) -> dict:
 
 
 def run_child(job: str) -> dict:
-    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<fused|loop>` or
-    `train:<policy>,<epochs>`."""
+    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<loop|cudnn>` or
+    `train:<policy>,<epochs>,<loop|cudnn>`."""
     kind, _, args = job.partition(":")
     boundaries = [int(b) for b in FLAGS.bucket_boundaries]
     if kind == "check":
         return check_cudnn(FLAGS.data)
     if kind == "time":
         policy, batch_size, lstm = args.split(",")
-        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm == "fused")
+        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm)
     if kind == "train":
-        policy, epochs = args.split(",")
-        return train_and_score(FLAGS.data, policy, int(epochs), boundaries)
+        policy, epochs, lstm = args.split(",")
+        return train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm)
     raise app.UsageError(f"Unknown job {job!r}.")
 
 
@@ -367,9 +368,9 @@ def main(argv):
         print("RESULT " + json.dumps(run_child(FLAGS.child)), flush=True)
         return
     jobs = ["check"] if FLAGS.check else []
-    jobs += [f"time:{p},{b},fused" for p in FLAGS.policies for b in FLAGS.batch_sizes]
-    jobs += [f"train:{FLAGS.train_policy},{FLAGS.train_epochs}"] if FLAGS.train_epochs else []
-    jobs += [f"time:float32,{FLAGS.batch_sizes[0]},loop"] if FLAGS.baseline else []
+    jobs += [f"time:{p},{b},loop" for p in FLAGS.policies for b in FLAGS.batch_sizes]
+    jobs += [f"time:float32,{FLAGS.batch_sizes[0]},cudnn"] if FLAGS.cudnn else []
+    jobs += [f"train:{FLAGS.train_policy},{FLAGS.train_epochs},{FLAGS.train_lstm}"] if FLAGS.train_epochs else []
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     print(f"backend {env['KERAS_BACKEND']}; device: {_device_name(env)}", flush=True)
     deadline = time.monotonic() + FLAGS.deadline_s
@@ -405,11 +406,13 @@ def define_flags():
     flags.DEFINE_integer("timed_epochs", 3, "Epochs timed after the first (which compiles).")
     flags.DEFINE_integer("train_epochs", 0, "Then train this many epochs (cosine schedule) and score dev and test.")
     flags.DEFINE_string("train_policy", "float32", "Dtype policy of the --train_epochs run.")
+    flags.DEFINE_enum("train_lstm", "loop", list(LSTM_KERNELS),
+                      "BiLSTM of the --train_epochs run: the Keras loop (the encoder's default on JAX) or cuDNN.")
     flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).")
     flags.DEFINE_list("bucket_boundaries", ["20", "32", "48"],
                       "Length bucket edges (fewer than the CPU pipeline's: each edge is one more XLA compile).")
     flags.DEFINE_bool("check", True, "First compare the cuDNN BiLSTM with the Keras loop (values and gradients).")
-    flags.DEFINE_bool("baseline", False, "Last, time float32 with the Keras LSTM loop (the path before cuDNN).")
+    flags.DEFINE_bool("cudnn", False, "Before training, time float32 with the cuDNN BiLSTM (`fused='cudnn'`) too.")
     flags.DEFINE_float("deadline_s", 3600, "Skip or stop the jobs left after this many seconds.")
     flags.DEFINE_string("child", None, "Internal: run one job in this process and print its JSON.")
 

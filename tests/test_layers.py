@@ -152,7 +152,7 @@ def test_cudnn_encoder_matches_the_keras_bilstm(rng, monkeypatch):
     ids = rng.integers(1, 20, size=(3, 7)).astype("int32")
     ids[1, 4:] = 0
     ids[2, 1:] = 0
-    cudnn = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0)
+    cudnn = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused="cudnn")
     reference = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused=False)
     cudnn.build(ids.shape)
     reference.build(ids.shape)

@@ -26,13 +26,15 @@ class BiLSTMEncoder(keras.layers.Layer):
     (they stay trainable), so the config stays small.
 
     The weights are those of the Keras `Bidirectional(LSTM)` it holds, run by a
-    fused kernel where one applies (`fused=True`), each sentence within its own
-    length (the backward direction starts at its last real word):
-    - TensorFlow, float32 or float16, not XLA-compiled: one `BlockLSTM` op per
-      direction (one sentence of 57 words in 0.6 ms instead of 3.6 ms on 2 CPU cores);
-    - JAX on a GPU: one cuDNN bidirectional LSTM (`jax.experimental.rnn.lstm`,
-      float32 inside under mixed precision), instead of a masked scan over time
-      steps (the Keras JAX LSTM takes cuDNN only without a mask).
+    fused kernel where one applies, each sentence within its own length (the
+    backward direction starts at its last real word):
+    - `fused=True` (the default), TensorFlow, float32 or float16, not XLA-compiled:
+      one `BlockLSTM` op per direction (one sentence of 57 words in 0.6 ms instead
+      of 3.6 ms on 2 CPU cores);
+    - `fused="cudnn"`, JAX on a GPU: one cuDNN bidirectional LSTM
+      (`jax.experimental.rnn.lstm`, float32 inside under mixed precision). Not the
+      default: on an H100 a WebNLG* epoch took 1.68 s with it and 0.65 s with the
+      Keras masked scan (docs/results.md, "cuDNN BiLSTM on JAX").
     Elsewhere (and with `fused=False`, a reference) the Keras layer runs step by step.
 
     Args:
@@ -45,7 +47,7 @@ class BiLSTMEncoder(keras.layers.Layer):
         unknown_word_rate: float. In training, each real word reads as `<unk>` (id 1)
             with this probability, so the model learns to read words it has never
             seen from their context and features (Lample et al., 2016).
-        fused: bool. Whether to use the fused kernels above where they apply.
+        fused: `True`, `"cudnn"` or `False`: which fused kernels above to use where they apply.
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -100,7 +102,7 @@ class BiLSTMEncoder(keras.layers.Layer):
         backend = keras.backend.backend()
         if self.fused and backend == "tensorflow" and dtype in ("float32", "float16") and not _in_xla():
             states = self._fused_bilstm(embedded, mask)
-        elif self.fused and backend == "jax" and _jax_on_gpu():
+        elif self.fused == "cudnn" and backend == "jax" and _jax_on_gpu():
             states = self._cudnn_bilstm(embedded, mask)
         else:
             states = self.bilstm(embedded, mask=mask, training=training)
