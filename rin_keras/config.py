@@ -18,7 +18,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # (its config.json) and out of a saved model's config; a loaded model gets the defaults.
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
-    "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "max_length", "threshold",
+    "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
+    "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
@@ -61,6 +62,9 @@ class RINConfig:
         entity_unknown_features: a hidden entity word also loses its identity
             features (its pretrained vector and its characters read as unknown;
             its shape stays), so the model must read the entity from context.
+        entity_substitution_rate: in training, the share of words inside gold entities
+            read as a stand-in, one of their nearest neighbours in the pretrained table
+            (`rin_keras.data.substitution`; needs `pretrained_dim`).
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
         shape_dim: size of the word-shape (case) embedding; 0: none.
@@ -105,6 +109,7 @@ class RINConfig:
     unknown_word_rate: float = 0.0
     entity_unknown_rate: float = 0.0
     entity_unknown_features: bool = False
+    entity_substitution_rate: float = 0.0
     pretrained_dim: int = 0
     pretrained_rows: int = 0
     shape_dim: int = 0
@@ -157,7 +162,7 @@ class RINConfig:
             raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         if self.lr_decay_patience < 1:
             raise ValueError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}.")
-        for name in ("unknown_word_rate", "entity_unknown_rate"):
+        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
         if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:

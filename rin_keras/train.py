@@ -34,6 +34,7 @@ from rin_keras.config import BENCHMARKS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIA
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
+from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.evaluate import evaluate_split, format_table
 from rin_keras.model import build_rin
@@ -47,7 +48,7 @@ _CONFIG_FLAGS = (
     "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
     "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "entity_unknown_rate",
-    "shape_dim", "char_dim", "entity_unknown_features",
+    "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
@@ -116,6 +117,11 @@ def define_flags():
         "entity_unknown_features", _BILSTM_DEFAULTS.entity_unknown_features,
         "A word hidden by --entity_unknown_rate also loses its GloVe vector and characters (its shape stays).",
     )
+    flags.DEFINE_float(
+        "entity_substitution_rate", _BILSTM_DEFAULTS.entity_substitution_rate,
+        "In training, the share of words inside gold entities read as one of their nearest GloVe neighbours "
+        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows.",
+    )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
     flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>_k<rounds>).")
@@ -147,7 +153,8 @@ def config_from_flags() -> RINConfig:
     if FLAGS.pretrained_vectors == "none":
         overrides["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
-        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "shape_dim", "char_dim"):
+        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
+                     "shape_dim", "char_dim"):
             fields.pop(name)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
@@ -243,6 +250,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
         entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
         entity_unknown_features=config.entity_unknown_features,
+        entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained),
+        entity_substitution_rate=config.entity_substitution_rate if config.encoder == "bilstm" else 0.0,
     )
     with get_strategy(strategy).scope():
         model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, model_dir,
@@ -282,6 +291,17 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
 
         bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
     return config, RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer), pretrained
+
+
+def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pretrained):
+    """The stand-ins of the train entity words for `config.entity_substitution_rate` (None when it is 0)."""
+    if not config.entity_substitution_rate or config.encoder != "bilstm":
+        return None
+    if pretrained is None:
+        raise app.UsageError("--entity_substitution_rate draws stand-ins from the pretrained table: it needs "
+                             "--pretrained_vectors (not none).")
+    words = EntitySubstitutes.entity_words(corpus.examples("train"))
+    return EntitySubstitutes.from_pretrained(words, vocab.pretrained_words, pretrained)
 
 
 def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,

@@ -125,6 +125,8 @@ def make_dataset(
     with_index: bool = False,
     entity_unknown_rate: float = 0.0,
     entity_unknown_features: bool = False,
+    entity_substitutes=None,
+    entity_substitution_rate: float = 0.0,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -150,6 +152,9 @@ def make_dataset(
             whose `token_ids` read as unknown (1), drawn anew each epoch.
         entity_unknown_features: such a word's `pretrained_ids` and `char_ids`
             read as unknown (1) too (its characters keep their count).
+        entity_substitutes: when training, an `EntitySubstitutes` whose stand-ins
+            replace `entity_substitution_rate` of the words inside gold entities,
+            drawn anew each epoch (before `entity_unknown_rate` hides any).
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -159,6 +164,10 @@ def make_dataset(
     extra = ("index",) if with_index else ()
     examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
                             drop_empty=training)
+    if training and entity_substitution_rate and "token_ids" in featurizer.padding_values:
+        if entity_substitutes is None:
+            raise ValueError("entity_substitution_rate needs entity_substitutes.")
+        examples = examples.map(entity_substitutes.substituter(featurizer, vocab, entity_substitution_rate, seed))
     if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
         examples = examples.map(_entity_hider(entity_unknown_rate, seed, entity_unknown_features))
     if training:

@@ -1,0 +1,153 @@
+"""Entity substitution: train entity words swapped, in training, for words like them that train never shows.
+
+WebNLG's train split names few distinct entities per relation (16 subjects of
+`birthPlace`, all astronauts), so a model learns who the entities are rather than
+what the sentence says, and relates almost nothing about unseen people and places
+(docs/results.md, "Why unseen categories fail"). Here each train entity word gets a
+list of stand-ins: its nearest neighbours in the frozen pretrained table (GloVe),
+written in its case (`Bean` -> `Collins`, `Texas` -> `Ohio`, `1959` -> `1961`). In
+training, a share of the entity words of each sentence read as one of their
+stand-ins, through every input feature (word id, pretrained id, shape, characters),
+so the model sees the same contexts with many more names, as it will at inference.
+Only train words and the pretrained table are read, never dev or test text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from rin_keras.data.features import MAX_WORD_CHARS
+
+# Stand-ins are drawn from the table's most frequent rows (GloVe is sorted by frequency), so they are real words.
+DEFAULT_SEARCH_ROWS = 100_000
+
+
+def written_like(word: str, model: str) -> str:
+    """`word` in the case pattern of `model`: UPPER, lower, or Title (also for mixed case such as `McQuaid`)."""
+    if model.isupper() and len(model) > 1:
+        return word.upper()
+    if model.islower():
+        return word.lower()
+    return word[:1].upper() + word[1:].lower()
+
+
+def _kind(word: str) -> str | None:
+    """Which words may stand in for `word`: letters for letters, digits for digits; None for anything else."""
+    if word.isalpha():
+        return "alpha"
+    if word.isdigit():
+        return "digit"
+    return None
+
+
+class EntitySubstitutes:
+    """Stand-ins for train entity words, from a pretrained table's nearest neighbours.
+
+    Args:
+        substitutes: `{train entity word: [stand-in, ...]}` (each already written in the word's case).
+    """
+
+    def __init__(self, substitutes: dict[str, list[str]]):
+        self.substitutes = {w: list(s) for w, s in substitutes.items() if s}
+
+    @classmethod
+    def from_pretrained(cls, entity_words, pretrained_words: list[str], vectors: np.ndarray, k: int = 20,
+                        search_rows: int = DEFAULT_SEARCH_ROWS) -> "EntitySubstitutes":
+        """The `k` nearest neighbours (cosine) of each entity word's lower-cased form among the table's first
+        `search_rows` rows, of the same kind (letters or digits), the word itself left out.
+
+        Args:
+            entity_words: words inside the gold entities of the train split.
+            pretrained_words: the table's words, in row order.
+            vectors: the table, `[len(pretrained_words), dim]`.
+            k: stand-ins per word.
+            search_rows: how many of the table's first rows may stand in.
+        """
+        row_of = {}
+        for row, word in enumerate(pretrained_words):
+            row_of.setdefault(word, row)
+        searched = min(search_rows, len(pretrained_words))
+        candidates = {kind: np.asarray([r for r in range(searched) if _kind(pretrained_words[r]) == kind], np.int64)
+                      for kind in ("alpha", "digit")}
+        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-8)
+        wanted = sorted({w for w in entity_words if _kind(w) and w.lower() in row_of})
+        substitutes = {}
+        for kind, rows in candidates.items():
+            words = [w for w in wanted if _kind(w) == kind]
+            for begin in range(0, len(words), 512):
+                chunk = words[begin:begin + 512]
+                similarity = unit[[row_of[w.lower()] for w in chunk]] @ unit[rows].T
+                nearest = np.argsort(-similarity, axis=1)[:, :k + 1]
+                for word, order in zip(chunk, nearest):
+                    found = [pretrained_words[rows[i]] for i in order if pretrained_words[rows[i]] != word.lower()]
+                    substitutes[word] = [written_like(s, word) for s in found[:k]]
+        logging.info("Entity substitutes: %d of %d train entity words have %d stand-ins each.",
+                     len(substitutes), len(set(entity_words)), k)
+        return cls(substitutes)
+
+    @staticmethod
+    def entity_words(examples) -> list[str]:
+        """The words inside the gold entities of encoded-or-raw TFDS `examples` (`tokens`, `entities`)."""
+        words = []
+        for x in examples:
+            tokens = x["tokens"]
+            for start, end in zip(x["entities"]["start"], x["entities"]["end"]):
+                words += [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens[start:end]]
+        return words
+
+    def substituter(self, featurizer, vocab, rate: float, seed: int | None = None):
+        """Returns a tf.data map function over encoded examples (`rin_keras.data.dataset.encoder`) that reads each
+        word inside a gold entity, with probability `rate`, as one of its stand-ins through all of `featurizer`'s
+        inputs. A word that appears several times in a sentence gets the same stand-in each time.
+
+        Args:
+            featurizer: the `WordIds` featurizer that encoded the examples.
+            vocab: its vocabulary (train entity words are found by their word id).
+            rate: the share of entity words substituted, drawn anew each epoch.
+            seed: random seed.
+        """
+        from rin_keras.data.dataset import TAG_IDS
+
+        ids = {word: i for i, word in enumerate(vocab.words)}
+        words = sorted(w for w in self.substitutes if w in ids)
+        if not words:
+            raise ValueError("No train entity word has stand-ins in this vocabulary.")
+        names = featurizer.word_inputs
+        counts = np.asarray([len(self.substitutes[w]) for w in words], np.int32)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        block = np.full(vocab.vocab_size, -1, np.int32)  # Word id -> its block of stand-in rows.
+        block[[ids[w] for w in words]] = np.arange(len(words), dtype=np.int32)
+        features = featurizer(tf.ragged.constant([[s] for w in words for s in self.substitutes[w]]))
+        pool = {name: features[name][:, 0] for name in names}
+        if "char_ids" in pool:
+            pool["char_ids"] = tf.pad(pool["char_ids"], [[0, 0], [0, MAX_WORD_CHARS - tf.shape(pool["char_ids"])[1]]])
+        block, starts, counts = tf.constant(block), tf.constant(starts), tf.constant(counts)
+        k = int(counts.numpy().max())
+
+        def substitute(example):
+            token_ids = example["token_ids"]
+            n = tf.shape(token_ids)[0]
+            word = tf.gather(block, token_ids)
+            # One draw per distinct word of the sentence, so a repeated name stays one name.
+            _, same = tf.unique(token_ids)
+            draws = tf.random.uniform([n], seed=seed)
+            picks = tf.random.uniform([n], maxval=k, dtype=tf.int32, seed=seed)
+            swap = (word >= 0) & tf.not_equal(example["tags"], TAG_IDS["O"]) & (tf.gather(draws, same) < rate)
+            word = tf.maximum(word, 0)
+            row = tf.gather(starts, word) + tf.gather(picks, same) % tf.gather(counts, word)
+            result = dict(example)
+            for name in names:
+                new = tf.gather(pool[name], row)
+                if name == "char_ids":
+                    old = example[name]
+                    old = tf.pad(old, [[0, 0], [0, tf.maximum(MAX_WORD_CHARS - tf.shape(old)[1], 0)]])
+                    merged = tf.where(swap[:, None], new, old[:, :MAX_WORD_CHARS])
+                    used = tf.reduce_max(tf.reduce_sum(tf.cast(merged > 0, tf.int32), axis=1))
+                    result[name] = merged[:, :tf.maximum(used, 1)]
+                else:
+                    result[name] = tf.where(swap, new, example[name])
+            return result
+
+        return substitute

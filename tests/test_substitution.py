@@ -1,0 +1,112 @@
+"""Entity substitution: stand-ins from the pretrained table, swapped into training batches through every feature."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rin_keras.data import dataset, embeddings
+from rin_keras.data.corpus import Corpus
+from rin_keras.data.features import WordIds
+from rin_keras.data.substitution import EntitySubstitutes, written_like
+from tfds_builders import testing
+
+# Three clusters (countries, cities, years) and words outside them, in a 4-d table.
+CLUSTERS = {
+    (1, 0, 0, 0): ("italy", "spain", "portugal", "germany", "france", "indonesia"),
+    (0, 1, 0, 0): ("rome", "madrid", "lisbon", "paris", "berlin", "wheeler", "texas"),
+    (0, 0, 1, 0): ("1959", "1961", "1962"),
+    (0, 0, 0, 1): ("alan", "bean", "sergio", "mattarella", "bakso", "is", "the", ",", "born", "in"),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    with testing.dummy_checksums("webnlg"):
+        yield Corpus.prepare("webnlg", "exact", str(tmp_path_factory.mktemp("tfds")), testing.dummy_dir("webnlg"))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("vectors") / "vectors.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for center, words in CLUSTERS.items():
+            for word in words:
+                vector = np.asarray(center, float) + rng.normal(0, 0.05, 4)
+                f.write(" ".join([word, *(f"{v:.4f}" for v in vector)]) + "\n")
+    return embeddings.load_pretrained_table(str(path))
+
+
+def test_written_like_copies_the_case_pattern():
+    assert written_like("ohio", "Texas") == "Ohio"
+    assert written_like("ohio", "USA") == "OHIO"
+    assert written_like("Ohio", "texas") == "ohio"
+    assert written_like("mcdonald", "McQuaid") == "Mcdonald"
+    assert written_like("1961", "1959") == "1961"
+
+
+def test_stand_ins_are_the_nearest_words_of_the_same_kind(table):
+    words, vectors = table
+    substitutes = EntitySubstitutes.from_pretrained(["Italy", "1959", "Rome", ",", "Unknownword"], words, vectors, k=3)
+    assert sorted(substitutes.substitutes) == ["1959", "Italy", "Rome"]  # "," has no kind; the last no vector.
+    assert set(substitutes.substitutes["Italy"]) <= {"Spain", "Portugal", "Germany", "France", "Indonesia"}
+    assert len(substitutes.substitutes["Italy"]) == 3
+    assert sorted(substitutes.substitutes["1959"]) == ["1961", "1962"]  # Digits for digits; never itself.
+    assert "Rome" not in substitutes.substitutes["Rome"]
+
+
+def test_entity_words_are_the_words_inside_gold_entities(corpus):
+    words = EntitySubstitutes.entity_words(corpus.examples("train"))
+    assert {"Alan", "Bean", "Wheeler", ",", "Texas", "Italy", "Rome"} <= set(words)
+    assert "born" not in words and "weather" not in words
+
+
+def test_substitution_swaps_entity_words_through_every_feature(corpus, table):
+    words, vectors = table
+    vocab = corpus.build_vocabulary().with_pretrained_words(words)
+    featurizer = WordIds(vocab, ("pretrained_ids", "shape_ids", "char_ids"))
+    substitutes = EntitySubstitutes.from_pretrained(EntitySubstitutes.entity_words(corpus.examples("train")),
+                                                    words, vectors, k=3)
+
+    def batch(**kwargs):
+        [(x, y)] = list(dataset.make_dataset(corpus, "train", vocab, batch_size=8, seed=5, bucket_boundaries=None,
+                                             featurizer=featurizer, **kwargs))
+        return {k: v.numpy() for k, v in x.items()}, y["entity_tags"].numpy()
+
+    plain, tags = batch(training=True)
+    swapped, swapped_tags = batch(training=True, entity_substitutes=substitutes, entity_substitution_rate=0.99)
+    np.testing.assert_array_equal(tags, swapped_tags)  # Same sentences, same order.
+    outside = tags == dataset.TAG_IDS["O"]
+    for name in ("token_ids", "pretrained_ids", "shape_ids"):
+        np.testing.assert_array_equal(plain[name][outside], swapped[name][outside])
+    changed = (plain["pretrained_ids"] != swapped["pretrained_ids"]) & ~outside
+    assert changed.sum() >= 8  # Alan, Bean, Wheeler, Texas, Italy, Rome, ... at 99%.
+    # Each swapped word reads exactly as one of its stand-ins would, characters included.
+    word_of_id = {i: w for i, w in enumerate(vocab.words)}
+    for row, position in zip(*np.nonzero(changed)):
+        original = word_of_id[plain["token_ids"][row, position]]
+        stand_ins = featurizer(tf.ragged.constant([[s] for s in substitutes.substitutes[original]]))
+        match = [i for i in range(len(substitutes.substitutes[original]))
+                 if stand_ins["pretrained_ids"][i, 0] == swapped["pretrained_ids"][row, position]]
+        assert match, original
+        chars = stand_ins["char_ids"][match[0], 0].numpy()
+        width = swapped["char_ids"].shape[-1]
+        np.testing.assert_array_equal(np.pad(chars, (0, max(0, width - len(chars))))[:width],
+                                      swapped["char_ids"][row, position])
+        assert swapped["shape_ids"][row, position] == stand_ins["shape_ids"][match[0], 0]
+    # A name said twice in a sentence is swapped for the same stand-in both times.
+    tokens = tf.ragged.constant([["Italy", "beat", "Germany", "and", "Italy", "won"]])
+    example = {k: v[0] for k, v in featurizer(tokens).items()}
+    example["tags"] = tf.constant([dataset.TAG_IDS[t] for t in "SOSOSO"])
+    substitute = substitutes.substituter(featurizer, vocab, rate=0.99, seed=2)
+    for _ in range(5):
+        pretrained = substitute(example)["pretrained_ids"].numpy()
+        assert pretrained[0] == pretrained[4] != example["pretrained_ids"][0].numpy()
+    evaluation, _ = batch(training=False, entity_substitutes=substitutes, entity_substitution_rate=0.99)
+    assert (evaluation["token_ids"] > 1).sum() == (evaluation["token_ids"] > 0).sum()  # Never outside training.
+
+
+def test_substitution_needs_stand_ins(corpus):
+    vocab = corpus.build_vocabulary()
+    with pytest.raises(ValueError, match="entity_substitutes"):
+        dataset.make_dataset(corpus, "train", vocab, training=True, entity_substitution_rate=0.5)
