@@ -35,6 +35,9 @@ _ENCODER_DEFAULTS = {
     "bilstm": {"unknown_word_rate": 0.15, "entity_unknown_rate": 0.5, "shape_dim": 8, "char_dim": 50, "pretrained_dim": 50},
     "bert": {"learning_rate": 2e-4},
 }
+# The exact-match BiLSTM (full names: the model users get) learns unseen names from GloVe stand-ins of its train
+# entities rather than from hidden ones (docs/results.md, "Entity substitution"); stand-ins need the GloVe table.
+_EXACT_BILSTM_DEFAULTS = {"entity_unknown_rate": 0.0, "entity_substitution_rate": 0.5}
 
 
 @dataclasses.dataclass
@@ -165,6 +168,9 @@ class RINConfig:
         for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        if self.entity_substitution_rate and not self.pretrained_dim and self.encoder == "bilstm":
+            raise ValueError("entity_substitution_rate draws stand-ins from the pretrained table: it needs "
+                             "pretrained_dim > 0.")
         if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:
             raise ValueError("pretrained_dim, shape_dim and char_dim must be >= 0.")
         if self.max_length < 1:
@@ -172,11 +178,14 @@ class RINConfig:
 
     @classmethod
     def for_dataset(cls, dataset: str, **overrides) -> "RINConfig":
-        """Returns the paper's defaults for `dataset` and the encoder, with `overrides` applied."""
+        """Returns the paper's defaults for `dataset`, the encoder and the variant, with `overrides` applied."""
         if dataset not in _DATASET_DEFAULTS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
-        encoder_defaults = _ENCODER_DEFAULTS.get(overrides.get("encoder", "bilstm"), {})
-        return cls(dataset=dataset, **{**_DATASET_DEFAULTS[dataset], **encoder_defaults, **overrides})
+        encoder = overrides.get("encoder", "bilstm")
+        defaults = {**_DATASET_DEFAULTS[dataset], **_ENCODER_DEFAULTS.get(encoder, {})}
+        if encoder == "bilstm" and overrides.get("variant") == "exact" and overrides.get("pretrained_dim", 1):
+            defaults.update(_EXACT_BILSTM_DEFAULTS)
+        return cls(dataset=dataset, **{**defaults, **overrides})
 
     @property
     def word_feature_inputs(self) -> tuple[str, ...]:
@@ -190,12 +199,13 @@ class RINConfig:
     def with_vocabulary(self, vocab, pretrained_dim: int | None = None) -> "RINConfig":
         """Returns a copy sized for `vocab` (a `rin_keras.data.vocab.Vocabulary`): word, relation and
         character counts, and the pretrained table's rows (`pretrained_dim` is the table's width; without a
-        table in the vocabulary the pretrained feature is off)."""
+        table in the vocabulary the pretrained feature and entity substitution are off)."""
         dim = self.pretrained_dim if pretrained_dim is None else pretrained_dim
         return self.replace(
             vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, num_chars=len(vocab.chars) + 2,
             pretrained_rows=len(vocab.pretrained_words) + 2 if vocab.pretrained_words else 0,
             pretrained_dim=dim if vocab.pretrained_words else 0,
+            entity_substitution_rate=self.entity_substitution_rate if vocab.pretrained_words else 0.0,
         )
 
     def network_fields(self) -> dict:

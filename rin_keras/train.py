@@ -110,17 +110,19 @@ def define_flags():
         "In training, the share of real words read as <unk> (so unseen words are read from context and features).",
     )
     flags.DEFINE_float(
-        "entity_unknown_rate", _BILSTM_DEFAULTS.entity_unknown_rate,
-        "In training, the share of words inside gold entities read as <unk> (entities are what is unseen later).",
+        "entity_unknown_rate", None,
+        "In training, the share of words inside gold entities read as <unk> (entities are what is unseen later). "
+        f"Default: {_BILSTM_DEFAULTS.entity_unknown_rate} for --variant=partial, 0 for exact.",
     )
     flags.DEFINE_bool(
         "entity_unknown_features", _BILSTM_DEFAULTS.entity_unknown_features,
         "A word hidden by --entity_unknown_rate also loses its GloVe vector and characters (its shape stays).",
     )
     flags.DEFINE_float(
-        "entity_substitution_rate", _BILSTM_DEFAULTS.entity_substitution_rate,
+        "entity_substitution_rate", None,
         "In training, the share of words inside gold entities read as one of their nearest GloVe neighbours "
-        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows.",
+        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows. "
+        "Default: 0.5 for --variant=exact (with GloVe), 0 for partial.",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
@@ -148,14 +150,14 @@ def config_from_flags() -> RINConfig:
     }
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
-    fields = {name: FLAGS[name].value for name in _CONFIG_FLAGS}
+    fields = {name: FLAGS[name].value for name in _CONFIG_FLAGS if FLAGS[name].value is not None}
     fields["variant"] = FLAGS.variant or ("exact" if FLAGS.dataset_dir else "partial")
     if FLAGS.pretrained_vectors == "none":
         overrides["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
         for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
                      "shape_dim", "char_dim"):
-            fields.pop(name)  # BiLSTM features; the BERT encoder reads word pieces.
+            fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
         return RINConfig.for_dataset(dataset, preset=FLAGS.preset or "", **fields, **overrides)
@@ -297,11 +299,7 @@ def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pr
     """The stand-ins of the train entity words for `config.entity_substitution_rate` (None when it is 0)."""
     if not config.entity_substitution_rate or config.encoder != "bilstm":
         return None
-    if pretrained is None:
-        raise app.UsageError("--entity_substitution_rate draws stand-ins from the pretrained table: it needs "
-                             "--pretrained_vectors (not none).")
-    words = EntitySubstitutes.entity_words(corpus.examples("train"))
-    return EntitySubstitutes.from_pretrained(words, vocab.pretrained_words, pretrained)
+    return EntitySubstitutes.from_train_split(corpus, vocab, pretrained)
 
 
 def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,

@@ -8,6 +8,7 @@ import sys
 from unittest import mock
 
 import pytest
+from absl import app
 from absl.testing import flagsaver
 
 from rin_keras import RINConfig, callbacks, train
@@ -63,6 +64,7 @@ def test_one_epoch_writes_every_output(tmp_path):
     config = RINConfig.load(str(tmp_path / "run" / "config.json"))
     assert (config.pretrained_dim, config.pretrained_rows, config.shape_dim, config.char_dim) == (4, 10, 8, 50)
     assert config.unknown_word_rate == 0.15 and config.num_chars > 20
+    assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.0, 0.5)  # The exact variant's.
     assert os.path.exists(tmp_path / "run" / "vocab" / "pretrained_words.txt")
     assert saved["test"]["partial"]["gold"] == results["test"]["partial"]["gold"] == 2
     assert set(saved["test"]) >= {"partial", "exact", "text", "ner"}
@@ -187,9 +189,23 @@ def test_cli_flags_mirror_the_config():
     assert config.lr_schedule == "cosine"
     assert config.learning_rate == 1e-3
     assert (config.pretrained_dim, config.shape_dim, config.char_dim, config.entity_unknown_rate) == (50, 8, 50, 0.5)
+    assert config.entity_substitution_rate == 0.0
     with flagsaver.flagsaver(pretrained_vectors="none", char_dim=0, unknown_word_rate=0.0):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.char_dim, config.unknown_word_rate) == (0, 0, 0.0)
+    # The exact variant trades entity masking for GloVe stand-ins, which need the GloVe table.
+    with flagsaver.flagsaver(variant="exact"):
+        config = train.config_from_flags()
+    assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.0, 0.5)
+    with flagsaver.flagsaver(variant="exact", entity_substitution_rate=0.3, entity_unknown_rate=0.2):
+        config = train.config_from_flags()
+    assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.2, 0.3)
+    with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
+        config = train.config_from_flags()
+    assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)
+    with flagsaver.flagsaver(pretrained_vectors="none", entity_substitution_rate=0.5):
+        with pytest.raises(app.UsageError, match="pretrained table"):
+            train.config_from_flags()
 
 
 @pytest.mark.slow

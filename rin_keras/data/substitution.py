@@ -87,6 +87,12 @@ class EntitySubstitutes:
                      len(substitutes), len(set(entity_words)), k)
         return cls(substitutes)
 
+    @classmethod
+    def from_train_split(cls, corpus, vocab, vectors: np.ndarray, k: int = 20) -> "EntitySubstitutes":
+        """Stand-ins for the entity words of `corpus`'s train split, from the pretrained table of `vocab`
+        (`vocab.pretrained_words`, rows `vectors`); see `from_pretrained`."""
+        return cls.from_pretrained(cls.entity_words(corpus.examples("train")), vocab.pretrained_words, vectors, k)
+
     @staticmethod
     def entity_words(examples) -> list[str]:
         """The words inside the gold entities of encoded-or-raw TFDS `examples` (`tokens`, `entities`)."""
