@@ -61,7 +61,8 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
     With `breakdown`, adds partial-match scores per overlap category and per
-    number of gold triples in the sentence, and `sentences`: each sentence's
+    number of gold triples in the sentence, `relations`: partial-match scores
+    per relation (`metrics.score_by_relation`), and `sentences`: each sentence's
     triples sorted into correct, missed and spurious (`compare_sentences`, by the
     model's variant).
     """
@@ -86,6 +87,7 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
             }
             for (kind, name), ids in sorted(groups.items())
         }
+        scores["relations"] = metrics.score_by_relation(gold, predicted, relation_names)
         scores["sentences"] = compare_sentences(gold, predicted, tokens, relation_names, extractor.config.variant)
     return scores
 
@@ -232,8 +234,8 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
     return scores
 
 
-def format_table(scores: dict) -> str:
-    """Returns a plain-text P/R/F1 table of `evaluate_split` scores."""
+def format_table(scores: dict, relations_shown: int = 12) -> str:
+    """Returns a plain-text P/R/F1 table of `evaluate_split` scores (the `relations_shown` commonest gold relations)."""
     rows = [f"{'scorer':<12}{'P':>8}{'R':>8}{'F1':>8}{'correct':>9}{'pred':>7}{'gold':>7}"]
     for name in ("partial", "exact", "text", "ner"):
         s = scores[name]
@@ -243,6 +245,10 @@ def format_table(scores: dict) -> str:
         )
     for name, s in scores.get("breakdown", {}).items():
         rows.append(f"{name:<28}{s['sentences']:5d} sent  P {s['precision']:6.2f}  R {s['recall']:6.2f}  F1 {s['f1']:6.2f}")
+    commonest = sorted(scores.get("relations", {}).items(), key=lambda item: (-item[1]["gold"], item[0]))
+    for name, s in commonest[:relations_shown]:
+        rows.append(f"relation/{name:<24}{s['gold']:5d} gold  P {s['precision']:6.2f}  R {s['recall']:6.2f}"
+                    f"  F1 {s['f1']:6.2f}")
     for text, s in scores.get("strings", {}).items():
         rows.append(f"strings/{text:<20}      P {s['precision']:6.2f}  R {s['recall']:6.2f}  F1 {s['f1']:6.2f}"
                     f"  ({s['correct']} of {s['predicted']} returned, {s['gold']} gold)")

@@ -119,6 +119,18 @@ def score_triples(
     }
 
 
+def score_by_relation(gold: list[list[Triple]], predicted: list[list[Triple]], relation_names: list[str]) -> dict:
+    """Returns partial-match P/R/F1 per relation name, for each relation gold or predicted at least once."""
+    relations = sorted({t.relation for triples in (*gold, *predicted) for t in triples})
+    return {
+        relation_names[r]: score_sets(
+            ({triple_key(t, "partial") for t in g if t.relation == r} for g in gold),
+            ({triple_key(t, "partial") for t in p if t.relation == r} for p in predicted),
+        )
+        for r in relations
+    }
+
+
 def score_entities(gold_tags: list, predicted_tags: list) -> dict:
     """Returns NER span P/R/F1 of BIESO tag-id sequences."""
     return score_sets(

@@ -63,6 +63,17 @@ def test_scorer_overlapping_and_multiword_triples():
     assert scores["text"]["correct"] == 1 and scores["text"]["gold"] == 3
 
 
+def test_scores_by_relation_count_each_relation_alone():
+    gold = [[_triple(1, 0, 4), _triple(1, 1, 4)], [_triple(0, 0, 2)]]
+    predicted = [[_triple(1, 0, 4), _triple(4, 2, 1)], [_triple(0, 1, 2)]]
+    scores = metrics.score_by_relation(gold, predicted, ["r0", "r1", "r2", "r3"])
+    assert set(scores) == {"r0", "r1", "r2"}  # r3: neither gold nor predicted.
+    assert [(scores[r]["correct"], scores[r]["predicted"], scores[r]["gold"]) for r in ("r0", "r1", "r2")] == \
+        [(1, 1, 2), (0, 1, 1), (0, 1, 0)]
+    assert sum(s["correct"] for s in scores.values()) == metrics.score_triples(
+        gold, predicted, [[]] * 2, ["r0", "r1", "r2", "r3"])["partial"]["correct"]
+
+
 def test_scorer_empty_predictions_and_empty_gold():
     scores = metrics.score_triples([[_triple(0, 0, 1)], []], [[], []], [["a", "b"], []], ["r"])
     assert scores["partial"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "correct": 0, "predicted": 0, "gold": 1}
