@@ -67,7 +67,8 @@ class RINConfig:
             its shape stays), so the model must read the entity from context.
         entity_substitution_rate: in training, the share of words inside gold entities
             read as a stand-in, one of their nearest neighbours in the pretrained table
-            (`rin_keras.data.substitution`; needs `pretrained_dim`).
+            (`rin_keras.data.substitution`; the BiLSTM needs `pretrained_dim`, a BERT
+            encoder reads the stand-ins' word pieces).
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
         shape_dim: size of the word-shape (case) embedding; 0: none.
@@ -199,13 +200,14 @@ class RINConfig:
     def with_vocabulary(self, vocab, pretrained_dim: int | None = None) -> "RINConfig":
         """Returns a copy sized for `vocab` (a `rin_keras.data.vocab.Vocabulary`): word, relation and
         character counts, and the pretrained table's rows (`pretrained_dim` is the table's width; without a
-        table in the vocabulary the pretrained feature and entity substitution are off)."""
+        table in the vocabulary the pretrained feature and the BiLSTM's entity substitution are off)."""
         dim = self.pretrained_dim if pretrained_dim is None else pretrained_dim
         return self.replace(
             vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, num_chars=len(vocab.chars) + 2,
             pretrained_rows=len(vocab.pretrained_words) + 2 if vocab.pretrained_words else 0,
             pretrained_dim=dim if vocab.pretrained_words else 0,
-            entity_substitution_rate=self.entity_substitution_rate if vocab.pretrained_words else 0.0,
+            entity_substitution_rate=(self.entity_substitution_rate
+                                      if vocab.pretrained_words or self.encoder != "bilstm" else 0.0),
         )
 
     def network_fields(self) -> dict:

@@ -121,8 +121,9 @@ def define_flags():
     flags.DEFINE_float(
         "entity_substitution_rate", None,
         "In training, the share of words inside gold entities read as one of their nearest GloVe neighbours "
-        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows. "
-        "Default: 0.5 for --variant=exact (with GloVe), 0 for partial.",
+        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows; with "
+        "--encoder=bert too (stand-ins from --pretrained_vectors). "
+        "Default: 0.5 for the BiLSTM --variant=exact (with GloVe), else 0.",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
@@ -155,8 +156,7 @@ def config_from_flags() -> RINConfig:
     if FLAGS.pretrained_vectors == "none":
         overrides["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
-        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
-                     "shape_dim", "char_dim"):
+        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "shape_dim", "char_dim"):
             fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
@@ -224,7 +224,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         dataset_dir: a user's folder to train on instead of the benchmark (`config.dataset` "custom").
         tfds_data_dir: TFDS data folder.
         word_vectors_source: `"word2vec"`, `"random"` or a text vectors file.
-        pretrained_source: for `config.pretrained_dim` > 0, the frozen pretrained
+        pretrained_source: for `config.pretrained_dim` > 0 (and for a BERT encoder's entity substitution), the pretrained
             table: `"glove"` or a text vectors file (see `embeddings.load_pretrained_table`).
         patience: early-stopping patience in epochs.
         mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
@@ -252,8 +252,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
         entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
         entity_unknown_features=config.entity_unknown_features,
-        entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained),
-        entity_substitution_rate=config.entity_substitution_rate if config.encoder == "bilstm" else 0.0,
+        entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
+        entity_substitution_rate=config.entity_substitution_rate,
     )
     with get_strategy(strategy).scope():
         model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, model_dir,
@@ -295,11 +295,16 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
     return config, RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer), pretrained
 
 
-def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pretrained):
-    """The stand-ins of the train entity words for `config.entity_substitution_rate` (None when it is 0)."""
-    if not config.entity_substitution_rate or config.encoder != "bilstm":
+def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pretrained, pretrained_source: str):
+    """The stand-ins of the train entity words for `config.entity_substitution_rate` (None when it is 0), from the
+    BiLSTM's pretrained table, or for a BERT encoder from the table `pretrained_source` names."""
+    if not config.entity_substitution_rate:
         return None
-    return EntitySubstitutes.from_train_split(corpus, vocab, pretrained)
+    if config.encoder == "bilstm":
+        return EntitySubstitutes.from_train_split(corpus, vocab.pretrained_words, pretrained)
+    if pretrained_source == "none":
+        raise ValueError("entity_substitution_rate draws stand-ins from a pretrained table: set pretrained_source.")
+    return EntitySubstitutes.from_train_split(corpus, *embeddings.load_pretrained_table(pretrained_source))
 
 
 def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,

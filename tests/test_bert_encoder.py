@@ -97,13 +97,17 @@ def test_mixed_precision_trains(tiny_preset, policy):
 
 def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     config = RINConfig.for_dataset(
-        "webnlg", variant="exact", encoder="bert", preset=tiny_preset, hidden_dim=8, rounds=1, batch_size=4, epochs=1
+        "webnlg", variant="exact", encoder="bert", preset=tiny_preset, hidden_dim=8, rounds=1, batch_size=4, epochs=1,
+        entity_substitution_rate=0.5,
     )
     assert config.learning_rate == 2e-4  # The paper's BERT setting.
+    vectors = tmp_path / "vectors.txt"  # Stand-ins for the entity words come from a pretrained table.
+    vectors.write_text("texas 1 0\nohio 0.9 0.1\nitaly 0 1\nspain 0.1 0.9\n", encoding="utf-8")
     with testing.dummy_checksums("webnlg"):
         results = train.train(config, str(tmp_path / "run"), data_dir=testing.dummy_dir("webnlg"),
-                              tfds_data_dir=str(tmp_path / "tfds"))
+                              tfds_data_dir=str(tmp_path / "tfds"), pretrained_source=str(vectors))
     assert results["test"]["partial"]["gold"] == 2
+    assert RINConfig.load(str(tmp_path / "run" / "config.json")).entity_substitution_rate == 0.5
     extractor = RINTripleExtractor.from_preset(str(tmp_path / "run"))
     assert isinstance(extractor.preprocessor.featurizer, WordPieces)
     head = extractor.model.get_layer("relation_head")  # Make the untrained head fire, to compare many triples.

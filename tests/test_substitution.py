@@ -77,8 +77,9 @@ def test_substitution_swaps_entity_words_through_every_feature(corpus, table):
     swapped, swapped_tags = batch(training=True, entity_substitutes=substitutes, entity_substitution_rate=0.99)
     np.testing.assert_array_equal(tags, swapped_tags)  # Same sentences, same order.
     outside = tags == dataset.TAG_IDS["O"]
-    for name in ("token_ids", "pretrained_ids", "shape_ids"):
-        np.testing.assert_array_equal(plain[name][outside], swapped[name][outside])
+    for name in ("token_ids", "pretrained_ids", "shape_ids"):  # The second, unannotated "Italy" apart.
+        moved = (plain[name] != swapped[name]) & outside
+        assert all(vocab.words[i] == "Italy" for i in plain["token_ids"][moved]), name
     changed = (plain["pretrained_ids"] != swapped["pretrained_ids"]) & ~outside
     assert changed.sum() >= 8  # Alan, Bean, Wheeler, Texas, Italy, Rome, ... at 99%.
     # Each swapped word reads exactly as one of its stand-ins would, characters included.
@@ -94,14 +95,14 @@ def test_substitution_swaps_entity_words_through_every_feature(corpus, table):
         np.testing.assert_array_equal(np.pad(chars, (0, max(0, width - len(chars))))[:width],
                                       swapped["char_ids"][row, position])
         assert swapped["shape_ids"][row, position] == stand_ins["shape_ids"][match[0], 0]
-    # A name said twice in a sentence is swapped for the same stand-in both times.
-    tokens = tf.ragged.constant([["Italy", "beat", "Germany", "and", "Italy", "won"]])
-    example = {k: v[0] for k, v in featurizer(tokens).items()}
-    example["tags"] = tf.constant([dataset.TAG_IDS[t] for t in "SOSOSO"])
-    substitute = substitutes.substituter(featurizer, vocab, rate=0.99, seed=2)
+    # A name said twice in a sentence is swapped for the same stand-in both times; other words stay.
+    example = {"tokens": tf.constant(["Italy", "beat", "Germany", "and", "Italy", "won"]),
+               "entities": {"start": tf.constant([0, 2, 4]), "end": tf.constant([1, 3, 5])}}
+    substitute = substitutes.substituter(rate=0.99, seed=2)
     for _ in range(5):
-        pretrained = substitute(example)["pretrained_ids"].numpy()
-        assert pretrained[0] == pretrained[4] != example["pretrained_ids"][0].numpy()
+        tokens = [t.decode() for t in substitute(example)["tokens"].numpy()]
+        assert tokens[0] == tokens[4] != "Italy" and tokens[0] in substitutes.substitutes["Italy"]
+        assert tokens[1::2] == ["beat", "and", "won"]
     evaluation, _ = batch(training=False, entity_substitutes=substitutes, entity_substitution_rate=0.99)
     assert (evaluation["token_ids"] > 1).sum() == (evaluation["token_ids"] > 0).sum()  # Never outside training.
 
@@ -110,3 +111,29 @@ def test_substitution_needs_stand_ins(corpus):
     vocab = corpus.build_vocabulary()
     with pytest.raises(ValueError, match="entity_substitutes"):
         dataset.make_dataset(corpus, "train", vocab, training=True, entity_substitution_rate=0.5)
+
+
+def test_substitution_reaches_a_bert_encoders_word_pieces(corpus):
+    import keras_hub
+
+    from rin_keras.data.features import WordPieces
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alan", "bean", "was", "born", "in", "wheeler", ",",
+              "texas", "ohio", "italy", "spain", "rome", "."]
+    featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=pieces, lowercase=True))
+    substitutes = EntitySubstitutes({"Texas": ["Ohio"], "Italy": ["Spain"]})
+    vocab = corpus.build_vocabulary()
+
+    def piece_ids(**kwargs):
+        [(x, _)] = list(dataset.make_dataset(corpus, "train", vocab, batch_size=8, seed=5, bucket_boundaries=None,
+                                             featurizer=featurizer, **kwargs))
+        return x["piece_ids"].numpy()
+
+    plain = piece_ids(training=True)
+    swapped = piece_ids(training=True, entity_substitutes=substitutes, entity_substitution_rate=0.99)
+    ids = {p: i for i, p in enumerate(pieces)}
+    assert (plain == ids["texas"]).sum() == 1 and (plain == ids["italy"]).sum() == 2
+    assert (swapped == ids["texas"]).sum() == (swapped == ids["italy"]).sum() == 0
+    assert (swapped == ids["ohio"]).sum() == 1 and (swapped == ids["spain"]).sum() == 2
+    changed = plain != swapped
+    assert set(plain[changed]) == {ids["texas"], ids["italy"]}  # Nothing else moves.

@@ -31,7 +31,7 @@ def encoder(featurizer, max_length: int):
     The encoded example holds the model inputs of `featurizer` (e.g. `token_ids`
     [n]), `tags` [n] (BIESO ids), `relations` [t, 3] (subject head, object head,
     relation id), `length`, and the counts `truncated_tokens` and
-    `dropped_triples` caused by `max_length`.
+    `dropped_triples` caused by `max_length`; an `index` travels along.
     """
 
     def encode(example):
@@ -62,6 +62,7 @@ def encoder(featurizer, max_length: int):
             "length": length,
             "truncated_tokens": full_length - length,
             "dropped_triples": tf.reduce_sum(tf.cast(~kept, tf.int32)),
+            **({"index": example["index"]} if "index" in example else {}),
         }
 
     return encode
@@ -162,12 +163,13 @@ def make_dataset(
     """
     featurizer = featurizer or WordIds(vocab)
     extra = ("index",) if with_index else ()
-    examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
-                            drop_empty=training)
-    if training and entity_substitution_rate and "token_ids" in featurizer.padding_values:
+    substitute = None
+    if training and entity_substitution_rate:
         if entity_substitutes is None:
             raise ValueError("entity_substitution_rate needs entity_substitutes.")
-        examples = examples.map(entity_substitutes.substituter(featurizer, vocab, entity_substitution_rate, seed))
+        substitute = entity_substitutes.substituter(entity_substitution_rate, seed)
+    examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
+                            drop_empty=training, substitute=substitute)
     if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
         examples = examples.map(_entity_hider(entity_unknown_rate, seed, entity_unknown_features))
     if training:
@@ -181,20 +183,27 @@ def make_dataset(
 
 
 def encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, limit: int | None = None,
-                 with_index: bool = False, drop_empty: bool = False) -> tf.data.Dataset:
+                 with_index: bool = False, drop_empty: bool = False, substitute=None) -> tf.data.Dataset:
     """Step 1: the encoded examples of `split` (see `encoder`), cached, with their counts logged.
 
     Each keeps the featurizer's inputs, `tags`, `relations` and `length` (and
-    `index`, its position in the split, with `with_index`).
+    `index`, its position in the split, with `with_index`). With `substitute`, a
+    map function over raw examples (`EntitySubstitutes.substituter`), the raw
+    examples are cached instead and substituted and encoded anew each epoch.
     """
     raw = corpus.raw(split)
     if limit:
         raw = raw.take(limit)
-    encoded = raw.map(encoder(featurizer, max_length), num_parallel_calls=tf.data.AUTOTUNE)
+    encode = encoder(featurizer, max_length)
     if with_index:
-        encoded = encoded.enumerate().map(lambda i, x: {**x, "index": tf.cast(i, tf.int32)})
-    encoded = encoded.cache()
-    _log_counts(encoded, f"{corpus.name}/{split}")
+        raw = raw.enumerate().map(lambda i, x: {**x, "index": tf.cast(i, tf.int32)})
+    if substitute is None:
+        encoded = raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        _log_counts(encoded, f"{corpus.name}/{split}")
+    else:
+        raw = raw.cache()
+        _log_counts(raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE), f"{corpus.name}/{split}")
+        encoded = raw.map(lambda x: encode(substitute(x)), num_parallel_calls=tf.data.AUTOTUNE)
     if drop_empty:
         encoded = encoded.filter(lambda x: x["length"] > 0)
     kept = (*featurizer.padding_values, "tags", "relations", "length", *(("index",) if with_index else ()))

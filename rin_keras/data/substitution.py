@@ -6,9 +6,10 @@ what the sentence says, and relates almost nothing about unseen people and place
 (docs/results.md, "Why unseen categories fail"). Here each train entity word gets a
 list of stand-ins: its nearest neighbours in the frozen pretrained table (GloVe),
 written in its case (`Bean` -> `Collins`, `Texas` -> `Ohio`, `1959` -> `1961`). In
-training, a share of the entity words of each sentence read as one of their
-stand-ins, through every input feature (word id, pretrained id, shape, characters),
-so the model sees the same contexts with many more names, as it will at inference.
+training, a share of the entity words of each sentence are written as one of their
+stand-ins before any feature is read (word id, pretrained id, shape, characters,
+or a BERT encoder's word pieces), so the model sees the same contexts with many
+more names, as it will at inference.
 Only train words and the pretrained table are read, never dev or test text.
 """
 
@@ -17,8 +18,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 from absl import logging
-
-from rin_keras.data.features import MAX_WORD_CHARS
 
 # Stand-ins are drawn from the table's most frequent rows (GloVe is sorted by frequency), so they are real words.
 DEFAULT_SEARCH_ROWS = 100_000
@@ -88,10 +87,11 @@ class EntitySubstitutes:
         return cls(substitutes)
 
     @classmethod
-    def from_train_split(cls, corpus, vocab, vectors: np.ndarray, k: int = 20) -> "EntitySubstitutes":
-        """Stand-ins for the entity words of `corpus`'s train split, from the pretrained table of `vocab`
-        (`vocab.pretrained_words`, rows `vectors`); see `from_pretrained`."""
-        return cls.from_pretrained(cls.entity_words(corpus.examples("train")), vocab.pretrained_words, vectors, k)
+    def from_train_split(cls, corpus, pretrained_words: list[str], vectors: np.ndarray,
+                         k: int = 20) -> "EntitySubstitutes":
+        """Stand-ins for the entity words of `corpus`'s train split, from a pretrained table (its words in row
+        order and its rows `vectors`); see `from_pretrained`."""
+        return cls.from_pretrained(cls.entity_words(corpus.examples("train")), pretrained_words, vectors, k)
 
     @staticmethod
     def entity_words(examples) -> list[str]:
@@ -103,57 +103,44 @@ class EntitySubstitutes:
                 words += [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens[start:end]]
         return words
 
-    def substituter(self, featurizer, vocab, rate: float, seed: int | None = None):
-        """Returns a tf.data map function over encoded examples (`rin_keras.data.dataset.encoder`) that reads each
-        word inside a gold entity, with probability `rate`, as one of its stand-ins through all of `featurizer`'s
-        inputs. A word that appears several times in a sentence gets the same stand-in each time.
+    def substituter(self, rate: float, seed: int | None = None):
+        """Returns a tf.data map function over raw TFDS examples (`tokens`, `entities`) that writes each word
+        inside a gold entity, with probability `rate`, as one of its stand-ins, before the featurizer reads it
+        (so every input of any encoder, word ids, pretrained ids, shapes, characters or word pieces, sees the
+        stand-in). A word said several times in a sentence gets the same stand-in each time (mentions outside
+        the gold entities too, once one inside is swapped).
 
         Args:
-            featurizer: the `WordIds` featurizer that encoded the examples.
-            vocab: its vocabulary (train entity words are found by their word id).
             rate: the share of entity words substituted, drawn anew each epoch.
             seed: random seed.
         """
-        from rin_keras.data.dataset import TAG_IDS
-
-        ids = {word: i for i, word in enumerate(vocab.words)}
-        words = sorted(w for w in self.substitutes if w in ids)
+        words = sorted(self.substitutes)
         if not words:
-            raise ValueError("No train entity word has stand-ins in this vocabulary.")
-        names = featurizer.word_inputs
+            raise ValueError("No train entity word has stand-ins.")
         counts = np.asarray([len(self.substitutes[w]) for w in words], np.int32)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
-        block = np.full(vocab.vocab_size, -1, np.int32)  # Word id -> its block of stand-in rows.
-        block[[ids[w] for w in words]] = np.arange(len(words), dtype=np.int32)
-        features = featurizer(tf.ragged.constant([[s] for w in words for s in self.substitutes[w]]))
-        pool = {name: features[name][:, 0] for name in names}
-        if "char_ids" in pool:
-            pool["char_ids"] = tf.pad(pool["char_ids"], [[0, 0], [0, MAX_WORD_CHARS - tf.shape(pool["char_ids"])[1]]])
-        block, starts, counts = tf.constant(block), tf.constant(starts), tf.constant(counts)
-        k = int(counts.numpy().max())
+        block = tf.lookup.StaticHashTable(  # Word -> its block of stand-ins in `pool`; -1 for other words.
+            tf.lookup.KeyValueTensorInitializer(tf.constant(words), tf.range(len(words), dtype=tf.int32)), -1)
+        pool = tf.constant([s for w in words for s in self.substitutes[w]])
+        starts, counts, k = tf.constant(starts), tf.constant(counts), int(counts.max())
 
         def substitute(example):
-            token_ids = example["token_ids"]
-            n = tf.shape(token_ids)[0]
-            word = tf.gather(block, token_ids)
-            # One draw per distinct word of the sentence, so a repeated name stays one name.
-            _, same = tf.unique(token_ids)
+            tokens = example["tokens"]
+            n = tf.shape(tokens)[0]
+            entities = example["entities"]
+            inside = tf.reduce_any(
+                (tf.range(n)[:, None] >= entities["start"][None, :]) & (tf.range(n)[:, None] < entities["end"][None, :]),
+                axis=1)
+            word = block.lookup(tokens)
+            # One draw per distinct word of the sentence, so a repeated name stays one name, also where a
+            # mention of it lies outside the gold entities.
+            distinct, same = tf.unique(tokens)
+            in_entity = tf.math.unsorted_segment_max(tf.cast(inside, tf.int32), same, tf.size(distinct)) > 0
             draws = tf.random.uniform([n], seed=seed)
             picks = tf.random.uniform([n], maxval=k, dtype=tf.int32, seed=seed)
-            swap = (word >= 0) & tf.not_equal(example["tags"], TAG_IDS["O"]) & (tf.gather(draws, same) < rate)
+            swap = (word >= 0) & tf.gather(in_entity & (draws[:tf.size(distinct)] < rate), same)
             word = tf.maximum(word, 0)
             row = tf.gather(starts, word) + tf.gather(picks, same) % tf.gather(counts, word)
-            result = dict(example)
-            for name in names:
-                new = tf.gather(pool[name], row)
-                if name == "char_ids":
-                    old = example[name]
-                    old = tf.pad(old, [[0, 0], [0, tf.maximum(MAX_WORD_CHARS - tf.shape(old)[1], 0)]])
-                    merged = tf.where(swap[:, None], new, old[:, :MAX_WORD_CHARS])
-                    used = tf.reduce_max(tf.reduce_sum(tf.cast(merged > 0, tf.int32), axis=1))
-                    result[name] = merged[:, :tf.maximum(used, 1)]
-                else:
-                    result[name] = tf.where(swap, new, example[name])
-            return result
+            return {**example, "tokens": tf.where(swap, tf.gather(pool, row), tokens)}
 
         return substitute
