@@ -128,9 +128,9 @@ class EntitySubstitutes:
             tokens = example["tokens"]
             n = tf.shape(tokens)[0]
             entities = example["entities"]
-            inside = tf.reduce_any(
-                (tf.range(n)[:, None] >= entities["start"][None, :]) & (tf.range(n)[:, None] < entities["end"][None, :]),
-                axis=1)
+            position = tf.range(n)[:, None]
+            inside = tf.reduce_any((position >= entities["start"][None, :]) & (position < entities["end"][None, :]),
+                                   axis=1)
             word = block.lookup(tokens)
             # One draw per distinct word of the sentence, so a repeated name stays one name, also where a
             # mention of it lies outside the gold entities.
