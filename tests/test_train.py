@@ -188,12 +188,12 @@ def test_cli_flags_mirror_the_config():
     assert (config.rounds, config.updater, config.use_entity_input, config.batch_size) == (5, "rnn", False, 7)
     assert config.lr_schedule == "cosine"
     assert config.learning_rate == 1e-3
-    assert (config.pretrained_dim, config.shape_dim, config.char_dim, config.entity_unknown_rate) == (50, 8, 50, 0.5)
+    assert (config.pretrained_dim, config.shape_dim, config.char_dim, config.entity_unknown_rate) == (50, 8, 50, 0.0)
     assert config.entity_substitution_rate == 0.0
     with flagsaver.flagsaver(pretrained_vectors="none", char_dim=0, unknown_word_rate=0.0):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.char_dim, config.unknown_word_rate) == (0, 0, 0.0)
-    # The exact variant trades entity masking for GloVe stand-ins, which need the GloVe table.
+    # The exact variant reads GloVe stand-ins of its entities, which need the GloVe table.
     with flagsaver.flagsaver(variant="exact"):
         config = train.config_from_flags()
     assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.0, 0.5)
