@@ -224,8 +224,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         dataset_dir: a user's folder to train on instead of the benchmark (`config.dataset` "custom").
         tfds_data_dir: TFDS data folder.
         word_vectors_source: `"word2vec"`, `"random"` or a text vectors file.
-        pretrained_source: for `config.pretrained_dim` > 0 (and for a BERT encoder's entity substitution), the pretrained
-            table: `"glove"` or a text vectors file (see `embeddings.load_pretrained_table`).
+        pretrained_source: for `config.pretrained_dim` > 0 (and a BERT encoder's entity substitution), the
+            pretrained table: `"glove"` or a text vectors file (see `embeddings.load_pretrained_table`).
         patience: early-stopping patience in epochs.
         mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         strategy: tf.distribute strategy name.
