@@ -19,7 +19,7 @@ LR_SCHEDULES = ("constant", "cosine")
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
     "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
-    "max_length", "threshold",
+    "entity_substitution_neighbours", "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
@@ -71,6 +71,8 @@ class RINConfig:
             read as a stand-in, one of their nearest neighbours in the pretrained table
             (`rin_keras.data.substitution`; the BiLSTM needs `pretrained_dim`, a BERT
             encoder reads the stand-ins' word pieces).
+        entity_substitution_neighbours: how many nearest neighbours of each train
+            entity word may stand in for it (more: stand-ins less like the word).
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
         shape_dim: size of the word-shape (case) embedding; 0: none.
@@ -116,6 +118,7 @@ class RINConfig:
     entity_unknown_rate: float = 0.0
     entity_unknown_features: bool = False
     entity_substitution_rate: float = 0.0
+    entity_substitution_neighbours: int = 20
     pretrained_dim: int = 0
     pretrained_rows: int = 0
     shape_dim: int = 0
@@ -174,6 +177,8 @@ class RINConfig:
         if self.entity_substitution_rate and not self.pretrained_dim and self.encoder == "bilstm":
             raise ValueError("entity_substitution_rate draws stand-ins from the pretrained table: it needs "
                              "pretrained_dim > 0.")
+        if self.entity_substitution_neighbours < 1:
+            raise ValueError(f"entity_substitution_neighbours must be >= 1, got {self.entity_substitution_neighbours}.")
         if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:
             raise ValueError("pretrained_dim, shape_dim and char_dim must be >= 0.")
         if self.max_length < 1:

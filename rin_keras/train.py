@@ -49,6 +49,7 @@ _CONFIG_FLAGS = (
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
     "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "entity_unknown_rate",
     "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
+    "entity_substitution_neighbours",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
@@ -124,6 +125,10 @@ def define_flags():
         "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows; with "
         "--encoder=bert too (stand-ins from --pretrained_vectors). "
         "Default: 0.5 for the BiLSTM --variant=exact (with GloVe), else 0.",
+    )
+    flags.DEFINE_integer(
+        "entity_substitution_neighbours", _DEFAULTS.entity_substitution_neighbours,
+        "How many nearest GloVe neighbours of each train entity word may stand in for it.",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
@@ -301,10 +306,12 @@ def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pr
     if not config.entity_substitution_rate:
         return None
     if config.encoder == "bilstm":
-        return EntitySubstitutes.from_train_split(corpus, vocab.pretrained_words, pretrained)
-    if pretrained_source == "none":
+        table = vocab.pretrained_words, pretrained
+    elif pretrained_source == "none":
         raise ValueError("entity_substitution_rate draws stand-ins from a pretrained table: set pretrained_source.")
-    return EntitySubstitutes.from_train_split(corpus, *embeddings.load_pretrained_table(pretrained_source))
+    else:
+        table = embeddings.load_pretrained_table(pretrained_source)
+    return EntitySubstitutes.from_train_split(corpus, *table, k=config.entity_substitution_neighbours)
 
 
 def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rin_keras import train
+from rin_keras.config import RINConfig
 from rin_keras.data import dataset, embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.features import WordIds
@@ -137,3 +139,18 @@ def test_substitution_reaches_a_bert_encoders_word_pieces(corpus):
     assert (swapped == ids["ohio"]).sum() == 1 and (swapped == ids["spain"]).sum() == 2
     changed = plain != swapped
     assert set(plain[changed]) == {ids["texas"], ids["italy"]}  # Nothing else moves.
+
+
+@pytest.mark.parametrize("neighbours", [1, 4])
+def test_training_draws_as_many_stand_ins_as_configured(corpus, table, neighbours):
+    config = RINConfig.for_dataset("webnlg", variant="exact", entity_substitution_rate=0.5,
+                                   entity_substitution_neighbours=neighbours)
+    words, vectors = table
+    vocab = corpus.build_vocabulary().with_pretrained_words(words)
+    substitutes = train._entity_substitutes(config, corpus, vocab, vectors, "glove")
+    assert len(substitutes.substitutes["Italy"]) == neighbours
+
+
+def test_stand_in_count_must_be_positive():
+    with pytest.raises(ValueError, match="entity_substitution_neighbours"):
+        RINConfig.for_dataset("webnlg", entity_substitution_neighbours=0)

@@ -200,6 +200,9 @@ def test_cli_flags_mirror_the_config():
     with flagsaver.flagsaver(variant="exact", entity_substitution_rate=0.3, entity_unknown_rate=0.2):
         config = train.config_from_flags()
     assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.2, 0.3)
+    assert config.entity_substitution_neighbours == 20
+    with flagsaver.flagsaver(variant="exact", entity_substitution_neighbours=100):
+        assert train.config_from_flags().entity_substitution_neighbours == 100
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)
