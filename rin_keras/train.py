@@ -111,9 +111,9 @@ def define_flags():
         "In training, the share of real words read as <unk> (so unseen words are read from context and features).",
     )
     flags.DEFINE_float(
-        "entity_unknown_rate", None,
-        "In training, the share of words inside gold entities read as <unk> (entities are what is unseen later). "
-        "Default 0 (measured worse than none for both variants; docs/results.md).",
+        "entity_unknown_rate", _DEFAULTS.entity_unknown_rate,
+        "In training, the share of words inside gold entities read as <unk> (entities are what is unseen later); "
+        "off by default: measured worse than none for both variants (docs/results.md).",
     )
     flags.DEFINE_bool(
         "entity_unknown_features", _BILSTM_DEFAULTS.entity_unknown_features,
