@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import sys
 
 import keras
@@ -33,9 +34,10 @@ from rin_keras.callbacks import (
 from rin_keras.config import BENCHMARKS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIANTS, WORD_PIECES, RINConfig
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset, shard_batches
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
+from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
 from rin_keras.evaluate import evaluate_split, format_table
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
@@ -138,10 +140,13 @@ def define_flags():
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
     flags.DEFINE_enum(
-        "strategy", "default", ["default", "mirrored", "tpu"],
-        "tf.distribute strategy. (Not MultiWorkerMirroredStrategy: Keras 3's fit fails under it, keras-team/keras#20585; "
-        "docs/results.md.)"
+        "strategy", "default", ["default", "mirrored", "tpu", "data_parallel"],
+        "default, mirrored or tpu: a tf.distribute strategy (TensorFlow backend). data_parallel: keras.distribution's "
+        "DataParallel over every device of --num_workers workers (KERAS_BACKEND=jax; rin_keras/data_parallel.py)."
     )
+    flags.DEFINE_integer("num_workers", 1, "--strategy=data_parallel: processes (machines) that train together.")
+    flags.DEFINE_integer("worker_index", 0, "--strategy=data_parallel: this worker's index, 0 for the chief.")
+    flags.DEFINE_string("coordinator_address", None, "--strategy=data_parallel: the chief's host:port.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (pads batches to bucket edges).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
     flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).")
@@ -171,7 +176,7 @@ def config_from_flags() -> RINConfig:
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
-    """Returns the tf.distribute strategy called `name`."""
+    """Returns the tf.distribute strategy called `name` (the default one for `data_parallel`, which is Keras's)."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "tpu":
@@ -204,7 +209,7 @@ def plot_history(history_csv: str, png: str) -> None:
     plt.close(fig)
 
 
-def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_dir: str) -> np.ndarray | None:
+def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_dir: str | None) -> np.ndarray | None:
     """Returns the initial word vectors named by `source`, or None for random."""
     if source == "random":
         return None
@@ -219,7 +224,7 @@ def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_di
 def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None, tfds_data_dir=None,
           word_vectors_source="word2vec",
           pretrained_source="glove", patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
-          max_train_sentences=None, corpus: Corpus | None = None) -> dict:
+          max_train_sentences=None, corpus: Corpus | None = None, cluster: Cluster = SINGLE_PROCESS) -> dict:
     """Trains, selects on dev, scores test; returns the results written to results.json.
 
     Args:
@@ -233,17 +238,27 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             pretrained table: `"glove"` or a text vectors file (see `embeddings.load_pretrained_table`).
         patience: early-stopping patience in epochs.
         mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
-        strategy: tf.distribute strategy name.
+        strategy: tf.distribute strategy name, or `"data_parallel"` (see `rin_keras.data_parallel`).
         jit_compile: XLA-compile the train step; batches are then padded to bucket edges.
         bucketing: bucket train batches by length.
         max_train_sentences: train on the first N sentences only.
         corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.variant`).
+        cluster: with `strategy="data_parallel"`, this worker's place among the workers. Every worker takes the
+            same steps and returns the same results; only the chief writes to `model_dir` (the others start from a
+            copy of its state in a temporary folder, which they remove at the end).
 
     Raises:
-        ValueError: the data has no validation split (it selects the model).
+        ValueError: the data has no validation split (it selects the model), or `cluster` has several workers
+            and the strategy is not `data_parallel`.
     """
-    keras.utils.set_random_seed(config.seed)
+    if strategy == "data_parallel":
+        cluster.start()
+    elif cluster.num_workers > 1:
+        raise ValueError(f"Several workers train together with strategy='data_parallel', not {strategy!r}.")
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
+    if not cluster.is_chief:
+        cluster.barrier("run_dir")  # The chief prepares the data and the run folder first; then the others read them.
+        model_dir = cluster.worker_dir(model_dir)
     if corpus is None:
         corpus = (Corpus.from_folder(dataset_dir, tfds_data_dir) if dataset_dir
                   else Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir))
@@ -251,6 +266,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
                          f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
     config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
+    if cluster.is_chief:
+        cluster.barrier("run_dir")
+    keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
     train_data = make_dataset(
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, pad_to_bucket_boundary=jit_compile,
@@ -260,9 +278,13 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
         entity_substitution_rate=config.entity_substitution_rate,
     )
+    train_data = shard_batches(train_data, cluster.num_workers, cluster.worker_index)
     with get_strategy(strategy).scope():
-        model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, model_dir,
+        # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
+        cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
+        model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, cache_dir,
                              jit_compile)
+    cluster.share_chief_weights(model)
     model.summary(print_fn=logging.info)
 
     def dev_scores(m):
@@ -270,7 +292,10 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
 
     model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),
               verbose="auto" if sys.stdout.isatty() else 2)  # One line an epoch into logs and CI.
-    return _final_report(config, model_dir, corpus, preprocessor)
+    results = _final_report(config, model_dir, corpus, preprocessor)
+    if not cluster.is_chief:
+        shutil.rmtree(model_dir)
+    return results
 
 
 def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str):
@@ -315,13 +340,14 @@ def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pr
 
 
 def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,
-                 model_dir: str, jit_compile: bool):
-    """Returns the compiled model with its initial word vectors and frozen pretrained table set."""
+                 cache_dir: str | None, jit_compile: bool):
+    """Returns the compiled model with its initial word vectors (word2vec cached in `cache_dir`) and frozen
+    pretrained table set."""
     model = build_rin(config)
     if jit_compile:
         model.compile(jit_compile=True)
     if config.encoder == "bilstm":
-        vectors = word_vectors(config, corpus, vocab, word_vectors_source, os.path.join(model_dir, "..", ".cache"))
+        vectors = word_vectors(config, corpus, vocab, word_vectors_source, cache_dir)
         if vectors is not None:
             model.encoder.set_word_vectors(vectors)
         if pretrained is not None:
@@ -406,13 +432,21 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = config_from_flags()
+    try:
+        cluster = Cluster(FLAGS.num_workers, FLAGS.worker_index, FLAGS.coordinator_address)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    if cluster.num_workers > 1 and FLAGS.strategy != "data_parallel":
+        raise app.UsageError("--num_workers above 1 needs --strategy=data_parallel.")
+    if FLAGS.strategy == "data_parallel" and keras.backend.backend() != "jax":
+        raise app.UsageError("--strategy=data_parallel runs on the JAX backend: set KERAS_BACKEND=jax.")
     name = os.path.basename(os.path.normpath(FLAGS.dataset_dir)) if FLAGS.dataset_dir else config.dataset
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{name}_{config.variant}_k{config.rounds}")
     train(
         config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         word_vectors_source=FLAGS.word_vectors, pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
         strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
-        max_train_sentences=FLAGS.max_train_sentences,
+        max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
     )
 
 

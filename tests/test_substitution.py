@@ -100,11 +100,20 @@ def test_substitution_swaps_entity_words_through_every_feature(corpus, table):
     # A name said twice in a sentence is swapped for the same stand-in both times; other words stay.
     example = {"tokens": tf.constant(["Italy", "beat", "Germany", "and", "Italy", "won"]),
                "entities": {"start": tf.constant([0, 2, 4]), "end": tf.constant([1, 3, 5])}}
-    substitute = substitutes.substituter(rate=0.99, seed=2)
-    for _ in range(5):
-        tokens = [t.decode() for t in substitute(example)["tokens"].numpy()]
+    substitute = substitutes.substituter(rate=0.99)
+    for key in range(5):
+        tokens = [t.decode() for t in substitute(example, tf.constant(key, tf.int64))["tokens"].numpy()]
         assert tokens[0] == tokens[4] != "Italy" and tokens[0] in substitutes.substitutes["Italy"]
         assert tokens[1::2] == ["beat", "and", "won"]
+    # The draws follow the seed alone, whatever the order of the parallel map: every data-parallel worker (a new
+    # pipeline, here a second one) substitutes the same words the same way, each epoch anew.
+    def two_epochs():
+        data = dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=5, featurizer=featurizer,
+                                    entity_substitutes=substitutes, entity_substitution_rate=0.5)
+        return [[(x["token_ids"].numpy().tobytes(), x["char_ids"].shape) for x, _ in data] for _ in range(2)]
+
+    first_epoch, second_epoch = two_epochs()
+    assert [first_epoch, second_epoch] == two_epochs() and first_epoch != second_epoch
     evaluation, _ = batch(training=False, entity_substitutes=substitutes, entity_substitution_rate=0.99)
     assert (evaluation["token_ids"] > 1).sum() == (evaluation["token_ids"] > 0).sum()  # Never outside training.
 
@@ -132,7 +141,7 @@ def test_substitution_reaches_a_bert_encoders_word_pieces(corpus):
         return x["piece_ids"].numpy()
 
     plain = piece_ids(training=True)
-    swapped = piece_ids(training=True, entity_substitutes=substitutes, entity_substitution_rate=0.99)
+    swapped = piece_ids(training=True, entity_substitutes=substitutes, entity_substitution_rate=1.0)
     ids = {p: i for i, p in enumerate(pieces)}
     assert (plain == ids["texas"]).sum() == 1 and (plain == ids["italy"]).sum() == 2
     assert (swapped == ids["texas"]).sum() == (swapped == ids["italy"]).sum() == 0

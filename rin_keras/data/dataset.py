@@ -167,9 +167,9 @@ def make_dataset(
     if training and entity_substitution_rate:
         if entity_substitutes is None:
             raise ValueError("entity_substitution_rate needs entity_substitutes.")
-        substitute = entity_substitutes.substituter(entity_substitution_rate, seed)
+        substitute = entity_substitutes.substituter(entity_substitution_rate)
     examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
-                            drop_empty=training, substitute=substitute)
+                            drop_empty=training, substitute=substitute, seed=seed)
     if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
         examples = examples.map(_entity_hider(entity_unknown_rate, seed, entity_unknown_features))
     if training:
@@ -183,13 +183,16 @@ def make_dataset(
 
 
 def encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, limit: int | None = None,
-                 with_index: bool = False, drop_empty: bool = False, substitute=None) -> tf.data.Dataset:
+                 with_index: bool = False, drop_empty: bool = False, substitute=None,
+                 seed: int | None = None) -> tf.data.Dataset:
     """Step 1: the encoded examples of `split` (see `encoder`), cached, with their counts logged.
 
     Each keeps the featurizer's inputs, `tags`, `relations` and `length` (and
     `index`, its position in the split, with `with_index`). With `substitute`, a
-    map function over raw examples (`EntitySubstitutes.substituter`), the raw
-    examples are cached instead and substituted and encoded anew each epoch.
+    map function over raw examples and random keys (`EntitySubstitutes.substituter`),
+    the raw examples are cached instead and substituted and encoded anew each epoch,
+    with keys drawn from `seed` (the same in every process, so data-parallel workers
+    build batches of one shape).
     """
     raw = corpus.raw(split)
     if limit:
@@ -203,7 +206,9 @@ def encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, lim
     else:
         raw = raw.cache()
         _log_counts(raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE), f"{corpus.name}/{split}")
-        encoded = raw.map(lambda x: encode(substitute(x)), num_parallel_calls=tf.data.AUTOTUNE)
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        encoded = tf.data.Dataset.zip(raw, keys).map(lambda x, key: encode(substitute(x, key)),
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
     if drop_empty:
         encoded = encoded.filter(lambda x: x["length"] > 0)
     kept = (*featurizer.padding_values, "tags", "relations", "length", *(("index",) if with_index else ()))
@@ -244,6 +249,31 @@ def inputs_and_targets(input_names: tuple[str, ...], num_relations: int, extra: 
         return {k: batch[k] for k in input_names}, targets
 
     return split_batch
+
+
+def shard_batches(batches: tf.data.Dataset, num_shards: int, index: int) -> tf.data.Dataset:
+    """This worker's slice of every batch, for data-parallel training (`rin_keras.data_parallel`).
+
+    Every worker builds the same batches (same data, same shuffle seed, so the same padded lengths) and keeps rows
+    `[index * b // num_shards, (index + 1) * b // num_shards)` of each batch of `b` sentences: the slices of one step
+    have one shape on every worker, as a global batch needs. So that each worker gets `b // num_shards` rows, the last
+    `b % num_shards` sentences of a batch (only a bucket's last, short batch of an epoch can have them) sit that epoch
+    out; the shuffle changes which they are each epoch.
+    """
+    if num_shards == 1:
+        return batches
+
+    def rows(tensor):
+        size = tf.shape(tensor)[0] // num_shards
+        return tensor[index * size:(index + 1) * size]
+
+    def shard(inputs, targets):
+        return tf.nest.map_structure(rows, inputs), tf.nest.map_structure(rows, targets)
+
+    def big_enough(inputs, targets):
+        return tf.shape(tf.nest.flatten(targets)[0])[0] >= num_shards
+
+    return batches.filter(big_enough).map(shard)
 
 
 def _entity_hider(rate: float, seed: int | None, features: bool = False):

@@ -103,16 +103,19 @@ class EntitySubstitutes:
                 words += [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens[start:end]]
         return words
 
-    def substituter(self, rate: float, seed: int | None = None):
-        """Returns a tf.data map function over raw TFDS examples (`tokens`, `entities`) that writes each word
-        inside a gold entity, with probability `rate`, as one of its stand-ins, before the featurizer reads it
-        (so every input of any encoder, word ids, pretrained ids, shapes, characters or word pieces, sees the
-        stand-in). A word said several times in a sentence gets the same stand-in each time (mentions outside
-        the gold entities too, once one inside is swapped).
+    def substituter(self, rate: float):
+        """Returns a tf.data map function `substitute(example, key)` over raw TFDS examples (`tokens`, `entities`)
+        that writes each word inside a gold entity, with probability `rate`, as one of its stand-ins, before the
+        featurizer reads it (so every input of any encoder, word ids, pretrained ids, shapes, characters or word
+        pieces, sees the stand-in). A word said several times in a sentence gets the same stand-in each time
+        (mentions outside the gold entities too, once one inside is swapped).
+
+        The draws are a function of the int64 `key` alone (stateless random ops), so the same keys give the same
+        substitutions in any process and in any order of a parallel map: give each example a new key each epoch
+        (`tf.data.Dataset.random(seed, rerandomize_each_iteration=True)` zipped with the examples).
 
         Args:
-            rate: the share of entity words substituted, drawn anew each epoch.
-            seed: random seed.
+            rate: the share of entity words substituted.
         """
         words = sorted(self.substitutes)
         if not words:
@@ -124,7 +127,7 @@ class EntitySubstitutes:
         pool = tf.constant([s for w in words for s in self.substitutes[w]])
         starts, counts, k = tf.constant(starts), tf.constant(counts), int(counts.max())
 
-        def substitute(example):
+        def substitute(example, key):
             tokens = example["tokens"]
             n = tf.shape(tokens)[0]
             entities = example["entities"]
@@ -136,8 +139,8 @@ class EntitySubstitutes:
             # mention of it lies outside the gold entities.
             distinct, same = tf.unique(tokens)
             in_entity = tf.math.unsorted_segment_max(tf.cast(inside, tf.int32), same, tf.size(distinct)) > 0
-            draws = tf.random.uniform([n], seed=seed)
-            picks = tf.random.uniform([n], maxval=k, dtype=tf.int32, seed=seed)
+            draws = tf.random.stateless_uniform([n], seed=tf.stack([key, 0]))
+            picks = tf.random.stateless_uniform([n], seed=tf.stack([key, 1]), maxval=k, dtype=tf.int32)
             swap = (word >= 0) & tf.gather(in_entity & (draws[:tf.size(distinct)] < rate), same)
             word = tf.maximum(word, 0)
             row = tf.gather(starts, word) + tf.gather(picks, same) % tf.gather(counts, word)

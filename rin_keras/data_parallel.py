@@ -1,0 +1,100 @@
+"""Data-parallel training on several devices, processes or machines, through Keras 3's `keras.distribution`.
+
+`rin_keras.train --strategy=data_parallel` (KERAS_BACKEND=jax) replicates the model on every device of every
+worker; each step trains on one global batch of `batch_size` sentences, split across the workers, with the same
+loss and update as one process training on that batch. Every worker runs the same command with its own
+`--worker_index`; the first worker (0) is the chief: it coordinates the cluster at `--coordinator_address` and alone
+writes the run's folder. The others take the same steps (so every collective operation, saving included, runs on
+all) but write to a temporary copy of the chief's run state, so the model folder must be one that all workers see
+(a shared disk or GCS):
+
+    KERAS_BACKEND=jax python -m rin_keras.train --dataset=webnlg --model_dir=/shared/run --strategy=data_parallel \\
+        --num_workers=2 --worker_index=0 --coordinator_address=10.0.0.1:23456     # on 10.0.0.1
+    ... the same with --worker_index=1                                             # on the second machine
+
+(TensorFlow's `MultiWorkerMirroredStrategy` cannot run Keras 3's `fit`: keras-team/keras#20585.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import keras
+
+# What a worker other than the chief copies of the chief's run folder: what resuming and model selection read.
+_RUN_STATE = ("vocab", "backup", "history.csv", "best.keras")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """Where this worker stands in a data-parallel run.
+
+    Attributes:
+        num_workers: processes (one per machine, usually) that train together.
+        worker_index: this worker's place among them, 0 for the chief.
+        coordinator_address: `host:port` where the chief coordinates the others (needed for two or more workers).
+    """
+
+    num_workers: int = 1
+    worker_index: int = 0
+    coordinator_address: str | None = None
+
+    def __post_init__(self):
+        if self.num_workers < 1 or not 0 <= self.worker_index < self.num_workers:
+            raise ValueError(f"worker_index must be in [0, num_workers): got {self.worker_index} of "
+                             f"{self.num_workers} workers.")
+        if self.num_workers > 1 and not self.coordinator_address:
+            raise ValueError("Two or more workers need the chief's coordinator_address (host:port).")
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this worker writes the run's files."""
+        return self.worker_index == 0
+
+    def start(self) -> None:
+        """Joins the cluster and makes every model built afterwards data-parallel over all its devices.
+
+        Raises:
+            ValueError: the Keras backend is not JAX.
+        """
+        if keras.backend.backend() != "jax":
+            raise ValueError("Data-parallel training runs on the JAX backend: set KERAS_BACKEND=jax.")
+        if self.num_workers > 1:
+            import jax
+
+            # CPU devices exchange gradients through Gloo (GPUs and TPUs use their own collectives).
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            keras.distribution.initialize(self.coordinator_address, self.num_workers, self.worker_index)
+        # Each worker feeds its own slice of every batch (`shard_batches`), so Keras must not shard again.
+        keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False))
+
+    def worker_dir(self, model_dir: str) -> str:
+        """Returns a new temporary folder holding what a resumed run reads of the chief's `model_dir`."""
+        scratch = tempfile.mkdtemp(prefix=f"rin_keras_worker{self.worker_index}_")
+        for name in _RUN_STATE:
+            source = os.path.join(model_dir, name)
+            if os.path.isdir(source):
+                shutil.copytree(source, os.path.join(scratch, name))
+            elif os.path.exists(source):
+                shutil.copy(source, scratch)
+        return scratch
+
+    def barrier(self, name: str) -> None:
+        """Waits until every worker has reached the barrier called `name`."""
+        if self.num_workers > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(name)
+
+    def share_chief_weights(self, model: keras.Model) -> None:
+        """Sets every worker's `model` weights to the chief's (word vectors trained by each worker may differ)."""
+        if self.num_workers > 1:
+            from jax.experimental import multihost_utils
+
+            model.set_weights(list(multihost_utils.broadcast_one_to_all(model.get_weights())))
+
+
+SINGLE_PROCESS = Cluster()
