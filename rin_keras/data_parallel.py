@@ -23,6 +23,7 @@ import shutil
 import tempfile
 
 import keras
+from absl import logging
 
 # What a worker other than the chief copies of the chief's run folder: what resuming and model selection read.
 _RUN_STATE = ("vocab", "backup", "history.csv", "best.keras")
@@ -80,6 +81,8 @@ class Cluster:
                 shutil.copytree(source, os.path.join(scratch, name))
             elif os.path.exists(source):
                 shutil.copy(source, scratch)
+        logging.info("Worker %d writes to %s (removed at the end), from the chief's state in %s.", self.worker_index,
+                     scratch, model_dir)
         return scratch
 
     def barrier(self, name: str) -> None:
