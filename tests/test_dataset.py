@@ -8,7 +8,7 @@ from conftest import gpu_benchmark
 from rin_keras.data import dataset
 from rin_keras.data.corpus import Corpus
 from rin_keras.decoding import TAGS
-from rin_keras.data.features import WordIds
+from rin_keras.data.features import MAX_WORD_CHARS, WordIds
 from rin_keras.data.vocab import PAD, UNK, Vocabulary
 from tfds_builders import testing
 
@@ -57,6 +57,16 @@ def test_make_dataset_feeds_fit_shapes(corpus):
         assert targets["relations"].shape[1:] == (n, n, 216)
         real = inputs["token_ids"].numpy() != 0
         assert np.array_equal(targets["entity_tags"].numpy() >= 0, real)
+
+
+def test_padding_to_bucket_edges_gives_fixed_shapes_with_character_features(corpus):
+    vocab = corpus.build_vocabulary()
+    featurizer = WordIds(vocab, ("shape_ids", "char_ids"))
+    batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1,
+                                        featurizer=featurizer, bucket_boundaries=[4, 8], pad_to_bucket_boundary=True))
+    for inputs, _ in batches:  # Words of up to MAX_WORD_CHARS characters fit below any bucket edge.
+        assert inputs["token_ids"].shape[1] in (3, 7, 100) and inputs["char_ids"].shape[2] == MAX_WORD_CHARS
+        assert inputs["char_ids"].shape[1] == inputs["token_ids"].shape[1]
 
 
 def test_eval_order_and_targets_match_the_examples(corpus):
@@ -138,7 +148,7 @@ def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
 
 def test_entity_unknown_features_hide_the_identity_of_hidden_words(corpus, tiny_vectors):
     from rin_keras.data import embeddings
-    from rin_keras.data.features import WordIds
+    from rin_keras.data.features import MAX_WORD_CHARS, WordIds
 
     words, _ = embeddings.load_pretrained_table(tiny_vectors)
     vocab = corpus.build_vocabulary().with_pretrained_words(words)

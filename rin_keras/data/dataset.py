@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.features import WordIds
+from rin_keras.data.features import MAX_WORD_CHARS, WordIds
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
 
@@ -226,6 +226,8 @@ def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_le
                      **{k: [] for k in extra}}
     padding_values = {**featurizer.padding_values, "tags": IGNORE, "relations": IGNORE, "length": 0,
                       **{k: 0 for k in extra}}
+    if pad_to_bucket_boundary and "char_ids" in padded_shapes:
+        padded_shapes["char_ids"] = [None, MAX_WORD_CHARS]  # A bucket edge bounds the words, not their characters.
     if not bucket_boundaries:
         return examples.padded_batch(batch_size, padded_shapes, padding_values)
     boundaries = sorted({b for b in bucket_boundaries if b <= max_length} | {max_length + 1})
