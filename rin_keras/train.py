@@ -147,7 +147,8 @@ def define_flags():
     flags.DEFINE_integer("num_workers", 1, "--strategy=data_parallel: processes (machines) that train together.")
     flags.DEFINE_integer("worker_index", 0, "--strategy=data_parallel: this worker's index, 0 for the chief.")
     flags.DEFINE_string("coordinator_address", None, "--strategy=data_parallel: the chief's host:port.")
-    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (pads batches to bucket edges).")
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (pads batches to bucket edges, as the JAX "
+                      "backend always does: it compiles once per batch shape).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
     flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).")
 
@@ -239,7 +240,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         patience: early-stopping patience in epochs.
         mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         strategy: tf.distribute strategy name, or `"data_parallel"` (see `rin_keras.data_parallel`).
-        jit_compile: XLA-compile the train step; batches are then padded to bucket edges.
+        jit_compile: XLA-compile the train step; batches are then padded to bucket edges (on the JAX backend, which
+            compiles every step and does so once per batch shape, they always are).
         bucketing: bucket train batches by length.
         max_train_sentences: train on the first N sentences only.
         corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.variant`).
@@ -271,7 +273,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
     train_data = make_dataset(
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, pad_to_bucket_boundary=jit_compile,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
+        pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax",
         seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
         entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
         entity_unknown_features=config.entity_unknown_features,
