@@ -25,8 +25,10 @@ import tempfile
 import keras
 from absl import logging
 
+from rin_keras.triple_extractor import CHECKPOINT_FILE
+
 # What a worker other than the chief copies of the chief's run folder: what resuming and model selection read.
-_RUN_STATE = ("vocab", "backup", "history.csv", "best.keras")
+_RUN_STATE = ("vocab", "backup", "history.csv", CHECKPOINT_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
