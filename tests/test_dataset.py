@@ -69,6 +69,21 @@ def test_padding_to_bucket_edges_gives_fixed_shapes_with_character_features(corp
         assert inputs["char_ids"].shape[1] == inputs["token_ids"].shape[1]
 
 
+def test_padding_to_bucket_edges_leaves_word_pieces_at_their_longest(corpus):
+    import keras_hub
+
+    from rin_keras.data.features import WordPieces
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alan", "bean", "was", "born", "in", "texas", "."]
+    featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=pieces, lowercase=True))
+    vocab = corpus.build_vocabulary()
+    for inputs, targets in dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1,
+                                                featurizer=featurizer, bucket_boundaries=[4, 8],
+                                                pad_to_bucket_boundary=True):
+        assert inputs["word_pieces"].shape[1] == targets["entity_tags"].shape[1]
+        assert (inputs["piece_ids"][:, -1] != 0).numpy().any()  # Padded to the longest, not to an edge.
+
+
 def test_eval_order_and_targets_match_the_examples(corpus):
     vocab = corpus.build_vocabulary()
     (inputs, targets), *_ = dataset.make_dataset(corpus, "train", vocab, batch_size=6)

@@ -144,7 +144,8 @@ def make_dataset(
         max_length: truncation length.
         bucket_boundaries: length bucket edges when training; None pads each
             batch to its longest sentence without bucketing.
-        pad_to_bucket_boundary: pad to the bucket edge (fixed shapes, for XLA).
+        pad_to_bucket_boundary: pad to the bucket edge (fixed shapes, for XLA), where every input has one entry
+            per word (not with word pieces, which batches pad to their longest).
         seed: shuffle seed.
         limit: use only the first `limit` sentences of the split.
         featurizer: the model's input featurizer (default: word ids of `vocab`,
@@ -226,6 +227,8 @@ def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_le
                      **{k: [] for k in extra}}
     padding_values = {**featurizer.padding_values, "tags": IGNORE, "relations": IGNORE, "length": 0,
                       **{k: 0 for k in extra}}
+    if pad_to_bucket_boundary and set(featurizer.padding_values) - set(featurizer.word_inputs):
+        pad_to_bucket_boundary = False  # Word pieces outnumber the words that the bucket edges bound.
     if pad_to_bucket_boundary and "char_ids" in padded_shapes:
         padded_shapes["char_ids"] = [None, MAX_WORD_CHARS]  # A bucket edge bounds the words, not their characters.
     if not bucket_boundaries:
