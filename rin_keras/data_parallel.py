@@ -57,14 +57,16 @@ class Cluster:
         """Whether this worker writes the run's files."""
         return self.worker_index == 0
 
-    def start(self) -> None:
-        """Joins the cluster and makes every model built afterwards data-parallel over all its devices.
-
-        Raises:
-            ValueError: the Keras backend is not JAX.
-        """
-        if keras.backend.backend() != "jax":
+    def check_strategy(self, strategy: str) -> None:
+        """Raises ValueError unless `rin_keras.train` can run this cluster with the strategy called `strategy`."""
+        if strategy == "data_parallel" and keras.backend.backend() != "jax":
             raise ValueError("Data-parallel training runs on the JAX backend: set KERAS_BACKEND=jax.")
+        if strategy != "data_parallel" and self.num_workers > 1:
+            raise ValueError(f"Several workers train together with --strategy=data_parallel, not {strategy!r}.")
+
+    def start(self) -> None:
+        """Joins the cluster and makes every model built afterwards data-parallel over all its devices."""
+        self.check_strategy("data_parallel")
         if self.num_workers > 1:
             import jax
 

@@ -250,13 +250,12 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             copy of its state in a temporary folder, which they remove at the end).
 
     Raises:
-        ValueError: the data has no validation split (it selects the model), or `cluster` has several workers
-            and the strategy is not `data_parallel`.
+        ValueError: the data has no validation split (it selects the model), or `cluster` and `strategy` do not
+            go together (`Cluster.check_strategy`).
     """
+    cluster.check_strategy(strategy)
     if strategy == "data_parallel":
         cluster.start()
-    elif cluster.num_workers > 1:
-        raise ValueError(f"Several workers train together with strategy='data_parallel', not {strategy!r}.")
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
     if not cluster.is_chief:
         cluster.barrier("run_dir")  # The chief prepares the data and the run folder first; then the others read them.
@@ -437,12 +436,9 @@ def main(argv):
     config = config_from_flags()
     try:
         cluster = Cluster(FLAGS.num_workers, FLAGS.worker_index, FLAGS.coordinator_address)
+        cluster.check_strategy(FLAGS.strategy)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    if cluster.num_workers > 1 and FLAGS.strategy != "data_parallel":
-        raise app.UsageError("--num_workers above 1 needs --strategy=data_parallel.")
-    if FLAGS.strategy == "data_parallel" and keras.backend.backend() != "jax":
-        raise app.UsageError("--strategy=data_parallel runs on the JAX backend: set KERAS_BACKEND=jax.")
     name = os.path.basename(os.path.normpath(FLAGS.dataset_dir)) if FLAGS.dataset_dir else config.dataset
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{name}_{config.variant}_k{config.rounds}")
     train(

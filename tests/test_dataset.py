@@ -163,7 +163,7 @@ def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
 
 def test_entity_unknown_features_hide_the_identity_of_hidden_words(corpus, tiny_vectors):
     from rin_keras.data import embeddings
-    from rin_keras.data.features import MAX_WORD_CHARS, WordIds
+    from rin_keras.data.features import WordIds
 
     words, _ = embeddings.load_pretrained_table(tiny_vectors)
     vocab = corpus.build_vocabulary().with_pretrained_words(words)
