@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import shutil
+import warnings
 
 import keras
 import keras_hub
@@ -12,6 +13,7 @@ import tensorflow as tf
 
 from rin_keras import RINConfig, export, train
 from rin_keras.data.features import WordPieces
+from rin_keras.layers.encoders import POOLER_LAYER
 from rin_keras.model import build_rin
 from rin_keras.triple_extractor import RINTripleExtractor
 from serving.contract import triples_from_outputs
@@ -82,6 +84,19 @@ def test_save_and_load_need_no_preset(tiny_preset, tmp_path):
     shutil.rmtree(preset)
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_array_equal(loaded(inputs)["relations"], model(inputs)["relations"])
+
+
+def test_unread_pooler_is_frozen(tiny_preset):
+    model = build_rin(_config(tiny_preset))
+    pooler = model.get_layer("encoder").backbone.get_layer(POOLER_LAYER)
+    assert not pooler.trainable and pooler.weights
+    trainable = {id(v) for v in model.trainable_variables}
+    assert not any(id(v) in trainable for v in pooler.weights)
+    inputs = _featurize(_word_pieces(model.config), [["Alan", "Bean", "was", "born"]])
+    targets = {"entity_tags": np.array([[4, 3, 4, 4]]), "relations": np.zeros((1, 4, 4, 3), "float32")}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Gradients do not exist")
+        model.train_on_batch(inputs, targets)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

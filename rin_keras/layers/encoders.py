@@ -208,6 +208,9 @@ class BiLSTMEncoder(keras.layers.Layer):
         return config
 
 
+POOLER_LAYER = "pooled_dense"  # keras-hub's name for BERT's [CLS] pooler.
+
+
 @keras.saving.register_keras_serializable(package="rin_keras")
 class TransformerWordEncoder(keras.layers.Layer):
     """A keras-hub transformer backbone (BERT family) read out at word level.
@@ -235,6 +238,11 @@ class TransformerWordEncoder(keras.layers.Layer):
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
         self.backbone = backbone
+        # Only word states are read: the pooled [CLS] layer gets no gradient, so it is
+        # frozen rather than left for the optimizer to warn about on every run.
+        for layer in backbone.layers:
+            if layer.name == POOLER_LAYER:
+                layer.trainable = False
 
     def call(self, piece_ids, word_pieces, training=False):
         inputs = {"token_ids": piece_ids, "padding_mask": ops.not_equal(piece_ids, 0)}
