@@ -19,7 +19,7 @@ LR_SCHEDULES = ("constant", "cosine")
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
     "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
-    "entity_substitution_neighbours", "max_length", "threshold",
+    "entity_substitution_neighbours", "entity_substitution_unrelated_share", "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
@@ -73,6 +73,9 @@ class RINConfig:
             encoder reads the stand-ins' word pieces).
         entity_substitution_neighbours: how many nearest neighbours of each train
             entity word may stand in for it (more: stand-ins less like the word).
+        entity_substitution_unrelated_share: the share of the substitutions whose
+            stand-in is any train entity word's, of the same kind and case, rather
+            than a neighbour's: the sentence alone then tells what the entity is.
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
         shape_dim: size of the word-shape (case) embedding; 0: none.
@@ -119,6 +122,7 @@ class RINConfig:
     entity_unknown_features: bool = False
     entity_substitution_rate: float = 0.0
     entity_substitution_neighbours: int = 20
+    entity_substitution_unrelated_share: float = 0.0
     pretrained_dim: int = 0
     pretrained_rows: int = 0
     shape_dim: int = 0
@@ -177,6 +181,9 @@ class RINConfig:
         if self.entity_substitution_rate and not self.pretrained_dim and self.encoder == "bilstm":
             raise ValueError("entity_substitution_rate draws stand-ins from the pretrained table: it needs "
                              "pretrained_dim > 0.")
+        if not 0.0 <= self.entity_substitution_unrelated_share <= 1.0:
+            raise ValueError("entity_substitution_unrelated_share must be in [0, 1], got "
+                             f"{self.entity_substitution_unrelated_share}.")
         if self.entity_substitution_neighbours < 1:
             raise ValueError(f"entity_substitution_neighbours must be >= 1, got {self.entity_substitution_neighbours}.")
         if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:

@@ -163,3 +163,34 @@ def test_training_draws_as_many_stand_ins_as_configured(corpus, table, neighbour
 def test_stand_in_count_must_be_positive():
     with pytest.raises(ValueError, match="entity_substitution_neighbours"):
         RINConfig.for_dataset("webnlg", entity_substitution_neighbours=0)
+
+
+def test_unrelated_stand_ins_come_from_any_word_of_the_same_kind_and_case():
+    substitutes = EntitySubstitutes({"Texas": ["Ohio", "Utah"], "Bean": ["Collins"], "ITALY": ["SPAIN"],
+                                     "rome": ["paris"], "1959": ["1961"], "1960": ["1962"]})
+    example = {"tokens": tf.constant(["Bean", "of", "Texas", "saw", "ITALY", "rome", "1959", "Bean"]),
+               "entities": {"start": tf.constant([0, 2, 4, 5, 6]), "end": tf.constant([1, 3, 5, 6, 7])}}
+    groups = {"Bean": {"Ohio", "Utah", "Collins"}, "Texas": {"Ohio", "Utah", "Collins"}, "ITALY": {"SPAIN"},
+              "rome": {"paris"}, "1959": {"1961", "1962"}}
+
+    def draws(share):
+        substitute = substitutes.substituter(rate=1.0, unrelated_share=share)
+        return [[t.decode() for t in substitute(example, tf.constant(key, tf.int64))["tokens"].numpy()]
+                for key in range(40)]
+
+    own = draws(0.0)
+    assert all(tokens[2] in {"Ohio", "Utah"} and tokens[0] == "Collins" and tokens[6] == "1961" for tokens in own)
+    unrelated = draws(1.0)
+    for tokens in unrelated:
+        for position, word in zip([0, 2, 4, 5, 6], ["Bean", "Texas", "ITALY", "rome", "1959"]):
+            assert tokens[position] in groups[word], (word, tokens)
+        assert tokens[7] == tokens[0] and tokens[1::2][:2] == ["of", "saw"]
+    # The unrelated draws reach other words' stand-ins: a Title name reads as a place and the other way round.
+    assert {tokens[0] for tokens in unrelated} == {"Ohio", "Utah", "Collins"}
+    assert "1962" in {tokens[6] for tokens in unrelated}
+    half = draws(0.5)
+    assert 0 < sum(tokens[0] != "Collins" for tokens in half) < 40
+    with pytest.raises(ValueError, match="unrelated_share"):
+        substitutes.substituter(rate=0.5, unrelated_share=1.5)
+    with pytest.raises(ValueError, match="unrelated_share"):
+        RINConfig.for_dataset("webnlg", entity_substitution_unrelated_share=-0.1)

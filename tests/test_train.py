@@ -201,8 +201,10 @@ def test_cli_flags_mirror_the_config():
         config = train.config_from_flags()
     assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.2, 0.3)
     assert config.entity_substitution_neighbours == 20
-    with flagsaver.flagsaver(variant="exact", entity_substitution_neighbours=100):
-        assert train.config_from_flags().entity_substitution_neighbours == 100
+    with flagsaver.flagsaver(variant="exact", entity_substitution_neighbours=100,
+                             entity_substitution_unrelated_share=0.5):
+        config = train.config_from_flags()
+    assert (config.entity_substitution_neighbours, config.entity_substitution_unrelated_share) == (100, 0.5)
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)

@@ -128,6 +128,7 @@ def make_dataset(
     entity_unknown_features: bool = False,
     entity_substitutes=None,
     entity_substitution_rate: float = 0.0,
+    entity_substitution_unrelated_share: float = 0.0,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -157,6 +158,8 @@ def make_dataset(
         entity_substitutes: when training, an `EntitySubstitutes` whose stand-ins
             replace `entity_substitution_rate` of the words inside gold entities,
             drawn anew each epoch (before `entity_unknown_rate` hides any).
+        entity_substitution_unrelated_share: the share of those stand-ins taken from
+            any entity word of the same kind and case (`EntitySubstitutes.substituter`).
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -168,7 +171,7 @@ def make_dataset(
     if training and entity_substitution_rate:
         if entity_substitutes is None:
             raise ValueError("entity_substitution_rate needs entity_substitutes.")
-        substitute = entity_substitutes.substituter(entity_substitution_rate)
+        substitute = entity_substitutes.substituter(entity_substitution_rate, entity_substitution_unrelated_share)
     examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
                             drop_empty=training, substitute=substitute, seed=seed)
     if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:

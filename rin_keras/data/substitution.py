@@ -32,6 +32,13 @@ def written_like(word: str, model: str) -> str:
     return word[:1].upper() + word[1:].lower()
 
 
+def _case(word: str) -> str:
+    """The case pattern `written_like` copies: `"upper"`, `"lower"` or `"title"`."""
+    if word.isupper() and len(word) > 1:
+        return "upper"
+    return "lower" if word.islower() else "title"
+
+
 def _kind(word: str) -> str | None:
     """Which words may stand in for `word`: letters for letters, digits for digits; None for anything else."""
     if word.isalpha():
@@ -103,7 +110,7 @@ class EntitySubstitutes:
                 words += [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens[start:end]]
         return words
 
-    def substituter(self, rate: float):
+    def substituter(self, rate: float, unrelated_share: float = 0.0):
         """Returns a tf.data map function `substitute(example, key)` over raw TFDS examples (`tokens`, `entities`)
         that writes each word inside a gold entity, with probability `rate`, as one of its stand-ins, before the
         featurizer reads it (so every input of any encoder, word ids, pretrained ids, shapes, characters or word
@@ -114,18 +121,34 @@ class EntitySubstitutes:
         substitutions in any process and in any order of a parallel map: give each example a new key each epoch
         (`tf.data.Dataset.random(seed, rerandomize_each_iteration=True)` zipped with the examples).
 
+        With `unrelated_share`, that share of the swapped words takes instead a stand-in of any train entity word
+        of its kind and case (`Texas` -> `Collins`, `Bean` -> `Ohio`): only the sentence, not the stand-in's
+        likeness to the word, then tells what the entity is, as for the unseen names of another domain.
+
         Args:
             rate: the share of entity words substituted.
+            unrelated_share: the share of those swaps whose stand-in is unrelated to the word.
         """
-        words = sorted(self.substitutes)
+        if not 0.0 <= unrelated_share <= 1.0:
+            raise ValueError(f"unrelated_share must be in [0, 1], got {unrelated_share}.")
+        # Ordered by kind and case, so the stand-ins of each (kind, case) group are one range of `pool`.
+        words = sorted(self.substitutes, key=lambda w: (_kind(w) or "", _case(w), w))
         if not words:
             raise ValueError("No train entity word has stand-ins.")
         counts = np.asarray([len(self.substitutes[w]) for w in words], np.int32)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        groups = [(_kind(w) or "", _case(w)) for w in words]
+        span = {}  # (kind, case) -> (first row in `pool`, rows).
+        for group, start, count in zip(groups, starts, counts):
+            first = span.get(group, (start, 0))[0]
+            span[group] = (first, start + count - first)
+        group_start = np.asarray([span[g][0] for g in groups], np.int32)
+        group_size = np.asarray([span[g][1] for g in groups], np.int32)
         block = tf.lookup.StaticHashTable(  # Word -> its block of stand-ins in `pool`; -1 for other words.
             tf.lookup.KeyValueTensorInitializer(tf.constant(words), tf.range(len(words), dtype=tf.int32)), -1)
         pool = tf.constant([s for w in words for s in self.substitutes[w]])
         starts, counts, k = tf.constant(starts), tf.constant(counts), int(counts.max())
+        group_start, group_size = tf.constant(group_start), tf.constant(group_size)
 
         def substitute(example, key):
             tokens = example["tokens"]
@@ -144,6 +167,13 @@ class EntitySubstitutes:
             swap = (word >= 0) & tf.gather(in_entity & (draws[:tf.size(distinct)] < rate), same)
             word = tf.maximum(word, 0)
             row = tf.gather(starts, word) + tf.gather(picks, same) % tf.gather(counts, word)
+            if unrelated_share:
+                unrelated = tf.random.stateless_uniform([n], seed=tf.stack([key, 2])) < unrelated_share
+                anywhere = tf.random.stateless_uniform([n], seed=tf.stack([key, 3]), maxval=pool.shape[0],
+                                                       dtype=tf.int32)
+                row = tf.where(tf.gather(unrelated, same),
+                               tf.gather(group_start, word) + tf.gather(anywhere, same) % tf.gather(group_size, word),
+                               row)
             return {**example, "tokens": tf.where(swap, tf.gather(pool, row), tokens)}
 
         return substitute
