@@ -184,6 +184,9 @@ class RINConfig:
         if not 0.0 <= self.entity_substitution_unrelated_share <= 1.0:
             raise ValueError("entity_substitution_unrelated_share must be in [0, 1], got "
                              f"{self.entity_substitution_unrelated_share}.")
+        if self.entity_substitution_unrelated_share and not self.entity_substitution_rate:
+            raise ValueError("entity_substitution_unrelated_share chooses among the stand-ins of "
+                             "entity_substitution_rate: set that rate too.")
         if self.entity_substitution_neighbours < 1:
             raise ValueError(f"entity_substitution_neighbours must be >= 1, got {self.entity_substitution_neighbours}.")
         if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:

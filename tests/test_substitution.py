@@ -194,3 +194,5 @@ def test_unrelated_stand_ins_come_from_any_word_of_the_same_kind_and_case():
         substitutes.substituter(rate=0.5, unrelated_share=1.5)
     with pytest.raises(ValueError, match="unrelated_share"):
         RINConfig.for_dataset("webnlg", entity_substitution_unrelated_share=-0.1)
+    with pytest.raises(ValueError, match="set that rate too"):
+        RINConfig.for_dataset("webnlg", entity_substitution_unrelated_share=0.5)
