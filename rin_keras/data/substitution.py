@@ -23,20 +23,21 @@ from absl import logging
 DEFAULT_SEARCH_ROWS = 100_000
 
 
-def written_like(word: str, model: str) -> str:
-    """`word` in the case pattern of `model`: UPPER, lower, or Title (also for mixed case such as `McQuaid`)."""
-    if model.isupper() and len(model) > 1:
-        return word.upper()
-    if model.islower():
-        return word.lower()
-    return word[:1].upper() + word[1:].lower()
-
-
 def _case(word: str) -> str:
-    """The case pattern `written_like` copies: `"upper"`, `"lower"` or `"title"`."""
+    """A word's case pattern: `"upper"`, `"lower"` or `"title"` (also for mixed case such as `McQuaid`)."""
     if word.isupper() and len(word) > 1:
         return "upper"
     return "lower" if word.islower() else "title"
+
+
+def written_like(word: str, model: str) -> str:
+    """`word` in the case pattern of `model`: UPPER, lower, or Title (see `_case`)."""
+    case = _case(model)
+    if case == "upper":
+        return word.upper()
+    if case == "lower":
+        return word.lower()
+    return word[:1].upper() + word[1:].lower()
 
 
 def _kind(word: str) -> str | None:
