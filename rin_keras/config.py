@@ -18,7 +18,7 @@ LR_SCHEDULES = ("constant", "cosine")
 # (its config.json) and out of a saved model's config; a loaded model gets the defaults.
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
-    "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
+    "lr_backbone_fraction", "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
     "entity_substitution_neighbours", "entity_substitution_unrelated_share", "max_length", "threshold",
 )
 
@@ -100,6 +100,9 @@ class RINConfig:
         lr_decay_factor: multiply the learning rate by this when the dev F1 has not
             improved for `lr_decay_patience` epochs; 1.0 keeps it constant (the paper).
         lr_decay_patience: epochs without a better dev F1 before the learning rate decays.
+        lr_backbone_fraction: for `bert`, the pretrained backbone's learning rate as a share
+            of `learning_rate` (the layers trained from scratch keep the whole rate);
+            1.0 trains both at one rate (the paper).
         batch_size: sentences per batch.
         epochs: maximum training epochs (early stopping on dev F1 may end sooner).
         max_length: sentences are truncated to this many tokens.
@@ -141,6 +144,7 @@ class RINConfig:
     lr_final_fraction: float = 0.01
     lr_decay_factor: float = 1.0
     lr_decay_patience: int = 5
+    lr_backbone_fraction: float = 1.0
     batch_size: int = 50
     epochs: int = 150
     max_length: int = 100
@@ -175,6 +179,10 @@ class RINConfig:
             raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         if self.lr_decay_patience < 1:
             raise ValueError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}.")
+        if not 0.0 < self.lr_backbone_fraction <= 1.0:
+            raise ValueError(f"lr_backbone_fraction must be in (0, 1], got {self.lr_backbone_fraction}.")
+        if self.lr_backbone_fraction != 1.0 and self.encoder != "bert":
+            raise ValueError("lr_backbone_fraction slows a pretrained backbone down: it needs encoder='bert'.")
         for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")

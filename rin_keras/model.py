@@ -17,6 +17,7 @@ from rin_keras.layers import (
 )
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 from rin_keras.metrics import PartialMatchF1
+from rin_keras.optimizers import LayerwiseAdam
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -180,10 +181,15 @@ class RINModel(keras.Model):
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training; `"auto"` gives the paper's setting.
 
-        Adam with the config's learning rate and gradient clipping, the masked
-        losses of eq. 14, and partial-match F1 on the relation output.
+        Adam with the config's learning rate and gradient clipping (a BERT
+        backbone at `lr_backbone_fraction` of the rate), the masked losses of
+        eq. 14, and partial-match F1 on the relation output.
         """
-        if optimizer == "auto":
+        if optimizer == "auto" and self.config.lr_backbone_fraction < 1.0:
+            optimizer = LayerwiseAdam(self.config.lr_backbone_fraction, learning_rate=self.config.learning_rate,
+                                      clipnorm=self.config.clipnorm)
+            optimizer.slow_down(self.encoder.backbone.trainable_variables)
+        elif optimizer == "auto":
             optimizer = keras.optimizers.Adam(self.config.learning_rate, clipnorm=self.config.clipnorm)
         if loss == "auto":
             loss = {"entity_tags": MaskedTagCrossEntropy(), "relations": MaskedPairwiseBinaryCrossEntropy()}

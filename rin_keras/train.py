@@ -49,8 +49,8 @@ _DEFAULTS = RINConfig()
 _CONFIG_FLAGS = (
     "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
-    "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "entity_unknown_rate",
-    "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
+    "lr_decay_patience", "lr_schedule", "lr_final_fraction", "lr_backbone_fraction", "unknown_word_rate",
+    "entity_unknown_rate", "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
     "entity_substitution_neighbours", "entity_substitution_unrelated_share",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
@@ -92,6 +92,10 @@ def define_flags():
     )
     flags.DEFINE_float(
         "lr_final_fraction", _DEFAULTS.lr_final_fraction, "For --lr_schedule=cosine: the last epoch's share of the rate."
+    )
+    flags.DEFINE_float(
+        "lr_backbone_fraction", _DEFAULTS.lr_backbone_fraction,
+        "For --encoder=bert: the pretrained backbone's share of the learning rate (the new layers keep all of it).",
     )
     flags.DEFINE_integer("max_length", _DEFAULTS.max_length, "Truncate sentences to this many tokens.")
     flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")

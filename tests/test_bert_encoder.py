@@ -99,6 +99,33 @@ def test_unread_pooler_is_frozen(tiny_preset):
         model.train_on_batch(inputs, targets)
 
 
+def test_backbone_learns_at_its_fraction_of_the_rate(tiny_preset):
+    inputs = _featurize(_word_pieces(_config(tiny_preset)), [["Alan", "Bean", "was", "born"]])
+    targets = {"entity_tags": np.array([[4, 3, 4, 4]]), "relations": np.ones((1, 4, 4, 3), "float32")}
+
+    def one_step(fraction):
+        keras.utils.set_random_seed(0)
+        model = build_rin(_config(tiny_preset, lr_backbone_fraction=fraction))
+        backbone = model.encoder.backbone
+        before = [[v.numpy() for v in variables] for variables in (backbone.trainable_variables,
+                                                                   model.get_layer("relation_head").weights)]
+        model.train_on_batch(inputs, targets)
+        after = [[v.numpy() for v in variables] for variables in (backbone.trainable_variables,
+                                                                  model.get_layer("relation_head").weights)]
+        return [np.concatenate([(a - b).ravel() for a, b in zip(*pair)]) for pair in zip(after, before)]
+
+    backbone_full, head_full = one_step(1.0)
+    backbone_slow, head_slow = one_step(0.1)
+    assert np.abs(backbone_full).max() > 1e-5
+    # Adam's first step is the rate times the gradient's sign: the backbone's is a tenth, the head's the same.
+    np.testing.assert_allclose(backbone_slow, 0.1 * backbone_full, atol=1e-7)
+    np.testing.assert_allclose(head_slow, head_full, atol=1e-7)
+    with pytest.raises(ValueError, match="encoder='bert'"):
+        RINConfig(num_relations=3, vocab_size=10, lr_backbone_fraction=0.1)
+    with pytest.raises(ValueError, match="lr_backbone_fraction"):
+        _config(tiny_preset, lr_backbone_fraction=0.0)
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains(tiny_preset, policy):
     keras.mixed_precision.set_global_policy(policy)

@@ -205,6 +205,11 @@ def test_cli_flags_mirror_the_config():
                              entity_substitution_unrelated_share=0.5):
         config = train.config_from_flags()
     assert (config.entity_substitution_neighbours, config.entity_substitution_unrelated_share) == (100, 0.5)
+    with flagsaver.flagsaver(encoder="bert", preset="some/preset", lr_backbone_fraction=0.25):
+        assert train.config_from_flags().lr_backbone_fraction == 0.25
+    with flagsaver.flagsaver(lr_backbone_fraction=0.25):
+        with pytest.raises(app.UsageError, match="encoder='bert'"):
+            train.config_from_flags()
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)
