@@ -106,13 +106,10 @@ def test_backbone_learns_at_its_fraction_of_the_rate(tiny_preset):
     def one_step(fraction):
         keras.utils.set_random_seed(0)
         model = build_rin(_config(tiny_preset, lr_backbone_fraction=fraction))
-        backbone = model.encoder.backbone
-        before = [[v.numpy() for v in variables] for variables in (backbone.trainable_variables,
-                                                                   model.get_layer("relation_head").weights)]
+        groups = (model.encoder.backbone.trainable_variables, model.get_layer("relation_head").weights)
+        before = [np.concatenate([v.numpy().ravel() for v in group]) for group in groups]
         model.train_on_batch(inputs, targets)
-        after = [[v.numpy() for v in variables] for variables in (backbone.trainable_variables,
-                                                                  model.get_layer("relation_head").weights)]
-        return [np.concatenate([(a - b).ravel() for a, b in zip(*pair)]) for pair in zip(after, before)]
+        return [np.concatenate([v.numpy().ravel() for v in group]) - old for group, old in zip(groups, before)]
 
     backbone_full, head_full = one_step(1.0)
     backbone_slow, head_slow = one_step(0.1)
