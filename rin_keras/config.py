@@ -18,8 +18,9 @@ LR_SCHEDULES = ("constant", "cosine")
 # (its config.json) and out of a saved model's config; a loaded model gets the defaults.
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
-    "lr_backbone_fraction", "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features", "entity_substitution_rate",
-    "entity_substitution_neighbours", "entity_substitution_unrelated_share", "max_length", "threshold",
+    "lr_backbone_fraction", "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features",
+    "entity_substitution_rate", "entity_substitution_neighbours", "entity_substitution_unrelated_share",
+    "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).

@@ -8,10 +8,10 @@ class LayerwiseAdam(keras.optimizers.Adam):
     """Adam whose learning rate is scaled down for the variables marked slow.
 
     RIN's interaction layers start from random weights and a BERT-family encoder
-    from pretraining: one rate for both either starves the new layers or moves
-    the encoder far from what pretraining taught it (discriminative fine-tuning,
-    Howard and Ruder 2018). The learning rate (and any schedule set on it) is
-    the new layers'; the slow variables take `slow_fraction` of it.
+    from pretraining, which a smaller step keeps closer to what it learned
+    (discriminative fine-tuning, Howard and Ruder 2018; for MiniLM on WebNLG it
+    measured worse, docs/results.md). The learning rate (and any schedule set on
+    it) is the new layers'; the slow variables take `slow_fraction` of it.
 
     Args:
         slow_fraction: the slow variables' share of the learning rate, in (0, 1].
