@@ -62,9 +62,10 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
 
     With `breakdown`, adds partial-match scores per overlap category and per
     number of gold triples in the sentence, `relations`: partial-match scores
-    per relation (`metrics.score_by_relation`), and `sentences`: each sentence's
+    per relation (`metrics.score_by_relation`), `sentences`: each sentence's
     triples sorted into correct, missed and spurious (`compare_sentences`, by the
-    model's variant).
+    model's variant), and `missed_by_kind`: what was returned instead of the
+    missed ones (`missed_by_kind`).
     """
     examples = corpus.examples(split)
     predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size)
@@ -89,6 +90,7 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
         }
         scores["relations"] = metrics.score_by_relation(gold, predicted, relation_names)
         scores["sentences"] = compare_sentences(gold, predicted, tokens, relation_names, extractor.config.variant)
+        scores["missed_by_kind"] = missed_by_kind(scores["sentences"], extractor.config.variant)
     return scores
 
 
@@ -123,6 +125,42 @@ def compare_sentences(gold: list, predicted: list, tokens: list[list[str]], rela
             "spurious": [view(t, words) for t in p if metrics.triple_key(t, match) not in gold_keys],
         })
     return sentences
+
+
+MISSED_KINDS = ("wrong relation", "reversed", "wrong object", "wrong subject", "nothing")
+
+
+def missed_by_kind(sentences: list[dict], match: str) -> dict:
+    """Counts what the model returned instead of each missed gold triple, the first that applies of
+    `MISSED_KINDS`: a spurious triple on the same pair (`wrong relation`), on the pair reversed (`reversed`), with
+    the same subject and relation (`wrong object`) or the same relation and object (`wrong subject`); else
+    `nothing`.
+
+    Args:
+        sentences: `compare_sentences` output.
+        match: `"partial"` (entities compared by their last word) or `"exact"` (by their spans).
+
+    Returns:
+        `{"all": {kind: count}, "relations": {relation: {kind: count}}}`, every kind present in each.
+    """
+    def entity(span):
+        return span[1] - 1 if match == "partial" else tuple(span)
+
+    counts = {"all": dict.fromkeys(MISSED_KINDS, 0), "relations": {}}
+    for sentence in sentences:
+        spurious = [(entity(t["subject_span"]), t["relation"], entity(t["object_span"])) for t in sentence["spurious"]]
+        for t in sentence["missed"]:
+            subject, relation, obj = entity(t["subject_span"]), t["relation"], entity(t["object_span"])
+            found = {
+                "wrong relation": any(s == subject and o == obj for s, _, o in spurious),
+                "reversed": any(s == obj and o == subject for s, _, o in spurious),
+                "wrong object": any(s == subject and r == relation for s, r, _ in spurious),
+                "wrong subject": any(r == relation and o == obj for _, r, o in spurious),
+            }
+            kind = next((k for k in MISSED_KINDS[:-1] if found[k]), "nothing")
+            counts["all"][kind] += 1
+            counts["relations"].setdefault(relation, dict.fromkeys(MISSED_KINDS, 0))[kind] += 1
+    return counts
 
 
 def write_examples_page(sentences: list[dict], path: str, title: str, limit: int = 200) -> None:
@@ -249,6 +287,9 @@ def format_table(scores: dict, relations_shown: int = 12) -> str:
     for name, s in commonest[:relations_shown]:
         rows.append(f"relation/{name:<24}{s['gold']:5d} gold  P {s['precision']:6.2f}  R {s['recall']:6.2f}"
                     f"  F1 {s['f1']:6.2f}")
+    missed = scores.get("missed_by_kind", {}).get("all", {})
+    for kind, count in missed.items():
+        rows.append(f"missed/{kind:<21}{count:5d} gold  ({100 * count / max(sum(missed.values()), 1):.1f}% of missed)")
     for text, s in scores.get("strings", {}).items():
         rows.append(f"strings/{text:<20}      P {s['precision']:6.2f}  R {s['recall']:6.2f}  F1 {s['f1']:6.2f}"
                     f"  ({s['correct']} of {s['predicted']} returned, {s['gold']} gold)")

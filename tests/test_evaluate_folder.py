@@ -130,6 +130,10 @@ def test_cli_writes_the_scores(folder, model_dir):
     assert saved["relations"]["birthPlace"]["gold"] == 1 and saved["relations"]["birthPlace"]["recall"] == 100.0
     assert (model_dir / "evaluation_casrel0_validation_t0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["strings"]["raw"]["recall"] == 100.0
+    missed = saved["missed_by_kind"]["all"]
+    assert set(missed) == set(evaluate.MISSED_KINDS)
+    assert sum(missed.values()) == saved["partial"]["gold"] - saved["partial"]["correct"]
+    assert "missed/nothing" in out
     assert "sentences" not in saved  # They go to the page:
     page = (model_dir / "evaluation_casrel0_validation_t0.html").read_text(encoding="utf-8")
     assert page.count("<div class=s ") == 3 and "<mark class=" in page
@@ -156,3 +160,27 @@ def test_examples_page_puts_errors_first():
     assert page.index("id=s1") < page.index("id=s0")  # The sentence with errors first.
     assert "<mark class=missed>Apollo</mark> <mark class=missed>12</mark>" in page
     assert "test &lt;page&gt;" in page and "2 sentences, 1 with an error" in page
+
+
+def test_missed_triples_are_sorted_by_what_came_instead():
+    from rin_keras.decoding import Triple
+
+    tokens = [["A", "born", "in", "B", "and", "C", "D", "E"]] * 6
+    names = ["birthPlace", "deathPlace"]
+    gold = Triple(0, 0, 3, 1.0, (0, 1), (3, 4))  # (A, birthPlace, B)
+    instead = [
+        Triple(0, 1, 3, 0.9, (0, 1), (3, 4)),  # (A, deathPlace, B): wrong relation
+        Triple(3, 1, 0, 0.9, (3, 4), (0, 1)),  # (B, deathPlace, A): reversed
+        Triple(0, 0, 5, 0.9, (0, 1), (5, 6)),  # (A, birthPlace, C): wrong object
+        Triple(6, 0, 3, 0.9, (6, 7), (3, 4)),  # (D, birthPlace, B): wrong subject
+        Triple(6, 1, 7, 0.9, (6, 7), (7, 8)),  # Another pair altogether: nothing
+    ]
+    predicted = [[t] for t in instead] + [[gold]]
+    sentences = evaluate.compare_sentences([[gold]] * 6, predicted, tokens, names, "partial")
+    counts = evaluate.missed_by_kind(sentences, "partial")
+    assert counts["all"] == {kind: 1 for kind in evaluate.MISSED_KINDS}
+    assert counts["relations"] == {"birthPlace": counts["all"]}
+    # Exact match compares whole spans: (A, birthPlace, "D E") is not the gold object "B", nor is "C D".
+    wide = Triple(0, 0, 7, 0.9, (0, 1), (6, 8))
+    exact = evaluate.compare_sentences([[Triple(0, 0, 7, 1.0, (0, 1), (5, 8))]], [[wide]], tokens[:1], names, "exact")
+    assert evaluate.missed_by_kind(exact, "exact")["all"]["wrong object"] == 1
