@@ -10,14 +10,15 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
 2. There, with JAX and CUDA (keras travels as a wheel; see docs/results.md for the command):
 
        KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --data=gpu_data/webnlg.npz \\
-           --policies=float32,mixed_bfloat16,mixed_float16 --train_epochs=44 --cudnn
+           --policies=float32,mixed_float16 --lstms=scan,loop --train_epochs=44
 
-   Each job runs in a fresh process and prints one JSON line: first a check that the cuDNN
-   BiLSTM gives the Keras loop's states and gradients; then, per dtype policy and batch size,
-   the first `fit` epoch's seconds (compile included), steady-state seconds and sentences/s
-   per epoch (the median of the timed epochs) and peak device memory; `--train_epochs` trains
-   the project's `RINModel` with the cosine schedule, printing WebNLG* dev and test partial F1
-   after each epoch (scored on the device); `--cudnn` also times the cuDNN BiLSTM (slower on an H100).
+   Each job runs in a fresh process and prints JSON: first a check that the one-scan and
+   cuDNN BiLSTMs give the Keras loop's states and gradients; then, per BiLSTM kernel (`--lstms`,
+   `--scan_unrolls`), dtype policy and batch size, the first `fit` epoch's seconds (compile
+   included), steady-state seconds and sentences/s per epoch (the median of the timed epochs)
+   and peak device memory; `--train_epochs` then trains the project's `RINModel` with the
+   cosine schedule in the fastest timed setting (or `--train_setting`), printing WebNLG* dev
+   and test partial F1 after each epoch (counted on the device).
 
 The model is the paper's setting (word2vec, no unseen-word features, K=3). The train split is
 padded once to a few bucket edges and kept on the device (XLA compiles one step per edge);
@@ -31,6 +32,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import numpy as np
@@ -38,7 +41,8 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 SPLITS = ("train", "validation", "test")
-LSTM_KERNELS = {"loop": True, "cudnn": "cudnn"}  # BiLSTMEncoder(fused=...): True runs the Keras loop on JAX.
+LSTM_KERNELS = {"scan": True, "loop": False, "cudnn": "cudnn"}  # BiLSTMEncoder(fused=...) on JAX: one scan for
+# both directions (the default), the Keras layer's masked loop per direction, or cuDNN.
 
 
 def write_data(path: str, max_train_sentences: int | None = None) -> None:
@@ -160,51 +164,40 @@ class DeviceBatches:
 
 
 class Scorer:
-    """Partial-match F1 of a split, computed on the device: one compiled call per bucket edge returns the
-    coordinates of the pair cells at or above the threshold (what `decode_triples` keeps), not the probabilities."""
+    """Partial-match F1 of a split, counted on the device: one compiled call per bucket edge compares the pair cells
+    at or above the threshold (what `decode_triples` keeps) with the gold cells and returns three counts."""
 
     def __init__(self, model, examples, edges, num_relations: int, ignore: int, threshold: float, batch_size=100):
         import jax
         import jax.numpy as jnp
 
         self.model = model
-        self.gold = [{(int(s), int(r), int(o)) for s, o, r in x["relations"]} for x in examples]
-        ordered = sorted(range(len(examples)), key=lambda i: examples[i]["length"])
-        self.chunks = []  # (example indices, token_ids, lengths); short chunks padded with empty rows.
+        ordered = sorted(examples, key=lambda x: x["length"])
+        self.chunks = []  # (token_ids, gold cells: 1 gold, 0 not, `ignore` outside real pairs); short chunks padded.
         for begin in range(0, len(ordered), batch_size):
-            rows = ordered[begin:begin + batch_size]
-            chunk = [examples[i] for i in rows]
+            chunk = ordered[begin:begin + batch_size]
             width = next(e for e in edges if chunk[-1]["length"] < e) - 1
-            inputs, _ = pad_batch(chunk + [{"token_ids": [], "tags": [], "relations": [], "length": 0}]
-                                  * (batch_size - len(chunk)), width, num_relations, ignore)
-            lengths = np.asarray([x["length"] for x in chunk] + [0] * (batch_size - len(chunk)), np.int32)
-            self.chunks.append((rows, jax.device_put(inputs["token_ids"]), jax.device_put(lengths)))
+            inputs, targets = pad_batch(chunk + [{"token_ids": [], "tags": [], "relations": [], "length": 0}]
+                                        * (batch_size - len(chunk)), width, num_relations, ignore)
+            self.chunks.append(jax.device_put((inputs["token_ids"], targets["relations"])))
 
         @jax.jit
-        def cells(trainable, non_trainable, token_ids, lengths):
+        def counts(trainable, non_trainable, token_ids, gold):
             outputs, _ = model.stateless_call(trainable, non_trainable, {"token_ids": token_ids}, training=False)
-            batch, width = token_ids.shape
-            real = jnp.arange(width)[None, :] < lengths[:, None]
-            hits = (outputs["relations"] >= threshold) & (real[:, :, None] & real[:, None, :])[..., None]
-            return jnp.nonzero(hits, size=16 * batch * width, fill_value=-1), jnp.sum(hits)
+            predicted = (outputs["relations"] >= threshold) & (gold != ignore)
+            gold = gold == 1
+            return jnp.stack([jnp.sum(predicted & gold), jnp.sum(predicted), jnp.sum(gold)])
 
-        self.cells = cells
+        self.counts = counts
 
     def f1(self) -> float:
-        """F1 of the model's current weights; NaN while it predicts too many cells to list (an untrained model)."""
+        """F1 of the model's current weights (one transfer from the device)."""
         from rin_keras import metrics
 
         trainable = [v.value for v in self.model.trainable_variables]
         non_trainable = [v.value for v in self.model.non_trainable_variables]
-        predicted = [set() for _ in self.gold]
-        for rows, token_ids, lengths in self.chunks:
-            (b, s, o, r), count = self.cells(trainable, non_trainable, token_ids, lengths)
-            if int(count) > len(b):
-                return float("nan")
-            b, s, o, r = (np.asarray(a)[:int(count)] for a in (b, s, o, r))
-            for row, subject, obj, relation in zip(b, s, o, r):
-                predicted[rows[row]].add((int(subject), int(relation), int(obj)))
-        return metrics.score_sets(self.gold, predicted)["f1"]
+        totals = sum(self.counts(trainable, non_trainable, *chunk) for chunk in self.chunks)
+        return metrics.prf(*(int(n) for n in np.asarray(totals)))["f1"]
 
 
 def _load(path: str):
@@ -213,7 +206,7 @@ def _load(path: str):
     return data, meta
 
 
-def _build(meta, vectors, policy: str, lstm: str = "loop"):
+def _build(meta, vectors, policy: str, lstm: str = "scan", unroll: int = 1):
     import keras
 
     from rin_keras.config import RINConfig
@@ -224,7 +217,8 @@ def _build(meta, vectors, policy: str, lstm: str = "loop"):
     keras.utils.set_random_seed(config.seed)
     model = build_rin(config)
     model.encoder.set_word_vectors(vectors)
-    model.encoder.fused = LSTM_KERNELS[lstm]  # Read when the train step is traced, at the first batch.
+    # Read when the train step is traced, at the first batch.
+    model.encoder.fused, model.encoder.scan_unroll = LSTM_KERNELS[lstm], unroll
     return config, model
 
 
@@ -238,8 +232,9 @@ def _peak_memory_mb() -> float | None:
         return None
 
 
-def _epoch_timer():
-    """A callback that records the seconds of each `fit` epoch, ended when the device has finished it."""
+def _epoch_timer(wait_after_first: bool = False):
+    """A callback that records the seconds of each `fit` epoch, ended when the device has finished it; with
+    `wait_after_first`, after the first epoch (which compiles) it prints `COMPILED` and waits for a line on stdin."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -252,33 +247,37 @@ def _epoch_timer():
         def on_epoch_end(self, epoch, logs=None):
             self.losses.append(float(logs["loss"]))  # Waits for the device.
             self.seconds.append(time.perf_counter() - self.start)
+            if wait_after_first and epoch == 0:
+                print("COMPILED", flush=True)
+                sys.stdin.readline()
 
     return EpochTimer()
 
 
-def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, lstm: str = "loop") -> dict:
+def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, lstm: str = "scan",
+             unroll: int = 1) -> dict:
     """`fit`s `1 + timed_epochs` epochs; returns the first epoch's and the steady-state seconds."""
     data, meta = _load(path)
-    config, model = _build(meta, data["word_vectors"], policy, lstm)
+    config, model = _build(meta, data["word_vectors"], policy, lstm, unroll)
     train = unpack(data, "train")
     batches = DeviceBatches(train, bucket_edges(boundaries, data["train_lengths"]), config.num_relations,
                             meta["ignore"])
     steps = batches.steps(batch_size)
     if not steps:
         raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
-    timer = _epoch_timer()
+    timer = _epoch_timer(FLAGS.parallel_compile)
     model.fit(batches.epochs(batch_size, np.random.default_rng(0)), epochs=1 + timed_epochs, steps_per_epoch=steps,
               callbacks=[timer], verbose=0)
     seconds = timer.seconds
     steady = float(np.median(seconds[1:])) if timed_epochs else seconds[0]
-    return {"policy": policy, "batch_size": batch_size, "lstm": lstm, "edges": len(batches.buckets),
+    return {"policy": policy, "batch_size": batch_size, "lstm": lstm, "unroll": unroll, "edges": len(batches.buckets),
             "first_epoch_s": round(seconds[0], 2), "epoch_s": round(steady, 3),
             "sentences_per_s": round(steps * batch_size / steady), "sentences": steps * batch_size,
             "peak_memory_mb": _peak_memory_mb(), "train_data_mb": round(batches.nbytes / 2**20, 1),
             "final_loss": round(timer.losses[-1], 3)}
 
 
-def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str = "loop") -> dict:
+def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str = "scan", unroll: int = 1) -> dict:
     """Trains with the cosine schedule (the config's batch size and rate); scores dev and test partial F1 each epoch
     and reports the last epoch and the best dev epoch (selection on dev; test only reported)."""
     import keras
@@ -287,7 +286,7 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
 
     start = time.perf_counter()
     data, meta = _load(path)
-    config, model = _build(meta, data["word_vectors"], policy, lstm)
+    config, model = _build(meta, data["word_vectors"], policy, lstm, unroll)
     edges = bucket_edges(boundaries, np.concatenate([data[f"{s}_lengths"] for s in SPLITS]))
     batches = DeviceBatches(unpack(data, "train"), edges, config.num_relations, meta["ignore"])
     scorers = {split: Scorer(model, unpack(data, split), edges, config.num_relations, meta["ignore"],
@@ -305,13 +304,14 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
               callbacks=[cosine_learning_rate(config.learning_rate, epochs, config.lr_final_fraction), Score()],
               verbose=0)
     best = max(history, key=lambda h: h["dev"])
-    return {"policy": policy, "lstm": lstm, "epochs": epochs, "wall_s": round(time.perf_counter() - start, 1),
+    return {"policy": policy, "lstm": lstm, "unroll": unroll, "epochs": epochs, "wall_s": round(time.perf_counter() - start, 1),
             "last": history[-1], "best_dev_epoch": best}
 
 
-def check_cudnn(path: str, sentences: int = 64) -> dict:
-    """How far the cuDNN BiLSTM is from the Keras loop over time steps on train sentences of several lengths: the
-    largest state difference and relative gradient difference of the encoder's weights (same weights)."""
+def check_kernels(path: str, sentences: int = 64) -> list[dict]:
+    """How far the one-scan and the cuDNN BiLSTMs are from the Keras loop over time steps on train sentences of
+    several lengths: the largest state difference and relative gradient difference of the encoder's weights (same
+    weights)."""
     import jax
 
     from rin_keras.layers import BiLSTMEncoder
@@ -321,40 +321,65 @@ def check_cudnn(path: str, sentences: int = 64) -> dict:
     examples = unpack(data, "train")[:sentences]
     token_ids = pad_batch(examples, max(x["length"] for x in examples), c["num_relations"], meta["ignore"])[0]
     token_ids = token_ids["token_ids"]
-    encoders = [BiLSTMEncoder(c["vocab_size"], c["word_dim"], c["lstm_units"], 0.0, fused=fused)
-                for fused in ("cudnn", False)]
-    for encoder in encoders:
+    encoders = {kernel: BiLSTMEncoder(c["vocab_size"], c["word_dim"], c["lstm_units"], 0.0, fused=fused)
+                for kernel, fused in LSTM_KERNELS.items()}
+    for encoder in encoders.values():
         encoder.build(token_ids.shape)
-    encoders[1].set_weights(encoders[0].get_weights())
+        encoder.set_weights(encoders["scan"].get_weights())
     projection = np.random.default_rng(0).normal(size=(*token_ids.shape, 2 * c["lstm_units"])).astype("float32")
 
     def loss(values, encoder):
         states, _ = encoder.stateless_call(values, [v.value for v in encoder.non_trainable_variables], token_ids)
         return (states * projection).sum(), states
 
-    values = [v.value for v in encoders[0].trainable_variables]
-    (_, cudnn), cudnn_grads = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)(values, encoders[0])
-    (_, loop), loop_grads = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)(values, encoders[1])
-    return {"check": "cudnn_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
-            "max_state_diff": float(np.max(np.abs(np.asarray(cudnn) - np.asarray(loop)))),
-            "max_grad_rel_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
-                                     for a, b in zip(cudnn_grads, loop_grads))}
+    values = [v.value for v in encoders["scan"].trainable_variables]
+    run = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
+    (_, loop), loop_grads = run(values, encoders["loop"])
+    results = []
+    for kernel in ("scan", "cudnn"):
+        (_, states), grads = run(values, encoders[kernel])
+        results.append({"check": f"{kernel}_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
+                        "max_state_diff": float(np.max(np.abs(np.asarray(states) - np.asarray(loop)))),
+                        "max_grad_rel_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))
+                                                       / np.max(np.abs(np.asarray(b))))
+                                                 for a, b in zip(grads, loop_grads))})
+    return results
 
 
-def run_child(job: str) -> dict:
-    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<loop|cudnn>` or
-    `train:<policy>,<epochs>,<loop|cudnn>`."""
+def run_child(job: str):
+    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<kernel>,<unroll>` or
+    `train:<policy>,<epochs>,<kernel>,<unroll>` (kernel: a key of `LSTM_KERNELS`)."""
     kind, _, args = job.partition(":")
     boundaries = [int(b) for b in FLAGS.bucket_boundaries]
     if kind == "check":
-        return check_cudnn(FLAGS.data)
+        return check_kernels(FLAGS.data)
     if kind == "time":
-        policy, batch_size, lstm = args.split(",")
-        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm)
+        policy, batch_size, lstm, unroll = args.split(",")
+        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm, int(unroll))
     if kind == "train":
-        policy, epochs, lstm = args.split(",")
-        return train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm)
+        policy, epochs, lstm, unroll = args.split(",")
+        return train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm, int(unroll))
     raise app.UsageError(f"Unknown job {job!r}.")
+
+
+def timing_jobs() -> list[str]:
+    """`time:` jobs for every policy, batch size and kernel (and unroll, for the scan)."""
+    jobs = []
+    for lstm in FLAGS.lstms:
+        if lstm not in LSTM_KERNELS:
+            raise app.UsageError(f"--lstms: {lstm!r} is not one of {list(LSTM_KERNELS)}.")
+        for unroll in FLAGS.scan_unrolls if lstm == "scan" else ["1"]:
+            jobs += [f"time:{p},{b},{lstm},{unroll}" for p in FLAGS.policies for b in FLAGS.batch_sizes]
+    return jobs
+
+
+def fastest(results: list[dict]) -> str:
+    """`<policy>,<kernel>,<unroll>` of the timing result with the shortest steady epoch at the first batch size."""
+    timed = [r for r in results if r.get("batch_size") == int(FLAGS.batch_sizes[0])]
+    if not timed:
+        raise RuntimeError("--train_setting=fastest: no timing job finished.")
+    best = min(timed, key=lambda r: r["epoch_s"])
+    return f"{best['policy']},{best['lstm']},{best['unroll']}"
 
 
 def main(argv):
@@ -367,30 +392,88 @@ def main(argv):
     if FLAGS.child:
         print("RESULT " + json.dumps(run_child(FLAGS.child)), flush=True)
         return
-    jobs = ["check"] if FLAGS.check else []
-    jobs += [f"time:{p},{b},loop" for p in FLAGS.policies for b in FLAGS.batch_sizes]
-    jobs += [f"time:float32,{FLAGS.batch_sizes[0]},cudnn"] if FLAGS.cudnn else []
-    jobs += [f"train:{FLAGS.train_policy},{FLAGS.train_epochs},{FLAGS.train_lstm}"] if FLAGS.train_epochs else []
+    jobs = (["check"] if FLAGS.check else []) + timing_jobs()
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     print(f"backend {env['KERAS_BACKEND']}; device: {_device_name(env)}", flush=True)
     deadline = time.monotonic() + FLAGS.deadline_s
+    results = []
+    if FLAGS.parallel_compile:
+        results += run_parallel(jobs, env, deadline - FLAGS.train_reserve_s if FLAGS.train_epochs else deadline)
+        jobs = []
+    if FLAGS.train_epochs:
+        jobs.append("train")
     for job in jobs:
         left = deadline - time.monotonic()
+        if job == "train":
+            setting = fastest(results) if FLAGS.train_setting == "fastest" else FLAGS.train_setting
+            policy, lstm, unroll = setting.split(",")
+            job = f"train:{policy},{FLAGS.train_epochs},{lstm},{unroll}"
+        elif FLAGS.train_epochs and left - FLAGS.train_reserve_s < 20:
+            print(f"{job}: skipped, {FLAGS.train_reserve_s:.0f} of the {left:.0f} s left are kept for training",
+                  flush=True)
+            continue
         if left < 20:
             print(f"{job}: skipped, {left:.0f} s left of --deadline_s", flush=True)
             continue
-        command = [sys.executable, __file__, f"--data={FLAGS.data}", f"--child={job}",
-                   f"--timed_epochs={FLAGS.timed_epochs}", f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}"]
         try:  # Per-epoch lines of a training job go straight through; the result line is the last.
-            out = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 timeout=left)
+            out = subprocess.run(_child_command(job), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, timeout=left)
         except subprocess.TimeoutExpired as e:
             partial = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""  # Bytes, despite text=True.
             print(f"{job}: stopped at --deadline_s\n{partial[-3000:]}", flush=True)
             continue
-        lines = out.stdout.splitlines()
-        print("\n".join(lines[-60:]) if any(l.startswith("RESULT ") for l in lines)
-              else f"{job} failed:\n{out.stderr[-3000:]}", flush=True)
+        results += _report(job, out.stdout.splitlines(), out.stderr)
+
+
+def _child_command(job: str) -> list[str]:
+    return [sys.executable, __file__, f"--data={FLAGS.data}", f"--child={job}", f"--timed_epochs={FLAGS.timed_epochs}",
+            f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}", f"--parallel_compile={FLAGS.parallel_compile}"]
+
+
+def _report(job: str, lines: list[str], stderr: str) -> list[dict]:
+    """Prints a job's output (its last lines, or its error) and returns its results."""
+    found = [json.loads(l[len("RESULT "):]) for l in lines if l.startswith("RESULT ")]
+    print("\n".join(l for l in lines[-60:] if l != "COMPILED") if found else f"{job} failed:\n{stderr[-3000:]}",
+          flush=True)
+    return [r for f in found for r in (f if isinstance(f, list) else [f])]
+
+
+def run_parallel(jobs: list[str], env: dict, deadline: float) -> list[dict]:
+    """Starts the jobs together, so that XLA compiles their first epochs at once on the host's cores, then lets the
+    timing jobs (stopped at `COMPILED`) time their epochs one after another, so no two share the device then."""
+    children = []
+    for job in jobs:
+        stderr = tempfile.TemporaryFile("w+")
+        child = subprocess.Popen(_child_command(job), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=stderr, text=True)
+        lines, compiled = [], threading.Event()
+
+        def read(child=child, lines=lines, compiled=compiled):
+            for line in child.stdout:
+                lines.append(line.rstrip("\n"))
+                compiled.set() if line.startswith("COMPILED") else None
+            compiled.set()  # Exited.
+
+        threading.Thread(target=read, daemon=True).start()
+        children.append((job, child, lines, compiled, stderr))
+    results = []
+    for job, child, lines, compiled, stderr in children:
+        compiled.wait(max(deadline - time.monotonic(), 0))
+    for job, child, lines, compiled, stderr in children:
+        if child.poll() is None and compiled.is_set():
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        try:
+            child.wait(max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            print(f"{job}: stopped at --deadline_s\n" + "\n".join(lines[-20:]), flush=True)
+            continue
+        time.sleep(0.1)  # The reader thread's last lines.
+        stderr.seek(0)
+        results += _report(job, lines, stderr.read())
+    return results
 
 
 def _device_name(env) -> str:
@@ -405,14 +488,20 @@ def define_flags():
     flags.DEFINE_list("batch_sizes", ["50"], "Batch sizes to time.")
     flags.DEFINE_integer("timed_epochs", 3, "Epochs timed after the first (which compiles).")
     flags.DEFINE_integer("train_epochs", 0, "Then train this many epochs (cosine schedule) and score dev and test.")
-    flags.DEFINE_string("train_policy", "float32", "Dtype policy of the --train_epochs run.")
-    flags.DEFINE_enum("train_lstm", "loop", list(LSTM_KERNELS),
-                      "BiLSTM of the --train_epochs run: the Keras loop (the encoder's default on JAX) or cuDNN.")
+    flags.DEFINE_list("lstms", ["scan"], f"BiLSTM kernels to time, of {list(LSTM_KERNELS)}.")
+    flags.DEFINE_list("scan_unrolls", ["1"], "Time steps per scan iteration to time (the scan kernel).")
+    flags.DEFINE_string("train_setting", "fastest",
+                        "`<policy>,<kernel>,<unroll>` of the --train_epochs run, or `fastest`: the timed setting with "
+                        "the shortest steady epoch.")
+    flags.DEFINE_float("train_reserve_s", 0, "With --train_epochs: skip timing jobs that would leave less than this "
+                       "many seconds of --deadline_s for training.")
     flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).")
     flags.DEFINE_list("bucket_boundaries", ["20", "32", "48"],
                       "Length bucket edges (fewer than the CPU pipeline's: each edge is one more XLA compile).")
-    flags.DEFINE_bool("check", True, "First compare the cuDNN BiLSTM with the Keras loop (values and gradients).")
-    flags.DEFINE_bool("cudnn", False, "Before training, time float32 with the cuDNN BiLSTM (`fused='cudnn'`) too.")
+    flags.DEFINE_bool("check", True, "First compare the scan and cuDNN BiLSTMs with the Keras loop (values and "
+                      "gradients).")
+    flags.DEFINE_bool("parallel_compile", True, "Start the check and timing jobs together (XLA compiles their first "
+                      "epochs at once), then time their epochs one job after another.")
     flags.DEFINE_float("deadline_s", 3600, "Skip or stop the jobs left after this many seconds.")
     flags.DEFINE_string("child", None, "Internal: run one job in this process and print its JSON.")
 

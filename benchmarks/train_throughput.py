@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py --rounds=3 --batch_size=50 --steps=40
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --jit_compile --warmup=30 --steps=40
+    KERAS_BACKEND=jax python benchmarks/train_throughput.py --jit_compile --warmup=30 --steps=40 --bilstm=keras_loop
 
 The warm-up steps (tracing, cache filling) are excluded from the rate.
 """
@@ -19,6 +20,7 @@ from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 
 FLAGS = flags.FLAGS
+BILSTM_KERNELS = {"fused": True, "keras_loop": False, "cudnn": "cudnn"}
 flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
 flags.DEFINE_integer("batch_size", 50, "Batch size.")
 flags.DEFINE_integer("steps", 40, "Timed steps.")
@@ -29,6 +31,8 @@ flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mi
 flags.DEFINE_enum("encoder", "bilstm", ["bilstm", "bert"], "Sentence encoder.")
 flags.DEFINE_string("preset", "", "keras-hub preset (name or folder) for --encoder=bert.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
+flags.DEFINE_enum("bilstm", "fused", list(BILSTM_KERNELS), "BiLSTM kernel (`BiLSTMEncoder(fused=...)`).")
+flags.DEFINE_integer("scan_unroll", 1, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`).")
 
 
 def main(argv):
@@ -46,6 +50,8 @@ def main(argv):
         pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=RINPreprocessor.from_config_and_vocabulary(config, vocab).featurizer,
     ).repeat()
     model = build_rin(config)
+    if FLAGS.encoder == "bilstm":
+        model.encoder.fused, model.encoder.scan_unroll = BILSTM_KERNELS[FLAGS.bilstm], FLAGS.scan_unroll
     if FLAGS.jit_compile:
         model.compile(jit_compile=True)
     batches = dataset.as_numpy_iterator()  # NumPy: what every Keras backend takes.
@@ -61,7 +67,7 @@ def main(argv):
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
         f"{FLAGS.encoder} K={FLAGS.rounds} batch={FLAGS.batch_size} bucketing={FLAGS.bucketing} jit={FLAGS.jit_compile} "
-        f"policy={FLAGS.mixed_precision}: {FLAGS.steps} steps in {seconds:.1f}s = "
+        f"policy={FLAGS.mixed_precision} bilstm={FLAGS.bilstm} unroll={FLAGS.scan_unroll}: {FLAGS.steps} steps in {seconds:.1f}s = "
         f"{sentences / seconds:.1f} sentences/s ({1000 * seconds / FLAGS.steps:.0f} ms/step), "
         f"peak RSS {peak_gib:.2f} GiB; params {model.count_params():,}"
     )
