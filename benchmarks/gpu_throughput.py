@@ -32,8 +32,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 import numpy as np
@@ -232,9 +230,8 @@ def _peak_memory_mb() -> float | None:
         return None
 
 
-def _epoch_timer(wait_after_first: bool = False):
-    """A callback that records the seconds of each `fit` epoch, ended when the device has finished it; with
-    `wait_after_first`, after the first epoch (which compiles) it prints `COMPILED` and waits for a line on stdin."""
+def _epoch_timer():
+    """A callback that records the seconds of each `fit` epoch, ended when the device has finished it."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
@@ -247,9 +244,6 @@ def _epoch_timer(wait_after_first: bool = False):
         def on_epoch_end(self, epoch, logs=None):
             self.losses.append(float(logs["loss"]))  # Waits for the device.
             self.seconds.append(time.perf_counter() - self.start)
-            if wait_after_first and epoch == 0:
-                print("COMPILED", flush=True)
-                sys.stdin.readline()
 
     return EpochTimer()
 
@@ -265,7 +259,7 @@ def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundar
     steps = batches.steps(batch_size)
     if not steps:
         raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
-    timer = _epoch_timer(FLAGS.parallel_compile)
+    timer = _epoch_timer()
     model.fit(batches.epochs(batch_size, np.random.default_rng(0)), epochs=1 + timed_epochs, steps_per_epoch=steps,
               callbacks=[timer], verbose=0)
     seconds = timer.seconds
@@ -392,28 +386,21 @@ def main(argv):
     if FLAGS.child:
         print("RESULT " + json.dumps(run_child(FLAGS.child)), flush=True)
         return
-    jobs = (["check"] if FLAGS.check else []) + timing_jobs()
+    jobs = (["check"] if FLAGS.check else []) + timing_jobs() + (["train"] if FLAGS.train_epochs else [])
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     print(f"backend {env['KERAS_BACKEND']}; device: {_device_name(env)}", flush=True)
     deadline = time.monotonic() + FLAGS.deadline_s
     results = []
-    if FLAGS.parallel_compile:
-        results += run_parallel(jobs, env, deadline - FLAGS.train_reserve_s if FLAGS.train_epochs else deadline)
-        jobs = []
-    if FLAGS.train_epochs:
-        jobs.append("train")
     for job in jobs:
         left = deadline - time.monotonic()
+        if job != "train" and FLAGS.train_epochs:
+            left -= FLAGS.train_reserve_s
         if job == "train":
             setting = fastest(results) if FLAGS.train_setting == "fastest" else FLAGS.train_setting
             policy, lstm, unroll = setting.split(",")
             job = f"train:{policy},{FLAGS.train_epochs},{lstm},{unroll}"
-        elif FLAGS.train_epochs and left - FLAGS.train_reserve_s < 20:
-            print(f"{job}: skipped, {FLAGS.train_reserve_s:.0f} of the {left:.0f} s left are kept for training",
-                  flush=True)
-            continue
         if left < 20:
-            print(f"{job}: skipped, {left:.0f} s left of --deadline_s", flush=True)
+            print(f"{job}: skipped, {left:.0f} s left of --deadline_s (less --train_reserve_s)", flush=True)
             continue
         try:  # Per-epoch lines of a training job go straight through; the result line is the last.
             out = subprocess.run(_child_command(job), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -427,53 +414,14 @@ def main(argv):
 
 def _child_command(job: str) -> list[str]:
     return [sys.executable, __file__, f"--data={FLAGS.data}", f"--child={job}", f"--timed_epochs={FLAGS.timed_epochs}",
-            f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}", f"--parallel_compile={FLAGS.parallel_compile}"]
+            f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}"]
 
 
 def _report(job: str, lines: list[str], stderr: str) -> list[dict]:
     """Prints a job's output (its last lines, or its error) and returns its results."""
     found = [json.loads(l[len("RESULT "):]) for l in lines if l.startswith("RESULT ")]
-    print("\n".join(l for l in lines[-60:] if l != "COMPILED") if found else f"{job} failed:\n{stderr[-3000:]}",
-          flush=True)
+    print("\n".join(lines[-60:]) if found else f"{job} failed:\n{stderr[-3000:]}", flush=True)
     return [r for f in found for r in (f if isinstance(f, list) else [f])]
-
-
-def run_parallel(jobs: list[str], env: dict, deadline: float) -> list[dict]:
-    """Starts the jobs together, so that XLA compiles their first epochs at once on the host's cores, then lets the
-    timing jobs (stopped at `COMPILED`) time their epochs one after another, so no two share the device then."""
-    children = []
-    for job in jobs:
-        stderr = tempfile.TemporaryFile("w+")
-        child = subprocess.Popen(_child_command(job), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=stderr, text=True)
-        lines, compiled = [], threading.Event()
-
-        def read(child=child, lines=lines, compiled=compiled):
-            for line in child.stdout:
-                lines.append(line.rstrip("\n"))
-                compiled.set() if line.startswith("COMPILED") else None
-            compiled.set()  # Exited.
-
-        threading.Thread(target=read, daemon=True).start()
-        children.append((job, child, lines, compiled, stderr))
-    results = []
-    for job, child, lines, compiled, stderr in children:
-        compiled.wait(max(deadline - time.monotonic(), 0))
-    for job, child, lines, compiled, stderr in children:
-        if child.poll() is None and compiled.is_set():
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        try:
-            child.wait(max(deadline - time.monotonic(), 1))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            print(f"{job}: stopped at --deadline_s\n" + "\n".join(lines[-20:]), flush=True)
-            continue
-        time.sleep(0.1)  # The reader thread's last lines.
-        stderr.seek(0)
-        results += _report(job, lines, stderr.read())
-    return results
 
 
 def _device_name(env) -> str:
@@ -500,8 +448,6 @@ def define_flags():
                       "Length bucket edges (fewer than the CPU pipeline's: each edge is one more XLA compile).")
     flags.DEFINE_bool("check", True, "First compare the scan and cuDNN BiLSTMs with the Keras loop (values and "
                       "gradients).")
-    flags.DEFINE_bool("parallel_compile", True, "Start the check and timing jobs together (XLA compiles their first "
-                      "epochs at once), then time their epochs one job after another.")
     flags.DEFINE_float("deadline_s", 3600, "Skip or stop the jobs left after this many seconds.")
     flags.DEFINE_string("child", None, "Internal: run one job in this process and print its JSON.")
 

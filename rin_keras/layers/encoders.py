@@ -35,7 +35,8 @@ class BiLSTMEncoder(keras.layers.Layer):
       over each sentence reversed within its length), the input projections of
       all time steps taken out of the loop as one matrix product, `scan_unroll`
       steps per loop iteration; the Keras layer instead runs one masked scan per
-      direction with the projections inside.
+      direction with the projections inside (on one H100 a WebNLG* epoch took
+      0.71 s with this path and 1.15 s with the Keras layer).
     - `fused="cudnn"`, JAX on a GPU: one cuDNN bidirectional LSTM
       (`jax.experimental.rnn.lstm`, float32 inside under mixed precision). Not the
       default: on an H100 a WebNLG* epoch took 1.68 s with it and 0.65 s with the
