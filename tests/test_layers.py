@@ -133,11 +133,36 @@ def test_fused_encoder_matches_the_keras_bilstm(rng):
         )
 
 
+def _assert_matches_the_keras_bilstm(encoder, rng):
+    """`encoder` (JAX) gives the Keras masked BiLSTM's states and gradients, on sentences of 7, 4 and 1 words."""
+    import jax
+
+    ids = rng.integers(1, 20, size=(3, 7)).astype("int32")
+    ids[1, 4:] = 0
+    ids[2, 1:] = 0
+    reference = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused=False)
+    encoder.build(ids.shape)
+    reference.build(ids.shape)
+    reference.set_weights(encoder.get_weights())
+    weights = rng.normal(size=(3, 7, 8)).astype("float32")
+
+    def loss(values, layer):
+        states, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], ids)
+        return (states * weights).sum(), states
+
+    values = [v.value for v in encoder.trainable_variables]
+    (_, states), grads = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)(values, encoder)
+    (_, expected), expected_grads = jax.value_and_grad(loss, has_aux=True)(values, reference)
+    assert np.abs(np.asarray(expected)).max() > 0.01  # Not all zero.
+    np.testing.assert_allclose(states, expected, atol=1e-6)
+    for variable, grad, expected_grad in zip(encoder.trainable_variables, grads, expected_grads):
+        np.testing.assert_allclose(grad, expected_grad, atol=1e-5, err_msg=variable.path)
+
+
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the cuDNN path is JAX's")
 def test_cudnn_encoder_matches_the_keras_bilstm(rng, monkeypatch):
     """The cuDNN path, its kernel replaced by JAX's reference (the kernel needs a GPU): weight layout, gate order,
     lengths and the backward direction within each sentence give the Keras masked BiLSTM's values and gradients."""
-    import jax
     from jax.experimental import rnn
 
     from rin_keras.layers import encoders
@@ -149,56 +174,17 @@ def test_cudnn_encoder_matches_the_keras_bilstm(rng, monkeypatch):
 
     monkeypatch.setattr(rnn, "lstm", reference_lstm)
     monkeypatch.setattr(encoders, "_jax_on_gpu", lambda: True)
-    ids = rng.integers(1, 20, size=(3, 7)).astype("int32")
-    ids[1, 4:] = 0
-    ids[2, 1:] = 0
-    cudnn = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused="cudnn")
-    reference = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused=False)
-    cudnn.build(ids.shape)
-    reference.build(ids.shape)
-    reference.set_weights(cudnn.get_weights())
-    weights = rng.normal(size=(3, 7, 8)).astype("float32")
-
-    def loss(values, layer):
-        states, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], ids)
-        return (states * weights).sum(), states
-
-    values = [v.value for v in cudnn.trainable_variables]
-    (_, states), grads = jax.value_and_grad(loss, has_aux=True)(values, cudnn)
-    (_, expected), expected_grads = jax.value_and_grad(loss, has_aux=True)(values, reference)
-    np.testing.assert_allclose(states, expected, atol=1e-6)
-    for variable, grad, expected_grad in zip(cudnn.trainable_variables, grads, expected_grads):
-        np.testing.assert_allclose(grad, expected_grad, atol=1e-5, err_msg=variable.path)
+    _assert_matches_the_keras_bilstm(
+        BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused="cudnn"), rng)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the one-scan path is JAX's")
 @pytest.mark.parametrize("unroll", [1, 3])
 def test_jax_scan_encoder_matches_the_keras_bilstm(rng, unroll):
-    """Both directions in one scan, the backward one within each sentence's length, give the Keras masked
-    BiLSTM's values and gradients (3 steps an iteration: 7 steps leave a remainder)."""
-    import jax
-
-    ids = rng.integers(1, 20, size=(3, 7)).astype("int32")
-    ids[1, 4:] = 0
-    ids[2, 1:] = 0
-    scan = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, scan_unroll=unroll)
-    reference = BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused=False)
-    scan.build(ids.shape)
-    reference.build(ids.shape)
-    reference.set_weights(scan.get_weights())
-    weights = rng.normal(size=(3, 7, 8)).astype("float32")
-
-    def loss(values, layer):
-        states, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], ids)
-        return (states * weights).sum(), states
-
-    values = [v.value for v in scan.trainable_variables]
-    (_, states), grads = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)(values, scan)
-    (_, expected), expected_grads = jax.value_and_grad(loss, has_aux=True)(values, reference)
-    assert np.abs(np.asarray(expected)).max() > 0.01  # Not all zero.
-    np.testing.assert_allclose(states, expected, atol=1e-6)
-    for variable, grad, expected_grad in zip(scan.trainable_variables, grads, expected_grads):
-        np.testing.assert_allclose(grad, expected_grad, atol=1e-5, err_msg=variable.path)
+    """Both directions in one scan, the backward one within each sentence's length (3 steps an iteration: 7 steps
+    leave a remainder)."""
+    _assert_matches_the_keras_bilstm(
+        BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, scan_unroll=unroll), rng)
 
 
 def test_head_and_interaction_padding_invariance(rng):
