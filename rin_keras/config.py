@@ -20,7 +20,7 @@ TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
     "lr_backbone_fraction", "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features",
     "entity_substitution_rate", "entity_substitution_neighbours", "entity_substitution_unrelated_share",
-    "max_length", "threshold",
+    "piece_mask_rate", "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
@@ -65,6 +65,9 @@ class RINConfig:
         entity_unknown_rate: in training, the share of words inside gold entities read
             as `<unk>` (applied by the input pipeline, which knows the entities): the
             words a model meets unseen are mostly entities.
+        piece_mask_rate: for `bert`, in training, the share of real word pieces
+            (not [CLS] or [SEP]) read as the tokenizer's [MASK], drawn anew each epoch:
+            word dropout for the transformer, so no one context word decides.
         entity_unknown_features: a hidden entity word also loses its identity
             features (its pretrained vector and its characters read as unknown;
             its shape stays), so the model must read the entity from context.
@@ -124,6 +127,7 @@ class RINConfig:
     unknown_word_rate: float = 0.0
     entity_unknown_rate: float = 0.0
     entity_unknown_features: bool = False
+    piece_mask_rate: float = 0.0
     entity_substitution_rate: float = 0.0
     entity_substitution_neighbours: int = 20
     entity_substitution_unrelated_share: float = 0.0
@@ -184,9 +188,11 @@ class RINConfig:
             raise ValueError(f"lr_backbone_fraction must be in (0, 1], got {self.lr_backbone_fraction}.")
         if self.lr_backbone_fraction != 1.0 and self.encoder != "bert":
             raise ValueError("lr_backbone_fraction slows a pretrained backbone down: it needs encoder='bert'.")
-        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate"):
+        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate", "piece_mask_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        if self.piece_mask_rate and self.encoder != "bert":
+            raise ValueError("piece_mask_rate masks word pieces: it needs encoder='bert'.")
         if self.entity_substitution_rate and not self.pretrained_dim and self.encoder == "bilstm":
             raise ValueError("entity_substitution_rate draws stand-ins from the pretrained table: it needs "
                              "pretrained_dim > 0.")

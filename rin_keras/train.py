@@ -51,7 +51,7 @@ _CONFIG_FLAGS = (
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
     "lr_decay_patience", "lr_schedule", "lr_final_fraction", "lr_backbone_fraction", "unknown_word_rate",
     "entity_unknown_rate", "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
-    "entity_substitution_neighbours", "entity_substitution_unrelated_share",
+    "entity_substitution_neighbours", "entity_substitution_unrelated_share", "piece_mask_rate",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
@@ -140,6 +140,10 @@ def define_flags():
         "entity_substitution_unrelated_share", _DEFAULTS.entity_substitution_unrelated_share,
         "The share of substitutions whose stand-in is any train entity word's of the same kind and case "
         "(Texas -> Collins), not a neighbour's, so that only the sentence tells what the entity is.",
+    )
+    flags.DEFINE_float(
+        "piece_mask_rate", _DEFAULTS.piece_mask_rate,
+        "--encoder=bert: in training, the share of real word pieces read as [MASK] (word dropout for the transformer).",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
@@ -289,6 +293,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
         entity_substitution_rate=config.entity_substitution_rate,
         entity_substitution_unrelated_share=config.entity_substitution_unrelated_share,
+        piece_mask_rate=config.piece_mask_rate,
     )
     train_data = shard_batches(train_data, cluster.num_workers, cluster.worker_index)
     with get_strategy(strategy).scope():

@@ -208,3 +208,26 @@ def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
     assert sum(map(len, groups.values())) == len(examples)
     assert all(x["length"] < edge and (edge == edges[0] or x["length"] >= edges[edges.index(edge) - 1])
                for edge, members in groups.items() for x in members)
+
+
+def test_piece_masking_reads_real_pieces_as_mask_in_training_only(corpus):
+    import keras_hub
+
+    from rin_keras.data.features import WordPieces
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alan", "bean", "was", "born", "in", "texas", "."]
+    featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=pieces, lowercase=True))
+    vocab = corpus.build_vocabulary()
+
+    def inputs(**kwargs):
+        (batch, _), = dataset.make_dataset(corpus, "train", vocab, batch_size=1000, featurizer=featurizer,
+                                           bucket_boundaries=None, piece_mask_rate=0.5, **kwargs)
+        return batch["piece_ids"].numpy(), batch["word_pieces"].numpy()
+
+    (plain, plain_words), (masked, words) = inputs(), inputs(training=True, seed=3)
+    assert not (plain == 4).any()  # Not when reading for evaluation.
+    assert (masked[:, 0] == 2).all() and ((masked == 3).sum(axis=1) == 1).all()  # [CLS] and [SEP] stay.
+    assert sorted((masked != 0).sum(axis=1)) == sorted((plain != 0).sum(axis=1))  # Padding stays padding.
+    assert sorted(map(tuple, words)) == sorted(map(tuple, plain_words))  # Shuffled, not changed.
+    real = ~np.isin(masked, (0, 2, 3))
+    assert real.sum() >= 40 and 0.25 < (masked[real] == 4).mean() < 0.75

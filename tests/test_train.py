@@ -210,6 +210,11 @@ def test_cli_flags_mirror_the_config():
     with flagsaver.flagsaver(lr_backbone_fraction=0.25):
         with pytest.raises(app.UsageError, match="encoder='bert'"):
             train.config_from_flags()
+    with flagsaver.flagsaver(encoder="bert", preset="some/preset", piece_mask_rate=0.15):
+        assert train.config_from_flags().piece_mask_rate == 0.15
+    with flagsaver.flagsaver(piece_mask_rate=0.15):
+        with pytest.raises(app.UsageError, match="piece_mask_rate masks word pieces"):
+            train.config_from_flags()
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)

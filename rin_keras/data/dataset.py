@@ -129,6 +129,7 @@ def make_dataset(
     entity_substitutes=None,
     entity_substitution_rate: float = 0.0,
     entity_substitution_unrelated_share: float = 0.0,
+    piece_mask_rate: float = 0.0,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -160,6 +161,8 @@ def make_dataset(
             drawn anew each epoch (before `entity_unknown_rate` hides any).
         entity_substitution_unrelated_share: the share of those stand-ins taken from
             any entity word of the same kind and case (`EntitySubstitutes.substituter`).
+        piece_mask_rate: when training with word pieces (`WordPieces`), the share of
+            real pieces read as [MASK], drawn anew each epoch.
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -176,6 +179,10 @@ def make_dataset(
                             drop_empty=training, substitute=substitute, seed=seed)
     if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
         examples = examples.map(_entity_hider(entity_unknown_rate, seed, entity_unknown_features))
+    if training and piece_mask_rate:
+        if "piece_ids" not in featurizer.padding_values:
+            raise ValueError("piece_mask_rate masks word pieces: it needs a WordPieces featurizer.")
+        examples = examples.map(featurizer.piece_masker(piece_mask_rate, seed))
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     batches = pad_and_batch(
