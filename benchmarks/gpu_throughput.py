@@ -402,7 +402,7 @@ def main(argv):
         if left < 20:
             print(f"{job}: skipped, {left:.0f} s left of --deadline_s (less --train_reserve_s)", flush=True)
             continue
-        try:  # Per-epoch lines of a training job go straight through; the result line is the last.
+        try:  # A training job's per-epoch lines are printed with its result, when it ends.
             out = subprocess.run(_child_command(job), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, timeout=left)
         except subprocess.TimeoutExpired as e:
@@ -413,6 +413,7 @@ def main(argv):
 
 
 def _child_command(job: str) -> list[str]:
+    """This script, run for one job in a fresh process (one dtype policy and one set of compiles each)."""
     return [sys.executable, __file__, f"--data={FLAGS.data}", f"--child={job}", f"--timed_epochs={FLAGS.timed_epochs}",
             f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}"]
 
