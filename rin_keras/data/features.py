@@ -170,7 +170,6 @@ class WordPieces:
         )
         return {"piece_ids": piece_ids, "word_pieces": word_pieces}
 
-
     def piece_masker(self, rate: float, seed: int | None = None):
         """Returns a map function over encoded examples that reads each real piece (not [CLS], [SEP] or
         padding) as [MASK] with probability `rate`; `word_pieces` are unchanged."""
