@@ -55,6 +55,9 @@ class RINConfig:
         preset: for `bert`, a keras-hub preset name or a local preset folder.
         word_piece: for `bert`, which sub-token represents a word: `"last"` (the
             annotated word is an entity's last) or `"first"`.
+        relation_name_embeddings: for `bert`, add to each relation's output
+            weights a learned map of its name's embedding by the backbone
+            (`PairwiseRelationHead`'s `name_dim`).
         vocab_size: number of word ids, `<pad>` and `<unk>` included (set from the vocabulary).
         num_relations: number of relation types `l` (set from the dataset).
         word_dim: word embedding size (100 in the paper).
@@ -119,6 +122,7 @@ class RINConfig:
     encoder: str = "bilstm"
     preset: str = ""
     word_piece: str = "last"
+    relation_name_embeddings: bool = False
     vocab_size: int = 0
     num_relations: int = 0
     word_dim: int = 100
@@ -191,6 +195,9 @@ class RINConfig:
         for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate", "piece_mask_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        if self.relation_name_embeddings and self.encoder != "bert":
+            raise ValueError("relation_name_embeddings embeds relation names with the backbone: it needs "
+                             "encoder='bert'.")
         if self.piece_mask_rate and self.encoder != "bert":
             raise ValueError("piece_mask_rate masks word pieces: it needs encoder='bert'.")
         if self.entity_substitution_rate and not self.pretrained_dim and self.encoder == "bilstm":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import keras
 from keras import ops
 
@@ -18,6 +20,13 @@ from rin_keras.layers import (
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 from rin_keras.metrics import PartialMatchF1
 from rin_keras.optimizers import LayerwiseAdam
+
+
+def relation_name_phrase(name: str) -> str:
+    """Returns a relation name as words: `birthPlace` -> `birth place`, `/people/person/place_of_birth` ->
+    `place of birth`."""
+    last = name.rstrip("/").rsplit("/", 1)[-1]
+    return " ".join(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", last).replace("_", " ").lower().split())
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -95,7 +104,8 @@ class RINModel(keras.Model):
         ner_logits = keras.layers.Dense(len(TAGS), dtype=dtype, name="ner_head")
         ner_softmax = keras.layers.Softmax(dtype="float32", name="entity_tags")
         relation_head = PairwiseRelationHead(
-            c.num_relations, c.hidden_dim, dtype=dtype, name="relation_head"
+            c.num_relations, c.hidden_dim, name_dim=encoder.backbone.hidden_dim if c.relation_name_embeddings else 0,
+            dtype=dtype, name="relation_head",
         )
         uses_interaction = c.rounds > 0 and c.updater != "linear"
         if uses_interaction:
@@ -160,6 +170,18 @@ class RINModel(keras.Model):
     def word_input(self) -> str:
         """The input with one entry per word, from which the token mask is read."""
         return "word_pieces" if self.config.encoder == "bert" else "token_ids"
+
+    def set_relation_names(self, names: list[str], featurizer) -> None:
+        """Embeds the relation names with the backbone into the relation head (`config.relation_name_embeddings`).
+
+        Args:
+            names: the relation names, in id order (`birthPlace`, `/people/person/place_of_birth`).
+            featurizer: the run's `rin_keras.data.features.WordPieces`, which splits text into pieces.
+        """
+        phrases = [relation_name_phrase(name) for name in names]
+        self.get_layer("relation_head").set_name_embeddings(
+            self.encoder.embed_phrases(featurizer.phrase_piece_ids(phrases))
+        )
 
     def split_at_encoder(self) -> tuple[keras.Model, keras.Model]:
         """Splits the model into its encoder and everything after it (same weights).

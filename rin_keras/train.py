@@ -52,6 +52,7 @@ _CONFIG_FLAGS = (
     "lr_decay_patience", "lr_schedule", "lr_final_fraction", "lr_backbone_fraction", "unknown_word_rate",
     "entity_unknown_rate", "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
     "entity_substitution_neighbours", "entity_substitution_unrelated_share", "piece_mask_rate",
+    "relation_name_embeddings",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
@@ -144,6 +145,11 @@ def define_flags():
     flags.DEFINE_float(
         "piece_mask_rate", _DEFAULTS.piece_mask_rate,
         "--encoder=bert: in training, the share of real word pieces read as [MASK] (word dropout for the transformer).",
+    )
+    flags.DEFINE_bool(
+        "relation_name_embeddings", _DEFAULTS.relation_name_embeddings,
+        "--encoder=bert: each relation's output weights also read its name (birthPlace -> 'birth place') as the "
+        "backbone embeds it, so relations seen with few entities borrow from alike-named ones.",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
@@ -299,8 +305,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     with get_strategy(strategy).scope():
         # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
         cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
-        model = _build_model(config, corpus, preprocessor.vocabulary, word_vectors_source, pretrained, cache_dir,
-                             jit_compile)
+        model = _build_model(config, corpus, preprocessor, word_vectors_source, pretrained, cache_dir, jit_compile)
     cluster.share_chief_weights(model)
     model.summary(print_fn=logging.info)
 
@@ -356,13 +361,16 @@ def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pr
     return EntitySubstitutes.from_train_split(corpus, *table, k=config.entity_substitution_neighbours)
 
 
-def _build_model(config: RINConfig, corpus: Corpus, vocab: Vocabulary, word_vectors_source: str, pretrained,
-                 cache_dir: str | None, jit_compile: bool):
-    """Returns the compiled model with its initial word vectors (word2vec cached in `cache_dir`) and frozen
-    pretrained table set."""
+def _build_model(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor, word_vectors_source: str,
+                 pretrained, cache_dir: str | None, jit_compile: bool):
+    """Returns the compiled model with its initial word vectors (word2vec cached in `cache_dir`), frozen
+    pretrained table and relation-name embeddings set."""
     model = build_rin(config)
     if jit_compile:
         model.compile(jit_compile=True)
+    vocab = preprocessor.vocabulary
+    if config.relation_name_embeddings:
+        model.set_relation_names(vocab.relations, preprocessor.featurizer)
     if config.encoder == "bilstm":
         vectors = word_vectors(config, corpus, vocab, word_vectors_source, cache_dir)
         if vectors is not None:

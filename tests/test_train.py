@@ -215,6 +215,11 @@ def test_cli_flags_mirror_the_config():
     with flagsaver.flagsaver(piece_mask_rate=0.15):
         with pytest.raises(app.UsageError, match="piece_mask_rate masks word pieces"):
             train.config_from_flags()
+    with flagsaver.flagsaver(encoder="bert", preset="some/preset", relation_name_embeddings=True):
+        assert train.config_from_flags().relation_name_embeddings
+    with flagsaver.flagsaver(relation_name_embeddings=True):
+        with pytest.raises(app.UsageError, match="relation_name_embeddings embeds relation names"):
+            train.config_from_flags()
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)

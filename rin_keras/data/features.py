@@ -170,6 +170,10 @@ class WordPieces:
         )
         return {"piece_ids": piece_ids, "word_pieces": word_pieces}
 
+    def phrase_piece_ids(self, phrases: list[str]):
+        """Returns the `piece_ids` of whitespace-separated phrases as a NumPy array `[phrases, pieces]`."""
+        return self(tf.ragged.constant([phrase.split() for phrase in phrases], dtype=tf.string))["piece_ids"].numpy()
+
     def piece_masker(self, rate: float, seed: int | None = None):
         """Returns a map function over encoded examples that reads each real piece (not [CLS], [SEP] or
         padding) as [MASK] with probability `rate`; `word_pieces` are unchanged."""

@@ -1,6 +1,7 @@
 """Sentence encoders that give the shared word states H."""
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -299,6 +300,27 @@ class TransformerWordEncoder(keras.layers.Layer):
 
     def compute_output_shape(self, piece_ids_shape, word_pieces_shape):
         return (*word_pieces_shape, self.backbone.hidden_dim)
+
+    def embed_phrases(self, piece_ids):
+        """Returns unit-length phrase embeddings: the mean of each phrase's final states.
+
+        Mean pooling is how sentence-embedding checkpoints (such as
+        all-MiniLM-L6-v2) are trained to be read.
+
+        Args:
+            piece_ids: int `[phrases, pieces]` with [CLS] and [SEP], 0 on padding.
+
+        Returns:
+            float32 NumPy array `[phrases, backbone.hidden_dim]`.
+        """
+        piece_ids = np.asarray(piece_ids)
+        inputs = {"token_ids": piece_ids, "padding_mask": piece_ids != 0}
+        if "segment_ids" in self.backbone.input:
+            inputs["segment_ids"] = np.zeros_like(piece_ids)
+        states = ops.convert_to_numpy(ops.cast(self.backbone(inputs)["sequence_output"], "float32"))
+        mask = inputs["padding_mask"][:, :, None]
+        mean = (states * mask).sum(axis=1) / mask.sum(axis=1)
+        return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
     def get_config(self):
         config = super().get_config()
