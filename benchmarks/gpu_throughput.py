@@ -32,6 +32,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -140,6 +141,14 @@ class DeviceBatches:
             self.buckets.append(jax.device_put({**inputs, **targets}))
         self.nbytes = sum(a.nbytes for bucket in self.buckets for a in bucket.values())
 
+    def first_batch(self, bucket: int, batch_size: int):
+        """`(inputs, targets)` of the bucket's first `batch_size` sentences (`None` if it holds fewer)."""
+        arrays = self.buckets[bucket]
+        if len(arrays["token_ids"]) < batch_size:
+            return None
+        return ({"token_ids": arrays["token_ids"][:batch_size]},
+                {name: arrays[name][:batch_size] for name in ("entity_tags", "relations")})
+
     def steps(self, batch_size: int) -> int:
         """Batches an epoch."""
         return sum(len(b["token_ids"]) // batch_size for b in self.buckets)
@@ -187,6 +196,16 @@ class Scorer:
             return jnp.stack([jnp.sum(predicted & gold), jnp.sum(predicted), jnp.sum(gold)])
 
         self.counts = counts
+
+    def lowered(self) -> dict:
+        """`{chunk shape: the counting call lowered for it}` (for `compile_ahead`; scorers of one model and
+        threshold lower a shape to the same program)."""
+        values = ([v.value for v in self.model.trainable_variables],
+                  [v.value for v in self.model.non_trainable_variables])
+        shapes = {}
+        for chunk in self.chunks:
+            shapes.setdefault(chunk[0].shape, chunk)
+        return {shape: self.counts.lower(*values, *chunk) for shape, chunk in shapes.items()}
 
     def f1(self) -> float:
         """F1 of the model's current weights (one transfer from the device)."""
@@ -248,8 +267,88 @@ def _epoch_timer():
     return EpochTimer()
 
 
+class CompileLog:
+    """The XLA compiles of this process, from `jax.monitoring` events: each program's name and seconds (a load from
+    the persistent cache counts as a compile), and the persistent cache's hits. `close` stops the listening."""
+
+    COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+    HIT_EVENT = "/jax/compilation_cache/cache_hits"
+
+    def __init__(self):
+        import jax
+
+        self.compiles, self.hits = [], 0
+        jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+        jax.monitoring.register_event_listener(self._on_event)
+
+    def _on_duration(self, event: str, duration_secs: float, **kwargs):
+        if event == self.COMPILE_EVENT:
+            self.compiles.append((str(kwargs.get("fun_name", "")), duration_secs))
+
+    def _on_event(self, event: str, **kwargs):
+        self.hits += event == self.HIT_EVENT
+
+    def summary(self) -> dict:
+        """Compiles, their summed seconds (threads compiling at once overlap), the slowest, and cache hits."""
+        slowest = sorted(self.compiles, key=lambda c: -c[1])[:6]
+        return {"xla_compiles": len(self.compiles), "xla_compile_s": round(sum(s for _, s in self.compiles), 1),
+                "slowest_compiles": [[name, round(s, 2)] for name, s in slowest], "cache_hits": self.hits}
+
+    def close(self):
+        import jax
+
+        jax.monitoring.unregister_event_duration_listener(self._on_duration)
+        jax.monitoring.unregister_event_listener(self._on_event)
+
+
+def enable_compilation_cache(path: str) -> None:
+    """Turns on JAX's persistent compilation cache in `path` for every program, whatever compiled before."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()  # Read the settings below at the next compile.
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def compile_ahead(model, batches: "DeviceBatches", batch_size: int, scorers=(), threads: int = 8) -> dict:
+    """Compiles `fit`'s train step for every bucket edge, and each scorer's counting call for each chunk shape, all
+    at once in `threads` threads (XLA compiles without holding Python's lock), into the persistent compilation cache
+    (`enable_compilation_cache` first), where the compiles that `fit` starts find them; the scorers' jitted calls
+    share the compiled programs directly. Tracing and lowering stay serial. Returns the seconds taken and the
+    programs compiled."""
+    import jax
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    samples = [batches.first_batch(bucket, batch_size) for bucket in range(len(batches.buckets))]
+    samples = [s for s in samples if s is not None]
+    # What `fit` does before its first step (Keras' own private steps): build the optimizer and compiled metrics,
+    # then pass the state as these four lists to a train step jitted with the state donated.
+    model._symbolic_build(data_batch=samples[0])
+    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True, optimizer_variables=True,
+                                 metrics_variables=True)
+    step = jax.jit(model.train_step, donate_argnums=0)
+    lowered = [step.lower(state, sample) for sample in samples]
+    scoring = {}
+    for scorer in scorers:
+        scoring = {**scorer.lowered(), **scoring}  # One program a shape.
+    lowered += scoring.values()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda program: program.compile(), lowered))
+    return {"compile_ahead_s": round(time.perf_counter() - start, 2), "programs": len(lowered)}
+
+
+def _compile_ahead_if_asked(model, batches, batch_size: int, scorers=()) -> dict:
+    """`compile_ahead` with `--compile_ahead_threads` threads (nothing when 0)."""
+    if not FLAGS.compile_ahead_threads:
+        return {}
+    return compile_ahead(model, batches, batch_size, scorers, FLAGS.compile_ahead_threads)
+
+
 def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, lstm: str = "scan",
-             unroll: int = 1) -> dict:
+             unroll: int = 1, compiles: CompileLog | None = None) -> dict:
     """`fit`s `1 + timed_epochs` epochs; returns the first epoch's and the steady-state seconds."""
     data, meta = _load(path)
     config, model = _build(meta, data["word_vectors"], policy, lstm, unroll)
@@ -259,19 +358,28 @@ def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundar
     steps = batches.steps(batch_size)
     if not steps:
         raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
+    ahead = _compile_ahead_if_asked(model, batches, batch_size)
     timer = _epoch_timer()
     model.fit(batches.epochs(batch_size, np.random.default_rng(0)), epochs=1 + timed_epochs, steps_per_epoch=steps,
               callbacks=[timer], verbose=0)
     seconds = timer.seconds
     steady = float(np.median(seconds[1:])) if timed_epochs else seconds[0]
+    if FLAGS.profile_dir:  # One more epoch, traced (its time is not counted).
+        import jax
+
+        with jax.profiler.trace(FLAGS.profile_dir, create_perfetto_trace=True):
+            model.fit(batches.epochs(batch_size, np.random.default_rng(1)), epochs=1, steps_per_epoch=steps,
+                      verbose=0)
     return {"policy": policy, "batch_size": batch_size, "lstm": lstm, "unroll": unroll, "edges": len(batches.buckets),
-            "first_epoch_s": round(seconds[0], 2), "epoch_s": round(steady, 3),
+            **ahead, "first_epoch_s": round(seconds[0], 2), "epoch_s": round(steady, 3),
             "sentences_per_s": round(steps * batch_size / steady), "sentences": steps * batch_size,
             "peak_memory_mb": _peak_memory_mb(), "train_data_mb": round(batches.nbytes / 2**20, 1),
+            **(compiles.summary() if compiles else {}),
             "final_loss": round(timer.losses[-1], 3)}
 
 
-def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str = "scan", unroll: int = 1) -> dict:
+def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str = "scan", unroll: int = 1,
+                    compiles: CompileLog | None = None) -> dict:
     """Trains with the cosine schedule (the config's batch size and rate); scores dev and test partial F1 each epoch
     and reports the last epoch and the best dev epoch (selection on dev; test only reported)."""
     import keras
@@ -285,6 +393,8 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
     batches = DeviceBatches(unpack(data, "train"), edges, config.num_relations, meta["ignore"])
     scorers = {split: Scorer(model, unpack(data, split), edges, config.num_relations, meta["ignore"],
                              config.threshold) for split in ("validation", "test")}
+    setup_s = round(time.perf_counter() - start, 1)  # Data to the device, the model's initial weights.
+    ahead = _compile_ahead_if_asked(model, batches, config.batch_size, scorers.values())
     history = []
 
     class Score(keras.callbacks.Callback):
@@ -298,7 +408,8 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
               callbacks=[cosine_learning_rate(config.learning_rate, epochs, config.lr_final_fraction), Score()],
               verbose=0)
     best = max(history, key=lambda h: h["dev"])
-    return {"policy": policy, "lstm": lstm, "unroll": unroll, "epochs": epochs, "wall_s": round(time.perf_counter() - start, 1),
+    return {"policy": policy, "lstm": lstm, "unroll": unroll, "epochs": epochs, "setup_s": setup_s, **ahead,
+            "wall_s": round(time.perf_counter() - start, 1), **(compiles.summary() if compiles else {}),
             "last": history[-1], "best_dev_epoch": best}
 
 
@@ -340,19 +451,48 @@ def check_kernels(path: str, sentences: int = 64) -> list[dict]:
     return results
 
 
+def summarize_profile(path: str, top: int = 15) -> list[dict]:
+    """Per process of a Perfetto trace (`/device:GPU:0`, `/host:CPU`): the traced span, the time in which any of
+    its threads ran an event (their union), and the names that took most of that time (summed over events)."""
+    import gzip
+
+    with gzip.open(path, "rt") as f:
+        events = json.load(f)["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e["name"] == "process_name"}
+    spans = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    begin, end = min(e["ts"] for e in spans), max(e["ts"] + e["dur"] for e in spans)
+    summaries = []
+    for pid, process in sorted(names.items(), key=lambda item: item[1]):
+        mine = sorted((e["ts"], e["ts"] + e["dur"], e["name"]) for e in spans if e["pid"] == pid)
+        busy, reach, by_name = 0.0, -np.inf, {}
+        for start, stop, name in mine:
+            busy += max(0.0, stop - max(start, reach))
+            reach = max(reach, stop)
+            by_name[name] = by_name.get(name, 0.0) + stop - start
+        ranked = sorted(by_name.items(), key=lambda item: -item[1])[:top]
+        summaries.append({"process": process, "span_ms": round((end - begin) / 1e3, 1), "events": len(mine),
+                          "busy_ms": round(busy / 1e3, 1),
+                          "top_ms": {name[:80]: round(t / 1e3, 2) for name, t in ranked}})
+    return summaries
+
+
 def run_child(job: str):
     """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<kernel>,<unroll>` or
     `train:<policy>,<epochs>,<kernel>,<unroll>` (kernel: a key of `LSTM_KERNELS`)."""
     kind, _, args = job.partition(":")
+    if FLAGS.compile_ahead_threads:  # A fresh cache: every program is compiled in this process.
+        enable_compilation_cache(tempfile.mkdtemp(prefix="rin_xla_cache_"))
+    compiles = CompileLog()
     boundaries = [int(b) for b in FLAGS.bucket_boundaries]
     if kind == "check":
         return check_kernels(FLAGS.data)
     if kind == "time":
         policy, batch_size, lstm, unroll = args.split(",")
-        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm, int(unroll))
+        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm, int(unroll),
+                        compiles)
     if kind == "train":
         policy, epochs, lstm, unroll = args.split(",")
-        return train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm, int(unroll))
+        return train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm, int(unroll), compiles)
     raise app.UsageError(f"Unknown job {job!r}.")
 
 
@@ -380,6 +520,10 @@ def main(argv):
     del argv
     if FLAGS.write_data:
         write_data(FLAGS.write_data, FLAGS.max_train_sentences)
+        return
+    if FLAGS.summarize_profile:
+        for summary in summarize_profile(FLAGS.summarize_profile):
+            print(json.dumps(summary, indent=1))
         return
     if not FLAGS.data:
         raise app.UsageError("Pass --write_data=PATH (TensorFlow side) or --data=PATH (GPU side).")
@@ -415,7 +559,8 @@ def main(argv):
 def _child_command(job: str) -> list[str]:
     """This script, run for one job in a fresh process (one dtype policy and one set of compiles each)."""
     return [sys.executable, __file__, f"--data={FLAGS.data}", f"--child={job}", f"--timed_epochs={FLAGS.timed_epochs}",
-            f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}"]
+            f"--bucket_boundaries={','.join(FLAGS.bucket_boundaries)}",
+            f"--compile_ahead_threads={FLAGS.compile_ahead_threads}", f"--profile_dir={FLAGS.profile_dir or ''}"]
 
 
 def _report(job: str, lines: list[str], stderr: str) -> list[dict]:
@@ -450,6 +595,12 @@ def define_flags():
     flags.DEFINE_bool("check", True, "First compare the scan and cuDNN BiLSTMs with the Keras loop (values and "
                       "gradients).")
     flags.DEFINE_float("deadline_s", 3600, "Skip or stop the jobs left after this many seconds.")
+    flags.DEFINE_integer("compile_ahead_threads", 0, "Before training, compile every train-step and scoring shape at "
+                         "once in this many threads (0: compile each at its first use, serially).")
+    flags.DEFINE_string("profile_dir", None, "Trace one more epoch of each timing job with `jax.profiler` into this "
+                        "folder (a Perfetto trace; `--summarize_profile` reads it).")
+    flags.DEFINE_string("summarize_profile", None, "Print where the device's time goes in this Perfetto trace "
+                        "(`perfetto_trace.json.gz` of --profile_dir) and stop.")
     flags.DEFINE_string("child", None, "Internal: run one job in this process and print its JSON.")
 
 

@@ -149,3 +149,51 @@ def test_gpu_benchmark_scores_as_the_decoder(rng):
                           batch_size=4)
     assert 0 < expected < 100 and sum(map(len, predicted)) > 0
     assert scorer.f1() == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the GPU benchmark's compile-ahead is JAX code")
+def test_gpu_benchmark_compiles_ahead_what_fit_and_the_scorer_run(rng, tmp_path):
+    """benchmarks/gpu_throughput.py's `compile_ahead` compiles the train step of every bucket edge and the scorer's
+    shapes in threads; `fit` and the scorer then find every program in the cache, and train as without it."""
+    import jax
+
+    bench = gpu_benchmark()
+    examples = []
+    for length in (2, 3, 3, 5, 6, 6, 4, 2):
+        relations = np.stack([rng.integers(0, length, 2), rng.integers(0, length, 2), rng.integers(0, 3, 2)], 1)
+        examples.append({"token_ids": rng.integers(2, 20, length).astype("int32"), "tags": rng.integers(0, 5, length),
+                         "relations": relations.astype("int32"), "length": length})
+    edges = bench.bucket_edges([4], [x["length"] for x in examples])  # Two buckets: 2-3 and 4-6 words.
+
+    def train(ahead: bool):
+        keras.utils.set_random_seed(3)
+        model = build_rin(tiny_config())
+        batches = bench.DeviceBatches(examples, edges, 3, -1)
+        scorer = bench.Scorer(model, examples, edges, 3, -1, 0.5, batch_size=3)
+        result = bench.compile_ahead(model, batches, 2, [scorer, scorer], threads=3) if ahead else {}
+        history = model.fit(batches.epochs(2, np.random.default_rng(0)), epochs=2, steps_per_epoch=batches.steps(2),
+                            verbose=0)
+        return result, history.history["loss"], scorer.f1()
+
+    saved = {name: getattr(jax.config, name) for name in ("jax_compilation_cache_dir",
+                                                           "jax_persistent_cache_min_compile_time_secs",
+                                                           "jax_persistent_cache_min_entry_size_bytes")}
+    compiles = bench.CompileLog()
+    try:
+        bench.enable_compilation_cache(str(tmp_path / "cache"))
+        result, losses, f1 = train(ahead=True)
+    finally:
+        from jax.experimental.compilation_cache import compilation_cache
+
+        compiles.close()
+        for name, value in saved.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()
+    assert result["programs"] == 2 + 2  # Train steps of two edges; the scorer's two chunk widths, once each.
+    names = [name for name, _ in compiles.compiles]
+    assert names.count("jit(train_step)") == 2 * 2  # Ahead, then `fit`'s own: both steps found in the cache.
+    assert compiles.hits == 2
+    assert names.count("jit(counts)") == 2  # Ahead only: the scorer's calls reuse them.
+    _, expected_losses, expected_f1 = train(ahead=False)
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-6)
+    assert f1 == expected_f1
