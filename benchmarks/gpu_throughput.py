@@ -331,6 +331,8 @@ def compile_ahead(model, batches: "DeviceBatches", batch_size: int, scorers=(), 
     start = time.perf_counter()
     samples = [batches.first_batch(bucket, batch_size) for bucket in range(len(batches.buckets))]
     samples = [s for s in samples if s is not None]
+    if not samples:
+        raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
     # What `fit` does before its first step (Keras' own private steps): build the optimizer and compiled metrics,
     # then pass the state as these four lists to a train step jitted with the state donated.
     model._symbolic_build(data_batch=samples[0])
@@ -487,8 +489,9 @@ def run_child(job: str):
     """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<kernel>,<unroll>` or
     `train:<policy>,<epochs>,<kernel>,<unroll>` (kernel: a key of `LSTM_KERNELS`)."""
     kind, _, args = job.partition(":")
+    cache = tempfile.TemporaryDirectory(prefix="rin_xla_cache_")  # Removed when the job returns.
     if FLAGS.compile_ahead_threads:  # A fresh cache: every program is compiled in this process.
-        enable_compilation_cache(tempfile.mkdtemp(prefix="rin_xla_cache_"))
+        enable_compilation_cache(cache.name)
     compiles = CompileLog()
     boundaries = [int(b) for b in FLAGS.bucket_boundaries]
     if kind == "check":
