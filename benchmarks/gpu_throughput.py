@@ -46,8 +46,9 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 SPLITS = ("train", "validation", "test")
-LSTM_KERNELS = {"scan": True, "loop": False, "cudnn": "cudnn"}  # BiLSTMEncoder(fused=...) on JAX: one scan for
-# both directions (the default), the Keras layer's masked loop per direction, or cuDNN.
+LSTM_KERNELS = {"scan": True, "scan_vjp": "scan_vjp", "loop": False, "cudnn": "cudnn"}  # BiLSTMEncoder(fused=...)
+# on JAX: one scan for both directions (the default), the same with a hand-written gradient, the Keras layer's masked
+# loop per direction, or cuDNN.
 
 
 def write_data(path: str, max_train_sentences: int | None = None) -> None:
@@ -450,7 +451,7 @@ def check_kernels(path: str, sentences: int = 64) -> list[dict]:
     run = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
     (_, loop), loop_grads = run(values, encoders["loop"])
     results = []
-    for kernel in ("scan", "cudnn"):
+    for kernel in ("scan", "scan_vjp", "cudnn"):
         (_, states), grads = run(values, encoders[kernel])
         results.append({"check": f"{kernel}_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
                         "max_state_diff": float(np.max(np.abs(np.asarray(states) - np.asarray(loop)))),
