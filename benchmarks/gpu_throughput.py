@@ -149,13 +149,16 @@ class DeviceBatches:
             self.buckets.append(jax.device_put({**inputs, **targets}))
         self.nbytes = sum(a.nbytes for bucket in self.buckets for a in bucket.values())
 
+    @staticmethod
+    def _batch(bucket: dict, rows):
+        """`(inputs, targets)` of these rows (indices or a slice) of a bucket."""
+        return {"token_ids": bucket["token_ids"][rows]}, {name: bucket[name][rows] for name in ("entity_tags",
+                                                                                                "relations")}
+
     def first_batch(self, bucket: int, batch_size: int):
         """`(inputs, targets)` of the bucket's first `batch_size` sentences (`None` if it holds fewer)."""
         arrays = self.buckets[bucket]
-        if len(arrays["token_ids"]) < batch_size:
-            return None
-        return ({"token_ids": arrays["token_ids"][:batch_size]},
-                {name: arrays[name][:batch_size] for name in ("entity_tags", "relations")})
+        return self._batch(arrays, slice(0, batch_size)) if len(arrays["token_ids"]) >= batch_size else None
 
     def steps(self, batch_size: int) -> int:
         """Batches an epoch."""
@@ -173,9 +176,7 @@ class DeviceBatches:
                             for i in range(0, len(order) - batch_size + 1, batch_size)]
             for k in rng.permutation(len(batches)):
                 bucket, rows = batches[k]
-                rows = jnp.asarray(rows)
-                yield {"token_ids": bucket["token_ids"][rows]}, {name: bucket[name][rows]
-                                                                 for name in ("entity_tags", "relations")}
+                yield self._batch(bucket, jnp.asarray(rows))
 
 
 class Scorer:
@@ -490,8 +491,8 @@ def run_child(job: str):
     """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<kernel>,<unroll>` or
     `train:<policy>,<epochs>,<kernel>,<unroll>` (kernel: a key of `LSTM_KERNELS`)."""
     kind, _, args = job.partition(":")
-    cache = tempfile.TemporaryDirectory(prefix="rin_xla_cache_")  # Removed when the job returns.
-    if FLAGS.compile_ahead_threads:  # A fresh cache: every program is compiled in this process.
+    if FLAGS.compile_ahead_threads:  # A fresh cache (removed when the job returns): every program compiles here.
+        cache = tempfile.TemporaryDirectory(prefix="rin_xla_cache_")
         enable_compilation_cache(cache.name)
     compiles = CompileLog()
     boundaries = [int(b) for b in FLAGS.bucket_boundaries]
