@@ -65,9 +65,15 @@ class TripleGraph:
         self.threshold = extractor.threshold
 
     def from_sentences(self, sentences: tf.Tensor) -> dict:
-        """Triples of raw sentences, tf.string [batch]; character spans index each sentence."""
-        tokens, starts, ends = self.tokenizer(sentences)
-        return self.from_tokens(valid_utf8(sentences), tokens, starts, ends)
+        """Triples of raw sentences, tf.string [batch]; character spans index each sentence.
+
+        Only each sentence's first `max_length + 1` tokens are read (the last one to
+        tell `truncated`), and only the text they cover is kept for the entity strings.
+        """
+        tokens, starts, ends = self.tokenizer(sentences, self.max_length + 1)
+        kept_chars = tf.maximum(tf.reduce_max(ends[:, : self.max_length], axis=1), 0)
+        texts = tf.strings.substr(valid_utf8(sentences), tf.zeros_like(kept_chars), kept_chars, unit="UTF8_CHAR")
+        return self.from_tokens(texts, tokens, starts, ends)
 
     def from_padded_tokens(self, tokens: tf.Tensor) -> dict:
         """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding.

@@ -122,15 +122,16 @@ class RINPreprocessor(keras.layers.Layer):
         return [self.tokenizer, *self.featurizer.layers]
 
     def split(self, text: str) -> list[Token]:
-        """Returns the tokens of a raw sentence with their character offsets (the Python twin of `tokenizer`)."""
-        return tokenize_with_offsets(text)
+        """Returns the first `max_length + 1` tokens of a raw sentence with their character offsets (the
+        Python twin of `tokenizer`); one more than the model reads tells that the sentence was truncated."""
+        return tokenize_with_offsets(text, self.max_length + 1)
 
     def featurize(self, tokens: tf.RaggedTensor) -> dict:
         """Returns the model inputs of a ragged `[batch, (n)]` tf.string batch of tokens, cut to `max_length`."""
         return self.featurizer(tokens[:, : self.max_length])
 
     def call(self, sentences):
-        tokens, _, _ = self.tokenizer(sentences)
+        tokens, _, _ = self.tokenizer(sentences, self.max_length)
         return self.featurize(tokens)
 
     def _check_ready(self):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable
+import itertools
+from typing import Iterable, Iterator
 
 import keras
 import numpy as np
@@ -55,19 +56,46 @@ def joined_tokens(tokens: list[str]) -> list[Token]:
     return result
 
 
-def split_sentences(document: str) -> list[tuple[int, int]]:
-    """Returns `[start, end)` character offsets of the sentences of `document` (pysbd, English rules).
+SENTENCE_BLOCK_CHARS = 2_000  # pysbd's time grows faster than the text: it reads a document a block at a time.
+_BLOCK_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*")  # Where a block may end, best first: a sentence or a line.
+_SPACE_RUN = re.compile(r"\s+")
+
+
+def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
+    """Yields `[start, end)` character offsets of the sentences of `document` (pysbd, English rules).
+
+    pysbd reads the document in blocks of at most `SENTENCE_BLOCK_CHARS` characters,
+    each ending at the last sentence end (or else line break, or else space) that fits,
+    so time grows linearly with the document and memory stays bounded.
 
     Example:
-    >>> split_sentences("Bean was born in Texas. He flew to the Moon.")
+    >>> list(iter_sentences("Bean was born in Texas. He flew to the Moon."))
     [(0, 24), (24, 44)]
     """
     import pysbd
 
-    if not document.strip():
-        return []
     segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
-    return [(span.start, span.end) for span in segmenter.segment(document) if span.sent.strip()]
+    begin = 0
+    while begin < len(document):
+        end = _block_end(document, begin)
+        block = document[begin:end]
+        if block.strip():
+            for span in segmenter.segment(block):
+                if span.sent.strip():
+                    yield begin + span.start, begin + span.end
+        begin = end
+
+
+def _block_end(document: str, begin: int) -> int:
+    """End of the block of `iter_sentences` that starts at `begin`."""
+    limit = begin + SENTENCE_BLOCK_CHARS
+    if limit >= len(document):
+        return len(document)
+    for pattern in (_BLOCK_END, _SPACE_RUN):
+        ends = [match.end() for match in pattern.finditer(document, begin, limit) if match.end() < limit]
+        if ends:
+            return ends[-1]
+    return limit
 
 
 def triple_dicts(text: str, tokens: list[Token], triples, relation_names: list[str]) -> list[dict]:
@@ -223,47 +251,56 @@ class RINTripleExtractor(keras.Model):
         return super().predict(x, batch_size=batch_size, **kwargs)
 
     def predict_detailed(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
-        """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`."""
-        texts = [s.decode("utf-8", errors="replace") if isinstance(s, bytes) else s for s in sentences]
-        return self._predict_all([(text, self.preprocessor.split(text)) for text in texts], batch_size)
+        """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`.
+
+        Each sentence is read up to the model's `max_length` tokens (`truncated` says
+        when there was more); the rest of it is not tokenised.
+        """
+        texts = (s.decode("utf-8", errors="replace") if isinstance(s, bytes) else s for s in sentences)
+        return self._predict_all(((text, self.preprocessor.split(text)) for text in texts), batch_size)
 
     def predict_tokens(self, token_lists: Iterable[list[str]], batch_size: int = 64) -> list[dict]:
         """`predict_detailed` for pre-tokenised sentences, whose tokens are read as given.
 
         Character spans index `" ".join(tokens)`.
         """
-        return self._predict_all([(" ".join(tokens), joined_tokens(list(tokens))) for tokens in token_lists],
+        return self._predict_all(((" ".join(tokens), joined_tokens(list(tokens))) for tokens in token_lists),
                                  batch_size)
 
     def predict_documents(self, documents: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...]}`.
 
-        Documents are split into sentences (`split_sentences`); each triple adds
+        Documents are split into sentences (`iter_sentences`); each triple adds
         `sentence` (its sentence's index) and its character spans index the document.
+        Sentences stream through the model `batch_size` at a time, so memory does
+        not grow with a document's length beyond its sentence offsets and triples.
         """
         documents = list(documents)
-        spans = [split_sentences(document) for document in documents]
-        flat = [document[start:end] for document, doc_spans in zip(documents, spans) for start, end in doc_spans]
-        results = iter(self.predict_detailed(flat, batch_size))
-        output = []
-        for doc_spans in spans:
-            triples = []
-            for index, (start, _) in enumerate(doc_spans):
-                for triple in next(results)["triples"]:
-                    triples.append({
-                        **triple,
-                        "sentence": index,
-                        "subject_char_span": [start + i for i in triple["subject_char_span"]],
-                        "object_char_span": [start + i for i in triple["object_char_span"]],
-                    })
-            output.append({"sentences": [list(span) for span in doc_spans], "triples": triples})
+        output = [{"sentences": [], "triples": []} for _ in documents]
+
+        def sentences():
+            for document, result in zip(documents, output):
+                for start, end in iter_sentences(document):
+                    result["sentences"].append([start, end])
+                    yield result, len(result["sentences"]) - 1, start, document[start:end]
+
+        stream = sentences()
+        while batch := list(itertools.islice(stream, batch_size)):
+            for (result, index, start, _), found in zip(batch, self.predict_detailed([s[3] for s in batch], batch_size)):
+                result["triples"].extend({
+                    **triple,
+                    "sentence": index,
+                    "subject_char_span": [start + i for i in triple["subject_char_span"]],
+                    "object_char_span": [start + i for i in triple["object_char_span"]],
+                } for triple in found["triples"])
         return output
 
-    def _predict_all(self, sentences: list[tuple[str, list[Token]]], batch_size: int) -> list[dict]:
-        """Predicts `(text, tokens)` sentences in batches of `batch_size`."""
+    def _predict_all(self, sentences: Iterable[tuple[str, list[Token]]], batch_size: int) -> list[dict]:
+        """Predicts `(text, tokens)` sentences in batches of `batch_size`, tokenising one batch at a time."""
         results = []
-        for begin in range(0, len(sentences), batch_size):
-            results.extend(self._predict_batch(sentences[begin:begin + batch_size]))
+        sentences = iter(sentences)
+        while batch := list(itertools.islice(sentences, batch_size)):
+            results.extend(self._predict_batch(batch))
         return results
 
     def _predict_batch(self, batch: list[tuple[str, list[Token]]]) -> list[dict]:

@@ -97,3 +97,23 @@ def test_every_ood_raw_sentence_python_graph_parity_and_reproduction():
         for row in rows if " ".join(tokenize(row["raw_text"])) != row["text"]
     )
     assert sum(misses.values()) <= 0.03 * len(rows), misses
+
+
+def test_token_limit_reads_a_prefix_and_gives_the_first_tokens_of_the_whole_text(monkeypatch):
+    """Cut texts through clitics, numbers, quotes and spaces: the first tokens equal the whole text's."""
+    import random
+
+    from rin_keras.data import tokenizer
+
+    monkeypatch.setattr(tokenizer, "_CHARS_PER_TOKEN", 1)  # Prefixes cut through every kind of token.
+    pieces = list("ab1,.:;'\"’ n()[]{}!?é東🚀\t\u00a0sdmrevlt0") + ["n't", "'s", "1,000", "  ", "...", "D.C."]
+    generator = random.Random(0)
+    texts = ["".join(generator.choice(pieces) for _ in range(generator.randint(0, 80))) for _ in range(150)]
+    texts += ODD_TEXTS + ["7" * 5000 + " x", " " * 5000 + "x" + " " * 5000, "Texas " * 3000]
+    whole = _python(texts)
+    for limit in (1, 2, 5, 20):
+        expected = [tokens[:limit] for tokens in whole]
+        assert [[(t.text, t.start, t.end) for t in tokenize_with_offsets(text, limit)] for text in texts] == expected
+        tokens, starts, ends = RINTokenizer()(tf.constant(texts), limit)
+        assert [list(zip([t.decode() for t in a], b, c)) for a, b, c in
+                zip(tokens.to_list(), starts.to_list(), ends.to_list())] == expected

@@ -15,6 +15,10 @@ that over the whole `webnlg_ood_dev` raw text and over accents, CJK and emoji.
 Offsets are `[start, end)` character (code point) indices into the original
 string, so `text[start:end]` is the token as written. NUL characters read as
 spaces (the TF Text op stops at them).
+
+Both take a token limit (`tokenize_with_offsets(text, limit)`, `RINTokenizer()(sentences,
+max_tokens)`): past it, no work is done per token or per character, so a sentence
+of a million tokens costs what its first few hundred do, beyond reading the string.
 """
 
 from __future__ import annotations
@@ -40,10 +44,19 @@ DELIMITER = f"{WHITESPACE}|{KEPT_DELIMITER}"
 _OPENING_CONTEXT = f"[{_SPACE}(\\[{{]"  # A quote after these (or first) opens.
 OPEN_QUOTE, CLOSE_QUOTE = "``", "''"
 
-_PY_DELIMITER = re.compile(DELIMITER, re.ASCII)
+# Python's backtracking engine would try the number pattern again at every digit of a long digit run
+# (quadratic time): a number never starts right after a digit (the number pattern is greedy), so Python
+# skips those starts. RE2 runs in linear time as is.
+_PY_DELIMITER = re.compile(DELIMITER.replace(_KEPT[0], "(?<![0-9])" + _KEPT[0], 1), re.ASCII)
 _PY_WHITESPACE = re.compile(WHITESPACE)
 _PY_OPENING = re.compile(_OPENING_CONTEXT)
-_PY_TRAILING_SPACE = re.compile(f"{WHITESPACE}$")
+_PY_SPACE_CHARS = "".join(
+    chr(c) for c in range(0x3001) if re.fullmatch(WHITESPACE, chr(c))
+)  # For str.rstrip: a `WHITESPACE$` search is quadratic in Python on a long run of spaces.
+# Tokens that a cut through the text can change: the last two of a prefix (`don'` | `t`: `don`, `'`
+# where the whole text has `do`, `n't`; `1,` | `000`: `1`, `,` where it has `1,000`).
+PREFIX_UNSTABLE_TOKENS = 2
+_CHARS_PER_TOKEN = 16  # First guess of the characters a token takes, doubled while too few.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +74,14 @@ class Token:
     end: int
 
 
-def tokenize_with_offsets(text: str | bytes) -> list[Token]:
+def tokenize_with_offsets(text: str | bytes, limit: int | None = None) -> list[Token]:
     """Returns the tokens of one sentence with their character offsets.
 
     Invalid UTF-8 bytes read as U+FFFD, as in the graph.
+
+    Args:
+        text: the sentence.
+        limit: if set, the first `limit` tokens only; the rest of the text is not tokenised.
 
     Example:
     >>> [t.text for t in tokenize_with_offsets('Alan Bean was born in Wheeler, Texas.')]
@@ -72,18 +89,21 @@ def tokenize_with_offsets(text: str | bytes) -> list[Token]:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    stripped = _PY_TRAILING_SPACE.sub("", text.replace("\x00", " "))
+    stripped = text.replace("\x00", " ").rstrip(_PY_SPACE_CHARS)
     pieces = []
     position = 0
     for match in _PY_DELIMITER.finditer(stripped):
+        if limit is not None and len(pieces) >= limit:
+            break
         if match.start() > position:
             pieces.append((position, match.start()))
         if not _PY_WHITESPACE.fullmatch(match.group()):
             pieces.append((match.start(), match.end()))
         position = match.end()
-    if position < len(stripped):
-        pieces.append((position, len(stripped)))
-    return [Token(_token_text(text, start, end), start, end) for start, end in pieces]
+    else:
+        if position < len(stripped):
+            pieces.append((position, len(stripped)))
+    return [Token(_token_text(text, start, end), start, end) for start, end in pieces[:limit]]
 
 
 def tokenize(text: str | bytes) -> list[str]:
@@ -135,34 +155,72 @@ class RINTokenizer(keras.layers.Layer):
         super().__init__(**kwargs)
         keep_tensorflow_tensors(self)
 
-    def call(self, sentences):
+    def call(self, sentences, max_tokens=None):
+        """Tokenises `sentences`; with `max_tokens` (a Python int), each sentence's first tokens only.
+
+        With `max_tokens`, only a prefix of each sentence is tokenised: one that
+        holds `max_tokens + PREFIX_UNSTABLE_TOKENS` tokens (or the whole sentence),
+        found by doubling a character budget. Its first `max_tokens` tokens are those
+        of the whole sentence.
+        """
+        sentences = valid_utf8(sentences)
+        if max_tokens is None:
+            return self._split(sentences)
+        tokens, starts, ends = self._split(_prefixes(sentences, max_tokens + PREFIX_UNSTABLE_TOKENS))
+        return tokens[:, :max_tokens], starts[:, :max_tokens], ends[:, :max_tokens]
+
+    @staticmethod
+    def _split(sentences):
+        """Tokens and character offsets of valid UTF-8 sentences, in time and memory linear in their length.
+
+        The sentence is split into pieces that cover it (tokens and the whitespace
+        between them): a piece's offset is the sum of the lengths before it.
+        """
         import tensorflow_text as tf_text  # Imported here: it loads custom ops.
 
-        sentences = valid_utf8(sentences)
         no_nul = tf.strings.regex_replace(sentences, r"\x00", " ")
         stripped = tf.strings.regex_replace(no_nul, f"{WHITESPACE}$", "")
-        tokens, byte_starts, _ = tf_text.regex_split_with_offsets(stripped, DELIMITER, KEPT_DELIMITER)
-        per_token = tf.gather(sentences, tokens.value_rowids())
-        byte_starts = byte_starts.flat_values
-        chars_before = tf.strings.length(
-            tf.strings.substr(per_token, tf.zeros_like(byte_starts), byte_starts), unit="UTF8_CHAR"
-        )
-        char_lengths = tf.strings.length(tokens.flat_values, unit="UTF8_CHAR")
-        previous = tf.strings.substr(
-            per_token, tf.maximum(chars_before - 1, 0), tf.ones_like(chars_before), unit="UTF8_CHAR"
-        )
-        opens = tf.equal(chars_before, 0) | tf.strings.regex_full_match(previous, _OPENING_CONTEXT)
-        quote = tf.where(opens, OPEN_QUOTE, CLOSE_QUOTE)
-        texts = tf.where(tf.equal(tokens.flat_values, '"'), quote, tokens.flat_values)
-        starts = tf.cast(chars_before, tf.int32)
-        ends = starts + tf.cast(char_lengths, tf.int32)
-        return (
-            tokens.with_flat_values(texts),
-            tokens.with_flat_values(starts),
-            tokens.with_flat_values(ends),
+        pieces, _, _ = tf_text.regex_split_with_offsets(stripped, DELIMITER, DELIMITER)
+        flat = pieces.flat_values
+        lengths = tf.cast(tf.strings.length(flat, unit="UTF8_CHAR"), tf.int32)
+        through = tf.cumsum(lengths)  # Characters up to each piece's end, batch-wide.
+        before_row = tf.gather(tf.concat([[0], through], 0), pieces.row_starts())
+        ends = through - tf.gather(before_row, pieces.value_rowids())
+        starts = ends - lengths
+        last_char = tf.strings.substr(flat, -1, 1, unit="UTF8_CHAR")
+        previous = tf.concat([[""], last_char[:-1]], 0)  # The character before each piece (its row's first: none).
+        opens = tf.equal(starts, 0) | tf.strings.regex_full_match(previous, _OPENING_CONTEXT)
+        texts = tf.where(tf.equal(flat, '"'), tf.where(opens, OPEN_QUOTE, CLOSE_QUOTE), flat)
+        is_token = tf.logical_not(tf.strings.regex_full_match(flat, WHITESPACE))
+        return tuple(
+            tf.ragged.boolean_mask(values, pieces.with_flat_values(is_token))
+            for values in (pieces.with_flat_values(texts), pieces.with_flat_values(starts), pieces.with_flat_values(ends))
         )
 
-    def compute_output_spec(self, sentences):
+    def compute_output_spec(self, sentences, max_tokens=None):
         return tuple(
             keras.KerasTensor((None, None), dtype=dtype, ragged=True) for dtype in ("string", "int32", "int32")
         )
+
+
+def _prefixes(sentences: tf.Tensor, min_tokens: int) -> tf.Tensor:
+    """Returns the shortest prefix of each sentence, among lengths `min_tokens * 16 * 2^k` characters,
+    that holds `min_tokens` tokens (or the whole sentence)."""
+    import tensorflow_text as tf_text
+
+    byte_lengths = tf.strings.length(sentences)
+
+    def enough(budget):
+        prefix = tf.strings.substr(sentences, tf.zeros_like(budget), budget, unit="UTF8_CHAR")
+        counts = tf_text.regex_split(prefix, DELIMITER, KEPT_DELIMITER).row_lengths()
+        return (counts >= min_tokens) | (tf.strings.length(prefix) >= byte_lengths)
+
+    budget = tf.fill(tf.shape(sentences), min_tokens * _CHARS_PER_TOKEN)
+    done = enough(budget)
+
+    def grow(budget, done):
+        budget = tf.where(done, budget, tf.minimum(budget * 2, tf.maximum(byte_lengths, budget)))
+        return budget, enough(budget)
+
+    budget, _ = tf.while_loop(lambda _, done: tf.logical_not(tf.reduce_all(done)), grow, [budget, done])
+    return tf.strings.substr(sentences, tf.zeros_like(budget), budget, unit="UTF8_CHAR")
