@@ -12,8 +12,8 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
        KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --data=gpu_data/webnlg.npz \\
            --policies=float32,mixed_float16 --lstms=scan,loop --train_epochs=44
 
-   Each job runs in a fresh process and prints JSON: first a check that the one-scan and
-   cuDNN BiLSTMs give the Keras loop's states and gradients; then, per BiLSTM kernel (`--lstms`,
+   Each job runs in a fresh process and prints JSON: first a check that the one-scan
+   BiLSTMs give the Keras loop's states and gradients; then, per BiLSTM kernel (`--lstms`,
    `--scan_unrolls`), dtype policy and batch size, the seconds spent compiling ahead and in the
    first `fit` epoch, steady-state seconds and sentences/s per epoch (the median of the timed
    epochs), peak device memory and the XLA compiles; `--train_epochs` then trains the project's
@@ -46,9 +46,9 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 SPLITS = ("train", "validation", "test")
-LSTM_KERNELS = {"scan": True, "scan_vjp": "scan_vjp", "loop": False, "cudnn": "cudnn"}  # BiLSTMEncoder(fused=...)
-# on JAX: one scan for both directions (the default), the same with a hand-written gradient, the Keras layer's masked
-# loop per direction, or cuDNN.
+LSTM_KERNELS = {"scan": True, "scan_vjp": "scan_vjp", "loop": False}  # BiLSTMEncoder(fused=...) on JAX: one scan
+# for both directions (the default), the same with a hand-written gradient, or the Keras layer's masked loop per
+# direction.
 
 
 def write_data(path: str, max_train_sentences: int | None = None) -> None:
@@ -60,7 +60,7 @@ def write_data(path: str, max_train_sentences: int | None = None) -> None:
 
     corpus = Corpus.prepare("webnlg", "partial")
     vocab = corpus.build_vocabulary()
-    config = RINConfig.for_dataset("webnlg", unknown_word_rate=0.0, entity_unknown_rate=0.0, pretrained_dim=0,
+    config = RINConfig.for_dataset("webnlg", unknown_word_rate=0.0, pretrained_dim=0,
                                    shape_dim=0, char_dim=0).with_vocabulary(vocab, 0)
     featurizer = RINPreprocessor.from_config_and_vocabulary(config, vocab).featurizer
     arrays = {}
@@ -425,7 +425,7 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
 
 
 def check_kernels(path: str, sentences: int = 64) -> list[dict]:
-    """How far the one-scan and the cuDNN BiLSTMs are from the Keras loop over time steps on train sentences of
+    """How far the one-scan BiLSTMs (`scan`, `scan_vjp`) are from the Keras loop over time steps on train sentences of
     several lengths: the largest state difference and relative gradient difference of the encoder's weights (same
     weights)."""
     import jax
@@ -452,7 +452,7 @@ def check_kernels(path: str, sentences: int = 64) -> list[dict]:
     run = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
     (_, loop), loop_grads = run(values, encoders["loop"])
     results = []
-    for kernel in ("scan", "scan_vjp", "cudnn"):
+    for kernel in ("scan", "scan_vjp"):
         (_, states), grads = run(values, encoders[kernel])
         results.append({"check": f"{kernel}_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
                         "max_state_diff": float(np.max(np.abs(np.asarray(states) - np.asarray(loop)))),
@@ -606,8 +606,7 @@ def define_flags():
     flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).")
     flags.DEFINE_list("bucket_boundaries", ["20", "32", "48"],
                       "Length bucket edges (fewer than the CPU pipeline's: each edge is one more XLA compile).")
-    flags.DEFINE_bool("check", True, "First compare the scan and cuDNN BiLSTMs with the Keras loop (values and "
-                      "gradients).")
+    flags.DEFINE_bool("check", True, "First compare the scan BiLSTMs with the Keras loop (values and gradients).")
     flags.DEFINE_float("deadline_s", 3600, "Skip or stop the jobs left after this many seconds.")
     flags.DEFINE_integer("compile_ahead_threads", 16, "Before training, compile every train-step and scoring shape "
                          "at once in this many threads (0: compile each at its first use, serially).")

@@ -20,7 +20,7 @@ from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 
 FLAGS = flags.FLAGS
-BILSTM_KERNELS = {"fused": True, "scan_vjp": "scan_vjp", "keras_loop": False, "cudnn": "cudnn"}
+BILSTM_KERNELS = {"fused": True, "scan_vjp": "scan_vjp", "keras_loop": False}
 flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
 flags.DEFINE_integer("batch_size", 50, "Batch size.")
 flags.DEFINE_integer("steps", 40, "Timed steps.")

@@ -18,9 +18,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # (its config.json) and out of a saved model's config; a loaded model gets the defaults.
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
-    "lr_backbone_fraction", "batch_size", "epochs", "seed", "entity_unknown_rate", "entity_unknown_features",
-    "entity_substitution_rate", "entity_substitution_neighbours", "entity_substitution_unrelated_share",
-    "piece_mask_rate", "max_length", "threshold",
+    "batch_size", "epochs", "seed", "entity_substitution_rate", "entity_substitution_neighbours",
+    "entity_substitution_unrelated_share", "max_length", "threshold",
 )
 
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
@@ -37,9 +36,7 @@ _ENCODER_DEFAULTS = {
     "bert": {"learning_rate": 2e-4},
 }
 # The exact-match BiLSTM (full names: the model users get) learns unseen names from GloVe stand-ins of its train
-# entities (docs/results.md, "Entity substitution"); stand-ins need the GloVe table. Entity masking
-# (`entity_unknown_rate`) is off for both variants: it cost in-domain F1 and, for the partial model, OOD F1 too
-# (docs/results.md, "The partial model without entity masking").
+# entities (docs/results.md, "Entity substitution"); stand-ins need the GloVe table.
 _EXACT_BILSTM_DEFAULTS = {"entity_substitution_rate": 0.5}
 
 
@@ -55,9 +52,6 @@ class RINConfig:
         preset: for `bert`, a keras-hub preset name or a local preset folder.
         word_piece: for `bert`, which sub-token represents a word: `"last"` (the
             annotated word is an entity's last) or `"first"`.
-        relation_name_embeddings: for `bert`, add to each relation's output
-            weights a learned map of its name's embedding by the backbone
-            (`PairwiseRelationHead`'s `name_dim`).
         vocab_size: number of word ids, `<pad>` and `<unk>` included (set from the vocabulary).
         num_relations: number of relation types `l` (set from the dataset).
         word_dim: word embedding size (100 in the paper).
@@ -65,15 +59,6 @@ class RINConfig:
         input_dropout: dropout on the word embeddings (0.1).
         unknown_word_rate: in training, the share of real words read as `<unk>`,
             so that words never seen in train are read from context and features.
-        entity_unknown_rate: in training, the share of words inside gold entities read
-            as `<unk>` (applied by the input pipeline, which knows the entities): the
-            words a model meets unseen are mostly entities.
-        piece_mask_rate: for `bert`, in training, the share of real word pieces
-            (not [CLS] or [SEP]) read as the tokenizer's [MASK], drawn anew each epoch:
-            word dropout for the transformer, so no one context word decides.
-        entity_unknown_features: a hidden entity word also loses its identity
-            features (its pretrained vector and its characters read as unknown;
-            its shape stays), so the model must read the entity from context.
         entity_substitution_rate: in training, the share of words inside gold entities
             read as a stand-in, one of their nearest neighbours in the pretrained table
             (`rin_keras.data.substitution`; the BiLSTM needs `pretrained_dim`, a BERT
@@ -107,9 +92,6 @@ class RINConfig:
         lr_decay_factor: multiply the learning rate by this when the dev F1 has not
             improved for `lr_decay_patience` epochs; 1.0 keeps it constant (the paper).
         lr_decay_patience: epochs without a better dev F1 before the learning rate decays.
-        lr_backbone_fraction: for `bert`, the pretrained backbone's learning rate as a share
-            of `learning_rate` (the layers trained from scratch keep the whole rate);
-            1.0 trains both at one rate (the paper).
         batch_size: sentences per batch.
         epochs: maximum training epochs (early stopping on dev F1 may end sooner).
         max_length: sentences are truncated to this many tokens.
@@ -122,16 +104,12 @@ class RINConfig:
     encoder: str = "bilstm"
     preset: str = ""
     word_piece: str = "last"
-    relation_name_embeddings: bool = False
     vocab_size: int = 0
     num_relations: int = 0
     word_dim: int = 100
     lstm_units: int = 50
     input_dropout: float = 0.1
     unknown_word_rate: float = 0.0
-    entity_unknown_rate: float = 0.0
-    entity_unknown_features: bool = False
-    piece_mask_rate: float = 0.0
     entity_substitution_rate: float = 0.0
     entity_substitution_neighbours: int = 20
     entity_substitution_unrelated_share: float = 0.0
@@ -153,7 +131,6 @@ class RINConfig:
     lr_final_fraction: float = 0.01
     lr_decay_factor: float = 1.0
     lr_decay_patience: int = 5
-    lr_backbone_fraction: float = 1.0
     batch_size: int = 50
     epochs: int = 150
     max_length: int = 100
@@ -188,18 +165,9 @@ class RINConfig:
             raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}.")
         if self.lr_decay_patience < 1:
             raise ValueError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}.")
-        if not 0.0 < self.lr_backbone_fraction <= 1.0:
-            raise ValueError(f"lr_backbone_fraction must be in (0, 1], got {self.lr_backbone_fraction}.")
-        if self.lr_backbone_fraction != 1.0 and self.encoder != "bert":
-            raise ValueError("lr_backbone_fraction slows a pretrained backbone down: it needs encoder='bert'.")
-        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_substitution_rate", "piece_mask_rate"):
+        for name in ("unknown_word_rate", "entity_substitution_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
-        if self.relation_name_embeddings and self.encoder != "bert":
-            raise ValueError("relation_name_embeddings embeds relation names with the backbone: it needs "
-                             "encoder='bert'.")
-        if self.piece_mask_rate and self.encoder != "bert":
-            raise ValueError("piece_mask_rate masks word pieces: it needs encoder='bert'.")
         if self.entity_substitution_rate and not self.pretrained_dim and self.encoder == "bilstm":
             raise ValueError("entity_substitution_rate draws stand-ins from the pretrained table: it needs "
                              "pretrained_dim > 0.")

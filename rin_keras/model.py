@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import keras
 from keras import ops
 
@@ -19,14 +17,6 @@ from rin_keras.layers import (
 )
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 from rin_keras.metrics import PartialMatchF1
-from rin_keras.optimizers import LayerwiseAdam
-
-
-def relation_name_phrase(name: str) -> str:
-    """Returns a relation name as words: `birthPlace` -> `birth place`, `/people/person/place_of_birth` ->
-    `place of birth`."""
-    last = name.rstrip("/").rsplit("/", 1)[-1]
-    return " ".join(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", last).replace("_", " ").lower().split())
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -103,10 +93,7 @@ class RINModel(keras.Model):
             )
         ner_logits = keras.layers.Dense(len(TAGS), dtype=dtype, name="ner_head")
         ner_softmax = keras.layers.Softmax(dtype="float32", name="entity_tags")
-        relation_head = PairwiseRelationHead(
-            c.num_relations, c.hidden_dim, name_dim=encoder.backbone.hidden_dim if c.relation_name_embeddings else 0,
-            dtype=dtype, name="relation_head",
-        )
+        relation_head = PairwiseRelationHead(c.num_relations, c.hidden_dim, dtype=dtype, name="relation_head")
         uses_interaction = c.rounds > 0 and c.updater != "linear"
         if uses_interaction:
             interaction = InteractionLayer(
@@ -171,18 +158,6 @@ class RINModel(keras.Model):
         """The input with one entry per word, from which the token mask is read."""
         return "word_pieces" if self.config.encoder == "bert" else "token_ids"
 
-    def set_relation_names(self, names: list[str], featurizer) -> None:
-        """Embeds the relation names with the backbone into the relation head (`config.relation_name_embeddings`).
-
-        Args:
-            names: the relation names, in id order (`birthPlace`, `/people/person/place_of_birth`).
-            featurizer: the run's `rin_keras.data.features.WordPieces`, which splits text into pieces.
-        """
-        phrases = [relation_name_phrase(name) for name in names]
-        self.get_layer("relation_head").set_name_embeddings(
-            self.encoder.embed_phrases(featurizer.phrase_piece_ids(phrases))
-        )
-
     def split_at_encoder(self) -> tuple[keras.Model, keras.Model]:
         """Splits the model into its encoder and everything after it (same weights).
 
@@ -203,15 +178,10 @@ class RINModel(keras.Model):
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training; `"auto"` gives the paper's setting.
 
-        Adam with the config's learning rate and gradient clipping (a BERT
-        backbone at `lr_backbone_fraction` of the rate), the masked losses of
-        eq. 14, and partial-match F1 on the relation output.
+        Adam with the config's learning rate and gradient clipping, the masked
+        losses of eq. 14, and partial-match F1 on the relation output.
         """
-        if optimizer == "auto" and self.config.lr_backbone_fraction < 1.0:
-            optimizer = LayerwiseAdam(self.config.lr_backbone_fraction, learning_rate=self.config.learning_rate,
-                                      clipnorm=self.config.clipnorm)
-            optimizer.slow_down(self.encoder.backbone.trainable_variables)
-        elif optimizer == "auto":
+        if optimizer == "auto":
             optimizer = keras.optimizers.Adam(self.config.learning_rate, clipnorm=self.config.clipnorm)
         if loss == "auto":
             loss = {"entity_tags": MaskedTagCrossEntropy(), "relations": MaskedPairwiseBinaryCrossEntropy()}

@@ -49,10 +49,8 @@ _DEFAULTS = RINConfig()
 _CONFIG_FLAGS = (
     "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
     "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
-    "lr_decay_patience", "lr_schedule", "lr_final_fraction", "lr_backbone_fraction", "unknown_word_rate",
-    "entity_unknown_rate", "shape_dim", "char_dim", "entity_unknown_features", "entity_substitution_rate",
-    "entity_substitution_neighbours", "entity_substitution_unrelated_share", "piece_mask_rate",
-    "relation_name_embeddings",
+    "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "shape_dim", "char_dim",
+    "entity_substitution_rate", "entity_substitution_neighbours", "entity_substitution_unrelated_share",
 )
 _BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
 
@@ -94,10 +92,6 @@ def define_flags():
     flags.DEFINE_float(
         "lr_final_fraction", _DEFAULTS.lr_final_fraction, "For --lr_schedule=cosine: the last epoch's share of the rate."
     )
-    flags.DEFINE_float(
-        "lr_backbone_fraction", _DEFAULTS.lr_backbone_fraction,
-        "For --encoder=bert: the pretrained backbone's share of the learning rate (the new layers keep all of it).",
-    )
     flags.DEFINE_integer("max_length", _DEFAULTS.max_length, "Truncate sentences to this many tokens.")
     flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
     flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "BiLSTM units per direction.")
@@ -118,15 +112,6 @@ def define_flags():
         "In training, the share of real words read as <unk> (so unseen words are read from context and features).",
     )
     flags.DEFINE_float(
-        "entity_unknown_rate", _DEFAULTS.entity_unknown_rate,
-        "In training, the share of words inside gold entities read as <unk> (entities are what is unseen later); "
-        "off by default: measured worse than none for both variants (docs/results.md).",
-    )
-    flags.DEFINE_bool(
-        "entity_unknown_features", _BILSTM_DEFAULTS.entity_unknown_features,
-        "A word hidden by --entity_unknown_rate also loses its GloVe vector and characters (its shape stays).",
-    )
-    flags.DEFINE_float(
         "entity_substitution_rate", None,
         "In training, the share of words inside gold entities read as one of their nearest GloVe neighbours "
         "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows; with "
@@ -141,15 +126,6 @@ def define_flags():
         "entity_substitution_unrelated_share", _DEFAULTS.entity_substitution_unrelated_share,
         "The share of substitutions whose stand-in is any train entity word's of the same kind and case "
         "(Texas -> Collins), not a neighbour's, so that only the sentence tells what the entity is.",
-    )
-    flags.DEFINE_float(
-        "piece_mask_rate", _DEFAULTS.piece_mask_rate,
-        "--encoder=bert: in training, the share of real word pieces read as [MASK] (word dropout for the transformer).",
-    )
-    flags.DEFINE_bool(
-        "relation_name_embeddings", _DEFAULTS.relation_name_embeddings,
-        "--encoder=bert: each relation's output weights also read its name (birthPlace -> 'birth place') as the "
-        "backbone embeds it, so relations seen with few entities borrow from alike-named ones.",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
@@ -186,7 +162,7 @@ def config_from_flags() -> RINConfig:
     if FLAGS.pretrained_vectors == "none":
         overrides["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
-        for name in ("unknown_word_rate", "entity_unknown_rate", "entity_unknown_features", "shape_dim", "char_dim"):
+        for name in ("unknown_word_rate", "shape_dim", "char_dim"):
             fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
@@ -294,12 +270,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
         pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax",
         seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
-        entity_unknown_rate=config.entity_unknown_rate if config.encoder == "bilstm" else 0.0,
-        entity_unknown_features=config.entity_unknown_features,
         entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
         entity_substitution_rate=config.entity_substitution_rate,
         entity_substitution_unrelated_share=config.entity_substitution_unrelated_share,
-        piece_mask_rate=config.piece_mask_rate,
     )
     train_data = shard_batches(train_data, cluster.num_workers, cluster.worker_index)
     with get_strategy(strategy).scope():
@@ -363,16 +336,13 @@ def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pr
 
 def _build_model(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor, word_vectors_source: str,
                  pretrained, cache_dir: str | None, jit_compile: bool):
-    """Returns the compiled model with its initial word vectors (word2vec cached in `cache_dir`), frozen
-    pretrained table and relation-name embeddings set."""
+    """Returns the compiled model with its initial word vectors (word2vec cached in `cache_dir`) and frozen
+    pretrained table set."""
     model = build_rin(config)
     if jit_compile:
         model.compile(jit_compile=True)
-    vocab = preprocessor.vocabulary
-    if config.relation_name_embeddings:
-        model.set_relation_names(vocab.relations, preprocessor.featurizer)
     if config.encoder == "bilstm":
-        vectors = word_vectors(config, corpus, vocab, word_vectors_source, cache_dir)
+        vectors = word_vectors(config, corpus, preprocessor.vocabulary, word_vectors_source, cache_dir)
         if vectors is not None:
             model.encoder.set_word_vectors(vectors)
         if pretrained is not None:

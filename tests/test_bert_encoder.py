@@ -14,7 +14,7 @@ import tensorflow as tf
 from rin_keras import RINConfig, export, train
 from rin_keras.data.features import WordPieces
 from rin_keras.layers.encoders import POOLER_LAYER
-from rin_keras.model import build_rin, relation_name_phrase
+from rin_keras.model import build_rin
 from rin_keras.triple_extractor import RINTripleExtractor
 from serving.contract import triples_from_outputs
 from tfds_builders import testing
@@ -86,28 +86,6 @@ def test_save_and_load_need_no_preset(tiny_preset, tmp_path):
     np.testing.assert_array_equal(loaded(inputs)["relations"], model(inputs)["relations"])
 
 
-def test_relation_name_phrases():
-    assert relation_name_phrase("birthPlace") == "birth place"
-    assert relation_name_phrase("1stRunwayLengthFeet") == "1st runway length feet"
-    assert relation_name_phrase("/people/person/place_of_birth") == "place of birth"
-    assert relation_name_phrase("ISBN_number") == "isbn number"
-
-
-def test_relation_names_are_embedded_and_saved(tiny_preset, tmp_path):
-    model = build_rin(_config(tiny_preset, relation_name_embeddings=True))
-    model.set_relation_names(["wasBornIn", "/people/person/was_born_in", "texas"], _word_pieces(model.config))
-    names = keras.ops.convert_to_numpy(model.get_layer("relation_head").name_embeddings)
-    assert names.shape == (3, 8)
-    np.testing.assert_allclose(np.linalg.norm(names, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(names[0], names[1], atol=1e-6)  # The same words: the same embedding.
-    assert np.max(np.abs(names[0] - names[2])) > 1e-2
-    inputs = _featurize(_word_pieces(model.config), [["Alan", "Bean", "was", "born", "in", "Texas"]])
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded.get_layer("relation_head").name_embeddings), names)
-    np.testing.assert_array_equal(loaded(inputs)["relations"], model(inputs)["relations"])
-
-
 def test_unread_pooler_is_frozen(tiny_preset):
     model = build_rin(_config(tiny_preset))
     pooler = model.get_layer("encoder").backbone.get_layer(POOLER_LAYER)
@@ -119,30 +97,6 @@ def test_unread_pooler_is_frozen(tiny_preset):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Gradients do not exist")
         model.train_on_batch(inputs, targets)
-
-
-def test_backbone_learns_at_its_fraction_of_the_rate(tiny_preset):
-    inputs = _featurize(_word_pieces(_config(tiny_preset)), [["Alan", "Bean", "was", "born"]])
-    targets = {"entity_tags": np.array([[4, 3, 4, 4]]), "relations": np.ones((1, 4, 4, 3), "float32")}
-
-    def one_step(fraction):
-        keras.utils.set_random_seed(0)
-        model = build_rin(_config(tiny_preset, lr_backbone_fraction=fraction))
-        groups = (model.encoder.backbone.trainable_variables, model.get_layer("relation_head").weights)
-        before = [np.concatenate([v.numpy().ravel() for v in group]) for group in groups]
-        model.train_on_batch(inputs, targets)
-        return [np.concatenate([v.numpy().ravel() for v in group]) - old for group, old in zip(groups, before)]
-
-    backbone_full, head_full = one_step(1.0)
-    backbone_slow, head_slow = one_step(0.1)
-    assert np.abs(backbone_full).max() > 1e-5
-    # Adam's first step is the rate times the gradient's sign: the backbone's is a tenth, the head's the same.
-    np.testing.assert_allclose(backbone_slow, 0.1 * backbone_full, atol=1e-7)
-    np.testing.assert_allclose(head_slow, head_full, atol=1e-7)
-    with pytest.raises(ValueError, match="encoder='bert'"):
-        RINConfig(num_relations=3, vocab_size=10, lr_backbone_fraction=0.1)
-    with pytest.raises(ValueError, match="lr_backbone_fraction"):
-        _config(tiny_preset, lr_backbone_fraction=0.0)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -159,7 +113,7 @@ def test_mixed_precision_trains(tiny_preset, policy):
 def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     config = RINConfig.for_dataset(
         "webnlg", variant="exact", encoder="bert", preset=tiny_preset, hidden_dim=8, rounds=1, batch_size=4, epochs=1,
-        entity_substitution_rate=0.5, relation_name_embeddings=True,
+        entity_substitution_rate=0.5,
     )
     assert config.learning_rate == 2e-4  # The paper's BERT setting.
     vectors = tmp_path / "vectors.txt"  # Stand-ins for the entity words come from a pretrained table.
@@ -171,8 +125,6 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     assert RINConfig.load(str(tmp_path / "run" / "config.json")).entity_substitution_rate == 0.5
     extractor = RINTripleExtractor.from_preset(str(tmp_path / "run"))
     assert isinstance(extractor.preprocessor.featurizer, WordPieces)
-    names = keras.ops.convert_to_numpy(extractor.model.get_layer("relation_head").name_embeddings)
-    np.testing.assert_allclose(np.linalg.norm(names, axis=1), 1.0, rtol=1e-5)  # Set from the data's relations.
     head = extractor.model.get_layer("relation_head")  # Make the untrained head fire, to compare many triples.
     head.output_kernel.assign(np.random.default_rng(0).normal(0, 3, head.output_kernel.shape).astype("float32"))
     head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))

@@ -142,51 +142,6 @@ def test_missing_split_names_the_file(tmp_path):
         corpus.raw("train")
 
 
-def test_entity_unknown_rate_hides_only_entity_words_in_training(corpus):
-    vocab = corpus.build_vocabulary()
-
-    def batches(**kwargs):
-        data = dataset.make_dataset(corpus, "train", vocab, batch_size=6, seed=3, bucket_boundaries=None, **kwargs)
-        return [(x["token_ids"].numpy(), y["entity_tags"].numpy()) for x, y in data]
-
-    [(ids, tags)] = batches(training=True, entity_unknown_rate=0.9)
-    inside = (tags != dataset.TAG_IDS["O"]) & (tags >= 0)
-    outside = tags == dataset.TAG_IDS["O"]
-    assert inside.sum() > 5
-    assert (ids[inside] == 1).mean() >= 0.6  # Train words: an <unk> here was hidden on purpose.
-    assert (ids[outside] > 1).all()
-    [(plain, _)] = batches(training=True)
-    assert (plain[(plain > 0)] > 1).all()
-    [(evaluation, _)] = batches(training=False, entity_unknown_rate=0.9)
-    assert (evaluation[evaluation > 0] > 1).all()  # Never outside training.
-
-
-def test_entity_unknown_features_hide_the_identity_of_hidden_words(corpus, tiny_vectors):
-    from rin_keras.data import embeddings
-    from rin_keras.data.features import WordIds
-
-    words, _ = embeddings.load_pretrained_table(tiny_vectors)
-    vocab = corpus.build_vocabulary().with_pretrained_words(words)
-    featurizer = WordIds(vocab, ("pretrained_ids", "shape_ids", "char_ids"))
-
-    def batch(**kwargs):
-        [(x, y)] = list(dataset.make_dataset(corpus, "train", vocab, batch_size=6, seed=3, bucket_boundaries=None,
-                                             training=True, featurizer=featurizer, entity_unknown_rate=0.9, **kwargs))
-        return {k: v.numpy() for k, v in x.items()}, y["entity_tags"].numpy()
-
-    kept, _ = batch()
-    hidden, tags = batch(entity_unknown_features=True)
-    masked = hidden["token_ids"] == 1
-    outside = tags == dataset.TAG_IDS["O"]
-    assert masked.sum() > 5 and not (masked & outside).any()
-    assert (kept["pretrained_ids"] == hidden["pretrained_ids"])[~masked].all()
-    assert (hidden["pretrained_ids"][masked] <= 1).all() and (kept["pretrained_ids"][masked] > 1).any()
-    chars = hidden["char_ids"][masked]
-    assert ((chars == 1) | (chars == 0)).all() and ((chars > 0).sum(-1) == (kept["char_ids"][masked] > 0).sum(-1)).all()
-    assert (hidden["char_ids"][~masked] == kept["char_ids"][~masked]).all()
-    assert (hidden["shape_ids"] == kept["shape_ids"]).all()  # The shape stays.
-
-
 def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
     bench = gpu_benchmark()
     vocab = corpus.build_vocabulary()
@@ -208,26 +163,3 @@ def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
     assert sum(map(len, groups.values())) == len(examples)
     assert all(x["length"] < edge and (edge == edges[0] or x["length"] >= edges[edges.index(edge) - 1])
                for edge, members in groups.items() for x in members)
-
-
-def test_piece_masking_reads_real_pieces_as_mask_in_training_only(corpus):
-    import keras_hub
-
-    from rin_keras.data.features import WordPieces
-
-    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alan", "bean", "was", "born", "in", "texas", "."]
-    featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=pieces, lowercase=True))
-    vocab = corpus.build_vocabulary()
-
-    def inputs(**kwargs):
-        (batch, _), = dataset.make_dataset(corpus, "train", vocab, batch_size=1000, featurizer=featurizer,
-                                           bucket_boundaries=None, piece_mask_rate=0.5, **kwargs)
-        return batch["piece_ids"].numpy(), batch["word_pieces"].numpy()
-
-    (plain, plain_words), (masked, words) = inputs(), inputs(training=True, seed=3)
-    assert not (plain == 4).any()  # Not when reading for evaluation.
-    assert (masked[:, 0] == 2).all() and ((masked == 3).sum(axis=1) == 1).all()  # [CLS] and [SEP] stay.
-    assert sorted((masked != 0).sum(axis=1)) == sorted((plain != 0).sum(axis=1))  # Padding stays padding.
-    assert sorted(map(tuple, words)) == sorted(map(tuple, plain_words))  # Shuffled, not changed.
-    real = ~np.isin(masked, (0, 2, 3))
-    assert real.sum() >= 40 and 0.25 < (masked[real] == 4).mean() < 0.75

@@ -10,7 +10,6 @@ import tensorflow as tf
 
 MODULES = [
     "rin_keras.model",
-    "rin_keras.optimizers",
     "rin_keras.preprocessor",
     "rin_keras.triple_extractor",
     "rin_keras.data.tokenizer",

@@ -51,28 +51,6 @@ def test_pairwise_relation_head_matches_numpy(rng):
     assert _max_rel_error(_sigmoid(logits)[expected > 0], expected[expected > 0]) < 1e-5
 
 
-def test_relation_names_enter_the_output_weights(rng):
-    head = PairwiseRelationHead(num_relations=3, hidden_dim=5, name_dim=4)
-    h = rng.normal(size=(1, 4, 6)).astype("float32")
-    plain = keras.ops.convert_to_numpy(head(h, return_logits=True))  # Names not set yet: E = 0.
-    wp = keras.ops.convert_to_numpy(head.output_kernel)
-    head.output_kernel.assign(np.stack([wp[:, 0], wp[:, 0], wp[:, 2]], axis=1))  # Relations 0 and 1 alike but named.
-    names = rng.normal(size=(3, 4)).astype("float32")
-    names[1] = names[0]
-    head.set_name_embeddings(names)
-    logits = keras.ops.convert_to_numpy(head(h, return_logits=True))
-    np.testing.assert_array_equal(logits[..., 0], logits[..., 1])
-    assert np.max(np.abs(logits[..., 2] - plain[..., 2])) > 1e-3  # Its name moved relation 2's logits.
-    names[1] = -names[0]
-    head.set_name_embeddings(names)
-    logits = keras.ops.convert_to_numpy(head(h, return_logits=True))
-    assert np.max(np.abs(logits[..., 0] - logits[..., 1])) > 1e-3  # Names told them apart.
-    with pytest.raises(ValueError, match="shape"):
-        head.set_name_embeddings(np.zeros((3, 5), "float32"))
-    trainable = {id(w) for w in head.trainable_weights}
-    assert id(head.name_kernel) in trainable and id(head.name_embeddings) not in trainable
-
-
 @pytest.mark.parametrize("flags", [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
 def test_interaction_layer_matches_numpy(rng, flags):
     layer = InteractionLayer(7, *flags)
@@ -181,25 +159,6 @@ def _assert_matches_the_keras_bilstm(encoder, rng):
         np.testing.assert_allclose(grad, expected_grad, atol=1e-5, err_msg=variable.path)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the cuDNN path is JAX's")
-def test_cudnn_encoder_matches_the_keras_bilstm(rng, monkeypatch):
-    """The cuDNN path, its kernel replaced by JAX's reference (the kernel needs a GPU): weight layout, gate order,
-    lengths and the backward direction within each sentence give the Keras masked BiLSTM's values and gradients."""
-    from jax.experimental import rnn
-
-    from rin_keras.layers import encoders
-
-    def reference_lstm(x, h_0, c_0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional):
-        unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
-        return rnn.lstm_ref(x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers, dropout,
-                            bidirectional)
-
-    monkeypatch.setattr(rnn, "lstm", reference_lstm)
-    monkeypatch.setattr(encoders, "_jax_on_gpu", lambda: True)
-    _assert_matches_the_keras_bilstm(
-        BiLSTMEncoder(vocab_size=20, word_dim=6, lstm_units=4, input_dropout=0.0, fused="cudnn"), rng)
-
-
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the one-scan path is JAX's")
 @pytest.mark.parametrize("fused", [True, "scan_vjp"])
 @pytest.mark.parametrize("unroll", [1, 3])
@@ -236,8 +195,6 @@ def _floats(rng, *shape):
     [
         (PairwiseRelationHead, {"num_relations": 3, "hidden_dim": 5},
          lambda rng: {"inputs": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 2], 4)}, (2, 4, 4, 3), True),
-        (PairwiseRelationHead, {"num_relations": 3, "hidden_dim": 5, "name_dim": 4},
-         lambda rng: {"inputs": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 2], 4)}, (2, 4, 4, 3), True),
         (InteractionLayer, {"units": 4},
          lambda rng: {"relation_logits": _floats(rng, 2, 4, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
                       "hidden": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 3], 4)}, (2, 4, 4), True),
@@ -258,7 +215,7 @@ def _floats(rng, *shape):
          lambda rng: {"inputs": {"shape_ids": np.array([[2, 1, 0]], "int32"),
                                  "char_ids": np.array([[[2, 3], [4, 0], [0, 0]]], "int32")}}, (1, 3, 7), True),
     ],
-    ids=["relation_head", "relation_head_with_names", "interaction", "interaction_without_y", "gru", "rnn", "linear", "bilstm",
+    ids=["relation_head", "interaction", "interaction_without_y", "gru", "rnn", "linear", "bilstm",
          "bilstm_with_features", "word_features"],
 )
 def test_layer_harness(rng, layer_cls, init_kwargs, call_kwargs, output_shape, trains):

@@ -64,7 +64,7 @@ def test_one_epoch_writes_every_output(tmp_path):
     config = RINConfig.load(str(tmp_path / "run" / "config.json"))
     assert (config.pretrained_dim, config.pretrained_rows, config.shape_dim, config.char_dim) == (4, 10, 8, 50)
     assert config.unknown_word_rate == 0.15 and config.num_chars > 20
-    assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.0, 0.5)  # The exact variant's.
+    assert config.entity_substitution_rate == 0.5  # The exact variant's.
     assert os.path.exists(tmp_path / "run" / "vocab" / "pretrained_words.txt")
     assert saved["test"]["partial"]["gold"] == results["test"]["partial"]["gold"] == 2
     assert set(saved["test"]) >= {"partial", "exact", "text", "ner"}
@@ -188,7 +188,7 @@ def test_cli_flags_mirror_the_config():
     assert (config.rounds, config.updater, config.use_entity_input, config.batch_size) == (5, "rnn", False, 7)
     assert config.lr_schedule == "cosine"
     assert config.learning_rate == 1e-3
-    assert (config.pretrained_dim, config.shape_dim, config.char_dim, config.entity_unknown_rate) == (50, 8, 50, 0.0)
+    assert (config.pretrained_dim, config.shape_dim, config.char_dim) == (50, 8, 50)
     assert config.entity_substitution_rate == 0.0
     with flagsaver.flagsaver(pretrained_vectors="none", char_dim=0, unknown_word_rate=0.0):
         config = train.config_from_flags()
@@ -196,30 +196,15 @@ def test_cli_flags_mirror_the_config():
     # The exact variant reads GloVe stand-ins of its entities, which need the GloVe table.
     with flagsaver.flagsaver(variant="exact"):
         config = train.config_from_flags()
-    assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.0, 0.5)
-    with flagsaver.flagsaver(variant="exact", entity_substitution_rate=0.3, entity_unknown_rate=0.2):
+    assert (config.entity_substitution_rate, config.entity_substitution_unrelated_share) == (0.5, 0.0)
+    with flagsaver.flagsaver(variant="exact", entity_substitution_rate=0.3):
         config = train.config_from_flags()
-    assert (config.entity_unknown_rate, config.entity_substitution_rate) == (0.2, 0.3)
+    assert config.entity_substitution_rate == 0.3
     assert config.entity_substitution_neighbours == 20
     with flagsaver.flagsaver(variant="exact", entity_substitution_neighbours=100,
                              entity_substitution_unrelated_share=0.5):
         config = train.config_from_flags()
     assert (config.entity_substitution_neighbours, config.entity_substitution_unrelated_share) == (100, 0.5)
-    with flagsaver.flagsaver(encoder="bert", preset="some/preset", lr_backbone_fraction=0.25):
-        assert train.config_from_flags().lr_backbone_fraction == 0.25
-    with flagsaver.flagsaver(lr_backbone_fraction=0.25):
-        with pytest.raises(app.UsageError, match="encoder='bert'"):
-            train.config_from_flags()
-    with flagsaver.flagsaver(encoder="bert", preset="some/preset", piece_mask_rate=0.15):
-        assert train.config_from_flags().piece_mask_rate == 0.15
-    with flagsaver.flagsaver(piece_mask_rate=0.15):
-        with pytest.raises(app.UsageError, match="piece_mask_rate masks word pieces"):
-            train.config_from_flags()
-    with flagsaver.flagsaver(encoder="bert", preset="some/preset", relation_name_embeddings=True):
-        assert train.config_from_flags().relation_name_embeddings
-    with flagsaver.flagsaver(relation_name_embeddings=True):
-        with pytest.raises(app.UsageError, match="relation_name_embeddings embeds relation names"):
-            train.config_from_flags()
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)

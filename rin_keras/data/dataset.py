@@ -124,12 +124,9 @@ def make_dataset(
     limit: int | None = None,
     featurizer=None,
     with_index: bool = False,
-    entity_unknown_rate: float = 0.0,
-    entity_unknown_features: bool = False,
     entity_substitutes=None,
     entity_substitution_rate: float = 0.0,
     entity_substitution_unrelated_share: float = 0.0,
-    piece_mask_rate: float = 0.0,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -152,17 +149,11 @@ def make_dataset(
         limit: use only the first `limit` sentences of the split.
         featurizer: the model's input featurizer (default: word ids of `vocab`,
             for the BiLSTM encoder; see `rin_keras.data.features`).
-        entity_unknown_rate: when training, the share of words inside gold entities
-            whose `token_ids` read as unknown (1), drawn anew each epoch.
-        entity_unknown_features: such a word's `pretrained_ids` and `char_ids`
-            read as unknown (1) too (its characters keep their count).
         entity_substitutes: when training, an `EntitySubstitutes` whose stand-ins
             replace `entity_substitution_rate` of the words inside gold entities,
-            drawn anew each epoch (before `entity_unknown_rate` hides any).
+            drawn anew each epoch.
         entity_substitution_unrelated_share: the share of those stand-ins taken from
             any entity word of the same kind and case (`EntitySubstitutes.substituter`).
-        piece_mask_rate: when training with word pieces (`WordPieces`), the share of
-            real pieces read as [MASK], drawn anew each epoch.
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -177,12 +168,6 @@ def make_dataset(
         substitute = entity_substitutes.substituter(entity_substitution_rate, entity_substitution_unrelated_share)
     examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
                             drop_empty=training, substitute=substitute, seed=seed)
-    if training and entity_unknown_rate and "token_ids" in featurizer.padding_values:
-        examples = examples.map(_entity_hider(entity_unknown_rate, seed, entity_unknown_features))
-    if training and piece_mask_rate:
-        if "piece_ids" not in featurizer.padding_values:
-            raise ValueError("piece_mask_rate masks word pieces: it needs a WordPieces featurizer.")
-        examples = examples.map(featurizer.piece_masker(piece_mask_rate, seed))
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     batches = pad_and_batch(
@@ -289,26 +274,6 @@ def shard_batches(batches: tf.data.Dataset, num_shards: int, index: int) -> tf.d
         return tf.shape(tf.nest.flatten(targets)[0])[0] >= num_shards
 
     return batches.filter(big_enough).map(shard)
-
-
-def _entity_hider(rate: float, seed: int | None, features: bool = False):
-    """Returns a map function that reads each word inside a gold entity as unknown with probability `rate`.
-
-    With `features`, the word's pretrained id and characters read as unknown too.
-    """
-
-    def unknown(ids, hidden):
-        while len(hidden.shape) < len(ids.shape):  # char_ids: [n, chars].
-            hidden = hidden[..., None]
-        return tf.where(hidden & (ids > 1), tf.ones_like(ids), ids)
-
-    def hide(example):
-        inside = tf.not_equal(example["tags"], TAG_IDS["O"])
-        hidden = inside & (tf.random.uniform(tf.shape(example["tags"]), seed=seed) < rate)
-        identity = [name for name in ("pretrained_ids", "char_ids") if features and name in example]
-        return {**example, **{name: unknown(example[name], hidden) for name in ["token_ids", *identity]}}
-
-    return hide
 
 
 def _log_counts(encoded: tf.data.Dataset, name: str) -> None:

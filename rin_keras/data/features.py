@@ -125,7 +125,6 @@ class WordPieces:
         self._cls = tokenizer.cls_token_id
         self._sep = tokenizer.sep_token_id
         self._unk = tokenizer.token_to_id(tokenizer.oov_token)
-        self._mask = tokenizer.mask_token_id
         # keras-hub tokenizers return Python lists when run eagerly; a graph keeps tensors.
         self._featurize = tf.function(
             self._featurize, input_signature=[tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1)]
@@ -169,22 +168,6 @@ class WordPieces:
             piece_ids, tf.stack([tf.range(batch), sep_at], 1), tf.fill([batch], self._sep)
         )
         return {"piece_ids": piece_ids, "word_pieces": word_pieces}
-
-    def phrase_piece_ids(self, phrases: list[str]):
-        """Returns the `piece_ids` of whitespace-separated phrases as a NumPy array `[phrases, pieces]`."""
-        return self(tf.ragged.constant([phrase.split() for phrase in phrases], dtype=tf.string))["piece_ids"].numpy()
-
-    def piece_masker(self, rate: float, seed: int | None = None):
-        """Returns a map function over encoded examples that reads each real piece (not [CLS], [SEP] or
-        padding) as [MASK] with probability `rate`; `word_pieces` are unchanged."""
-
-        def mask(example):
-            ids = example["piece_ids"]
-            real = (ids != 0) & (ids != self._cls) & (ids != self._sep)
-            masked = real & (tf.random.uniform(tf.shape(ids), seed=seed) < rate)
-            return {**example, "piece_ids": tf.where(masked, tf.fill(tf.shape(ids), self._mask), ids)}
-
-        return mask
 
 
 def save_tokenizer(tokenizer, directory: str) -> None:

@@ -3,7 +3,6 @@
 import functools
 
 import keras
-import numpy as np
 from keras import ops
 
 
@@ -13,12 +12,6 @@ def _in_xla() -> bool:
     from tensorflow.python.ops import control_flow_util  # No public equivalent in TF 2.21.
 
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def _jax_on_gpu() -> bool:
-    import jax
-
-    return jax.default_backend() == "gpu"
 
 
 @functools.cache
@@ -106,10 +99,6 @@ class BiLSTMEncoder(keras.layers.Layer):
       (fewer per-step arrays; the recurrent kernel's gradient as one product after
       the loop), for GPUs, where the step is bound by kernel launches; not yet
       timed on one.
-    - `fused="cudnn"`, JAX on a GPU: one cuDNN bidirectional LSTM
-      (`jax.experimental.rnn.lstm`, float32 inside under mixed precision). Not the
-      default: on an H100 a WebNLG* epoch took 1.68 s with it and 0.65 s with the
-      Keras masked scan (docs/results.md, "cuDNN BiLSTM on JAX").
     Elsewhere (and with `fused=False`, a reference) the Keras layer runs step by step.
 
     Args:
@@ -122,8 +111,7 @@ class BiLSTMEncoder(keras.layers.Layer):
         unknown_word_rate: float. In training, each real word reads as `<unk>` (id 1)
             with this probability, so the model learns to read words it has never
             seen from their context and features (Lample et al., 2016).
-        fused: `True`, `"scan_vjp"`, `"cudnn"` or `False`: which fused kernels above to use where
-            they apply.
+        fused: `True`, `"scan_vjp"` or `False`: which fused kernels above to use where they apply.
         scan_unroll: int. Time steps per loop iteration of the JAX scan (`fused=True` or `"scan_vjp"`).
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
@@ -144,8 +132,8 @@ class BiLSTMEncoder(keras.layers.Layer):
     def __init__(self, vocab_size, word_dim=100, lstm_units=50, input_dropout=0.1, feature_dim=0,
                  unknown_word_rate=0.0, fused=True, scan_unroll=1, **kwargs):
         super().__init__(**kwargs)
-        if fused not in (True, False, "scan_vjp", "cudnn"):
-            raise ValueError(f"fused must be True, False, 'scan_vjp' or 'cudnn', got {fused!r}.")
+        if fused not in (True, False, "scan_vjp"):
+            raise ValueError(f"fused must be True, False or 'scan_vjp', got {fused!r}.")
         self.vocab_size = vocab_size
         self.word_dim = word_dim
         self.lstm_units = lstm_units
@@ -182,8 +170,6 @@ class BiLSTMEncoder(keras.layers.Layer):
         backend = keras.backend.backend()
         if self.fused and backend == "tensorflow" and dtype in ("float32", "float16") and not _in_xla():
             states = self._fused_bilstm(embedded, mask)
-        elif self.fused == "cudnn" and backend == "jax" and _jax_on_gpu():
-            states = self._cudnn_bilstm(embedded, mask)
         elif self.fused in (True, "scan_vjp") and backend == "jax":
             states = self._scan_bilstm(embedded, mask)
         else:
@@ -256,34 +242,6 @@ class BiLSTMEncoder(keras.layers.Layer):
         states = _lstm_scan(self.fused == "scan_vjp")(projected, recurrent, self.scan_unroll)  # [n, 2, batch, units]
         forward, backward = jnp.transpose(states, (1, 2, 0, 3))
         return jnp.concatenate([forward, jnp.take_along_axis(backward, within, axis=1)], axis=-1)
-
-    def _cudnn_bilstm(self, embedded, mask):
-        """`self.bilstm` as one cuDNN bidirectional LSTM (JAX), given each sentence's length.
-
-        cuDNN's gate order (i, f, g, o) is Keras' (i, f, c, o); its second bias
-        (on the recurrent input) is zero. It computes in float32 only.
-        """
-        import jax.numpy as jnp
-        from jax.experimental import rnn
-
-        units = self.lstm_units
-        lengths = jnp.maximum(jnp.sum(mask, axis=1, dtype="int32"), 1)
-        zeros = jnp.zeros((2, embedded.shape[0], units), "float32")
-        states, _, _ = rnn.lstm(
-            jnp.asarray(embedded, "float32"), zeros, zeros, self._cudnn_weights(), lengths,
-            input_size=embedded.shape[-1], hidden_size=units, num_layers=1, dropout=0.0, bidirectional=True,
-        )
-        return states.astype(embedded.dtype)
-
-    def _cudnn_weights(self):
-        """The BiLSTM's weights as cuDNN's flat float32 vector (JAX): both directions'
-        matrices (input, then recurrent, transposed), then their biases."""
-        import jax.numpy as jnp
-
-        cells = (self.bilstm.forward_layer.cell, self.bilstm.backward_layer.cell)
-        matrices = [jnp.ravel(jnp.transpose(w.value)) for c in cells for w in (c.kernel, c.recurrent_kernel)]
-        biases = [b for c in cells for b in (jnp.ravel(c.bias.value), jnp.zeros(4 * self.lstm_units))]
-        return jnp.concatenate([jnp.asarray(w, "float32") for w in matrices + biases])
 
     def set_word_vectors(self, vectors):
         """Copies a `[vocab_size, word_dim]` matrix into the word embedding."""
@@ -361,27 +319,6 @@ class TransformerWordEncoder(keras.layers.Layer):
 
     def compute_output_shape(self, piece_ids_shape, word_pieces_shape):
         return (*word_pieces_shape, self.backbone.hidden_dim)
-
-    def embed_phrases(self, piece_ids):
-        """Returns unit-length phrase embeddings: the mean of each phrase's final states.
-
-        Mean pooling is how sentence-embedding checkpoints (such as
-        all-MiniLM-L6-v2) are trained to be read.
-
-        Args:
-            piece_ids: int `[phrases, pieces]` with [CLS] and [SEP], 0 on padding.
-
-        Returns:
-            float32 NumPy array `[phrases, backbone.hidden_dim]`.
-        """
-        piece_ids = np.asarray(piece_ids)
-        inputs = {"token_ids": piece_ids, "padding_mask": piece_ids != 0}
-        if "segment_ids" in self.backbone.input:
-            inputs["segment_ids"] = np.zeros_like(piece_ids)
-        states = ops.convert_to_numpy(ops.cast(self.backbone(inputs)["sequence_output"], "float32"))
-        mask = inputs["padding_mask"][:, :, None]
-        mean = (states * mask).sum(axis=1) / mask.sum(axis=1)
-        return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
     def get_config(self):
         config = super().get_config()

@@ -23,7 +23,6 @@ class PairwiseRelationHead(keras.layers.Layer):
         num_relations: int. The number of relation types `l`.
         hidden_dim: int. The size of the pair features m.
         prior_probability: float. Initial probability of every cell.
-        name_dim: int. Size of the relation-name embeddings; 0: none.
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -47,14 +46,13 @@ class PairwiseRelationHead(keras.layers.Layer):
         and Classifying Relations, EMNLP 2020, eqs. 9-10.
     """
 
-    def __init__(self, num_relations, hidden_dim, prior_probability=1e-4, name_dim=0, **kwargs):
+    def __init__(self, num_relations, hidden_dim, prior_probability=1e-4, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < prior_probability < 1.0:
             raise ValueError(f"prior_probability must be in (0, 1), got {prior_probability}.")
         self.num_relations = num_relations
         self.hidden_dim = hidden_dim
         self.prior_probability = prior_probability
-        self.name_dim = name_dim
 
     def build(self, inputs_shape, token_mask_shape=None):
         dim = inputs_shape[-1]
@@ -70,32 +68,12 @@ class PairwiseRelationHead(keras.layers.Layer):
             shape=(self.num_relations,),
             initializer=keras.initializers.Constant(prior_logit),
         )
-        if self.name_dim:
-            self.name_kernel = self.add_weight(name="name_kernel", shape=(self.hidden_dim, self.name_dim))
-            self.name_embeddings = self.add_weight(
-                name="name_embeddings", shape=(self.num_relations, self.name_dim), initializer="zeros",
-                trainable=False,
-            )
-
-    def set_name_embeddings(self, embeddings):
-        """Sets the fixed `[num_relations, name_dim]` relation-name embeddings `E`."""
-        if tuple(embeddings.shape) != (self.num_relations, self.name_dim):
-            raise ValueError(f"Expected name embeddings of shape {(self.num_relations, self.name_dim)}, "
-                             f"got {tuple(embeddings.shape)}.")
-        self.name_embeddings.assign(embeddings)
-
-    def output_weights(self):
-        """Returns the `[hidden_dim, num_relations]` map from pair features to relation logits."""
-        if not self.name_dim:
-            return self.output_kernel
-        names = ops.cast(self.name_embeddings, self.compute_dtype)
-        return self.output_kernel + ops.matmul(self.name_kernel, ops.transpose(names))
 
     def call(self, inputs, token_mask=None, return_logits=False):
         subjects = ops.matmul(inputs, self.subject_kernel)
         objects = ops.matmul(inputs, self.object_kernel) + self.pair_bias
         pairs = ops.relu(subjects[:, :, None, :] + objects[:, None, :, :])
-        logits = ops.matmul(pairs, self.output_weights()) + self.output_bias
+        logits = ops.matmul(pairs, self.output_kernel) + self.output_bias
         if return_logits:
             return logits
         probabilities = ops.sigmoid(ops.cast(logits, "float32"))
@@ -118,7 +96,6 @@ class PairwiseRelationHead(keras.layers.Layer):
                 "num_relations": self.num_relations,
                 "hidden_dim": self.hidden_dim,
                 "prior_probability": self.prior_probability,
-                "name_dim": self.name_dim,
             }
         )
         return config
