@@ -123,9 +123,10 @@ def define_flags():
         "How many nearest GloVe neighbours of each train entity word may stand in for it.",
     )
     flags.DEFINE_float(
-        "entity_substitution_unrelated_share", _DEFAULTS.entity_substitution_unrelated_share,
+        "entity_substitution_unrelated_share", None,
         "The share of substitutions whose stand-in is any train entity word's of the same kind and case "
-        "(Texas -> Collins), not a neighbour's, so that only the sentence tells what the entity is.",
+        "(Texas -> Collins), not a neighbour's, so that only the sentence tells what the entity is. "
+        "Default: 0.5 for --encoder=bert with --entity_substitution_rate, else 0.",
     )
     flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
     flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")

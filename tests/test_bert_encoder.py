@@ -116,6 +116,7 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
         entity_substitution_rate=0.5,
     )
     assert config.learning_rate == 2e-4  # The paper's BERT setting.
+    assert config.entity_substitution_unrelated_share == 0.5  # The BERT substitution default.
     vectors = tmp_path / "vectors.txt"  # Stand-ins for the entity words come from a pretrained table.
     vectors.write_text("texas 1 0\nohio 0.9 0.1\nitaly 0 1\nspain 0.1 0.9\n", encoding="utf-8")
     with testing.dummy_checksums("webnlg"):

@@ -205,6 +205,15 @@ def test_cli_flags_mirror_the_config():
                              entity_substitution_unrelated_share=0.5):
         config = train.config_from_flags()
     assert (config.entity_substitution_neighbours, config.entity_substitution_unrelated_share) == (100, 0.5)
+    # A BERT encoder with entity substitution takes half its stand-ins unrelated unless told otherwise.
+    with flagsaver.flagsaver(encoder="bert", preset="some/preset"):
+        config = train.config_from_flags()
+    assert (config.entity_substitution_rate, config.entity_substitution_unrelated_share) == (0.0, 0.0)
+    with flagsaver.flagsaver(encoder="bert", preset="some/preset", entity_substitution_rate=0.5):
+        assert train.config_from_flags().entity_substitution_unrelated_share == 0.5
+    with flagsaver.flagsaver(encoder="bert", preset="some/preset", entity_substitution_rate=0.5,
+                             entity_substitution_unrelated_share=0.0):
+        assert train.config_from_flags().entity_substitution_unrelated_share == 0.0
     with flagsaver.flagsaver(variant="exact", pretrained_vectors="none"):
         config = train.config_from_flags()
     assert (config.pretrained_dim, config.entity_substitution_rate) == (0, 0.0)
