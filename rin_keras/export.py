@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from rin_keras.data import features
-from rin_keras.data.tokenizer import tokenize, valid_utf8
+from rin_keras.data.tokenizer import char_prefix, tokenize
 from rin_keras.decoding import TAGS
 from serving import contract
 
@@ -72,15 +72,16 @@ class TripleGraph:
         """
         tokens, starts, ends = self.tokenizer(sentences, self.max_length + 1)
         kept_chars = tf.maximum(tf.reduce_max(ends[:, : self.max_length], axis=1), 0)
-        texts = tf.strings.substr(valid_utf8(sentences), tf.zeros_like(kept_chars), kept_chars, unit="UTF8_CHAR")
+        texts = char_prefix(sentences, kept_chars)
         return self.from_tokens(texts, tokens, starts, ends)
 
     def from_padded_tokens(self, tokens: tf.Tensor) -> dict:
         """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding.
 
-        Character spans index the tokens joined by single spaces.
+        Character spans index the tokens joined by single spaces. Tokens past the
+        first `max_length + 1` are not read.
         """
-        tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+        tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))[:, : self.max_length + 1]
         lengths = tf.strings.length(tokens.flat_values, unit="UTF8_CHAR")
         through = tf.cumsum(lengths + 1)  # Characters up to each token's following space, batch-wide.
         before_row = tf.gather(tf.concat([[0], through], 0), tokens.row_starts())

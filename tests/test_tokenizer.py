@@ -110,6 +110,9 @@ def test_token_limit_reads_a_prefix_and_gives_the_first_tokens_of_the_whole_text
     generator = random.Random(0)
     texts = ["".join(generator.choice(pieces) for _ in range(generator.randint(0, 80))) for _ in range(150)]
     texts += ODD_TEXTS + ["7" * 5000 + " x", " " * 5000 + "x" + " " * 5000, "Texas " * 3000]
+    texts = [text.encode() for text in texts]
+    texts += [b"".join(generator.choice([b"\xff", b"\xc3", b"\xe6\x9d", b"a ", b"\xc3\xa1", b"'s"]) for _ in range(40))
+              for _ in range(50)]  # Invalid UTF-8 (read as U+FFFD) where a cut may fall.
     whole = _python(texts)
     for limit in (1, 2, 5, 20):
         expected = [tokens[:limit] for tokens in whole]

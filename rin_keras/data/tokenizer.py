@@ -163,9 +163,8 @@ class RINTokenizer(keras.layers.Layer):
         found by doubling a character budget. Its first `max_tokens` tokens are those
         of the whole sentence.
         """
-        sentences = valid_utf8(sentences)
         if max_tokens is None:
-            return self._split(sentences)
+            return self._split(valid_utf8(sentences))
         tokens, starts, ends = self._split(_prefixes(sentences, max_tokens + PREFIX_UNSTABLE_TOKENS))
         return tokens[:, :max_tokens], starts[:, :max_tokens], ends[:, :max_tokens]
 
@@ -203,24 +202,41 @@ class RINTokenizer(keras.layers.Layer):
         )
 
 
+def char_prefix(sentences: tf.Tensor, chars: tf.Tensor) -> tf.Tensor:
+    """Returns the first `chars` characters of each sentence (`valid_utf8`), reading at most `4 * chars` bytes.
+
+    A character takes at most 4 bytes (an invalid byte reads as one U+FFFD), so the
+    first `chars` characters of the whole sentence lie in its first `4 * chars` bytes.
+    """
+    return tf.strings.substr(valid_utf8(_byte_prefix(sentences, chars)), tf.zeros_like(chars), chars, unit="UTF8_CHAR")
+
+
+def _byte_prefix(sentences: tf.Tensor, chars: tf.Tensor) -> tf.Tensor:
+    """The bytes that hold each sentence's first `chars` characters."""
+    return tf.strings.substr(sentences, tf.zeros_like(chars), tf.minimum(chars, tf.int32.max // 4) * 4)
+
+
 def _prefixes(sentences: tf.Tensor, min_tokens: int) -> tf.Tensor:
-    """Returns the shortest prefix of each sentence, among lengths `min_tokens * 16 * 2^k` characters,
-    that holds `min_tokens` tokens (or the whole sentence)."""
+    """Returns the shortest prefix of each sentence (`valid_utf8`), among lengths `min_tokens * 16 * 2^k`
+    characters, that holds `min_tokens` tokens (or the whole sentence)."""
     import tensorflow_text as tf_text
 
     byte_lengths = tf.strings.length(sentences)
 
-    def enough(budget):
-        prefix = tf.strings.substr(sentences, tf.zeros_like(budget), budget, unit="UTF8_CHAR")
+    def prefix_and_enough(budget):
+        prefix = char_prefix(sentences, budget)
         counts = tf_text.regex_split(prefix, DELIMITER, KEPT_DELIMITER).row_lengths()
-        return (counts >= min_tokens) | (tf.strings.length(prefix) >= byte_lengths)
+        raw = _byte_prefix(sentences, budget)
+        whole = tf.equal(tf.strings.length(raw), byte_lengths) & tf.equal(prefix, valid_utf8(raw))
+        return prefix, (counts >= min_tokens) | whole
 
     budget = tf.fill(tf.shape(sentences), min_tokens * _CHARS_PER_TOKEN)
-    done = enough(budget)
+    prefix, done = prefix_and_enough(budget)
 
-    def grow(budget, done):
+    def grow(budget, prefix, done):
         budget = tf.where(done, budget, tf.minimum(budget * 2, tf.maximum(byte_lengths, budget)))
-        return budget, enough(budget)
+        return (budget, *prefix_and_enough(budget))
 
-    budget, _ = tf.while_loop(lambda _, done: tf.logical_not(tf.reduce_all(done)), grow, [budget, done])
-    return tf.strings.substr(sentences, tf.zeros_like(budget), budget, unit="UTF8_CHAR")
+    _, prefix, _ = tf.while_loop(lambda budget, prefix, done: tf.logical_not(tf.reduce_all(done)), grow,
+                                 [budget, prefix, done])
+    return prefix
