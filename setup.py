@@ -25,6 +25,7 @@ setuptools.setup(
         "tensorboard>=2.20",
         "absl-py>=2.1",
         "grpcio>=1.60",
+        "aiohttp==3.*",  # the REST and demo servers: connections on an event loop, bounded bodies.
         "gensim==4.4.*",
         "matplotlib>=3.8",
         "numpy>=1.26",

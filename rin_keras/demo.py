@@ -7,18 +7,24 @@ relations. The page calls `POST /extract` with `{"text": "..."}`, which answers
 `RINTripleExtractor.predict_documents` for it: `{"sentences": [[start, end), ...],
 "triples": [...]}` with document character offsets. `/?text=...` fills in and
 runs a text on load (a link to share, and what the browser test uses).
+
+It runs on `serving.web.WebServer`: slow clients cannot stall it, a body over
+`MAX_BODY_BYTES` is answered 413 before it is read, and one text is read at a time.
 """
 
 from __future__ import annotations
 
-import http.server
+import functools
 import json
 import threading
-import urllib.parse
 
 from absl import app, flags, logging
+from aiohttp import web as aiohttp_web
+
+from serving import web
 
 MAX_TEXT_CHARS = 20_000  # A paragraph or a page; longer texts belong to `rin_keras.predict --documents`.
+MAX_BODY_BYTES = 8 * MAX_TEXT_CHARS  # Room for JSON's escapes of the longest text.
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>RIN: relations in your text</title>
@@ -123,52 +129,36 @@ if (shared !== null) { $("input").value = shared; run(); }
 """
 
 
-class DemoHandler(http.server.BaseHTTPRequestHandler):
-    """Serves the page and `/extract`; `server.extractor` and `server.lock` are set by `make_server`."""
-
-    def do_GET(self):  # noqa: N802  (http.server's name)
-        if urllib.parse.urlsplit(self.path).path not in ("/", "/index.html"):
-            return self._send(404, "text/plain", b"Not found: the page is at /.")
-        return self._send(200, "text/html; charset=utf-8", PAGE.encode("utf-8"))
-
-    def do_POST(self):  # noqa: N802
-        if urllib.parse.urlsplit(self.path).path != "/extract":
-            return self._json(404, {"error": "POST to /extract."})
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            request = json.loads(self.rfile.read(length).decode("utf-8")) if length else None
-        except (ValueError, UnicodeDecodeError) as e:
-            return self._json(400, {"error": f"The body must be JSON: {e}"})
-        text = request.get("text") if isinstance(request, dict) else None
-        if not isinstance(text, str):
-            return self._json(400, {"error": 'Send {"text": "your paragraph"}.'})
-        if len(text) > MAX_TEXT_CHARS:
-            return self._json(413, {"error": f"The text has {len(text)} characters; the page reads up to "
-                                             f"{MAX_TEXT_CHARS} (use rin_keras.predict --documents for files)."})
-        with self.server.lock:  # One prediction at a time on the shared model.
-            [result] = self.server.extractor.predict_documents([text])
-        return self._json(200, result)
-
-    def log_message(self, format, *args):  # noqa: A002  (http.server's signature)
-        logging.info("demo: " + format, *args)
-
-    def _json(self, status: int, body: dict):
-        self._send(status, "application/json", json.dumps(body).encode("utf-8"))
-
-    def _send(self, status: int, content_type: str, body: bytes):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+async def _page(server: web.WebServer, request) -> aiohttp_web.Response:
+    return aiohttp_web.Response(text=PAGE, content_type="text/html", charset="utf-8")
 
 
-def make_server(extractor, host: str = "127.0.0.1", port: int = 8080) -> http.server.ThreadingHTTPServer:
-    """Returns the demo's HTTP server for `extractor` (port 0: any free port); call `serve_forever()`."""
-    server = http.server.ThreadingHTTPServer((host, port), DemoHandler)
-    server.extractor = extractor
-    server.lock = threading.Lock()
-    return server
+async def _extract(extractor, lock: threading.Lock, server: web.WebServer, request) -> dict:
+    """`POST /extract` with `{"text": ...}`: `predict_documents` of the text."""
+    body = await server.read_body(request)
+    try:
+        payload = json.loads(body.decode("utf-8")) if body else None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise web.RequestRefused(400, f"The body must be JSON: {e}") from e
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not isinstance(text, str):
+        raise web.RequestRefused(400, 'Send {"text": "your paragraph"}.')
+    if len(text) > MAX_TEXT_CHARS:
+        raise web.RequestRefused(413, f"The text has {len(text)} characters; the page reads up to {MAX_TEXT_CHARS} "
+                                      "(use rin_keras.predict --documents for files).")
+
+    def predict():
+        with lock:  # One prediction at a time on the shared model.
+            return extractor.predict_documents([text])[0]
+
+    return await server.run(predict)
+
+
+def make_server(extractor, host: str = "127.0.0.1", port: int = 8080) -> web.WebServer:
+    """Returns the demo's server for `extractor` (port 0: any free port, then read `.port`); call `start()`."""
+    extract = functools.partial(_extract, extractor, threading.Lock())
+    routes = [("GET", "/", _page), ("GET", "/index.html", _page), ("POST", "/extract", extract)]
+    return web.WebServer(routes, host, port, max_body_bytes=MAX_BODY_BYTES, workers=1, max_pending=16)
 
 
 def main(argv):
@@ -179,14 +169,14 @@ def main(argv):
     if extractor.config.variant == "partial":
         logging.warning("A partial-match model marks entities by their last word; a --variant=exact model "
                         "highlights full names.")
-    server = make_server(extractor, FLAGS.host, FLAGS.port)
-    print(f"Open http://{FLAGS.host}:{server.server_address[1]}/ (Ctrl-C stops).", flush=True)
+    server = make_server(extractor, FLAGS.host, FLAGS.port).start()
+    print(f"Open http://{FLAGS.host}:{server.port}/ (Ctrl-C stops).", flush=True)
     try:
-        server.serve_forever()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.stop()
 
 
 FLAGS = flags.FLAGS

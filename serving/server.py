@@ -15,18 +15,25 @@ export, so clients, tests and benchmarks run unchanged against either:
 Like TF Serving it serves the newest version under the base path, polls for
 newer ones, and replays `assets.extra/tf_serving_warmup_requests` on load.
 Every bad request gets an error status (INVALID_ARGUMENT, NOT_FOUND, ...);
-nothing a client sends stops the server. Large requests are run in chunks of
-`--max_batch_size` sentences to bound memory.
+nothing a client sends stops the server:
+
+- a request of more than `--max_request_sentences` sentences or
+  `--max_request_bytes` bytes of text is refused (INVALID_ARGUMENT / 400,
+  naming the limit) before any work;
+- the model reads each sentence's first `max_length` tokens only, so time and
+  memory do not grow with a sentence's length beyond reading it;
+- requests run in chunks of `--max_batch_size` sentences;
+- REST connections cost no thread (`serving.web`): slow or idle clients are
+  closed after `--rest_read_timeout` seconds and cannot stall the others.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import os
-import re
 import threading
-from http import HTTPStatus, server as http_server
 
 import grpc
 import numpy as np
@@ -41,7 +48,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import contract
+from serving import contract, web
+
+MAX_REQUEST_SENTENCES = 4096  # Default limits of one request.
+MAX_REQUEST_BYTES = 16 << 20
 
 
 class RequestError(Exception):
@@ -59,12 +69,17 @@ class ServedModel:
         base_path: folder of numbered version folders.
         name: the model name clients ask for.
         max_batch_size: sentences per signature call; larger requests are chunked.
+        max_request_sentences: most sentences (rows) in one request.
+        max_request_bytes: most bytes of text (all input strings together) in one request.
     """
 
-    def __init__(self, base_path: str, name: str = "rin", max_batch_size: int = 64):
+    def __init__(self, base_path: str, name: str = "rin", max_batch_size: int = 64,
+                 max_request_sentences: int = MAX_REQUEST_SENTENCES, max_request_bytes: int = MAX_REQUEST_BYTES):
         self.base_path = base_path
         self.name = name
         self.max_batch_size = max_batch_size
+        self.max_request_sentences = max_request_sentences
+        self.max_request_bytes = max_request_bytes
         self.version = None
         self._loaded = None
         self._signature_defs = None
@@ -124,6 +139,7 @@ class ServedModel:
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"Input {key!r} must be a rank-{rank} string tensor, got {value.dtype} of shape {value.shape}.",
                 )
+        self._check_size(inputs)
         function = loaded.signatures[signature_name]
         size = len(next(iter(inputs.values())))
         chunks = []
@@ -134,6 +150,19 @@ class ServedModel:
             except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from error
         return _concatenate(chunks)
+
+    def _check_size(self, inputs: dict[str, np.ndarray]) -> None:
+        """Refuses inputs over `max_request_sentences` rows or `max_request_bytes` bytes of text."""
+        rows = max((len(value) if value.ndim else 1) for value in inputs.values())
+        if rows > self.max_request_sentences:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"The request has {rows} sentences; this server takes up to "
+                               f"{self.max_request_sentences} (--max_request_sentences).")
+        size = sum(len(item) for value in inputs.values() for item in value.flat if isinstance(item, (bytes, str)))
+        if size > self.max_request_bytes:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"The request has {size} bytes of text; this server takes up to "
+                               f"{self.max_request_bytes} (--max_request_bytes).")
 
 
 def _concatenate(chunks: list[dict]) -> dict:
@@ -208,68 +237,46 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-_REST_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<verb>:predict)?$")
+async def _rest_status(model: "ServedModel", server: web.WebServer, request) -> dict:
+    """`GET /v1/models/<name>`: the served version's status."""
+    _check_rest_name(model, request)
+    return {"model_version_status": [
+        {"version": str(model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]}
 
 
-class _RestHandler(http_server.BaseHTTPRequestHandler):
-    """TF Serving's REST predict API (row and columnar formats)."""
+async def _rest_predict(model: "ServedModel", server: web.WebServer, request) -> dict:
+    """`POST /v1/models/<name>[/versions/<v>]:predict`: TF Serving's row and columnar formats."""
+    _check_rest_name(model, request)
+    if not request.match_info.get("verb"):
+        raise web.RequestRefused(400, "Only :predict is served.")
+    body = await server.read_body(request)
+    try:
+        return await server.run(_predict_json, model, body, request.match_info.get("version"))
+    except RequestError as error:
+        raise web.RequestRefused(404 if error.code == grpc.StatusCode.NOT_FOUND else 400, str(error)) from error
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
+        raise web.RequestRefused(400, f"Malformed request: {error}") from error
 
-    model: ServedModel = None
 
-    def log_message(self, format, *args):  # noqa: A002  (BaseHTTPRequestHandler's signature)
-        logging.debug("REST %s", format % args)
+def _check_rest_name(model: "ServedModel", request) -> None:
+    if request.match_info["name"] != model.name:
+        raise web.RequestRefused(404, f"Servable not found for request: {request.path}")
 
-    def _reply(self, status: HTTPStatus, body: dict):
-        data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _match(self):
-        match = _REST_PATH.match(self.path)
-        if not match or match["name"] != self.model.name:
-            self._reply(HTTPStatus.NOT_FOUND, {"error": f"Servable not found for request: {self.path}"})
-            return None
-        return match
-
-    def do_GET(self):
-        if self._match():
-            self._reply(HTTPStatus.OK, {"model_version_status": [
-                {"version": str(self.model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-            ]})
-
-    def do_POST(self):
-        match = self._match()
-        if not match:
-            return
-        if not match["verb"]:
-            self._reply(HTTPStatus.BAD_REQUEST, {"error": "Only :predict is served."})
-            return
-        try:
-            length = int(self.headers.get("Content-Length", 0))
-            body = json.loads(self.rfile.read(length).decode("utf-8"))
-            if not isinstance(body, dict):
-                raise ValueError("the request body must be a JSON object")
-            signature_name = body.get("signature_name", contract.SENTENCES_SIGNATURE)
-            row_format = "instances" in body
-            inputs = _rest_inputs(body, self.model.signature_defs().get(signature_name))
-            version = int(match["version"]) if match["version"] else None
-            outputs = self.model.predict(signature_name, inputs, version)
-        except RequestError as error:
-            status = HTTPStatus.NOT_FOUND if error.code == grpc.StatusCode.NOT_FOUND else HTTPStatus.BAD_REQUEST
-            self._reply(status, {"error": str(error)})
-            return
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
-            self._reply(HTTPStatus.BAD_REQUEST, {"error": f"Malformed request: {error}"})
-            return
-        outputs = {k: _json_value(v) for k, v in outputs.items()}
-        if row_format:
-            rows = len(next(iter(outputs.values())))
-            self._reply(HTTPStatus.OK, {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(rows)]})
-        else:
-            self._reply(HTTPStatus.OK, {"outputs": outputs})
+def _predict_json(model: "ServedModel", body: bytes, version: str) -> dict:
+    """Answers a REST predict body (JSON bytes) as TF Serving does: `predictions` (rows) or `outputs`."""
+    body = json.loads(body.decode("utf-8"))
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    signature_name = body.get("signature_name", contract.SENTENCES_SIGNATURE)
+    inputs = _rest_inputs(body, model.signature_defs().get(signature_name))
+    outputs = model.predict(signature_name, inputs, int(version) if version else None)
+    outputs = {k: _json_value(v) for k, v in outputs.items()}
+    if "instances" in body:
+        rows = len(next(iter(outputs.values())))
+        return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(rows)]}
+    return {"outputs": outputs}
 
 
 def _rest_inputs(body: dict, signature_def) -> dict[str, np.ndarray]:
@@ -308,6 +315,11 @@ def _json_value(array: np.ndarray):
     return array.tolist()
 
 
+_MODEL_PATH = "/v1/models/{name:[^/:]+}"
+_VERSION_PATH = _MODEL_PATH + "/versions/{version:[0-9]+}"
+_VERB = "{verb:(?::predict)?}"
+
+
 class ModelServer:
     """gRPC and REST servers over one `ServedModel`, with a version-polling thread.
 
@@ -317,28 +329,41 @@ class ModelServer:
         grpc_port: 0 picks a free port.
         rest_port: 0 picks a free port; None serves no REST.
         poll_seconds: how often to look for a newer version (0: never).
+        workers: requests run at once (per protocol); more wait.
+        max_pending: requests that may wait or run at once (per protocol); more are refused
+            (gRPC RESOURCE_EXHAUSTED, REST 503).
+        rest_read_timeout: seconds a REST client may take to send its request (and stay idle).
     """
 
     def __init__(self, model: ServedModel, host: str = "127.0.0.1", grpc_port: int = 8500,
-                 rest_port: int | None = 8501, poll_seconds: float = 2.0):
+                 rest_port: int | None = 8501, poll_seconds: float = 2.0, workers: int = 4, max_pending: int = 64,
+                 rest_read_timeout: float = 30.0):
         self.model = model
-        self._grpc = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4), options=[
-            ("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20),
-        ])
+        self._grpc = grpc.server(
+            concurrent.futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=max_pending,
+            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20)],
+        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(model), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")
         self._rest = None
         if rest_port is not None:
-            handler = type("Handler", (_RestHandler,), {"model": model})
-            self._rest = http_server.ThreadingHTTPServer((host, rest_port), handler)
-            self.rest_port = self._rest.server_address[1]
+            status, predict = functools.partial(_rest_status, model), functools.partial(_rest_predict, model)
+            routes = [("GET", path, status) for path in (_MODEL_PATH, _VERSION_PATH)]
+            routes += [("POST", path + _VERB, predict) for path in (_MODEL_PATH, _VERSION_PATH)]
+            # Room for JSON's quoting and escapes; the text limit applies after parsing.
+            self._rest = web.WebServer(routes, host, rest_port, max_body_bytes=2 * model.max_request_bytes + (1 << 20),
+                                       read_timeout=rest_read_timeout, workers=workers, max_pending=max_pending)
         self._stop = threading.Event()
         self._poll_seconds = poll_seconds
+
+    @property
+    def rest_port(self) -> int | None:
+        return self._rest.port if self._rest else None
 
     def start(self) -> "ModelServer":
         self._grpc.start()
         if self._rest:
-            threading.Thread(target=self._rest.serve_forever, daemon=True).start()
+            self._rest.start()
         if self._poll_seconds:
             threading.Thread(target=self._poll, daemon=True).start()
         return self
@@ -353,8 +378,7 @@ class ModelServer:
     def stop(self):
         self._stop.set()
         if self._rest:
-            self._rest.shutdown()
-            self._rest.server_close()
+            self._rest.stop()
         self._grpc.stop(grace=1).wait()
 
     def wait(self):
@@ -366,9 +390,11 @@ def main(argv):
     from absl import flags
 
     FLAGS = flags.FLAGS
-    model = ServedModel(FLAGS.model_base_path, FLAGS.model_name, FLAGS.max_batch_size)
+    model = ServedModel(FLAGS.model_base_path, FLAGS.model_name, FLAGS.max_batch_size, FLAGS.max_request_sentences,
+                        FLAGS.max_request_bytes)
     server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
-                         FLAGS.file_system_poll_wait_seconds).start()
+                         FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
+                         FLAGS.rest_read_timeout).start()
     print(f"Serving {model.name} version {model.version}: gRPC {FLAGS.host}:{server.grpc_port}"
           + (f", REST http://{FLAGS.host}:{server.rest_port}" if FLAGS.rest_api_port else ""), flush=True)
     try:
@@ -386,5 +412,11 @@ if __name__ == "__main__":
     flags.DEFINE_integer("port", 8500, "gRPC port.")
     flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: no REST).")
     flags.DEFINE_integer("max_batch_size", 64, "Sentences per model call; larger requests are chunked.")
+    flags.DEFINE_integer("max_request_sentences", MAX_REQUEST_SENTENCES, "Most sentences in one request.")
+    flags.DEFINE_integer("max_request_bytes", MAX_REQUEST_BYTES, "Most bytes of text in one request.")
+    flags.DEFINE_integer("workers", 4, "Requests run at once, per protocol.")
+    flags.DEFINE_integer("max_pending_requests", 64,
+                         "Requests waiting or running at once, per protocol; more are refused (busy).")
+    flags.DEFINE_float("rest_read_timeout", 30.0, "Seconds a REST client may take to send a request or stay idle.")
     flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Seconds between looks for a newer version (0: never).")
     app.run(main)

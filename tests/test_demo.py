@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,11 +36,9 @@ def url():
     head.output_kernel.assign(np.random.default_rng(0).normal(0, 100, head.output_kernel.shape).astype("float32"))
     head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
     extractor = RINTripleExtractor(model, RINPreprocessor.from_config_and_vocabulary(config, vocab), threshold=0.6)
-    server = demo.make_server(extractor, port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    server = demo.make_server(extractor, port=0).start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
 
 
 def _post(url, body: bytes):

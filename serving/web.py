@@ -1,0 +1,123 @@
+"""An HTTP server that no client can stall or exhaust: aiohttp on an event loop in a background thread.
+
+The REST API of `serving.server` and the demo page of `rin_keras.demo` run on it.
+Connections cost no thread, so a thousand slow or idle clients hold sockets, not
+workers, and the server keeps answering; each connection is closed after
+`read_timeout` seconds without a complete request. Bodies larger than
+`max_body_bytes` are refused with 413 before they are read. Model work runs in a
+pool of `workers` threads; beyond `max_pending` requests waiting for it, requests
+are answered 503 at once rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+
+class RequestRefused(Exception):
+    """A request answered with an HTTP error status and `{"error": message}`."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse | dict]]
+
+
+class WebServer:
+    """aiohttp routes served from a background thread.
+
+    Args:
+        routes: `(method, path, handler)` triples; a handler is `async (server, request)` and returns
+            an aiohttp response or a dict (answered as JSON), or raises `RequestRefused`.
+        host: interface to bind.
+        port: 0 picks a free port (then read `port`).
+        max_body_bytes: largest request body read; larger ones get 413.
+        read_timeout: seconds a connection may take to send a whole request (and may stay idle).
+        workers: threads that run blocking work (`run`).
+        max_pending: requests that may wait for or hold a worker; more get 503.
+    """
+
+    def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0,
+                 max_body_bytes: int = 1 << 20, read_timeout: float = 30.0, workers: int = 4,
+                 max_pending: int = 64):
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+        self.max_pending = max_pending
+        self._host, self.port = host, port
+        self._pending = 0
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="web")
+        self._app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_json])
+        for method, path, handler in routes:
+            self._app.router.add_route(method, path, self._bind(handler))
+        self._loop = asyncio.new_event_loop()
+        self._runner = None
+        self._thread = None
+
+    def _bind(self, handler: Handler):
+        async def bound(request):
+            result = await handler(self, request)
+            return result if isinstance(result, web.StreamResponse) else web.json_response(result)
+
+        return bound
+
+    @web.middleware
+    async def _errors_as_json(self, request, handler):
+        try:
+            return await handler(request)
+        except RequestRefused as error:
+            return web.json_response({"error": str(error)}, status=error.status)
+        except web.HTTPException as error:  # aiohttp's own: 404, 405, 413 on oversized bodies.
+            if error.status < 400:
+                raise
+            return web.json_response({"error": error.text or error.reason}, status=error.status)
+
+    def start(self) -> "WebServer":
+        """Binds the port and starts serving in a daemon thread; returns self."""
+        self._runner = web.AppRunner(self._app, keepalive_timeout=self.read_timeout, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        listener = socket.create_server((self._host, self.port), backlog=1024)
+        self.port = listener.getsockname()[1]
+        self._loop.run_until_complete(web.SockSite(self._runner, listener).start())
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="web-loop")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving and closes the port."""
+        if self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._thread = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def read_body(self, request: web.Request) -> bytes:
+        """The request body, refused (413) when over `max_body_bytes` and (408) when slower than `read_timeout`."""
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            raise RequestRefused(413, f"The request body has {request.content_length} bytes; this server reads "
+                                      f"up to {self.max_body_bytes} (max_body_bytes).")
+        try:
+            return await asyncio.wait_for(request.read(), self.read_timeout)
+        except asyncio.TimeoutError:
+            raise RequestRefused(408, f"The request body did not arrive within {self.read_timeout} s.") from None
+        except ConnectionError:  # The client left: nothing to answer.
+            raise RequestRefused(400, "The connection closed before the request body arrived.") from None
+
+    async def run(self, function: Callable[..., Any], *args) -> Any:
+        """Runs blocking `function(*args)` in a worker thread; 503 when `max_pending` requests already wait."""
+        if self._pending >= self.max_pending:
+            raise RequestRefused(503, f"The server is busy ({self.max_pending} requests in progress); retry later.")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        finally:
+            self._pending -= 1

@@ -1,0 +1,226 @@
+"""Inputs that must not take a process down: huge sentences and requests, large documents, slow clients.
+
+Each runs against a separate process (the server, or a script calling the Python
+API and the export signatures) whose address space is capped once the model is
+loaded, and whose peak resident memory is measured around each input.
+"""
+
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rin_keras import demo, export
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor
+from serving import client
+
+from conftest import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_LENGTH = 12
+SENTENCE = "Alan Bean was born in Wheeler, Texas."
+MILLION_TOKENS = " ".join(["Texas"] * 1_000_000)
+HEADROOM = 3 << 30  # Address space a process may add to what it holds once loaded.
+MB = 1 << 20
+
+
+def _extractor():
+    """A tiny untrained extractor whose relation head fires on most pairs."""
+    keras.utils.set_random_seed(0)
+    vocab = Vocabulary.build([SENTENCE.replace(",", " ,").split()], ["birthPlace", "country"])
+    config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, max_length=MAX_LENGTH)
+    model = build_rin(config)
+    head = model.get_layer("relation_head")
+    head.output_kernel.assign(np.random.default_rng(0).normal(0, 100, head.output_kernel.shape).astype("float32"))
+    return RINTripleExtractor(model, RINPreprocessor.from_config_and_vocabulary(config, vocab), threshold=0.6)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    extractor = _extractor()
+    path = extractor.save_to_preset(str(root / "run"))
+    version = export.export_version(extractor, str(root / "models"), 1)
+    return {"extractor": extractor, "keras": path, "base": str(root / "models"), "version": version}
+
+
+def _status(pid) -> dict:
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in f) if v.strip().endswith("kB")}
+
+
+def _cap_and_reset_peak(pid):
+    """Caps the process's address space at what it has plus `HEADROOM`; resets its peak RSS; returns its RSS."""
+    size = _status(pid)["VmSize"] + HEADROOM
+    resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
+    return _reset_peak(pid)
+
+
+def _reset_peak(pid) -> int:
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")  # Resets VmHWM (peak RSS) to the current RSS.
+    return _status(pid)["VmRSS"]
+
+
+def _added_peak(pid, before: int) -> int:
+    return _status(pid)["VmHWM"] - before
+
+
+PROBE = textwrap.dedent("""
+    import json, os, sys, time
+    import tensorflow as tf
+    from rin_keras.triple_extractor import RINTripleExtractor
+
+    extractor = RINTripleExtractor.from_preset(sys.argv[1])
+    signatures = tf.saved_model.load(sys.argv[2]).signatures
+    million = " ".join(["Texas"] * 1_000_000)
+    fifty_mb = ("Alan Bean was born in Wheeler, Texas " * 1_400_000)[: 50 << 20]
+    document = "Alan Bean was born in Wheeler, Texas. He flew to the Moon. " * 5_000
+    million_tokens = [["Texas"] * 1_000_000]
+    cases = {
+        "predict_million_tokens": lambda: extractor.predict_detailed([million])[0]["truncated"],
+        "predict_fifty_mb": lambda: extractor.predict_detailed([fifty_mb])[0]["truncated"],
+        "signature_million_tokens": lambda: bool(signatures["serving_default"](
+            sentences=tf.constant([million]))["truncated"][0]),
+        "signature_fifty_mb": lambda: bool(signatures["serving_default"](
+            sentences=tf.constant([fifty_mb]))["truncated"][0]),
+        "tokens_signature_million_tokens": lambda: bool(signatures["serve_tokens"](
+            tokens=tf.constant(million_tokens))["truncated"][0]),
+        "predict_documents": lambda: len(extractor.predict_documents([document])[0]["sentences"]),
+    }
+    extractor.predict_documents([million[:1000]]), signatures["serving_default"](sentences=tf.constant(["a b"]))
+    print("ready", flush=True)
+    for name, case in cases.items():
+        sys.stdin.readline()  # The test resets the peak RSS.
+        began = time.time()
+        print(json.dumps({"case": name, "result": case(), "seconds": time.time() - began}), flush=True)
+""")
+
+
+def test_python_api_and_export_signatures_survive_huge_inputs(artifacts):
+    process = subprocess.Popen([sys.executable, "-c", PROBE, artifacts["keras"], artifacts["version"]], cwd=REPO,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        before = _cap_and_reset_peak(process.pid)
+        results = {}
+        for _ in range(6):
+            before = _reset_peak(process.pid)
+            process.stdin.write("\n")
+            process.stdin.flush()
+            line = process.stdout.readline()
+            assert line, "the probe process died"
+            result = json.loads(line)
+            results[result["case"]] = (result["result"], _added_peak(process.pid, before) / MB)
+    finally:
+        process.kill()
+        process.wait()
+    for name, (result, added_mb) in results.items():
+        limit = 400 if "fifty_mb" in name else 150  # The 50 MB string is copied a few times (UTF-8, tensors).
+        assert added_mb < limit, (name, added_mb)
+        assert result == (10_000 if name == "predict_documents" else True), name
+
+
+@pytest.fixture(scope="module")
+def server_process(artifacts):
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", f"--model_base_path={artifacts['base']}", f"--port={ports[0]}",
+         f"--rest_api_port={ports[1]}", "--file_system_poll_wait_seconds=0", "--rest_read_timeout=5"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout.readline().startswith("Serving rin version 1")
+    _cap_and_reset_peak(process.pid)
+    yield {"pid": process.pid, "grpc": f"127.0.0.1:{ports[0]}", "rest": f"http://127.0.0.1:{ports[1]}",
+           "rest_port": ports[1], "process": process}
+    process.kill()
+    process.wait()
+
+
+def _rest_post(url, body: bytes, timeout=60):
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_server_answers_huge_sentences_truncated_and_refuses_oversized_requests(server_process):
+    before = _reset_peak(server_process["pid"])
+    grpc_client = client.GrpcClient(server_process["grpc"])
+    outputs = grpc_client.predict_raw({"sentences": [MILLION_TOKENS]})
+    assert outputs["truncated"].tolist() == [True] and outputs["num_tokens"].tolist() == [MAX_LENGTH]
+    with pytest.raises(grpc.RpcError, match="max_request_bytes") as error:
+        grpc_client.predict_raw({"sentences": ["x" * (40 << 20)]})
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError, match="max_request_sentences"):
+        grpc_client.predict_raw({"sentences": ["a"] * 5000})
+    url = server_process["rest"] + "/v1/models/rin:predict"
+    status, answer = _rest_post(url, json.dumps({"instances": [MILLION_TOKENS]}).encode())
+    assert status == 200 and answer["predictions"][0]["truncated"] is True
+    assert _added_peak(server_process["pid"], before) < 200 * MB
+    status, answer = _rest_post(url, json.dumps({"instances": ["x" * (50 << 20)]}).encode())
+    assert status == 413 and "max_body_bytes" in answer["error"]
+    assert grpc_client.predict([SENTENCE]) == client.RestClient(server_process["rest"]).predict([SENTENCE])
+
+
+def test_server_keeps_answering_while_a_thousand_slow_clients_hold_sockets(server_process):
+    slow = []
+    try:
+        for i in range(1000):
+            sock = socket.create_connection(("127.0.0.1", server_process["rest_port"]))
+            if i % 2:  # Half send a request's headers and the start of its body, then stall.
+                sock.sendall(b"POST /v1/models/rin:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            slow.append(sock)
+        began = time.time()
+        rest = client.RestClient(server_process["rest"]).predict([SENTENCE])
+        assert time.time() - began < 10
+        assert rest == client.GrpcClient(server_process["grpc"]).predict([SENTENCE])
+        slow[1].settimeout(30)
+        assert re.match(rb"HTTP/1.1 408", slow[1].recv(100))  # Its body never came: answered after the timeout.
+    finally:
+        for sock in slow:
+            sock.close()
+    assert server_process["process"].poll() is None
+
+
+def test_demo_refuses_an_oversized_body_before_reading_it_and_outlasts_slow_clients(artifacts):
+    server = demo.make_server(artifacts["extractor"], port=0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /extract HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 52428800\r\n\r\n{\"text\": \"")
+            sock.settimeout(30)
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 413") and b"max_body_bytes" in answer
+        slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(1000)]
+        try:
+            status, answer = _rest_post(f"http://127.0.0.1:{server.port}/extract",
+                                        json.dumps({"text": SENTENCE}).encode(), timeout=10)
+            assert status == 200 and answer["sentences"] == [[0, len(SENTENCE)]]
+        finally:
+            for sock in slow:
+                sock.close()
+    finally:
+        server.stop()
