@@ -8,8 +8,13 @@
 2. Raw-text throughput of the SavedModel signature at batch 1 and 64 on the
    test sentences, and its in-process one-sentence latency (the floor under
    any server's).
-3. Starts `serving.server` in a separate process and measures p50/p99 latency of
+3. Time and added peak resident memory of one `serving_default` call and one
+   `RINTripleExtractor.predict` call on one sentence of 100, 10,000 and 1,000,000
+   tokens (both read only the first `max_length`).
+4. Starts `serving.server` in a separate process and measures p50/p99 latency of
    one-sentence gRPC requests.
+
+With `--lengths_only`, only step 3 runs (no data needed).
 """
 
 import os
@@ -33,6 +38,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
 flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
+flags.DEFINE_bool("lengths_only", False, "Only time and measure memory by sentence length.")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -57,14 +63,47 @@ def _rate(function, sentences, batch_size):
     return len(sentences) / (time.perf_counter() - start)
 
 
+def _memory(field: str) -> int:
+    """A field of /proc/self/status (VmRSS, VmHWM) in bytes."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+def _cost(call) -> tuple[float, float]:
+    """Seconds and added peak RSS (MB) of `call()`; the peak is reset first (Linux /proc/self/clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _memory("VmRSS")
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start, (_memory("VmHWM") - before) / (1 << 20)
+
+
+def _print_costs_by_length(extractor, signature):
+    """Prints the time and added peak RSS of one call on one sentence of each length."""
+    longest = " ".join(["Texas"] * extractor.max_length)  # Traces the longest shapes first.
+    signature(sentences=tf.constant([longest]))
+    extractor.predict([longest])
+    for tokens in (100, 10_000, 1_000_000):
+        sentence = " ".join(["Texas"] * tokens)
+        for name, call in (("serving_default", lambda: signature(sentences=tf.constant([sentence]))),
+                           ("predict", lambda: extractor.predict([sentence]))):
+            seconds, added = _cost(call)
+            print(f"{name}, one sentence of {tokens} tokens ({len(sentence)} bytes): {seconds * 1000:.0f} ms, "
+                  f"peak RSS +{added:.0f} MB")
+
+
 def main(argv):
     del argv
     extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
     config = extractor.config
-    corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
     base = tempfile.mkdtemp(prefix="rin_serving_")
     path = export.export_version(extractor, base, 1)
     signature = tf.saved_model.load(path).signatures["serving_default"]
+    _print_costs_by_length(extractor, signature)
+    if FLAGS.lengths_only:
+        return
+    corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir)
 
     dev = _sentences(corpus, "validation")
     expected = extractor.predict(dev)
