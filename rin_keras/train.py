@@ -34,7 +34,7 @@ from rin_keras.callbacks import (
 from rin_keras.config import BENCHMARKS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIANTS, WORD_PIECES, RINConfig
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset, shard_batches
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
@@ -274,8 +274,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
         entity_substitution_rate=config.entity_substitution_rate,
         entity_substitution_unrelated_share=config.entity_substitution_unrelated_share,
+        num_shards=cluster.num_workers, shard_index=cluster.worker_index,
     )
-    train_data = shard_batches(train_data, cluster.num_workers, cluster.worker_index)
     with get_strategy(strategy).scope():
         # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
         cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
@@ -286,8 +286,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     def dev_scores(m):
         return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation")
 
+    # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, one line an epoch in logs and CI.
     model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),
-              verbose="auto" if sys.stdout.isatty() else 2)  # One line an epoch into logs and CI.
+              shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     results = _final_report(config, model_dir, corpus, preprocessor)
     if not cluster.is_chief:
         shutil.rmtree(model_dir)

@@ -2,13 +2,15 @@
 
 import csv
 import json
+import logging as python_logging
 import os
 import subprocess
 import sys
+import warnings
 from unittest import mock
 
 import pytest
-from absl import app
+from absl import app, logging
 from absl.testing import flagsaver
 
 from rin_keras import RINConfig, callbacks, train
@@ -20,15 +22,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(word_dim=8, lstm_units=4, hidden_dim=8, rounds=1, batch_size=4, epochs=1)
 
 
-def _train(model_dir, tfds_dir, patience=30, **overrides):
+def _train(model_dir, tfds_dir, patience=30, max_train_sentences=None, **overrides):
     """Trains with the default features (unseen-word features on), a tiny pretrained table for GloVe."""
     config = RINConfig.for_dataset("webnlg", variant="exact", **{**TINY, **overrides})
     vectors = write_tiny_vectors(os.path.join(os.path.dirname(str(model_dir)), "vectors.txt"))
     with testing.dummy_checksums("webnlg"):
         return train.train(
             config, str(model_dir), data_dir=testing.dummy_dir("webnlg"), tfds_data_dir=str(tfds_dir),
-            patience=patience, pretrained_source=vectors,
+            patience=patience, pretrained_source=vectors, max_train_sentences=max_train_sentences,
         )
+
+
+class _Records(python_logging.Handler):
+    """Keeps the records that reach a logger."""
+
+    def __init__(self):
+        super().__init__(python_logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
 
 
 def _script_dev_f1(scores):
@@ -56,8 +69,25 @@ def _dying_in_third_epoch(on_epoch_end):
     return wrapped
 
 
-def test_one_epoch_writes_every_output(tmp_path):
-    results = _train(tmp_path / "run", tmp_path / "tfds")
+def test_one_epoch_writes_every_output_and_no_warning(tmp_path, capfd):
+    absl_records, verbosity = _Records(), logging.get_verbosity()
+    logging.get_absl_logger().addHandler(absl_records)
+    logging.set_verbosity(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = _train(tmp_path / "run", tmp_path / "tfds", max_train_sentences=5)
+    finally:
+        logging.get_absl_logger().removeHandler(absl_records)
+        logging.set_verbosity(verbosity)
+    # Neither Keras (shuffle passed for a tf.data dataset; an epoch of unknown length "ran out of data"), nor
+    # TensorFlow (a cache left unfinished by a `take`), nor TFDS's per-read INFO lines.
+    keras_warnings = [str(w.message) for w in caught if "keras" in w.filename]
+    assert not [m for m in keras_warnings if "shuffle" in m or "ran out of data" in m], keras_warnings
+    assert "did not fully read the dataset being cached" not in capfd.readouterr().err
+    assert any("train: 5 sentences" in r.getMessage() for r in absl_records.records)  # Our INFO lines pass.
+    tfds_lines = [r.getMessage() for r in absl_records.records if "tensorflow_datasets" in r.pathname]
+    assert not [m for m in tfds_lines if m.startswith(("Constructing tf.data", "Creating a tf.data", "Reusing"))]
     for name in ("best.keras", "config.json", "vocab/words.txt", "history.csv", "dev_f1.png", "results.json"):
         assert os.path.exists(tmp_path / "run" / name), name
     saved = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import logging as python_logging
 import os
 
 import numpy as np
@@ -22,6 +23,21 @@ from tfds_builders import casrel
 from tfds_builders.casrel_folder import casrel_folder_dataset_builder
 
 from rin_keras.data.vocab import Vocabulary
+
+
+class _TfdsInfoFilter(python_logging.Filter):
+    """Drops TFDS's INFO records (a line per dataset read: "Constructing tf.data.Dataset ...", "Reusing dataset
+    ..."), which TFDS writes to absl's logger with no switch of its own; its warnings and errors pass."""
+
+    _TFDS_DIR = os.path.dirname(tfds.__file__) + os.sep
+
+    def filter(self, record: python_logging.LogRecord) -> bool:
+        return record.levelno >= python_logging.WARNING or not record.pathname.startswith(self._TFDS_DIR)
+
+
+if not any(isinstance(f, _TfdsInfoFilter) for f in logging.get_absl_logger().filters):
+    logging.get_absl_logger().addFilter(_TfdsInfoFilter())
+tfds.disable_progress_bar()  # Download and preparation bars, meant for notebooks, would flood the training log.
 
 
 @dataclasses.dataclass
@@ -101,8 +117,8 @@ class Corpus:
         """Returns the file that `split` is built from."""
         return os.path.join(self.manual_dir, self.builder.builder_config.split_file(split))
 
-    def raw(self, split: str) -> tf.data.Dataset:
-        """Returns the TFDS examples of `split`, in the stored order.
+    def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
+        """Returns the TFDS examples of `split` (its first `limit` only, with one), in the stored order.
 
         Raises:
             FileNotFoundError: the split was not built because its file is missing.
@@ -112,7 +128,8 @@ class Corpus:
                 f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
                 "Add the file there (see the data README) and run again; the split is then built."
             )
-        return self.builder.as_dataset(split=split, shuffle_files=False)
+        # TFDS reads a slice itself: a `take` after its reader leaves a later `cache()` unfinished (TF warns).
+        return self.builder.as_dataset(split=f"{split}[:{limit}]" if limit else split, shuffle_files=False)
 
     def examples(self, split: str) -> list[dict]:
         """Returns the examples of `split` as NumPy dicts, in the stored order."""
@@ -162,8 +179,9 @@ class RecordCorpus(Corpus):
             raise FileNotFoundError(f"{self.directory} has no {split!r} split (it has {sorted(self.info['splits'])}).")
         return [os.path.join(self.directory, name) for name in self.info["splits"][split]["files"]]
 
-    def raw(self, split: str) -> tf.data.Dataset:
-        return tf.data.TFRecordDataset(self.split_files(split)).map(self.features.deserialize_example)
+    def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
+        records = tf.data.TFRecordDataset(self.split_files(split))
+        return (records.take(limit) if limit else records).map(self.features.deserialize_example)
 
 
 class FolderCorpus(Corpus):
@@ -216,9 +234,9 @@ class FolderCorpus(Corpus):
             raise FileNotFoundError(f"{self.directory} has no {split!r} split: {self.split_path(split)} is missing.")
         return casrel.read_records(self.split_path(split))
 
-    def raw(self, split: str) -> tf.data.Dataset:
+    def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
         path = self.split_path(split)
-        pairs = self.records(split)
+        pairs = self.records(split)[:limit]
         lines, records = [line for line, _ in pairs], [record for _, record in pairs]
         relation_ids = {name: i for i, name in enumerate(self._relation_names)}
         if self.drop_unknown_relations:

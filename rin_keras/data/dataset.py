@@ -127,6 +127,8 @@ def make_dataset(
     entity_substitutes=None,
     entity_substitution_rate: float = 0.0,
     entity_substitution_unrelated_share: float = 0.0,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
@@ -158,6 +160,12 @@ def make_dataset(
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
             the caller puts the results back in order.
+        num_shards: when training data-parallel, the workers that split every batch (`shard_batches`).
+        shard_index: this worker's index among them.
+
+    Training batches state their number (`Dataset.cardinality`), which bucketing
+    and the dropping of empty sentences otherwise hide, so Keras knows an epoch's
+    steps from the first epoch on.
     """
     featurizer = featurizer or WordIds(vocab)
     extra = ("index",) if with_index else ()
@@ -166,16 +174,42 @@ def make_dataset(
         if entity_substitutes is None:
             raise ValueError("entity_substitution_rate needs entity_substitutes.")
         substitute = entity_substitutes.substituter(entity_substitution_rate, entity_substitution_unrelated_share)
-    examples = encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
-                            drop_empty=training, substitute=substitute, seed=seed)
+    examples, length_counts = _encode_split(corpus, split, featurizer, max_length, limit=limit,
+                                            with_index=with_index, drop_empty=training, substitute=substitute,
+                                            seed=seed)
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
-    batches = pad_and_batch(
-        examples, featurizer, batch_size, max_length,
-        bucket_boundaries if training or with_index else None, pad_to_bucket_boundary, extra,
-    )
+    boundaries = bucket_boundaries if training or with_index else None
+    batches = pad_and_batch(examples, featurizer, batch_size, max_length, boundaries, pad_to_bucket_boundary, extra)
     to_targets = inputs_and_targets(tuple(featurizer.padding_values), vocab.num_relations, extra)
-    return batches.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = shard_batches(batches.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE), num_shards, shard_index)
+    if training:
+        length_counts[0] = 0  # Dropped empty sentences.
+        count = batch_count(length_counts, batch_size, _bucket_edges(boundaries, max_length), min_rows=num_shards)
+        batches = batches.apply(tf.data.experimental.assert_cardinality(count))
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def batch_count(length_counts: np.ndarray, batch_size: int, bucket_edges: Iterable[int] | None,
+                min_rows: int = 1) -> int:
+    """The number of batches `pad_and_batch` makes of sentences with `length_counts[n]` sentences of length n.
+
+    Each length bucket (`[edge_i, edge_i+1)`; one bucket without `bucket_edges`) ends with a short batch of its
+    remainder, which counts when it holds at least `min_rows` sentences (as `shard_batches` keeps it).
+    """
+    edges = [0, *(bucket_edges or ()), len(length_counts)]
+    count = 0
+    for low, high in zip(edges[:-1], edges[1:]):
+        full, rest = divmod(int(np.sum(length_counts[low:high])), batch_size)
+        count += (full if batch_size >= min_rows else 0) + (1 if rest >= max(min_rows, 1) else 0)
+    return count
+
+
+def _bucket_edges(bucket_boundaries: Iterable[int] | None, max_length: int) -> list[int] | None:
+    """The bucket edges `pad_and_batch` uses for `bucket_boundaries` (None: no bucketing)."""
+    if not bucket_boundaries:
+        return None
+    return sorted({b for b in bucket_boundaries if b <= max_length} | {max_length + 1})
 
 
 def encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, limit: int | None = None,
@@ -190,25 +224,32 @@ def encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, lim
     with keys drawn from `seed` (the same in every process, so data-parallel workers
     build batches of one shape).
     """
-    raw = corpus.raw(split)
-    if limit:
-        raw = raw.take(limit)
+    return _encode_split(corpus, split, featurizer, max_length, limit=limit, with_index=with_index,
+                         drop_empty=drop_empty, substitute=substitute, seed=seed)[0]
+
+
+def _encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, limit: int | None = None,
+                  with_index: bool = False, drop_empty: bool = False, substitute=None,
+                  seed: int | None = None) -> tuple[tf.data.Dataset, np.ndarray]:
+    """`encode_split`, and the number of sentences of each length 0..max_length (after truncation)."""
+    raw = corpus.raw(split, limit)
     encode = encoder(featurizer, max_length)
     if with_index:
         raw = raw.enumerate().map(lambda i, x: {**x, "index": tf.cast(i, tf.int32)})
     if substitute is None:
         encoded = raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        _log_counts(encoded, f"{corpus.name}/{split}")
+        length_counts = _log_counts(encoded, f"{corpus.name}/{split}", max_length)
     else:
         raw = raw.cache()
-        _log_counts(raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE), f"{corpus.name}/{split}")
+        length_counts = _log_counts(raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE), f"{corpus.name}/{split}",
+                                    max_length)  # Substitution swaps words one for one: lengths stay.
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         encoded = tf.data.Dataset.zip(raw, keys).map(lambda x, key: encode(substitute(x, key)),
                                                      num_parallel_calls=tf.data.AUTOTUNE)
     if drop_empty:
         encoded = encoded.filter(lambda x: x["length"] > 0)
     kept = (*featurizer.padding_values, "tags", "relations", "length", *(("index",) if with_index else ()))
-    return encoded.map(lambda x: {k: x[k] for k in kept})
+    return encoded.map(lambda x: {k: x[k] for k in kept}), length_counts
 
 
 def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_length: int,
@@ -226,9 +267,9 @@ def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_le
         pad_to_bucket_boundary = False  # Word pieces outnumber the words that the bucket edges bound.
     if pad_to_bucket_boundary and "char_ids" in padded_shapes:
         padded_shapes["char_ids"] = [None, MAX_WORD_CHARS]  # A bucket edge bounds the words, not their characters.
-    if not bucket_boundaries:
+    boundaries = _bucket_edges(bucket_boundaries, max_length)
+    if not boundaries:
         return examples.padded_batch(batch_size, padded_shapes, padding_values)
-    boundaries = sorted({b for b in bucket_boundaries if b <= max_length} | {max_length + 1})
     return examples.bucket_by_sequence_length(
         element_length_func=lambda x: x["length"],
         bucket_boundaries=boundaries,
@@ -276,18 +317,19 @@ def shard_batches(batches: tf.data.Dataset, num_shards: int, index: int) -> tf.d
     return batches.filter(big_enough).map(shard)
 
 
-def _log_counts(encoded: tf.data.Dataset, name: str) -> None:
-    """Logs how many sentences are empty and what truncation removed."""
-    totals = encoded.reduce(
-        np.zeros(4, np.int64),
-        lambda acc, x: acc
-        + tf.cast(
-            tf.stack(
-                [1, tf.cast(x["length"] == 0, tf.int32), x["truncated_tokens"], x["dropped_triples"]]
+def _log_counts(encoded: tf.data.Dataset, name: str, max_length: int) -> np.ndarray:
+    """Logs how many sentences are empty and what truncation removed; returns the sentences of each length."""
+    totals, length_counts = encoded.reduce(
+        (np.zeros(4, np.int64), np.zeros(max_length + 1, np.int64)),
+        lambda acc, x: (
+            acc[0] + tf.cast(
+                tf.stack([1, tf.cast(x["length"] == 0, tf.int32), x["truncated_tokens"], x["dropped_triples"]]),
+                tf.int64,
             ),
-            tf.int64,
+            acc[1] + tf.one_hot(x["length"], max_length + 1, dtype=tf.int64),
         ),
-    ).numpy()
+    )
+    totals = totals.numpy()
     logging.info(
         "%s: %d sentences, %d empty, %d tokens truncated, %d triples dropped by truncation.",
         name,
@@ -297,3 +339,4 @@ def _log_counts(encoded: tf.data.Dataset, name: str) -> None:
         logging.warning(
             "%s: max_length truncated %d tokens and dropped %d triples.", name, totals[2], totals[3]
         )
+    return length_counts.numpy()
