@@ -152,8 +152,9 @@ class CasRelConfig(tfds.core.BuilderConfig):
 _SPAN = {"start": np.int32, "end": np.int32, "head": np.int32}
 
 
-def features(relation_names: list[str]) -> tfds.features.FeaturesDict:
-    """Returns the features of every CasRel-derived dataset: tokens, entity spans and triples."""
+def features(relation_names: list[str], **extra) -> tfds.features.FeaturesDict:
+    """Returns the features of every joint-extraction dataset: tokens, entity spans and triples, and `extra`
+    features of a dataset that has more (e.g. the raw text)."""
     return tfds.features.FeaturesDict(
         {
             "tokens": tfds.features.Sequence(tfds.features.Text()),
@@ -161,6 +162,7 @@ def features(relation_names: list[str]) -> tfds.features.FeaturesDict:
             "triples": tfds.features.Sequence(
                 {"subject": _SPAN, "relation": tfds.features.ClassLabel(names=relation_names), "object": _SPAN}
             ),
+            **extra,
         }
     )
 

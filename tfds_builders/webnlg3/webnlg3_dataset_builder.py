@@ -1,0 +1,168 @@
+"""The WebNLG 3.0 English release (16 categories, 372 relations) as a TFDS dataset for joint extraction.
+
+The manual directory holds the release as published: `webnlg3/en/train/{1..7}triples/<Category>.xml`,
+`webnlg3/en/dev/...` and, when a user has put them there, the official 2020 test files in `webnlg3/en/test/`
+(`semantic-parsing-test-data-with-refs-en.xml` and `rdf-to-text-generation-test-data-with-refs-en.xml`).
+Every `<lex>` text of an `<entry>` is one example (multi-sentence texts included), tokenised with the project's
+tokeniser; the entry's `modifiedtripleset` triples are located in it (`locating.locate_triples`). A triple that
+cannot be located is dropped from its text, which is kept with the rest; the build log counts the drops by reason.
+
+Configs `exact` (full entity spans as written) and `partial` (the last word, the paper's protocol);
+`exact_heldout` and `partial_heldout` hold the categories `HELDOUT_CATEGORIES` out of train and validation, in a
+split `heldout_categories` (their train and dev entries), and add `heldout_entities`: the dev entries of the
+other categories whose subject is never an entity of a train entry.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+from typing import Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+from etils import epath
+
+from tfds_builders import casrel
+from tfds_builders.webnlg3 import locating
+
+FOLDER = "webnlg3"
+HELDOUT_CATEGORIES = ("Artist", "CelestialBody", "Politician")
+TEST_FILES = ("semantic-parsing-test-data-with-refs-en.xml", "rdf-to-text-generation-test-data-with-refs-en.xml")
+_SPLIT_FOLDERS = {"train": "en/train", "validation": "en/dev", "test": "en/test"}
+_HERE = epath.Path(__file__).parent
+
+
+@dataclasses.dataclass
+class WebNLG3Config(tfds.core.BuilderConfig):
+    """One variant of the WebNLG 3.0 dataset.
+
+    Attributes:
+        variant: `"exact"` (full spans) or `"partial"` (last word).
+        heldout_categories: categories kept out of train and validation, in their own split.
+    """
+
+    variant: str = "exact"
+    heldout_categories: tuple[str, ...] = ()
+
+    def split_file(self, split: str) -> str:
+        """Returns the folder of `split`'s XML files relative to the manual directory."""
+        return f"{FOLDER}/{_SPLIT_FOLDERS[split]}"
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for WebNLG 3.0 joint extraction."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    BUILDER_CONFIGS = [
+        WebNLG3Config(name="exact", description="Full entity spans.", variant="exact"),
+        WebNLG3Config(name="partial", description="The last word of each entity.", variant="partial"),
+        WebNLG3Config(name="exact_heldout", description="Full spans; three categories held out.",
+                      variant="exact", heldout_categories=HELDOUT_CATEGORIES),
+        WebNLG3Config(name="partial_heldout", description="Last words; three categories held out.",
+                      variant="partial", heldout_categories=HELDOUT_CATEGORIES),
+    ]
+    DEFAULT_CONFIG_NAME = "exact"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Put the WebNLG 3.0 English release (`release_v3.0/en/` of the official WebNLG repository: `train/` and `dev/`,
+    and `test/` with the 2020 test files if you have them) in the manual directory as `webnlg3/en/` (default:
+    ../shared/data beside the checkout, or $RIN_DATA_DIR; `tfds build --manual_dir=...` overrides).
+    """
+    CHECKSUMS_FILE = "SHA256SUMS"  # sha256sum lines of the release files, relative to `en/`.
+    RELATIONS_FILE = "relations.txt"
+
+    def relation_names(self) -> list[str]:
+        return [line for line in (_HERE / self.RELATIONS_FILE).read_text(encoding="utf-8").splitlines() if line]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        text = tfds.features.Text()
+        return self.dataset_info_from_configs(
+            features=casrel.features(self.relation_names(), text=text, category=text, eid=text, lid=text,
+                                     size=np.int32),
+            supervised_keys=None,
+            homepage="https://gitlab.com/shimorina/webnlg-dataset",
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        manual_dir = epath.Path(dl_manager.manual_dir)
+        entries = {split: self._read_split(manual_dir, split) for split in _SPLIT_FOLDERS}
+        entries = {split: found for split, found in entries.items() if found is not None}
+        if "train" not in entries or "validation" not in entries:
+            raise FileNotFoundError(
+                f"No WebNLG 3.0 train or dev XML under {manual_dir / FOLDER / 'en'}; "
+                "see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS."
+            )
+        heldout = set(self.builder_config.heldout_categories)
+        splits = {split: [e for e in found if e.category not in heldout] for split, found in entries.items()}
+        if heldout:
+            splits["heldout_categories"] = [e for split in ("train", "validation") for e in entries[split]
+                                            if e.category in heldout]
+            train_entities = {name for e in splits["train"] for s, _, o in e.triples for name in (s, o)}
+            splits["heldout_entities"] = [e for e in splits["validation"]
+                                          if not {s for s, _, _ in e.triples} & train_entities]
+        return {split: self._generate_examples(found, split) for split, found in splits.items()}
+
+    def _read_split(self, manual_dir: epath.Path, split: str) -> list[locating.Entry] | None:
+        """Returns the entries of a split's XML files, checked against `CHECKSUMS_FILE`; None if it has none."""
+        folder = manual_dir / self.builder_config.split_file(split)
+        if split == "test":  # The semantic-parsing file (text to triples) when both are there.
+            paths = [folder / name for name in TEST_FILES if (folder / name).exists()][:1]
+        else:
+            paths = sorted(folder.glob("*triples/*.xml"))
+        if not paths:
+            if split == "test":
+                logging.warning("Split 'test' is not built: no %s in %s.", " or ".join(TEST_FILES), folder)
+            return None
+        expected = self._expected_checksums()
+        for path in paths:
+            relative = str(path.relative_to(manual_dir / FOLDER / "en"))
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if relative in expected and expected[relative] != digest:
+                raise ValueError(f"Corrupt {path}: sha256 {digest}, expected {expected[relative]}. Copy it again, "
+                                 "byte for byte, from the release.")
+        return [entry for path in paths for entry in locating.read_entries(path)]
+
+    def _expected_checksums(self) -> dict[str, str]:
+        """Returns {path relative to `en/`: sha256} of the published files."""
+        lines = (_HERE / self.CHECKSUMS_FILE).read_text(encoding="utf-8").splitlines()
+        return {path: digest for digest, path in (line.split() for line in lines if line.strip())}
+
+    def _generate_examples(self, entries: list[locating.Entry], split: str) -> Iterator[tuple[str, dict]]:
+        """Yields one example per text of `entries`; logs the triples dropped by reason."""
+        relation_names = set(self.relation_names())
+        counts = collections.Counter()
+        for entry in entries:
+            triples = [t for t in entry.triples if t[1] in relation_names]
+            counts["unknown relation"] += len(entry.triples) - len(triples)
+            for index, (lid, text) in enumerate(entry.lexes):
+                others = [other for j, (_, other) in enumerate(entry.lexes) if j != index]
+                located = locating.locate_triples(text, triples, others)
+                counts["texts"] += 1
+                counts["triples"] += len(located.triples)
+                counts.update(reason for _, reason in located.dropped)
+                key = f"{entry.category}_{entry.size}_{entry.eid}_{lid}_{index}"
+                yield key, self._example(entry, lid or "", text, located)
+        logging.info("webnlg3/%s/%s: %s", self.builder_config.name, split, dict(counts.most_common()))
+
+    def _example(self, entry: locating.Entry, lid: str, text: str, located: locating.LocatedText) -> dict:
+        partial = self.builder_config.variant == "partial"
+
+        def span(start_end):
+            start, end = start_end
+            return {"start": end - 1 if partial else start, "end": end, "head": end - 1}
+
+        triples = [{"subject": span(s), "relation": r, "object": span(o)} for s, r, o in located.triples]
+        entities = {(t[role]["start"], t[role]["end"]): t[role] for t in triples for role in ("subject", "object")}
+        return {
+            "tokens": [token.text for token in located.tokens],
+            "entities": [entities[k] for k in sorted(entities)],
+            "triples": triples,
+            "text": text,
+            "category": entry.category,
+            "eid": entry.eid,
+            "lid": lid,
+            "size": entry.size,
+        }
