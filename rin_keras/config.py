@@ -43,6 +43,24 @@ _EXACT_BILSTM_DEFAULTS = {"entity_substitution_rate": 0.5}
 _BERT_SUBSTITUTION_DEFAULTS = {"entity_substitution_unrelated_share": 0.5}
 
 
+def _flag(default, help: str, *, choices: tuple[str, ...] | None = None, recipe: bool = False):
+    """A field that is also a command-line flag of `rin_keras.train` (`flag_fields`).
+
+    Args:
+        default: the field's default.
+        help: the flag's help text.
+        choices: the values an enum flag takes.
+        recipe: the flag is unset (None) by default, and `RINConfig.for_dataset` then chooses the value by
+            dataset, encoder and variant (or the field's default).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "recipe": recipe})
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """The RINConfig fields that `rin_keras.train` has a flag for, with their help in `field.metadata`."""
+    return [f for f in dataclasses.fields(RINConfig) if "help" in f.metadata]
+
+
 @dataclasses.dataclass
 class RINConfig:
     """Hyper-parameters of a RIN model and its training.
@@ -103,42 +121,66 @@ class RINConfig:
     """
 
     dataset: str = "webnlg"
-    variant: str = "partial"
-    encoder: str = "bilstm"
-    preset: str = ""
-    word_piece: str = "last"
+    variant: str = _flag(
+        "partial", "partial: last-word entities (the paper's benchmark protocol, the default for --dataset); exact: "
+        "full phrases (the default for --dataset_dir, whose entities are read as written). Selects the dev F1 too.",
+        choices=VARIANTS, recipe=True,
+    )
+    encoder: str = _flag("bilstm", "Sentence encoder: BiLSTM, or a keras-hub BERT backbone.", choices=ENCODERS)
+    preset: str = _flag("", "For --encoder=bert: keras-hub preset name or local preset folder.", recipe=True)
+    word_piece: str = _flag("last", "For --encoder=bert: sub-token that represents a word.", choices=WORD_PIECES)
     vocab_size: int = 0
     num_relations: int = 0
-    word_dim: int = 100
-    lstm_units: int = 50
+    word_dim: int = _flag(100, "Word embedding size.")
+    lstm_units: int = _flag(50, "BiLSTM units per direction.")
     input_dropout: float = 0.1
-    unknown_word_rate: float = 0.0
-    entity_substitution_rate: float = 0.0
-    entity_substitution_neighbours: int = 20
-    entity_substitution_unrelated_share: float = 0.0
+    unknown_word_rate: float = _flag(
+        0.0, "In training, the share of real words read as <unk> (so unseen words are read from context and "
+        "features). Default: 0.15 for the BiLSTM.", recipe=True,
+    )
+    entity_substitution_rate: float = _flag(
+        0.0, "In training, the share of words inside gold entities read as one of their nearest GloVe neighbours "
+        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows; with "
+        "--encoder=bert too (stand-ins from --pretrained_vectors). "
+        "Default: 0.5 for the BiLSTM --variant=exact (with GloVe), else 0.", recipe=True,
+    )
+    entity_substitution_neighbours: int = _flag(
+        20, "How many nearest GloVe neighbours of each train entity word may stand in for it."
+    )
+    entity_substitution_unrelated_share: float = _flag(
+        0.0, "The share of substitutions whose stand-in is any train entity word's of the same kind and case "
+        "(Texas -> Collins), not a neighbour's, so that only the sentence tells what the entity is. "
+        "Default: 0.5 for --encoder=bert with --entity_substitution_rate, else 0.", recipe=True,
+    )
     pretrained_dim: int = 0
     pretrained_rows: int = 0
-    shape_dim: int = 0
-    char_dim: int = 0
+    shape_dim: int = _flag(0, "Word-shape (case) embedding size; 0: none. Default: 8 for the BiLSTM.", recipe=True)
+    char_dim: int = _flag(0, "Character-CNN word feature size; 0: none. Default: 50 for the BiLSTM.", recipe=True)
     num_chars: int = 0
-    hidden_dim: int = 100
-    rounds: int = 3
-    updater: str = "gru"
-    use_relation_input: bool = True
-    use_entity_input: bool = True
-    use_hidden_input: bool = True
-    task_features: bool = True
-    learning_rate: float = 1e-3
+    hidden_dim: int = _flag(100, "Size of the task and pair features.")
+    rounds: int = _flag(3, "Interaction rounds K (dataset default when unset); 0 = BiLSTM_s.", recipe=True)
+    updater: str = _flag("gru", "Feature updater (gru = eqs. 4-7).", choices=UPDATERS)
+    use_relation_input: bool = _flag(True, "Ablation: feed y^ to the interaction layer.")
+    use_entity_input: bool = _flag(True, "Ablation: feed y- to the interaction layer.")
+    use_hidden_input: bool = _flag(True, "Ablation: feed H to the interaction layer.")
+    task_features: bool = _flag(True, "False: plain BiLSTM baseline (needs --rounds=0).")
+    learning_rate: float = _flag(1e-3, "Adam learning rate (dataset default when unset).", recipe=True)
     clipnorm: float = 5.0
-    lr_schedule: str = "constant"
-    lr_final_fraction: float = 0.01
-    lr_decay_factor: float = 1.0
-    lr_decay_patience: int = 5
-    batch_size: int = 50
-    epochs: int = 150
-    max_length: int = 100
+    lr_schedule: str = _flag(
+        "constant", "constant (the paper), or cosine: a half cosine over --epochs, down to --lr_final_fraction of "
+        "the rate.", choices=LR_SCHEDULES,
+    )
+    lr_final_fraction: float = _flag(0.01, "For --lr_schedule=cosine: the last epoch's share of the rate.")
+    lr_decay_factor: float = _flag(
+        1.0, "Multiply the learning rate by this after --lr_decay_patience epochs without a better dev F1 "
+        "(1 = constant).",
+    )
+    lr_decay_patience: int = _flag(5, "Epochs without a better dev F1 before the LR decays.")
+    batch_size: int = _flag(50, "Sentences per batch (dataset default when unset).", recipe=True)
+    epochs: int = _flag(150, "Maximum epochs (dataset default when unset).", recipe=True)
+    max_length: int = _flag(100, "Truncate sentences to this many tokens.")
     threshold: float = 0.5
-    seed: int = 42
+    seed: int = _flag(42, "Random seed.")
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

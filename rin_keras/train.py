@@ -31,7 +31,7 @@ from rin_keras.callbacks import (
     DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
     dev_scores_so_far,
 )
-from rin_keras.config import BENCHMARKS, ENCODERS, LR_SCHEDULES, UPDATERS, VARIANTS, WORD_PIECES, RINConfig
+from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
@@ -44,61 +44,32 @@ from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
 
 FLAGS = flags.FLAGS
-_DEFAULTS = RINConfig()
-# Flags passed to RINConfig as they are (the dataset-default ones are in `config_from_flags`).
-_CONFIG_FLAGS = (
-    "variant", "encoder", "word_piece", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
-    "task_features", "max_length", "word_dim", "lstm_units", "hidden_dim", "seed", "lr_decay_factor",
-    "lr_decay_patience", "lr_schedule", "lr_final_fraction", "unknown_word_rate", "shape_dim", "char_dim",
-    "entity_substitution_rate", "entity_substitution_neighbours", "entity_substitution_unrelated_share",
-)
-_BILSTM_DEFAULTS = RINConfig.for_dataset("webnlg")
+_DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+                   "str": flags.DEFINE_string}
+# The BiLSTM's word features, which the BERT encoder (reading word pieces) leaves out.
+_BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "char_dim")
+
+
+def define_config_flags() -> None:
+    """Defines a flag for each of `RINConfig`'s `flag_fields`, with its type, default and help."""
+    for field in flag_fields():
+        default = None if field.metadata["recipe"] else field.default
+        if field.metadata["choices"]:
+            flags.DEFINE_enum(field.name, default, list(field.metadata["choices"]), field.metadata["help"])
+        else:
+            _DEFINE_BY_TYPE[field.type](field.name, default, field.metadata["help"])
 
 
 def define_flags():
-    """Defines the command-line flags (they mirror RINConfig one to one)."""
+    """Defines the command-line flags: RINConfig's (`define_config_flags`), the data's and the run's."""
+    define_config_flags()
     flags.DEFINE_enum("dataset", "webnlg", list(BENCHMARKS), "Benchmark to train on.")
     flags.DEFINE_string(
         "dataset_dir", None,
         "Train on this folder of your own annotated sentences instead of --dataset: train/val/test splits as CasRel "
         "JSON (tokenised) or JSON lines (raw text); see docs/custom_data.md.",
     )
-    flags.DEFINE_enum(
-        "variant", None, list(VARIANTS),
-        "partial: last-word entities (the paper's benchmark protocol, the default for --dataset); exact: full "
-        "phrases (the default for --dataset_dir, whose entities are read as written). Selects the dev F1 too.",
-    )
-    flags.DEFINE_integer("rounds", None, "Interaction rounds K (dataset default when unset); 0 = BiLSTM_s.")
-    flags.DEFINE_enum("updater", _DEFAULTS.updater, list(UPDATERS), "Feature updater (gru = eqs. 4-7).")
-    flags.DEFINE_bool("use_relation_input", True, "Ablation: feed y^ to the interaction layer.")
-    flags.DEFINE_bool("use_entity_input", True, "Ablation: feed y- to the interaction layer.")
-    flags.DEFINE_bool("use_hidden_input", True, "Ablation: feed H to the interaction layer.")
-    flags.DEFINE_bool("task_features", True, "False: plain BiLSTM baseline (needs --rounds=0).")
-    flags.DEFINE_integer("batch_size", None, "Sentences per batch (dataset default when unset).")
-    flags.DEFINE_float("learning_rate", None, "Adam learning rate (dataset default when unset).")
-    flags.DEFINE_integer("epochs", None, "Maximum epochs (dataset default when unset).")
     flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.")
-    flags.DEFINE_float(
-        "lr_decay_factor", _DEFAULTS.lr_decay_factor,
-        "Multiply the learning rate by this after --lr_decay_patience epochs without a better dev F1 (1 = constant).",
-    )
-    flags.DEFINE_integer(
-        "lr_decay_patience", _DEFAULTS.lr_decay_patience, "Epochs without a better dev F1 before the LR decays."
-    )
-    flags.DEFINE_enum(
-        "lr_schedule", _DEFAULTS.lr_schedule, list(LR_SCHEDULES),
-        "constant (the paper), or cosine: a half cosine over --epochs, down to --lr_final_fraction of the rate.",
-    )
-    flags.DEFINE_float(
-        "lr_final_fraction", _DEFAULTS.lr_final_fraction, "For --lr_schedule=cosine: the last epoch's share of the rate."
-    )
-    flags.DEFINE_integer("max_length", _DEFAULTS.max_length, "Truncate sentences to this many tokens.")
-    flags.DEFINE_integer("word_dim", _DEFAULTS.word_dim, "Word embedding size.")
-    flags.DEFINE_integer("lstm_units", _DEFAULTS.lstm_units, "BiLSTM units per direction.")
-    flags.DEFINE_integer("hidden_dim", _DEFAULTS.hidden_dim, "Size of the task and pair features.")
-    flags.DEFINE_enum("encoder", "bilstm", list(ENCODERS), "Sentence encoder: BiLSTM, or a keras-hub BERT backbone.")
-    flags.DEFINE_string("preset", None, "For --encoder=bert: keras-hub preset name or local preset folder.")
-    flags.DEFINE_enum("word_piece", "last", list(WORD_PIECES), "For --encoder=bert: sub-token that represents a word.")
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
     )
@@ -107,33 +78,9 @@ def define_flags():
         "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
         "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
     )
-    flags.DEFINE_float(
-        "unknown_word_rate", _BILSTM_DEFAULTS.unknown_word_rate,
-        "In training, the share of real words read as <unk> (so unseen words are read from context and features).",
-    )
-    flags.DEFINE_float(
-        "entity_substitution_rate", None,
-        "In training, the share of words inside gold entities read as one of their nearest GloVe neighbours "
-        "(Bean -> Collins, Texas -> Ohio), so the model sees its contexts with names train never shows; with "
-        "--encoder=bert too (stand-ins from --pretrained_vectors). "
-        "Default: 0.5 for the BiLSTM --variant=exact (with GloVe), else 0.",
-    )
-    flags.DEFINE_integer(
-        "entity_substitution_neighbours", _DEFAULTS.entity_substitution_neighbours,
-        "How many nearest GloVe neighbours of each train entity word may stand in for it.",
-    )
-    flags.DEFINE_float(
-        "entity_substitution_unrelated_share", None,
-        "The share of substitutions whose stand-in is any train entity word's of the same kind and case "
-        "(Texas -> Collins), not a neighbour's, so that only the sentence tells what the entity is. "
-        "Default: 0.5 for --encoder=bert with --entity_substitution_rate, else 0.",
-    )
-    flags.DEFINE_integer("shape_dim", _BILSTM_DEFAULTS.shape_dim, "Word-shape (case) embedding size; 0: none.")
-    flags.DEFINE_integer("char_dim", _BILSTM_DEFAULTS.char_dim, "Character-CNN word feature size; 0: none.")
     flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>_k<rounds>).")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets (TFDS default).")
-    flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
     flags.DEFINE_enum(
         "strategy", "default", ["default", "mirrored", "tpu", "data_parallel"],
@@ -151,23 +98,18 @@ def define_flags():
 
 def config_from_flags() -> RINConfig:
     """Returns the RINConfig the flags describe (dataset defaults where a flag is unset)."""
-    overrides = {
-        name: FLAGS[name].value
-        for name in ("rounds", "batch_size", "learning_rate", "epochs")
-        if FLAGS[name].value is not None
-    }
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
-    fields = {name: FLAGS[name].value for name in _CONFIG_FLAGS if FLAGS[name].value is not None}
+    fields = {f.name: FLAGS[f.name].value for f in flag_fields() if FLAGS[f.name].value is not None}
     fields["variant"] = FLAGS.variant or ("exact" if FLAGS.dataset_dir else "partial")
     if FLAGS.pretrained_vectors == "none":
-        overrides["pretrained_dim"] = 0
+        fields["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
-        for name in ("unknown_word_rate", "shape_dim", "char_dim"):
+        for name in _BILSTM_FLAGS:
             fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
-        return RINConfig.for_dataset(dataset, preset=FLAGS.preset or "", **fields, **overrides)
+        return RINConfig.for_dataset(dataset, **fields)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
 
