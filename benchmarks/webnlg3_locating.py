@@ -36,6 +36,14 @@ def _text_key(text):
     return re.sub(r"[^a-z0-9]+", "", fold(text))
 
 
+def _repair(text):
+    """WebNLG* text with its mojibake undone (`AgremiaÃ§Ã£o` -> `Agremiação`: UTF-8 once read as Windows-1252)."""
+    try:
+        return text.encode("cp1252").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
 def _word(word):
     """A last word as compared: case folded (WebNLG* writes `Airport` where its text has `airport`), without a
     final period (`Thakur.` mid-text is one token here, two in WebNLG*)."""
@@ -75,15 +83,38 @@ def _relation_mapper(data_dir):
     return v3, star
 
 
+def _name_word(entity):
+    """The last word of an entity's name, as CopyRE took it (`English_language` -> `language`)."""
+    return _word(entity.replace("_", " ").strip('"').split()[-1]) if entity.strip('"').strip() else ""
+
+
+def _placed(located, entry):
+    """(original triple, located triple or None) for each triple of the entry, in order."""
+    dropped = iter(located.dropped)
+    placed = iter(located.triples)
+    next_dropped = next(dropped, None)
+    pairs = []
+    for triple in entry.triples:
+        if next_dropped and next_dropped[0] == triple:
+            pairs.append((triple, None))
+            next_dropped = next(dropped, None)
+        else:
+            pairs.append((triple, next(placed)))
+    return pairs
+
+
 def compare_with_star(data_dir, train, samples):
-    """Prints the agreement of the located train triples with WebNLG* train, by last word."""
+    """Prints the agreement of the located train triples with WebNLG* train, by last word, and why they differ."""
     v3, star = _relation_mapper(data_dir)
     by_key = collections.defaultdict(list)
-    for text, located, _ in train:
-        by_key[_text_key(text)].append(located)
+    for text, located, entry in train:
+        by_key[_text_key(text)].append((located, entry))
     with open(os.path.join(data_dir, "webnlg_star", "train_triples.json")) as f:
-        star_data = json.load(f)
-    gold_total = reproduced = predicted_total = correct = matched_texts = 0
+        star_data = [{"text": _repair(example["text"]), "triple_list": [[_repair(part) for part in triple]
+                                                                       for triple in example["triple_list"]]}
+                     for example in json.load(f)]
+    gold_total = reproduced = predicted_total = matched_texts = 0
+    missed, extra_kinds = collections.Counter(), collections.Counter()
     disagreements = []
     for example in star_data:
         candidates = by_key.get(_text_key(example["text"]))
@@ -92,23 +123,46 @@ def compare_with_star(data_dir, train, samples):
         matched_texts += 1
         gold = collections.Counter((_word(s), star(r), _word(o)) for s, r, o in example["triple_list"])
         best = None
-        for located in candidates:  # A text in several entries: the entry whose triples agree best.
+        for located, entry in candidates:  # A text in several entries: the entry whose triples agree best.
             words = [token.text for token in located.tokens]
-            predicted = collections.Counter(
-                (_word(words[s[1] - 1]), v3(r), _word(words[o[1] - 1])) for s, r, o in located.triples)
+            pairs = [(triple, placed and (_word(words[placed[0][1] - 1]), v3(placed[1]), _word(words[placed[2][1] - 1])))
+                     for triple, placed in _placed(located, entry)]
+            predicted = collections.Counter(word_triple for _, word_triple in pairs if word_triple)
             hits = sum((gold & predicted).values())
             if best is None or hits > best[0]:
-                best = (hits, predicted, located)
-        hits, predicted, located = best
+                best = (hits, predicted, pairs, located)
+        hits, predicted, pairs, located = best
         gold_total += sum(gold.values())
         predicted_total += sum(predicted.values())
         reproduced += hits
-        correct += hits
+        extra = predicted - gold
+        for s, r, o in (gold - predicted).elements():
+            by_name = [word_triple for (subject, relation, object_), word_triple in pairs
+                       if (_name_word(subject), v3(relation), _name_word(object_)) == (s, r, o)]
+            if any((s, o) == (ps, po) for ps, _, po in extra):
+                missed["the relation names differ"] += 1
+            elif any(by_name):
+                missed["WebNLG* has the name's last word, the text writes it otherwise"] += 1
+            elif by_name:
+                missed["dropped here"] += 1
+            else:
+                missed["no such triple in the WebNLG 3.0 entry"] += 1
+        for s, r, o in extra.elements():
+            same_relation = any(r == gold_relation for _, gold_relation, _ in (gold - predicted))
+            extra_kinds["WebNLG* has another word for it" if same_relation else "WebNLG* lacks the triple"] += 1
         if gold - predicted:
-            disagreements.append((example["text"], sorted(gold - predicted), sorted(predicted - gold), located.dropped))
+            disagreements.append((example["text"], sorted(gold - predicted), sorted(extra), located.dropped))
     print(f"WebNLG* train texts in WebNLG 3.0 train: {matched_texts} of {len(star_data)}")
     print(f"  WebNLG* triples reproduced: {reproduced} of {gold_total} ({100 * reproduced / gold_total:.1f}%)")
-    print(f"  located triples in WebNLG*: {correct} of {predicted_total} ({100 * correct / predicted_total:.1f}%)")
+    for kind, count in missed.most_common():
+        print(f"    not reproduced, {kind}: {count} ({100 * count / gold_total:.1f}%)")
+    mentions = gold_total - missed["WebNLG* has the name's last word, the text writes it otherwise"] - missed[
+        "the relation names differ"] - missed["no such triple in the WebNLG 3.0 entry"]
+    print(f"  reproduced of the WebNLG* triples that name text mentions and WebNLG 3.0 relations: {reproduced} of "
+          f"{mentions} ({100 * reproduced / mentions:.1f}%)")
+    print(f"  located triples in WebNLG*: {reproduced} of {predicted_total} ({100 * reproduced / predicted_total:.1f}%)")
+    for kind, count in extra_kinds.most_common():
+        print(f"    not in WebNLG*, {kind}: {count} ({100 * count / predicted_total:.1f}%)")
     print(f"  texts with a WebNLG* triple not reproduced: {len(disagreements)}")
     for text, missing, extra, dropped in random.Random(0).sample(disagreements, min(samples, len(disagreements))):
         print(f"\n  {text}\n    WebNLG* only: {missing}\n    located only: {extra}\n    dropped: {dropped}")

@@ -89,6 +89,10 @@ def test_acronyms_match_with_their_case_only():
     assert spans("Alpena, Michigan is in the U.S.", triple) == [("Alpena , Michigan", "country", "U.S")]
     assert spans("Alpena, Michigan is in the US.", triple) == [("Alpena , Michigan", "country", "US")]
     assert spans("Alpena, Michigan is near us.", triple) == []
+    assert spans("The UK has many cities; Bath is one city of the UK.", [("Bath", "country", "United_Kingdom")]) == [
+        ("Bath", "country", "UK")]
+    assert spans("Abner W Sibal served in the US Army.", [("Abner_W._Sibal", "branch", "United_States_Army")]) == [
+        ("Abner W Sibal", "branch", "US Army")]
 
 
 def test_generic_suffix_and_plural():
