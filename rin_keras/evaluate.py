@@ -363,7 +363,7 @@ def main(argv):
         config = extractor.config
         if config.dataset == "custom":
             raise app.UsageError("This model was trained on a folder of your own: name it with --dataset_dir.")
-        corpus = Corpus.prepare(config.dataset, config.variant, FLAGS.tfds_data_dir, FLAGS.data_dir)
+        corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir, FLAGS.data_dir)
         scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
         name = f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}"
     print(format_table(scores))

@@ -101,7 +101,8 @@ def config_from_flags() -> RINConfig:
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
     fields = {f.name: FLAGS[f.name].value for f in flag_fields() if FLAGS[f.name].value is not None}
-    fields["variant"] = FLAGS.variant or ("exact" if FLAGS.dataset_dir else "partial")
+    if FLAGS.dataset_dir:
+        fields.setdefault("variant", "exact")
     if FLAGS.pretrained_vectors == "none":
         fields["pretrained_dim"] = 0
     if FLAGS.encoder == "bert":
@@ -182,7 +183,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             compiles every step and does so once per batch shape, they always are).
         bucketing: bucket train batches by length.
         max_train_sentences: train on the first N sentences only.
-        corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.variant`).
+        corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.builder_config`).
         cluster: with `strategy="data_parallel"`, this worker's place among the workers. Every worker takes the
             same steps and returns the same results; only the chief writes to `model_dir` (the others start from a
             copy of its state in a temporary folder, which they remove at the end).
@@ -200,7 +201,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         model_dir = cluster.worker_dir(model_dir)
     if corpus is None:
         corpus = (Corpus.from_folder(dataset_dir, tfds_data_dir) if dataset_dir
-                  else Corpus.prepare(config.dataset, config.variant, tfds_data_dir, data_dir))
+                  else Corpus.prepare(config.dataset, config.builder_config, tfds_data_dir, data_dir))
     if "validation" not in corpus.splits:
         raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
                          f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
@@ -341,13 +342,14 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
         "best_epoch": _best_epoch(dev_scores_so_far(history_csv, selection_metric(config))),
         "validation": evaluate_split(best, corpus, "validation"),
     }
-    reported = "test" if "test" in corpus.splits else "validation"  # A user folder may have no test split.
-    if reported == "test":
-        results["test"] = evaluate_split(best, corpus, "test")
+    scored = [split for split in corpus.splits if split not in ("train", "validation")]  # Test, held-out splits.
+    for split in scored:
+        results[split] = evaluate_split(best, corpus, split)
     with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
-    print(f"\n{reported.capitalize()} scores of the best dev epoch ({results['best_epoch']}) on {corpus.name}:")
-    print(format_table(results[reported]))
+    for split in scored or ["validation"]:  # A user folder may have no test split.
+        print(f"\n{split.capitalize()} scores of the best dev epoch ({results['best_epoch']}) on {corpus.name}:")
+        print(format_table(results[split]))
     return results
 
 

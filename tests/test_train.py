@@ -196,6 +196,20 @@ def test_replay_plateau_counts_like_keras():
     assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
+def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_path):
+    """A tiny run on the webnlg3 dummy release: exact spans, three categories held out and scored."""
+    config = RINConfig.for_dataset("webnlg3", heldout_categories=True, **TINY)
+    assert (config.variant, config.lr_schedule, config.builder_config) == ("exact", "cosine", "exact_heldout")
+    vectors = write_tiny_vectors(tmp_path / "vectors.txt")
+    results = train.train(config, str(tmp_path / "run"), data_dir=os.path.join(REPO, "tfds_builders", "webnlg3",
+                                                                             "dummy_data"),
+                          tfds_data_dir=str(tmp_path / "tfds"), pretrained_source=vectors)
+    assert {"validation", "test", "heldout_categories", "heldout_entities"} <= set(results)
+    assert results["heldout_categories"]["exact"]["gold"] == 2  # Politician and Artist: one triple each.
+    with pytest.raises(ValueError, match="webnlg3"):
+        RINConfig.for_dataset("webnlg", heldout_categories=True)
+
+
 def test_cli_rejects_bad_flags():
     result = subprocess.run(
         [sys.executable, "-m", "rin_keras.train", "--dataset=webnlg", "--encoder=gpt"],

@@ -40,6 +40,10 @@ if not any(isinstance(f, _TfdsInfoFilter) for f in logging.get_absl_logger().fil
 tfds.disable_progress_bar()  # Download and preparation bars, meant for notebooks, would flood the training log.
 
 
+# Splits a corpus may hold: the benchmark's, and webnlg3's held-out categories and entities (scored, never trained on).
+SPLITS = (*casrel.SPLIT_FILES, "heldout_categories", "heldout_entities")
+
+
 @dataclasses.dataclass
 class Corpus:
     """A prepared TFDS dataset and the folder it was built from.
@@ -59,8 +63,9 @@ class Corpus:
         """Returns the corpus of `dataset/variant`, building the TFDS dataset on first use.
 
         Args:
-            dataset: `"webnlg"` or `"nyt"`.
-            variant: `"partial"` or `"exact"`.
+            dataset: `"webnlg"`, `"webnlg3"` or `"nyt"`.
+            variant: the builder config: `"partial"` or `"exact"` (for webnlg3 also `"partial_heldout"` and
+                `"exact_heldout"`, `RINConfig.builder_config`).
             data_dir: where TFDS keeps prepared datasets (TFDS default when None).
             manual_dir: folder of the published files (default: $RIN_DATA_DIR or ../shared/data).
         """
@@ -106,8 +111,8 @@ class Corpus:
 
     @property
     def splits(self) -> list[str]:
-        """The splits the dataset holds."""
-        return [split for split in casrel.SPLIT_FILES if split in self.builder.info.splits]
+        """The splits the dataset holds: train, validation, test and the held-out ones, in that order."""
+        return [split for split in SPLITS if split in self.builder.info.splits]
 
     @property
     def relation_names(self) -> list[str]:
@@ -171,7 +176,7 @@ class RecordCorpus(Corpus):
 
     @property
     def splits(self) -> list[str]:
-        return [split for split in casrel.SPLIT_FILES if split in self.info["splits"]]
+        return [split for split in SPLITS if split in self.info["splits"]]
 
     def split_files(self, split: str) -> list[str]:
         """Returns the shard paths of `split`."""
