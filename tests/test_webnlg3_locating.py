@@ -66,6 +66,8 @@ def test_numbers_with_units_and_formatting():
     assert spans("The Runway is 1500 metres long.", [("Runway", "length", '"1500.0"')]) == [
         ("Runway", "length", "1500")]
     assert spans("The Runway has 5 lanes.", [("Runway", "lanes", "5.0")]) == [("Runway", "lanes", "5")]
+    assert spans("Schiphol is -3.3528 metres above sea level.", [("Schiphol", "elevation", "-3.3528 (metres)")]) == [
+        ("Schiphol", "elevation", "- 3.3528 metres")]
 
 
 def test_accents_and_case():

@@ -86,7 +86,7 @@ _UNITS = {
     "centimetres": ("centimetres", "centimeters", "cm"),
     "square kilometres": ("square kilometres", "square kilometers", "sq km", "km2", "km²", "square km"),
     "square metres": ("square metres", "square meters", "sq m", "m2", "m²"),
-    "kilograms": ("kilograms", "kilogrammes", "kg"),
+    "kilograms": ("kilograms", "kilogrammes", "kg", "kgs"),
     "tonnes": ("tonnes", "tons", "t"),
     "kelvins": ("kelvins", "kelvin", "K"),
     "days": ("days",),
@@ -185,9 +185,10 @@ def _token_keys(token: str, casefold: bool = True) -> list[str]:
 
 
 def _keys(text: str, casefold: bool = True) -> tuple[str, ...]:
-    """The comparison keys of a surface form, without the punctuation that matching skips."""
+    """The comparison keys of a surface form, without the punctuation that matching skips (but a leading minus)."""
     keys = [key for token in tokenize_with_offsets(text) for key in _token_keys(token.text, casefold)]
-    return tuple(key for key in keys if key not in _SKIPPED and key != ".")
+    return tuple(key for index, key in enumerate(keys)
+                 if (key not in _SKIPPED or (index == 0 and key == "-" and len(keys) > 1)) and key != ".")
 
 
 @dataclasses.dataclass
@@ -277,12 +278,13 @@ def _literal_forms(value: str) -> tuple[list[str], list[str]] | None:
         return None
     number, unit = quantity.groups()
     numbers = _number_forms(number)
+    short = len(number.replace(",", "").split(".")[0].lstrip("-")) < 3 and "." not in number.rstrip("0").rstrip(".")
+    bare = ([], numbers) if short else (numbers, [])  # `5` alone is too common to take every occurrence.
     if not unit:
-        short = len(number.replace(",", "").split(".")[0].lstrip("-")) < 3 and "." not in number
-        return ([], numbers) if short else (numbers, [])
+        return bare
     units = _UNITS.get(unit, (unit,))
-    strong = [f"{n} {u}" for n in numbers for u in units] + [f"{n}{u}" for n in numbers for u in units]
-    return strong + numbers, []
+    with_unit = [f"{n} {u}" for n in numbers for u in units] + [f"{n}{u}" for n in numbers for u in units]
+    return with_unit + bare[0], bare[1]
 
 
 def _name_forms(name: str) -> list[str]:
