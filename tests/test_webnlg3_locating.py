@@ -104,6 +104,13 @@ def test_generic_suffix_and_plural():
         ("Almonds", "division", "flowering plants")]
 
 
+def test_qualifier_that_is_the_other_entity_is_dropped():
+    assert spans("The President leads the United States.",
+                 [("United_States", "leaderTitle", "President_of_the_United_States")]) == [
+        ("United States", "leaderTitle", "President")]
+    assert spans("The President leads the United States.", [("United_States", "leaderTitle", "President_of_France")]) == []
+
+
 def test_entity_not_found_is_dropped_with_its_reason():
     located = locate_triples("Alan Shepard is dead.", [("Alan_Shepard", "status", '"Deceased"'),
                                                        ("Buzz_Aldrin", "status", '"Retired"')])
