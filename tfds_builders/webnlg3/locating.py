@@ -234,20 +234,15 @@ class _TextKeys:
 
 
 def _number_forms(number: str) -> list[str]:
-    """`1500.0` -> `1500.0`, `1,500.0`, `1500`, `1,500`: the ways texts write one number."""
+    """`1500.0` -> `1500.0`, `1500`, `1,500.0`, `1,500`: the ways texts write one number."""
     plain = number.replace(",", "")
     whole, _, fraction = plain.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    digits = whole.lstrip("-")
-    grouped = sign + f"{int(digits):,}" if digits else whole
-    forms = [number, plain]
-    if fraction:
-        fraction = fraction.rstrip("0")
-        forms += [f"{whole}.{fraction}" if fraction else whole, f"{grouped}.{fraction}" if fraction else grouped]
-        if not fraction:
-            forms.append(f"{grouped}.{plain.partition('.')[2]}")
-    else:
-        forms.append(grouped)
+    sign, digits = ("-", whole[1:]) if whole.startswith("-") else ("", whole)
+    short_fraction = fraction.rstrip("0")  # `5.0` -> `5`, `12.50` -> `12.5`.
+    forms = [number]
+    for integer in (whole, sign + f"{int(digits):,}"):
+        forms += [f"{integer}.{fraction}" if fraction else integer,
+                  f"{integer}.{short_fraction}" if short_fraction else integer]
     return list(dict.fromkeys(forms))
 
 
