@@ -205,7 +205,7 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
                                                                              "dummy_data"),
                           tfds_data_dir=str(tmp_path / "tfds"), pretrained_source=vectors)
     assert {"validation", "test", "heldout_categories", "heldout_entities"} <= set(results)
-    assert results["heldout_categories"]["exact"]["gold"] == 2  # Politician and Artist: one triple each.
+    assert results["heldout_categories"]["exact"]["gold"] == 3  # Two Politician texts (train, dev), one Artist.
     with pytest.raises(ValueError, match="webnlg3"):
         RINConfig.for_dataset("webnlg", heldout_categories=True)
 

@@ -95,14 +95,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 f"No WebNLG 3.0 train or dev XML under {manual_dir / FOLDER / 'en'}; "
                 "see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS."
             )
+        # Entries with the split they were read from, which keys their examples.
+        entries = {split: [(split, e) for e in found] for split, found in entries.items()}
         heldout = set(self.builder_config.heldout_categories)
-        splits = {split: [e for e in found if e.category not in heldout] for split, found in entries.items()}
+        splits = {split: [(s, e) for s, e in found if e.category not in heldout] for split, found in entries.items()}
         if heldout:
-            splits["heldout_categories"] = [e for split in ("train", "validation") for e in entries[split]
+            splits["heldout_categories"] = [(s, e) for split in ("train", "validation") for s, e in entries[split]
                                             if e.category in heldout]
-            train_entities = {name for e in splits["train"] for s, _, o in e.triples for name in (s, o)}
-            splits["heldout_entities"] = [e for e in splits["validation"]
-                                          if not {s for s, _, _ in e.triples} & train_entities]
+            train_entities = {name for _, e in splits["train"] for s, _, o in e.triples for name in (s, o)}
+            splits["heldout_entities"] = [(s, e) for s, e in splits["validation"]
+                                          if not {subject for subject, _, _ in e.triples} & train_entities]
         return {split: self._generate_examples(found, split) for split, found in splits.items()}
 
     def _read_split(self, manual_dir: epath.Path, split: str) -> list[locating.Entry] | None:
@@ -130,11 +132,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         lines = (_HERE / self.CHECKSUMS_FILE).read_text(encoding="utf-8").splitlines()
         return {path: digest for digest, path in (line.split() for line in lines if line.strip())}
 
-    def _generate_examples(self, entries: list[locating.Entry], split: str) -> Iterator[tuple[str, dict]]:
-        """Yields one example per text of `entries`; logs the triples dropped by reason."""
+    def _generate_examples(self, entries: list[tuple[str, locating.Entry]], split: str
+                           ) -> Iterator[tuple[str, dict]]:
+        """Yields one example per text of `(source split, entry)` pairs; logs the triples dropped by reason."""
         relation_names = set(self.relation_names())
         counts = collections.Counter()
-        for entry in entries:
+        for source, entry in entries:
             triples = [t for t in entry.triples if t[1] in relation_names]
             counts["unknown relation"] += len(entry.triples) - len(triples)
             for index, (lid, text) in enumerate(entry.lexes):
@@ -143,7 +146,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 counts["texts"] += 1
                 counts["triples"] += len(located.triples)
                 counts.update(reason for _, reason in located.dropped)
-                key = f"{entry.category}_{entry.size}_{entry.eid}_{lid}_{index}"
+                key = f"{source}_{entry.category}_{entry.size}_{entry.eid}_{lid}_{index}"
                 yield key, self._example(entry, lid or "", text, located)
         logging.info("webnlg3/%s/%s: %s", self.builder_config.name, split, dict(counts.most_common()))
 

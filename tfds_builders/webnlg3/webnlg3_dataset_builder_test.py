@@ -13,14 +13,14 @@ DUMMY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dummy_data")
 class Webnlg3Test(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = webnlg3_dataset_builder.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["exact", "partial"]
-    SPLITS = {"train": 5, "validation": 3, "test": 1}
+    SPLITS = {"train": 5, "validation": 4, "test": 1}
     SKIP_CHECKSUMS = True
 
 
 class Webnlg3HeldoutTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = webnlg3_dataset_builder.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["exact_heldout"]
-    SPLITS = {"train": 4, "validation": 2, "test": 1, "heldout_categories": 2, "heldout_entities": 2}
+    SPLITS = {"train": 4, "validation": 2, "test": 1, "heldout_categories": 3, "heldout_entities": 2}
     OVERLAPPING_SPLITS = ["heldout_entities"]  # A view of validation: its entries with unseen subjects.
     SKIP_CHECKSUMS = True
 
