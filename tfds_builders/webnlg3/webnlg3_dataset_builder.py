@@ -9,8 +9,9 @@ cannot be located is dropped from its text, which is kept with the rest; the bui
 
 Configs `exact` (full entity spans as written) and `partial` (the last word, the paper's protocol);
 `exact_heldout` and `partial_heldout` hold the categories `HELDOUT_CATEGORIES` out of train and validation, in a
-split `heldout_categories` (their train and dev entries), and add `heldout_entities`: the dev entries of the
-other categories whose subject is never an entity of a train entry.
+split `heldout_categories` (their train and dev entries), and hold out entities of the other categories: one
+subject in `HELDOUT_ENTITY_SHARE` (a fixed draw by the hash of its name), with every train and dev entry that
+names it, in a split `heldout_entities`, so train never holds those entities.
 """
 
 from __future__ import annotations
@@ -30,9 +31,19 @@ from tfds_builders.webnlg3 import locating
 
 FOLDER = "webnlg3"
 HELDOUT_CATEGORIES = ("Artist", "CelestialBody", "Politician")
+HELDOUT_ENTITY_SHARE = 20  # With held-out categories, 1 in 20 subjects of the other categories is held out too.
 TEST_FILES = ("semantic-parsing-test-data-with-refs-en.xml", "rdf-to-text-generation-test-data-with-refs-en.xml")
 _SPLIT_FOLDERS = {"train": "en/train", "validation": "en/dev", "test": "en/test"}
 _HERE = epath.Path(__file__).parent
+
+
+def _is_heldout_entity(name: str) -> bool:
+    """Whether a subject is one of the ~1 in `HELDOUT_ENTITY_SHARE` held out (a fixed draw by its name's hash)."""
+    return int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % HELDOUT_ENTITY_SHARE == 0
+
+
+def _entities(entry: locating.Entry) -> set[str]:
+    return {name for subject, _, obj in entry.triples for name in (subject, obj)}
 
 
 @dataclasses.dataclass
@@ -55,8 +66,11 @@ class WebNLG3Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for WebNLG 3.0 joint extraction."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Held-out entities: 1 in 20 subjects and every entry naming them, out of train and validation.",
+    }
     BUILDER_CONFIGS = [
         WebNLG3Config(name="exact", description="Full entity spans.", variant="exact"),
         WebNLG3Config(name="partial", description="The last word of each entity.", variant="partial"),
@@ -102,9 +116,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if heldout:
             splits["heldout_categories"] = [(s, e) for split in ("train", "validation") for s, e in entries[split]
                                             if e.category in heldout]
-            train_entities = {name for _, e in splits["train"] for s, _, o in e.triples for name in (s, o)}
-            splits["heldout_entities"] = [(s, e) for s, e in splits["validation"]
-                                          if not {subject for subject, _, _ in e.triples} & train_entities]
+            seen = splits["train"] + splits["validation"]
+            unseen = {subject for _, e in seen for subject, _, _ in e.triples if _is_heldout_entity(subject)}
+            splits["heldout_entities"] = [(s, e) for s, e in seen if _entities(e) & unseen]
+            for split in ("train", "validation"):
+                splits[split] = [(s, e) for s, e in splits[split] if not _entities(e) & unseen]
         return {split: self._generate_examples(found, split) for split, found in splits.items()}
 
     def _read_split(self, manual_dir: epath.Path, split: str) -> list[locating.Entry] | None:
