@@ -22,6 +22,11 @@ TRAINING_FIELDS = (
     "entity_substitution_unrelated_share", "max_length", "threshold", "heldout_categories",
 )
 
+# Options of earlier versions with the value that meant "off" (docs/experiments.md): configs saved with them off
+# (every model saved while they existed) still load.
+RETIRED_FIELDS = {"relation_name_embeddings": False, "entity_unknown_rate": 0.0, "entity_unknown_features": False,
+                  "piece_mask_rate": 0.0, "lr_backbone_fraction": 1.0}
+
 # Paper defaults that differ per dataset (Section 5.1 and the official release).
 _DATASET_DEFAULTS = {
     "webnlg": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 150, "rounds": 3},
@@ -304,4 +309,18 @@ class RINConfig:
     def load(cls, path: str) -> "RINConfig":
         """Reads a config written by `save`."""
         with open(path, encoding="utf-8") as f:
-            return cls(**json.load(f))
+            return cls.from_dict(json.load(f))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RINConfig":
+        """Returns the config of saved `values`; `RETIRED_FIELDS` are dropped where they were off.
+
+        Raises:
+            ValueError: the config has a retired option on (a model this version cannot rebuild).
+        """
+        values = dict(values)
+        for name, off in RETIRED_FIELDS.items():
+            if name in values and values.pop(name) != off:
+                raise ValueError(f"This model was trained with {name}, an option this version no longer has "
+                                 "(docs/experiments.md): load it with the version that trained it.")
+        return cls(**values)

@@ -59,7 +59,7 @@ class RINModel(keras.Model):
 
     def __init__(self, config: RINConfig, dtype=None, backbone=None, **kwargs):
         if isinstance(config, dict):
-            config = RINConfig(**config)
+            config = RINConfig.from_dict(config)
         if (config.encoder == "bilstm" and config.vocab_size < 3) or config.num_relations < 1:
             raise ValueError("RINConfig.vocab_size and num_relations must be set before building.")
         c = config

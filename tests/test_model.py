@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import gpu_benchmark, random_token_ids, tiny_config
 
+from rin_keras import RINConfig
 from rin_keras.model import RINModel, build_rin
 
 
@@ -116,6 +117,13 @@ def test_xla_compiled_training_step_reduces_the_loss(rng):
     model.train_on_batch(inputs, targets)
     after = model.evaluate(inputs, targets, verbose=0, return_dict=True)["loss"]
     assert after < before
+
+
+def test_configs_saved_with_retired_options_off_load_and_on_refuse():
+    saved = {**tiny_config().__dict__, "relation_name_embeddings": False, "lr_backbone_fraction": 1.0}
+    assert RINConfig.from_dict(saved) == tiny_config()
+    with pytest.raises(ValueError, match="piece_mask_rate"):
+        RINConfig.from_dict({**saved, "piece_mask_rate": 0.15})
 
 
 def test_config_must_name_vocabulary_and_relations():
