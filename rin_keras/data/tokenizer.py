@@ -224,10 +224,11 @@ def _prefixes(sentences: tf.Tensor, min_tokens: int) -> tf.Tensor:
     byte_lengths = tf.strings.length(sentences)
 
     def prefix_and_enough(budget):
-        prefix = char_prefix(sentences, budget)
-        counts = tf_text.regex_split(prefix, DELIMITER, KEPT_DELIMITER).row_lengths()
         raw = _byte_prefix(sentences, budget)
-        whole = tf.equal(tf.strings.length(raw), byte_lengths) & tf.equal(prefix, valid_utf8(raw))
+        valid = valid_utf8(raw)
+        prefix = tf.strings.substr(valid, tf.zeros_like(budget), budget, unit="UTF8_CHAR")  # `char_prefix`.
+        counts = tf_text.regex_split(prefix, DELIMITER, KEPT_DELIMITER).row_lengths()
+        whole = tf.equal(tf.strings.length(raw), byte_lengths) & tf.equal(prefix, valid)
         return prefix, (counts >= min_tokens) | whole
 
     budget = tf.fill(tf.shape(sentences), min_tokens * _CHARS_PER_TOKEN)
