@@ -21,6 +21,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags, logging
 from tfds_builders import casrel
 
@@ -30,18 +31,28 @@ from rin_keras.data.dataset import make_dataset
 from rin_keras.decoding import decode_triples, span_text
 
 
-def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100):
+def scoring_batches(preprocessor, corpus: Corpus, split: str, batch_size: int = 100) -> tf.data.Dataset:
+    """The length-bucketed batches of `split` that `predict_split` reads, each sentence with its index.
+
+    Build them once to score several models or epochs on the same split: a build traces the featurizer.
+    """
+    return make_dataset(
+        corpus, split, preprocessor.vocabulary, batch_size, max_length=preprocessor.max_length,
+        featurizer=preprocessor.featurizer, with_index=True,
+    )
+
+
+def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, batches=None):
     """Runs a `RINTripleExtractor` over `split` in length-bucketed batches.
+
+    Args:
+        batches: `scoring_batches` of `split` for this extractor's preprocessor; None builds them.
 
     Returns:
         (predicted triples, predicted tag ids, gold tag ids), each a list with
         one entry per sentence in the stored order of `split`.
     """
-    preprocessor = extractor.preprocessor
-    dataset = make_dataset(
-        corpus, split, preprocessor.vocabulary, batch_size, max_length=preprocessor.max_length,
-        featurizer=preprocessor.featurizer, with_index=True,
-    )
+    dataset = batches if batches is not None else scoring_batches(extractor.preprocessor, corpus, split, batch_size)
     triples, tags, gold_tags = {}, {}, {}
     for inputs, targets in dataset:
         outputs = extractor.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})  # Any backend.
@@ -57,7 +68,7 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100):
 
 
 def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 100,
-                   breakdown: bool = False) -> dict:
+                   breakdown: bool = False, batches=None) -> dict:
     """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
     With `breakdown`, adds partial-match scores per overlap category and per
@@ -65,10 +76,10 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     per relation (`metrics.score_by_relation`), `sentences`: each sentence's
     triples sorted into correct, missed and spurious (`compare_sentences`, by the
     model's variant), and `missed_by_kind`: what was returned instead of the
-    missed ones (`missed_by_kind`).
+    missed ones (`missed_by_kind`). `batches`: see `predict_split`.
     """
     examples = corpus.examples(split)
-    predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size)
+    predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size, batches)
     gold = [metrics.gold_triples(x) for x in examples]
     tokens = [[t.decode("utf-8") for t in x["tokens"]] for x in examples]
     relation_names = corpus.relation_names

@@ -38,7 +38,7 @@ from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
-from rin_keras.evaluate import evaluate_split, format_table
+from rin_keras.evaluate import evaluate_split, format_table, scoring_batches
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
@@ -226,8 +226,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     cluster.share_chief_weights(model)
     model.summary(print_fn=logging.info)
 
+    dev_batches = scoring_batches(preprocessor, corpus, "validation")  # Built once for every epoch's scores.
+
     def dev_scores(m):
-        return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation")
+        return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation",
+                              batches=dev_batches)
 
     # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, one line an epoch in logs and CI.
     model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),

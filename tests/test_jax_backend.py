@@ -19,7 +19,7 @@ ON_JAX = ["test_layers.py", "test_model.py", "test_losses_metrics.py", "test_tok
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="already on another backend")
 def test_network_tests_pass_on_jax():
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ON_JAX],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", *ON_JAX],
         cwd=TESTS, env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True, text=True, timeout=1200,
     )

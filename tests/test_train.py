@@ -121,37 +121,28 @@ def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
     assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])  # halved after each epoch without a better F1
 
 
-def test_cosine_schedule_sets_every_epochs_rate_and_resumes_on_it(tmp_path):
-    die_in_third_epoch = _dying_in_third_epoch(callbacks.DevEvaluation.on_epoch_end)
-    cosine = dict(epochs=5, lr_schedule="cosine", lr_final_fraction=0.1)
-    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
-        with pytest.raises(_Killed):
-            _train(tmp_path / "run", tmp_path / "tfds", **cosine)
-    _train(tmp_path / "run", tmp_path / "tfds", **cosine)
-    with open(tmp_path / "run" / "history.csv") as f:
-        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
-    # 1e-3 * (0.1 + 0.9 * (1 + cos(pi * e / 4)) / 2) for e = 0..4; epochs 3-5 after the resume.
-    assert rates == pytest.approx([1e-3, 8.682e-4, 5.5e-4, 2.318e-4, 1e-4], rel=1e-3)
-
-
 def test_cosine_schedule_and_plateau_decay_exclude_each_other():
     with pytest.raises(ValueError, match="cannot be combined"):
         RINConfig(lr_schedule="cosine", lr_decay_factor=0.5)
 
 
-def test_rerun_resumes_from_the_backup(tmp_path):
+def test_rerun_resumes_from_the_backup_on_the_cosine_schedule(tmp_path):
     die_in_third_epoch = _dying_in_third_epoch(callbacks.DevEvaluation.on_epoch_end)
+    cosine = dict(epochs=5, lr_schedule="cosine", lr_final_fraction=0.1)
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
-            _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
+            _train(tmp_path / "run", tmp_path / "tfds", **cosine)
     assert os.path.isdir(tmp_path / "run" / "backup")
-    results = _train(tmp_path / "run", tmp_path / "tfds", epochs=4)
+    results = _train(tmp_path / "run", tmp_path / "tfds", **cosine)
     with open(tmp_path / "run" / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]  # resumed at epoch 3; epochs 1-2 were not repeated
+    assert [r["epoch"] for r in rows] == ["0", "1", "2", "3", "4"]  # resumed at epoch 3; epochs 1-2 not repeated
     seconds = [float(r["epoch_seconds"]) for r in rows]
     assert min(seconds) > 0 and results["train_seconds"] == pytest.approx(sum(seconds), abs=0.1)  # both runs' epochs
     assert not os.path.exists(tmp_path / "run" / "backup")
+    # 1e-3 * (0.1 + 0.9 * (1 + cos(pi * e / 4)) / 2) for e = 0..4; epochs 3-5 after the resume.
+    rates = [float(r["learning_rate"]) for r in rows]
+    assert rates == pytest.approx([1e-3, 8.682e-4, 5.5e-4, 2.318e-4, 1e-4], rel=1e-3)
 
 
 def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
