@@ -22,6 +22,8 @@ TRAINING_FIELDS = (
     "entity_substitution_unrelated_share", "max_length", "threshold", "heldout_categories",
 )
 
+# Fields added after models were saved without them, with the value such a model was trained with.
+ADDED_FIELDS = {"pretrained_int8": False}
 # Options of earlier versions with the value that meant "off" (docs/experiments.md): configs saved with them off
 # (every model saved while they existed) still load.
 RETIRED_FIELDS = {"relation_name_embeddings": False, "entity_unknown_rate": 0.0, "entity_unknown_features": False,
@@ -99,6 +101,8 @@ class RINConfig:
             than a neighbour's: the sentence alone then tells what the entity is.
         pretrained_dim: size of the frozen pretrained word vectors (GloVe); 0: none.
         pretrained_rows: rows of the pretrained table (set from the vocabulary).
+        pretrained_int8: the frozen pretrained table is kept as int8 with a scale per row (a quarter of its
+            float32 size; `WordFeatures`); models saved before this field have float32 tables.
         shape_dim: size of the word-shape (case) embedding; 0: none.
         char_dim: size of the character-CNN word features; 0: none.
         num_chars: character ids (set from the vocabulary).
@@ -164,6 +168,7 @@ class RINConfig:
     )
     pretrained_dim: int = 0
     pretrained_rows: int = 0
+    pretrained_int8: bool = True
     shape_dim: int = _flag(0, "Word-shape (case) embedding size; 0: none. Default: 8 for the BiLSTM.", recipe=True)
     char_dim: int = _flag(0, "Character-CNN word feature size; 0: none. Default: 50 for the BiLSTM.", recipe=True)
     num_chars: int = 0
@@ -313,12 +318,13 @@ class RINConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RINConfig":
-        """Returns the config of saved `values`; `RETIRED_FIELDS` are dropped where they were off.
+        """Returns the config of saved `values`; `RETIRED_FIELDS` are dropped where they were off, and
+        `ADDED_FIELDS` that a config saved before them lacks take the value its model was trained with.
 
         Raises:
             ValueError: the config has a retired option on (a model this version cannot rebuild).
         """
-        values = dict(values)
+        values = {**ADDED_FIELDS, **values}
         for name, off in RETIRED_FIELDS.items():
             if name in values and values.pop(name) != off:
                 raise ValueError(f"This model was trained with {name}, an option this version no longer has "

@@ -8,7 +8,8 @@ import tensorflow as tf
 from rin_keras.data import embeddings, features
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.layers import BiLSTMEncoder, WordFeatures
-from rin_keras.model import RINModel
+from rin_keras import RINConfig
+from rin_keras.model import RINModel, quantize_pretrained_table
 
 from conftest import tiny_config
 
@@ -110,6 +111,31 @@ def test_model_with_features_saves_and_loads(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict_on_batch(inputs)["relations"], expected, rtol=1e-5)
+
+
+def test_int8_table_reads_as_the_float_table_and_older_float_models_convert(tmp_path):
+    vocab = _vocab()
+    vectors = np.random.default_rng(0).normal(0, 1, (5, 4)).astype("float32")
+    float_model = RINModel(_config(vocab, pretrained_int8=False))
+    float_model.word_features.set_pretrained_vectors(vectors)
+    assert float_model.word_features.pretrained.embeddings.dtype == "float32"
+    model = quantize_pretrained_table(float_model)
+    table = model.word_features.pretrained
+    assert model.config.pretrained_int8 and table.embeddings.dtype == "int8" and table.embeddings_scale.shape == (7,)
+    # Each value within half a step (its row's largest absolute value / 127) of the float one; padding and <unk> 0.
+    step = np.abs(vectors).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(model.word_features.pretrained_vectors() - vectors) <= step / 2 + 1e-6)
+    np.testing.assert_array_equal(table(np.array([0, 1])), 0.0)
+    inputs = _featurize(vocab, model.config, [["Obama", "was", "born", "in", "Honolulu", "."]])
+    expected = model.predict_on_batch(inputs)["relations"]
+    np.testing.assert_allclose(expected, float_model.predict_on_batch(inputs)["relations"], atol=0.02)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.word_features.pretrained.embeddings.dtype == "int8"
+    np.testing.assert_allclose(loaded.predict_on_batch(inputs)["relations"], expected, rtol=1e-5)
+    assert quantize_pretrained_table(model) is model
+    saved_before_int8 = {k: v for k, v in float_model.config.network_fields().items() if k != "pretrained_int8"}
+    assert not RINConfig.from_dict(saved_before_int8).pretrained_int8 and RINConfig().pretrained_int8
 
 
 def test_vocabulary_keeps_chars_and_pretrained_words_and_reads_old_folders(tmp_path):

@@ -1,6 +1,7 @@
 """Word features beyond the train vocabulary: a frozen pretrained table, word shape and characters."""
 
 import keras
+import numpy as np
 from keras import ops
 
 NUM_SHAPES = 8  # Padding plus the classes of `rin_keras.data.features.WORD_SHAPES`.
@@ -12,7 +13,9 @@ class WordFeatures(keras.layers.Layer):
 
     Concatenates, per word, whichever of these are enabled:
     - a frozen pretrained vector (e.g. GloVe) looked up by the lower-cased word,
-      so a word unseen in train keeps its pretrained meaning;
+      so a word unseen in train keeps its pretrained meaning; with
+      `pretrained_int8`, the table is kept as int8 with a scale per row
+      (Keras's int8 `Embedding`: a quarter of the float32 size);
     - an embedding of the word's shape (Title, UPPER, lower, digits, ...);
     - a character CNN (Ma and Hovy, 2016): character embeddings, a width-3
       convolution and a max over the word's characters.
@@ -23,6 +26,7 @@ class WordFeatures(keras.layers.Layer):
         shape_dim: int. Size of the word-shape embedding; 0 disables it.
         num_chars: int. Character ids (the train characters + 2); 0 disables the CNN.
         char_dim: int. Size of the character embeddings and of the CNN output.
+        pretrained_int8: bool. Keep the pretrained table as int8 with a scale per row.
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -38,17 +42,22 @@ class WordFeatures(keras.layers.Layer):
     (1, 2, 10)
     """
 
-    def __init__(self, pretrained_rows=0, pretrained_dim=0, shape_dim=0, num_chars=0, char_dim=0, **kwargs):
+    def __init__(self, pretrained_rows=0, pretrained_dim=0, shape_dim=0, num_chars=0, char_dim=0,
+                 pretrained_int8=False, **kwargs):
         super().__init__(**kwargs)
         self.pretrained_rows = pretrained_rows
         self.pretrained_dim = pretrained_dim
         self.shape_dim = shape_dim
         self.num_chars = num_chars
         self.char_dim = char_dim
+        self.pretrained_int8 = pretrained_int8
         self.pretrained = self.shapes = self.chars = self.char_conv = None
         if pretrained_rows:
+            policy = self.dtype_policy
+            if pretrained_int8:
+                policy = keras.dtype_policies.get(f"int8_from_{policy.name}")
             self.pretrained = keras.layers.Embedding(
-                pretrained_rows, pretrained_dim, trainable=False, dtype=self.dtype_policy, name="pretrained"
+                pretrained_rows, pretrained_dim, trainable=False, dtype=policy, name="pretrained"
             )
         if shape_dim:
             self.shapes = keras.layers.Embedding(NUM_SHAPES, shape_dim, dtype=self.dtype_policy, name="word_shape")
@@ -101,12 +110,25 @@ class WordFeatures(keras.layers.Layer):
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
 
     def set_pretrained_vectors(self, vectors):
-        """Copies `[pretrained_rows - 2, pretrained_dim]` vectors into the frozen table (rows 0, 1 stay 0)."""
+        """Copies `[pretrained_rows - 2, pretrained_dim]` vectors into the frozen table (rows 0, 1 stay 0).
+
+        With `pretrained_int8`, each row is stored as int8 scaled by 127 / its largest absolute value.
+        """
         if tuple(vectors.shape) != (self.pretrained_rows - 2, self.pretrained_dim):
             raise ValueError(f"Pretrained vectors of shape {tuple(vectors.shape)} do not fit "
                              f"({self.pretrained_rows - 2}, {self.pretrained_dim}).")
-        table = ops.concatenate([ops.zeros((2, self.pretrained_dim)), ops.convert_to_tensor(vectors, "float32")], 0)
-        self.pretrained.embeddings.assign(ops.cast(table, self.pretrained.embeddings.dtype))
+        table = np.concatenate([np.zeros((2, self.pretrained_dim), "float32"), np.asarray(vectors, "float32")])
+        if self.pretrained_int8:
+            values, scale = keras.quantizers.abs_max_quantize(table, axis=-1, to_numpy=True)
+            self.pretrained.embeddings.assign(values)
+            self.pretrained.embeddings_scale.assign(scale[:, 0])
+        else:
+            self.pretrained.embeddings.assign(ops.cast(table, self.pretrained.embeddings.dtype))
+
+    def pretrained_vectors(self) -> np.ndarray:
+        """The `[pretrained_rows - 2, pretrained_dim]` float32 vectors the table holds (int8 ones scaled back)."""
+        table = self.pretrained(np.arange(2, self.pretrained_rows))
+        return np.asarray(ops.convert_to_numpy(ops.cast(table, "float32")))
 
     def compute_output_shape(self, inputs_shape):
         first = inputs_shape[self.input_names[0]]
@@ -120,5 +142,6 @@ class WordFeatures(keras.layers.Layer):
             "shape_dim": self.shape_dim,
             "num_chars": self.num_chars,
             "char_dim": self.char_dim,
+            "pretrained_int8": self.pretrained_int8,
         })
         return config
