@@ -30,7 +30,7 @@ def main(argv):
     beam_args = [arg for arg in argv[1:] if arg != "--"]
     extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
     config = extractor.config
-    corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir)
+    corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir)
     work = tempfile.mkdtemp(prefix="rin_bulk_")
     path = export.export_version(extractor, os.path.join(work, "models"), 1)
     text = os.path.join(work, "test.txt")

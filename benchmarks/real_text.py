@@ -125,7 +125,7 @@ def threshold_report(model_dir: str, dataset_dir: str, thresholds: list[float]) 
         ood_gold = [evaluate.last_word_triples(r["triple_list"]) for r in json.load(f)]
     with open(os.path.join(dataset_dir, "raw_val.jsonl"), encoding="utf-8") as f:
         ood = extractor.predict_detailed([json.loads(line)["raw_text"] for line in f])
-    corpus = Corpus.prepare(config.dataset, config.builder_config)
+    corpus = Corpus.for_model(model_dir, config)
     examples = corpus.examples("validation")
     dev = extractor.predict_tokens([[t.decode("utf-8") for t in x["tokens"]] for x in examples])
     names = corpus.relation_names

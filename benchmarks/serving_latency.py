@@ -103,7 +103,7 @@ def main(argv):
     _print_costs_by_length(extractor, signature)
     if FLAGS.lengths_only:
         return
-    corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir)
+    corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir)
 
     dev = _sentences(corpus, "validation")
     expected = extractor.predict(dev)

@@ -14,6 +14,7 @@ from absl import app, logging
 from absl.testing import flagsaver
 
 from rin_keras import RINConfig, callbacks, train
+from rin_keras.data.corpus import Corpus
 from tfds_builders import testing
 
 from conftest import write_tiny_vectors
@@ -197,6 +198,9 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
                           tfds_data_dir=str(tmp_path / "tfds"), pretrained_source=vectors)
     assert {"validation", "test", "heldout_categories", "heldout_entities"} <= set(results)
     assert results["heldout_categories"]["exact"]["gold"] == 3  # Two Politician texts (train, dev), one Artist.
+    # The network config does not name the held-out data; the run folder's config.json does.
+    corpus = Corpus.for_model(str(tmp_path / "run"), RINConfig.for_dataset("webnlg3"), str(tmp_path / "tfds"))
+    assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.1.0"
     with pytest.raises(ValueError, match="webnlg3"):
         RINConfig.for_dataset("webnlg", heldout_categories=True)
 

@@ -22,6 +22,7 @@ import tfds_builders  # noqa: F401  (registers the builders)
 from tfds_builders import casrel
 from tfds_builders.casrel_folder import casrel_folder_dataset_builder
 
+from rin_keras.config import RINConfig
 from rin_keras.data.vocab import Vocabulary
 
 
@@ -89,6 +90,21 @@ class Corpus:
             )
             corpus = cls(tfds.builder(f"{dataset}/{variant}", data_dir=data_dir), corpus.manual_dir)
         return corpus
+
+    @classmethod
+    def for_model(cls, model_dir: str, config: RINConfig, data_dir: str | None = None) -> "Corpus":
+        """Returns the corpus a model was trained on.
+
+        Args:
+            model_dir: the model's training folder (or its `.keras` file); its `config.json`, where there is
+                one, names the data exactly (`heldout_categories` included).
+            config: the model's network `RINConfig`, read where the folder has no `config.json`.
+            data_dir: where TFDS keeps prepared datasets (TFDS default when None).
+        """
+        saved = os.path.join(model_dir, "config.json")
+        if os.path.isfile(saved):
+            config = RINConfig.load(saved)
+        return cls.prepare(config.dataset, config.builder_config, data_dir)
 
     @classmethod
     def from_folder(cls, directory: str, data_dir: str | None = None) -> "Corpus":
