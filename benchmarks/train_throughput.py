@@ -1,9 +1,13 @@
 """Training throughput: sentences/s of model.fit steps on WebNLG train, and peak RSS.
 
-    python benchmarks/train_throughput.py --rounds=3 --batch_size=50 --steps=40
+    python benchmarks/train_throughput.py --rounds=3 --batch_size=50 --steps=40                # both models
+    python benchmarks/train_throughput.py --features=without --mixed_precision=mixed_bfloat16
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --jit_compile --warmup=30 --steps=40
     KERAS_BACKEND=jax python benchmarks/train_throughput.py --jit_compile --warmup=30 --steps=40 --bilstm=keras_loop
 
+The BiLSTM is timed as `rin_keras.train` builds it (`--features=with`: the unseen-word features, GloVe rows
+included, and the variant's entity substitution in tf.data) and without those features (`--features=without`);
+the default, `both`, times the two one after the other in one process and prints the ratio of their steps.
 The warm-up steps (tracing, cache filling) are excluded from the rate.
 """
 
@@ -14,13 +18,17 @@ import keras
 from absl import app, flags
 
 from rin_keras import RINConfig
+from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
+from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 
 FLAGS = flags.FLAGS
 BILSTM_KERNELS = {"fused": True, "scan_vjp": "scan_vjp", "keras_loop": False}
+flags.DEFINE_enum("features", "both", ["both", "with", "without"], "BiLSTM unseen-word features to time.")
+flags.DEFINE_enum("variant", "partial", ["partial", "exact"], "WebNLG variant (exact adds entity substitution).")
 flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
 flags.DEFINE_integer("batch_size", 50, "Batch size.")
 flags.DEFINE_integer("steps", 40, "Timed steps.")
@@ -35,22 +43,21 @@ flags.DEFINE_enum("bilstm", "fused", list(BILSTM_KERNELS), "BiLSTM kernel (`BiLS
 flags.DEFINE_integer("scan_unroll", 1, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`).")
 
 
-def main(argv):
-    del argv
-    keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
-    corpus = Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir)
-    vocab = corpus.build_vocabulary()
-    config = RINConfig.for_dataset(
-        "webnlg", rounds=FLAGS.rounds, batch_size=FLAGS.batch_size, encoder=FLAGS.encoder, preset=FLAGS.preset,
-        vocab_size=vocab.vocab_size, num_relations=vocab.num_relations,
-    )
+def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
+    """Times `FLAGS.steps` training steps of the model `config` describes; prints and returns ms per step."""
+    preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab)
+    substitute = None
+    if config.entity_substitution_rate and config.encoder == "bilstm":
+        substitutes = EntitySubstitutes.from_train_split(corpus, vocab.pretrained_words, pretrained)
+        substitute = substitutes.substituter(config.entity_substitution_rate)
     dataset = make_dataset(
         corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
-        pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=RINPreprocessor.from_config_and_vocabulary(config, vocab).featurizer,
+        pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=preprocessor.featurizer,
+        substitute=substitute,
     ).repeat()
     model = build_rin(config)
-    if FLAGS.encoder == "bilstm":
+    if config.encoder == "bilstm":
         model.encoder.fused, model.encoder.scan_unroll = BILSTM_KERNELS[FLAGS.bilstm], FLAGS.scan_unroll
     if FLAGS.jit_compile:
         model.compile(jit_compile=True)
@@ -65,12 +72,41 @@ def main(argv):
         sentences += int(targets["entity_tags"].shape[0])
     seconds = time.perf_counter() - start
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    features = ",".join(config.word_feature_inputs) or "none"
     print(
-        f"{FLAGS.encoder} K={FLAGS.rounds} batch={FLAGS.batch_size} bucketing={FLAGS.bucketing} jit={FLAGS.jit_compile} "
-        f"policy={FLAGS.mixed_precision} bilstm={FLAGS.bilstm} unroll={FLAGS.scan_unroll}: {FLAGS.steps} steps in {seconds:.1f}s = "
-        f"{sentences / seconds:.1f} sentences/s ({1000 * seconds / FLAGS.steps:.0f} ms/step), "
-        f"peak RSS {peak_gib:.2f} GiB; params {model.count_params():,}"
+        f"{config.encoder} {config.variant} features={features} K={config.rounds} batch={FLAGS.batch_size} "
+        f"bucketing={FLAGS.bucketing} jit={FLAGS.jit_compile} policy={FLAGS.mixed_precision} bilstm={FLAGS.bilstm} "
+        f"unroll={FLAGS.scan_unroll}: {FLAGS.steps} steps in {seconds:.1f}s = {sentences / seconds:.1f} "
+        f"sentences/s ({1000 * seconds / FLAGS.steps:.0f} ms/step), peak RSS so far {peak_gib:.2f} GiB; "
+        f"params {model.count_params():,}", flush=True,
     )
+    return 1000 * seconds / FLAGS.steps
+
+
+def main(argv):
+    del argv
+    keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    corpus = Corpus.prepare("webnlg", FLAGS.variant, FLAGS.tfds_data_dir)
+    vocab = corpus.build_vocabulary()
+    config = RINConfig.for_dataset(
+        "webnlg", variant=FLAGS.variant, rounds=FLAGS.rounds, batch_size=FLAGS.batch_size, encoder=FLAGS.encoder,
+        preset=FLAGS.preset, vocab_size=vocab.vocab_size, num_relations=vocab.num_relations,
+    )
+    if FLAGS.encoder == "bert":
+        _time_model(corpus, config, vocab, None)
+        return
+    step_ms = {}
+    if FLAGS.features in ("both", "with"):
+        words, pretrained = embeddings.load_pretrained_table("glove")
+        with_table = vocab.with_pretrained_words(words)
+        step_ms["with"] = _time_model(corpus, config.with_vocabulary(with_table, pretrained.shape[1]), with_table,
+                                      pretrained)
+        del pretrained
+    if FLAGS.features in ("both", "without"):
+        plain = config.replace(pretrained_dim=0, shape_dim=0, char_dim=0, entity_substitution_rate=0.0)
+        step_ms["without"] = _time_model(corpus, plain.with_vocabulary(vocab, 0), vocab, None)
+    if len(step_ms) == 2:
+        print(f"with / without features: {step_ms['with'] / step_ms['without']:.2f}x the step time")
 
 
 if __name__ == "__main__":

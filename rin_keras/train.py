@@ -214,9 +214,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
         pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax",
         seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
-        entity_substitutes=_entity_substitutes(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
-        entity_substitution_rate=config.entity_substitution_rate,
-        entity_substitution_unrelated_share=config.entity_substitution_unrelated_share,
+        substitute=_entity_substitution(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
         num_shards=cluster.num_workers, shard_index=cluster.worker_index,
     )
     with get_strategy(strategy).scope():
@@ -266,6 +264,14 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
 
         bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
     return config, RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer), pretrained
+
+
+def _entity_substitution(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pretrained, pretrained_source: str):
+    """The entity substitution of `config` for `make_dataset` (None when its rate is 0)."""
+    substitutes = _entity_substitutes(config, corpus, vocab, pretrained, pretrained_source)
+    if substitutes is None:
+        return None
+    return substitutes.substituter(config.entity_substitution_rate, config.entity_substitution_unrelated_share)
 
 
 def _entity_substitutes(config: RINConfig, corpus: Corpus, vocab: Vocabulary, pretrained, pretrained_source: str):

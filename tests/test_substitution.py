@@ -76,7 +76,7 @@ def test_substitution_swaps_entity_words_through_every_feature(corpus, table):
         return {k: v.numpy() for k, v in x.items()}, y["entity_tags"].numpy()
 
     plain, tags = batch(training=True)
-    swapped, swapped_tags = batch(training=True, entity_substitutes=substitutes, entity_substitution_rate=0.99)
+    swapped, swapped_tags = batch(training=True, substitute=substitutes.substituter(0.99))
     np.testing.assert_array_equal(tags, swapped_tags)  # Same sentences, same order.
     outside = tags == dataset.TAG_IDS["O"]
     for name in ("token_ids", "pretrained_ids", "shape_ids"):  # The second, unannotated "Italy" apart.
@@ -109,19 +109,13 @@ def test_substitution_swaps_entity_words_through_every_feature(corpus, table):
     # pipeline, here a second one) substitutes the same words the same way, each epoch anew.
     def two_epochs():
         data = dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=5, featurizer=featurizer,
-                                    entity_substitutes=substitutes, entity_substitution_rate=0.5)
+                                    substitute=substitutes.substituter(0.5))
         return [[(x["token_ids"].numpy().tobytes(), x["char_ids"].shape) for x, _ in data] for _ in range(2)]
 
     first_epoch, second_epoch = two_epochs()
     assert [first_epoch, second_epoch] == two_epochs() and first_epoch != second_epoch
-    evaluation, _ = batch(training=False, entity_substitutes=substitutes, entity_substitution_rate=0.99)
+    evaluation, _ = batch(training=False, substitute=substitutes.substituter(0.99))
     assert (evaluation["token_ids"] > 1).sum() == (evaluation["token_ids"] > 0).sum()  # Never outside training.
-
-
-def test_substitution_needs_stand_ins(corpus):
-    vocab = corpus.build_vocabulary()
-    with pytest.raises(ValueError, match="entity_substitutes"):
-        dataset.make_dataset(corpus, "train", vocab, training=True, entity_substitution_rate=0.5)
 
 
 def test_substitution_reaches_a_bert_encoders_word_pieces(corpus):
@@ -141,7 +135,7 @@ def test_substitution_reaches_a_bert_encoders_word_pieces(corpus):
         return x["piece_ids"].numpy()
 
     plain = piece_ids(training=True)
-    swapped = piece_ids(training=True, entity_substitutes=substitutes, entity_substitution_rate=1.0)
+    swapped = piece_ids(training=True, substitute=substitutes.substituter(1.0))
     ids = {p: i for i, p in enumerate(pieces)}
     assert (plain == ids["texas"]).sum() == 1 and (plain == ids["italy"]).sum() == 2
     assert (swapped == ids["texas"]).sum() == (swapped == ids["italy"]).sum() == 0

@@ -124,9 +124,7 @@ def make_dataset(
     limit: int | None = None,
     featurizer=None,
     with_index: bool = False,
-    entity_substitutes=None,
-    entity_substitution_rate: float = 0.0,
-    entity_substitution_unrelated_share: float = 0.0,
+    substitute=None,
     num_shards: int = 1,
     shard_index: int = 0,
 ) -> tf.data.Dataset:
@@ -151,11 +149,10 @@ def make_dataset(
         limit: use only the first `limit` sentences of the split.
         featurizer: the model's input featurizer (default: word ids of `vocab`,
             for the BiLSTM encoder; see `rin_keras.data.features`).
-        entity_substitutes: when training, an `EntitySubstitutes` whose stand-ins
-            replace `entity_substitution_rate` of the words inside gold entities,
-            drawn anew each epoch.
-        entity_substitution_unrelated_share: the share of those stand-ins taken from
-            any entity word of the same kind and case (`EntitySubstitutes.substituter`).
+        substitute: the training augmentation that writes words inside gold entities
+            as stand-ins, drawn anew each epoch
+            (`EntitySubstitutes.substituter(rate, unrelated_share)`); not applied
+            outside training.
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -169,14 +166,9 @@ def make_dataset(
     """
     featurizer = featurizer or WordIds(vocab)
     extra = ("index",) if with_index else ()
-    substitute = None
-    if training and entity_substitution_rate:
-        if entity_substitutes is None:
-            raise ValueError("entity_substitution_rate needs entity_substitutes.")
-        substitute = entity_substitutes.substituter(entity_substitution_rate, entity_substitution_unrelated_share)
     examples, length_counts = _encode_split(corpus, split, featurizer, max_length, limit=limit,
-                                            with_index=with_index, drop_empty=training, substitute=substitute,
-                                            seed=seed)
+                                            with_index=with_index, drop_empty=training,
+                                            substitute=substitute if training else None, seed=seed)
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     boundaries = bucket_boundaries if training or with_index else None
