@@ -103,16 +103,36 @@ def _placed(located, entry):
     return pairs
 
 
+def _star_train(data_dir):
+    """WebNLG* train, its texts and triples repaired as the builders repair them."""
+    with open(os.path.join(data_dir, "webnlg_star", "train_triples.json")) as f:
+        return [{"text": _repair(example["text"]), "triple_list": [[_repair(part) for part in triple]
+                                                                  for triple in example["triple_list"]]}
+                for example in json.load(f)]
+
+
+def _best_entry(candidates, gold, v3):
+    """Of the entries holding a text, `(hits, last-word triples, (triple, last-word triple) pairs, located)` of
+    the one whose located triples agree best with the WebNLG* triples `gold`."""
+    best = None
+    for located, entry in candidates:
+        words = [token.text for token in located.tokens]
+        pairs = [(triple, placed and (_word(words[placed[0][1] - 1]), v3(placed[1]), _word(words[placed[2][1] - 1])))
+                 for triple, placed in _placed(located, entry)]
+        predicted = collections.Counter(word_triple for _, word_triple in pairs if word_triple)
+        hits = sum((gold & predicted).values())
+        if best is None or hits > best[0]:
+            best = (hits, predicted, pairs, located)
+    return best
+
+
 def compare_with_star(data_dir, train, samples):
     """Prints the agreement of the located train triples with WebNLG* train, by last word, and why they differ."""
     v3, star = _relation_mapper(data_dir)
     by_key = collections.defaultdict(list)
     for text, located, entry in train:
         by_key[_text_key(text)].append((located, entry))
-    with open(os.path.join(data_dir, "webnlg_star", "train_triples.json")) as f:
-        star_data = [{"text": _repair(example["text"]), "triple_list": [[_repair(part) for part in triple]
-                                                                       for triple in example["triple_list"]]}
-                     for example in json.load(f)]
+    star_data = _star_train(data_dir)
     gold_total = reproduced = predicted_total = matched_texts = 0
     missed, extra_kinds = collections.Counter(), collections.Counter()
     disagreements = []
@@ -122,16 +142,7 @@ def compare_with_star(data_dir, train, samples):
             continue
         matched_texts += 1
         gold = collections.Counter((_word(s), star(r), _word(o)) for s, r, o in example["triple_list"])
-        best = None
-        for located, entry in candidates:  # A text in several entries: the entry whose triples agree best.
-            words = [token.text for token in located.tokens]
-            pairs = [(triple, placed and (_word(words[placed[0][1] - 1]), v3(placed[1]), _word(words[placed[2][1] - 1])))
-                     for triple, placed in _placed(located, entry)]
-            predicted = collections.Counter(word_triple for _, word_triple in pairs if word_triple)
-            hits = sum((gold & predicted).values())
-            if best is None or hits > best[0]:
-                best = (hits, predicted, pairs, located)
-        hits, predicted, pairs, located = best
+        hits, predicted, pairs, located = _best_entry(candidates, gold, v3)
         gold_total += sum(gold.values())
         predicted_total += sum(predicted.values())
         reproduced += hits

@@ -100,12 +100,17 @@ class TripleGraph:
         time, each chunk cut to its own longest sentence, so little of their work
         goes to padding in mixed batches.
         """
-        batch = tokens.nrows(out_type=tf.int32)
         truncated = tokens.row_lengths() > self.max_length
         tokens = tokens[:, : self.max_length]
         lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        found = self._cells_by_chunk(self.featurizer(tokens), lengths)
+        return self._outputs(texts, tokens, starts, ends, found, lengths, truncated)
+
+    def _cells_by_chunk(self, inputs: dict, lengths: tf.Tensor) -> dict:
+        """The extracted cells (`_CELL_KEYS`) of a batch, from the pair rounds run on length-sorted chunks, in
+        the order of one unchunked pass over the batch."""
+        batch = tf.shape(lengths)[0]
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-        inputs = self.featurizer(tokens)
         word_input = inputs[self.model.word_input]
         hidden = self.encode(inputs, training=False)
 
@@ -126,9 +131,14 @@ class TripleGraph:
         # Each sentence's cells come from one chunk, already in (subject, object, relation) order:
         # a stable sort by sentence restores the order of one unchunked pass.
         rank = tf.argsort(found["rows"], stable=True)
-        found = {k: tf.gather(v, rank) for k, v in found.items()}
-        rows = found["rows"]
+        return {k: tf.gather(v, rank) for k, v in found.items()}
 
+    def _outputs(self, texts: tf.Tensor, tokens: tf.RaggedTensor, starts: tf.RaggedTensor, ends: tf.RaggedTensor,
+                 found: dict, lengths: tf.Tensor, truncated: tf.Tensor) -> dict:
+        """The signature's outputs: each sentence's triples (`found` cells) padded to the most triples, with
+        their token and character spans and entity texts as written."""
+        batch = tokens.nrows(out_type=tf.int32)
+        rows = found["rows"]
         width = tf.stack([batch, features.padded_width(tokens)])
         subject_spans = tf.stack([found["subject_starts"], found["subjects"] + 1], 1)
         object_spans = tf.stack([found["object_starts"], found["objects"] + 1], 1)

@@ -162,9 +162,9 @@ def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_di
 
 
 def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None, tfds_data_dir=None,
-          word_vectors_source="word2vec",
-          pretrained_source="glove", patience=30, mixed_precision="none", strategy="default", jit_compile=False, bucketing=True,
-          max_train_sentences=None, corpus: Corpus | None = None, cluster: Cluster = SINGLE_PROCESS) -> dict:
+          word_vectors_source="word2vec", pretrained_source="glove", patience=30, mixed_precision="none",
+          strategy="default", jit_compile=False, bucketing=True, max_train_sentences=None,
+          corpus: Corpus | None = None, cluster: Cluster = SINGLE_PROCESS) -> dict:
     """Trains, selects on dev, scores test; returns the results written to results.json.
 
     Args:
@@ -179,18 +179,15 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         patience: early-stopping patience in epochs.
         mixed_precision: `"none"`, `"mixed_float16"` or `"mixed_bfloat16"`.
         strategy: tf.distribute strategy name, or `"data_parallel"` (see `rin_keras.data_parallel`).
-        jit_compile: XLA-compile the train step; batches are then padded to bucket edges (on the JAX backend, which
-            compiles every step and does so once per batch shape, they always are).
+        jit_compile: XLA-compile the train step, with batches padded to bucket edges (always so on JAX).
         bucketing: bucket train batches by length.
         max_train_sentences: train on the first N sentences only.
         corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.builder_config`).
         cluster: with `strategy="data_parallel"`, this worker's place among the workers. Every worker takes the
-            same steps and returns the same results; only the chief writes to `model_dir` (the others start from a
-            copy of its state in a temporary folder, which they remove at the end).
+            same steps and returns the same results; only the chief writes to `model_dir`.
 
     Raises:
-        ValueError: the data has no validation split (it selects the model), or `cluster` and `strategy` do not
-            go together (`Cluster.check_strategy`).
+        ValueError: the data has no validation split, or `cluster` and `strategy` do not go together.
     """
     cluster.check_strategy(strategy)
     if strategy == "data_parallel":
@@ -199,37 +196,24 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     if not cluster.is_chief:
         cluster.barrier("run_dir")  # The chief prepares the data and the run folder first; then the others read them.
         model_dir = cluster.worker_dir(model_dir)
-    if corpus is None:
-        corpus = (Corpus.from_folder(dataset_dir, tfds_data_dir) if dataset_dir
-                  else Corpus.prepare(config.dataset, config.builder_config, tfds_data_dir, data_dir))
-    if "validation" not in corpus.splits:
-        raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
-                         f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
+    corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
     config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
     if cluster.is_chief:
         cluster.barrier("run_dir")
     keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
     train_data = make_dataset(
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None,
-        pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax",
-        seed=config.seed, limit=max_train_sentences, featurizer=preprocessor.featurizer,
-        substitute=_entity_substitution(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source),
-        num_shards=cluster.num_workers, shard_index=cluster.worker_index,
-    )
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=config.seed,
+        pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax", limit=max_train_sentences,
+        featurizer=preprocessor.featurizer, num_shards=cluster.num_workers, shard_index=cluster.worker_index,
+        substitute=_entity_substitution(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source))
     with get_strategy(strategy).scope():
         # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
         cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
         model = _build_model(config, corpus, preprocessor, word_vectors_source, pretrained, cache_dir, jit_compile)
     cluster.share_chief_weights(model)
     model.summary(print_fn=logging.info)
-
-    dev_batches = scoring_batches(preprocessor, corpus, "validation")  # Built once for every epoch's scores.
-
-    def dev_scores(m):
-        return evaluate_split(RINTripleExtractor(m, preprocessor, config.threshold), corpus, "validation",
-                              batches=dev_batches)
-
+    dev_scores = _dev_scorer(config, corpus, preprocessor)
     # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, one line an epoch in logs and CI.
     model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),
               shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
@@ -237,6 +221,32 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     if not cluster.is_chief:
         shutil.rmtree(model_dir)
     return results
+
+
+def _dev_scorer(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor):
+    """Returns `dev_scores(model)`, the dev split's scores of a model, for `DevEvaluation` after every epoch;
+    the dev batches are built once."""
+    batches = scoring_batches(preprocessor, corpus, "validation")
+
+    def dev_scores(model):
+        return evaluate_split(RINTripleExtractor(model, preprocessor, config.threshold), corpus, "validation",
+                              batches=batches)
+
+    return dev_scores
+
+
+def _open_corpus(config: RINConfig, data_dir: str | None, dataset_dir: str | None, tfds_data_dir: str | None):
+    """The data of a run: a user's folder, else the builder of `config`; prepared on first use.
+
+    Raises:
+        ValueError: it has no validation split.
+    """
+    corpus = (Corpus.from_folder(dataset_dir, tfds_data_dir) if dataset_dir
+              else Corpus.prepare(config.dataset, config.builder_config, tfds_data_dir, data_dir))
+    if "validation" not in corpus.splits:
+        raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
+                         f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
+    return corpus
 
 
 def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str):

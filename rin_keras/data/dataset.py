@@ -110,24 +110,11 @@ def dense_relation_targets(
     return tf.where(pair_mask[..., None], dense, tf.constant(IGNORE, tf.int8))
 
 
-def make_dataset(
-    corpus: Corpus,
-    split: str,
-    vocab: Vocabulary,
-    batch_size: int = 50,
-    *,
-    training: bool = False,
-    max_length: int = 100,
-    bucket_boundaries: Iterable[int] | None = DEFAULT_BUCKET_BOUNDARIES,
-    pad_to_bucket_boundary: bool = False,
-    seed: int | None = None,
-    limit: int | None = None,
-    featurizer=None,
-    with_index: bool = False,
-    substitute=None,
-    num_shards: int = 1,
-    shard_index: int = 0,
-) -> tf.data.Dataset:
+def make_dataset(corpus: Corpus, split: str, vocab: Vocabulary, batch_size: int = 50, *, training: bool = False,
+                 max_length: int = 100, bucket_boundaries: Iterable[int] | None = DEFAULT_BUCKET_BOUNDARIES,
+                 pad_to_bucket_boundary: bool = False, seed: int | None = None, limit: int | None = None,
+                 featurizer=None, with_index: bool = False, substitute=None, num_shards: int = 1,
+                 shard_index: int = 0) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
     Empty sentences are dropped; longer sentences are truncated to `max_length`
@@ -159,10 +146,6 @@ def make_dataset(
             the caller puts the results back in order.
         num_shards: when training data-parallel, the workers that split every batch (`shard_batches`).
         shard_index: this worker's index among them.
-
-    Training batches state their number (`Dataset.cardinality`), which bucketing
-    and the dropping of empty sentences otherwise hide, so Keras knows an epoch's
-    steps from the first epoch on.
     """
     featurizer = featurizer or WordIds(vocab)
     extra = ("index",) if with_index else ()
@@ -176,6 +159,8 @@ def make_dataset(
     to_targets = inputs_and_targets(tuple(featurizer.padding_values), vocab.num_relations, extra)
     batches = shard_batches(batches.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE), num_shards, shard_index)
     if training:
+        # Training batches state their number, which bucketing and dropped empty sentences otherwise hide, so
+        # Keras knows an epoch's steps from the first epoch on.
         length_counts[0] = 0  # Dropped empty sentences.
         count = batch_count(length_counts, batch_size, _bucket_edges(boundaries, max_length), min_rows=num_shards)
         batches = batches.apply(tf.data.experimental.assert_cardinality(count))

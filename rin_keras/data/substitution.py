@@ -111,6 +111,26 @@ class EntitySubstitutes:
                 words += [t.decode("utf-8") if isinstance(t, bytes) else t for t in tokens[start:end]]
         return words
 
+    def _stand_in_tables(self):
+        """The graph tables `substituter` draws from: `block` (word -> its row of `starts` and `counts`; -1 for
+        other words), `pool` (every stand-in, each word's `counts` of them from `starts`, the words ordered by
+        kind and case), and each word's (kind, case) group as `group_start` and `group_size` rows of `pool`."""
+        words = sorted(self.substitutes, key=lambda w: (_kind(w) or "", _case(w), w))
+        if not words:
+            raise ValueError("No train entity word has stand-ins.")
+        counts = np.asarray([len(self.substitutes[w]) for w in words], np.int32)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        groups = [(_kind(w) or "", _case(w)) for w in words]
+        span = {}  # (kind, case) -> (first row in `pool`, rows).
+        for group, start, count in zip(groups, starts, counts):
+            first = span.get(group, (start, 0))[0]
+            span[group] = (first, start + count - first)
+        block = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(words), tf.range(len(words), dtype=tf.int32)), -1)
+        pool = tf.constant([s for w in words for s in self.substitutes[w]])
+        return (block, pool, tf.constant(starts), tf.constant(counts),
+                tf.constant([span[g][0] for g in groups], tf.int32), tf.constant([span[g][1] for g in groups], tf.int32))
+
     def substituter(self, rate: float, unrelated_share: float = 0.0):
         """Returns a tf.data map function `substitute(example, key)` over raw TFDS examples (`tokens`, `entities`)
         that writes each word inside a gold entity, with probability `rate`, as one of its stand-ins, before the
@@ -132,24 +152,8 @@ class EntitySubstitutes:
         """
         if not 0.0 <= unrelated_share <= 1.0:
             raise ValueError(f"unrelated_share must be in [0, 1], got {unrelated_share}.")
-        # Ordered by kind and case, so the stand-ins of each (kind, case) group are one range of `pool`.
-        words = sorted(self.substitutes, key=lambda w: (_kind(w) or "", _case(w), w))
-        if not words:
-            raise ValueError("No train entity word has stand-ins.")
-        counts = np.asarray([len(self.substitutes[w]) for w in words], np.int32)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
-        groups = [(_kind(w) or "", _case(w)) for w in words]
-        span = {}  # (kind, case) -> (first row in `pool`, rows).
-        for group, start, count in zip(groups, starts, counts):
-            first = span.get(group, (start, 0))[0]
-            span[group] = (first, start + count - first)
-        group_start = np.asarray([span[g][0] for g in groups], np.int32)
-        group_size = np.asarray([span[g][1] for g in groups], np.int32)
-        block = tf.lookup.StaticHashTable(  # Word -> its block of stand-ins in `pool`; -1 for other words.
-            tf.lookup.KeyValueTensorInitializer(tf.constant(words), tf.range(len(words), dtype=tf.int32)), -1)
-        pool = tf.constant([s for w in words for s in self.substitutes[w]])
-        starts, counts, k = tf.constant(starts), tf.constant(counts), int(counts.max())
-        group_start, group_size = tf.constant(group_start), tf.constant(group_size)
+        block, pool, starts, counts, group_start, group_size = self._stand_in_tables()
+        k = int(tf.reduce_max(counts))
 
         def substitute(example, key):
             tokens = example["tokens"]
