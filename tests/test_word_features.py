@@ -138,6 +138,13 @@ def test_int8_table_reads_as_the_float_table_and_older_float_models_convert(tmp_
     assert not RINConfig.from_dict(saved_before_int8).pretrained_int8 and RINConfig().pretrained_int8
 
 
+def test_int8_table_keeps_the_mixed_precision_compute_dtype():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    layer = WordFeatures(pretrained_rows=7, pretrained_dim=4, shape_dim=3, pretrained_int8=True)
+    out = layer({"pretrained_ids": np.array([[2, 3, 0]]), "shape_ids": np.array([[1, 2, 0]])})
+    assert layer.pretrained.dtype_policy.name == "int8_from_mixed_bfloat16" and out.dtype == "bfloat16"
+
+
 def test_vocabulary_keeps_chars_and_pretrained_words_and_reads_old_folders(tmp_path):
     vocab = _vocab()
     vocab.save(str(tmp_path / "v"))

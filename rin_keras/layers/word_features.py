@@ -90,7 +90,8 @@ class WordFeatures(keras.layers.Layer):
     def call(self, inputs):
         parts = []
         if self.pretrained is not None:
-            parts.append(self.pretrained(inputs["pretrained_ids"]))
+            # Keras's int8 table divides by a float32 scale: back to this layer's compute dtype.
+            parts.append(ops.cast(self.pretrained(inputs["pretrained_ids"]), self.compute_dtype))
         if self.shapes is not None:
             parts.append(self.shapes(inputs["shape_ids"]))
         if self.chars is not None:
