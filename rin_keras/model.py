@@ -78,7 +78,7 @@ class RINModel(keras.Model):
                 word_features = WordFeatures(
                     c.pretrained_rows if "pretrained_ids" in inputs else 0, c.pretrained_dim, c.shape_dim,
                     c.num_chars if "char_ids" in inputs else 0, c.char_dim, pretrained_int8=c.pretrained_int8,
-                    dtype=dtype, name="word_features",
+                    pos_dim=c.pos_dim, dtype=dtype, name="word_features",
                 )
             encoder = BiLSTMEncoder(
                 c.vocab_size, c.word_dim, c.lstm_units, c.input_dropout,
@@ -231,7 +231,7 @@ def quantize_pretrained_table(model: RINModel) -> RINModel:
         if layer.name != "word_features" and layer.weights:
             quantized.get_layer(layer.name).set_weights(layer.get_weights())
     source, target = model.word_features, quantized.word_features
-    for part in ("shapes", "chars", "char_conv"):
+    for part in ("shapes", "pos", "chars", "char_conv"):
         if getattr(source, part) is not None:
             getattr(target, part).set_weights(getattr(source, part).get_weights())
     target.set_pretrained_vectors(source.pretrained_vectors())

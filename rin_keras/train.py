@@ -32,7 +32,7 @@ from rin_keras.callbacks import (
     dev_scores_so_far,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
-from rin_keras.data import embeddings
+from rin_keras.data import embeddings, pos
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
@@ -265,6 +265,8 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
         vocab = Vocabulary.load(vocab_dir)  # Resuming: keep the ids the backup was trained with.
     else:
         vocab = corpus.build_vocabulary().with_pretrained_words(pretrained_words)
+        if config.encoder == "bilstm" and config.pos_dim:
+            vocab = vocab.with_pos_lexicon(pos.brill_lexicon())
         vocab.save(vocab_dir)
     config = config.with_vocabulary(vocab, pretrained.shape[1] if pretrained is not None else 0)
     config.save(os.path.join(model_dir, "config.json"))

@@ -41,15 +41,16 @@ RAW_SENTENCES = [
     "  Texas   Bean  ",
 ]
 PRETRAINED = ["alan", "bean", "texas", "suárez", "東京", "wheeler", "obama"]
+POS_LEXICON = {"was": "VBD", "born": "VBN", "in": "IN", "the": "DT", "of": "IN", "and": "CC", "a": "DT", ",": ","}
 
 
 def _spread_model(vocab, seed=0):
-    """A tiny untrained model with every unseen-word feature, whose relation head fires on
-    about half the cells, with varied tags."""
+    """A tiny untrained model with every word feature (part-of-speech tags included), whose relation head
+    fires on about half the cells, with varied tags."""
     keras.utils.set_random_seed(seed)
     config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, shape_dim=3, char_dim=4,
                          num_chars=len(vocab.chars) + 2, pretrained_dim=5, pretrained_rows=len(PRETRAINED) + 2,
-                         unknown_word_rate=0.1)
+                         pos_dim=3, unknown_word_rate=0.1)
     model = build_rin(config)
     rng = np.random.default_rng(seed)
     model.word_features.set_pretrained_vectors(rng.normal(0, 1, (len(PRETRAINED), 5)).astype("float32"))
@@ -70,7 +71,7 @@ def served(tmp_path_factory):
     """A training folder of the old layout, its RINTripleExtractor, and version 1 exported under a base path."""
     root = tmp_path_factory.mktemp("serving")
     vocab = Vocabulary(["<pad>", "<unk>"] + WORDS, ["birthPlace", "location", "country"], sorted(set("".join(WORDS))),
-                       PRETRAINED)
+                       PRETRAINED, POS_LEXICON)
     model = _spread_model(vocab)
     model_dir = root / "run"
     os.makedirs(model_dir)

@@ -15,6 +15,7 @@ from absl.testing import flagsaver
 
 from rin_keras import RINConfig, callbacks, train
 from rin_keras.data.corpus import Corpus
+from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import testing
 
 from conftest import write_tiny_vectors
@@ -189,8 +190,9 @@ def test_replay_plateau_counts_like_keras():
 
 
 def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_path):
-    """A tiny run on the webnlg3 dummy release: exact spans, three categories held out and scored."""
-    config = RINConfig.for_dataset("webnlg3", heldout_categories=True, **TINY)
+    """A tiny run on the webnlg3 dummy release: exact spans, part-of-speech tags, three categories held out and
+    scored."""
+    config = RINConfig.for_dataset("webnlg3", heldout_categories=True, **{**TINY, "pos_dim": 3})
     assert (config.variant, config.lr_schedule, config.builder_config) == ("exact", "cosine", "exact_heldout")
     vectors = write_tiny_vectors(tmp_path / "vectors.txt")
     results = train.train(config, str(tmp_path / "run"), data_dir=os.path.join(REPO, "tfds_builders", "webnlg3",
@@ -198,6 +200,9 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
                           tfds_data_dir=str(tmp_path / "tfds"), pretrained_source=vectors)
     assert {"validation", "test", "heldout_categories", "heldout_entities"} <= set(results)
     assert results["heldout_categories"]["exact"]["gold"] == 3  # Two Politician texts (train, dev), one Artist.
+    extractor = RINTripleExtractor.from_preset(str(tmp_path / "run"))
+    assert extractor.preprocessor.vocabulary.pos_lexicon["the"] == "DT"  # Brill's lexicon, saved with the model.
+    assert extractor.model.word_features.pos.output_dim == 3
     # The network config does not name the held-out data; the run folder's config.json does.
     corpus = Corpus.for_model(str(tmp_path / "run"), RINConfig.for_dataset("webnlg3"), str(tmp_path / "tfds"))
     assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.1.0"

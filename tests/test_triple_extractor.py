@@ -22,16 +22,18 @@ SENTENCES = ["Alan Bean was born in Wheeler, Texas.", "Barack Obama was born in 
 
 
 def _vocab():
-    return Vocabulary.build([WORDS], ["birthPlace", "country"]).with_pretrained_words(PRETRAINED)
+    return (Vocabulary.build([WORDS], ["birthPlace", "country"]).with_pretrained_words(PRETRAINED)
+            .with_pos_lexicon({"was": "VBD", "born": "VBN", "in": "IN", "the": "DT", ",": ",", ".": "."}))
 
 
 def _extractor(seed=0):
-    """A tiny untrained extractor with every unseen-word feature, whose relation head fires often."""
+    """A tiny untrained extractor with every word feature (part-of-speech tags included), whose relation head
+    fires often."""
     keras.utils.set_random_seed(seed)
     vocab = _vocab()
     config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, shape_dim=3, char_dim=4,
                          num_chars=len(vocab.chars) + 2, pretrained_dim=4, pretrained_rows=len(PRETRAINED) + 2,
-                         max_length=6)
+                         pos_dim=2, max_length=6)
     model = build_rin(config)
     model.word_features.set_pretrained_vectors(np.random.default_rng(seed).normal(0, 1, (5, 4)).astype("float32"))
     head = model.get_layer("relation_head")
@@ -48,7 +50,7 @@ def test_preprocessor_reads_raw_sentences_as_the_featurizer_reads_their_tokens()
     from_text = preprocessor(tf.constant(SENTENCES))
     tokens = tf.ragged.constant([tokenize(s)[:6] for s in SENTENCES], dtype=tf.string, ragged_rank=1)
     from_tokens = features.WordIds(_vocab(), extractor.config.word_feature_inputs)(tokens)
-    assert set(from_text) == {"token_ids", "pretrained_ids", "shape_ids", "char_ids"}
+    assert set(from_text) == {"token_ids", "pretrained_ids", "shape_ids", "pos_ids", "char_ids"}
     for name in from_text:
         np.testing.assert_array_equal(from_text[name], from_tokens[name])
     assert from_text["token_ids"].shape[1] == 6  # Cut to max_length.

@@ -1,11 +1,12 @@
-"""Unseen-word features: featurizer inputs, the WordFeatures layer, and what an unseen word reads as."""
+"""Word features: featurizer inputs (part-of-speech tags included), the WordFeatures layer, and what an unseen
+word reads as."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rin_keras.data import embeddings, features
+from rin_keras.data import embeddings, features, pos
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.layers import BiLSTMEncoder, WordFeatures
 from rin_keras import RINConfig
@@ -53,6 +54,39 @@ def test_word_shapes():
     names = [name for name, _ in features.WORD_SHAPES] + ["other"]
     assert [names[i - 1] for i in features.word_shape_ids(words).numpy()] == [
         "lower", "title", "upper", "number", "mixed_alnum", "punctuation", "other", "title", "upper"]
+
+
+def test_pos_tagger_reads_the_lexicon_then_the_form_of_the_word():
+    tagger = pos.PosTagger({"was": "VBD", "born": "VBN", "in": "IN", "Texas": "NNP", ",": ","})
+    words = ["Bean", "was", "born", "in", "Texas", ",", "1932-03-15", "3Arena", "flying", "landed", "quickly",
+             "planes", "glass", "F-16", "well-known", "Łódź", "historic", "—", "moon", "WAS"]
+    assert tagger.tag(words) == ["NNP", "VBD", "VBN", "IN", "NNP", ",", "CD", "CD", "VBG", "VBN", "RB", "NNS",
+                                 "NN", "NNP", "JJ", "NNP", "JJ", "SYM", "NN", "NNP"]
+    graph = tf.function(tagger.__call__, input_signature=[tf.TensorSpec([None, None], tf.string)])
+    batch = tf.constant([words[:10], words[10:]])
+    np.testing.assert_array_equal(graph(batch), tagger(batch))  # The same ops in a graph.
+    with pytest.raises(ValueError, match="outside TAGS"):
+        pos.PosTagger({"was": "VERB"})
+
+
+def test_brill_lexicon_tags_common_words():
+    lexicon = pos.brill_lexicon()
+    assert len(lexicon) > 90_000 and set(lexicon.values()) <= set(pos.TAGS)
+    tagger = pos.PosTagger(lexicon)
+    assert tagger.tag("The airport serves the city of Aarhus .".split()) == [
+        "DT", "NN", "VBZ", "DT", "NN", "IN", "NNP", "."]
+
+
+def test_featurizer_tags_real_words_and_pads_with_zero(tmp_path):
+    vocab = _vocab().with_pos_lexicon({"was": "VBD", "born": "VBN", "in": "IN"})
+    inputs = _featurize(vocab, _config(vocab, pos_dim=2), [["Obama", "was", "born", "in", "Honolulu"], ["<pad>"]])
+    assert [pos.TAGS[i - 1] for i in inputs["pos_ids"][0]] == ["NNP", "VBD", "VBN", "IN", "NNP"]
+    # A real token spelled like padding is a word (NN); padding is 0.
+    assert inputs["pos_ids"][1].tolist() == [pos.TAGS.index("NN") + 1, 0, 0, 0, 0]
+    vocab.save(str(tmp_path))
+    assert Vocabulary.load(str(tmp_path)).pos_lexicon == vocab.pos_lexicon
+    with pytest.raises(ValueError, match="no part-of-speech lexicon"):
+        features.WordIds(_vocab(), ("pos_ids",))
 
 
 def test_an_unseen_word_reads_as_more_than_unk():

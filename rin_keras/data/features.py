@@ -14,6 +14,7 @@ import os
 import tensorflow as tf
 
 from rin_keras.config import WORD_PIECES
+from rin_keras.data.pos import PosTagger
 from rin_keras.data.vocab import Vocabulary
 
 TOKENIZER_DIR = "tokenizer"
@@ -45,8 +46,9 @@ def word_shape_ids(words: tf.Tensor) -> tf.Tensor:
 class WordIds:
     """Word ids `{"token_ids": [batch, n]}` (0 padding, 1 unknown), and the inputs of
     the unseen-word features the config enables: `pretrained_ids` [batch, n] (the
-    lower-cased word in the pretrained table), `shape_ids` [batch, n] (`WORD_SHAPES`)
-    and `char_ids` [batch, n, chars] (the word's first `MAX_WORD_CHARS` characters).
+    lower-cased word in the pretrained table), `shape_ids` [batch, n] (`WORD_SHAPES`),
+    `pos_ids` [batch, n] (part-of-speech tags, `rin_keras.data.pos`) and `char_ids`
+    [batch, n, chars] (the word's first `MAX_WORD_CHARS` characters).
 
     Args:
         vocab: the train-split vocabulary (with its characters and pretrained words).
@@ -65,6 +67,11 @@ class WordIds:
         if "char_ids" in self.inputs:
             self.char_lookup = vocab.char_lookup()
             self._layers.append(self.char_lookup)
+        if "pos_ids" in self.inputs:
+            if not vocab.pos_lexicon:
+                raise ValueError("The model reads pos_ids but the vocabulary has no part-of-speech lexicon.")
+            self.pos_tagger = PosTagger(vocab.pos_lexicon)
+            self._layers.extend(self.pos_tagger.layers)
         for layer in self._layers:
             layer(tf.constant([""]))  # Builds the layer (SavedModel export needs built layers).
         self.padding_values = {name: 0 for name in ("token_ids", *self.inputs)}
@@ -89,6 +96,8 @@ class WordIds:
             result["pretrained_ids"] = ids(self.pretrained_lookup, tf.strings.lower(words, encoding="utf-8"))
         if "shape_ids" in self.inputs:
             result["shape_ids"] = tf.where(mask, word_shape_ids(words), 0)
+        if "pos_ids" in self.inputs:
+            result["pos_ids"] = tf.where(mask, self.pos_tagger(words), 0)
         if "char_ids" in self.inputs:
             chars = tf.strings.unicode_split(words, "UTF-8", errors="replace")[:, :, :MAX_WORD_CHARS]
             char_ids = tf.ragged.map_flat_values(lambda c: tf.cast(self.char_lookup(c), tf.int32), chars)

@@ -1,8 +1,11 @@
-"""Word features beyond the train vocabulary: a frozen pretrained table, word shape and characters."""
+"""Word features beyond the train vocabulary: a frozen pretrained table, word shape, part of speech and
+characters."""
 
 import keras
 import numpy as np
 from keras import ops
+
+from rin_keras.data.pos import NUM_TAGS
 
 NUM_SHAPES = 8  # Padding plus the classes of `rin_keras.data.features.WORD_SHAPES`.
 
@@ -17,6 +20,7 @@ class WordFeatures(keras.layers.Layer):
       `pretrained_int8`, the table is kept as int8 with a scale per row
       (Keras's int8 `Embedding`: a quarter of the float32 size);
     - an embedding of the word's shape (Title, UPPER, lower, digits, ...);
+    - an embedding of its part-of-speech tag (the paper's POS input; `rin_keras.data.pos`);
     - a character CNN (Ma and Hovy, 2016): character embeddings, a width-3
       convolution and a max over the word's characters.
 
@@ -27,11 +31,13 @@ class WordFeatures(keras.layers.Layer):
         num_chars: int. Character ids (the train characters + 2); 0 disables the CNN.
         char_dim: int. Size of the character embeddings and of the CNN output.
         pretrained_int8: bool. Keep the pretrained table as int8 with a scale per row.
+        pos_dim: int. Size of the part-of-speech tag embedding; 0 disables it.
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
         inputs: dict with `pretrained_ids` int `[batch, n]`, `shape_ids` int
-            `[batch, n]` and `char_ids` int `[batch, n, chars]` (0 padding), as enabled.
+            `[batch, n]`, `pos_ids` int `[batch, n]` and `char_ids` int
+            `[batch, n, chars]` (0 padding), as enabled.
 
     Returns:
         `[batch, n, output_dim]`.
@@ -43,7 +49,7 @@ class WordFeatures(keras.layers.Layer):
     """
 
     def __init__(self, pretrained_rows=0, pretrained_dim=0, shape_dim=0, num_chars=0, char_dim=0,
-                 pretrained_int8=False, **kwargs):
+                 pretrained_int8=False, pos_dim=0, **kwargs):
         super().__init__(**kwargs)
         self.pretrained_rows = pretrained_rows
         self.pretrained_dim = pretrained_dim
@@ -51,7 +57,8 @@ class WordFeatures(keras.layers.Layer):
         self.num_chars = num_chars
         self.char_dim = char_dim
         self.pretrained_int8 = pretrained_int8
-        self.pretrained = self.shapes = self.chars = self.char_conv = None
+        self.pos_dim = pos_dim
+        self.pretrained = self.shapes = self.pos = self.chars = self.char_conv = None
         if pretrained_rows:
             policy = self.dtype_policy
             if pretrained_int8:
@@ -61,6 +68,8 @@ class WordFeatures(keras.layers.Layer):
             )
         if shape_dim:
             self.shapes = keras.layers.Embedding(NUM_SHAPES, shape_dim, dtype=self.dtype_policy, name="word_shape")
+        if pos_dim:
+            self.pos = keras.layers.Embedding(NUM_TAGS, pos_dim, dtype=self.dtype_policy, name="pos_tag")
         if num_chars:
             self.chars = keras.layers.Embedding(num_chars, char_dim, dtype=self.dtype_policy, name="char_embedding")
             self.char_conv = keras.layers.Conv1D(
@@ -71,11 +80,11 @@ class WordFeatures(keras.layers.Layer):
     def input_names(self) -> tuple[str, ...]:
         """The model inputs this layer reads."""
         return tuple(name for name, layer in (("pretrained_ids", self.pretrained), ("shape_ids", self.shapes),
-                                              ("char_ids", self.chars)) if layer is not None)
+                                              ("pos_ids", self.pos), ("char_ids", self.chars)) if layer is not None)
 
     @property
     def output_dim(self) -> int:
-        return (self.pretrained_dim if self.pretrained_rows else 0) + self.shape_dim + (
+        return (self.pretrained_dim if self.pretrained_rows else 0) + self.shape_dim + self.pos_dim + (
             self.char_dim if self.num_chars else 0)
 
     def build(self, inputs_shape):
@@ -83,6 +92,8 @@ class WordFeatures(keras.layers.Layer):
             self.pretrained.build(inputs_shape["pretrained_ids"])
         if self.shapes is not None:
             self.shapes.build(inputs_shape["shape_ids"])
+        if self.pos is not None:
+            self.pos.build(inputs_shape["pos_ids"])
         if self.chars is not None:
             self.chars.build(inputs_shape["char_ids"])
             self.char_conv.build((None, None, self.char_dim))
@@ -94,6 +105,8 @@ class WordFeatures(keras.layers.Layer):
             parts.append(ops.cast(self.pretrained(inputs["pretrained_ids"]), self.compute_dtype))
         if self.shapes is not None:
             parts.append(self.shapes(inputs["shape_ids"]))
+        if self.pos is not None:
+            parts.append(self.pos(inputs["pos_ids"]))
         if self.chars is not None:
             char_ids = inputs["char_ids"]
             batch, words, chars = ops.shape(char_ids)[0], ops.shape(char_ids)[1], ops.shape(char_ids)[2]
@@ -144,5 +157,6 @@ class WordFeatures(keras.layers.Layer):
             "num_chars": self.num_chars,
             "char_dim": self.char_dim,
             "pretrained_int8": self.pretrained_int8,
+            "pos_dim": self.pos_dim,
         })
         return config
