@@ -27,9 +27,8 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
    `--summarize_profile` says where the device's time went.
 
 The model is the paper's setting (word2vec, no unseen-word features, K=3). The train split is
-padded once to a few bucket edges and kept on the device (XLA compiles one step per edge);
-targets follow `rin_keras.data.dataset` (a test checks that the NumPy batches here equal its
-batches).
+padded once to a few bucket edges and kept on the device (XLA compiles one step per edge), by
+`rin_keras.data.numpy_batches`: the tf.data pipeline's batches, in NumPy.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ import time
 import numpy as np
 from absl import app, flags
 
+
 FLAGS = flags.FLAGS
 SPLITS = ("train", "validation", "test")
 LSTM_KERNELS = {"scan": True, "scan_vjp": "scan_vjp", "loop": False}  # BiLSTMEncoder(fused=...) on JAX: one scan
@@ -53,6 +53,7 @@ LSTM_KERNELS = {"scan": True, "scan_vjp": "scan_vjp", "loop": False}  # BiLSTMEn
 
 def write_data(path: str, max_train_sentences: int | None = None) -> None:
     """Encodes WebNLG* with the project's pipeline and writes it, with the config and vectors, to `path`."""
+    from rin_keras.data import numpy_batches  # rin_keras imports: once KERAS_BACKEND is set.
     from rin_keras.config import RINConfig
     from rin_keras.data import dataset, embeddings
     from rin_keras.data.corpus import Corpus
@@ -68,7 +69,7 @@ def write_data(path: str, max_train_sentences: int | None = None) -> None:
         examples = list(dataset.encode_split(corpus, split, featurizer, config.max_length,
                                              limit=max_train_sentences if split == "train" else None,
                                              drop_empty=split == "train").as_numpy_iterator())
-        arrays.update(pack(examples, split))
+        arrays.update(numpy_batches.pack(examples, split))
     sentences = [[t.decode("utf-8") for t in x["tokens"]] for x in corpus.examples("train")]
     vectors = embeddings.train_word2vec(sentences, vocab, config.word_dim, os.path.join("runs", ".cache"), config.seed)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -76,60 +77,6 @@ def write_data(path: str, max_train_sentences: int | None = None) -> None:
             "bucket_boundaries": list(dataset.DEFAULT_BUCKET_BOUNDARIES)}
     np.savez_compressed(path, meta=json.dumps(meta), word_vectors=vectors, **arrays)
     print(f"Wrote {path}: " + ", ".join(f"{s} {len(arrays[s + '_lengths'])} sentences" for s in SPLITS))
-
-
-def pack(examples: list[dict], split: str) -> dict:
-    """Flattens encoded examples (`token_ids`, `tags`, `relations`, `length`) into arrays keyed by split."""
-    return {
-        f"{split}_lengths": np.asarray([x["length"] for x in examples], np.int32),
-        f"{split}_token_ids": np.concatenate([x["token_ids"] for x in examples] + [np.zeros(0, np.int32)]),
-        f"{split}_tags": np.concatenate([x["tags"] for x in examples] + [np.zeros(0, np.int32)]),
-        f"{split}_num_triples": np.asarray([len(x["relations"]) for x in examples], np.int32),
-        f"{split}_relations": np.concatenate([x["relations"] for x in examples] + [np.zeros((0, 3), np.int32)]),
-    }
-
-
-def unpack(data, split: str) -> list[dict]:
-    """The examples of `pack`."""
-    # Each read of an `np.load` archive's key decompresses the array again: read each once.
-    lengths, counts, token_ids, tags, relations = (data[f"{split}_{name}"] for name in (
-        "lengths", "num_triples", "token_ids", "tags", "relations"))
-    words, triples = np.cumsum(np.r_[0, lengths]), np.cumsum(np.r_[0, counts])
-    return [{"token_ids": token_ids[words[i]:words[i + 1]], "tags": tags[words[i]:words[i + 1]],
-             "relations": relations[triples[i]:triples[i + 1]], "length": int(lengths[i])}
-            for i in range(len(lengths))]
-
-
-def pad_batch(examples: list[dict], width: int, num_relations: int, ignore: int = -1):
-    """`(inputs, targets)` of a batch padded to `width` words, as `rin_keras.data.dataset` makes them."""
-    batch = len(examples)
-    token_ids = np.zeros((batch, width), np.int32)
-    tags = np.full((batch, width), ignore, np.int32)
-    relations = np.zeros((batch, width, width, num_relations), np.int8)
-    real = np.zeros((batch, width), bool)
-    for row, x in enumerate(examples):
-        n = x["length"]
-        token_ids[row, :n], tags[row, :n], real[row, :n] = x["token_ids"], x["tags"], True
-        for subject, obj, relation in x["relations"]:
-            relations[row, subject, obj, relation] = 1
-    pairs = real[:, :, None] & real[:, None, :]
-    relations = np.where(pairs[..., None], relations, np.int8(ignore))
-    return {"token_ids": token_ids}, {"entity_tags": tags, "relations": relations}
-
-
-def bucket_edges(boundaries, lengths) -> list[int]:
-    """The bucket edges of `make_dataset` that hold sentences of these lengths: a sentence of length n goes to the
-    first edge above n and is padded to edge - 1 words; the last edge follows the longest sentence."""
-    longest = int(max(lengths))
-    return sorted({b for b in boundaries if b <= longest} | {longest + 1})
-
-
-def group_by_edge(examples, edges) -> dict[int, list[dict]]:
-    """`{edge: examples}`, each example in the first edge above its length."""
-    groups = {}
-    for x in examples:
-        groups.setdefault(next(e for e in edges if x["length"] < e), []).append(x)
-    return dict(sorted(groups.items()))
 
 
 class DeviceBatches:
@@ -141,11 +88,12 @@ class DeviceBatches:
     """
 
     def __init__(self, examples, edges, num_relations: int, ignore: int):
+        from rin_keras.data import numpy_batches
         import jax
 
         self.buckets = []
-        for edge, members in group_by_edge(examples, edges).items():
-            inputs, targets = pad_batch(members, edge - 1, num_relations, ignore)
+        for edge, members in numpy_batches.group_by_edge(examples, edges).items():
+            inputs, targets = numpy_batches.pad_batch(members, edge - 1, num_relations, ignore)
             self.buckets.append(jax.device_put({**inputs, **targets}))
         self.nbytes = sum(a.nbytes for bucket in self.buckets for a in bucket.values())
 
@@ -184,6 +132,7 @@ class Scorer:
     at or above the threshold (what `decode_triples` keeps) with the gold cells and returns three counts."""
 
     def __init__(self, model, examples, edges, num_relations: int, ignore: int, threshold: float, batch_size=100):
+        from rin_keras.data import numpy_batches
         import jax
         import jax.numpy as jnp
 
@@ -193,8 +142,9 @@ class Scorer:
         for begin in range(0, len(ordered), batch_size):
             chunk = ordered[begin:begin + batch_size]
             width = next(e for e in edges if chunk[-1]["length"] < e) - 1
-            inputs, targets = pad_batch(chunk + [{"token_ids": [], "tags": [], "relations": [], "length": 0}]
-                                        * (batch_size - len(chunk)), width, num_relations, ignore)
+            empty = {"token_ids": [], "tags": [], "relations": [], "length": 0}
+            inputs, targets = numpy_batches.pad_batch(chunk + [empty] * (batch_size - len(chunk)), width,
+                                                      num_relations, ignore)
             self.chunks.append(jax.device_put((inputs["token_ids"], targets["relations"])))
 
         @jax.jit
@@ -361,11 +311,12 @@ def _compile_ahead_if_asked(model, batches, batch_size: int, scorers=()) -> dict
 def time_one(path: str, policy: str, batch_size: int, timed_epochs: int, boundaries, lstm: str = "scan",
              unroll: int = 1, compiles: CompileLog | None = None) -> dict:
     """`fit`s `1 + timed_epochs` epochs; returns the first epoch's and the steady-state seconds."""
+    from rin_keras.data import numpy_batches
     data, meta = _load(path)
     config, model = _build(meta, data["word_vectors"], policy, lstm, unroll)
-    train = unpack(data, "train")
-    batches = DeviceBatches(train, bucket_edges(boundaries, data["train_lengths"]), config.num_relations,
-                            meta["ignore"])
+    train = numpy_batches.unpack(data, "train")
+    edges = numpy_batches.bucket_edges(boundaries, data["train_lengths"])
+    batches = DeviceBatches(train, edges, config.num_relations, meta["ignore"])
     steps = batches.steps(batch_size)
     if not steps:
         raise ValueError(f"No length bucket holds {batch_size} sentences: use a smaller batch size.")
@@ -393,6 +344,7 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
                     compiles: CompileLog | None = None) -> dict:
     """Trains with the cosine schedule (the config's batch size and rate); scores dev and test partial F1 each epoch
     and reports the last epoch and the best dev epoch (selection on dev; test only reported)."""
+    from rin_keras.data import numpy_batches
     import keras
 
     from rin_keras.callbacks import cosine_learning_rate
@@ -400,9 +352,9 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
     start = time.perf_counter()
     data, meta = _load(path)
     config, model = _build(meta, data["word_vectors"], policy, lstm, unroll)
-    edges = bucket_edges(boundaries, np.concatenate([data[f"{s}_lengths"] for s in SPLITS]))
-    batches = DeviceBatches(unpack(data, "train"), edges, config.num_relations, meta["ignore"])
-    scorers = {split: Scorer(model, unpack(data, split), edges, config.num_relations, meta["ignore"],
+    edges = numpy_batches.bucket_edges(boundaries, np.concatenate([data[f"{s}_lengths"] for s in SPLITS]))
+    batches = DeviceBatches(numpy_batches.unpack(data, "train"), edges, config.num_relations, meta["ignore"])
+    scorers = {split: Scorer(model, numpy_batches.unpack(data, split), edges, config.num_relations, meta["ignore"],
                              config.threshold) for split in ("validation", "test")}
     setup_s = round(time.perf_counter() - start, 1)  # Data to the device, the model's initial weights.
     ahead = _compile_ahead_if_asked(model, batches, config.batch_size, scorers.values())
@@ -430,12 +382,14 @@ def check_kernels(path: str, sentences: int = 64) -> list[dict]:
     weights)."""
     import jax
 
+    from rin_keras.data import numpy_batches
     from rin_keras.layers import BiLSTMEncoder
 
     data, meta = _load(path)
     c = meta["config"]
-    examples = unpack(data, "train")[:sentences]
-    token_ids = pad_batch(examples, max(x["length"] for x in examples), c["num_relations"], meta["ignore"])[0]
+    examples = numpy_batches.unpack(data, "train")[:sentences]
+    width = max(x["length"] for x in examples)
+    token_ids = numpy_batches.pad_batch(examples, width, c["num_relations"], meta["ignore"])[0]
     token_ids = token_ids["token_ids"]
     encoders = {kernel: BiLSTMEncoder(c["vocab_size"], c["word_dim"], c["lstm_units"], 0.0, fused=fused)
                 for kernel, fused in LSTM_KERNELS.items()}

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import gpu_benchmark
-from rin_keras.data import dataset
+from rin_keras.data import dataset, numpy_batches
 from rin_keras.data.corpus import Corpus
 from rin_keras.decoding import TAGS
 from rin_keras.data.features import MAX_WORD_CHARS, WordIds
@@ -142,24 +141,24 @@ def test_missing_split_names_the_file(tmp_path):
         corpus.raw("train")
 
 
-def test_gpu_benchmark_batches_equal_the_pipelines(corpus):
-    bench = gpu_benchmark()
+def test_numpy_batches_equal_the_pipelines(corpus):
+    """rin_keras.data.numpy_batches (for hosts without TensorFlow) batches as the tf.data pipeline does."""
     vocab = corpus.build_vocabulary()
     featurizer = WordIds(vocab)
     encoded = list(dataset.encode_split(corpus, "train", featurizer, 100).as_numpy_iterator())
-    examples = bench.unpack(bench.pack(encoded, "train"), "train")
+    examples = numpy_batches.unpack(numpy_batches.pack(encoded, "train"), "train")
     assert [x["token_ids"].tolist() for x in examples] == [x["token_ids"].tolist() for x in encoded]
     batches = dataset.pad_and_batch(dataset.encode_split(corpus, "train", featurizer, 100), featurizer,
                                     len(encoded), 100, None)
     inputs, targets = next(iter(batches.map(dataset.inputs_and_targets(("token_ids",), vocab.num_relations))))
     width = int(inputs["token_ids"].shape[1])
-    mine_inputs, mine_targets = bench.pad_batch(examples, width, vocab.num_relations, dataset.IGNORE)
+    mine_inputs, mine_targets = numpy_batches.pad_batch(examples, width, vocab.num_relations, dataset.IGNORE)
     np.testing.assert_array_equal(mine_inputs["token_ids"], inputs["token_ids"])
     for name in ("entity_tags", "relations"):
         np.testing.assert_array_equal(mine_targets[name], targets[name])
-    edges = bench.bucket_edges(dataset.DEFAULT_BUCKET_BOUNDARIES, [x["length"] for x in examples])
+    edges = numpy_batches.bucket_edges(dataset.DEFAULT_BUCKET_BOUNDARIES, [x["length"] for x in examples])
     assert edges[-1] == max(x["length"] for x in examples) + 1 and set(edges[:-1]) <= set(dataset.DEFAULT_BUCKET_BOUNDARIES)
-    groups = bench.group_by_edge(examples, edges)
+    groups = numpy_batches.group_by_edge(examples, edges)
     assert sum(map(len, groups.values())) == len(examples)
     assert all(x["length"] < edge and (edge == edges[0] or x["length"] >= edges[edges.index(edge) - 1])
                for edge, members in groups.items() for x in members)

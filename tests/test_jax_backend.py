@@ -26,3 +26,14 @@ def test_network_tests_pass_on_jax():
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in summary and "skipped" in summary  # The TensorFlow-only test skips; the rest pass.
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (pip install jax)")
+def test_the_network_and_numpy_batches_import_without_tensorflow():
+    """A GPU host with JAX but no TensorFlow (benchmarks/gpu_throughput.py) imports the network and the batches."""
+    code = ("import sys, rin_keras, rin_keras.layers, rin_keras.data.numpy_batches; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_BACKEND": "jax"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -6,6 +6,7 @@ import pytest
 from conftest import gpu_benchmark, random_token_ids, tiny_config
 
 from rin_keras import RINConfig
+from rin_keras.data import numpy_batches
 from rin_keras.model import RINModel, build_rin
 
 
@@ -144,7 +145,7 @@ def test_gpu_benchmark_scores_as_the_decoder(rng):
         relations = np.stack([rng.integers(0, length, 3), rng.integers(0, length, 3), rng.integers(0, 3, 3)], 1)
         examples.append({"token_ids": rng.integers(2, 20, length).astype("int32"), "tags": np.zeros(length, "int32"),
                          "relations": relations.astype("int32"), "length": length})
-    inputs, _ = bench.pad_batch(examples, 7, 3)
+    inputs, _ = numpy_batches.pad_batch(examples, 7, 3)
     probabilities = keras.ops.convert_to_numpy(model(inputs)["relations"])
     threshold = float(np.median(probabilities[probabilities > 0]))  # Some cells above it, some below.
     gold, predicted = [], []
@@ -153,8 +154,8 @@ def test_gpu_benchmark_scores_as_the_decoder(rng):
         predicted.append({(t.subject_head, t.relation, t.object_head) for t in triples})
         gold.append({(int(s), int(r), int(o)) for s, o, r in x["relations"]})
     expected = metrics.score_sets(gold, predicted)["f1"]
-    scorer = bench.Scorer(model, examples, bench.bucket_edges([4], [x["length"] for x in examples]), 3, -1, threshold,
-                          batch_size=4)
+    edges = numpy_batches.bucket_edges([4], [x["length"] for x in examples])
+    scorer = bench.Scorer(model, examples, edges, 3, -1, threshold, batch_size=4)
     assert 0 < expected < 100 and sum(map(len, predicted)) > 0
     assert scorer.f1() == pytest.approx(expected, abs=1e-9)
 
@@ -171,7 +172,7 @@ def test_gpu_benchmark_compiles_ahead_what_fit_and_the_scorer_run(rng, tmp_path)
         relations = np.stack([rng.integers(0, length, 2), rng.integers(0, length, 2), rng.integers(0, 3, 2)], 1)
         examples.append({"token_ids": rng.integers(2, 20, length).astype("int32"), "tags": rng.integers(0, 5, length),
                          "relations": relations.astype("int32"), "length": length})
-    edges = bench.bucket_edges([4], [x["length"] for x in examples])  # Two buckets: 2-3 and 4-6 words.
+    edges = numpy_batches.bucket_edges([4], [x["length"] for x in examples])  # Two buckets: 2-3 and 4-6 words.
 
     def train(ahead: bool):
         keras.utils.set_random_seed(3)

@@ -49,6 +49,13 @@ def test_featurizer_makes_every_feature_input():
     assert inputs["char_ids"][0, 1, :3].tolist() == [2 + vocab.chars.index(c) for c in "was"]
 
 
+def test_the_layer_embeds_every_shape_and_tag_id():
+    from rin_keras.layers import word_features
+
+    assert word_features.NUM_SHAPES == len(features.WORD_SHAPES) + 2  # Padding and "other" besides the shapes.
+    assert word_features.NUM_POS_TAGS == len(pos.TAGS) + 1
+
+
 def test_word_shapes():
     words = tf.constant(["texas", "Texas", "USA", "1,000", "F-16", ",", "McDonald", "Łódź", "ÉCOLE"])
     names = [name for name, _ in features.WORD_SHAPES] + ["other"]

@@ -17,11 +17,11 @@ from absl import logging
 
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.features import MAX_WORD_CHARS, WordIds
+from rin_keras.data.numpy_batches import IGNORE
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
 
 TAG_IDS = {tag: i for i, tag in enumerate(TAGS)}
-IGNORE = -1  # Target value of padded tokens and cells.
 DEFAULT_BUCKET_BOUNDARIES = (12, 16, 20, 24, 28, 32, 40, 48, 64)
 
 

@@ -23,7 +23,6 @@ TAGS = (
     "RBS", "IN", "DT", "PDT", "CC", "CD", "PRP", "PRP$", "WDT", "WP", "WP$", "WRB", "MD", "TO", "EX",
     "RP", "POS", "UH", "FW", "LS", "SYM", "$", "#", ".", ",", ":", "(", ")", "``", "''",
 )
-NUM_TAGS = len(TAGS) + 1  # Padding included: the size of the model's tag embedding.
 # Tags of words the lexicon lacks, tried in this order; RE2 patterns on the token. Anything else is `NN`.
 UNKNOWN_WORD_RULES = (
     ("CD", r"[0-9].*"),

@@ -5,9 +5,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from rin_keras.data.pos import NUM_TAGS
-
+# The layers run on any Keras backend, so they import nothing of the TensorFlow text side; a test checks the sizes.
 NUM_SHAPES = 8  # Padding plus the classes of `rin_keras.data.features.WORD_SHAPES`.
+NUM_POS_TAGS = 46  # Padding plus the tags of `rin_keras.data.pos.TAGS`.
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -69,7 +69,7 @@ class WordFeatures(keras.layers.Layer):
         if shape_dim:
             self.shapes = keras.layers.Embedding(NUM_SHAPES, shape_dim, dtype=self.dtype_policy, name="word_shape")
         if pos_dim:
-            self.pos = keras.layers.Embedding(NUM_TAGS, pos_dim, dtype=self.dtype_policy, name="pos_tag")
+            self.pos = keras.layers.Embedding(NUM_POS_TAGS, pos_dim, dtype=self.dtype_policy, name="pos_tag")
         if num_chars:
             self.chars = keras.layers.Embedding(num_chars, char_dim, dtype=self.dtype_policy, name="char_embedding")
             self.char_conv = keras.layers.Conv1D(
