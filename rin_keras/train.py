@@ -47,7 +47,11 @@ FLAGS = flags.FLAGS
 _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
                    "str": flags.DEFINE_string}
 # The BiLSTM's word features, which the BERT encoder (reading word pieces) leaves out.
-_BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "char_dim")
+_BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "pos_dim", "char_dim")
+FLAGS_REFERENCE = "docs/flags.md"
+
+
+_RECIPE_FLAGS = {field.name for field in flag_fields() if field.metadata["recipe"]}
 
 
 def define_config_flags() -> None:
@@ -94,6 +98,23 @@ def define_flags():
                       "backend always does: it compiles once per batch shape).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
     flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).")
+
+
+def flags_reference() -> str:
+    """Every flag `define_flags` defines, as the markdown table of `FLAGS_REFERENCE` (a test keeps it current)."""
+    rows = []
+    for flag in sorted(FLAGS.get_flags_for_module(__name__), key=lambda f: f.name):
+        if flag.default is None:
+            default = "by dataset and encoder" if flag.name in _RECIPE_FLAGS else ""
+        else:
+            default = f"`{flag.default}`"
+        rows.append(f"| `--{flag.name}` | {default} | {flag.help.replace('|', '/')} |")
+    return "\n".join([
+        "# Flags of `python -m rin_keras.train`", "",
+        "Generated from the code (`RINConfig` and `rin_keras.train.define_flags`):", "",
+        "    python -c \"from rin_keras import train; train.define_flags(); print(train.flags_reference())\" "
+        f"> {FLAGS_REFERENCE}", "",
+        "| flag | default | what |", "| --- | --- | --- |", *rows])
 
 
 def config_from_flags() -> RINConfig:

@@ -224,6 +224,14 @@ def test_cli_rejects_bad_flags():
     assert "Traceback" not in result.stderr
 
 
+def test_flags_reference_lists_every_flag():
+    train.define_flags() if "dataset" not in train.FLAGS else None
+    reference = train.flags_reference()
+    assert "| `--pos_dim` | by dataset and encoder |" in reference and "| `--model_dir` |  |" in reference
+    with open(os.path.join(REPO, train.FLAGS_REFERENCE), encoding="utf-8") as f:
+        assert f.read() == reference + "\n", f"{train.FLAGS_REFERENCE} is stale: regenerate it as its header says."
+
+
 def test_cli_flags_mirror_the_config():
     train.define_flags() if "dataset" not in train.FLAGS else None
     train.FLAGS(["prog"])
