@@ -1,6 +1,10 @@
-"""Serving figures for a trained model: SavedModel throughput, gRPC latency, and export agreement.
+"""Serving figures for trained models: SavedModel throughput, gRPC latency, and export agreement.
 
     python benchmarks/serving_latency.py --model_dir=runs/webnlg_partial_k3
+    python benchmarks/serving_latency.py --model_dir=runs/with_features,runs/without_features
+
+Several models (comma-separated) are measured one after the other in one process, so their figures compare.
+For each:
 
 1. Exports the model (temporary base path) and checks that the exported
    `serving_default` signature gives the same triples as the in-process
@@ -35,7 +39,7 @@ from serving.contract import triples_from_outputs
 from serving.client import GrpcClient
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+flags.DEFINE_list("model_dir", None, "Training output folders or extractor .keras files, comma-separated.")
 flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_bool("lengths_only", False, "Only time and measure memory by sentence length.")
@@ -95,7 +99,14 @@ def _print_costs_by_length(extractor, signature):
 
 def main(argv):
     del argv
-    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    for model_dir in FLAGS.model_dir:
+        print(f"== {model_dir}")
+        _report(model_dir)
+
+
+def _report(model_dir: str) -> None:
+    """Prints the serving figures of one model."""
+    extractor = RINTripleExtractor.from_preset(model_dir)
     config = extractor.config
     base = tempfile.mkdtemp(prefix="rin_serving_")
     path = export.export_version(extractor, base, 1)
@@ -103,7 +114,7 @@ def main(argv):
     _print_costs_by_length(extractor, signature)
     if FLAGS.lengths_only:
         return
-    corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir)
+    corpus = Corpus.for_model(model_dir, config, FLAGS.tfds_data_dir)
 
     dev = _sentences(corpus, "validation")
     expected = extractor.predict(dev)
