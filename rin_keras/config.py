@@ -171,7 +171,10 @@ class RINConfig:
     pretrained_rows: int = 0
     pretrained_int8: bool = True
     shape_dim: int = _flag(0, "Word-shape (case) embedding size; 0: none. Default: 8 for the BiLSTM.", recipe=True)
-    pos_dim: int = _flag(0, "Part-of-speech tag embedding size (the paper's 10); 0: none.", recipe=True)
+    pos_dim: int = _flag(
+        0, "Part-of-speech tag embedding size (the paper's encoder: 10); 0: none, the default (with the "
+        "unseen-word features the tags measured no better: docs/benchmarks/accuracy_and_ablations.md).",
+    )
     char_dim: int = _flag(0, "Character-CNN word feature size; 0: none. Default: 50 for the BiLSTM.", recipe=True)
     num_chars: int = 0
     hidden_dim: int = _flag(100, "Size of the task and pair features.")

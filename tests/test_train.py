@@ -227,7 +227,8 @@ def test_cli_rejects_bad_flags():
 def test_flags_reference_lists_every_flag():
     train.define_flags() if "dataset" not in train.FLAGS else None
     reference = train.flags_reference()
-    assert "| `--pos_dim` | by dataset and encoder |" in reference and "| `--model_dir` |  |" in reference
+    assert "| `--pos_dim` | `0` |" in reference and "| `--batch_size` | by dataset and encoder |" in reference
+    assert "| `--model_dir` |  |" in reference
     with open(os.path.join(REPO, train.FLAGS_REFERENCE), encoding="utf-8") as f:
         assert f.read() == reference + "\n", f"{train.FLAGS_REFERENCE} is stale: regenerate it as its header says."
 
