@@ -27,9 +27,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tfds_builders.webnlg3.locating import fold, locate_triples, read_entries  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"),
-                    "The shared data folder (holds webnlg3/ and webnlg_star/).")
-flags.DEFINE_integer("samples", 20, "Disagreements with WebNLG* to print.")
+SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+
+
+def define_data_dir_flag() -> None:
+    """--data_dir, which the benchmarks that compare with WebNLG* share (defined when run, not when imported)."""
+    flags.DEFINE_string("data_dir", SHARED_DATA, "The shared data folder (holds webnlg3/ and webnlg_star/).")
 
 
 def _text_key(text):
@@ -186,4 +189,6 @@ def main(_):
 
 
 if __name__ == "__main__":
+    define_data_dir_flag()
+    flags.DEFINE_integer("samples", 20, "Disagreements with WebNLG* to print.")
     app.run(main)

@@ -1,6 +1,6 @@
 """WebNLG* test F1 of models trained on WebNLG* or on WebNLG 3.0, on the same texts and relation names.
 
-    python benchmarks/webnlg_star_test.py --model_dirs=runs/webnlg3_exact,runs/webnlg_exact_k3
+    python benchmarks/webnlg_star_test.py --model_dirs=runs/webnlg3_exact,runs/webnlg_exact_k3 [--data_dir=../shared/data]
 
 WebNLG* test without its texts that WebNLG 3.0 train holds (34 of 703, compared by letters and digits,
 case-insensitive), so a `webnlg3` model is scored only on text it did not train on. Triples are compared as
@@ -18,11 +18,10 @@ from absl import app, flags
 from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders.webnlg3.locating import read_entries
 
-# The comparison with WebNLG*'s texts, words and relation names is the locating benchmark's (its --data_dir too).
-from webnlg3_locating import _name_word, _relation_mapper, _repair, _text_key, _word
+# The comparison with WebNLG*'s texts, words and relation names is the locating benchmark's.
+from webnlg3_locating import _name_word, _relation_mapper, _repair, _text_key, _word, define_data_dir_flag
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("model_dirs", None, "Training output folders (or extractor .keras files) to score.", required=True)
 
 
 def webnlg3_train_keys(data_dir: str) -> set[str]:
@@ -75,4 +74,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_data_dir_flag()
+    flags.DEFINE_list("model_dirs", None, "Training output folders (or extractor .keras files) to score.",
+                      required=True)
     app.run(main)
