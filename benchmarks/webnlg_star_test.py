@@ -1,6 +1,7 @@
 """WebNLG* test F1 of models trained on WebNLG* or on WebNLG 3.0, on the same texts and relation names.
 
-    python benchmarks/webnlg_star_test.py --model_dirs=runs/webnlg3_exact,runs/webnlg_exact_k3 [--data_dir=../shared/data]
+    python benchmarks/webnlg_star_test.py --model_dirs=runs/webnlg3_exact,runs/webnlg_exact_k3 \\
+        [--data_dir=../shared/data]
 
 WebNLG* test without its texts that WebNLG 3.0 train holds (34 of 703, compared by letters and digits,
 case-insensitive), so a `webnlg3` model is scored only on text it did not train on. Triples are compared as
