@@ -106,9 +106,9 @@ def _placed(located, entry):
     return pairs
 
 
-def _star_train(data_dir):
-    """WebNLG* train, its texts and triples repaired as the builders repair them."""
-    with open(os.path.join(data_dir, "webnlg_star", "train_triples.json")) as f:
+def star_split(data_dir, split="train"):
+    """A WebNLG* split (`train`, `val`, `test`), its texts and triples repaired as the builders repair them."""
+    with open(os.path.join(data_dir, "webnlg_star", f"{split}_triples.json")) as f:
         return [{"text": _repair(example["text"]), "triple_list": [[_repair(part) for part in triple]
                                                                   for triple in example["triple_list"]]}
                 for example in json.load(f)]
@@ -135,7 +135,7 @@ def compare_with_star(data_dir, train, samples):
     by_key = collections.defaultdict(list)
     for text, located, entry in train:
         by_key[_text_key(text)].append((located, entry))
-    star_data = _star_train(data_dir)
+    star_data = star_split(data_dir)
     gold_total = reproduced = predicted_total = matched_texts = 0
     missed, extra_kinds = collections.Counter(), collections.Counter()
     disagreements = []

@@ -11,7 +11,6 @@ every model and the gold alike, the names that file merges into one class read a
 and F1 per model.
 """
 
-import json
 import os
 
 from absl import app, flags
@@ -20,7 +19,7 @@ from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders.webnlg3.locating import read_entries
 
 # The comparison with WebNLG*'s texts, words and relation names is the locating benchmark's.
-from webnlg3_locating import _name_word, _relation_mapper, _repair, _text_key, _word, define_data_dir_flag
+from webnlg3_locating import _name_word, _relation_mapper, _text_key, _word, define_data_dir_flag, star_split
 
 FLAGS = flags.FLAGS
 
@@ -38,9 +37,7 @@ def webnlg3_train_keys(data_dir: str) -> set[str]:
 
 def star_test(data_dir: str, excluded: set[str]) -> tuple[list[dict], int]:
     """WebNLG* test examples (repaired) whose text is not in `excluded`, and how many were left out."""
-    with open(os.path.join(data_dir, "webnlg_star", "test_triples.json")) as f:
-        examples = [{"text": _repair(e["text"]), "triple_list": [[_repair(p) for p in t] for t in e["triple_list"]]}
-                    for e in json.load(f)]
+    examples = star_split(data_dir, "test")
     kept = [e for e in examples if _text_key(e["text"]) not in excluded]
     return kept, len(examples) - len(kept)
 
