@@ -18,7 +18,7 @@ LR_SCHEDULES = ("constant", "cosine")
 # (its config.json) and out of a saved model's config; a loaded model gets the defaults.
 TRAINING_FIELDS = (
     "learning_rate", "clipnorm", "lr_schedule", "lr_final_fraction", "lr_decay_factor", "lr_decay_patience",
-    "batch_size", "epochs", "seed", "entity_substitution_rate", "entity_substitution_neighbours",
+    "batch_size", "max_batch_pairs", "epochs", "seed", "entity_substitution_rate", "entity_substitution_neighbours",
     "entity_substitution_unrelated_share", "max_length", "threshold", "heldout_categories",
 )
 
@@ -127,6 +127,8 @@ class RINConfig:
             improved for `lr_decay_patience` epochs; 1.0 keeps it constant (the paper).
         lr_decay_patience: epochs without a better dev F1 before the learning rate decays.
         batch_size: sentences per batch.
+        max_batch_pairs: word pairs per training batch at most: a length bucket whose sentences have up to n
+            words gets `min(batch_size, max_batch_pairs // n**2)` sentences a batch; 0: no cap.
         epochs: maximum training epochs (early stopping on dev F1 may end sooner).
         max_length: sentences are truncated to this many tokens.
         threshold: a triple is extracted when its probability is >= threshold.
@@ -197,6 +199,10 @@ class RINConfig:
     )
     lr_decay_patience: int = _flag(5, "Epochs without a better dev F1 before the LR decays.")
     batch_size: int = _flag(50, "Sentences per batch (dataset default when unset).", recipe=True)
+    max_batch_pairs: int = _flag(
+        80_000, "Word pairs per training batch at most: batches of long sentences hold fewer than --batch_size, "
+        "so that sentences x longest length^2 stays under this (the pair tensors set the peak memory); 0: no cap.",
+    )
     epochs: int = _flag(150, "Maximum epochs (dataset default when unset).", recipe=True)
     max_length: int = _flag(100, "Truncate sentences to this many tokens.")
     threshold: float = 0.5
@@ -252,6 +258,8 @@ class RINConfig:
             raise ValueError(f"entity_substitution_neighbours must be >= 1, got {self.entity_substitution_neighbours}.")
         if min(self.pretrained_dim, self.shape_dim, self.pos_dim, self.char_dim) < 0:
             raise ValueError("pretrained_dim, shape_dim, pos_dim and char_dim must be >= 0.")
+        if self.max_batch_pairs < 0:
+            raise ValueError(f"max_batch_pairs must be >= 0, got {self.max_batch_pairs}.")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}.")
 

@@ -226,7 +226,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=config.seed,
         pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax", limit=max_train_sentences,
-        featurizer=preprocessor.featurizer, num_shards=cluster.num_workers, shard_index=cluster.worker_index,
+        featurizer=preprocessor.featurizer, max_pairs=config.max_batch_pairs, num_shards=cluster.num_workers,
+        shard_index=cluster.worker_index,
         substitute=_entity_substitution(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source))
     with get_strategy(strategy).scope():
         # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.

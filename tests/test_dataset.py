@@ -83,6 +83,21 @@ def test_padding_to_bucket_edges_leaves_word_pieces_at_their_longest(corpus):
         assert (inputs["piece_ids"][:, -1] != 0).numpy().any()  # Padded to the longest, not to an edge.
 
 
+def test_batches_of_long_sentences_hold_at_most_max_pairs_word_pairs(corpus):
+    vocab = corpus.build_vocabulary()
+    lengths = sorted(len(x["tokens"]) for x in corpus.examples("train"))
+    assert lengths[0] < 8 <= lengths[-1]
+    # Sentences under 8 words: 98 // 7**2 = 2 a batch; longer ones (up to max_length 100): one a batch.
+    batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=4, training=True, seed=1,
+                                        bucket_boundaries=(8,), max_pairs=98))  # Its stated cardinality holds.
+    sizes = sorted((int(x["token_ids"].shape[1]) < 8, int(x["token_ids"].shape[0])) for x, _ in batches)
+    short = sum(n < 8 for n in lengths)
+    expected = [(False, 1)] * (len(lengths) - short) + [(True, 1)] * (short % 2) + [(True, 2)] * (short // 2)
+    assert sizes == expected
+    assert [numpy_batches.bucket_batch_size(50, n, 80_000) for n in (39, 47, 63, 100)] == [50, 36, 20, 8]
+    assert numpy_batches.bucket_batch_size(50, 100, None) == 50
+
+
 def test_eval_order_and_targets_match_the_examples(corpus):
     vocab = corpus.build_vocabulary()
     (inputs, targets), *_ = dataset.make_dataset(corpus, "train", vocab, batch_size=6)

@@ -17,7 +17,7 @@ from absl import logging
 
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.features import MAX_WORD_CHARS, WordIds
-from rin_keras.data.numpy_batches import IGNORE
+from rin_keras.data.numpy_batches import IGNORE, bucket_batch_size
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
 
@@ -113,8 +113,8 @@ def dense_relation_targets(
 def make_dataset(corpus: Corpus, split: str, vocab: Vocabulary, batch_size: int = 50, *, training: bool = False,
                  max_length: int = 100, bucket_boundaries: Iterable[int] | None = DEFAULT_BUCKET_BOUNDARIES,
                  pad_to_bucket_boundary: bool = False, seed: int | None = None, limit: int | None = None,
-                 featurizer=None, with_index: bool = False, substitute=None, num_shards: int = 1,
-                 shard_index: int = 0) -> tf.data.Dataset:
+                 featurizer=None, with_index: bool = False, substitute=None, max_pairs: int | None = None,
+                 num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
     """Returns batches `({"token_ids"}, {"entity_tags", "relations"})` for `model.fit`.
 
     Empty sentences are dropped; longer sentences are truncated to `max_length`
@@ -140,6 +140,8 @@ def make_dataset(corpus: Corpus, split: str, vocab: Vocabulary, batch_size: int 
             as stand-ins, drawn anew each epoch
             (`EntitySubstitutes.substituter(rate, unrelated_share)`); not applied
             outside training.
+        max_pairs: when bucketing, a batch holds at most this many word pairs (sentences x the bucket's
+            longest length squared): buckets of long sentences get fewer than `batch_size` (None: no cap).
         with_index: for inference over a whole split: bucket by length without
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
@@ -155,20 +157,22 @@ def make_dataset(corpus: Corpus, split: str, vocab: Vocabulary, batch_size: int 
     if training:
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     boundaries = bucket_boundaries if training or with_index else None
-    batches = pad_and_batch(examples, featurizer, batch_size, max_length, boundaries, pad_to_bucket_boundary, extra)
+    batches = pad_and_batch(examples, featurizer, batch_size, max_length, boundaries, pad_to_bucket_boundary, extra,
+                            max_pairs)
     to_targets = inputs_and_targets(tuple(featurizer.padding_values), vocab.num_relations, extra)
     batches = shard_batches(batches.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE), num_shards, shard_index)
     if training:
         # Training batches state their number, which bucketing and dropped empty sentences otherwise hide, so
         # Keras knows an epoch's steps from the first epoch on.
         length_counts[0] = 0  # Dropped empty sentences.
-        count = batch_count(length_counts, batch_size, _bucket_edges(boundaries, max_length), min_rows=num_shards)
+        count = batch_count(length_counts, batch_size, _bucket_edges(boundaries, max_length), min_rows=num_shards,
+                            max_pairs=max_pairs)
         batches = batches.apply(tf.data.experimental.assert_cardinality(count))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def batch_count(length_counts: np.ndarray, batch_size: int, bucket_edges: Iterable[int] | None,
-                min_rows: int = 1) -> int:
+                min_rows: int = 1, max_pairs: int | None = None) -> int:
     """The number of batches `pad_and_batch` makes of sentences with `length_counts[n]` sentences of length n.
 
     Each length bucket (`[edge_i, edge_i+1)`; one bucket without `bucket_edges`) ends with a short batch of its
@@ -177,8 +181,9 @@ def batch_count(length_counts: np.ndarray, batch_size: int, bucket_edges: Iterab
     edges = [0, *(bucket_edges or ()), len(length_counts)]
     count = 0
     for low, high in zip(edges[:-1], edges[1:]):
-        full, rest = divmod(int(np.sum(length_counts[low:high])), batch_size)
-        count += (full if batch_size >= min_rows else 0) + (1 if rest >= max(min_rows, 1) else 0)
+        size = bucket_batch_size(batch_size, high - 1, max_pairs) if bucket_edges else batch_size
+        full, rest = divmod(int(np.sum(length_counts[low:high])), size)
+        count += (full if size >= min_rows else 0) + (1 if rest >= max(min_rows, 1) else 0)
     return count
 
 
@@ -231,10 +236,11 @@ def _encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, li
 
 def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_length: int,
                   bucket_boundaries: Iterable[int] | None, pad_to_bucket_boundary: bool = False,
-                  extra: tuple[str, ...] = ()) -> tf.data.Dataset:
+                  extra: tuple[str, ...] = (), max_pairs: int | None = None) -> tf.data.Dataset:
     """Step 2: padded batches, bucketed by length when `bucket_boundaries` is given.
 
-    `extra` names per-sentence scalars that travel along (e.g. `index`).
+    `extra` names per-sentence scalars that travel along (e.g. `index`); `max_pairs` caps a bucketed batch's word
+    pairs (`numpy_batches.bucket_batch_size`).
     """
     padded_shapes = {**featurizer.padded_shapes, "tags": [None], "relations": [None, 3], "length": [],
                      **{k: [] for k in extra}}
@@ -250,7 +256,8 @@ def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_le
     return examples.bucket_by_sequence_length(
         element_length_func=lambda x: x["length"],
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        # A sentence of bucket i is shorter than boundaries[i]; the bucket past the last edge stays empty.
+        bucket_batch_sizes=[bucket_batch_size(batch_size, edge - 1, max_pairs) for edge in boundaries] + [batch_size],
         padded_shapes=padded_shapes,
         padding_values=padding_values,
         pad_to_bucket_boundary=pad_to_bucket_boundary,

@@ -3,9 +3,9 @@
 A machine with only JAX (or PyTorch) and NumPy cannot run the tf.data pipeline, but can read encoded
 examples (`dataset.encode_split`, written where TensorFlow is) and batch them here: `pack` / `unpack`
 flatten examples into arrays for one `.npz` file and back, `bucket_edges` and `group_by_edge` put sentences in
-`make_dataset`'s length buckets, and `pad_batch` pads a batch to a bucket's width with the same inputs and
-targets (`IGNORE` outside real words and pairs). A test checks that these batches equal the pipeline's.
-`benchmarks/gpu_throughput.py` trains from them on a GPU.
+`make_dataset`'s length buckets, `bucket_batch_size` gives a bucket's sentences per batch, and `pad_batch` pads
+a batch to a bucket's width with the same inputs and targets (`IGNORE` outside real words and pairs). A test
+checks that these batches equal the pipeline's. `benchmarks/gpu_throughput.py` trains from them on a GPU.
 """
 
 from __future__ import annotations
@@ -59,6 +59,17 @@ def bucket_edges(boundaries, lengths) -> list[int]:
     first edge above n and is padded to edge - 1 words; the last edge follows the longest sentence."""
     longest = int(max(lengths))
     return sorted({b for b in boundaries if b <= longest} | {longest + 1})
+
+
+def bucket_batch_size(batch_size: int, width: int, max_pairs: int | None) -> int:
+    """Sentences per batch of a length bucket whose sentences have up to `width` words.
+
+    `batch_size`, or fewer where `batch_size * width**2` word pairs would exceed `max_pairs` (None or 0: no cap):
+    the pair tensors of the longest sentences, not the batch size, set a training step's peak memory.
+    """
+    if not max_pairs:
+        return batch_size
+    return max(1, min(batch_size, max_pairs // (width * width)))
 
 
 def group_by_edge(examples, edges) -> dict[int, list[dict]]:
