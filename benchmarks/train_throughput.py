@@ -54,7 +54,7 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
         corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
         bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
         pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=preprocessor.featurizer,
-        substitute=substitute,
+        substitute=substitute, max_pairs=config.max_batch_pairs,
     ).repeat()
     model = build_rin(config)
     if config.encoder == "bilstm":
