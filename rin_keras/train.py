@@ -222,13 +222,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     if cluster.is_chief:
         cluster.barrier("run_dir")
     keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
-    train_data = make_dataset(
-        corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=config.seed,
-        pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax", limit=max_train_sentences,
-        featurizer=preprocessor.featurizer, max_pairs=config.max_batch_pairs, num_shards=cluster.num_workers,
-        shard_index=cluster.worker_index,
-        substitute=_entity_substitution(config, corpus, preprocessor.vocabulary, pretrained, pretrained_source))
+    train_data = _train_data(config, corpus, preprocessor, _entity_substitution(
+        config, corpus, preprocessor.vocabulary, pretrained, pretrained_source), bucketing=bucketing,
+        jit_compile=jit_compile, limit=max_train_sentences, cluster=cluster)
     with get_strategy(strategy).scope():
         # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
         cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
@@ -243,6 +239,17 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     if not cluster.is_chief:
         shutil.rmtree(model_dir)
     return results
+
+
+def _train_data(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor, substitute, *, bucketing: bool,
+                jit_compile: bool, limit: int | None, cluster: Cluster) -> tf.data.Dataset:
+    """The shuffled train batches of this worker (`make_dataset`), padded to bucket edges where XLA compiles."""
+    return make_dataset(
+        corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=config.seed,
+        pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax", limit=limit,
+        featurizer=preprocessor.featurizer, max_pairs=config.max_batch_pairs, num_shards=cluster.num_workers,
+        shard_index=cluster.worker_index, substitute=substitute)
 
 
 def _dev_scorer(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor):

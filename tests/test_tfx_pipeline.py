@@ -86,7 +86,7 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
         assert second["Trainer"].uri != artifacts["Trainer"].uri
         assert second["Pusher"].properties["version"] == 2
         refused = rin_pipeline.run_pipeline(dataclasses.replace(
-            config, trainer=_trainer(8), evaluator=evaluator.Config(min_partial_f1=101.0)))
+            config, trainer=_trainer(7), evaluator=evaluator.Config(min_partial_f1=101.0)))
     assert not refused["Evaluator"].properties["blessed"]
     assert os.path.exists(refused["Evaluator"].path("NOT_BLESSED"))
     assert not refused["Pusher"].properties["pushed"] and "BulkInferrer" not in refused

@@ -10,7 +10,7 @@ import warnings
 from unittest import mock
 
 import pytest
-from absl import app, logging
+from absl import app, flags, logging
 from absl.testing import flagsaver
 
 from rin_keras import RINConfig, callbacks, train
@@ -22,6 +22,8 @@ from conftest import write_tiny_vectors
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(word_dim=8, lstm_units=4, hidden_dim=8, rounds=1, batch_size=4, epochs=1)
+# For tests of the training loop (dev scores scripted): the plain BiLSTM, which builds and trains faster.
+NO_WORD_FEATURES = dict(pretrained_dim=0, char_dim=0, shape_dim=0, unknown_word_rate=0.0, entity_substitution_rate=0.0)
 
 
 def _train(model_dir, tfds_dir, patience=30, max_train_sentences=None, **overrides):
@@ -111,16 +113,8 @@ def test_the_variants_f1_selects_the_model(tmp_path):
             logs.update({f"val_{name}_precision": f1, f"val_{name}_recall": f1, f"val_{name}_f1": f1})
 
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted_scores):
-        results = _train(tmp_path / "run", tmp_path / "tfds", epochs=3)
+        results = _train(tmp_path / "run", tmp_path / "tfds", epochs=3, **NO_WORD_FEATURES)
     assert results["best_epoch"] == 2  # An exact-match run is chosen on dev exact F1, not partial.
-
-
-def test_learning_rate_decays_when_dev_f1_stalls(tmp_path):
-    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([50.0, 40.0, 30.0, 60.0])):
-        _train(tmp_path / "run", tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
-    with open(tmp_path / "run" / "history.csv") as f:
-        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
-    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])  # halved after each epoch without a better F1
 
 
 def test_cosine_schedule_and_plateau_decay_exclude_each_other():
@@ -151,7 +145,7 @@ def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
     scripted = _script_dev_f1([60.0, 50.0, 40.0, 30.0, 20.0, 10.0])
     die_in_third_epoch = _dying_in_third_epoch(scripted)
     run = tmp_path / "run"
-    decay = dict(epochs=6, patience=3, lr_decay_factor=0.5, lr_decay_patience=1)
+    decay = dict(epochs=6, patience=3, lr_decay_factor=0.5, lr_decay_patience=1, **NO_WORD_FEATURES)
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
             _train(run, tmp_path / "tfds", **decay)
@@ -173,9 +167,9 @@ def test_rerun_with_learning_rate_decay_widens_the_history(tmp_path):
     run = tmp_path / "run"
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
-            _train(run, tmp_path / "tfds", epochs=4)  # constant rate: no learning_rate column
+            _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)  # constant rate: no learning_rate column
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted):
-        _train(run, tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1)
+        _train(run, tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1, **NO_WORD_FEATURES)
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["val_exact_f1"]) for r in rows] == [60.0, 50.0, 40.0, 30.0]
@@ -211,11 +205,10 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
 
 
 def test_cli_rejects_bad_flags():
-    result = subprocess.run(
-        [sys.executable, "-m", "rin_keras.train", "--dataset=webnlg", "--encoder=gpt"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode != 0 and "--encoder" in result.stderr
+    train.define_flags() if "dataset" not in train.FLAGS else None
+    with pytest.raises(flags.IllegalFlagValueError, match="encoder"):
+        train.FLAGS(["prog", "--dataset=webnlg", "--encoder=gpt"])
+    # From the command line: a usage message, no traceback.
     result = subprocess.run(
         [sys.executable, "-m", "rin_keras.train", "--dataset=webnlg", "--lr_decay_factor=2"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
