@@ -38,7 +38,7 @@ setuptools.setup(
         "beam": ["apache-beam[tfrecord]==2.77.*"],  # tfrecord: the crc32c codec Beam's TFRecord IO needs.
         # dill: tfds.testing needs it; the tests run the Beam pipeline too, the notebook (nbclient, ipykernel) and
         # the network's tests on Keras's JAX backend (the CPU jax wheel).
-        "dev": ["pytest>=8.0", "pytest-xdist==3.*", "dill>=0.3", "apache-beam[tfrecord]==2.77.*", "nbclient==0.11.*", "nbformat==5.11.*",
+        "dev": ["pytest>=8.0", "pytest-xdist>=3.6,<4", "dill>=0.3", "apache-beam[tfrecord]==2.77.*", "nbclient==0.11.*", "nbformat==5.11.*",
                 "ipykernel==7.4.*", "jax==0.10.*"],
         # benchmarks/pos_agreement.py compares the tagger with this averaged-perceptron model.
         "benchmarks": ["textblob-aptagger==0.2.0"],

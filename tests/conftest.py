@@ -12,8 +12,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 from rin_keras import RINConfig  # noqa: E402
 
-# The files that take longest (child processes, trainings), in that order: `--dist loadfile` hands files to the two
-# workers in collection order, so these start first and the short files even out the end.
+# The files that take longest (child processes, trainings), in that order: `--dist loadfile --no-loadscope-reorder`
+# (pytest.ini) hands files to the two workers in collection order, so these start first and the short files even
+# out the end.
 SLOWEST_FILES = ("test_data_parallel.py", "test_jax_backend.py", "test_train.py", "test_tfx_pipeline.py",
                  "test_serving.py", "test_bert_encoder.py", "test_notebook.py", "test_hostile_inputs.py")
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
