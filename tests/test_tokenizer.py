@@ -28,6 +28,7 @@ ODD_TEXTS = [
     "O'Donnell's Al-Khor A.C. Milan 14L/32R F.C. won 3.5 points.",
     "e\u0301 combining, \U0001F600\U0001F600 two emoji.",
     "Alan\x00\x07 Bean \x1b[0m",
+    "Curie was born in Warsaw. She died in 1934. Aaron S. Daggett of St. Louis and the U.S. Navy. Élan.",
 ]
 
 
@@ -54,6 +55,12 @@ def test_data_conventions():
     assert tokenize("O'Donnell's Al-Khor A.C. Milan 14L/32R F.C. won 3.5 points.") == \
         ["O'Donnell", "'s", "Al-Khor", "A.C.", "Milan", "14L/32R", "F.C.", "won", "3.5", "points", "."]
     assert tokenize("   ") == tokenize("") == []
+    # Inside a text, a sentence's last word loses its period; initials, abbreviations and `U.S.` keep theirs.
+    assert tokenize("Curie was born in Warsaw. She died in 1934. Aaron S. Daggett met Dr. Who in the U.S. Navy.") == \
+        ["Curie", "was", "born", "in", "Warsaw", ".", "She", "died", "in", "1934", ".", "Aaron", "S.", "Daggett",
+         "met", "Dr.", "Who", "in", "the", "U.S.", "Navy", "."]
+    assert tokenize("It is 5 ft. tall, in Texas. the end") == ["It", "is", "5", "ft.", "tall", ",", "in", "Texas.",
+                                                                "the", "end"]
     assert tokenize(b"ab\xff c") == ["ab\ufffd", "c"]
 
 
@@ -107,6 +114,7 @@ def test_token_limit_reads_a_prefix_and_gives_the_first_tokens_of_the_whole_text
 
     monkeypatch.setattr(tokenizer, "_CHARS_PER_TOKEN", 1)  # Prefixes cut through every kind of token.
     pieces = list("ab1,.:;'\"’ n()[]{}!?é東🚀\t\u00a0sdmrevlt0") + ["n't", "'s", "1,000", "  ", "...", "D.C."]
+    pieces += ["Texas.", "S.", "St.", "She", "Él"]  # Periods that the next token splits off, or not.
     generator = random.Random(0)
     texts = ["".join(generator.choice(pieces) for _ in range(generator.randint(0, 80))) for _ in range(150)]
     texts += ODD_TEXTS + ["7" * 5000 + " x", " " * 5000 + "x" + " " * 5000, "Texas " * 3000]

@@ -199,7 +199,7 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
     assert extractor.model.word_features.pos.output_dim == 3
     # The network config does not name the held-out data; the run folder's config.json does.
     corpus = Corpus.for_model(str(tmp_path / "run"), RINConfig.for_dataset("webnlg3"), str(tmp_path / "tfds"))
-    assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.1.0"
+    assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.2.0"
     with pytest.raises(ValueError, match="webnlg3"):
         RINConfig.for_dataset("webnlg", heldout_categories=True)
 

@@ -5,7 +5,11 @@ are split off (a comma or colon between digits stays: `1,000`, `10:30`), as are
 the clitics `'s 're 've 'll 'd 'm n't` and a word-final apostrophe; a straight
 double quote becomes two backquotes when it opens and two apostrophes when it
 closes; the sentence-final period is split off while other periods, hyphens and
-slashes stay (`U.S.`, `A.C. Milan`, `Al-Khor`, `14L/32R`).
+slashes stay (`U.S.`, `A.C. Milan`, `Al-Khor`, `14L/32R`). Inside a text of several
+sentences, a period that ends a word is split off too when the next token starts with
+an upper-case letter, unless the word is an initial, holds another period or is a
+common abbreviation (`Warsaw. She` -> `Warsaw`, `.`, `She`; `S. Daggett`, `U.S. Navy`,
+`St. Louis` stay).
 
 One regular expression, `DELIMITER`, defines all of this. It is written in the
 common subset of Python's `re` (with `re.ASCII`) and RE2, so `tokenize` (Python)
@@ -43,6 +47,15 @@ KEPT_DELIMITER = "|".join(_KEPT)
 DELIMITER = f"{WHITESPACE}|{KEPT_DELIMITER}"
 _OPENING_CONTEXT = f"[{_SPACE}(\\[{{]"  # A quote after these (or first) opens.
 OPEN_QUOTE, CLOSE_QUOTE = "``", "''"
+# A sentence's last word inside a text: its period is split off before a token that starts with one of `_UPPER`.
+WORD_AND_PERIOD = r"[^.]{2,}\."
+ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "Rev", "Gen", "Col", "Lt", "Sgt", "Capt", "Gov", "Sen", "Rep",
+                 "St", "Mt", "Ft", "Ave", "Blvd", "Rd", "Jr", "Sr", "Bros", "Co", "Corp", "Inc", "Ltd", "No", "Vol",
+                 "Dept", "Univ", "vs", "ca", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct",
+                 "Nov", "Dec")
+ABBREVIATION = f"(?:{'|'.join(ABBREVIATIONS)})\\."
+_UPPER = "A-ZÀ-ÖØ-Þ"
+SENTENCE_START = f"[{_UPPER}]"
 
 # Python's backtracking engine would try the number pattern again at every digit of a long digit run
 # (quadratic time): a number never starts right after a digit (the number pattern is greedy), so Python
@@ -50,6 +63,9 @@ OPEN_QUOTE, CLOSE_QUOTE = "``", "''"
 _PY_DELIMITER = re.compile(DELIMITER.replace(_KEPT[0], "(?<![0-9])" + _KEPT[0], 1), re.ASCII)
 _PY_WHITESPACE = re.compile(WHITESPACE)
 _PY_OPENING = re.compile(_OPENING_CONTEXT)
+_PY_WORD_AND_PERIOD = re.compile(WORD_AND_PERIOD)
+_PY_ABBREVIATION = re.compile(ABBREVIATION)
+_PY_SENTENCE_START = re.compile(SENTENCE_START)
 _PY_SPACE_CHARS = "".join(
     chr(c) for c in range(0x3001) if re.fullmatch(WHITESPACE, chr(c))
 )  # For str.rstrip: a `WHITESPACE$` search is quadratic in Python on a long run of spaces.
@@ -93,7 +109,7 @@ def tokenize_with_offsets(text: str | bytes, limit: int | None = None) -> list[T
     pieces = []
     position = 0
     for match in _PY_DELIMITER.finditer(stripped):
-        if limit is not None and len(pieces) >= limit:
+        if limit is not None and len(pieces) > limit:  # One piece past the limit: the next token decides a period.
             break
         if match.start() > position:
             pieces.append((position, match.start()))
@@ -103,12 +119,27 @@ def tokenize_with_offsets(text: str | bytes, limit: int | None = None) -> list[T
     else:
         if position < len(stripped):
             pieces.append((position, len(stripped)))
-    return [Token(_token_text(text, start, end), start, end) for start, end in pieces[:limit]]
+    return [Token(_token_text(text, start, end), start, end)
+            for start, end in _split_sentence_periods(stripped, pieces)[:limit]]
 
 
 def tokenize(text: str | bytes) -> list[str]:
     """Returns the token strings of one sentence (see `tokenize_with_offsets`)."""
     return [token.text for token in tokenize_with_offsets(text)]
+
+
+def _split_sentence_periods(text: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Splits the period off a word that ends a sentence inside the text (`WORD_AND_PERIOD`, no `ABBREVIATION`,
+    the next piece a `SENTENCE_START`)."""
+    split = []
+    for (start, end), following in zip(pieces, [*pieces[1:], None]):
+        word = text[start:end]
+        if (following and _PY_SENTENCE_START.match(text[following[0]]) and _PY_WORD_AND_PERIOD.fullmatch(word)
+                and not _PY_ABBREVIATION.fullmatch(word)):
+            split += [(start, end - 1), (end - 1, end)]
+        else:
+            split.append((start, end))
+    return split
 
 
 def _token_text(text: str, start: int, end: int) -> str:
@@ -191,15 +222,36 @@ class RINTokenizer(keras.layers.Layer):
         opens = tf.equal(starts, 0) | tf.strings.regex_full_match(previous, _OPENING_CONTEXT)
         texts = tf.where(tf.equal(flat, '"'), tf.where(opens, OPEN_QUOTE, CLOSE_QUOTE), flat)
         is_token = tf.logical_not(tf.strings.regex_full_match(flat, WHITESPACE))
-        return tuple(
-            tf.ragged.boolean_mask(values, pieces.with_flat_values(is_token))
-            for values in (pieces.with_flat_values(texts), pieces.with_flat_values(starts), pieces.with_flat_values(ends))
-        )
+        tokens = (tf.ragged.boolean_mask(pieces.with_flat_values(values), pieces.with_flat_values(is_token))
+                  for values in (texts, starts, ends))
+        return _split_sentence_periods_in_graph(*tokens)
 
     def compute_output_spec(self, sentences, max_tokens=None):
         return tuple(
             keras.KerasTensor((None, None), dtype=dtype, ragged=True) for dtype in ("string", "int32", "int32")
         )
+
+
+def _split_sentence_periods_in_graph(tokens, starts, ends):
+    """`_split_sentence_periods` on ragged `[batch, (n)]` tokens and their offsets: a split token becomes two."""
+    texts, row_ids = tokens.flat_values, tokens.value_rowids()
+    following = tf.concat([texts[1:], [""]], 0)
+    same_row = tf.concat([tf.equal(row_ids[1:], row_ids[:-1]), [False]], 0)
+    split = (same_row & tf.strings.regex_full_match(tf.strings.substr(following, 0, 1, unit="UTF8_CHAR"),
+                                                    SENTENCE_START)
+             & tf.strings.regex_full_match(texts, WORD_AND_PERIOD)
+             & tf.logical_not(tf.strings.regex_full_match(texts, ABBREVIATION)))
+    counts = 1 + tf.cast(split, tf.int32)
+    period = tf.equal(tf.ragged.range(counts).flat_values, 1)  # The second of a split token's two.
+    shortened = tf.repeat(split, counts) & tf.logical_not(period)  # The first: the word.
+    flat_ends = tf.repeat(ends.flat_values, counts)
+    new_texts = tf.where(period, ".", tf.where(shortened, tf.strings.regex_replace(tf.repeat(texts, counts), r"\.$",
+                                                                                  ""), tf.repeat(texts, counts)))
+    new_starts = tf.where(period, flat_ends - 1, tf.repeat(starts.flat_values, counts))
+    new_ends = tf.where(shortened, flat_ends - 1, flat_ends)
+    row_lengths = tf.math.unsorted_segment_sum(counts, row_ids, tokens.nrows())
+    return tuple(tf.RaggedTensor.from_row_lengths(values, row_lengths, validate=False)
+                 for values in (new_texts, new_starts, new_ends))
 
 
 def char_prefix(sentences: tf.Tensor, chars: tf.Tensor) -> tf.Tensor:

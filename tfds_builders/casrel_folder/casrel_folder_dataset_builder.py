@@ -102,8 +102,11 @@ def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a user folder; make it with `folder_builder(directory)`."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Raw texts: a period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`).",
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(

@@ -66,10 +66,11 @@ class WebNLG3Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for WebNLG 3.0 joint extraction."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Held-out entities: 1 in 20 subjects and every entry naming them, out of train and validation.",
+        "1.2.0": "A period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`; was `Warsaw.`).",
     }
     BUILDER_CONFIGS = [
         WebNLG3Config(name="exact", description="Full entity spans.", variant="exact"),
