@@ -29,6 +29,7 @@ ODD_TEXTS = [
     "e\u0301 combining, \U0001F600\U0001F600 two emoji.",
     "Alan\x00\x07 Bean \x1b[0m",
     "Curie was born in Warsaw. She died in 1934. Aaron S. Daggett of St. Louis and the U.S. Navy. Élan.",
+    "Admin. Sci. Q. Its ground is St. Vincent–St. Mary. Now.",
 ]
 
 
@@ -59,6 +60,9 @@ def test_data_conventions():
     assert tokenize("Curie was born in Warsaw. She died in 1934. Aaron S. Daggett met Dr. Who in the U.S. Navy.") == \
         ["Curie", "was", "born", "in", "Warsaw", ".", "She", "died", "in", "1934", ".", "Aaron", "S.", "Daggett",
          "met", "Dr.", "Who", "in", "the", "U.S.", "Navy", "."]
+    assert tokenize("It is abbreviated to Admin. Sci. Q. Its ground is St. Vincent–St. Mary High School.") == \
+        ["It", "is", "abbreviated", "to", "Admin.", "Sci.", "Q.", "Its", "ground", "is", "St.", "Vincent–St.", "Mary",
+         "High", "School", "."]
     assert tokenize("It is 5 ft. tall, in Texas. the end") == ["It", "is", "5", "ft.", "tall", ",", "in", "Texas.",
                                                                 "the", "end"]
     assert tokenize(b"ab\xff c") == ["ab\ufffd", "c"]
@@ -114,7 +118,7 @@ def test_token_limit_reads_a_prefix_and_gives_the_first_tokens_of_the_whole_text
 
     monkeypatch.setattr(tokenizer, "_CHARS_PER_TOKEN", 1)  # Prefixes cut through every kind of token.
     pieces = list("ab1,.:;'\"’ n()[]{}!?é東🚀\t\u00a0sdmrevlt0") + ["n't", "'s", "1,000", "  ", "...", "D.C."]
-    pieces += ["Texas.", "S.", "St.", "She", "Él"]  # Periods that the next token splits off, or not.
+    pieces += ["Texas.", "S.", "St.", "She", "Él", "Sci."]  # Periods that the next token splits off, or not.
     generator = random.Random(0)
     texts = ["".join(generator.choice(pieces) for _ in range(generator.randint(0, 80))) for _ in range(150)]
     texts += ODD_TEXTS + ["7" * 5000 + " x", " " * 5000 + "x" + " " * 5000, "Texas " * 3000]

@@ -53,7 +53,8 @@ ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "Rev", "Gen", "Col", "Lt", "Sg
                  "St", "Mt", "Ft", "Ave", "Blvd", "Rd", "Jr", "Sr", "Bros", "Co", "Corp", "Inc", "Ltd", "No", "Vol",
                  "Dept", "Univ", "vs", "ca", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct",
                  "Nov", "Dec")
-ABBREVIATION = f"(?:{'|'.join(ABBREVIATIONS)})\\."
+# `St.`, and `Vincent–St.` in `St. Vincent–St. Mary`.
+ABBREVIATION = f"(?:.*[-–/])?(?:{'|'.join(ABBREVIATIONS)})\\."
 _UPPER = "A-ZÀ-ÖØ-Þ"
 SENTENCE_START = f"[{_UPPER}]"
 
@@ -129,13 +130,14 @@ def tokenize(text: str | bytes) -> list[str]:
 
 
 def _split_sentence_periods(text: str, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Splits the period off a word that ends a sentence inside the text (`WORD_AND_PERIOD`, no `ABBREVIATION`,
-    the next piece a `SENTENCE_START`)."""
+    """Splits the period off a word that ends a sentence inside the text: a `WORD_AND_PERIOD`, no `ABBREVIATION`,
+    whose next piece starts with an upper-case letter (`SENTENCE_START`) and does not end with a period (so the
+    words of `Admin. Sci. Q.` keep theirs)."""
     split = []
     for (start, end), following in zip(pieces, [*pieces[1:], None]):
         word = text[start:end]
-        if (following and _PY_SENTENCE_START.match(text[following[0]]) and _PY_WORD_AND_PERIOD.fullmatch(word)
-                and not _PY_ABBREVIATION.fullmatch(word)):
+        if (following and _PY_SENTENCE_START.match(text[following[0]]) and text[following[1] - 1] != "."
+                and _PY_WORD_AND_PERIOD.fullmatch(word) and not _PY_ABBREVIATION.fullmatch(word)):
             split += [(start, end - 1), (end - 1, end)]
         else:
             split.append((start, end))
@@ -239,6 +241,7 @@ def _split_sentence_periods_in_graph(tokens, starts, ends):
     same_row = tf.concat([tf.equal(row_ids[1:], row_ids[:-1]), [False]], 0)
     split = (same_row & tf.strings.regex_full_match(tf.strings.substr(following, 0, 1, unit="UTF8_CHAR"),
                                                     SENTENCE_START)
+             & tf.logical_not(tf.strings.regex_full_match(following, r".*\."))
              & tf.strings.regex_full_match(texts, WORD_AND_PERIOD)
              & tf.logical_not(tf.strings.regex_full_match(texts, ABBREVIATION)))
     counts = 1 + tf.cast(split, tf.int32)

@@ -113,6 +113,9 @@ _PLAIN = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "
 _INITIALS = re.compile(r"\b(?:[A-Z]\.){2,}")  # `A.F.C.`, also written `AFC`.
 _CLITICS = frozenset({"'s", "'re", "'ve", "'ll", "'d", "'m"})
 _SKIPPED = frozenset({",", ":", "'", '"', "-"})  # Punctuation a mention may hold or lack: `Fort Worth(,) Texas`.
+# Inside a mention a period token is skipped too: a word's period that the tokeniser read as a sentence end
+# (`Admin. Sci. Q.` written `Admin. Sci. Q` gives `Sci`, `.`, `Q`).
+_SKIPPED_INSIDE = _SKIPPED | {"."}
 _GENERIC_SUFFIXES = (" language", " music", " cuisine")  # `English_language` is written `English`.
 _ALIASES = {"United States": ("USA", "U.S.A.", "America"), "United Kingdom": ("U.K.", "UK", "Britain")}
 _GENERIC_WORDS = frozenset(
@@ -225,7 +228,7 @@ class _TextKeys:
             while matched < len(keys) and position < len(text):
                 if text[position] == keys[matched]:
                     matched += 1
-                elif not (matched and text[position] in _SKIPPED):
+                elif not (matched and text[position] in _SKIPPED_INSIDE):
                     break
                 position += 1
             if matched == len(keys) and (position == len(text) or token[position] != token[position - 1]):
