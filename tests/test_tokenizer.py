@@ -81,6 +81,8 @@ def test_offsets_point_into_the_original_string():
 
 def test_graph_matches_python_on_odd_text():
     assert _graph(ODD_TEXTS) == _python(ODD_TEXTS)
+    tokens, starts, _ = RINTokenizer()(tf.constant(ODD_TEXTS))
+    assert tokens.row_splits.dtype == starts.row_splits.dtype == tf.int64  # As TF Text's ops give them.
     assert _graph([]) == []
 
 

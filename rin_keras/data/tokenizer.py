@@ -252,7 +252,7 @@ def _split_sentence_periods_in_graph(tokens, starts, ends):
                                                                                   ""), tf.repeat(texts, counts)))
     new_starts = tf.where(period, flat_ends - 1, tf.repeat(starts.flat_values, counts))
     new_ends = tf.where(shortened, flat_ends - 1, flat_ends)
-    row_lengths = tf.math.unsorted_segment_sum(counts, row_ids, tokens.nrows())
+    row_lengths = tf.cast(tf.math.unsorted_segment_sum(counts, row_ids, tokens.nrows()), tokens.row_splits.dtype)
     return tuple(tf.RaggedTensor.from_row_lengths(values, row_lengths, validate=False)
                  for values in (new_texts, new_starts, new_ends))
 
