@@ -7,8 +7,8 @@ double quote becomes two backquotes when it opens and two apostrophes when it
 closes; the sentence-final period is split off while other periods, hyphens and
 slashes stay (`U.S.`, `A.C. Milan`, `Al-Khor`, `14L/32R`). Inside a text of several
 sentences, a period that ends a word is split off too when the next token starts with
-an upper-case letter, unless the word is an initial, holds another period or is a
-common abbreviation (`Warsaw. She` -> `Warsaw`, `.`, `She`; `S. Daggett`, `U.S. Navy`,
+an upper-case letter (and does not end with a period), unless the word is an initial,
+holds another period or is a common abbreviation (`Warsaw. She` -> `Warsaw`, `.`, `She`; `S. Daggett`, `U.S. Navy`,
 `St. Louis` stay).
 
 One regular expression, `DELIMITER`, defines all of this. It is written in the
@@ -247,9 +247,8 @@ def _split_sentence_periods_in_graph(tokens, starts, ends):
     counts = 1 + tf.cast(split, tf.int32)
     period = tf.equal(tf.ragged.range(counts).flat_values, 1)  # The second of a split token's two.
     shortened = tf.repeat(split, counts) & tf.logical_not(period)  # The first: the word.
-    flat_ends = tf.repeat(ends.flat_values, counts)
-    new_texts = tf.where(period, ".", tf.where(shortened, tf.strings.regex_replace(tf.repeat(texts, counts), r"\.$",
-                                                                                  ""), tf.repeat(texts, counts)))
+    flat_ends, repeated = tf.repeat(ends.flat_values, counts), tf.repeat(texts, counts)
+    new_texts = tf.where(period, ".", tf.where(shortened, tf.strings.regex_replace(repeated, r"\.$", ""), repeated))
     new_starts = tf.where(period, flat_ends - 1, tf.repeat(starts.flat_values, counts))
     new_ends = tf.where(shortened, flat_ends - 1, flat_ends)
     row_lengths = tf.cast(tf.math.unsorted_segment_sum(counts, row_ids, tokens.nrows()), tokens.row_splits.dtype)
