@@ -3,7 +3,8 @@
     python benchmarks/webnlg3_locating.py [--data_dir=../shared/data] [--samples=20]
 
 Prints, for the train and dev splits of `webnlg3/en`: the share of triple mentions
-(triple x text) located with full spans, and the dropped ones by reason. Then, on
+(triple x text) located with full spans, and the dropped ones by reason; for train, the
+periods inside texts that the tokeniser splits off and the words that keep one. Then, on
 the WebNLG* (CopyRE, partial: last word) train texts that are also WebNLG 3.0 train
 texts (compared by letters and digits, case-insensitive): the share of WebNLG*
 triples that the located triples, reduced to last words and with relations mapped
@@ -24,6 +25,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from rin_keras.data.tokenizer import ABBREVIATION, WORD_AND_PERIOD, tokenize  # noqa: E402
 from tfds_builders.webnlg3.locating import fold, locate_triples, read_entries  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -182,8 +184,23 @@ def compare_with_star(data_dir, train, samples):
         print(f"\n  {text}\n    WebNLG* only: {missing}\n    located only: {extra}\n    dropped: {dropped}")
 
 
+def count_sentence_periods(results):
+    """Prints how many periods inside the texts end a sentence as tokens of their own, and which words keep one."""
+    kept = collections.Counter()
+    periods = texts_keeping = 0
+    for text, _, _ in results:
+        tokens = tokenize(text)[:-1]  # Inside the text: its final period is split off anyway.
+        periods += tokens.count(".")
+        words = [t for t in tokens if re.fullmatch(WORD_AND_PERIOD, t) and not re.fullmatch(ABBREVIATION, t)]
+        texts_keeping += bool(words)
+        kept.update(words)
+    print(f"periods inside texts split off: {periods}; words keeping a period: {sum(kept.values())} in "
+          f"{texts_keeping} texts {kept.most_common(5)}")
+
+
 def main(_):
     train = locate_split(FLAGS.data_dir, "train")
+    count_sentence_periods(train)
     locate_split(FLAGS.data_dir, "dev")
     compare_with_star(FLAGS.data_dir, train, FLAGS.samples)
 
