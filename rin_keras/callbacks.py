@@ -1,4 +1,5 @@
-"""Keras callbacks of the training loop: dev-set scoring, and model selection that survives interruptions.
+"""Keras callbacks of the training loop: dev-set scoring, progress lines in logs, and model selection that survives
+interruptions.
 
 BackupAndRestore brings back the weights, optimizer and epoch of an interrupted run, but
 not the state of the other callbacks. Those read it back from history.csv instead: the
@@ -13,6 +14,7 @@ import os
 import time
 
 import keras
+from absl import logging
 
 
 class DevEvaluation(keras.callbacks.Callback):
@@ -44,6 +46,42 @@ class DevEvaluation(keras.callbacks.Callback):
             f"(exact F1 {scores['exact']['f1']:.2f}; {time.time() - start:.1f}s)",
             flush=True,
         )
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """Logs a line every `every_seconds` of an epoch: steps done, steps/s, the loss, and time left.
+
+    Keras's one line an epoch (`verbose=2`, used where the output is no terminal) says nothing for the many minutes
+    of a long epoch. The steps of an epoch are unknown until one has ended (length-bucketed batches), so the first
+    epoch's lines carry no time left.
+    """
+
+    def __init__(self, every_seconds: float = 60.0):
+        super().__init__()
+        self._every_seconds = every_seconds
+        self._epoch_steps = None  # Steps of the last complete epoch.
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._steps = 0
+        self._start = self._last_line = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        now = time.monotonic()
+        if now - self._last_line < self._every_seconds:
+            return
+        self._last_line = now
+        rate = self._steps / (now - self._start)
+        total = self.params.get("steps") or self._epoch_steps
+        done = f"step {self._steps}" + (f"/{total}" if total else "")
+        left = f", {max(total - self._steps, 0) / rate / 60:.1f} min left in the epoch" if total else ""
+        loss = f", loss {float(logs['loss']):.4f}" if logs and "loss" in logs else ""
+        logging.info("epoch %d/%d: %s, %.2f steps/s%s%s", self._epoch + 1, self.params.get("epochs", 0), done, rate,
+                     loss, left)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch_steps = self._steps
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):

@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from rin_keras.callbacks import (
-    DevEvaluation, HistoryLogger, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
+    DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
     dev_scores_so_far,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
@@ -232,9 +232,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     cluster.share_chief_weights(model)
     model.summary(print_fn=logging.info)
     dev_scores = _dev_scorer(config, corpus, preprocessor)
-    # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, one line an epoch in logs and CI.
-    model.fit(train_data, epochs=config.epochs, callbacks=_callbacks(config, model_dir, dev_scores, patience),
-              shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, else a line an epoch and a
+    # progress line a minute.
+    in_terminal = sys.stdout.isatty()
+    fit_callbacks = _callbacks(config, model_dir, dev_scores, patience) + ([] if in_terminal else [ProgressLog()])
+    model.fit(train_data, epochs=config.epochs, callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
     results = _final_report(config, model_dir, corpus, preprocessor)
     if not cluster.is_chief:
         shutil.rmtree(model_dir)

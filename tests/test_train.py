@@ -183,6 +183,23 @@ def test_replay_plateau_counts_like_keras():
     assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
+def test_progress_log_reports_steps_rate_and_time_left_once_an_epoch_length_is_known():
+    clock = iter(float(t) for t in range(0, 1000, 10))  # Each call: 10 s later.
+    progress = callbacks.ProgressLog(every_seconds=25)
+    progress.set_params({"epochs": 2, "steps": None})
+    lines = []
+    with mock.patch.object(callbacks.time, "monotonic", lambda: next(clock)), \
+            mock.patch.object(callbacks.logging, "info", lambda fmt, *args: lines.append(fmt % args)):
+        for epoch in range(2):
+            progress.on_epoch_begin(epoch)  # t=0 (epoch 2: t=70)
+            for step in range(6):  # t=10 ... 60: lines at 30 and 60 s
+                progress.on_train_batch_end(step, {"loss": 0.5})
+            progress.on_epoch_end(epoch)
+    assert lines[:2] == ["epoch 1/2: step 3, 0.10 steps/s, loss 0.5000", "epoch 1/2: step 6, 0.10 steps/s, loss 0.5000"]
+    assert lines[2] == "epoch 2/2: step 3/6, 0.10 steps/s, loss 0.5000, 0.5 min left in the epoch"
+    assert len(lines) == 4
+
+
 def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_path):
     """A tiny run on the webnlg3 dummy release: exact spans, part-of-speech tags, three categories held out and
     scored."""
