@@ -13,9 +13,8 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
            --policies=float32,mixed_float16 --lstms=scan,loop --train_epochs=44
 
    Each job runs in a fresh process and prints JSON: first a check that the one-scan
-   BiLSTMs give the Keras loop's states and gradients; then, per BiLSTM kernel (`--lstms`,
-   `--scan_unrolls`), XLA command-buffer setting (`--command_buffers`), dtype policy and batch size,
-   the seconds spent compiling ahead and in the
+   BiLSTM gives the Keras loop's states and gradients; then, per BiLSTM kernel (`--lstms`,
+   `--scan_unrolls`), dtype policy and batch size, the seconds spent compiling ahead and in the
    first `fit` epoch, steady-state seconds and sentences/s per epoch (the median of the timed
    epochs), peak device memory and the XLA compiles; `--train_epochs` then trains the project's
    `RINModel` with the cosine schedule in the fastest timed setting (or `--train_setting`),
@@ -47,14 +46,8 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 SPLITS = ("train", "validation", "test")
-LSTM_KERNELS = {"scan": True, "scan_vjp": "scan_vjp", "loop": False}  # BiLSTMEncoder(fused=...) on JAX: one scan
-# for both directions (the default), the same with a hand-written gradient, or the Keras layer's masked loop per
-# direction.
-COMMAND_BUFFERS = {  # XLA flags of a job's process: XLA's default CUDA-graph commands, or those and the while loops
-    # and conditionals too (a scan's iterations then replay as one graph instead of launching each kernel).
-    "default": "",
-    "while": "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL",
-}
+LSTM_KERNELS = {"scan": True, "loop": False}  # BiLSTMEncoder(fused=...) on JAX: one scan for both directions (the
+# default), or the Keras layer's masked loop per direction.
 
 
 def write_data(path: str, max_train_sentences: int | None = None) -> None:
@@ -382,10 +375,9 @@ def train_and_score(path: str, policy: str, epochs: int, boundaries, lstm: str =
             "last": history[-1], "best_dev_epoch": best}
 
 
-def check_kernels(path: str, sentences: int = 64) -> list[dict]:
-    """How far the one-scan BiLSTMs (`scan`, `scan_vjp`) are from the Keras loop over time steps on train sentences of
-    several lengths: the largest state difference and relative gradient difference of the encoder's weights (same
-    weights)."""
+def check_kernels(path: str, sentences: int = 64) -> dict:
+    """How far the one-scan BiLSTM is from the Keras loop over time steps on train sentences of several lengths: the
+    largest state difference and relative gradient difference of the encoder's weights (same weights)."""
     import jax
 
     from rin_keras.data import numpy_batches
@@ -411,15 +403,11 @@ def check_kernels(path: str, sentences: int = 64) -> list[dict]:
     values = [v.value for v in encoders["scan"].trainable_variables]
     run = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
     (_, loop), loop_grads = run(values, encoders["loop"])
-    results = []
-    for kernel in ("scan", "scan_vjp"):
-        (_, states), grads = run(values, encoders[kernel])
-        results.append({"check": f"{kernel}_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
-                        "max_state_diff": float(np.max(np.abs(np.asarray(states) - np.asarray(loop)))),
-                        "max_grad_rel_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))
-                                                       / np.max(np.abs(np.asarray(b))))
-                                                 for a, b in zip(grads, loop_grads))})
-    return results
+    (_, states), grads = run(values, encoders["scan"])
+    return {"check": "scan_vs_keras_loop", "sentences": len(examples), "width": int(token_ids.shape[1]),
+            "max_state_diff": float(np.max(np.abs(np.asarray(states) - np.asarray(loop)))),
+            "max_grad_rel_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
+                                     for a, b in zip(grads, loop_grads))}
 
 
 def summarize_profile(path: str, top: int = 15) -> list[dict]:
@@ -448,9 +436,8 @@ def summarize_profile(path: str, top: int = 15) -> list[dict]:
 
 
 def run_child(job: str):
-    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<kernel>,<unroll>,<commands>` or
-    `train:<policy>,<epochs>,<kernel>,<unroll>,<commands>` (kernel: a key of `LSTM_KERNELS`; commands: of
-    `COMMAND_BUFFERS`, which `main` has put in the process's XLA flags)."""
+    """Runs one job of `main` in this process: `check`, `time:<policy>,<batch>,<kernel>,<unroll>` or
+    `train:<policy>,<epochs>,<kernel>,<unroll>` (kernel: a key of `LSTM_KERNELS`)."""
     kind, _, args = job.partition(":")
     if FLAGS.compile_ahead_threads:  # A fresh cache (removed when the job returns): every program compiles here.
         cache = tempfile.TemporaryDirectory(prefix="rin_xla_cache_")
@@ -460,39 +447,33 @@ def run_child(job: str):
     if kind == "check":
         return check_kernels(FLAGS.data)
     if kind == "time":
-        policy, batch_size, lstm, unroll, commands = args.split(",")
-        return {**time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm, int(unroll),
-                           compiles), "command_buffers": commands}
+        policy, batch_size, lstm, unroll = args.split(",")
+        return time_one(FLAGS.data, policy, int(batch_size), FLAGS.timed_epochs, boundaries, lstm, int(unroll),
+                        compiles)
     if kind == "train":
-        policy, epochs, lstm, unroll, commands = args.split(",")
-        return {**train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm, int(unroll), compiles),
-                "command_buffers": commands}
+        policy, epochs, lstm, unroll = args.split(",")
+        return train_and_score(FLAGS.data, policy, int(epochs), boundaries, lstm, int(unroll), compiles)
     raise app.UsageError(f"Unknown job {job!r}.")
 
 
 def timing_jobs() -> list[str]:
-    """`time:` jobs for every policy, batch size, kernel (and unroll, for the scans) and command-buffer setting."""
-    for commands in FLAGS.command_buffers:
-        if commands not in COMMAND_BUFFERS:
-            raise app.UsageError(f"--command_buffers: {commands!r} is not one of {list(COMMAND_BUFFERS)}.")
+    """`time:` jobs for every policy, batch size and kernel (and unroll, for the scan)."""
     jobs = []
     for lstm in FLAGS.lstms:
         if lstm not in LSTM_KERNELS:
             raise app.UsageError(f"--lstms: {lstm!r} is not one of {list(LSTM_KERNELS)}.")
-        for unroll in FLAGS.scan_unrolls if lstm != "loop" else ["1"]:
-            jobs += [f"time:{p},{b},{lstm},{unroll},{c}" for c in FLAGS.command_buffers for p in FLAGS.policies
-                     for b in FLAGS.batch_sizes]
+        for unroll in FLAGS.scan_unrolls if lstm == "scan" else ["1"]:
+            jobs += [f"time:{p},{b},{lstm},{unroll}" for p in FLAGS.policies for b in FLAGS.batch_sizes]
     return jobs
 
 
 def fastest(results: list[dict]) -> str:
-    """`<policy>,<kernel>,<unroll>,<commands>` of the timing result with the shortest steady epoch at the first batch
-    size."""
+    """`<policy>,<kernel>,<unroll>` of the timing result with the shortest steady epoch at the first batch size."""
     timed = [r for r in results if r.get("batch_size") == int(FLAGS.batch_sizes[0])]
     if not timed:
         raise RuntimeError("--train_setting=fastest: no timing job finished.")
     best = min(timed, key=lambda r: r["epoch_s"])
-    return f"{best['policy']},{best['lstm']},{best['unroll']},{best['command_buffers']}"
+    return f"{best['policy']},{best['lstm']},{best['unroll']}"
 
 
 def main(argv):
@@ -522,14 +503,14 @@ def main(argv):
             left -= FLAGS.train_reserve_s
         if job == "train":
             setting = fastest(results) if FLAGS.train_setting == "fastest" else FLAGS.train_setting
-            policy, lstm, unroll, commands = setting.split(",")
-            job = f"train:{policy},{FLAGS.train_epochs},{lstm},{unroll},{commands}"
+            policy, lstm, unroll = setting.split(",")
+            job = f"train:{policy},{FLAGS.train_epochs},{lstm},{unroll}"
         if left < 20:
             print(f"{job}: skipped, {left:.0f} s left of --deadline_s (less --train_reserve_s)", flush=True)
             continue
         try:  # A training job's per-epoch lines are printed with its result, when it ends.
-            out = subprocess.run(_child_command(job), env=_job_env(env, job), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, timeout=left)
+            out = subprocess.run(_child_command(job), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, timeout=left)
         except subprocess.TimeoutExpired as e:
             partial = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""  # Bytes, despite text=True.
             print(f"{job}: stopped at --deadline_s\n{partial[-3000:]}", flush=True)
@@ -537,12 +518,6 @@ def main(argv):
         results += _report(job, out.stdout.splitlines(), out.stderr)
     if any("epoch_s" in r for r in results):
         print(f"fastest setting: {fastest(results)}", flush=True)
-
-
-def _job_env(env: dict, job: str) -> dict:
-    """`env` with the XLA flags of the job's command-buffer setting (its last field) added."""
-    extra = COMMAND_BUFFERS[job.rsplit(",", 1)[-1]] if job != "check" else ""
-    return {**env, "XLA_FLAGS": f"{env.get('XLA_FLAGS', '')} {extra}".strip()} if extra else env
 
 
 def _child_command(job: str) -> list[str]:
@@ -556,7 +531,7 @@ def _report(job: str, lines: list[str], stderr: str) -> list[dict]:
     """Prints a job's output (its last lines, or its error) and returns its results."""
     found = [json.loads(l[len("RESULT "):]) for l in lines if l.startswith("RESULT ")]
     print("\n".join(lines[-60:]) if found else f"{job} failed:\n{stderr[-3000:]}", flush=True)
-    return [r for f in found for r in (f if isinstance(f, list) else [f])]
+    return found
 
 
 def _device_name(env) -> str:
@@ -572,12 +547,11 @@ def define_flags():
     flags.DEFINE_integer("timed_epochs", 3, "Epochs timed after the first (which compiles).")
     flags.DEFINE_integer("train_epochs", 0, "Then train this many epochs (cosine schedule) and score dev and test.")
     flags.DEFINE_list("lstms", ["scan"], f"BiLSTM kernels to time, of {list(LSTM_KERNELS)}.")
-    flags.DEFINE_list("scan_unrolls", ["1"], "Time steps per scan iteration to time (the scan kernel).")
-    flags.DEFINE_list("command_buffers", ["default"], f"XLA command-buffer settings to time, of "
-                      f"{list(COMMAND_BUFFERS)}: `while` also records the scans' while loops as CUDA graphs.")
+    flags.DEFINE_list("scan_unrolls", ["4"], "Time steps per scan iteration to time (the scan kernel; the encoder "
+                      "unrolls 4 on a GPU).")
     flags.DEFINE_string("train_setting", "fastest",
-                        "`<policy>,<kernel>,<unroll>,<commands>` of the --train_epochs run, or `fastest`: the timed "
-                        "setting with the shortest steady epoch.")
+                        "`<policy>,<kernel>,<unroll>` of the --train_epochs run, or `fastest`: the timed setting with "
+                        "the shortest steady epoch.")
     flags.DEFINE_float("train_reserve_s", 0, "With --train_epochs: skip timing jobs that would leave less than this "
                        "many seconds of --deadline_s for training.")
     flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).")

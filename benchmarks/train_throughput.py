@@ -26,7 +26,7 @@ from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 
 FLAGS = flags.FLAGS
-BILSTM_KERNELS = {"fused": True, "scan_vjp": "scan_vjp", "keras_loop": False}
+BILSTM_KERNELS = {"fused": True, "keras_loop": False}
 flags.DEFINE_enum("features", "both", ["both", "with", "without"], "BiLSTM unseen-word features to time.")
 flags.DEFINE_enum("variant", "partial", ["partial", "exact"], "WebNLG variant (exact adds entity substitution).")
 flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
@@ -40,7 +40,8 @@ flags.DEFINE_enum("encoder", "bilstm", ["bilstm", "bert"], "Sentence encoder.")
 flags.DEFINE_string("preset", "", "keras-hub preset (name or folder) for --encoder=bert.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_enum("bilstm", "fused", list(BILSTM_KERNELS), "BiLSTM kernel (`BiLSTMEncoder(fused=...)`).")
-flags.DEFINE_integer("scan_unroll", 1, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`).")
+flags.DEFINE_integer("scan_unroll", None, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`; unset: the "
+                     "encoder's default, 4 on a GPU and 1 elsewhere).")
 
 
 def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:

@@ -1,7 +1,5 @@
 """Sentence encoders that give the shared word states H."""
 
-import functools
-
 import keras
 from keras import ops
 
@@ -14,66 +12,31 @@ def _in_xla() -> bool:
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
-@functools.cache
-def _lstm_scan(manual_gradient: bool):
-    """`lstm_scan(projected, recurrent, unroll)`: LSTM states `[n, k, batch, units]` of `k` independent LSTMs over
-    `n` time steps (JAX), from their input projections (bias included) `projected` `[n, k, batch, 4 * units]` and
-    recurrent kernels `[k, units, 4 * units]`, gates in Keras' order (i, f, c, o), zero initial states.
-
-    With `manual_gradient`, its gradient is written by hand: the backward scan carries only the
-    state gradients and keeps one `[k, batch, 4 * units]` gate gradient a step, and the recurrent
-    kernel's gradient is one matrix product over all steps after the loop (differentiating the
-    scan instead accumulates it inside the loop and keeps more per-step arrays).
-    """
+def _lstm_scan(projected, recurrent, unroll):
+    """LSTM states `[n, k, batch, units]` of `k` independent LSTMs over `n` time steps (JAX), from their input
+    projections (bias included) `projected` `[n, k, batch, 4 * units]` and recurrent kernels `[k, units, 4 * units]`,
+    gates in Keras' order (i, f, c, o), zero initial states, `unroll` steps per loop iteration."""
     import jax
     import jax.numpy as jnp
 
-    def run(projected, recurrent, unroll, keep):
-        def step(carry, projected_t):
-            h, c = carry
-            i, f, g, o = jnp.split(projected_t + jnp.einsum("kbu,kug->kbg", h, recurrent), 4, axis=-1)
-            i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-            c = f * c + i * g
-            h = o * jnp.tanh(c)
-            return (h, c), ((h, c, jnp.concatenate([i, f, g, o], axis=-1)) if keep else h)
+    def step(carry, projected_t):
+        h, c = carry
+        i, f, g, o = jnp.split(projected_t + jnp.einsum("kbu,kug->kbg", h, recurrent), 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), h
 
-        zeros = jnp.zeros(recurrent.shape[:1] + projected.shape[2:3] + recurrent.shape[1:2], projected.dtype)
-        return jax.lax.scan(step, (zeros, zeros), projected, unroll=unroll)[1]
+    zeros = jnp.zeros(recurrent.shape[:1] + projected.shape[2:3] + recurrent.shape[1:2], projected.dtype)
+    return jax.lax.scan(step, (zeros, zeros), projected, unroll=unroll)[1]
 
-    def lstm_scan(projected, recurrent, unroll):
-        return run(projected, recurrent, unroll, keep=False)
 
-    if not manual_gradient:
-        return lstm_scan
-    lstm_scan = jax.custom_vjp(lstm_scan, nondiff_argnums=(2,))
+def _default_scan_unroll() -> int:
+    """Time steps per iteration of the JAX scan: 4 on a GPU, where the step is bound by kernel launches (a WebNLG*
+    epoch on one H200 took 0.63 s against 0.85 s with 1), else 1."""
+    import jax
 
-    def forward(projected, recurrent, unroll):
-        states, cells, gates = run(projected, recurrent, unroll, keep=True)
-        return states, (states, cells, gates, recurrent)
-
-    def backward(unroll, residuals, state_grads):
-        states, cells, gates, recurrent = residuals
-        zeros = jnp.zeros_like(states[:1])
-        previous_states = jnp.concatenate([zeros, states[:-1]])
-        previous_cells = jnp.concatenate([zeros, cells[:-1]])
-
-        def step(carry, inputs):
-            h_grad, c_grad = carry
-            h_out_grad, c, c_previous, gate = inputs
-            i, f, g, o = jnp.split(gate, 4, axis=-1)
-            h_grad = h_grad + h_out_grad
-            tanh_c = jnp.tanh(c)
-            c_grad = c_grad + h_grad * o * (1 - tanh_c * tanh_c)
-            gate_grad = jnp.concatenate([c_grad * g * i * (1 - i), c_grad * c_previous * f * (1 - f),
-                                         c_grad * i * (1 - g * g), h_grad * tanh_c * o * (1 - o)], axis=-1)
-            return (jnp.einsum("kbg,kug->kbu", gate_grad, recurrent), c_grad * f), gate_grad
-
-        _, gate_grads = jax.lax.scan(step, (zeros[0], zeros[0]), (state_grads, cells, previous_cells, gates),
-                                     reverse=True, unroll=unroll)
-        return gate_grads, jnp.einsum("nkbu,nkbg->kug", previous_states, gate_grads).astype(recurrent.dtype)
-
-    lstm_scan.defvjp(forward, backward)
-    return lstm_scan
+    return 4 if jax.default_backend() == "gpu" else 1
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -95,10 +58,6 @@ class BiLSTMEncoder(keras.layers.Layer):
       steps per loop iteration; the Keras layer instead runs one masked scan per
       direction with the projections inside (on one H100 a WebNLG* epoch took
       0.71 s with this path and 1.15 s with the Keras layer).
-    - `fused="scan_vjp"`, JAX: the same scan with its gradient written by hand
-      (fewer per-step arrays; the recurrent kernel's gradient as one product after
-      the loop), for GPUs, where the step is bound by kernel launches; not yet
-      timed on one.
     Elsewhere (and with `fused=False`, a reference) the Keras layer runs step by step.
 
     Args:
@@ -111,8 +70,9 @@ class BiLSTMEncoder(keras.layers.Layer):
         unknown_word_rate: float. In training, each real word reads as `<unk>` (id 1)
             with this probability, so the model learns to read words it has never
             seen from their context and features (Lample et al., 2016).
-        fused: `True`, `"scan_vjp"` or `False`: which fused kernels above to use where they apply.
-        scan_unroll: int. Time steps per loop iteration of the JAX scan (`fused=True` or `"scan_vjp"`).
+        fused: bool. Whether to use the fused kernels above where they apply.
+        scan_unroll: int or `None`. Time steps per loop iteration of the JAX scan;
+            `None`: 4 on a GPU, 1 elsewhere.
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -130,10 +90,10 @@ class BiLSTMEncoder(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size, word_dim=100, lstm_units=50, input_dropout=0.1, feature_dim=0,
-                 unknown_word_rate=0.0, fused=True, scan_unroll=1, **kwargs):
+                 unknown_word_rate=0.0, fused=True, scan_unroll=None, **kwargs):
         super().__init__(**kwargs)
-        if fused not in (True, False, "scan_vjp"):
-            raise ValueError(f"fused must be True, False or 'scan_vjp', got {fused!r}.")
+        if fused not in (True, False):
+            raise ValueError(f"fused must be True or False, got {fused!r}.")
         self.vocab_size = vocab_size
         self.word_dim = word_dim
         self.lstm_units = lstm_units
@@ -170,7 +130,7 @@ class BiLSTMEncoder(keras.layers.Layer):
         backend = keras.backend.backend()
         if self.fused and backend == "tensorflow" and dtype in ("float32", "float16") and not _in_xla():
             states = self._fused_bilstm(embedded, mask)
-        elif self.fused in (True, "scan_vjp") and backend == "jax":
+        elif self.fused and backend == "jax":
             states = self._scan_bilstm(embedded, mask)
         else:
             states = self.bilstm(embedded, mask=mask, training=training)
@@ -239,7 +199,8 @@ class BiLSTMEncoder(keras.layers.Layer):
                                    for name in ("kernel", "recurrent_kernel", "bias"))
         inputs = jnp.stack([embedded, jnp.take_along_axis(embedded, within, axis=1)])
         projected = jnp.einsum("kbnd,kdg->nkbg", inputs, kernel) + bias[None, :, None, :]
-        states = _lstm_scan(self.fused == "scan_vjp")(projected, recurrent, self.scan_unroll)  # [n, 2, batch, units]
+        unroll = self.scan_unroll or _default_scan_unroll()
+        states = _lstm_scan(projected, recurrent, unroll)  # [n, 2, batch, units]
         forward, backward = jnp.transpose(states, (1, 2, 0, 3))
         return jnp.concatenate([forward, jnp.take_along_axis(backward, within, axis=1)], axis=-1)
 
