@@ -21,8 +21,8 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
    printing WebNLG* dev and test partial F1 after each epoch (counted on the device).
 
    Compiling is most of a short run's time, so by default each job compiles every train-step
-   and scoring shape at once in threads before `fit` (`--compile_ahead_threads`; `fit` finds them
-   in JAX's persistent compilation cache) with XLA's GPU autotuning off
+   and scoring shape at once in threads before `fit` (`--compile_ahead_threads`; `fit` calls the
+   train step so compiled, and the scorers find theirs) with XLA's GPU autotuning off
    (`--xla_gpu_autotune_level`). `--profile_dir` traces one more epoch of each timing job and
    `--summarize_profile` says where the device's time went.
 
@@ -272,10 +272,10 @@ def enable_compilation_cache(path: str) -> None:
 
 def compile_ahead(model, batches: "DeviceBatches", batch_size: int, scorers=(), threads: int = 8) -> dict:
     """Compiles `fit`'s train step for every bucket edge, and each scorer's counting call for each chunk shape, all
-    at once in `threads` threads (XLA compiles without holding Python's lock), into the persistent compilation cache
-    (`enable_compilation_cache` first), where the compiles that `fit` starts find them; the scorers' jitted calls
-    share the compiled programs directly. Tracing and lowering stay serial. Returns the seconds taken and the
-    programs compiled."""
+    at once in `threads` threads (XLA compiles without holding Python's lock). `fit` then calls that jitted step
+    with its traces and programs; the scorers' jitted calls share theirs, and a scorer of the same shapes as another
+    finds them in the persistent compilation cache (`enable_compilation_cache` first). Tracing and lowering stay
+    serial. Returns the seconds taken and the programs compiled."""
     import jax
     from concurrent.futures import ThreadPoolExecutor
 
