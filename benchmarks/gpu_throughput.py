@@ -18,7 +18,8 @@ Two steps, because the text side of rin-keras (tokeniser, lookups, tf.data) is T
    first `fit` epoch, steady-state seconds and sentences/s per epoch (the median of the timed
    epochs), peak device memory and the XLA compiles; `--train_epochs` then trains the project's
    `RINModel` with the cosine schedule in the fastest timed setting (or `--train_setting`),
-   printing WebNLG* dev and test partial F1 after each epoch (counted on the device).
+   printing WebNLG* dev partial F1 after each epoch, and test at each new best dev epoch (counted
+   on the device).
 
    Compiling is most of a short run's time, so by default each job compiles every train-step
    and scoring shape at once in threads before `fit` (`--compile_ahead_threads`; `fit` calls the
