@@ -207,7 +207,10 @@ class RINModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         if "backbone" in config:
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+            # The backbone is stored with the dtype policy it trained under; like every other layer it is rebuilt
+            # under the global policy, so a model trained in mixed precision serves in float32 unless asked.
+            backbone = dict(config["backbone"], config={**config["backbone"]["config"], "dtype": None})
+            config["backbone"] = keras.saving.deserialize_keras_object(backbone)
         return cls(**config)
 
 

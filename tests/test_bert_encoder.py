@@ -86,6 +86,21 @@ def test_save_and_load_need_no_preset(tiny_preset, tmp_path):
     np.testing.assert_array_equal(loaded(inputs)["relations"], model(inputs)["relations"])
 
 
+def test_model_trained_in_mixed_precision_loads_under_the_global_policy(tiny_preset, tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_rin(_config(tiny_preset))
+    assert model.get_layer("encoder").backbone.compute_dtype == "bfloat16"
+    model.save(tmp_path / "model.keras")
+    keras.mixed_precision.set_global_policy("float32")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    backbone = loaded.get_layer("encoder").backbone
+    assert {layer.compute_dtype for layer in backbone.layers} == {"float32"}
+    inputs = _featurize(_word_pieces(loaded.config), [["Alan", "Bean", "was", "born"]])
+    float32_copy = build_rin(_config(tiny_preset))
+    float32_copy.set_weights(loaded.get_weights())
+    np.testing.assert_allclose(loaded(inputs)["relations"], float32_copy(inputs)["relations"], atol=1e-6)
+
+
 def test_unread_pooler_is_frozen(tiny_preset):
     model = build_rin(_config(tiny_preset))
     pooler = model.get_layer("encoder").backbone.get_layer(POOLER_LAYER)
