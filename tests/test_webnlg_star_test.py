@@ -38,13 +38,33 @@ def test_scores_last_words_under_webnlg_star_names():
     # `leader` and `leaderName` are one class. One gold triple is missed, one prediction is wrong.
     webnlg3 = _Extractor("webnlg3", [[("Alan Bean", "mission", "Apollo 12")],
                                      [("Its", "leader", "Joe Biden"), ("Its", "location", "Joe Biden")]])
-    assert bench.score(webnlg3, examples, v3, star) == pytest.approx(
+    predictions = bench.predict(webnlg3, examples, v3, star)
+    assert bench.score(predictions, examples, star) == pytest.approx(
         {"precision": 200 / 3, "recall": 200 / 3, "f1": 200 / 3})
+    # Kept to a set of relations without `location`, the wrong `location` prediction is left out.
+    assert bench.score(predictions, examples, star, {"was a crew member of", "leaderName", "country"}) == pytest.approx(
+        {"precision": 100.0, "recall": 200 / 3, "f1": 80.0})
     # A WebNLG* model's names are not renamed: `mission` is no WebNLG* relation.
-    assert bench.score(_Extractor("webnlg", [[("Bean", "mission", "12")], []]), examples, v3, star)["f1"] == 0
+    webnlg = _Extractor("webnlg", [[("Bean", "mission", "12")], []])
+    assert bench.score(bench.predict(webnlg, examples, v3, star), examples, star)["f1"] == 0
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, "webnlg3")), reason="needs ../shared/data")
 def test_leaves_out_the_test_texts_in_webnlg3_train():
     examples, left_out = bench.star_test(SHARED, bench.webnlg3_train_keys(SHARED))
     assert (len(examples), left_out) == (669, 34)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, "webnlg3")), reason="needs ../shared/data")
+def test_restates_test_texts_with_the_triples_of_their_webnlg3_entries():
+    v3, _ = _relation_mapper(SHARED)
+    examples, _ = bench.star_test(SHARED, bench.webnlg3_train_keys(SHARED))
+    restated = bench.with_entry_triples(SHARED, examples, v3)
+    assert len(restated) == 543
+    text = ("Elliot See , a graduate of University of Texas at Austin , was born in Dallas on July 23 , 1927 , and died "
+            "in St. Louis .")
+    star_triples = next(e["triple_list"] for e in examples if e["text"] == text)
+    assert ["See", "birthDate", "1927"] not in star_triples  # WebNLG* dropped the date; the 3.0 entry states it.
+    assert set(next(e["triple_list"] for e in restated if e["text"] == text)) == {
+        ("See", "almaMater", "Austin"), ("See", "deathPlace", "Louis"), ("See", "birthDate", "1927"),
+        ("See", "birthPlace", "Dallas")}
