@@ -8,10 +8,15 @@
 The BiLSTM is timed as `rin_keras.train` builds it (`--features=with`: the unseen-word features, GloVe rows
 included, and the variant's entity substitution in tf.data) and without those features (`--features=without`);
 the default, `both`, times the two one after the other in one process and prints the ratio of their steps.
-The warm-up steps (tracing, cache filling) are excluded from the rate.
+The warm-up steps (tracing, cache filling) are excluded from the rate. `--profile_steps=N` then traces N more steps
+with TensorFlow's profiler and prints where the CPU's op time went: by layer (forward and gradient apart), by op
+type and by both, in ms per step (ops of the two executor threads summed, so the total can exceed the wall time).
 """
 
+import collections
+import glob
 import resource
+import tempfile
 import time
 
 import keras
@@ -40,6 +45,8 @@ flags.DEFINE_enum("encoder", "bilstm", ["bilstm", "bert"], "Sentence encoder.")
 flags.DEFINE_string("preset", "", "keras-hub preset (name or folder) for --encoder=bert.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_enum("bilstm", "fused", list(BILSTM_KERNELS), "BiLSTM kernel (`BiLSTMEncoder(fused=...)`).")
+flags.DEFINE_integer("profile_steps", 0, "Then trace this many steps (TensorFlow backend) and print op time by layer "
+                     "and op type.")
 flags.DEFINE_integer("scan_unroll", None, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`; unset: the "
                      "encoder's default, 4 on a GPU and 1 elsewhere).")
 
@@ -72,6 +79,8 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
         model.train_on_batch(inputs, targets)
         sentences += int(targets["entity_tags"].shape[0])
     seconds = time.perf_counter() - start
+    if FLAGS.profile_steps:
+        _profile(model, batches, FLAGS.profile_steps)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     features = ",".join(config.word_feature_inputs) or "none"
     print(
@@ -82,6 +91,46 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
         f"params {model.count_params():,}", flush=True,
     )
     return 1000 * seconds / FLAGS.steps
+
+
+def _profile(model, batches, steps: int, top: int = 20) -> None:
+    """Traces `steps` training steps and prints the op time per step by layer and by op type."""
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory(prefix="rin_profile_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(*next(batches))
+        wall = time.perf_counter() - start
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
+            space.ParseFromString(f.read())
+    by_layer, by_type, by_both = collections.Counter(), collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                meta = plane.event_metadata[event.metadata_id]
+                if not meta.display_name:  # Executor bookkeeping, not an op.
+                    continue
+                name = meta.name.split(":")[0]
+                backward = name.startswith("gradient_tape/")
+                parts = name.removeprefix("gradient_tape/").split("/")
+                layer = parts[1] if len(parts) > 2 and parts[0].startswith("rin") else parts[0]
+                layer = layer.rsplit("_", 1)[0] if layer.rsplit("_", 1)[-1].isdigit() else layer
+                ms = event.duration_ps / 1e9 / steps
+                layer = f"{layer} ({'gradient' if backward else 'forward'})"
+                by_layer[layer] += ms
+                by_type[meta.display_name] += ms
+                by_both[f"{layer} {meta.display_name}"] += ms
+    total = sum(by_type.values())
+    print(f"profile: {steps} steps, {1000 * wall / steps:.0f} ms/step wall, {total:.0f} ms/step of op time")
+    for title, counter in (("layer", by_layer), ("op type", by_type), ("layer and op type", by_both)):
+        print(f"  by {title}: " + ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f}%)" for k, v in counter.most_common(top)))
 
 
 def main(argv):
