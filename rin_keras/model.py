@@ -20,6 +20,15 @@ from rin_keras.metrics import PartialMatchF1
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
+def tag_softmax(logits):
+    """Softmax over the last axis, written out. TensorFlow's fused oneDNN softmax builds a kernel for each new
+    shape, and the serving graph meets a new shape in every length-sorted chunk: there the fused op took ~20% of the
+    time at batch 64."""
+    exps = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+    return exps / ops.sum(exps, axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="rin_keras")
 class RINModel(keras.Model):
     """Recurrent Interaction Network for joint entity and relation extraction.
 
@@ -93,7 +102,7 @@ class RINModel(keras.Model):
                 c.hidden_dim, activation="relu", dtype=dtype, name="entity_features"
             )
         ner_logits = keras.layers.Dense(len(TAGS), dtype=dtype, name="ner_head")
-        ner_softmax = keras.layers.Softmax(dtype="float32", name="entity_tags")
+        ner_softmax = keras.layers.Activation(tag_softmax, dtype="float32", name="entity_tags")
         relation_head = PairwiseRelationHead(c.num_relations, c.hidden_dim, dtype=dtype, name="relation_head")
         uses_interaction = c.rounds > 0 and c.updater != "linear"
         if uses_interaction:

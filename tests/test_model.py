@@ -7,7 +7,7 @@ from conftest import gpu_benchmark, random_token_ids, tiny_config
 
 from rin_keras import RINConfig
 from rin_keras.data import numpy_batches
-from rin_keras.model import RINModel, build_rin
+from rin_keras.model import RINModel, build_rin, tag_softmax
 
 
 def _batch(rng, lengths=(5, 3), width=6, num_relations=3):
@@ -206,3 +206,13 @@ def test_gpu_benchmark_compiles_ahead_what_fit_and_the_scorer_run(rng, tmp_path)
     _, expected_losses, expected_f1 = train(ahead=False)
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-6)
     assert f1 == expected_f1
+
+
+def test_tag_softmax_is_keras_softmax_and_stable():
+    logits = np.random.default_rng(0).normal(size=(3, 7, 5)).astype("float32")
+    logits[0, 0] = [1000.0, 999.0, -1000.0, 0.0, 3.0]  # exp overflows without the max subtracted
+    probabilities = keras.ops.convert_to_numpy(tag_softmax(logits))
+    np.testing.assert_allclose(probabilities, keras.ops.convert_to_numpy(keras.ops.softmax(logits)), atol=1e-6)
+    assert np.isfinite(probabilities).all()
+    model = build_rin(tiny_config())
+    assert model.get_layer("entity_tags").activation is tag_softmax
