@@ -18,6 +18,9 @@ For each:
 4. Starts `serving.server` in a separate process and measures p50/p99 latency of
    one-sentence gRPC requests.
 
+`--profile_batches=N` also traces N batch-64 calls after step 2 and prints where the CPU's op time went
+(`op_profile.py`): in the pair rounds, the encoder, the word features or the text side, and by op type.
+
 With `--lengths_only`, only step 3 runs (no data needed).
 """
 
@@ -38,11 +41,15 @@ from rin_keras.triple_extractor import RINTripleExtractor
 from serving.contract import triples_from_outputs
 from serving.client import GrpcClient
 
+from op_profile import print_op_time  # This script's folder.
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dir", None, "Training output folders or extractor .keras files, comma-separated.")
 flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_bool("lengths_only", False, "Only time and measure memory by sentence length.")
+flags.DEFINE_integer("profile_batches", 0, "Also trace this many batch-64 calls and print op time by part of the "
+                     "serving graph and op type.")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -65,6 +72,17 @@ def _rate(function, sentences, batch_size):
     for begin in range(0, len(sentences), batch_size):
         function(sentences=tf.constant(sentences[begin:begin + batch_size]))
     return len(sentences) / (time.perf_counter() - start)
+
+
+def _graph_part(op_name: str) -> str:
+    """The part of the serving graph an op belongs to: the pair rounds (a loop over length-sorted chunks), the
+    encoder, the word features, or the text side (tokeniser, lookups, decoding)."""
+    if "/while/" in op_name:
+        return "pair rounds"
+    for part in ("encoder", "word_features"):
+        if f"/{part}" in op_name:
+            return part
+    return "text and decoding"
 
 
 def _memory(field: str) -> int:
@@ -137,6 +155,10 @@ def _report(model_dir: str) -> None:
     _rate(signature, test[:64], 64)  # Traces both shapes' kernels.
     for batch_size, count in ((1, 200), (64, len(test))):
         print(f"SavedModel raw text, batch {batch_size}: {_rate(signature, test[:count], batch_size):.0f} sentences/s")
+    if FLAGS.profile_batches:
+        batches = [tf.constant(test[i:i + 64]) for i in range(0, 64 * FLAGS.profile_batches, 64) if i < len(test)]
+        calls = iter(batches * 2)
+        print_op_time(lambda: signature(sentences=next(calls)), len(batches), _graph_part, unit="batch")
     p50, p99 = _latencies_ms(lambda s: signature(sentences=tf.constant(s)), test, FLAGS.requests)
     print(f"SavedModel in-process one-sentence calls ({FLAGS.requests}): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 

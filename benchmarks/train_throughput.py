@@ -9,14 +9,11 @@ The BiLSTM is timed as `rin_keras.train` builds it (`--features=with`: the unsee
 included, and the variant's entity substitution in tf.data) and without those features (`--features=without`);
 the default, `both`, times the two one after the other in one process and prints the ratio of their steps.
 The warm-up steps (tracing, cache filling) are excluded from the rate. `--profile_steps=N` then traces N more steps
-with TensorFlow's profiler and prints where the CPU's op time went: by layer (forward and gradient apart), by op
-type and by both, in ms per step (ops of the two executor threads summed, so the total can exceed the wall time).
+with TensorFlow's profiler and prints where the CPU's op time went (`op_profile.py`): by layer (forward and gradient
+apart), by op type and by both, in ms per step.
 """
 
-import collections
-import glob
 import resource
-import tempfile
 import time
 
 import keras
@@ -29,6 +26,8 @@ from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
+
+from op_profile import print_op_time  # This script's folder.
 
 FLAGS = flags.FLAGS
 BILSTM_KERNELS = {"fused": True, "keras_loop": False}
@@ -80,7 +79,7 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
         sentences += int(targets["entity_tags"].shape[0])
     seconds = time.perf_counter() - start
     if FLAGS.profile_steps:
-        _profile(model, batches, FLAGS.profile_steps)
+        print_op_time(lambda: model.train_on_batch(*next(batches)), FLAGS.profile_steps, _layer, unit="step")
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     features = ",".join(config.word_feature_inputs) or "none"
     print(
@@ -93,44 +92,13 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
     return 1000 * seconds / FLAGS.steps
 
 
-def _profile(model, batches, steps: int, top: int = 20) -> None:
-    """Traces `steps` training steps and prints the op time per step by layer and by op type."""
-    import tensorflow as tf
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    with tempfile.TemporaryDirectory(prefix="rin_profile_") as logdir:
-        tf.profiler.experimental.start(logdir)
-        start = time.perf_counter()
-        for _ in range(steps):
-            model.train_on_batch(*next(batches))
-        wall = time.perf_counter() - start
-        tf.profiler.experimental.stop()
-        space = xplane_pb2.XSpace()
-        with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
-            space.ParseFromString(f.read())
-    by_layer, by_type, by_both = collections.Counter(), collections.Counter(), collections.Counter()
-    for plane in space.planes:
-        for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):
-                continue
-            for event in line.events:
-                meta = plane.event_metadata[event.metadata_id]
-                if not meta.display_name:  # Executor bookkeeping, not an op.
-                    continue
-                name = meta.name.split(":")[0]
-                backward = name.startswith("gradient_tape/")
-                parts = name.removeprefix("gradient_tape/").split("/")
-                layer = parts[1] if len(parts) > 2 and parts[0].startswith("rin") else parts[0]
-                layer = layer.rsplit("_", 1)[0] if layer.rsplit("_", 1)[-1].isdigit() else layer
-                ms = event.duration_ps / 1e9 / steps
-                layer = f"{layer} ({'gradient' if backward else 'forward'})"
-                by_layer[layer] += ms
-                by_type[meta.display_name] += ms
-                by_both[f"{layer} {meta.display_name}"] += ms
-    total = sum(by_type.values())
-    print(f"profile: {steps} steps, {1000 * wall / steps:.0f} ms/step wall, {total:.0f} ms/step of op time")
-    for title, counter in (("layer", by_layer), ("op type", by_type), ("layer and op type", by_both)):
-        print(f"  by {title}: " + ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f}%)" for k, v in counter.most_common(top)))
+def _layer(op_name: str) -> str:
+    """The model layer an op of the train step belongs to, forward or gradient (`relation_head (gradient)`)."""
+    backward = op_name.startswith("gradient_tape/")
+    parts = op_name.removeprefix("gradient_tape/").split("/")
+    layer = parts[1] if len(parts) > 2 and parts[0].startswith("rin") else parts[0]
+    layer = layer.rsplit("_", 1)[0] if layer.rsplit("_", 1)[-1].isdigit() else layer
+    return f"{layer} ({'gradient' if backward else 'forward'})"
 
 
 def main(argv):
