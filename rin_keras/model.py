@@ -138,7 +138,7 @@ class RINModel(keras.Model):
             signal = None
             if uses_interaction:
                 signal = interaction(
-                    relation_head(h_rel, return_logits=True),
+                    relation_head(h_rel, token_mask=token_mask, best_logits=True),
                     ner_softmax(ner_logits(h_ent)),
                     hidden,
                     token_mask=token_mask,

@@ -47,22 +47,24 @@ def test_pairwise_relation_head_matches_numpy(rng):
     assert out.shape == (2, 4, 4, 3)
     assert np.all(out[1, 2:] == 0) and np.all(out[1, :, 2:] == 0)
     assert _max_rel_error(out[expected > 0], expected[expected > 0]) < 1e-5
-    logits = keras.ops.convert_to_numpy(head(h, return_logits=True))
-    assert _max_rel_error(_sigmoid(logits)[expected > 0], expected[expected > 0]) < 1e-5
+    # The largest logit over real partners, per word and relation: its sigmoid is the largest probability.
+    best = keras.ops.convert_to_numpy(head(h, token_mask=mask, best_logits=True))
+    assert best.shape == (2, 4, 3)
+    for k, i in zip(*np.nonzero(mask)):
+        np.testing.assert_allclose(_sigmoid(best[k, i]), expected[k, i][mask[k]].max(axis=0), rtol=1e-5)
 
 
 @pytest.mark.parametrize("flags", [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
 def test_interaction_layer_matches_numpy(rng, flags):
     layer = InteractionLayer(7, *flags)
-    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
-    logits[1, :, 3] = 50.0  # The padded partner would win every max.
+    best = rng.normal(size=(2, 4, 3)).astype("float32")
+    best[1, 0, 1] = -np.inf  # No real partner: y^ = 0.
     y = rng.uniform(size=(2, 4, 5)).astype("float32")
     h = rng.normal(size=(2, 4, 6)).astype("float32")
     mask = _mask([4, 3], 4)
-    out = keras.ops.convert_to_numpy(layer(logits, y, h, token_mask=mask))
+    out = keras.ops.convert_to_numpy(layer(best, y, h, token_mask=mask))
     w, b = keras.ops.convert_to_numpy(layer.kernel), keras.ops.convert_to_numpy(layer.bias)
-    masked_p = np.where(mask[:, None, :, None], _sigmoid(logits), -np.inf)  # padding never wins the max
-    parts = [masked_p.max(axis=2), y, h]
+    parts = [_sigmoid(best), y, h]
     expected = _relu(np.concatenate([x for x, use in zip(parts, flags) if use], -1) @ w + b) * mask[..., None]
     assert _max_rel_error(out, expected) < 1e-5
 
@@ -176,9 +178,9 @@ def test_head_and_interaction_padding_invariance(rng):
     results = []
     for features, mask in ((h, _mask([3], 3)), (h_padded, _mask([3], 5))):
         p = head(features, token_mask=mask)
-        logits = head(features, return_logits=True)
+        best = head(features, token_mask=mask, best_logits=True)
         y = np.full((1, features.shape[1], 5), 0.2, "float32")
-        x = layer(logits, y, features, token_mask=mask)
+        x = layer(best, y, features, token_mask=mask)
         results.append((keras.ops.convert_to_numpy(p), keras.ops.convert_to_numpy(x)))
     np.testing.assert_allclose(results[1][0][:, :3, :3], results[0][0], atol=1e-6)
     np.testing.assert_allclose(results[1][1][:, :3], results[0][1], atol=1e-6)
@@ -194,10 +196,10 @@ def _floats(rng, *shape):
         (PairwiseRelationHead, {"num_relations": 3, "hidden_dim": 5},
          lambda rng: {"inputs": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 2], 4)}, (2, 4, 4, 3), True),
         (InteractionLayer, {"units": 4},
-         lambda rng: {"relation_logits": _floats(rng, 2, 4, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
+         lambda rng: {"best_logits": _floats(rng, 2, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
                       "hidden": _floats(rng, 2, 4, 6), "token_mask": _mask([4, 3], 4)}, (2, 4, 4), True),
         (InteractionLayer, {"units": 4, "use_entity_input": False},
-         lambda rng: {"relation_logits": _floats(rng, 2, 4, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
+         lambda rng: {"best_logits": _floats(rng, 2, 4, 3), "entity_probs": _floats(rng, 2, 4, 5),
                       "hidden": _floats(rng, 2, 4, 6)}, (2, 4, 4), True),
         (GRUUpdater, {"mode": "gru"}, lambda rng: {"state": _floats(rng, 2, 4, 5), "interaction": _floats(rng, 2, 4, 3)},
          (2, 4, 5), True),

@@ -9,10 +9,11 @@ class InteractionLayer(keras.layers.Layer):
     """Computes the interaction signal x from the current predictions.
 
     y^_t(w) = max over real partner words w' of p(<w, t, w'>), and
-    x = ReLU(W_a [y^ ⊕ y- ⊕ h] + b_a). The layer reads the relation logits:
-    sigmoid is monotonic, so y^ is the sigmoid of the largest logit, and only
-    `[batch, n, l]` sigmoids are computed instead of one per pair. Each of the three parts can be left out
-    (the ablations of Table 5). Rows of padded tokens are 0.
+    x = ReLU(W_a [y^ ⊕ y- ⊕ h] + b_a). The layer reads the largest relation
+    logit over the partner words: sigmoid is monotonic, so y^ is its sigmoid,
+    and only `[batch, n, l]` sigmoids are computed instead of one per pair.
+    Each of the three parts can be left out (the ablations of Table 5). Rows
+    of padded tokens are 0.
 
     Args:
         units: int. The size of x.
@@ -22,8 +23,9 @@ class InteractionLayer(keras.layers.Layer):
         **kwargs: other keyword arguments passed to `keras.layers.Layer`.
 
     Call arguments:
-        relation_logits: `[batch, n, n, l]` pair logits, p = sigmoid(logits)
-            (`PairwiseRelationHead(..., return_logits=True)`).
+        best_logits: `[batch, n, l]`, each word's largest pair logit over its
+            real partner words, per relation, -inf for none
+            (`PairwiseRelationHead(..., best_logits=True)`).
         entity_probs: `[batch, n, tags]` tag probabilities y-.
         hidden: `[batch, n, d]` encoder states H.
         token_mask: optional bool `[batch, n]`, True on real tokens.
@@ -33,7 +35,7 @@ class InteractionLayer(keras.layers.Layer):
 
     Example:
     >>> layer = InteractionLayer(units=4)
-    >>> tuple(layer(np.zeros((2, 5, 5, 3)), np.ones((2, 5, 5)), np.ones((2, 5, 6))).shape)
+    >>> tuple(layer(np.zeros((2, 5, 3)), np.ones((2, 5, 5)), np.ones((2, 5, 6))).shape)
     (2, 5, 4)
 
     Reference:
@@ -56,21 +58,19 @@ class InteractionLayer(keras.layers.Layer):
         self.use_entity_input = use_entity_input
         self.use_hidden_input = use_hidden_input
 
-    def build(self, relation_logits_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
+    def build(self, best_logits_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
         width = (
-            self.use_relation_input * relation_logits_shape[-1]
+            self.use_relation_input * best_logits_shape[-1]
             + self.use_entity_input * entity_probs_shape[-1]
             + self.use_hidden_input * hidden_shape[-1]
         )
         self.kernel = self.add_weight(name="kernel", shape=(width, self.units))
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
-    def call(self, relation_logits, entity_probs, hidden, token_mask=None):
+    def call(self, best_logits, entity_probs, hidden, token_mask=None):
         parts = []
         if self.use_relation_input:
-            if token_mask is not None:  # Padding never wins the max; a row of only padding gives 0.
-                relation_logits = ops.where(token_mask[:, None, :, None], relation_logits, float("-inf"))
-            best = ops.sigmoid(ops.cast(ops.max(relation_logits, axis=2), "float32"))
+            best = ops.sigmoid(ops.cast(best_logits, "float32"))
             parts.append(ops.cast(best, self.compute_dtype))
         if self.use_entity_input:
             parts.append(ops.cast(entity_probs, self.compute_dtype))
@@ -81,7 +81,7 @@ class InteractionLayer(keras.layers.Layer):
             outputs = outputs * ops.cast(token_mask, self.compute_dtype)[:, :, None]
         return outputs
 
-    def compute_output_shape(self, relation_logits_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
+    def compute_output_shape(self, best_logits_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
         return (*hidden_shape[:-1], self.units)
 
     def get_config(self):

@@ -28,13 +28,17 @@ class PairwiseRelationHead(keras.layers.Layer):
     Call arguments:
         inputs: float tensor `[batch, n, d]`, the relation features H~.
         token_mask: optional bool tensor `[batch, n]`, True on real tokens.
-        return_logits: bool. Return the logits `W_p m_ij + b_t` in the compute
-            dtype, unmasked, instead: the interaction rounds only need their
-            max over partners, and skipping the sigmoid and the masking of every
-            cell saves a quarter of each round (sigmoid is monotonic).
+        best_logits: bool. Return instead, for each word and relation, the
+            largest logit `W_p m_ij + b_t` over its real partner words j,
+            `[batch, n, num_relations]` in the compute dtype (-inf where a word
+            has no real partner). The interaction rounds need only that max
+            (y^ is its sigmoid: sigmoid is monotonic), and taking it before
+            adding `b_t` (max(z + b) = max(z) + b) skips the bias, sigmoid and
+            masking passes over every cell.
 
     Returns:
-        float32 tensor `[batch, n (subject), n (object), num_relations]`.
+        float32 tensor `[batch, n (subject), n (object), num_relations]`, or
+        `[batch, n, num_relations]` with `best_logits`.
 
     Example:
     >>> head = PairwiseRelationHead(num_relations=3, hidden_dim=8)
@@ -69,25 +73,29 @@ class PairwiseRelationHead(keras.layers.Layer):
             initializer=keras.initializers.Constant(prior_logit),
         )
 
-    def call(self, inputs, token_mask=None, return_logits=False):
+    def call(self, inputs, token_mask=None, best_logits=False):
         subjects = ops.matmul(inputs, self.subject_kernel)
         objects = ops.matmul(inputs, self.object_kernel) + self.pair_bias
         pairs = ops.relu(subjects[:, :, None, :] + objects[:, None, :, :])
-        logits = ops.matmul(pairs, self.output_kernel) + self.output_bias
-        if return_logits:
-            return logits
-        probabilities = ops.sigmoid(ops.cast(logits, "float32"))
+        logits = ops.matmul(pairs, self.output_kernel)
+        if best_logits:
+            if token_mask is not None:  # Padding never wins the max.
+                logits = ops.where(token_mask[:, None, :, None], logits, float("-inf"))
+            return ops.max(logits, axis=2) + self.output_bias
+        probabilities = ops.sigmoid(ops.cast(logits + self.output_bias, "float32"))
         if token_mask is not None:
             mask = ops.cast(token_mask, "float32")
             probabilities = probabilities * (mask[:, :, None, None] * mask[:, None, :, None])
         return probabilities
 
-    def compute_output_shape(self, inputs_shape, token_mask_shape=None):
+    def compute_output_shape(self, inputs_shape, token_mask_shape=None, best_logits=False):
+        if best_logits:
+            return (inputs_shape[0], inputs_shape[1], self.num_relations)
         return (inputs_shape[0], inputs_shape[1], inputs_shape[1], self.num_relations)
 
-    def compute_output_spec(self, inputs, token_mask=None, return_logits=False):
-        dtype = self.compute_dtype if return_logits else "float32"
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=dtype)
+    def compute_output_spec(self, inputs, token_mask=None, best_logits=False):
+        dtype = self.compute_dtype if best_logits else "float32"
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape, best_logits=best_logits), dtype=dtype)
 
     def get_config(self):
         config = super().get_config()
