@@ -93,7 +93,8 @@ def main(argv):
     examples, left_out = star_test(FLAGS.data_dir, webnlg3_train_keys(FLAGS.data_dir))
     star_relations = {star(r) for example in star_split(FLAGS.data_dir, "train") for _, r, _ in example["triple_list"]}
     restated = with_entry_triples(FLAGS.data_dir, examples, v3)
-    in_dev = [e for e in examples if _text_key(e["text"]) in {_text_key(r["text"]) for r in restated}]
+    restated_keys = {_text_key(e["text"]) for e in restated}
+    in_dev = [e for e in examples if _text_key(e["text"]) in restated_keys]
     rows = [("WebNLG*", "all", examples, None), ("WebNLG*", "WebNLG* relations", examples, star_relations),
             ("WebNLG*, in 3.0 dev", "all", in_dev, None), ("3.0 entries", "all", restated, None)]
     print(f"WebNLG* test: {len(examples)} texts ({left_out} in WebNLG 3.0 train left out), partial match. Gold: "
