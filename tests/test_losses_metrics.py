@@ -1,5 +1,6 @@
 """Losses over real tokens only, the Keras metric, and the scorers on hand-made cases."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -29,6 +30,29 @@ def test_pair_loss_is_binary_cross_entropy_on_int8_targets(rng):
     cells = -(y * np.log(p) + (1 - y) * np.log(1 - p))
     expected = np.where(y >= 0, cells, 0.0).sum(axis=(1, 2, 3)).mean()
     assert float(MaskedPairwiseBinaryCrossEntropy()(y, p)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_pair_loss_gradient_is_the_cross_entropy_derivative(rng):
+    """The written-out gradient: -1/p on positive cells, 1/(1-p) on negative ones, 0 on padding, over the batch."""
+    p = rng.uniform(0.01, 0.99, size=(2, 3, 3, 4)).astype("float32")
+    y = rng.integers(-1, 2, size=p.shape).astype("int8")
+    expected = np.where(y == 1, -1.0 / p, np.where(y == 0, 1.0 / (1.0 - p), 0.0)) / len(y)
+    np.testing.assert_allclose(_gradient(lambda x: MaskedPairwiseBinaryCrossEntropy()(y, x), p), expected, rtol=1e-5)
+
+
+def _gradient(function, x):
+    """d function / dx on the current Keras backend."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.jit(jax.grad(function))(x))
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = function(x)
+    return tape.gradient(value, x).numpy()
 
 
 def test_partial_match_metric_counts_cells():
