@@ -74,7 +74,7 @@ def write_data(path: str, max_train_sentences: int | None = None) -> None:
     vectors = embeddings.train_word2vec(sentences, vocab, config.word_dim, os.path.join("runs", ".cache"), config.seed)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     meta = {"config": config.__dict__, "ignore": dataset.IGNORE,
-            "bucket_boundaries": list(dataset.PADDED_BUCKET_BOUNDARIES)}
+            "bucket_boundaries": list(dataset.DEFAULT_BUCKET_BOUNDARIES)}
     np.savez_compressed(path, meta=json.dumps(meta), word_vectors=vectors, **arrays)
     print(f"Wrote {path}: " + ", ".join(f"{s} {len(arrays[s + '_lengths'])} sentences" for s in SPLITS))
 

@@ -22,7 +22,7 @@ from absl import app, flags
 from rin_keras import RINConfig
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, PADDED_BUCKET_BOUNDARIES, make_dataset
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
@@ -57,10 +57,9 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
     if config.entity_substitution_rate and config.encoder == "bilstm":
         substitutes = EntitySubstitutes.from_train_split(corpus, vocab.pretrained_words, pretrained)
         substitute = substitutes.substituter(config.entity_substitution_rate)
-    boundaries = PADDED_BUCKET_BOUNDARIES if FLAGS.jit_compile else DEFAULT_BUCKET_BOUNDARIES
     dataset = make_dataset(
         corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
-        bucket_boundaries=boundaries if FLAGS.bucketing else None,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
         pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=preprocessor.featurizer,
         substitute=substitute, max_pairs=config.max_batch_pairs,
     ).repeat()

@@ -34,7 +34,7 @@ from rin_keras.callbacks import (
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
 from rin_keras.data import embeddings, pos
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, PADDED_BUCKET_BOUNDARIES, make_dataset
+from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
@@ -246,13 +246,12 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
 def _train_data(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor, substitute, *, bucketing: bool,
                 jit_compile: bool, limit: int | None, cluster: Cluster) -> tf.data.Dataset:
     """The shuffled train batches of this worker (`make_dataset`), padded to bucket edges where XLA compiles."""
-    padded = jit_compile or keras.backend.backend() == "jax"
-    boundaries = PADDED_BUCKET_BOUNDARIES if padded else DEFAULT_BUCKET_BOUNDARIES
     return make_dataset(
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=boundaries if bucketing else None, seed=config.seed, pad_to_bucket_boundary=padded,
-        limit=limit, featurizer=preprocessor.featurizer, max_pairs=config.max_batch_pairs,
-        num_shards=cluster.num_workers, shard_index=cluster.worker_index, substitute=substitute)
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=config.seed,
+        pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax", limit=limit,
+        featurizer=preprocessor.featurizer, max_pairs=config.max_batch_pairs, num_shards=cluster.num_workers,
+        shard_index=cluster.worker_index, substitute=substitute)
 
 
 def _dev_scorer(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor):

@@ -22,11 +22,7 @@ from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
 
 TAG_IDS = {tag: i for i, tag in enumerate(TAGS)}
-# Length bucket edges. Batches padded to their longest sentence (the default): buckets two words wide up to 48 words
-# pad 5% more word pairs than the sentences hold on WebNLG* train (20% with the wider buckets below), and shapes cost
-# nothing to change. Batches padded to the bucket edge (XLA compiles a program per shape): fewer, wider buckets.
-DEFAULT_BUCKET_BOUNDARIES = (*range(6, 48, 2), 48, 56, 64)
-PADDED_BUCKET_BOUNDARIES = (12, 16, 20, 24, 28, 32, 40, 48, 64)
+DEFAULT_BUCKET_BOUNDARIES = (12, 16, 20, 24, 28, 32, 40, 48, 64)
 
 
 def encoder(featurizer, max_length: int):
