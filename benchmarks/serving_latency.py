@@ -22,10 +22,17 @@ For each:
 (`op_profile.py`): in the pair rounds, the encoder, the word features or the text side, and by op type.
 
 With `--lengths_only`, only step 3 runs (no data needed).
+
+`--saved_models=DIR,DIR` instead times SavedModels already exported (version folders, e.g. one exported by an
+earlier version of the code and one by this one) at batch 64 on the WebNLG\* test sentences, in alternating rounds
+in this process, and prints each one's median rate:
+
+    python benchmarks/serving_latency.py --saved_models=old_export/1,new_export/1
 """
 
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +40,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the TF Text ops of exports, as serving.server does)
 from absl import app, flags
 
 from rin_keras import export
@@ -45,12 +53,16 @@ from op_profile import print_op_time  # This script's folder.
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dir", None, "Training output folders or extractor .keras files, comma-separated.")
+flags.DEFINE_list("saved_models", None, "Instead: exported SavedModel version folders to time at batch 64 in "
+                  "alternating rounds.")
+flags.DEFINE_integer("rounds", 6, "With --saved_models: timed rounds of each.")
 flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_bool("lengths_only", False, "Only time and measure memory by sentence length.")
 flags.DEFINE_integer("profile_batches", 0, "Also trace this many batch-64 calls and print op time by part of the "
                      "serving graph and op type.")
-flags.mark_flag_as_required("model_dir")
+flags.register_validator("model_dir", lambda value: value or FLAGS.saved_models,
+                          "--model_dir or --saved_models is required.")
 
 
 def _sentences(corpus, split):
@@ -117,9 +129,27 @@ def _print_costs_by_length(extractor, signature):
 
 def main(argv):
     del argv
+    if FLAGS.saved_models:
+        _compare_saved_models(FLAGS.saved_models)
+        return
     for model_dir in FLAGS.model_dir:
         print(f"== {model_dir}")
         _report(model_dir)
+
+
+def _compare_saved_models(paths: list[str]) -> None:
+    """Prints the batch-64 raw-text rate of each SavedModel, timed in alternating rounds."""
+    test = _sentences(Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir), "test")
+    signatures = {path: tf.saved_model.load(path).signatures["serving_default"] for path in paths}
+    for signature in signatures.values():
+        _rate(signature, test, 64)  # Traces every batch shape.
+    rates = {path: [] for path in paths}
+    for _ in range(FLAGS.rounds):
+        for path, signature in signatures.items():
+            rates[path].append(_rate(signature, test, 64))
+    for path, values in rates.items():
+        print(f"{path}: batch 64 on WebNLG* test, median {statistics.median(values):.0f} sentences/s "
+              f"(rounds: {', '.join(f'{v:.0f}' for v in values)})")
 
 
 def _report(model_dir: str) -> None:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -333,3 +335,16 @@ def test_rest_client_imports_neither_rin_keras_nor_tensorflow():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'rin_keras', 'keras', 'tensorflow', 'grpc'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_serving_benchmark_times_saved_models_in_alternating_rounds(served, tmp_path):
+    copy = shutil.copytree(served["path"], tmp_path / "copy")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # WebNLG* test sentences from the shared data.
+    out = subprocess.run(
+        [sys.executable, os.path.join("benchmarks", "serving_latency.py"), f"--saved_models={served['path']},{copy}",
+         "--rounds=2", f"--tfds_data_dir={tmp_path / 'tfds'}"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    ).stdout
+    lines = [line for line in out.splitlines() if "median" in line]
+    assert [line.split(":")[0] for line in lines] == [str(served["path"]), str(copy)]
+    assert all(re.search(r"median \d+ sentences/s \(rounds: \d+, \d+\)$", line) for line in lines)
