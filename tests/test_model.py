@@ -7,6 +7,7 @@ from conftest import gpu_benchmark, random_token_ids, tiny_config
 
 from rin_keras import RINConfig
 from rin_keras.data import numpy_batches
+from rin_keras.metrics import PartialMatchF1
 from rin_keras.model import RINModel, build_rin, tag_softmax
 
 
@@ -107,6 +108,16 @@ def test_one_training_step_reduces_the_loss(rng):
     model.train_on_batch(inputs, targets)
     after = model.evaluate(inputs, targets, verbose=0, return_dict=True)["loss"]
     assert after < before
+
+
+def test_train_batch_f1_is_opt_in(rng):
+    """The default compile counts no pair cells; the partial-match metric reports when asked for."""
+    model = build_rin(tiny_config())
+    inputs, targets = _batch(rng)
+    assert "relations_partial_f1" not in model.train_on_batch(inputs, targets, return_dict=True)
+    model.compile(metrics={"relations": [PartialMatchF1()]})
+    f1 = model.train_on_batch(inputs, targets, return_dict=True)["relations_partial_f1"]
+    assert 0.0 <= float(f1) <= 1.0
 
 
 def test_xla_compiled_training_step_reduces_the_loss(rng):
