@@ -26,7 +26,7 @@ from absl import app, flags, logging
 from tfds_builders import casrel
 
 from rin_keras import metrics
-from rin_keras.data.corpus import Corpus, FolderCorpus
+from rin_keras.data.corpus import SPLITS, Corpus, FolderCorpus
 from rin_keras.data.dataset import make_dataset
 from rin_keras.decoding import decode_triples, span_text
 
@@ -67,11 +67,20 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
     return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
 
 
+def train_relations(corpus: Corpus) -> set[int]:
+    """Returns the ids of the relations that the train split of `corpus` states at least once."""
+    relations = corpus.raw("train").map(lambda example: example["triples"]["relation"])
+    return {int(r) for ids in relations.as_numpy_iterator() for r in ids}
+
+
 def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 100,
-                   breakdown: bool = False, batches=None) -> dict:
+                   breakdown: bool = False, batches=None, seen_relations: set[int] | None = None) -> dict:
     """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
-    With `breakdown`, adds partial-match scores per overlap category and per
+    With `seen_relations` (e.g. `train_relations(corpus)`), adds `seen_relations`: partial and exact scores over
+    the gold and predicted triples of those relations only, with `gold_share`, the share of gold triples they
+    keep. On a split of unseen categories this separates the triples a model cannot return (a relation it never
+    trained on) from those it misses. With `breakdown`, adds partial-match scores per overlap category and per
     number of gold triples in the sentence, `relations`: partial-match scores
     per relation (`metrics.score_by_relation`), `sentences`: each sentence's
     triples sorted into correct, missed and spurious (`compare_sentences`, by the
@@ -85,6 +94,19 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     relation_names = corpus.relation_names
     scores = metrics.score_triples(gold, predicted, tokens, relation_names)
     scores["ner"] = metrics.score_entities(gold_tags, predicted_tags)
+    if seen_relations is not None:
+        def seen(triples):
+            return [[t for t in sentence if t.relation in seen_relations] for sentence in triples]
+
+        seen_gold = seen(gold)
+        scores["seen_relations"] = {
+            match: metrics.score_sets(
+                ({metrics.triple_key(t, match) for t in g} for g in seen_gold),
+                ({metrics.triple_key(t, match) for t in p} for p in seen(predicted)),
+            )
+            for match in ("partial", "exact")
+        }
+        scores["seen_relations"]["gold_share"] = 100.0 * sum(map(len, seen_gold)) / max(sum(map(len, gold)), 1)
     if breakdown:
         groups = collections.defaultdict(list)
         for i, g in enumerate(gold):
@@ -292,6 +314,13 @@ def format_table(scores: dict, relations_shown: int = 12) -> str:
             f"{name:<12}{s['precision']:8.2f}{s['recall']:8.2f}{s['f1']:8.2f}"
             f"{s['correct']:9d}{s['predicted']:7d}{s['gold']:7d}"
         )
+    if "seen_relations" in scores:
+        seen = scores["seen_relations"]
+        for name in ("partial", "exact"):
+            s = seen[name]
+            rows.append(f"{name + '/seen':<12}{s['precision']:8.2f}{s['recall']:8.2f}{s['f1']:8.2f}"
+                        f"{s['correct']:9d}{s['predicted']:7d}{s['gold']:7d}")
+        rows.append(f"(/seen: only the triples of relations the train split states, {seen['gold_share']:.1f}% of the gold)")
     for name, s in scores.get("breakdown", {}).items():
         rows.append(f"{name:<28}{s['sentences']:5d} sent  P {s['precision']:6.2f}  R {s['recall']:6.2f}  F1 {s['f1']:6.2f}")
     commonest = sorted(scores.get("relations", {}).items(), key=lambda item: (-item[1]["gold"], item[0]))
@@ -374,8 +403,9 @@ def main(argv):
         config = extractor.config
         if config.dataset == "custom":
             raise app.UsageError("This model was trained on a folder of your own: name it with --dataset_dir.")
-        corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir, FLAGS.data_dir)
-        scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True)
+        corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir, FLAGS.data_dir)
+        scores = evaluate_split(extractor, corpus, FLAGS.split or "test", breakdown=True,
+                                seen_relations=train_relations(corpus) if "train" in corpus.splits else None)
         name = f"evaluation_{FLAGS.split or 'test'}{_threshold_suffix()}"
     print(format_table(scores))
     _write_scores(scores, name)
@@ -383,7 +413,7 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
-    flags.DEFINE_enum("split", None, ["train", "validation", "test"],
+    flags.DEFINE_enum("split", None, list(SPLITS),
                       "Split to score (default test; for --dataset_dir, test if the folder has it, else its first).")
     flags.DEFINE_float("threshold", None, "Pair probability threshold (default: the trained model's).")
     flags.DEFINE_string("dataset_dir", None, "Score this folder (CasRel JSON or JSON lines, e.g. "

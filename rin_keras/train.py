@@ -38,7 +38,7 @@ from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
-from rin_keras.evaluate import evaluate_split, format_table, scoring_batches
+from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, train_relations
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
@@ -392,11 +392,12 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
         "config": config.__dict__,
         "train_seconds": round(_train_seconds(history_csv), 1),
         "best_epoch": _best_epoch(dev_scores_so_far(history_csv, selection_metric(config))),
-        "validation": evaluate_split(best, corpus, "validation"),
     }
+    seen = train_relations(corpus)
+    results["validation"] = evaluate_split(best, corpus, "validation", seen_relations=seen)
     scored = [split for split in corpus.splits if split not in ("train", "validation")]  # Test, held-out splits.
     for split in scored:
-        results[split] = evaluate_split(best, corpus, split)
+        results[split] = evaluate_split(best, corpus, split, seen_relations=seen)
     with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     for split in scored or ["validation"]:  # A user folder may have no test split.

@@ -154,6 +154,8 @@ def test_missing_split_names_the_file(tmp_path):
         corpus = Corpus.prepare("nyt", "partial", str(tmp_path), testing.dummy_dir("nyt"))
     with pytest.raises(FileNotFoundError, match="nyt_star/train_triples.json"):
         corpus.raw("train")
+    with pytest.raises(ValueError, match="no 'heldout_categories' split; its splits: validation, test"):
+        corpus.raw("heldout_categories")
 
 
 def test_numpy_batches_equal_the_pipelines(corpus):

@@ -217,6 +217,22 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
     # The network config does not name the held-out data; the run folder's config.json does.
     corpus = Corpus.for_model(str(tmp_path / "run"), RINConfig.for_dataset("webnlg3"), str(tmp_path / "tfds"))
     assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.2.0"
+    # Held-out scores also count apart the triples of relations that train states.
+    seen = {int(r) for x in corpus.examples("train") for r in x["triples"]["relation"]}
+    heldout = [int(r) for x in corpus.examples("heldout_categories") for r in x["triples"]["relation"]]
+    scores = results["heldout_categories"]["seen_relations"]
+    assert scores["partial"]["gold"] == sum(r in seen for r in heldout) < len(heldout)
+    assert scores["gold_share"] == pytest.approx(100 * scores["partial"]["gold"] / len(heldout))
+    # `evaluate` re-scores a held-out split of the run folder's data.
+    out = subprocess.run(
+        [sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={tmp_path / 'run'}", "--split=heldout_categories",
+         f"--data_dir={os.path.join(REPO, 'tfds_builders', 'webnlg3', 'dummy_data')}",
+         f"--tfds_data_dir={tmp_path / 'tfds'}"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True,
+    ).stdout
+    assert "partial/seen" in out
+    saved = json.loads((tmp_path / "run" / "evaluation_heldout_categories.json").read_text())
+    assert saved["exact"] == results["heldout_categories"]["exact"]
     with pytest.raises(ValueError, match="webnlg3"):
         RINConfig.for_dataset("webnlg", heldout_categories=True)
 

@@ -92,7 +92,8 @@ class Corpus:
         return corpus
 
     @classmethod
-    def for_model(cls, model_dir: str, config: RINConfig, data_dir: str | None = None) -> "Corpus":
+    def for_model(cls, model_dir: str, config: RINConfig, data_dir: str | None = None,
+                  manual_dir: str | None = None) -> "Corpus":
         """Returns the corpus a model was trained on.
 
         Args:
@@ -100,11 +101,12 @@ class Corpus:
                 one, names the data exactly (`heldout_categories` included).
             config: the model's network `RINConfig`, read where the folder has no `config.json`.
             data_dir: where TFDS keeps prepared datasets (TFDS default when None).
+            manual_dir: folder of the published files (default: $RIN_DATA_DIR or ../shared/data).
         """
         saved = os.path.join(model_dir, "config.json")
         if os.path.isfile(saved):
             config = RINConfig.load(saved)
-        return cls.prepare(config.dataset, config.builder_config, data_dir)
+        return cls.prepare(config.dataset, config.builder_config, data_dir, manual_dir)
 
     @classmethod
     def from_folder(cls, directory: str, data_dir: str | None = None) -> "Corpus":
@@ -145,6 +147,8 @@ class Corpus:
             FileNotFoundError: the split was not built because its file is missing.
         """
         if split not in self.builder.info.splits:
+            if split not in casrel.SPLIT_FILES:  # A held-out split: made by the webnlg3 `*_heldout` configs.
+                raise ValueError(f"{self.name} has no {split!r} split; its splits: {', '.join(self.splits)}.")
             raise FileNotFoundError(
                 f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
                 "Add the file there (see the data README) and run again; the split is then built."
