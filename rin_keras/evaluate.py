@@ -21,6 +21,7 @@ import collections
 import html
 import json
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -44,11 +45,16 @@ def scoring_batches(preprocessor, corpus: Corpus, split: str, batch_size: int = 
     )
 
 
-def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, batches=None):
+def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, batches=None,
+                  total: int | None = None, every_seconds: float = 60.0):
     """Runs a `RINTripleExtractor` over `split` in length-bucketed batches.
+
+    Logs the sentences scored so far every `every_seconds` (a MiniLM model scores a few thousand sentences a
+    minute on 2 CPU cores).
 
     Args:
         batches: `scoring_batches` of `split` for this extractor's preprocessor; None builds them.
+        total: the number of sentences in `split`, for the progress lines (optional).
 
     Returns:
         (predicted triples, predicted tag ids, gold tag ids), each a list with
@@ -56,7 +62,13 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
     """
     dataset = batches if batches is not None else scoring_batches(extractor.preprocessor, corpus, split, batch_size)
     triples, tags, gold_tags = {}, {}, {}
+    start = last_line = time.monotonic()
     for inputs, targets in dataset:
+        now = time.monotonic()
+        if triples and now - last_line >= every_seconds:
+            last_line = now
+            logging.info("%s: %d%s sentences scored, %.0f a second", split, len(triples),
+                         f" of {total}" if total else "", len(triples) / (now - start))
         outputs = extractor.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})  # Any backend.
         gold = targets["entity_tags"].numpy()
         lengths = np.sum(gold >= 0, axis=1)
@@ -90,7 +102,8 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     missed ones (`missed_by_kind`). `batches`: see `predict_split`.
     """
     examples = corpus.examples(split)
-    predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size, batches)
+    predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size, batches,
+                                                         total=len(examples))
     gold = [metrics.gold_triples(x) for x in examples]
     tokens = [[t.decode("utf-8") for t in x["tokens"]] for x in examples]
     relation_names = corpus.relation_names

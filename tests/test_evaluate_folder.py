@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 import keras
 import pytest
@@ -89,6 +90,19 @@ def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(
         {k: v for k, v in tokenised.items() if k != "by_category"}  # The raw texts read as the tokenised ones.
     assert set(raw["by_category"]) == {"Astronaut", "Athlete", "City"}
     assert raw["by_category"]["City"]["gold"] == 2
+
+
+def test_scoring_logs_its_progress(folder, model_dir):
+    extractor = _extractor(model_dir)
+    corpus = FolderCorpus(str(folder), extractor.relation_names)
+    batches = evaluate.scoring_batches(extractor.preprocessor, corpus, "validation", batch_size=1)
+    lines = []
+    with mock.patch.object(evaluate.logging, "info", lambda fmt, *args: lines.append(fmt % args)):
+        predicted, _, _ = evaluate.predict_split(extractor, corpus, "validation", batches=batches, total=3,
+                                                 every_seconds=0)
+    assert len(predicted) == 3
+    assert [line.split(",")[0] for line in lines] == ["validation: 1 of 3 sentences scored",
+                                                      "validation: 2 of 3 sentences scored"]
 
 
 def test_nothing_predicted_scores_zero(folder, model_dir):
