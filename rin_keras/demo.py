@@ -138,7 +138,7 @@ async def _extract(extractor, lock: threading.Lock, server: web.WebServer, reque
     body = await server.read_body(request)
     try:
         payload = json.loads(body.decode("utf-8")) if body else None
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # Recursion: JSON nested too deep to parse.
         raise web.RequestRefused(400, f"The body must be JSON: {e}") from e
     text = payload.get("text") if isinstance(payload, dict) else None
     if not isinstance(text, str):

@@ -55,6 +55,7 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
     Args:
         batches: `scoring_batches` of `split` for this extractor's preprocessor; None builds them.
         total: the number of sentences in `split`, for the progress lines (optional).
+        every_seconds: the interval between progress lines.
 
     Returns:
         (predicted triples, predicted tag ids, gold tag ids), each a list with
@@ -81,9 +82,9 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
     return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
 
 
-def train_relations(corpus: Corpus) -> set[int]:
-    """Returns the ids of the relations that the train split of `corpus` states at least once."""
-    relations = corpus.raw("train").map(lambda example: example["triples"]["relation"])
+def train_relations(corpus: Corpus, limit: int | None = None) -> set[int]:
+    """Returns the ids of the relations that the train split of `corpus` (its first `limit` sentences) states."""
+    relations = corpus.raw("train", limit).map(lambda example: example["triples"]["relation"])
     return {int(r) for ids in relations.as_numpy_iterator() for r in ids}
 
 
@@ -121,7 +122,8 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
             )
             for match in ("partial", "exact")
         }
-        scores["seen_relations"]["gold_share"] = 100.0 * sum(map(len, seen_gold)) / max(sum(map(len, gold)), 1)
+        scores["seen_relations"]["gold_share"] = (
+            100.0 * scores["seen_relations"]["partial"]["gold"] / max(scores["partial"]["gold"], 1))
     if breakdown:
         groups = collections.defaultdict(list)
         for i, g in enumerate(gold):
@@ -330,7 +332,7 @@ def format_table(scores: dict, relations_shown: int = 12) -> str:
             f"{s['correct']:9d}{s['predicted']:7d}{s['gold']:7d}"
         )
     seen = scores.get("seen_relations")
-    if seen and seen["gold_share"] < 100.0:  # Some gold triples are of relations train never states.
+    if seen and seen["partial"]["gold"] < scores["partial"]["gold"]:  # Some are of relations train never states.
         for name in ("partial", "exact"):
             s = seen[name]
             rows.append(f"{name + '/seen':<12}{s['precision']:8.2f}{s['recall']:8.2f}{s['f1']:8.2f}"
@@ -411,6 +413,9 @@ def main(argv):
     if FLAGS.threshold is not None:
         extractor.threshold = FLAGS.threshold
     if FLAGS.dataset_dir:
+        if FLAGS.split and FLAGS.split not in casrel.SPLIT_FILES:
+            raise app.UsageError(f"A --dataset_dir folder has no {FLAGS.split} split: it holds "
+                                 f"{', '.join(casrel.SPLIT_FILES)} at most.")
         scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
         folder = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
         name = f"evaluation_{folder}_{scores['split']}{_threshold_suffix()}"
@@ -420,6 +425,7 @@ def main(argv):
             raise app.UsageError("This model was trained on a folder of your own: name it with --dataset_dir.")
         corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir, FLAGS.data_dir)
         split = FLAGS.split or ("test" if "test" in corpus.splits else "validation")
+        corpus.raw(split)  # A missing split is reported before the train split is read.
         scores = evaluate_split(extractor, corpus, split, breakdown=True,
                                 seen_relations=train_relations(corpus) if "train" in corpus.splits else None)
         name = f"evaluation_{split}{_threshold_suffix()}"

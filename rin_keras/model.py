@@ -192,7 +192,8 @@ class RINModel(keras.Model):
         batches' `[batch, n, n, l]` pair cells took ~8% of a CPU training step,
         and `rin_keras.train` scores the dev split after every epoch instead
         (`rin_keras.callbacks.DevEvaluation`). For a running train-batch figure
-        pass `metrics={"relations": [rin_keras.metrics.PartialMatchF1()]}`.
+        pass `metrics={"relations": [PartialMatchF1(model.config.threshold)]}`
+        (`rin_keras.metrics.PartialMatchF1`).
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(self.config.learning_rate, clipnorm=self.config.clipnorm)

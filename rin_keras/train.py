@@ -237,7 +237,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     in_terminal = sys.stdout.isatty()
     fit_callbacks = _callbacks(config, model_dir, dev_scores, patience) + ([] if in_terminal else [ProgressLog()])
     model.fit(train_data, epochs=config.epochs, callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
-    results = _final_report(config, model_dir, corpus, preprocessor)
+    results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
     if not cluster.is_chief:
         shutil.rmtree(model_dir)
     return results
@@ -380,7 +380,8 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> 
     return callbacks
 
 
-def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocessor: RINPreprocessor) -> dict:
+def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocessor: RINPreprocessor,
+                  max_train_sentences: int | None) -> dict:
     """Plots the history, writes extractor.keras from the best epoch, scores dev and test into results.json."""
     history_csv = os.path.join(model_dir, "history.csv")
     plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
@@ -393,7 +394,7 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
         "train_seconds": round(_train_seconds(history_csv), 1),
         "best_epoch": _best_epoch(dev_scores_so_far(history_csv, selection_metric(config))),
     }
-    seen = train_relations(corpus)
+    seen = train_relations(corpus, max_train_sentences)
     results["validation"] = evaluate_split(best, corpus, "validation", seen_relations=seen)
     scored = [split for split in corpus.splits if split not in ("train", "validation")]  # Test, held-out splits.
     for split in scored:

@@ -255,7 +255,8 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
         return await server.run(_predict_json, model, body, request.match_info.get("version"))
     except RequestError as error:
         raise web.RequestRefused(404 if error.code == grpc.StatusCode.NOT_FOUND else 400, str(error)) from error
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
+    # RecursionError: JSON nested deeper than Python's parser goes.
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as error:
         raise web.RequestRefused(400, f"Malformed request: {error}") from error
 
 

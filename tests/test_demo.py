@@ -61,6 +61,7 @@ def test_extract_answers_document_triples_with_char_spans(url):
 
 @pytest.mark.parametrize("body,status,message", [
     (b"{not json", 400, "must be JSON"),
+    (b"[" * 100_000, 400, "must be JSON"),  # Deeper than Python's JSON parser recurses.
     (b'{"sentence": "x"}', 400, 'Send {"text"'),
     (json.dumps({"text": "a" * (demo.MAX_TEXT_CHARS + 1)}).encode(), 413, "characters"),
 ])

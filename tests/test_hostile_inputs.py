@@ -182,6 +182,9 @@ def test_server_answers_huge_sentences_truncated_and_refuses_oversized_requests(
     assert _added_peak(server_process["pid"], before) < 200 * MB
     status, answer = _rest_post(url, json.dumps({"instances": ["x" * (50 << 20)]}).encode())
     assert status == 413 and "max_body_bytes" in answer["error"]
+    for nested in (b"[" * 100_000, b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        status, answer = _rest_post(url, nested)  # Deeper than Python's JSON parser recurses.
+        assert status == 400 and answer["error"].startswith("Malformed request")
     assert grpc_client.predict([SENTENCE]) == client.RestClient(server_process["rest"]).predict([SENTENCE])
 
 

@@ -145,6 +145,7 @@ class Corpus:
 
         Raises:
             FileNotFoundError: the split was not built because its file is missing.
+            ValueError: a held-out split of data built without held-out categories.
         """
         if split not in self.builder.info.splits:
             if split not in casrel.SPLIT_FILES:  # A held-out split: made by the webnlg3 `*_heldout` configs.
