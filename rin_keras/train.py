@@ -236,7 +236,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     # progress line a minute.
     in_terminal = sys.stdout.isatty()
     fit_callbacks = _callbacks(config, model_dir, dev_scores, patience) + ([] if in_terminal else [ProgressLog()])
-    model.fit(train_data, epochs=config.epochs, callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
+    # One iterator for the whole run. Given the dataset itself, Keras makes a new iterator each epoch, and tearing the
+    # old one down waits for tf.data's autotuning thread: ~11 s of idle CPU in about 4 epochs of 10.
+    steps_per_epoch = int(train_data.cardinality())
+    model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs, callbacks=fit_callbacks,
+              shuffle=False, verbose=1 if in_terminal else 2)
     results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
     if not cluster.is_chief:
         shutil.rmtree(model_dir)
