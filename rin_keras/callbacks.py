@@ -52,8 +52,8 @@ class ProgressLog(keras.callbacks.Callback):
     """Logs a line every `every_seconds` of an epoch: steps done, steps/s, the loss, and time left.
 
     Keras's one line an epoch (`verbose=2`, used where the output is no terminal) says nothing for the many minutes
-    of a long epoch. The steps of an epoch are unknown until one has ended (length-bucketed batches), so the first
-    epoch's lines carry no time left.
+    of a long epoch. Where Keras does not know an epoch's steps (a dataset of unknown length), they are known once an
+    epoch has ended, so the first epoch's lines carry no time left.
     """
 
     def __init__(self, every_seconds: float = 60.0):
