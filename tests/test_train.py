@@ -11,6 +11,7 @@ from unittest import mock
 
 import pytest
 from absl import app, flags, logging
+from tensorflow.python.data.ops import iterator_ops
 from absl.testing import flagsaver
 
 from rin_keras import RINConfig, callbacks, train
@@ -103,6 +104,25 @@ def test_one_epoch_writes_every_output_and_no_warning(tmp_path, capfd):
     assert saved["test"]["partial"]["gold"] == results["test"]["partial"]["gold"] == 2
     assert set(saved["test"]) >= {"partial", "exact", "text", "ner"}
     assert saved["best_epoch"] == 1
+
+
+def test_one_train_iterator_serves_every_epoch(tmp_path):
+    # Given a dataset, Keras makes a new iterator of it every epoch, and dropping the old one waits on tf.data's
+    # autotuning thread (seconds of idle CPU); train's batches are read through one iterator for the whole run.
+    train_iterators = []
+    owned_init = iterator_ops.OwnedIterator.__init__
+
+    def counting_init(self, dataset=None, *args, **kwargs):
+        spec = getattr(dataset, "element_spec", None)
+        if isinstance(spec, tuple) and "relations" in spec[1] and "index" not in spec[1]:  # Train, not dev, batches.
+            train_iterators.append(dataset)
+        owned_init(self, dataset, *args, **kwargs)
+
+    with mock.patch.object(iterator_ops.OwnedIterator, "__init__", counting_init):
+        _train(tmp_path / "run", tmp_path / "tfds", max_train_sentences=6, epochs=3, **NO_WORD_FEATURES)
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    assert len(train_iterators) == 1
 
 
 def test_the_variants_f1_selects_the_model(tmp_path):
