@@ -11,8 +11,8 @@ from unittest import mock
 
 import pytest
 from absl import app, flags, logging
-from tensorflow.python.data.ops import iterator_ops
 from absl.testing import flagsaver
+from tensorflow.python.data.ops import iterator_ops
 
 from rin_keras import RINConfig, callbacks, train
 from rin_keras.data.corpus import Corpus
