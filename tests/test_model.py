@@ -110,6 +110,23 @@ def test_one_training_step_reduces_the_loss(rng):
     assert after < before
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="takes gradients with tf.GradientTape")
+def test_relation_head_trains_through_its_final_call_only(rng):
+    """The interaction rounds read y^ as an input: no gradient flows back through it into the relation head."""
+    import tensorflow as tf
+
+    model = build_rin(tiny_config())
+    inputs, _ = _batch(rng)
+    head = model.get_layer("relation_head").trainable_weights
+    with tf.GradientTape(persistent=True) as tape:
+        outputs = model(inputs)
+        tags, relations = tf.reduce_sum(outputs["entity_tags"]), tf.reduce_sum(outputs["relations"])
+    assert all(gradient is None for gradient in tape.gradient(tags, head))
+    assert all(gradient is not None for gradient in tape.gradient(relations, head))
+    interaction = model.get_layer("interaction").trainable_weights
+    assert all(gradient is not None for gradient in tape.gradient(relations, interaction))
+
+
 def test_train_batch_f1_is_opt_in(rng):
     """The default compile counts no pair cells; the partial-match metric reports when asked for."""
     model = build_rin(tiny_config())
