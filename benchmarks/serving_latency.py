@@ -11,7 +11,8 @@ For each:
    `RINTripleExtractor` on every WebNLG dev sentence.
 2. Raw-text throughput of the SavedModel signature at batch 1 and 64 on the
    test sentences (without a test split: the first held-out split, or dev),
-   and its in-process one-sentence latency (the floor under any server's).
+   and its in-process one-sentence latency (the floor under any server's);
+   then that of `RINTripleExtractor.predict` at batch 64 (the Python path).
 3. Time and added peak resident memory of one `serving_default` call and one
    `RINTripleExtractor.predict` call on one sentence of 100, 10,000 and 1,000,000
    tokens (both read only the first `max_length`).
@@ -185,6 +186,10 @@ def _report(model_dir: str) -> None:
     _rate(signature, test[:64], 64)  # Traces both shapes' kernels.
     for batch_size, count in ((1, 200), (64, len(test))):
         print(f"SavedModel raw text, batch {batch_size}: {_rate(signature, test[:count], batch_size):.0f} sentences/s")
+    extractor.predict(test[:64])  # Traces its first shapes.
+    start = time.perf_counter()
+    extractor.predict(test, batch_size=64)
+    print(f"RINTripleExtractor.predict raw text, batch 64: {len(test) / (time.perf_counter() - start):.0f} sentences/s")
     if FLAGS.profile_batches:
         batches = [tf.constant(test[i:i + 64]) for i in range(0, 64 * FLAGS.profile_batches, 64) if i < len(test)]
         calls = iter(batches)

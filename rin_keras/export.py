@@ -29,6 +29,7 @@ from absl import logging
 from rin_keras.data import features
 from rin_keras.data.tokenizer import char_prefix, tokenize
 from rin_keras.decoding import TAGS
+from rin_keras.model import PAIR_CHUNK_SIZE
 from serving import contract
 
 WARMUP_SENTENCES = (
@@ -46,14 +47,10 @@ class TripleGraph:
     Args:
         extractor: a trained `RINTripleExtractor` (its preprocessor, network and threshold).
         max_length: tokens kept per sentence (default: the preprocessor's).
-        chunk_size: sentences per model call inside one request. Small chunks
-            of length-sorted sentences waste little on padding and keep the
-            `[chunk, n, n, l]` pair tensors in cache: on WebNLG test at batch 64,
-            4 gave 510-555 sentences/s, 8 gave 440-535, 16 gave 375-400 and 1 gave
-            350-400 (benchmarks/serving_latency.py, 2 CPU cores).
+        chunk_size: sentences per pair-round call inside one request (see `PAIR_CHUNK_SIZE`).
     """
 
-    def __init__(self, extractor, max_length: int | None = None, chunk_size: int = 4):
+    def __init__(self, extractor, max_length: int | None = None, chunk_size: int = PAIR_CHUNK_SIZE):
         self.model = extractor.model
         self.encode, self.interact = self.model.split_at_encoder()
         self.chunk_size = chunk_size

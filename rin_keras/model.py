@@ -17,6 +17,12 @@ from rin_keras.layers import (
 )
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 
+# Sentences per pair-round call at inference (`RINModel.split_at_encoder`): small chunks of length-sorted sentences
+# waste little on padding and keep the `[chunk, n, n, l]` pair tensors in cache. The serving graph at batch 64 on
+# WebNLG* test: 4 gave 510-555 sentences/s, 8 gave 440-535, 16 gave 375-400 and 1 gave 350-400 (first AVX-512 host);
+# 672 / 643 / 483 for 4 / 8 / 16 and 722 / 684 / 712 for 4 / 2 / 3 (Xeon AMX; docs/benchmarks/serving_latency.md).
+PAIR_CHUNK_SIZE = 4
+
 
 @keras.saving.register_keras_serializable(package="rin_keras")
 def tag_softmax(logits):
@@ -177,8 +183,8 @@ class RINModel(keras.Model):
         """Splits the model into its encoder and everything after it (same weights).
 
         For callers that encode a whole batch at once and run the pair rounds,
-        whose cost grows with n^2, on parts of it: the serving graph does, on
-        length-sorted chunks.
+        whose cost grows with n^2, on parts of it: `RINTripleExtractor.predict`
+        and the serving graph do, on length-sorted chunks of `PAIR_CHUNK_SIZE`.
 
         Returns:
             `(encode, interact)`: `encode` maps the model inputs to the encoder

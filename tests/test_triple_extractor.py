@@ -10,7 +10,7 @@ import tensorflow as tf
 from rin_keras.data import features
 from rin_keras.data.tokenizer import tokenize
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.model import build_rin
+from rin_keras.model import PAIR_CHUNK_SIZE, build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import ARTIFACT_FILE, RINTripleExtractor
 
@@ -77,6 +77,19 @@ def test_predict_takes_raw_sentences_and_keeps_keras_predict_for_tensors():
     inputs = {k: v.numpy() for k, v in extractor.preprocessor(tf.constant(SENTENCES[:2])).items()}
     outputs = extractor.predict(inputs, verbose=0)
     assert outputs["relations"].shape == (2, 6, 6, 2)
+
+
+def test_predict_gives_a_mixed_batch_what_each_sentence_gives_alone(tmp_path):
+    """The pair rounds run on length-sorted chunks of `PAIR_CHUNK_SIZE`; each sentence's triples come back to it."""
+    extractor = _extractor()
+    words = "Alan Bean was born in Wheeler , Texas".split()
+    sentences = [" ".join(words[:n]) for n in (2, 6, 1, 4, 6, 3, 5, 2, 8, 1, 3)] + [""]
+    assert len(sentences) > 2 * PAIR_CHUNK_SIZE
+    alone = [extractor.predict([sentence])[0] for sentence in sentences]
+    assert sum(map(len, alone)) > 10 and len({len(triples) for triples in alone}) > 3
+    assert_same_triples(extractor.predict(sentences), alone)
+    path = extractor.save_to_preset(str(tmp_path / "preset"))  # The views made for predict are not saved.
+    assert len(RINTripleExtractor.from_preset(path).weights) == len(extractor.weights)
 
 
 @pytest.mark.parametrize("as_file", [False, True])
