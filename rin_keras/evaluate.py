@@ -37,7 +37,8 @@ from rin_keras.decoding import decode_triples, span_text
 def scoring_batches(preprocessor, corpus: Corpus, split: str, batch_size: int = 100) -> tf.data.Dataset:
     """The length-bucketed batches of `split` that `predict_split` reads, each sentence with its index.
 
-    Build them once to score several models or epochs on the same split: a build traces the featurizer.
+    Build them once to score several models or epochs on the same split: a build traces the featurizer (and a
+    list of them, kept in memory, is not read and featurized again on each pass).
     """
     return make_dataset(
         corpus, split, preprocessor.vocabulary, batch_size, max_length=preprocessor.max_length,
@@ -89,7 +90,8 @@ def train_relations(corpus: Corpus, limit: int | None = None) -> set[int]:
 
 
 def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 100,
-                   breakdown: bool = False, batches=None, seen_relations: set[int] | None = None) -> dict:
+                   breakdown: bool = False, batches=None, examples: list[dict] | None = None,
+                   seen_relations: set[int] | None = None) -> dict:
     """Returns partial / exact / text triple scores and NER F1 of a `RINTripleExtractor` on `split`.
 
     With `seen_relations` (e.g. `train_relations(corpus)`), adds `seen_relations`: partial and exact scores over
@@ -100,9 +102,10 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     per relation (`metrics.score_by_relation`), `sentences`: each sentence's
     triples sorted into correct, missed and spurious (`compare_sentences`, by the
     model's variant), and `missed_by_kind`: what was returned instead of the
-    missed ones (`missed_by_kind`). `batches`: see `predict_split`.
+    missed ones (`missed_by_kind`). `batches`: see `predict_split`; `examples`: `corpus.examples(split)`, read
+    once to score several models or epochs.
     """
-    examples = corpus.examples(split)
+    examples = examples if examples is not None else corpus.examples(split)
     predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size, batches,
                                                          total=len(examples))
     gold = [metrics.gold_triples(x) for x in examples]

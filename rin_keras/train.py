@@ -260,12 +260,13 @@ def _train_data(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor
 
 def _dev_scorer(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor):
     """Returns `dev_scores(model)`, the dev split's scores of a model, for `DevEvaluation` after every epoch;
-    the dev batches are built once."""
-    batches = scoring_batches(preprocessor, corpus, "validation")
+    the dev examples are read and batched once and kept in memory."""
+    examples = corpus.examples("validation")
+    batches = list(scoring_batches(preprocessor, corpus, "validation"))
 
     def dev_scores(model):
         return evaluate_split(RINTripleExtractor(model, preprocessor, config.threshold), corpus, "validation",
-                              batches=batches)
+                              batches=batches, examples=examples)
 
     return dev_scores
 

@@ -106,16 +106,17 @@ def test_one_epoch_writes_every_output_and_no_warning(tmp_path, capfd):
     assert saved["best_epoch"] == 1
 
 
-def test_one_train_iterator_serves_every_epoch(tmp_path):
+def test_one_train_iterator_serves_every_epoch_and_dev_batches_are_made_once(tmp_path):
     # Given a dataset, Keras makes a new iterator of it every epoch, and dropping the old one waits on tf.data's
     # autotuning thread (seconds of idle CPU); train's batches are read through one iterator for the whole run.
-    train_iterators = []
+    # The dev batches are read and featurized once and kept for every epoch's scoring.
+    train_iterators, scoring_iterators = [], []
     owned_init = iterator_ops.OwnedIterator.__init__
 
     def counting_init(self, dataset=None, *args, **kwargs):
         spec = getattr(dataset, "element_spec", None)
-        if isinstance(spec, tuple) and "relations" in spec[1] and "index" not in spec[1]:  # Train, not dev, batches.
-            train_iterators.append(dataset)
+        if isinstance(spec, tuple) and "relations" in spec[1]:
+            (scoring_iterators if "index" in spec[1] else train_iterators).append(dataset)
         owned_init(self, dataset, *args, **kwargs)
 
     with mock.patch.object(iterator_ops.OwnedIterator, "__init__", counting_init):
@@ -123,6 +124,7 @@ def test_one_train_iterator_serves_every_epoch(tmp_path):
     with open(tmp_path / "run" / "history.csv") as f:
         assert len(list(csv.DictReader(f))) == 3
     assert len(train_iterators) == 1
+    assert len(scoring_iterators) == 3  # The dev batches of the 3 epochs, then the final dev and test scores.
 
 
 def test_the_variants_f1_selects_the_model(tmp_path):
