@@ -309,10 +309,11 @@ class RINTripleExtractor(keras.Model):
         kept = [tokens[: self.max_length] for _, tokens in batch]
         words = [[token.text for token in tokens] for tokens in kept]
         results = []
-        for (text, all_tokens), tokens, (tag_ids, relations) in zip(batch, kept, self._network_outputs(words)):
+        outputs = self._network_outputs(words)
+        for (text, all_tokens), tokens, texts, (tag_ids, relations) in zip(batch, kept, words, outputs):
             triples = decode_triples(tag_ids, relations, len(tokens), self.threshold)
             results.append({
-                "tokens": [token.text for token in tokens],
+                "tokens": texts,
                 "token_spans": [[token.start, token.end] for token in tokens],
                 "truncated": len(all_tokens) > self.max_length,
                 "triples": triple_dicts(text, tokens, triples, self.relation_names),
@@ -324,7 +325,7 @@ class RINTripleExtractor(keras.Model):
 
         As in the serving graph, the encoder reads the whole batch and the pair rounds, whose cost grows with n^2,
         run on the sentences sorted by length, `PAIR_CHUNK_SIZE` at a time, each chunk cut to its longest
-        sentence: ~4x the sentences a second of one pass over a mixed batch of 64 (docs/benchmarks/serving_latency.md).
+        sentence: 2-3x the sentences a second of one pass over a mixed batch of 64 (docs/benchmarks/serving_latency.md).
         """
         import tensorflow as tf
 
