@@ -124,7 +124,7 @@ def test_one_train_iterator_serves_every_epoch_and_dev_batches_are_made_once(tmp
     with open(tmp_path / "run" / "history.csv") as f:
         assert len(list(csv.DictReader(f))) == 3
     assert len(train_iterators) == 1
-    assert len(scoring_iterators) == 3  # The dev batches of the 3 epochs, then the final dev and test scores.
+    assert len(scoring_iterators) == 3  # The dev batches, made once for every epoch; then the final dev and test.
 
 
 def test_the_variants_f1_selects_the_model(tmp_path):
