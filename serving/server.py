@@ -19,7 +19,9 @@ nothing a client sends stops the server:
 
 - a request of more than `--max_request_sentences` sentences or
   `--max_request_bytes` bytes of text is refused (INVALID_ARGUMENT / 400,
-  naming the limit) before any work;
+  naming the limit) before any work; a gRPC tensor is checked on the shape
+  it declares before it is built (a few bytes of proto can declare billions
+  of copies of its last value);
 - the model reads each sentence's first `max_length` tokens only, so time and
   memory do not grow with a sentence's length beyond reading it;
 - requests run in chunks of `--max_batch_size` sentences;
@@ -32,6 +34,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import json
+import math
 import os
 import threading
 
@@ -40,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops of BERT-encoder exports)
 from absl import logging
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -151,18 +155,52 @@ class ServedModel:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from error
         return _concatenate(chunks)
 
+    def arrays_from_protos(self, protos) -> dict[str, np.ndarray]:
+        """The NumPy inputs of a gRPC request's tensor protos, checked against the limits before they are built.
+
+        A proto may declare more elements than it carries, and TensorFlow repeats its last value for the rest:
+        39 bytes can declare a billion strings. The declared shape and the text it stands for are checked
+        first, so such a request is refused without building it.
+
+        Raises:
+            RequestError: a tensor that is not a string tensor, or a request over the limits.
+        """
+        rows, size = 0, 0
+        for key, proto in protos.items():
+            if proto.dtype != types_pb2.DT_STRING:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Input {key!r} must be a string tensor, got {tf.dtypes.as_dtype(proto.dtype).name}.")
+            dims = [d.size for d in proto.tensor_shape.dim]
+            if any(d < 0 for d in dims):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Input {key!r} has a negative dimension {dims}.")
+            values = proto.string_val
+            repeats = max(math.prod(dims) - len(values), 0)
+            rows = max(rows, dims[0] if dims else 1)
+            size += sum(_text_size(v) for v in values) + repeats * (_text_size(values[-1]) if values else 1)
+        self._check_limits(rows, size)
+        return {key: tf.make_ndarray(proto) for key, proto in protos.items()}
+
     def _check_size(self, inputs: dict[str, np.ndarray]) -> None:
-        """Refuses inputs over `max_request_sentences` rows or `max_request_bytes` bytes of text."""
+        """Refuses NumPy inputs over the limits (see `_check_limits`)."""
         rows = max((len(value) if value.ndim else 1) for value in inputs.values())
+        self._check_limits(rows, sum(_text_size(item) for value in inputs.values() for item in value.flat))
+
+    def _check_limits(self, rows: int, size: int) -> None:
+        """Refuses a request of more than `max_request_sentences` rows or `max_request_bytes` of text, where
+        each string counts at least one byte."""
         if rows > self.max_request_sentences:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"The request has {rows} sentences; this server takes up to "
                                f"{self.max_request_sentences} (--max_request_sentences).")
-        size = sum(len(item) for value in inputs.values() for item in value.flat if isinstance(item, (bytes, str)))
         if size > self.max_request_bytes:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"The request has {size} bytes of text; this server takes up to "
                                f"{self.max_request_bytes} (--max_request_bytes).")
+
+
+def _text_size(item) -> int:
+    """The bytes a string counts toward `max_request_bytes`: its length, at least 1."""
+    return max(len(item), 1) if isinstance(item, (bytes, str)) else 1
 
 
 def _concatenate(chunks: list[dict]) -> dict:
@@ -208,7 +246,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         version = self._check_name(request.model_spec, context)
         try:
-            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            inputs = self.model.arrays_from_protos(request.inputs)
             outputs = self.model.predict(request.model_spec.signature_name, inputs, version)
         except RequestError as error:
             context.abort(error.code, str(error))

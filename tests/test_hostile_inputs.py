@@ -188,6 +188,49 @@ def test_server_answers_huge_sentences_truncated_and_refuses_oversized_requests(
     assert grpc_client.predict([SENTENCE]) == client.RestClient(server_process["rest"]).predict([SENTENCE])
 
 
+def _predict_proto(server_process, proto, signature="serving_default"):
+    """Sends one tensor proto as it is, to see what the server makes of its declared shape."""
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "rin"
+    request.model_spec.signature_name = signature
+    request.inputs["tokens" if signature == "serve_tokens" else "sentences"].CopyFrom(proto)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server_process["grpc"]))
+    return stub.Predict(request, timeout=60)
+
+
+def _declared_proto(dtype, dims, **values):
+    proto = tf.make_tensor_proto([], dtype)
+    proto.ClearField("tensor_shape")
+    for size in dims:
+        proto.tensor_shape.dim.add(size=size)
+    for field, items in values.items():
+        getattr(proto, field).extend(items)
+    return proto
+
+
+def test_server_checks_the_shape_a_tensor_proto_declares_before_building_it(server_process):
+    before = _reset_peak(server_process["pid"])
+    # A few bytes each; built as TensorFlow builds them (the last value repeated), gigabytes each.
+    for proto, signature, match in (
+        (_declared_proto(tf.string, [10**9], string_val=[b"Alan"]), "serving_default", "max_request_sentences"),
+        (_declared_proto(tf.string, [1, 10**9], string_val=[b"Alan"]), "serve_tokens", "max_request_bytes"),
+        (_declared_proto(tf.string, [1, 10**9]), "serve_tokens", "max_request_bytes"),
+        (_declared_proto(tf.float32, [10**9], float_val=[1.0]), "serving_default", "must be a string tensor"),
+        (_declared_proto(tf.string, [-1], string_val=[b"Alan"]), "serving_default", "negative dimension"),
+    ):
+        assert proto.ByteSize() < 50
+        with pytest.raises(grpc.RpcError, match=match) as error:
+            _predict_proto(server_process, proto, signature)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _added_peak(server_process["pid"], before) < 100 * MB
+    # Within the limits a short proto is read as TensorFlow reads it: three copies of the sentence.
+    response = _predict_proto(server_process, _declared_proto(tf.string, [3], string_val=[SENTENCE.encode()]))
+    assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [9, 9, 9]
+    assert server_process["process"].poll() is None
+
+
 def test_server_keeps_answering_while_a_thousand_slow_clients_hold_sockets(server_process):
     slow = []
     try:
