@@ -176,6 +176,7 @@ class ServedModel:
             values = proto.string_val
             repeats = max(math.prod(dims) - len(values), 0)
             rows = max(rows, dims[0] if dims else 1)
+            self._check_limits(rows, size + len(values) + repeats)  # Each string counts at least one byte.
             size += sum(_text_size(v) for v in values) + repeats * (_text_size(values[-1]) if values else 1)
         self._check_limits(rows, size)
         return {key: tf.make_ndarray(proto) for key, proto in protos.items()}
