@@ -13,28 +13,42 @@ and offsets into the document. Pre-tokenised input (`--pretokenized`) is read as
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import sys
+from collections.abc import Iterator
 
 from rin_keras.triple_extractor import RINTripleExtractor, split_pretokenized
 
 
-def _read_inputs(path: str | None, argv: list[str]) -> list[str]:
-    """Returns the texts to read: argv, else lines of `path` or stdin (`.jsonl`: each line's "text")."""
+def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
+    """Yields the texts to read as they are read: argv, else lines of `path` or stdin (`.jsonl`: each line's "text").
+
+    Raises:
+        SystemExit: a `.jsonl` line that is not an object with a "text" string, named by file and line, when it is
+            reached (the texts before it have been yielded).
+    """
     if argv:
-        return argv
-    lines = open(path, encoding="utf-8").read().splitlines() if path else sys.stdin.read().splitlines()
-    if path and path.endswith(".jsonl"):
-        texts = []
+        yield from argv
+        return
+    jsonl = bool(path) and path.endswith(".jsonl")
+    with open(path, encoding="utf-8") if path else contextlib.nullcontext(sys.stdin) as lines:
         for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                texts.append(json.loads(line)["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise SystemExit(f"{path}:{number}: expected a JSON object with a \"text\" string ({e}).")
-        return texts
-    return lines
+            line = line.rstrip("\r\n")
+            if not jsonl:
+                yield line
+            elif line.strip():
+                try:
+                    yield json.loads(line)["text"]
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise SystemExit(f"{path}:{number}: expected a JSON object with a \"text\" string ({e}).")
+
+
+def _count_inputs(path: str) -> int:
+    """The texts `_read_inputs` will yield from `path`, counted in one quick pass (for the progress bar)."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip() or not path.endswith(".jsonl"))
 
 
 def main(argv):
@@ -48,10 +62,10 @@ def main(argv):
         logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "
                         "('Bean' for 'Alan Bean'). A model trained with --variant=exact returns full names.")
     out = open(FLAGS.output, "w", encoding="utf-8") if FLAGS.output else sys.stdout
-    chunk = FLAGS.batch_size * 4
-    with tqdm(total=len(texts), unit="text", disable=not FLAGS.input, file=sys.stderr) as progress:
-        for begin in range(0, len(texts), chunk):
-            part = texts[begin:begin + chunk]
+    total = _count_inputs(FLAGS.input) if FLAGS.input else None
+    with tqdm(total=total, unit="text", disable=not FLAGS.input, file=sys.stderr) as progress:
+        # Texts are read a chunk at a time, so memory does not grow with the input and results come as they are made.
+        while part := list(itertools.islice(texts, FLAGS.batch_size * 4)):
             if FLAGS.documents:
                 results = extractor.predict_documents(part, FLAGS.batch_size)
             elif FLAGS.pretokenized:

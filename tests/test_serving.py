@@ -2,10 +2,12 @@
 
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import threading
 
 import grpc
 import keras
@@ -319,8 +321,10 @@ def test_predict_and_export_command_lines(served, tmp_path):
     assert [r["sentences"] for r in written] == [r["sentences"] for r in expected_documents]
     assert_same_triples([r["triples"] for r in written], [r["triples"] for r in expected_documents])
     documents.write_text('{"text": "ok"}\n{"txt": "no"}\n', encoding="utf-8")
+    texts = predict._read_inputs(str(documents), [])
+    assert next(texts) == "ok"  # Texts come as they are read; a bad line stops the reading where it stands.
     with pytest.raises(SystemExit, match="docs.jsonl:2: expected a JSON object"):
-        predict._read_inputs(str(documents), [])
+        next(texts)
     out = subprocess.run(
         [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
          f"--export_dir={tmp_path / 'models'}", "--version=7"],
@@ -328,6 +332,32 @@ def test_predict_and_export_command_lines(served, tmp_path):
     ).stdout
     assert out.strip().endswith(os.path.join("models", "7"))
     assert os.path.exists(tmp_path / "models" / "7" / "saved_model.pb")
+
+
+def test_predict_command_line_answers_each_chunk_before_its_input_ends(served):
+    """Texts are read a chunk (4 x --batch_size) at a time: the first chunk's results come while stdin is open."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", "--batch_size=1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    sentences = [SENTENCES[i % len(SENTENCES)] for i in range(5)]
+    try:
+        process.stdin.write("".join(s + "\n" for s in sentences[:4]))
+        process.stdin.flush()
+        first = [json.loads(lines.get(timeout=120)) for _ in range(4)]
+        assert process.poll() is None
+        process.stdin.write(sentences[4] + "\n")
+        process.stdin.close()
+        last = json.loads(lines.get(timeout=120))
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    results = first + [last]
+    assert [r["text"] for r in results] == sentences
+    assert_same_triples([r["triples"] for r in results], served["extractor"].predict(sentences))
 
 
 def test_rest_client_imports_neither_rin_keras_nor_tensorflow():
