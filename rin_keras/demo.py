@@ -143,6 +143,10 @@ async def _extract(extractor, lock: threading.Lock, server: web.WebServer, reque
     text = payload.get("text") if isinstance(payload, dict) else None
     if not isinstance(text, str):
         raise web.RequestRefused(400, 'Send {"text": "your paragraph"}.')
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON can escape lone surrogates, which no UTF-8 text holds.
+        raise web.RequestRefused(400, f"The text is not valid Unicode: {e}") from e
     if len(text) > MAX_TEXT_CHARS:
         raise web.RequestRefused(413, f"The text has {len(text)} characters; the page reads up to {MAX_TEXT_CHARS} "
                                       "(use rin_keras.predict --documents for files).")

@@ -62,8 +62,13 @@ class RequestError(Exception):
     """A request the server refuses, with the gRPC status it answers."""
 
     def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
+        super().__init__(_clip(message))
         self.code = code
+
+
+def _clip(message: str, limit: int = 1000) -> str:
+    """A message cut to `limit` characters: messages that quote a request stay within gRPC's status metadata."""
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 class ServedModel:
@@ -121,23 +126,13 @@ class ServedModel:
             RequestError: unknown version or signature, or inputs that do not fit it.
         """
         with self._lock:
-            loaded, signature_defs, served = self._loaded, self._signature_defs, self.version
+            loaded, served = self._loaded, self.version
         if version is not None and version != served:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"Version {version} of {self.name} is not served (serving {served}).")
         signature_name = signature_name or contract.SENTENCES_SIGNATURE
-        if signature_name not in signature_defs:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"Unknown signature {signature_name!r}; the model has {sorted(signature_defs)}.",
-            )
-        expected = signature_defs[signature_name].inputs
-        if set(inputs) != set(expected):
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"Signature {signature_name!r} takes inputs {sorted(expected)}, got {sorted(inputs)}.",
-            )
+        ranks = self.signature_ranks(signature_name, inputs)
         for key, value in inputs.items():
-            rank = len(expected[key].tensor_shape.dim)
+            rank = ranks[key]
             if value.dtype.kind not in "SOU" or value.ndim != rank:
                 raise RequestError(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -155,38 +150,62 @@ class ServedModel:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from error
         return _concatenate(chunks)
 
-    def arrays_from_protos(self, protos) -> dict[str, np.ndarray]:
-        """The NumPy inputs of a gRPC request's tensor protos, checked against the limits before they are built.
-
-        A proto may declare more elements than it carries, and TensorFlow repeats its last value for the rest:
-        39 bytes can declare a billion strings. The declared shape and the text it stands for are checked
-        first, so such a request is refused without building it.
+    def signature_ranks(self, signature_name: str, names=None) -> dict[str, int]:
+        """The rank of each input of a signature, once a request's input names (if given) are checked against them.
 
         Raises:
-            RequestError: a tensor that is not a string tensor, or a request over the limits.
+            RequestError: an unknown signature, or input names other than the signature's.
         """
+        signature_defs = self.signature_defs()
+        signature_name = signature_name or contract.SENTENCES_SIGNATURE
+        if signature_name not in signature_defs:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Unknown signature {signature_name!r}; the model has {sorted(signature_defs)}.")
+        expected = signature_defs[signature_name].inputs
+        if names is not None and set(names) != set(expected):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Signature {signature_name!r} takes inputs {sorted(expected)}, got {sorted(names)}.")
+        return {key: len(spec.tensor_shape.dim) for key, spec in expected.items()}
+
+    def arrays_from_protos(self, signature_name: str, protos) -> dict[str, np.ndarray]:
+        """The NumPy inputs of a gRPC request's tensor protos, each checked before it is built.
+
+        A proto may declare more elements than it carries, and TensorFlow repeats its last value for the rest:
+        39 bytes can declare a billion strings. Names, dtype, rank, the declared shape and the text it stands
+        for are checked first, so such a request is refused without building it.
+
+        Raises:
+            RequestError: inputs that do not fit the signature, or a request over the limits.
+        """
+        ranks = self.signature_ranks(signature_name, protos.keys())
         rows, size = 0, 0
         for key, proto in protos.items():
-            if proto.dtype != types_pb2.DT_STRING:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"Input {key!r} must be a string tensor, got {tf.dtypes.as_dtype(proto.dtype).name}.")
             dims = [d.size for d in proto.tensor_shape.dim]
+            if proto.dtype != types_pb2.DT_STRING or len(dims) != ranks[key]:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Input {key!r} must be a rank-{ranks[key]} string tensor, got "
+                                   f"{tf.dtypes.as_dtype(proto.dtype).name} of rank {len(dims)}.")
             if any(d < 0 for d in dims):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Input {key!r} has a negative dimension {dims}.")
+            rows = max(rows, dims[0] if dims else 1)
+            self.check_limits(rows, size)
+            if max(dims, default=0) > self.max_request_bytes:  # Each string counts at least one byte.
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Input {key!r} has shape {dims}; no dimension may exceed "
+                                   f"{self.max_request_bytes} (--max_request_bytes).")
             values = proto.string_val
             repeats = max(math.prod(dims) - len(values), 0)
-            rows = max(rows, dims[0] if dims else 1)
-            self._check_limits(rows, size + len(values) + repeats)  # Each string counts at least one byte.
+            self.check_limits(rows, size + len(values) + repeats)
             size += sum(_text_size(v) for v in values) + repeats * (_text_size(values[-1]) if values else 1)
-        self._check_limits(rows, size)
+        self.check_limits(rows, size)
         return {key: tf.make_ndarray(proto) for key, proto in protos.items()}
 
     def _check_size(self, inputs: dict[str, np.ndarray]) -> None:
-        """Refuses NumPy inputs over the limits (see `_check_limits`)."""
+        """Refuses NumPy inputs over the limits (see `check_limits`)."""
         rows = max((len(value) if value.ndim else 1) for value in inputs.values())
-        self._check_limits(rows, sum(_text_size(item) for value in inputs.values() for item in value.flat))
+        self.check_limits(rows, sum(_text_size(item) for value in inputs.values() for item in value.flat))
 
-    def _check_limits(self, rows: int, size: int) -> None:
+    def check_limits(self, rows: int, size: int) -> None:
         """Refuses a request of more than `max_request_sentences` rows or `max_request_bytes` of text, where
         each string counts at least one byte."""
         if rows > self.max_request_sentences:
@@ -241,18 +260,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _check_name(self, spec, context):
         if spec.name != self.model.name:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model {spec.name!r}.")
+            context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))
         return spec.version.value if spec.HasField("version") else None
 
     def Predict(self, request, context):
         version = self._check_name(request.model_spec, context)
         try:
-            inputs = self.model.arrays_from_protos(request.inputs)
+            inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
             outputs = self.model.predict(request.model_spec.signature_name, inputs, version)
         except RequestError as error:
             context.abort(error.code, str(error))
         except (TypeError, ValueError) as error:  # Tensor protos that do not parse.
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Malformed input tensor: {error}")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _clip(f"Malformed input tensor: {error}"))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model.name
         response.model_spec.version.value = self.model.version
@@ -310,7 +329,9 @@ def _predict_json(model: "ServedModel", body: bytes, version: str) -> dict:
     if not isinstance(body, dict):
         raise ValueError("the request body must be a JSON object")
     signature_name = body.get("signature_name", contract.SENTENCES_SIGNATURE)
-    inputs = _rest_inputs(body, model.signature_defs().get(signature_name))
+    if not isinstance(signature_name, str):
+        raise ValueError("'signature_name' must be a string")
+    inputs = _rest_inputs(model, signature_name, body)
     outputs = model.predict(signature_name, inputs, int(version) if version else None)
     outputs = {k: _json_value(v) for k, v in outputs.items()}
     if "instances" in body:
@@ -319,33 +340,50 @@ def _predict_json(model: "ServedModel", body: bytes, version: str) -> dict:
     return {"outputs": outputs}
 
 
-def _rest_inputs(body: dict, signature_def) -> dict[str, np.ndarray]:
-    """Reads `instances` (rows) or `inputs` (columns) of a REST request as NumPy inputs."""
+def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[str, np.ndarray]:
+    """Reads `instances` (rows) or `inputs` (columns) of a REST request as NumPy inputs.
+
+    Input names, row counts and nesting are checked before any array is built.
+    """
     if ("instances" in body) == ("inputs" in body):
         raise ValueError("give exactly one of 'instances' and 'inputs'")
-    if signature_def is None:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Unknown signature {body.get('signature_name')!r}.")
-    names = list(signature_def.inputs)
+    ranks = model.signature_ranks(signature_name)
     if "instances" in body:
         rows = body["instances"]
         if not isinstance(rows, list):
             raise ValueError("'instances' must be a list")
+        model.check_limits(len(rows), len(rows))
         if rows and all(isinstance(r, dict) for r in rows):
-            columns = {k: [r.get(k) for r in rows] for k in {k for r in rows for k in r}}
-        elif len(names) == 1:
-            columns = {names[0]: rows}
+            model.signature_ranks(signature_name, set().union(*rows))
+            columns = {k: [r.get(k) for r in rows] for k in ranks}
+        elif len(ranks) == 1:
+            columns = {next(iter(ranks)): rows}
         else:
             raise ValueError("instances must be objects keyed by input name")
     else:
-        columns = body["inputs"] if isinstance(body["inputs"], dict) else {names[0]: body["inputs"]}
-    return {key: _string_array(value) for key, value in columns.items()}
+        columns = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(ranks)): body["inputs"]}
+        model.signature_ranks(signature_name, columns)
+        for value in columns.values():
+            if isinstance(value, list):
+                model.check_limits(len(value), len(value))
+    return {key: _string_array(value, ranks[key]) for key, value in columns.items()}
 
 
-def _string_array(value) -> np.ndarray:
-    """A nested list of strings as a NumPy bytes array; anything else is rejected."""
+def _string_array(value, rank: int) -> np.ndarray:
+    """Nested lists of strings, `rank` deep and of equal lengths, as a NumPy bytes array; anything else is refused
+    (checked level by level before NumPy reads it)."""
+    refused = RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"inputs must be strings in lists nested {rank} deep, of equal lengths")
+    level = [value]
+    for _ in range(rank):
+        if not all(isinstance(v, list) for v in level):
+            raise refused
+        level = [item for v in level for item in v]
+    if not all(isinstance(v, str) for v in level):
+        raise refused
     array = np.array(value, dtype=object)
-    if array.size and not all(isinstance(v, str) for v in array.flat):
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "inputs must be strings")
+    if array.ndim != rank:
+        raise refused
     return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array) if array.size else array
 
 

@@ -188,14 +188,15 @@ def test_server_answers_huge_sentences_truncated_and_refuses_oversized_requests(
     assert grpc_client.predict([SENTENCE]) == client.RestClient(server_process["rest"]).predict([SENTENCE])
 
 
-def _predict_proto(server_process, proto, signature="serving_default"):
-    """Sends one tensor proto as it is, to see what the server makes of its declared shape."""
+def _predict_protos(server_process, inputs: dict, signature="serving_default"):
+    """Sends tensor protos as they are, to see what the server makes of their declared shapes."""
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "rin"
     request.model_spec.signature_name = signature
-    request.inputs["tokens" if signature == "serve_tokens" else "sentences"].CopyFrom(proto)
+    for name, proto in inputs.items():
+        request.inputs[name].CopyFrom(proto)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server_process["grpc"]))
     return stub.Predict(request, timeout=60)
 
@@ -210,25 +211,54 @@ def _declared_proto(dtype, dims, **values):
     return proto
 
 
-def test_server_checks_the_shape_a_tensor_proto_declares_before_building_it(server_process):
+def test_server_checks_what_a_tensor_proto_declares_before_building_it(server_process):
     before = _reset_peak(server_process["pid"])
-    # A few bytes each; built as TensorFlow builds them (the last value repeated), gigabytes each.
-    for proto, signature, match in (
-        (_declared_proto(tf.string, [10**9], string_val=[b"Alan"]), "serving_default", "max_request_sentences"),
-        (_declared_proto(tf.string, [1, 10**9], string_val=[b"Alan"]), "serve_tokens", "max_request_bytes"),
-        (_declared_proto(tf.string, [1, 10**9]), "serve_tokens", "max_request_bytes"),
-        (_declared_proto(tf.float32, [10**9], float_val=[1.0]), "serving_default", "must be a string tensor"),
-        (_declared_proto(tf.string, [-1], string_val=[b"Alan"]), "serving_default", "negative dimension"),
+    alan = _declared_proto(tf.string, [1], string_val=[b"Alan"])
+    # Each is small; built as TensorFlow builds a proto (its last value repeated), or its dimensions multiplied
+    # out one by one, each would take gigabytes or minutes.
+    for inputs, signature, match in (
+        ({"sentences": _declared_proto(tf.string, [10**9], string_val=[b"Alan"])}, "serving_default",
+         "max_request_sentences"),
+        ({"tokens": _declared_proto(tf.string, [1000, 20_000], string_val=[b"Alan"])}, "serve_tokens",
+         "max_request_bytes"),
+        ({"tokens": _declared_proto(tf.string, [1000, 20_000])}, "serve_tokens", "max_request_bytes"),
+        ({"tokens": _declared_proto(tf.string, [0, 2**59])}, "serve_tokens", "no dimension may exceed"),
+        ({"sentences": _declared_proto(tf.float32, [10**9], float_val=[1.0])}, "serving_default", "rank-1 string"),
+        ({"sentences": _declared_proto(tf.string, [-1], string_val=[b"Alan"])}, "serving_default",
+         "negative dimension"),
+        ({"sentences": _declared_proto(tf.string, [2**62] * 40_000)}, "serving_default", "rank-1 string"),
+        ({f"x{i}": alan for i in range(20_000)}, "serving_default", "takes inputs"),
+        ({"sentences": alan}, "x" * 100_000, "Unknown signature"),
     ):
-        assert proto.ByteSize() < 50
         with pytest.raises(grpc.RpcError, match=match) as error:
-            _predict_proto(server_process, proto, signature)
-        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            _predict_protos(server_process, inputs, signature)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # Long messages are cut to fit the status.
     assert _added_peak(server_process["pid"], before) < 100 * MB
     # Within the limits a short proto is read as TensorFlow reads it: three copies of the sentence.
-    response = _predict_proto(server_process, _declared_proto(tf.string, [3], string_val=[SENTENCE.encode()]))
+    response = _predict_protos(server_process,
+                               {"sentences": _declared_proto(tf.string, [3], string_val=[SENTENCE.encode()])})
     assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [9, 9, 9]
     assert server_process["process"].poll() is None
+
+
+def test_server_checks_rest_names_rows_and_nesting_before_building_arrays(server_process):
+    before = _reset_peak(server_process["pid"])
+    url = server_process["rest"] + "/v1/models/rin:predict"
+    for body, match in (
+        ({"instances": [{str(i): ""} for i in range(20_000)]}, "max_request_sentences"),
+        ({"instances": [{str(i): ""} for i in range(4_000)]}, "takes inputs"),  # A column per key, built, is n^2.
+        ({"instances": [""] * 5_000}, "max_request_sentences"),
+        ({"inputs": {str(i): [""] for i in range(200_000)}}, "takes inputs"),
+        ({"inputs": {"sentences": [""] * 5_000}}, "max_request_sentences"),
+        ({"instances": [json.loads("[" * 50 + '"a"' + "]" * 50)]}, "nested 1 deep"),
+        ({"signature_name": "serve_tokens", "instances": [["a"], ["b", "c"]]}, "of equal lengths"),
+        ({"instances": ["\ud800"]}, "Malformed request"),  # A lone surrogate: no UTF-8 text holds one.
+    ):
+        status, answer = _rest_post(url, json.dumps(body).encode())
+        assert status == 400 and match in answer["error"], (status, answer["error"][:200])
+    assert _added_peak(server_process["pid"], before) < 200 * MB
+    assert client.RestClient(server_process["rest"]).predict([SENTENCE]) == client.GrpcClient(
+        server_process["grpc"]).predict([SENTENCE])
 
 
 def test_server_keeps_answering_while_a_thousand_slow_clients_hold_sockets(server_process):
@@ -265,6 +295,8 @@ def test_demo_refuses_an_oversized_body_before_reading_it_and_outlasts_slow_clie
             status, answer = _rest_post(f"http://127.0.0.1:{server.port}/extract",
                                         json.dumps({"text": SENTENCE}).encode(), timeout=10)
             assert status == 200 and answer["sentences"] == [[0, len(SENTENCE)]]
+            status, answer = _rest_post(f"http://127.0.0.1:{server.port}/extract", b'{"text": "Alan \\ud800 Bean"}')
+            assert status == 400 and "not valid Unicode" in answer["error"]
         finally:
             for sock in slow:
                 sock.close()
