@@ -128,7 +128,8 @@ class ServedModel:
         with self._lock:
             loaded, served = self._loaded, self.version
         if version is not None and version != served:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Version {version} of {self.name} is not served (serving {served}).")
+            raise RequestError(grpc.StatusCode.NOT_FOUND,
+                               f"Version {version} of {self.name} is not served (serving {served}).")
         signature_name = signature_name or contract.SENTENCES_SIGNATURE
         ranks = self.signature_ranks(signature_name, inputs)
         for key, value in inputs.items():
@@ -268,6 +269,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
             outputs = self.model.predict(request.model_spec.signature_name, inputs, version)
+            unknown = set(request.output_filter) - set(outputs)
+            if unknown:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names {sorted(unknown)}; "
+                                   f"the signature's outputs are {sorted(outputs)}.")
         except RequestError as error:
             context.abort(error.code, str(error))
         except (TypeError, ValueError) as error:  # Tensor protos that do not parse.

@@ -227,10 +227,11 @@ def test_grpc_and_rest_clients_match_in_process_predictions(served, running):
     assert_same_triples(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
 
 
-def _raw_request(running, inputs, model_name="rin", signature="serving_default"):
+def _raw_request(running, inputs, model_name="rin", signature="serving_default", output_filter=()):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
+    request.output_filter.extend(output_filter)
     for name, proto in inputs.items():
         request.inputs[name].CopyFrom(proto)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}")
@@ -255,6 +256,15 @@ def test_grpc_bad_requests_get_a_status_and_serving_goes_on(running, inputs, mod
     assert error.value.code() == code
     response = _raw_request(running, {"sentences": tf.make_tensor_proto(["Alan Bean was born in Texas ."])})
     assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [7]
+
+
+def test_grpc_output_filter_keeps_the_outputs_named_and_refuses_unknown_names(running):
+    sentences = {"sentences": tf.make_tensor_proto(["Alan Bean was born in Texas ."])}
+    response = _raw_request(running, sentences, output_filter=["num_tokens", "subjects"])
+    assert set(response.outputs) == {"num_tokens", "subjects"}
+    with pytest.raises(grpc.RpcError, match="output_filter names \\['nope'\\]") as error:
+        _raw_request(running, sentences, output_filter=["num_tokens", "nope"])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_grpc_large_and_odd_batches(served, running):
