@@ -19,9 +19,9 @@ nothing a client sends stops the server:
 
 - a request of more than `--max_request_sentences` sentences or
   `--max_request_bytes` bytes of text is refused (INVALID_ARGUMENT / 400,
-  naming the limit) before any work; a gRPC tensor is checked on the shape
-  it declares before it is built (a few bytes of proto can declare billions
-  of copies of its last value);
+  naming the limit) before any work; every input is checked on what the
+  request declares (names, rows, rank, shape) before an array is built from
+  it (a few bytes of proto can declare billions of copies of its last value);
 - the model reads each sentence's first `max_length` tokens only, so time and
   memory do not grow with a sentence's length beyond reading it;
 - requests run in chunks of `--max_batch_size` sentences;
