@@ -24,7 +24,8 @@ nothing a client sends stops the server:
   it (a few bytes of proto can declare billions of copies of its last value);
 - the model reads each sentence's first `max_length` tokens only, so time and
   memory do not grow with a sentence's length beyond reading it;
-- requests run in chunks of `--max_batch_size` sentences;
+- requests run in chunks of `--max_batch_size` sentences, and one whose client
+  has left (cancelled, past its deadline, connection closed) stops at the next;
 - REST connections cost no thread (`serving.web`): slow or idle clients are
   closed after `--rest_read_timeout` seconds and cannot stall the others.
 """
@@ -37,6 +38,7 @@ import json
 import math
 import os
 import threading
+from typing import Callable
 
 import grpc
 import numpy as np
@@ -119,11 +121,20 @@ class ServedModel:
         with self._lock:
             return self._signature_defs
 
-    def predict(self, signature_name: str, inputs: dict[str, np.ndarray], version: int | None = None) -> dict:
+    def predict(self, signature_name: str, inputs: dict[str, np.ndarray], version: int | None = None,
+                is_wanted: Callable[[], bool] | None = None) -> dict:
         """Runs a signature on NumPy inputs, chunked by `max_batch_size`.
 
+        Args:
+            signature_name: the signature to run (default `serving_default`).
+            inputs: its inputs by name.
+            version: the version the request names, if any.
+            is_wanted: asked before each chunk; once it returns False (the client left or its deadline passed)
+                the request stops there, so an abandoned request does not hold a worker to its end.
+
         Raises:
-            RequestError: unknown version or signature, or inputs that do not fit it.
+            RequestError: unknown version or signature, inputs that do not fit it, or (CANCELLED) a request
+                no longer wanted.
         """
         with self._lock:
             loaded, served = self._loaded, self.version
@@ -144,6 +155,10 @@ class ServedModel:
         size = len(next(iter(inputs.values())))
         chunks = []
         for begin in range(0, max(size, 1), self.max_batch_size):
+            if is_wanted is not None and not is_wanted():
+                logging.info("Stopped a request after %d of %d sentences: its client left.", begin, size)
+                raise RequestError(grpc.StatusCode.CANCELLED,
+                                   f"The client left; the request stopped after {begin} of {size} sentences.")
             chunk = {k: tf.constant(v[begin:begin + self.max_batch_size], tf.string) for k, v in inputs.items()}
             try:
                 chunks.append({k: v.numpy() for k, v in function(**chunk).items()})
@@ -268,7 +283,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         version = self._check_name(request.model_spec, context)
         try:
             inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
-            outputs = self.model.predict(request.model_spec.signature_name, inputs, version)
+            outputs = self.model.predict(request.model_spec.signature_name, inputs, version, context.is_active)
             unknown = set(request.output_filter) - set(outputs)
             if unknown:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names {sorted(unknown)}; "
@@ -314,8 +329,12 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
     if not request.match_info.get("verb"):
         raise web.RequestRefused(400, "Only :predict is served.")
     body = await server.read_body(request)
+
+    def is_wanted() -> bool:  # Read from the worker thread: the connection is still open.
+        return request.transport is not None and not request.transport.is_closing()
+
     try:
-        return await server.run(_predict_json, model, body, request.match_info.get("version"))
+        return await server.run(_predict_json, model, body, request.match_info.get("version"), is_wanted)
     except RequestError as error:
         raise web.RequestRefused(404 if error.code == grpc.StatusCode.NOT_FOUND else 400, str(error)) from error
     # RecursionError: JSON nested deeper than Python's parser goes.
@@ -328,7 +347,7 @@ def _check_rest_name(model: "ServedModel", request) -> None:
         raise web.RequestRefused(404, f"Servable not found for request: {request.path}")
 
 
-def _predict_json(model: "ServedModel", body: bytes, version: str) -> dict:
+def _predict_json(model: "ServedModel", body: bytes, version: str, is_wanted: Callable[[], bool]) -> dict:
     """Answers a REST predict body (JSON bytes) as TF Serving does: `predictions` (rows) or `outputs`."""
     body = json.loads(body.decode("utf-8"))
     if not isinstance(body, dict):
@@ -337,7 +356,7 @@ def _predict_json(model: "ServedModel", body: bytes, version: str) -> dict:
     if not isinstance(signature_name, str):
         raise ValueError("'signature_name' must be a string")
     inputs = _rest_inputs(model, signature_name, body)
-    outputs = model.predict(signature_name, inputs, int(version) if version else None)
+    outputs = model.predict(signature_name, inputs, int(version) if version else None, is_wanted)
     outputs = {k: _json_value(v) for k, v in outputs.items()}
     if "instances" in body:
         rows = len(next(iter(outputs.values())))

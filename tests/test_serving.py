@@ -5,9 +5,11 @@ import os
 import queue
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import grpc
 import keras
@@ -293,6 +295,57 @@ def test_rest_bad_requests(running):
     good = urllib.request.Request(url, json.dumps({"instances": ["Alan Bean"]}).encode())
     with urllib.request.urlopen(good, timeout=30) as response:
         assert json.load(response)["predictions"][0]["num_tokens"] == 2
+
+
+def test_a_request_whose_client_left_stops_at_the_next_chunk(served, running):
+    model = server.ServedModel(str(served["base"]), "rin", max_batch_size=2)
+    sentences = {"sentences": np.array([b"Alan Bean was born in Texas ."] * 10, dtype=object)}
+    answers = iter([True, True, False])
+    with pytest.raises(server.RequestError, match="stopped after 4 of 10 sentences") as error:
+        model.predict("serving_default", sentences, is_wanted=lambda: next(answers))
+    assert error.value.code == grpc.StatusCode.CANCELLED
+
+    class GoneClient:  # A gRPC context whose client has left.
+        def is_active(self):
+            return False
+
+        def abort(self, code, details):
+            raise grpc.RpcError(code, details)
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "rin"
+    request.inputs["sentences"].CopyFrom(tf.make_tensor_proto(["Alan Bean was born in Texas ."]))
+    with pytest.raises(grpc.RpcError) as error:
+        server.PredictionServicer(model).Predict(request, GoneClient())
+    assert error.value.args[0] == grpc.StatusCode.CANCELLED
+    # REST: a client that closes its connection while its request runs.
+    seen, started, closed = [], threading.Event(), threading.Event()
+    original = running.model.predict
+
+    def predict_after_the_client_left(*args):
+        started.set()
+        closed.wait(30)
+        time.sleep(0.5)
+        seen.append(args[-1]())
+        return original(*args)
+
+    running.model.predict = predict_after_the_client_left
+    try:
+        body = json.dumps({"instances": ["Alan Bean was born in Texas ."] * 100}).encode()
+        sock = socket.create_connection(("127.0.0.1", running.rest_port))
+        sock.sendall(b"POST /v1/models/rin:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        assert started.wait(60)
+        sock.close()
+        closed.set()
+        for _ in range(100):
+            if seen:
+                break
+            time.sleep(0.1)
+    finally:
+        running.model.predict = original
+    assert seen == [False]
+    assert client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(["Alan Bean"])  # Still serving.
 
 
 def test_server_picks_up_a_new_version(served, tmp_path):
