@@ -15,13 +15,13 @@ import zipfile
 
 from absl import app, flags
 
-from rin_keras import evaluate
+from rin_keras import cli, evaluate
 from rin_keras.data.corpus import Corpus
 from rin_keras.model import quantize_pretrained_table
 from rin_keras.triple_extractor import RINTripleExtractor
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training output folder (or an extractor .keras file).", required=True)
+cli.define_model_dir_flag()
 flags.DEFINE_string("dataset_dir", None, "A CasRel-layout folder to score too (e.g. webnlg_ood_dev).")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 

@@ -15,15 +15,14 @@ from absl import app, flags
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.components import bulk_inferrer
-from rin_keras import export
+from rin_keras import cli, export
 from rin_keras.data.corpus import Corpus
 from rin_keras.triple_extractor import RINTripleExtractor
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+cli.define_model_dir_flag()
 flags.DEFINE_integer("max_batch_size", 64, "Largest RunInference batch.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
-flags.mark_flag_as_required("model_dir")
 
 
 def main(argv):

@@ -21,6 +21,7 @@ import threading
 from absl import app, flags, logging
 from aiohttp import web as aiohttp_web
 
+from rin_keras import cli
 from serving import web
 
 MAX_TEXT_CHARS = 20_000  # A paragraph or a page; longer texts belong to `rin_keras.predict --documents`.
@@ -186,8 +187,7 @@ def main(argv):
 FLAGS = flags.FLAGS
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+    cli.define_model_dir_flag()
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: reachable from other machines).")
     flags.DEFINE_integer("port", 8080, "Port to listen on.")
-    flags.mark_flag_as_required("model_dir")
     app.run(main)

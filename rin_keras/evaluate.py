@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from tfds_builders import casrel
 
-from rin_keras import metrics
+from rin_keras import cli, metrics
 from rin_keras.data.corpus import SPLITS, Corpus, FolderCorpus
 from rin_keras.data.dataset import make_dataset
 from rin_keras.decoding import decode_triples, span_text
@@ -437,7 +437,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+    cli.define_model_dir_flag()
     flags.DEFINE_enum("split", None, list(SPLITS),
                       "Split to score (default: test where the data has it, else validation; for --dataset_dir, "
                       "else the folder's first).")
@@ -447,5 +447,5 @@ if __name__ == "__main__":
                         "instead of the model's benchmark, on its tokenised and raw texts.")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
-    flags.mark_flag_as_required("model_dir")
+    cli.register_path_check("dataset_dir", casrel.find_split_files)
     app.run(main)

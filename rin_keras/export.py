@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from rin_keras import cli
 from rin_keras.data import features
 from rin_keras.data.tokenizer import char_prefix, tokenize
 from rin_keras.decoding import TAGS
@@ -293,10 +294,9 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+    cli.define_model_dir_flag()
     flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
     flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).")
     flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).")
     flags.DEFINE_string("model_name", "rin", "Model name in the warm-up requests (TF Serving --model_name).")
-    flags.mark_flag_as_required("model_dir")
     app.run(main)

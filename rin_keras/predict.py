@@ -19,6 +19,7 @@ import json
 import sys
 from collections.abc import Iterator
 
+from rin_keras import cli
 from rin_keras.triple_extractor import RINTripleExtractor, split_pretokenized
 
 
@@ -84,12 +85,12 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_string("model_dir", None, "Training output folder, or an extractor .keras file.")
+    cli.define_model_dir_flag()
     flags.DEFINE_integer("batch_size", 64, "Sentences per model call.")
     flags.DEFINE_string("input", None, "Text file (one text a line) or .jsonl ({\"text\": ...} a line); "
                         "default: the arguments, else stdin.")
     flags.DEFINE_string("output", None, "JSON lines output file (default stdout).")
     flags.DEFINE_bool("documents", False, "Each text is a document: split it into sentences first.")
     flags.DEFINE_bool("pretokenized", False, "Texts are tokens separated by whitespace: read them as given.")
-    flags.mark_flag_as_required("model_dir")
+    cli.register_path_check("input", cli.existing_file)
     app.run(main)

@@ -17,6 +17,7 @@ reported. Everything goes to --model_dir:
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import shutil
@@ -26,7 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
+from tfds_builders import casrel
 
+from rin_keras import cli
 from rin_keras.callbacks import (
     DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
     dev_scores_so_far,
@@ -73,6 +76,7 @@ def define_flags():
         "Train on this folder of your own annotated sentences instead of --dataset: train/val/test splits as CasRel "
         "JSON (tokenised) or JSON lines (raw text); see docs/custom_data.md.",
     )
+    cli.register_path_check("dataset_dir", functools.partial(casrel.find_split_files, required=("train",)))
     flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.")
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."

@@ -41,6 +41,25 @@ CHECKPOINT_FILE = "best.keras"  # The network alone, as training selects it (wit
 _NON_WHITESPACE = re.compile(r"[^ \t\n\v\f\r]+")  # A token of pre-tokenised text.
 
 
+def artifact_file(path: str) -> str:
+    """Returns the file that `RINTripleExtractor.from_preset(path)` reads.
+
+    That is `path` itself when it is a `.keras` file, else `<path>/extractor.keras`, else `<path>/best.keras` (a
+    training folder without the extractor, assembled with its `config.json` and `vocab/`).
+
+    Raises:
+        FileNotFoundError: none of them is there.
+    """
+    extractor_file = path if path.endswith(".keras") else os.path.join(path, ARTIFACT_FILE)
+    for file in (extractor_file, os.path.join(path, CHECKPOINT_FILE)):
+        if os.path.isfile(file):
+            return file
+    raise FileNotFoundError(
+        f"No {ARTIFACT_FILE} or {CHECKPOINT_FILE} in {path!r}: pass a rin_keras.train --model_dir or a .keras file "
+        "written by RINTripleExtractor.save_to_preset."
+    )
+
+
 def split_pretokenized(sentence: str | bytes) -> list[Token]:
     """Returns the tokens of a pre-tokenised sentence: split on ASCII whitespace only, as
     `tf.strings.split` does, with their offsets. Invalid UTF-8 bytes become U+FFFD."""
@@ -168,18 +187,13 @@ class RINTripleExtractor(keras.Model):
                 runs stopped before their end, or trained before the extractor
                 existed), which is assembled here; `save_to_preset` converts it.
         """
-        file = path if path.endswith(".keras") else os.path.join(path, ARTIFACT_FILE)
-        if os.path.isfile(file):
-            extractor = keras.saving.load_model(file)
-            if not isinstance(extractor, cls):
-                raise ValueError(f"{file} holds a {type(extractor).__name__}, not a {cls.__name__}.")
-            return extractor
-        if os.path.isfile(os.path.join(path, CHECKPOINT_FILE)):
+        file = artifact_file(path)
+        if file == os.path.join(path, CHECKPOINT_FILE):
             return cls.from_checkpoint(path)
-        raise FileNotFoundError(
-            f"No {ARTIFACT_FILE} or {CHECKPOINT_FILE} in {path!r}: pass a rin_keras.train --model_dir or a .keras file "
-            "written by RINTripleExtractor.save_to_preset."
-        )
+        extractor = keras.saving.load_model(file)
+        if not isinstance(extractor, cls):
+            raise ValueError(f"{file} holds a {type(extractor).__name__}, not a {cls.__name__}.")
+        return extractor
 
     @classmethod
     def from_checkpoint(cls, model_dir: str, checkpoint: str = CHECKPOINT_FILE) -> "RINTripleExtractor":

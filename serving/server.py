@@ -509,6 +509,8 @@ if __name__ == "__main__":
     from absl import app, flags
 
     flags.DEFINE_string("model_base_path", "serving_models/rin", "Folder of numbered SavedModel versions.")
+    flags.register_validator("model_base_path", contract.versions,
+                             "no numbered SavedModel version there (python -m rin_keras.export writes them).")
     flags.DEFINE_string("model_name", "rin", "Model name clients ask for.")
     flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 to serve other machines.")
     flags.DEFINE_integer("port", 8500, "gRPC port.")

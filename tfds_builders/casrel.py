@@ -324,11 +324,15 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
     return {"tokens": tokens, "entities": entities, "triples": triples}, counts
 
 
-def find_split_files(directory: str) -> dict[str, str]:
+def find_split_files(directory: str, required: tuple[str, ...] = ()) -> dict[str, str]:
     """Returns {split: path} of the split files in a user folder (CasRel JSON or JSON lines).
 
+    Args:
+        directory: the folder.
+        required: splits it must hold (e.g. `("train",)` to train on it).
+
     Raises:
-        FileNotFoundError: the folder is missing or holds no train file.
+        FileNotFoundError: the folder is missing or lacks a required split.
         ValueError: a split is there in both formats.
     """
     if not os.path.isdir(directory):
@@ -341,6 +345,11 @@ def find_split_files(directory: str) -> dict[str, str]:
             raise ValueError(f"{directory} holds split {split!r} twice ({' and '.join(present)}): keep one.")
         if present:
             found[split] = present[0]
+        elif split in required:
+            raise FileNotFoundError(
+                f"{directory} has no {split} split: add {SPLIT_FILES[split]} (tokenised CasRel JSON) or "
+                f"{JSONL_SPLIT_FILES[split]} (JSON lines of raw sentences); see docs/custom_data.md."
+            )
     return found
 
 

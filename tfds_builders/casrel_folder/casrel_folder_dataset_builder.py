@@ -60,12 +60,7 @@ def folder_config(directory: str) -> FolderConfig:
         ValueError: malformed `rel2id.json` or train file, or an empty train split.
     """
     directory = os.path.abspath(directory)
-    paths = casrel.find_split_files(directory)
-    if "train" not in paths:
-        raise FileNotFoundError(
-            f"{directory} has no train split: add {casrel.SPLIT_FILES['train']} (tokenised CasRel JSON) or "
-            f"{casrel.JSONL_SPLIT_FILES['train']} (JSON lines of raw sentences); see docs/custom_data.md."
-        )
+    paths = casrel.find_split_files(directory, required=("train",))
     relations_path = os.path.join(directory, casrel.RELATIONS_FILE)
     if os.path.exists(relations_path):
         with open(relations_path, encoding="utf-8") as f:

@@ -1,0 +1,61 @@
+"""The commands' path flags: a path that names nothing usable stops the command at parsing, in one line."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from rin_keras import cli
+from tfds_builders import casrel
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _parse(define, *args):
+    flag_values = flags.FlagValues()
+    define(flag_values)
+    flag_values(["command", *args])
+    return flag_values
+
+
+def test_model_dir_is_checked_when_parsed(tmp_path):
+    with pytest.raises(flags.IllegalFlagValueError, match="No extractor.keras or best.keras in .*rin_keras.train"):
+        _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path}")
+    with pytest.raises(flags.IllegalFlagValueError, match="must have a value"):
+        _parse(cli.define_model_dir_flag)
+    (tmp_path / "best.keras").write_bytes(b"")  # A training folder stopped before its extractor was written.
+    assert _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path}").model_dir == str(tmp_path)
+    (tmp_path / "mine.keras").write_bytes(b"")
+    assert _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path / 'mine.keras'}")
+
+
+def test_a_folder_to_train_on_must_hold_a_train_split(tmp_path):
+    def define(flag_values):
+        flags.DEFINE_string("dataset_dir", None, "", flag_values=flag_values)
+        cli.register_path_check("dataset_dir", lambda d: casrel.find_split_files(d, required=("train",)), flag_values)
+
+    assert _parse(define).dataset_dir is None
+    with pytest.raises(flags.IllegalFlagValueError, match="No folder"):
+        _parse(define, f"--dataset_dir={tmp_path / 'missing'}")
+    (tmp_path / "val.jsonl").write_text("")
+    with pytest.raises(flags.IllegalFlagValueError, match="has no train split: add train_triples.json .* or train.jsonl"):
+        _parse(define, f"--dataset_dir={tmp_path}")
+    (tmp_path / "train.jsonl").write_text("")
+    assert _parse(define, f"--dataset_dir={tmp_path}").dataset_dir == str(tmp_path)
+    (tmp_path / "train_triples.json").write_text("[]")
+    with pytest.raises(flags.IllegalFlagValueError, match="holds split 'train' twice"):
+        _parse(define, f"--dataset_dir={tmp_path}")
+
+
+@pytest.mark.parametrize("command, missing", [
+    (["rin_keras.predict", "--model_dir={tmp}", "Alan Bean was born in Wheeler, Texas."], "No extractor.keras"),
+    (["serving.server", "--model_base_path={tmp}", "--port=0", "--rest_api_port=0"], "no numbered SavedModel version"),
+])
+def test_commands_stop_with_one_line_on_a_wrong_path(tmp_path, command, missing):
+    run = subprocess.run([sys.executable, "-m", *(arg.format(tmp=tmp_path) for arg in command)], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert f"Flags parsing error: flag --{command[1][2:].split('=')[0]}={tmp_path}: {missing}" in run.stderr
+    assert "Traceback" not in run.stderr
