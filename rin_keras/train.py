@@ -12,6 +12,8 @@ reported. Everything goes to --model_dir:
     history.csv, dev_f1.png      per-epoch losses and dev scores, and their plot
     logs/                        TensorBoard
     results.json                 test P/R/F1 (partial, exact, text) and NER F1
+
+A folder holding a finished run, or an unfinished run of another network, is refused: nothing is trained over.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
 from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, train_relations
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
-from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
+from rin_keras.triple_extractor import ARTIFACT_FILE, CHECKPOINT_FILE, RINTripleExtractor
 
 FLAGS = flags.FLAGS
 _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
@@ -212,9 +214,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             same steps and returns the same results; only the chief writes to `model_dir`.
 
     Raises:
-        ValueError: the data has no validation split, or `cluster` and `strategy` do not go together.
+        ValueError: the data has no validation split, `cluster` and `strategy` do not go together, or `model_dir`
+            holds a finished run or one of another network (`check_run_dir`).
     """
     cluster.check_strategy(strategy)
+    check_run_dir(config, model_dir)
     if strategy == "data_parallel":
         cluster.start()
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
@@ -287,6 +291,35 @@ def _open_corpus(config: RINConfig, data_dir: str | None, dataset_dir: str | Non
         raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
                          f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
     return corpus
+
+
+def check_run_dir(config: RINConfig, model_dir: str) -> None:
+    """Checks that training `config` into `model_dir` loses nothing: the folder is new, or holds an unfinished run
+    of the same network, which the training resumes (its learning rate, epochs and other `TRAINING_FIELDS` may
+    change).
+
+    Raises:
+        ValueError: `model_dir` holds a finished run (its `extractor.keras`), or a run whose network differs from
+            `config`'s (the message names each difference).
+    """
+    config_path = os.path.join(model_dir, "config.json")
+    vocab_dir = os.path.join(model_dir, "vocab")
+    if not os.path.exists(config_path):
+        return
+    if os.path.exists(os.path.join(model_dir, ARTIFACT_FILE)) and not os.path.isdir(os.path.join(model_dir, "backup")):
+        raise ValueError(f"{model_dir} holds a finished run ({ARTIFACT_FILE}, results.json): pass another "
+                         "--model_dir, or delete the folder to train it again.")
+    if not os.path.exists(os.path.join(vocab_dir, "words.txt")):
+        return
+    stored = RINConfig.load(config_path)
+    # Sized as `_prepare_run_dir` will size it from the run's vocabulary and pretrained table.
+    asked = config.with_vocabulary(Vocabulary.load(vocab_dir), stored.pretrained_dim if config.pretrained_dim else 0)
+    asked_fields = asked.network_fields()
+    differences = [f"{name} {value} there, {asked_fields[name]} asked"
+                   for name, value in stored.network_fields().items() if asked_fields[name] != value]
+    if differences:
+        raise ValueError(f"{model_dir} holds an unfinished run of another network ({'; '.join(differences)}): "
+                         "pass another --model_dir, the same settings to resume it, or delete the folder.")
 
 
 def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str):
@@ -443,6 +476,10 @@ def main(argv):
         raise app.UsageError(str(e)) from e
     name = os.path.basename(os.path.normpath(FLAGS.dataset_dir)) if FLAGS.dataset_dir else config.dataset
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{name}_{config.variant}_k{config.rounds}")
+    try:
+        check_run_dir(config, model_dir)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     train(
         config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         word_vectors_source=FLAGS.word_vectors, pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,

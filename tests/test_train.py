@@ -104,6 +104,13 @@ def test_one_epoch_writes_every_output_and_no_warning(tmp_path, capfd):
     assert saved["test"]["partial"]["gold"] == results["test"]["partial"]["gold"] == 2
     assert set(saved["test"]) >= {"partial", "exact", "text", "ner"}
     assert saved["best_epoch"] == 1
+    # The finished run is not trained over, by the API or the command.
+    with pytest.raises(ValueError, match="holds a finished run"):
+        _train(tmp_path / "run", tmp_path / "tfds", max_train_sentences=5)
+    command = subprocess.run([sys.executable, "-m", "rin_keras.train", f"--model_dir={tmp_path / 'run'}"], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert command.returncode == 1 and "Traceback" not in command.stderr
+    assert f"{tmp_path / 'run'} holds a finished run" in command.stderr
 
 
 def test_one_train_iterator_serves_every_epoch_and_dev_batches_are_made_once(tmp_path):
@@ -190,6 +197,10 @@ def test_rerun_with_learning_rate_decay_widens_the_history(tmp_path):
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", die_in_third_epoch):
         with pytest.raises(_Killed):
             _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)  # constant rate: no learning_rate column
+    # Resuming may change how the run trains, not the network.
+    with pytest.raises(ValueError, match=r"unfinished run of another network \(char_dim 0 there, 50 asked; "
+                                         r"rounds 1 there, 2 asked\)"):
+        _train(run, tmp_path / "tfds", epochs=4, **{**NO_WORD_FEATURES, "rounds": 2, "char_dim": 50})
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted):
         _train(run, tmp_path / "tfds", epochs=4, lr_decay_factor=0.5, lr_decay_patience=1, **NO_WORD_FEATURES)
     with open(run / "history.csv") as f:
