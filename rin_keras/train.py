@@ -216,9 +216,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     Raises:
         ValueError: the data has no validation split, `cluster` and `strategy` do not go together, or `model_dir`
             holds a finished run or one of another network (`check_run_dir`).
+        FileNotFoundError: a benchmark's train or validation file is missing (`Corpus.check_splits`).
     """
     cluster.check_strategy(strategy)
-    check_run_dir(config, model_dir)
+    check_before_training(config, model_dir, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
+                          benchmark=corpus is None and not dataset_dir)
     if strategy == "data_parallel":
         cluster.start()
     keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
@@ -291,6 +293,19 @@ def _open_corpus(config: RINConfig, data_dir: str | None, dataset_dir: str | Non
         raise ValueError(f"{corpus.name} has no validation split, which selects the model: add "
                          f"{corpus.split_path('validation')} (a few hundred sentences held out from train).")
     return corpus
+
+
+def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | None, tfds_data_dir: str | None,
+                          benchmark: bool) -> None:
+    """What must hold before anything is built or trained: `check_run_dir`, and for a benchmark (`benchmark`), its
+    train and validation splits prepared or published (`Corpus.check_splits`: NYT's train files are not public).
+
+    Raises:
+        ValueError, FileNotFoundError: the message says what is wrong and what to do.
+    """
+    check_run_dir(config, model_dir)
+    if benchmark:
+        Corpus.check_splits(config.dataset, config.builder_config, ("train", "validation"), tfds_data_dir, data_dir)
 
 
 def check_run_dir(config: RINConfig, model_dir: str) -> None:
@@ -477,8 +492,9 @@ def main(argv):
     name = os.path.basename(os.path.normpath(FLAGS.dataset_dir)) if FLAGS.dataset_dir else config.dataset
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{name}_{config.variant}_k{config.rounds}")
     try:
-        check_run_dir(config, model_dir)
-    except ValueError as e:
+        check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
+                              benchmark=not FLAGS.dataset_dir)
+    except (ValueError, FileNotFoundError) as e:
         raise app.UsageError(str(e)) from e
     train(
         config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir, tfds_data_dir=FLAGS.tfds_data_dir,

@@ -156,6 +156,12 @@ def test_missing_split_names_the_file(tmp_path):
         corpus.raw("train")
     with pytest.raises(ValueError, match="no 'heldout_categories' split; its splits: validation, test"):
         corpus.raw("heldout_categories")
+    # Training checks its splits before building anything; a split already prepared needs no file.
+    with pytest.raises(FileNotFoundError, match="nyt/exact/.* no 'train' split: .*nyt/train_triples.json is missing"):
+        Corpus.check_splits("nyt", "exact", ("train", "validation"), str(tmp_path / "fresh"), testing.dummy_dir("nyt"))
+    assert not (tmp_path / "fresh").exists()
+    Corpus.check_splits("nyt", "exact", ("validation", "test"), str(tmp_path / "fresh"), testing.dummy_dir("nyt"))
+    Corpus.check_splits("nyt", "partial", ("validation", "test"), str(tmp_path), str(tmp_path / "no_files"))
 
 
 def test_numpy_batches_equal_the_pipelines(corpus):

@@ -92,6 +92,27 @@ class Corpus:
         return corpus
 
     @classmethod
+    def check_splits(cls, dataset: str, variant: str, splits: tuple[str, ...], data_dir: str | None = None,
+                     manual_dir: str | None = None) -> None:
+        """Checks, before any build, that each of `splits` is prepared already or has its published file.
+
+        Args:
+            dataset, variant, data_dir, manual_dir: as for `prepare`.
+            splits: the splits the caller needs, e.g. `("train", "validation")` to train.
+
+        Raises:
+            FileNotFoundError: a split is neither; the message names its missing file.
+        """
+        corpus = cls(tfds.builder(f"{dataset}/{variant}", data_dir=data_dir), manual_dir or casrel.default_manual_dir())
+        for split in splits:
+            if split not in corpus.builder.info.splits and not os.path.exists(corpus.split_path(split)):
+                raise FileNotFoundError(corpus._missing_split_message(split))
+
+    def _missing_split_message(self, split: str) -> str:
+        return (f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
+                "Add the file there (see the data README) and run again; the split is then built.")
+
+    @classmethod
     def for_model(cls, model_dir: str, config: RINConfig, data_dir: str | None = None,
                   manual_dir: str | None = None) -> "Corpus":
         """Returns the corpus a model was trained on.
@@ -150,10 +171,7 @@ class Corpus:
         if split not in self.builder.info.splits:
             if split not in casrel.SPLIT_FILES:  # A held-out split: made by the webnlg3 `*_heldout` configs.
                 raise ValueError(f"{self.name} has no {split!r} split; its splits: {', '.join(self.splits)}.")
-            raise FileNotFoundError(
-                f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
-                "Add the file there (see the data README) and run again; the split is then built."
-            )
+            raise FileNotFoundError(self._missing_split_message(split))
         # TFDS reads a slice itself: a `take` after its reader leaves a later `cache()` unfinished (TF warns).
         return self.builder.as_dataset(split=f"{split}[:{limit}]" if limit else split, shuffle_files=False)
 
