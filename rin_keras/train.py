@@ -19,7 +19,6 @@ A folder holding a finished run, or an unfinished run of another network, is ref
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
 import shutil
@@ -78,7 +77,7 @@ def define_flags():
         "Train on this folder of your own annotated sentences instead of --dataset: train/val/test splits as CasRel "
         "JSON (tokenised) or JSON lines (raw text); see docs/custom_data.md.",
     )
-    cli.register_path_check("dataset_dir", functools.partial(casrel.find_split_files, required=("train",)))
+    cli.register_path_check("dataset_dir", check_dataset_dir)
     flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.")
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
@@ -295,6 +294,15 @@ def _open_corpus(config: RINConfig, data_dir: str | None, dataset_dir: str | Non
     return corpus
 
 
+def check_dataset_dir(directory: str) -> None:
+    """Checks that a folder to train on holds a train and a validation split (`casrel.find_split_files`).
+
+    Raises:
+        FileNotFoundError: it does not; ValueError: a split is there twice.
+    """
+    casrel.find_split_files(directory, required=("train", "validation"))
+
+
 def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | None, tfds_data_dir: str | None,
                           benchmark: bool) -> None:
     """What must hold before anything is built or trained: `check_run_dir`, and for a benchmark (`benchmark`), its
@@ -309,29 +317,37 @@ def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | 
 
 
 def check_run_dir(config: RINConfig, model_dir: str) -> None:
-    """Checks that training `config` into `model_dir` loses nothing: the folder is new, or holds an unfinished run
-    of the same network, which the training resumes (its learning rate, epochs and other `TRAINING_FIELDS` may
-    change).
+    """Checks that training `config` into `model_dir` loses nothing: the folder holds no run, an unfinished run of
+    the same network, which the training resumes (its learning rate, epochs and other `TRAINING_FIELDS` may
+    change), or a run that stopped before writing `results.json`, which the training redoes.
 
     Raises:
-        ValueError: `model_dir` holds a finished run (its `extractor.keras`), or a run whose network differs from
-            `config`'s (the message names each difference).
+        ValueError: `model_dir` holds a finished run (`results.json` and no `backup/`), a run whose network differs
+            from `config`'s (the message names each difference), or a `config.json` that cannot be read.
     """
     config_path = os.path.join(model_dir, "config.json")
     vocab_dir = os.path.join(model_dir, "vocab")
-    if not os.path.exists(config_path):
+    if os.path.exists(os.path.join(model_dir, "results.json")) and not os.path.isdir(os.path.join(model_dir, "backup")):
+        raise ValueError(f"{model_dir} holds a finished run (its results.json): pass another --model_dir, or delete "
+                         "the folder to train it again.")
+    if not (os.path.exists(config_path) and os.path.exists(os.path.join(vocab_dir, "words.txt"))):
         return
-    if os.path.exists(os.path.join(model_dir, ARTIFACT_FILE)) and not os.path.isdir(os.path.join(model_dir, "backup")):
-        raise ValueError(f"{model_dir} holds a finished run ({ARTIFACT_FILE}, results.json): pass another "
-                         "--model_dir, or delete the folder to train it again.")
-    if not os.path.exists(os.path.join(vocab_dir, "words.txt")):
-        return
-    stored = RINConfig.load(config_path)
-    # Sized as `_prepare_run_dir` will size it from the run's vocabulary and pretrained table.
-    asked = config.with_vocabulary(Vocabulary.load(vocab_dir), stored.pretrained_dim if config.pretrained_dim else 0)
+    try:
+        stored = RINConfig.load(config_path)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{config_path} cannot be read ({e}): delete the folder {model_dir} to start again.") from e
+    # Sized as `_prepare_run_dir` will size it from the run's vocabulary; the pretrained table on or off as asked.
+    asked = config.with_vocabulary(Vocabulary.load(vocab_dir), stored.pretrained_dim)
+    asked = asked.replace(pretrained_dim=(asked.pretrained_dim or config.pretrained_dim) if config.pretrained_dim else 0)
     asked_fields = asked.network_fields()
-    differences = [f"{name} {value} there, {asked_fields[name]} asked"
-                   for name, value in stored.network_fields().items() if asked_fields[name] != value]
+    # Sizes of features the stored network does not have (older versions saved other values for them).
+    unread = set()
+    if stored.encoder == "bert" or not stored.char_dim:
+        unread.add("num_chars")
+    if stored.encoder == "bert" or not stored.pretrained_dim:
+        unread.update(("pretrained_rows", "pretrained_int8"))
+    differences = [f"{name} {value} there, {asked_fields[name]} asked" for name, value in stored.network_fields().items()
+                   if name not in unread and asked_fields[name] != value]
     if differences:
         raise ValueError(f"{model_dir} holds an unfinished run of another network ({'; '.join(differences)}): "
                          "pass another --model_dir, the same settings to resume it, or delete the folder.")
@@ -495,7 +511,7 @@ def main(argv):
         check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
                               benchmark=not FLAGS.dataset_dir)
     except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from e
+        sys.exit(f"rin_keras.train: {e}")
     train(
         config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         word_vectors_source=FLAGS.word_vectors, pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,

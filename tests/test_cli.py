@@ -7,8 +7,7 @@ import sys
 import pytest
 from absl import flags
 
-from rin_keras import cli
-from tfds_builders import casrel
+from rin_keras import cli, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,10 +30,10 @@ def test_model_dir_is_checked_when_parsed(tmp_path):
     assert _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path / 'mine.keras'}")
 
 
-def test_a_folder_to_train_on_must_hold_a_train_split(tmp_path):
+def test_a_folder_to_train_on_must_hold_a_train_and_a_validation_split(tmp_path):
     def define(flag_values):
         flags.DEFINE_string("dataset_dir", None, "", flag_values=flag_values)
-        cli.register_path_check("dataset_dir", lambda d: casrel.find_split_files(d, required=("train",)), flag_values)
+        cli.register_path_check("dataset_dir", train.check_dataset_dir, flag_values)
 
     assert _parse(define).dataset_dir is None
     with pytest.raises(flags.IllegalFlagValueError, match="No folder"):
@@ -42,7 +41,10 @@ def test_a_folder_to_train_on_must_hold_a_train_split(tmp_path):
     (tmp_path / "val.jsonl").write_text("")
     with pytest.raises(flags.IllegalFlagValueError, match="has no train split: add train_triples.json .* or train.jsonl"):
         _parse(define, f"--dataset_dir={tmp_path}")
-    (tmp_path / "train.jsonl").write_text("")
+    (tmp_path / "val.jsonl").rename(tmp_path / "train.jsonl")
+    with pytest.raises(flags.IllegalFlagValueError, match="has no validation split: add val_triples.json .* or val.jsonl"):
+        _parse(define, f"--dataset_dir={tmp_path}")
+    (tmp_path / "val.jsonl").write_text("")
     assert _parse(define, f"--dataset_dir={tmp_path}").dataset_dir == str(tmp_path)
     (tmp_path / "train_triples.json").write_text("[]")
     with pytest.raises(flags.IllegalFlagValueError, match="holds split 'train' twice"):

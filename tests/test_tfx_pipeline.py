@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import shutil
 from unittest import mock
 
 import pytest
@@ -91,6 +92,16 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
     assert os.path.exists(refused["Evaluator"].path("NOT_BLESSED"))
     assert not refused["Pusher"].properties["pushed"] and "BulkInferrer" not in refused
     assert sorted(os.listdir(config.pusher.serving_base)) == ["1", "2"]
+
+
+def test_trainer_reads_back_a_run_that_finished_before_it_was_recorded(first_run, tmp_path):
+    config, artifacts = first_run
+    partial = tmp_path / "Trainer" / "fingerprint.partial"  # Killed after training, before the rename.
+    shutil.copytree(artifacts["Trainer"].uri, partial)
+    with mock.patch.object(trainer.train, "train", side_effect=AssertionError("the finished run must be reused")):
+        properties = trainer.run(config.trainer, artifacts["ExampleGen"].uri, str(partial))
+    assert set(properties) == {"best_epoch", "validation_partial_f1", "test_partial_f1"}
+    assert properties == {k: artifacts["Trainer"].properties[k] for k in properties}
 
 
 def test_failed_component_keeps_earlier_artifacts_and_rerun_continues(tmp_path):

@@ -16,6 +16,7 @@ from tensorflow.python.data.ops import iterator_ops
 
 from rin_keras import RINConfig, callbacks, train
 from rin_keras.data.corpus import Corpus
+from rin_keras.data.vocab import Vocabulary
 from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import testing
 
@@ -132,6 +133,36 @@ def test_one_train_iterator_serves_every_epoch_and_dev_batches_are_made_once(tmp
         assert len(list(csv.DictReader(f))) == 3
     assert len(train_iterators) == 1
     assert len(scoring_iterators) == 3  # The dev batches, made once for every epoch; then the final dev and test.
+
+
+def test_run_folder_checks_what_a_rerun_would_lose_or_mix(tmp_path):
+    vocab = Vocabulary.build([["Alan", "Bean", "was", "born"]], ["birthPlace"])
+    asked = RINConfig.for_dataset("webnlg", variant="exact", **{**TINY, **NO_WORD_FEATURES})
+    run = tmp_path / "run"
+    vocab.save(str(run / "vocab"))
+    stored = asked.with_vocabulary(vocab, 0)
+    stored.save(str(run / "config.json"))
+    train.check_run_dir(asked, str(run))  # The same network: resumed.
+    train.check_run_dir(asked.replace(epochs=9, learning_rate=5e-4), str(run))  # How it trains may change.
+    with pytest.raises(ValueError, match=r"another network \(char_dim 0 there, 50 asked\)"):
+        train.check_run_dir(asked.replace(char_dim=50), str(run))
+    with pytest.raises(ValueError, match=r"another network \(pretrained_dim 0 there, 50 asked\)"):
+        train.check_run_dir(asked.replace(pretrained_dim=50), str(run))
+    # A config.json of an older version: sizes of features its network does not have are not compared.
+    old = json.loads((run / "config.json").read_text())
+    del old["pretrained_int8"]
+    old["num_chars"] = 0
+    (run / "config.json").write_text(json.dumps(old))
+    train.check_run_dir(asked, str(run))
+    (run / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="config.json cannot be read"):
+        train.check_run_dir(asked, str(run))
+    stored.save(str(run / "config.json"))
+    (run / "extractor.keras").write_bytes(b"")  # Stopped while scoring dev and test: trained again.
+    train.check_run_dir(asked, str(run))
+    (run / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds a finished run"):
+        train.check_run_dir(asked, str(run))
 
 
 def test_the_variants_f1_selects_the_model(tmp_path):

@@ -2,12 +2,15 @@
 
 Output: the `rin_keras.train` model folder (best.keras, config.json, vocab/,
 results.json, history and plots). Interrupted runs resume from the
-BackupAndRestore state left in the `.partial` folder.
+BackupAndRestore state left in the `.partial` folder; a run that finished
+before the component was recorded is read back, not trained again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 
 from rin_keras import RINConfig, train
 from rin_keras.data.corpus import RecordCorpus
@@ -38,11 +41,16 @@ def run(config: Config, examples_dir: str, output_dir: str) -> dict:
     corpus = RecordCorpus(examples_dir)
     dataset, variant, _ = corpus.name.split("/")
     rin_config = RINConfig.for_dataset(dataset, variant=variant, **config.hyperparameters)
-    results = train.train(
-        rin_config, output_dir, corpus=corpus, word_vectors_source=config.word_vectors,
-        pretrained_source=config.pretrained_vectors,
-        patience=config.patience, max_train_sentences=config.max_train_sentences,
-    )
+    results_path = os.path.join(output_dir, "results.json")
+    if os.path.exists(results_path) and not os.path.isdir(os.path.join(output_dir, "backup")):
+        with open(results_path, encoding="utf-8") as f:
+            results = json.load(f)
+    else:
+        results = train.train(
+            rin_config, output_dir, corpus=corpus, word_vectors_source=config.word_vectors,
+            pretrained_source=config.pretrained_vectors,
+            patience=config.patience, max_train_sentences=config.max_train_sentences,
+        )
     return {
         "best_epoch": results["best_epoch"],
         "validation_partial_f1": results["validation"]["partial"]["f1"],
