@@ -1,4 +1,4 @@
-"""Checks of the command-line tools' path flags, made as the flags are parsed.
+"""Flags that the command-line tools share, checked as they are parsed.
 
 A path that is not there stops the command with one line saying what is missing (absl's "Flags parsing error"),
 before a model or any data loads, instead of a traceback from deep inside.
@@ -41,6 +41,24 @@ def define_model_dir_flag(flag_values=flags.FLAGS) -> None:
                         flag_values=flag_values)
     flags.mark_flag_as_required("model_dir", flag_values)
     register_path_check("model_dir", artifact_file, flag_values)
+
+
+def define_threshold_flag(flag_values=flags.FLAGS) -> None:
+    """Defines `--threshold`, the score from which a triple is returned, in (0, 1] (default: the model's)."""
+    flags.DEFINE_float("threshold", None, "Score (pair probability) from which a triple is returned, in (0, 1] "
+                       "(default: the trained model's, 0.5 unless set).", flag_values=flag_values)
+    flags.register_validator("threshold", lambda t: t is None or 0.0 < t <= 1.0, "must be in (0, 1].",
+                             flag_values=flag_values)
+
+
+def load_extractor(flag_values=flags.FLAGS):
+    """Returns the `RINTripleExtractor` of `--model_dir`, with `--threshold` where the command has it and it is set."""
+    from rin_keras.triple_extractor import RINTripleExtractor
+
+    extractor = RINTripleExtractor.from_preset(flag_values.model_dir)
+    if "threshold" in flag_values and flag_values.threshold is not None:
+        extractor.threshold = flag_values.threshold
+    return extractor
 
 
 def existing_file(path: str) -> str:

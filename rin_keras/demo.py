@@ -168,9 +168,7 @@ def make_server(extractor, host: str = "127.0.0.1", port: int = 8080) -> web.Web
 
 def main(argv):
     del argv
-    from rin_keras.triple_extractor import RINTripleExtractor
-
-    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
         logging.warning("A partial-match model marks entities by their last word; a --variant=exact model "
                         "highlights full names.")
@@ -188,6 +186,7 @@ FLAGS = flags.FLAGS
 
 if __name__ == "__main__":
     cli.define_model_dir_flag()
+    cli.define_threshold_flag()
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: reachable from other machines).")
     flags.DEFINE_integer("port", 8080, "Port to listen on.")
     app.run(main)

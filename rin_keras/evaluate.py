@@ -410,11 +410,7 @@ def _write_scores(scores: dict, name: str) -> None:
 
 def main(argv):
     del argv
-    from rin_keras.triple_extractor import RINTripleExtractor
-
-    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
-    if FLAGS.threshold is not None:
-        extractor.threshold = FLAGS.threshold
+    extractor = cli.load_extractor()
     if FLAGS.dataset_dir:
         if FLAGS.split and FLAGS.split not in casrel.SPLIT_FILES:
             raise app.UsageError(f"A --dataset_dir folder has no {FLAGS.split} split: it holds "
@@ -441,7 +437,7 @@ if __name__ == "__main__":
     flags.DEFINE_enum("split", None, list(SPLITS),
                       "Split to score (default: test where the data has it, else validation; for --dataset_dir, "
                       "else the folder's first).")
-    flags.DEFINE_float("threshold", None, "Pair probability threshold (default: the trained model's).")
+    cli.define_threshold_flag()
     flags.DEFINE_string("dataset_dir", None, "Score this folder (CasRel JSON or JSON lines, e.g. "
                         "../shared/data/webnlg_ood_dev or the one a model was trained on with --dataset_dir) "
                         "instead of the model's benchmark, on its tokenised and raw texts.")

@@ -282,10 +282,8 @@ def main(argv):
     del argv
     from absl import flags
 
-    from rin_keras.triple_extractor import RINTripleExtractor
-
     FLAGS = flags.FLAGS
-    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    extractor = cli.load_extractor()
     path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
                           model_name=FLAGS.model_name)
     print(path)
@@ -295,6 +293,7 @@ if __name__ == "__main__":
     from absl import app, flags
 
     cli.define_model_dir_flag()
+    cli.define_threshold_flag()
     flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
     flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).")
     flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).")

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 
 from rin_keras import cli
-from rin_keras.triple_extractor import RINTripleExtractor, split_pretokenized
+from rin_keras.triple_extractor import split_pretokenized
 
 
 def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
@@ -58,7 +58,7 @@ def main(argv):
 
     FLAGS = flags.FLAGS
     texts = _read_inputs(FLAGS.input, argv[1:])
-    extractor = RINTripleExtractor.from_preset(FLAGS.model_dir)
+    extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
         logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "
                         "('Bean' for 'Alan Bean'). A model trained with --variant=exact returns full names.")
@@ -86,6 +86,7 @@ if __name__ == "__main__":
     from absl import app, flags
 
     cli.define_model_dir_flag()
+    cli.define_threshold_flag()
     flags.DEFINE_integer("batch_size", 64, "Sentences per model call.")
     flags.DEFINE_string("input", None, "Text file (one text a line) or .jsonl ({\"text\": ...} a line); "
                         "default: the arguments, else stdin.")

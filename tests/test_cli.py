@@ -8,6 +8,12 @@ import pytest
 from absl import flags
 
 from rin_keras import cli, train
+from rin_keras.data.vocab import Vocabulary
+from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
+from rin_keras.triple_extractor import RINTripleExtractor
+
+from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,6 +34,23 @@ def test_model_dir_is_checked_when_parsed(tmp_path):
     assert _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path}").model_dir == str(tmp_path)
     (tmp_path / "mine.keras").write_bytes(b"")
     assert _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path / 'mine.keras'}")
+
+
+def test_threshold_flag_sets_the_loaded_extractors_threshold(tmp_path):
+    vocab = Vocabulary.build([["Alan", "Bean", "was", "born"]], ["birthPlace"])
+    config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, max_length=8)
+    preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab)
+    RINTripleExtractor(build_rin(config), preprocessor, threshold=0.4).save_to_preset(str(tmp_path))
+
+    def define(flag_values):
+        cli.define_model_dir_flag(flag_values)
+        cli.define_threshold_flag(flag_values)
+
+    assert cli.load_extractor(_parse(define, f"--model_dir={tmp_path}")).threshold == 0.4
+    assert cli.load_extractor(_parse(define, f"--model_dir={tmp_path}", "--threshold=0.7")).threshold == 0.7
+    for wrong in ("0", "1.5", "-0.2"):
+        with pytest.raises(flags.IllegalFlagValueError, match="must be in \\(0, 1\\]"):
+            _parse(define, f"--model_dir={tmp_path}", f"--threshold={wrong}")
 
 
 def test_a_folder_to_train_on_must_hold_a_train_and_a_validation_split(tmp_path):
