@@ -58,14 +58,20 @@ FLAGS_REFERENCE = "docs/flags.md"
 _RECIPE_FLAGS = {field.name for field in flag_fields() if field.metadata["recipe"]}
 
 
-def define_config_flags() -> None:
+def define_config_flags(flag_values=flags.FLAGS) -> None:
     """Defines a flag for each of `RINConfig`'s `flag_fields`, with its type, default and help."""
     for field in flag_fields():
         default = None if field.metadata["recipe"] else field.default
         if field.metadata["choices"]:
-            flags.DEFINE_enum(field.name, default, list(field.metadata["choices"]), field.metadata["help"])
+            flags.DEFINE_enum(field.name, default, list(field.metadata["choices"]), field.metadata["help"],
+                              flag_values=flag_values)
         else:
-            _DEFINE_BY_TYPE[field.type](field.name, default, field.metadata["help"])
+            _DEFINE_BY_TYPE[field.type](field.name, default, field.metadata["help"], flag_values=flag_values)
+
+
+def config_flag_values(flag_values=flags.FLAGS) -> dict:
+    """The `RINConfig` fields set on the command line (`define_config_flags`)."""
+    return {f.name: flag_values[f.name].value for f in flag_fields() if flag_values[f.name].value is not None}
 
 
 def define_flags():
@@ -126,7 +132,7 @@ def config_from_flags() -> RINConfig:
     """Returns the RINConfig the flags describe (dataset defaults where a flag is unset)."""
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
-    fields = {f.name: FLAGS[f.name].value for f in flag_fields() if FLAGS[f.name].value is not None}
+    fields = config_flag_values()
     if FLAGS.dataset_dir:
         fields.setdefault("variant", "exact")
     if FLAGS.pretrained_vectors == "none":

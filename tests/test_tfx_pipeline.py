@@ -8,9 +8,11 @@ import shutil
 from unittest import mock
 
 import pytest
+from absl import flags
 
-from pipelines import rin_pipeline
+from pipelines import local_runner, rin_pipeline
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
+from rin_keras import RINConfig
 from rin_keras.data.corpus import RecordCorpus
 from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import testing
@@ -118,3 +120,20 @@ def test_failed_component_keeps_earlier_artifacts_and_rerun_continues(tmp_path):
             artifacts = rin_pipeline.run_pipeline(config)
     assert artifacts["ExampleGen"].uri == example_uri
     assert os.path.exists(artifacts["Trainer"].path("best.keras"))
+
+
+def test_runner_flags_give_the_trainer_rin_keras_train_settings():
+    flag_values = flags.FlagValues()
+    local_runner.define_flags(flag_values)
+    flag_values(["local_runner", "--dataset=webnlg3", "--lr_schedule=cosine", "--epochs=3", "--char_dim=0",
+                 "--patience=5", "--direct_num_workers=2"], known_only=True)
+    config = local_runner.config_from_flags(flag_values)
+    assert (config.example_gen.dataset, config.example_gen.variant) == ("webnlg3", "exact")  # webnlg3's default
+    trained = RINConfig.for_dataset("webnlg3", variant="exact", **config.trainer.hyperparameters)
+    assert (trained.lr_schedule, trained.epochs, trained.char_dim, trained.rounds) == ("cosine", 3, 0, 3)
+    assert trained == RINConfig.for_dataset("webnlg3", lr_schedule="cosine", epochs=3, char_dim=0)
+    assert config.trainer.patience == 5 and config.pipeline_root == os.path.join("pipeline_runs", "webnlg3_exact")
+    flag_values(["local_runner", "--dataset=webnlg", "--variant=partial", "--rounds=2"], known_only=True)
+    config = local_runner.config_from_flags(flag_values)
+    assert config.example_gen.variant == "partial" and config.trainer.hyperparameters["rounds"] == 2
+    assert "variant" not in config.trainer.hyperparameters
