@@ -298,4 +298,8 @@ if __name__ == "__main__":
     flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).")
     flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).")
     flags.DEFINE_string("model_name", "rin", "Model name in the warm-up requests (TF Serving --model_name).")
+    flags.register_multi_flags_validator(
+        ["export_dir", "version"],
+        lambda f: f["version"] is None or not os.path.exists(os.path.join(f["export_dir"], str(f["version"]))),
+        "--export_dir holds that --version already: pick another (or leave it out for the next) or remove it.")
     app.run(main)

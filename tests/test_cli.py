@@ -36,11 +36,15 @@ def test_model_dir_is_checked_when_parsed(tmp_path):
     assert _parse(cli.define_model_dir_flag, f"--model_dir={tmp_path / 'mine.keras'}")
 
 
-def test_threshold_flag_sets_the_loaded_extractors_threshold(tmp_path):
+def _save_tiny_extractor(directory, threshold=0.5):
     vocab = Vocabulary.build([["Alan", "Bean", "was", "born"]], ["birthPlace"])
     config = tiny_config(vocab_size=vocab.vocab_size, num_relations=vocab.num_relations, max_length=8)
     preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab)
-    RINTripleExtractor(build_rin(config), preprocessor, threshold=0.4).save_to_preset(str(tmp_path))
+    RINTripleExtractor(build_rin(config), preprocessor, threshold=threshold).save_to_preset(str(directory))
+
+
+def test_threshold_flag_sets_the_loaded_extractors_threshold(tmp_path):
+    _save_tiny_extractor(tmp_path, threshold=0.4)
 
     def define(flag_values):
         cli.define_model_dir_flag(flag_values)
@@ -84,3 +88,14 @@ def test_commands_stop_with_one_line_on_a_wrong_path(tmp_path, command, missing)
     assert run.returncode == 1
     assert f"Flags parsing error: flag --{command[1][2:].split('=')[0]}={tmp_path}: {missing}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_export_refuses_a_version_that_exists_before_loading_the_model(tmp_path):
+    _save_tiny_extractor(tmp_path / "run")
+    (tmp_path / "models" / "1").mkdir(parents=True)
+    run = subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={tmp_path / 'run'}",
+                          f"--export_dir={tmp_path / 'models'}", "--version=1"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "--export_dir holds that --version already" in run.stderr
+    assert os.listdir(tmp_path / "models") == ["1"]
