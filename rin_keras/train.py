@@ -45,7 +45,7 @@ from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
 from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, train_relations
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
-from rin_keras.triple_extractor import ARTIFACT_FILE, CHECKPOINT_FILE, RINTripleExtractor
+from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
 
 FLAGS = flags.FLAGS
 _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
@@ -70,7 +70,8 @@ def define_config_flags(flag_values=flags.FLAGS) -> None:
 
 
 def config_flag_values(flag_values=flags.FLAGS) -> dict:
-    """The `RINConfig` fields set on the command line (`define_config_flags`)."""
+    """The `RINConfig` fields that the flags of `define_config_flags` give a value: those set, and the defaults of
+    all but the recipe fields (whose defaults depend on the dataset and encoder)."""
     return {f.name: flag_values[f.name].value for f in flag_fields() if flag_values[f.name].value is not None}
 
 
