@@ -44,10 +44,11 @@ def define_model_dir_flag(flag_values=flags.FLAGS) -> None:
 
 
 def define_threshold_flag(flag_values=flags.FLAGS) -> None:
-    """Defines `--threshold`, the score from which a triple is returned, in (0, 1] (default: the model's)."""
-    flags.DEFINE_float("threshold", None, "Score (pair probability) from which a triple is returned, in (0, 1] "
-                       "(default: the trained model's, 0.5 unless set).", flag_values=flag_values)
-    flags.register_validator("threshold", lambda t: t is None or 0.0 < t <= 1.0, "must be in (0, 1].",
+    """Defines `--threshold`, the score from which a triple is returned, in [0, 1] (default: the model's)."""
+    flags.DEFINE_float("threshold", None, "Score (pair probability) from which a triple is returned, in [0, 1] "
+                       "(default: the trained model's, 0.5 unless set; 0 returns every word pair and relation).",
+                       flag_values=flag_values)
+    flags.register_validator("threshold", lambda t: t is None or 0.0 <= t <= 1.0, "must be in [0, 1].",
                              flag_values=flag_values)
 
 

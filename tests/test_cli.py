@@ -52,8 +52,9 @@ def test_threshold_flag_sets_the_loaded_extractors_threshold(tmp_path):
 
     assert cli.load_extractor(_parse(define, f"--model_dir={tmp_path}")).threshold == 0.4
     assert cli.load_extractor(_parse(define, f"--model_dir={tmp_path}", "--threshold=0.7")).threshold == 0.7
-    for wrong in ("0", "1.5", "-0.2"):
-        with pytest.raises(flags.IllegalFlagValueError, match="must be in \\(0, 1\\]"):
+    assert cli.load_extractor(_parse(define, f"--model_dir={tmp_path}", "--threshold=0")).threshold == 0.0
+    for wrong in ("1.5", "-0.2"):
+        with pytest.raises(flags.IllegalFlagValueError, match="must be in \\[0, 1\\]"):
             _parse(define, f"--model_dir={tmp_path}", f"--threshold={wrong}")
 
 
