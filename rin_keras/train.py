@@ -323,6 +323,12 @@ def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | 
         Corpus.check_splits(config.dataset, config.builder_config, ("train", "validation"), tfds_data_dir, data_dir)
 
 
+def is_finished_run(model_dir: str) -> bool:
+    """Whether `model_dir` holds a run that trained to its end: its `results.json`, and no `backup/` to resume."""
+    return (os.path.exists(os.path.join(model_dir, "results.json"))
+            and not os.path.isdir(os.path.join(model_dir, "backup")))
+
+
 def check_run_dir(config: RINConfig, model_dir: str) -> None:
     """Checks that training `config` into `model_dir` loses nothing: the folder holds no run, an unfinished run of
     the same network, which the training resumes (its learning rate, epochs and other `TRAINING_FIELDS` may
@@ -334,7 +340,7 @@ def check_run_dir(config: RINConfig, model_dir: str) -> None:
     """
     config_path = os.path.join(model_dir, "config.json")
     vocab_dir = os.path.join(model_dir, "vocab")
-    if os.path.exists(os.path.join(model_dir, "results.json")) and not os.path.isdir(os.path.join(model_dir, "backup")):
+    if is_finished_run(model_dir):
         raise ValueError(f"{model_dir} holds a finished run (its results.json): pass another --model_dir, or delete "
                          "the folder to train it again.")
     if not (os.path.exists(config_path) and os.path.exists(os.path.join(vocab_dir, "words.txt"))):

@@ -41,9 +41,8 @@ def run(config: Config, examples_dir: str, output_dir: str) -> dict:
     corpus = RecordCorpus(examples_dir)
     dataset, variant, _ = corpus.name.split("/")
     rin_config = RINConfig.for_dataset(dataset, variant=variant, **config.hyperparameters)
-    results_path = os.path.join(output_dir, "results.json")
-    if os.path.exists(results_path) and not os.path.isdir(os.path.join(output_dir, "backup")):
-        with open(results_path, encoding="utf-8") as f:
+    if train.is_finished_run(output_dir):
+        with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
             results = json.load(f)
     else:
         results = train.train(
