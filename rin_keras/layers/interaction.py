@@ -24,8 +24,9 @@ class InteractionLayer(keras.layers.Layer):
 
     Call arguments:
         best_logits: `[batch, n, l]`, each word's largest pair logit over its
-            real partner words, per relation, -inf for none
-            (`PairwiseRelationHead(..., best_logits=True)`).
+            real partner words, per relation
+            (`PairwiseRelationHead(..., best_logits=True)`); any value, -inf
+            included, on padded rows.
         entity_probs: `[batch, n, tags]` tag probabilities y-.
         hidden: `[batch, n, d]` encoder states H.
         token_mask: optional bool `[batch, n]`, True on real tokens.

@@ -30,11 +30,11 @@ class PairwiseRelationHead(keras.layers.Layer):
         token_mask: optional bool tensor `[batch, n]`, True on real tokens.
         best_logits: bool. Return instead, for each word and relation, the
             largest logit `W_p m_ij + b_t` over its real partner words j,
-            `[batch, n, num_relations]` in the compute dtype (-inf where a word
-            has no real partner). The interaction rounds need only that max
-            (y^ is its sigmoid: sigmoid is monotonic), and taking it before
-            adding `b_t` (max(z + b) = max(z) + b) skips the bias, sigmoid and
-            masking passes over every cell.
+            `[batch, n, num_relations]` in the compute dtype (for a sentence
+            without real words, that of its padding). The interaction rounds
+            need only that max (y^ is its sigmoid: sigmoid is monotonic), and
+            taking it before adding `b_t` (max(z + b) = max(z) + b) skips the
+            bias, sigmoid and masking passes over every cell.
 
     Returns:
         float32 tensor `[batch, n (subject), n (object), num_relations]`, or
@@ -76,11 +76,13 @@ class PairwiseRelationHead(keras.layers.Layer):
     def call(self, inputs, token_mask=None, best_logits=False):
         subjects = ops.matmul(inputs, self.subject_kernel)
         objects = ops.matmul(inputs, self.object_kernel) + self.pair_bias
+        if best_logits and token_mask is not None:
+            # A padded partner reads as the first word, a real one (padding follows the words), so it
+            # adds no new value to the max: masking `[batch, n, d]` objects instead of every pair cell.
+            objects = ops.where(token_mask[:, :, None], objects, objects[:, :1, :])
         pairs = ops.relu(subjects[:, :, None, :] + objects[:, None, :, :])
         logits = ops.matmul(pairs, self.output_kernel)
         if best_logits:
-            if token_mask is not None:  # Padding never wins the max.
-                logits = ops.where(token_mask[:, None, :, None], logits, float("-inf"))
             return ops.max(logits, axis=2) + self.output_bias
         probabilities = ops.sigmoid(ops.cast(logits + self.output_bias, "float32"))
         if token_mask is not None:
