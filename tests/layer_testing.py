@@ -5,7 +5,7 @@ output shape, the symbolic call (a functional model built on `keras.Input`s),
 the serialization round trip (same config, same outputs with the same weights),
 one training step through a functional model (the trainable weights move, the
 loss is finite), and each mixed-precision policy (float32 variables, finite
-outputs of the policy's compute dtype).
+outputs of the policy's compute dtype, or float32 where the layer says so).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def _symbolic(values: dict) -> dict:
 
 
 def run_layer_test(layer_cls, init_kwargs: dict, call_kwargs: dict, expected_output_shape, *,
-                   trains: bool = True, mixed_precision: bool = True, atol: float = 1e-6) -> None:
+                   trains: bool = True, mixed_precision: bool = True, float32_outputs: bool = False,
+                   atol: float = 1e-6) -> None:
     """Runs the checks of the module docstring.
 
     Args:
@@ -42,6 +43,7 @@ def run_layer_test(layer_cls, init_kwargs: dict, call_kwargs: dict, expected_out
         expected_output_shape: the output's shape (a tuple), or a list of shapes.
         trains: run the training step (False for layers without trainable weights).
         mixed_precision: run the mixed-precision checks.
+        float32_outputs: the layer's float outputs are float32 under any policy (else its compute dtype).
         atol: tolerance of the round-trip comparison.
     """
     expected = expected_output_shape if isinstance(expected_output_shape, list) else [expected_output_shape]
@@ -85,6 +87,6 @@ def run_layer_test(layer_cls, init_kwargs: dict, call_kwargs: dict, expected_out
             compute = keras.mixed_precision.DTypePolicy(policy).compute_dtype
             for output in outputs:
                 if "float" in str(output.dtype):
-                    assert keras.backend.standardize_dtype(output.dtype) in (compute, "float32")
+                    assert keras.backend.standardize_dtype(output.dtype) == ("float32" if float32_outputs else compute)
                     assert np.all(np.isfinite(_numpy(keras.ops.cast(output, "float32"))))
             assert all(w.dtype == "float32" for w in mixed.weights if "float" in str(w.dtype))

@@ -64,7 +64,8 @@ def test_casrel_flavour_builds_the_same_examples(tmp_path):
     jsonl = _prepare(EXAMPLE, tmp_path)
     tokenised = _prepare(_casrel_copy(tmp_path / "casrel"), tmp_path)
     assert tokenised.builder.builder_config.split_files["train"] == "train_triples.json"
-    for split in ("train", "validation", "test"):
+    for split, size in (("train", 6), ("validation", 2), ("test", 2)):
+        assert len(jsonl.examples(split)) == len(tokenised.examples(split)) == size
         key = lambda x: tuple(x["tokens"])  # noqa: E731  (TFDS shuffles the stored order)
         for a, b in zip(sorted(jsonl.examples(split), key=key), sorted(tokenised.examples(split), key=key)):
             assert a["tokens"].tolist() == b["tokens"].tolist()
@@ -165,4 +166,5 @@ def test_a_folder_trains_evaluates_and_predicts(tmp_path):
     extractor.threshold = 0.0  # Every pair: the spans of an untrained model still point into the text.
     text = "Enrico Fermi, born in Rome, worked in Chicago."
     triples = extractor.predict([text])[0]
-    assert triples and all(text[t["subject_char_span"][0]:t["subject_char_span"][1]] for t in triples)
+    assert triples and all(text[slice(*t[f"{role}_char_span"])] == t[role]
+                           for t in triples for role in ("subject", "object"))

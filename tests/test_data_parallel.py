@@ -152,6 +152,7 @@ def test_two_workers_train_as_one_process_and_resume_after_a_kill(tmp_path):
     assert sorted(history) == list(range(epochs))
     resumed_at = min(int(line.split("/")[0].split()[-1]) for line in open(logs[0]) if line.startswith("Epoch "))
     assert 3 <= resumed_at <= len(first_run) + 1  # Epoch numbers count from 1, history rows from 0.
+    assert len(_epoch_lines(logs[0])) == epochs - resumed_at + 1  # The compared lines are every resumed epoch's.
     assert os.path.exists(run / "results.json") and not os.path.exists(run / "backup")
     # Before the kill, two workers trained exactly as one process on the same batches.
     one_process = _history_losses(tmp_path / "one")

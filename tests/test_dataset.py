@@ -63,6 +63,7 @@ def test_padding_to_bucket_edges_gives_fixed_shapes_with_character_features(corp
     featurizer = WordIds(vocab, ("shape_ids", "char_ids"))
     batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1,
                                         featurizer=featurizer, bucket_boundaries=[4, 8], pad_to_bucket_boundary=True))
+    assert batches
     for inputs, _ in batches:  # Words of up to MAX_WORD_CHARS characters fit below any bucket edge.
         assert inputs["token_ids"].shape[1] in (3, 7, 100) and inputs["char_ids"].shape[2] == MAX_WORD_CHARS
         assert inputs["char_ids"].shape[1] == inputs["token_ids"].shape[1]
@@ -76,9 +77,10 @@ def test_padding_to_bucket_edges_leaves_word_pieces_at_their_longest(corpus):
     pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "alan", "bean", "was", "born", "in", "texas", "."]
     featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=pieces, lowercase=True))
     vocab = corpus.build_vocabulary()
-    for inputs, targets in dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1,
-                                                featurizer=featurizer, bucket_boundaries=[4, 8],
-                                                pad_to_bucket_boundary=True):
+    batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1,
+                                        featurizer=featurizer, bucket_boundaries=[4, 8], pad_to_bucket_boundary=True))
+    assert batches
+    for inputs, targets in batches:
         assert inputs["word_pieces"].shape[1] == targets["entity_tags"].shape[1]
         assert (inputs["piece_ids"][:, -1] != 0).numpy().any()  # Padded to the longest, not to an edge.
 

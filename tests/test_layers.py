@@ -219,7 +219,8 @@ def _floats(rng, *shape):
          "bilstm_with_features", "word_features"],
 )
 def test_layer_harness(rng, layer_cls, init_kwargs, call_kwargs, output_shape, trains):
-    run_layer_test(layer_cls, init_kwargs, call_kwargs(rng), output_shape, trains=trains)
+    run_layer_test(layer_cls, init_kwargs, call_kwargs(rng), output_shape, trains=trains,
+                   float32_outputs=layer_cls is PairwiseRelationHead)
 
 
 def test_encoder_rejects_an_unknown_kernel():

@@ -107,9 +107,10 @@ def test_decode_triples_threshold_and_spans():
     tags = np.array([B, E, O, S, O])
     probs = np.zeros((5, 5, 2), "float32")
     probs[1, 3, 0] = 0.5
-    probs[3, 1, 1] = 0.49
-    probs[2, 4, 1] = 0.8  # heads without a tagged span
-    probs[4, 4, 0] = 0.9  # outside the length
+    probs[3, 1, 1] = 0.49  # under the threshold
+    probs[2, 3, 1] = 0.8  # a subject head without a tagged span
+    probs[2, 4, 1] = 0.7  # the object outside the length
+    probs[4, 4, 0] = 0.9  # both outside the length
     triples = decode_triples(tags, probs, length=4)
-    assert triples == [Triple(1, 0, 3, 0.5, (0, 2), (3, 4))] or len(triples) == 2
-    assert {(t.subject_head, t.relation, t.object_head) for t in triples} == {(1, 0, 3)}
+    assert triples == [Triple(1, 0, 3, 0.5, (0, 2), (3, 4)), Triple(2, 1, 3, pytest.approx(0.8), None, (3, 4))]
+    assert triples[1].subject_extent == (2, 3)

@@ -7,6 +7,7 @@ from conftest import gpu_benchmark, random_token_ids, tiny_config
 
 from rin_keras import RINConfig
 from rin_keras.data import numpy_batches
+from rin_keras.decoding import TAGS
 from rin_keras.metrics import PartialMatchF1
 from rin_keras.model import RINModel, build_rin, tag_softmax
 
@@ -63,6 +64,10 @@ def test_variants_build(rng, overrides, layers):
     assert layers <= names
     if overrides.get("updater") == "linear" or overrides.get("rounds") == 0:
         assert "interaction" not in names
+    if overrides.get("task_features") is False:
+        assert {"relation_features", "entity_features"}.isdisjoint(names)
+    if overrides.get("use_hidden_input") is False:  # y^ (one per relation) and y- (one per tag) only.
+        assert model.get_layer("interaction").kernel.shape[0] == model.config.num_relations + len(TAGS)
     out = model({"token_ids": random_token_ids(rng, [3], 3)})
     assert out["relations"].shape == (1, 3, 3, 3)
 

@@ -359,6 +359,10 @@ def test_server_picks_up_a_new_version(served, tmp_path):
     assert not any(name.startswith(".tmp") for name in os.listdir(base))
     model.refresh()
     assert model.version == 2
+    # Requests now run the new model, whose triples differ from the first one's.
+    outputs = model.predict(contract.SENTENCES_SIGNATURE, {"sentences": np.array(RAW_SENTENCES, object)})
+    assert_same_triples(triples_from_outputs(outputs), newer.predict(RAW_SENTENCES))
+    assert newer.predict(RAW_SENTENCES) != extractor.predict(RAW_SENTENCES)
 
 
 def test_predict_and_export_command_lines(served, tmp_path):

@@ -10,6 +10,7 @@ import tensorflow as tf
 from rin_keras.data import features
 from rin_keras.data.tokenizer import tokenize
 from rin_keras.data.vocab import Vocabulary
+from rin_keras.decoding import decode_triples
 from rin_keras.model import PAIR_CHUNK_SIZE, build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import ARTIFACT_FILE, RINTripleExtractor
@@ -67,7 +68,15 @@ def test_predict_takes_raw_sentences_and_keeps_keras_predict_for_tensors():
     extractor = _extractor()
     triples = extractor.predict(SENTENCES)
     assert len(triples) == 4 and sum(map(len, triples)) > 5
-    assert triples == [r["triples"] for r in extractor.predict_detailed(SENTENCES)]
+    # The cells of one unchunked pass of the network over the batch, decoded as the paper's decoder reads them.
+    inputs = {k: v.numpy() for k, v in extractor.preprocessor(tf.constant(SENTENCES)).items()}
+    outputs = extractor.model.predict_on_batch(inputs)
+    lengths = (inputs["token_ids"] != 0).sum(axis=1)
+    for i, found in enumerate(triples):
+        cells = decode_triples(outputs["entity_tags"][i], outputs["relations"][i], lengths[i], extractor.threshold)
+        assert [(t["subject_span"][1] - 1, t["relation"], t["object_span"][1] - 1) for t in found] == [
+            (c.subject_head, extractor.relation_names[c.relation], c.object_head) for c in cells]
+        np.testing.assert_allclose([t["score"] for t in found], [c.score for c in cells], rtol=1e-5)
     for sentence, found in zip(SENTENCES, triples):
         for t in found:
             start, end = t["object_char_span"]
