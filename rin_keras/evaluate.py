@@ -32,6 +32,7 @@ from rin_keras import cli, metrics
 from rin_keras.data.corpus import SPLITS, Corpus, FolderCorpus
 from rin_keras.data.dataset import make_dataset
 from rin_keras.decoding import decode_triples, span_text
+from rin_keras.model import predict_on_batch
 
 
 def scoring_batches(preprocessor, corpus: Corpus, split: str, batch_size: int = 100) -> tf.data.Dataset:
@@ -71,7 +72,7 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
             last_line = now
             logging.info("%s: %d%s sentences scored, %.0f a second", split, len(triples),
                          f" of {total}" if total else "", len(triples) / (now - start))
-        outputs = extractor.model.predict_on_batch({k: v.numpy() for k, v in inputs.items()})  # Any backend.
+        outputs = predict_on_batch(extractor.model, {k: v.numpy() for k, v in inputs.items()})  # Any backend.
         gold = targets["entity_tags"].numpy()
         lengths = np.sum(gold >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)

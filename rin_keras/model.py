@@ -22,6 +22,11 @@ from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEnt
 # WebNLG* test: 4 gave 510-555 sentences/s, 8 gave 440-535, 16 gave 375-400 and 1 gave 350-400 (first AVX-512 host);
 # 672 / 643 / 483 for 4 / 8 / 16 and 722 / 684 / 712 for 4 / 2 / 3 (Xeon AMX; docs/benchmarks/serving_latency.md).
 PAIR_CHUNK_SIZE = 4
+# `RINTripleExtractor.predict` calls the pair rounds from Python, ~3 ms of overhead a call where a step of the serving
+# graph's loop costs ~0.1 ms, so it takes larger chunks. Its sentences/s at batch 64 for chunks of 4 / 8 / 16: WebNLG*
+# test 107-144 / 144-154 / 122-129, webnlg_ood_dev 371-404 / 465-492 / 532-539, two of those sentences a text
+# 195-215 / 221-237 / 217-232 (AVX2 host; docs/benchmarks/serving_latency.md).
+PREDICT_CHUNK_SIZE = 8
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -184,7 +189,8 @@ class RINModel(keras.Model):
 
         For callers that encode a whole batch at once and run the pair rounds,
         whose cost grows with n^2, on parts of it: `RINTripleExtractor.predict`
-        and the serving graph do, on length-sorted chunks of `PAIR_CHUNK_SIZE`.
+        and the serving graph do, on length-sorted chunks (`PREDICT_CHUNK_SIZE`,
+        `PAIR_CHUNK_SIZE`).
 
         Returns:
             `(encode, interact)`: `encode` maps the model inputs to the encoder
@@ -235,6 +241,22 @@ class RINModel(keras.Model):
             backbone = dict(config["backbone"], config={**config["backbone"]["config"], "dtype": None})
             config["backbone"] = keras.saving.deserialize_keras_object(backbone)
         return cls(**config)
+
+
+def predict_on_batch(model: keras.Model, x):
+    """`model.predict_on_batch(x)`, traced once for inputs of any shape on TensorFlow.
+
+    Keras traces its predict function again for each new input shape until a
+    trace generalizes (up to three, and TensorFlow warns of frequent retracing);
+    callers that meet a new shape in every batch trace it once here instead.
+    """
+    if keras.backend.backend() == "tensorflow" and model.predict_function is None:
+        import tensorflow as tf
+
+        model.make_predict_function()
+        spec = keras.tree.map_structure(lambda a: tf.TensorSpec([None] * a.ndim, tf.as_dtype(a.dtype)), x)
+        model.predict_function.get_concrete_function([(spec,)])
+    return model.predict_on_batch(x)
 
 
 def build_rin(config: RINConfig, dtype=None, backbone=None) -> RINModel:

@@ -33,7 +33,7 @@ from rin_keras.data import features
 from rin_keras.data.tokenizer import Token
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import decode_triples
-from rin_keras.model import PAIR_CHUNK_SIZE
+from rin_keras.model import PREDICT_CHUNK_SIZE, predict_on_batch
 from rin_keras.preprocessor import RINPreprocessor
 
 ARTIFACT_FILE = "extractor.keras"  # What `save_to_preset` writes into a folder.
@@ -338,28 +338,31 @@ class RINTripleExtractor(keras.Model):
         """Returns, per sentence of `words`, its tag ids `[n]` and pair probabilities `[n, n, l]`.
 
         As in the serving graph, the encoder reads the whole batch and the pair rounds, whose cost grows with n^2,
-        run on the sentences sorted by length, `PAIR_CHUNK_SIZE` at a time, each chunk cut to its longest
+        run on the sentences sorted by length, `PREDICT_CHUNK_SIZE` at a time, each chunk cut to its longest
         sentence: 2-3x the sentences a second of one pass over a mixed batch of 64 (docs/benchmarks/serving_latency.md).
         """
-        import tensorflow as tf
-
         order = sorted(range(len(words)), key=lambda i: -len(words[i]))
-        inputs = self.preprocessor.featurize(tf.ragged.constant([words[i] for i in order], dtype=tf.string,
-                                                                ragged_rank=1))
-        inputs = {k: v.numpy() for k, v in inputs.items()}
+        inputs = self._featurize([words[i] for i in order])
         encode, interact = self._split_network
-        hidden = encode.predict_on_batch(inputs)
+        hidden = predict_on_batch(encode, inputs)
         word_input = inputs[self.model.word_input]
         outputs = [None] * len(words)
-        for start in range(0, len(order), PAIR_CHUNK_SIZE):
-            rows = order[start : start + PAIR_CHUNK_SIZE]
+        for start in range(0, len(order), PREDICT_CHUNK_SIZE):
+            rows = order[start : start + PREDICT_CHUNK_SIZE]
             width = max(len(words[rows[0]]), 1)  # The chunk's longest sentence comes first.
-            chunk = slice(start, start + PAIR_CHUNK_SIZE)
-            pairs = interact.predict_on_batch([word_input[chunk, :width], hidden[chunk, :width]])
+            chunk = slice(start, start + PREDICT_CHUNK_SIZE)
+            pairs = predict_on_batch(interact, [word_input[chunk, :width], hidden[chunk, :width]])
             tag_ids = np.argmax(pairs["entity_tags"], axis=-1)
             for i, row in enumerate(rows):
                 outputs[row] = tag_ids[i], pairs["relations"][i]
         return outputs
+
+    def _featurize(self, words: list[list[str]]) -> dict:
+        """The model inputs of a batch of token lists, as NumPy arrays."""
+        import tensorflow as tf
+
+        inputs = self.preprocessor.featurize(tf.ragged.constant(words, dtype=tf.string, ragged_rank=1))
+        return {k: v.numpy() for k, v in inputs.items()}
 
     @functools.cached_property
     def _split_network(self) -> tuple[keras.Model, keras.Model]:

@@ -11,7 +11,7 @@ from rin_keras.data import features
 from rin_keras.data.tokenizer import tokenize
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import decode_triples
-from rin_keras.model import PAIR_CHUNK_SIZE, build_rin
+from rin_keras.model import PREDICT_CHUNK_SIZE, build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import ARTIFACT_FILE, RINTripleExtractor
 
@@ -89,16 +89,28 @@ def test_predict_takes_raw_sentences_and_keeps_keras_predict_for_tensors():
 
 
 def test_predict_gives_a_mixed_batch_what_each_sentence_gives_alone(tmp_path):
-    """The pair rounds run on length-sorted chunks of `PAIR_CHUNK_SIZE`; each sentence's triples come back to it."""
+    """The pair rounds run on length-sorted chunks of `PREDICT_CHUNK_SIZE`; each sentence's triples come back to it."""
     extractor = _extractor()
     words = "Alan Bean was born in Wheeler , Texas".split()
-    sentences = [" ".join(words[:n]) for n in (2, 6, 1, 4, 6, 3, 5, 2, 8, 1, 3)] + [""]
-    assert len(sentences) > 2 * PAIR_CHUNK_SIZE
+    sentences = [" ".join(words[:n]) for n in (2, 6, 1, 4, 6, 3, 5, 2, 8, 1, 3, 7, 4, 2, 6, 5, 1, 3)] + [""]
+    assert len(sentences) > 2 * PREDICT_CHUNK_SIZE
     alone = [extractor.predict([sentence])[0] for sentence in sentences]
     assert sum(map(len, alone)) > 10 and len({len(triples) for triples in alone}) > 3
     assert_same_triples(extractor.predict(sentences), alone)
     path = extractor.save_to_preset(str(tmp_path / "preset"))  # The views made for predict are not saved.
     assert len(RINTripleExtractor.from_preset(path).weights) == len(extractor.weights)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's tracing of Keras predict functions")
+def test_predict_traces_each_network_view_once_for_any_batch_shape():
+    """Each view is traced once, for any shape; batches of new sizes and lengths trace nothing more."""
+    extractor = _extractor()
+    words = "Alan Bean was born in Wheeler , Texas".split()
+    # Batches of 2 sentences 3 then 6 words long, then one of 1 sentence: Keras alone traces each view three times.
+    extractor.predict([" ".join(words[:n]) for n in (3, 2, 5, 6, 4)], batch_size=2)
+    extractor.predict([" ".join(words[:n]) for n in range(1, 9)] * 3, batch_size=7)
+    encode, interact = extractor._split_network
+    assert [view.predict_function.experimental_get_tracing_count() for view in (encode, interact)] == [1, 1]
 
 
 @pytest.mark.parametrize("as_file", [False, True])
