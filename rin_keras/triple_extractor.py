@@ -339,10 +339,14 @@ class RINTripleExtractor(keras.Model):
 
         As in the serving graph, the encoder reads the whole batch and the pair rounds, whose cost grows with n^2,
         run on the sentences sorted by length, `PREDICT_CHUNK_SIZE` at a time, each chunk cut to its longest
-        sentence: 2-3x the sentences a second of one pass over a mixed batch of 64 (docs/benchmarks/serving_latency.md).
+        sentence: ~3x the sentences a second of one pass over a mixed batch of 64 (docs/benchmarks/serving_latency.md).
         """
+        import tensorflow as tf
+
         order = sorted(range(len(words)), key=lambda i: -len(words[i]))
-        inputs = self._featurize([words[i] for i in order])
+        inputs = self.preprocessor.featurize(tf.ragged.constant([words[i] for i in order], dtype=tf.string,
+                                                                ragged_rank=1))
+        inputs = {k: v.numpy() for k, v in inputs.items()}
         encode, interact = self._split_network
         hidden = predict_on_batch(encode, inputs)
         word_input = inputs[self.model.word_input]
@@ -356,13 +360,6 @@ class RINTripleExtractor(keras.Model):
             for i, row in enumerate(rows):
                 outputs[row] = tag_ids[i], pairs["relations"][i]
         return outputs
-
-    def _featurize(self, words: list[list[str]]) -> dict:
-        """The model inputs of a batch of token lists, as NumPy arrays."""
-        import tensorflow as tf
-
-        inputs = self.preprocessor.featurize(tf.ragged.constant(words, dtype=tf.string, ragged_rank=1))
-        return {k: v.numpy() for k, v in inputs.items()}
 
     @functools.cached_property
     def _split_network(self) -> tuple[keras.Model, keras.Model]:
