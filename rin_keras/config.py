@@ -40,17 +40,17 @@ _DATASET_DEFAULTS = {
 }
 _DATASET_DEFAULTS["custom"] = _DATASET_DEFAULTS["webnlg"]
 # The paper's BERT setting (Section 5.1): a smaller learning rate. For the BiLSTM, the
-# unseen-word features (docs/results.md, "Real text"); the dataclass defaults keep them
+# unseen-word features (docs/benchmarks/robustness.md, "What the models read"); the dataclass defaults keep them
 # off, so configs saved before they existed load as they were trained.
 _ENCODER_DEFAULTS = {
     "bilstm": {"unknown_word_rate": 0.15, "shape_dim": 8, "char_dim": 50, "pretrained_dim": 50},
     "bert": {"learning_rate": 2e-4},
 }
 # The exact-match BiLSTM (full names: the model users get) learns unseen names from GloVe stand-ins of its train
-# entities (docs/results.md, "Entity substitution"); stand-ins need the GloVe table.
+# entities (docs/benchmarks/robustness.md, "What the models read"); stand-ins need the GloVe table.
 _EXACT_BILSTM_DEFAULTS = {"entity_substitution_rate": 0.5}
 # A BERT encoder trained with entity substitution takes half its stand-ins from any train entity word of the same
-# kind and case (MiniLM, 30 cosine epochs: +3.5 `webnlg_ood_dev` F1 at -0.2 test; docs/results.md).
+# kind and case (MiniLM, 30 cosine epochs: +3.5 `webnlg_ood_dev` F1 at -0.2 test; docs/benchmarks/robustness.md).
 _BERT_SUBSTITUTION_DEFAULTS = {"entity_substitution_unrelated_share": 0.5}
 
 
@@ -109,7 +109,7 @@ class RINConfig:
         char_dim: size of the character-CNN word features; 0: none.
         num_chars: character ids (set from the vocabulary).
         hidden_dim: size of the task features H~ and H-, of the pair features m and of x.
-        rounds: K, the number of interaction rounds; 0 gives BiLSTM_s.
+        rounds: K, the number of interaction rounds; 0 gives the paper's BiLSTM_s baseline (no rounds).
         updater: `"gru"` (eqs. 4-7), `"rnn"` (vanilla RNN updater, Figure 3) or
             `"linear"` (INT and both GRUs replaced by linear maps, Table 5).
         use_relation_input: feed y^ to the interaction layer (ablation "without y^").
@@ -181,7 +181,8 @@ class RINConfig:
     char_dim: int = _flag(0, "Character-CNN word feature size; 0: none. Default: 50 for the BiLSTM.", recipe=True)
     num_chars: int = 0
     hidden_dim: int = _flag(100, "Size of the task and pair features.")
-    rounds: int = _flag(3, "Interaction rounds K (dataset default when unset); 0 = BiLSTM_s.", recipe=True)
+    rounds: int = _flag(3, "Interaction rounds K (dataset default when unset); 0: no rounds, the heads read the "
+                        "encoder directly (the paper's BiLSTM_s baseline).", recipe=True)
     updater: str = _flag("gru", "Feature updater (gru = eqs. 4-7).", choices=UPDATERS)
     use_relation_input: bool = _flag(True, "Ablation: feed y^ to the interaction layer.")
     use_entity_input: bool = _flag(True, "Ablation: feed y- to the interaction layer.")

@@ -94,7 +94,7 @@ def define_flags():
         "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
         "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
     )
-    flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>_k<rounds>).")
+    flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>[_heldout]_k<rounds>).")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets (TFDS default).")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
@@ -509,6 +509,12 @@ def _best_epoch(scores: list[float]) -> int:
     return 1 + scores.index(max(scores))
 
 
+def default_model_dir(config: RINConfig, dataset_dir: str | None = None) -> str:
+    """`runs/<dataset>_<variant>[_heldout]_k<rounds>`, the dataset named by its folder for a user's data."""
+    name = os.path.basename(os.path.normpath(dataset_dir)) if dataset_dir else config.dataset
+    return os.path.join("runs", f"{name}_{config.builder_config}_k{config.rounds}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -518,8 +524,7 @@ def main(argv):
         cluster.check_strategy(FLAGS.strategy)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    name = os.path.basename(os.path.normpath(FLAGS.dataset_dir)) if FLAGS.dataset_dir else config.dataset
-    model_dir = FLAGS.model_dir or os.path.join("runs", f"{name}_{config.variant}_k{config.rounds}")
+    model_dir = FLAGS.model_dir or default_model_dir(config, FLAGS.dataset_dir)
     try:
         check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
                               benchmark=not FLAGS.dataset_dir)

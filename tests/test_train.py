@@ -301,6 +301,16 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
         RINConfig.for_dataset("webnlg", heldout_categories=True)
 
 
+def test_default_model_dir_tells_runs_apart():
+    assert train.default_model_dir(RINConfig.for_dataset("webnlg")) == os.path.join("runs", "webnlg_partial_k3")
+    assert train.default_model_dir(RINConfig.for_dataset("webnlg3", heldout_categories=True)) == os.path.join(
+        "runs", "webnlg3_exact_heldout_k3")
+    assert train.default_model_dir(RINConfig.for_dataset("webnlg3", encoder="bert", preset="minilm", rounds=2)) == os.path.join(
+        "runs", "webnlg3_exact_k2")
+    assert train.default_model_dir(RINConfig.for_dataset("custom", variant="exact"), "data/mine/") == os.path.join(
+        "runs", "mine_exact_k3")
+
+
 def test_cli_rejects_bad_flags():
     train.define_flags() if "dataset" not in train.FLAGS else None
     with pytest.raises(flags.IllegalFlagValueError, match="encoder"):
