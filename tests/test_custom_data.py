@@ -168,3 +168,19 @@ def test_a_folder_trains_evaluates_and_predicts(tmp_path):
     triples = extractor.predict([text])[0]
     assert triples and all(text[slice(*t[f"{role}_char_span"])] == t[role]
                            for t in triples for role in ("subject", "object"))
+
+
+def test_the_guides_model_fit_example_trains_predicts_and_saves(tmp_path, monkeypatch):
+    with open(os.path.join(EXAMPLE, "..", "..", "..", "docs", "custom_data.md"), encoding="utf-8") as f:
+        blocks = f.read().split("```python\n")[1:]
+    example = next(block.split("```")[0] for block in blocks if "model.fit(" in block)
+    example = example.replace('Corpus.from_folder("tests/data/custom_jsonl")',
+                              f'Corpus.from_folder({EXAMPLE!r}, {str(tmp_path / "tfds")!r})')
+    assert str(tmp_path) in example, "the guide's example no longer reads tests/data/custom_jsonl"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(example, "docs/custom_data.md", "exec"), namespace)
+    assert namespace["corpus"].relation_names == ["birthPlace", "capital", "workPlace"]
+    reloaded = RINTripleExtractor.from_preset(str(tmp_path / "my_model"))
+    sentence = ["Alan Bean was born in Wheeler, Texas."]
+    assert reloaded.predict(sentence) == namespace["extractor"].predict(sentence)
