@@ -209,8 +209,9 @@ class TripleGraph:
 def export_saved_model(extractor, path: str, max_length: int | None = None, model_name: str = "rin") -> str:
     """Writes the serving SavedModel of a `RINTripleExtractor` to `path` (which must not exist).
 
-    A BERT-encoder export uses TF Text ops for word pieces: a process loading it
-    must `import tensorflow_text` first (`serving.server` does).
+    Every export tokenises with a TF Text op (`regex_split_with_offsets`; a BERT
+    encoder's word pieces too): a process loading it must `import tensorflow_text`
+    first (`serving.server` does); TF Serving's model server is built with them.
 
     Returns:
         `path`.

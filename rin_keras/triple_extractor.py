@@ -339,7 +339,7 @@ class RINTripleExtractor(keras.Model):
 
         As in the serving graph, the encoder reads the whole batch and the pair rounds, whose cost grows with n^2,
         run on the sentences sorted by length, `PREDICT_CHUNK_SIZE` at a time, each chunk cut to its longest
-        sentence: ~3x the sentences a second of one pass over a mixed batch of 64 (docs/benchmarks/serving_latency.md).
+        sentence, so that short sentences are not padded to the batch's longest (docs/benchmarks/serving_latency.md).
         """
         import tensorflow as tf
 

@@ -43,7 +43,7 @@ from typing import Callable
 import grpc
 import numpy as np
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the TF Text ops of BERT-encoder exports)
+import tensorflow_text  # noqa: F401  (registers the TF Text ops every export's tokeniser uses)
 from absl import logging
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
