@@ -3,7 +3,7 @@
 WebNLG's train split names few distinct entities per relation (16 subjects of
 `birthPlace`, all astronauts), so a model learns who the entities are rather than
 what the sentence says, and relates almost nothing about unseen people and places
-(docs/results.md, "Why unseen categories fail"). Here each train entity word gets a
+(docs/benchmarks/robustness.md, "Where the misses are"). Here each train entity word gets a
 list of stand-ins: its nearest neighbours in the frozen pretrained table (GloVe),
 written in its case (`Bean` -> `Collins`, `Texas` -> `Ohio`, `1959` -> `1961`). In
 training, a share of the entity words of each sentence are written as one of their

@@ -21,8 +21,8 @@ class Builder(casrel.CasRelBuilder):
         ),
     ]
     DEFAULT_CONFIG_NAME = "partial"
-    # The NYT train files are not published with the shared data yet: without
-    # them the build holds validation and test only (rin_keras.data names the file).
+    # Without train_triples.json the build holds validation and test only
+    # (rin_keras.data names the missing file when train is asked for).
     OPTIONAL_SPLITS = ("train",)
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the folders `nyt_star/` and `nyt/` of the PRGC repository's data
