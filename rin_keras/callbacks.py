@@ -23,11 +23,16 @@ class DevEvaluation(keras.callbacks.Callback):
     Adds `val_{partial,exact}_{precision,recall,f1}` to the logs, and
     `epoch_seconds`, the epoch's wall time with its dev scoring, so that
     history.csv times a run across interruptions.
+
+    Args:
+        evaluate: maps the model to the dev split's scores (`rin_keras.evaluate.evaluate_split`).
+        variant: `"partial"` or `"exact"`, the score that selects the model: printed first.
     """
 
-    def __init__(self, evaluate):
+    def __init__(self, evaluate, variant: str = "partial"):
         super().__init__()
         self._evaluate = evaluate
+        self._variant = variant
         self._epoch_start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -40,10 +45,10 @@ class DevEvaluation(keras.callbacks.Callback):
             for measure in ("precision", "recall", "f1"):
                 logs[f"val_{name}_{measure}"] = scores[name][measure]
         logs["epoch_seconds"] = time.time() - self._epoch_start
+        main, other = scores[self._variant], "exact" if self._variant == "partial" else "partial"
         print(
-            f"\nepoch {epoch + 1}: dev partial P {scores['partial']['precision']:.2f} "
-            f"R {scores['partial']['recall']:.2f} F1 {scores['partial']['f1']:.2f} "
-            f"(exact F1 {scores['exact']['f1']:.2f}; {time.time() - start:.1f}s)",
+            f"\nepoch {epoch + 1}: dev {self._variant} P {main['precision']:.2f} R {main['recall']:.2f} "
+            f"F1 {main['f1']:.2f} ({other} F1 {scores[other]['f1']:.2f}; {time.time() - start:.1f}s)",
             flush=True,
         )
 

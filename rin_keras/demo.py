@@ -187,6 +187,7 @@ FLAGS = flags.FLAGS
 if __name__ == "__main__":
     cli.define_model_dir_flag()
     cli.define_threshold_flag()
+    flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: reachable from other machines).")
     flags.DEFINE_integer("port", 8080, "Port to listen on.")
     app.run(main)

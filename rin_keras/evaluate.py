@@ -21,6 +21,7 @@ import collections
 import html
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -416,16 +417,25 @@ def main(argv):
         if FLAGS.split and FLAGS.split not in casrel.SPLIT_FILES:
             raise app.UsageError(f"A --dataset_dir folder has no {FLAGS.split} split: it holds "
                                  f"{', '.join(casrel.SPLIT_FILES)} at most.")
-        scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
+        try:
+            scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
+        except casrel.DataError as e:  # The file and line to mend, without a traceback.
+            sys.exit(f"rin_keras.evaluate: {e}")
         folder = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
         name = f"evaluation_{folder}_{scores['split']}{_threshold_suffix()}"
     else:
-        config = extractor.config
+        config = Corpus.run_config(FLAGS.model_dir, extractor.config)
         if config.dataset == "custom":
             raise app.UsageError("This model was trained on a folder of your own: name it with --dataset_dir.")
-        corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir, FLAGS.data_dir)
+        if FLAGS.split and FLAGS.split.startswith("heldout") and not config.heldout_categories:
+            raise app.UsageError(f"--split={FLAGS.split} scores a webnlg3 model trained with --heldout_categories; "
+                                 f"this one was trained on all of {config.dataset}.")
+        corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir, FLAGS.data_dir)
         split = FLAGS.split or ("test" if "test" in corpus.splits else "validation")
-        corpus.raw(split)  # A missing split is reported before the train split is read.
+        try:
+            corpus.raw(split)  # A missing split is reported before the train split is read.
+        except ValueError as e:
+            raise app.UsageError(str(e)) from e
         scores = evaluate_split(extractor, corpus, split, breakdown=True,
                                 seen_relations=train_relations(corpus) if "train" in corpus.splits else None)
         name = f"evaluation_{split}{_threshold_suffix()}"
@@ -439,6 +449,7 @@ if __name__ == "__main__":
                       "Split to score (default: test where the data has it, else validation; for --dataset_dir, "
                       "else the folder's first).")
     cli.define_threshold_flag()
+    flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("dataset_dir", None, "Score this folder (CasRel JSON or JSON lines, e.g. "
                         "../shared/data/webnlg_ood_dev or the one a model was trained on with --dataset_dir) "
                         "instead of the model's benchmark, on its tokenised and raw texts.")

@@ -41,9 +41,29 @@ def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
                 yield line
             elif line.strip():
                 try:
-                    yield json.loads(line)["text"]
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise SystemExit(f"{path}:{number}: expected a JSON object with a \"text\" string ({e}).")
+                    text = json.loads(line)["text"]
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"{path}:{number}: malformed JSON ({e}).")
+                except (KeyError, TypeError):
+                    text = None
+                if not isinstance(text, str):
+                    raise SystemExit(f"{path}:{number}: expected a JSON object with a \"text\" string.")
+                yield text
+
+
+def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
+    """Yields lists of up to `size` texts; an error in reading is raised once the texts before it are yielded."""
+    while True:
+        part = []
+        try:
+            part.extend(itertools.islice(texts, size))
+        except SystemExit:
+            if part:
+                yield part
+            raise
+        if not part:
+            return
+        yield part
 
 
 def _count_inputs(path: str) -> int:
@@ -64,9 +84,10 @@ def main(argv):
                         "('Bean' for 'Alan Bean'). A model trained with --variant=exact returns full names.")
     out = open(FLAGS.output, "w", encoding="utf-8") if FLAGS.output else sys.stdout
     total = _count_inputs(FLAGS.input) if FLAGS.input else None
+    truncated = 0
     with tqdm(total=total, unit="text", disable=not FLAGS.input, file=sys.stderr) as progress:
         # Texts are read a chunk at a time, so memory does not grow with the input and results come as they are made.
-        while part := list(itertools.islice(texts, FLAGS.batch_size * 4)):
+        for part in _chunks(texts, FLAGS.batch_size * 4):
             if FLAGS.documents:
                 results = extractor.predict_documents(part, FLAGS.batch_size)
             elif FLAGS.pretokenized:
@@ -76,10 +97,14 @@ def main(argv):
                 results = extractor.predict_detailed(part, FLAGS.batch_size)
             for text, result in zip(part, results):
                 out.write(json.dumps({"text": text, **result}, ensure_ascii=False) + "\n")
+                truncated += bool(result.get("truncated"))
             out.flush()
             progress.update(len(part))
     if FLAGS.output:
         out.close()
+    if truncated:
+        logging.warning("%d text(s) had more than the model's %d tokens and were cut (\"truncated\": true): "
+                        "--documents splits texts into sentences first.", truncated, extractor.max_length)
 
 
 if __name__ == "__main__":
@@ -87,6 +112,7 @@ if __name__ == "__main__":
 
     cli.define_model_dir_flag()
     cli.define_threshold_flag()
+    flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_integer("batch_size", 64, "Sentences per model call.")
     flags.DEFINE_string("input", None, "Text file (one text a line) or .jsonl ({\"text\": ...} a line); "
                         "default: the arguments, else stdin.")

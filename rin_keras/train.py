@@ -135,6 +135,8 @@ def config_from_flags() -> RINConfig:
         raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
     fields = config_flag_values()
     if FLAGS.dataset_dir:
+        if FLAGS["dataset"].present:
+            raise app.UsageError("--dataset and --dataset_dir both name the data to train on: give one of them.")
         fields.setdefault("variant", "exact")
     if FLAGS.pretrained_vectors == "none":
         fields["pretrained_dim"] = 0
@@ -447,7 +449,7 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> 
     monitor = selection_metric(config)
     past_scores = dev_scores_so_far(history_csv, monitor) if os.path.exists(best_path) else []
     callbacks = [
-        DevEvaluation(dev_scores),
+        DevEvaluation(dev_scores, config.variant),
         keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True,
                                         initial_value_threshold=max(past_scores, default=None)),
         ResumedEarlyStopping(past_scores, monitor=monitor, mode="max", patience=patience),
@@ -530,12 +532,16 @@ def main(argv):
                               benchmark=not FLAGS.dataset_dir)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"rin_keras.train: {e}")
-    train(
-        config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir, tfds_data_dir=FLAGS.tfds_data_dir,
-        word_vectors_source=FLAGS.word_vectors, pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
-        strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
-        max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
-    )
+    try:
+        train(
+            config, model_dir, data_dir=FLAGS.data_dir, dataset_dir=FLAGS.dataset_dir,
+            tfds_data_dir=FLAGS.tfds_data_dir, word_vectors_source=FLAGS.word_vectors,
+            pretrained_source=FLAGS.pretrained_vectors, patience=FLAGS.patience, mixed_precision=FLAGS.mixed_precision,
+            strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
+            max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
+        )
+    except casrel.DataError as e:  # The file and line to mend, without a traceback.
+        sys.exit(f"rin_keras.train: {e}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def artifact_file(path: str) -> str:
     Raises:
         FileNotFoundError: none of them is there.
     """
+    if os.path.isfile(path) and not path.endswith(".keras"):
+        raise FileNotFoundError(f"{path!r} is a file but not a .keras file: pass a rin_keras.train --model_dir or a "
+                                ".keras file written by RINTripleExtractor.save_to_preset.")
     extractor_file = path if path.endswith(".keras") else os.path.join(path, ARTIFACT_FILE)
     for file in (extractor_file, os.path.join(path, CHECKPOINT_FILE)):
         if os.path.isfile(file):
@@ -185,11 +188,12 @@ class RINTripleExtractor(keras.Model):
                 holding `extractor.keras` (what `rin_keras.train` writes), or a
                 training folder without it (`best.keras`, `config.json`, `vocab/`:
                 runs stopped before their end, or trained before the extractor
-                existed), which is assembled here; `save_to_preset` converts it.
+                existed), which is assembled here, as it is from the path of
+                its `best.keras`; `save_to_preset` converts it.
         """
         file = artifact_file(path)
-        if file == os.path.join(path, CHECKPOINT_FILE):
-            return cls.from_checkpoint(path)
+        if os.path.basename(file) == CHECKPOINT_FILE:  # A training folder's network alone: assembled with its folder.
+            return cls.from_checkpoint(os.path.dirname(file))
         extractor = keras.saving.load_model(file)
         if not isinstance(extractor, cls):
             raise ValueError(f"{file} holds a {type(extractor).__name__}, not a {cls.__name__}.")

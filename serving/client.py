@@ -6,18 +6,19 @@ per sentence, a list of `{"subject", "relation", "object", "score", "subject_spa
 client needs only the standard library and NumPy (the gRPC one imports TensorFlow for its protos).
 
     python -m serving.client "Alan Bean was born in Wheeler, Texas."
-    python -m serving.client --protocol=rest --port=8501 < sentences.txt
+    python -m serving.client --protocol=rest < sentences.txt
     python -m serving.client --signature_name=serve_tokens "Alan Bean was born in Wheeler , Texas ."
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 import urllib.error
 import urllib.request
 
-from serving.contract import SENTENCES_SIGNATURE, input_name, pad_tokens, triples_from_outputs
+from serving.contract import GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, pad_tokens, triples_from_outputs
 
 
 class GrpcClient:
@@ -30,7 +31,7 @@ class GrpcClient:
         timeout: seconds per call.
     """
 
-    def __init__(self, target: str = "localhost:8500", model_name: str = "rin",
+    def __init__(self, target: str = f"localhost:{GRPC_PORT}", model_name: str = "rin",
                  signature_name: str = SENTENCES_SIGNATURE, timeout: float = 10.0):
         self.input_name = input_name(signature_name)
         self.model_name = model_name
@@ -88,7 +89,7 @@ class RestClient:
         timeout: seconds per call.
     """
 
-    def __init__(self, url: str = "http://localhost:8501", model_name: str = "rin",
+    def __init__(self, url: str = f"http://localhost:{REST_PORT}", model_name: str = "rin",
                  signature_name: str = SENTENCES_SIGNATURE, timeout: float = 10.0):
         self.input_name = input_name(signature_name)
         self.endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
@@ -100,6 +101,7 @@ class RestClient:
 
         Raises:
             RuntimeError: the server answered with an error; its message is kept.
+            ConnectionError: no server answered at the URL.
         """
         body = {"signature_name": self.signature_name,
                 "inputs": {self.input_name: _as_input(sentences, self.input_name)}}
@@ -111,6 +113,9 @@ class RestClient:
                 outputs = json.load(response)["outputs"]
         except urllib.error.HTTPError as error:
             raise RuntimeError(f"HTTP {error.code}: {error.read().decode('utf-8', 'replace')}") from error
+        except (OSError, http.client.HTTPException) as error:  # No server there, or not a REST one.
+            reason = getattr(error, "reason", None) or repr(error)
+            raise ConnectionError(f"no REST answer from {self.endpoint}: {reason}") from error
         return triples_from_outputs(outputs)
 
 
@@ -127,19 +132,31 @@ def main(argv):
     # serve_tokens reads pre-tokenised text: tokens separated by whitespace.
     inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [s.split() for s in sentences]
     if FLAGS.protocol == "grpc":
-        client = GrpcClient(f"{FLAGS.host}:{FLAGS.port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
+        import grpc
+
+        port = FLAGS.port or GRPC_PORT
+        client = GrpcClient(f"{FLAGS.host}:{port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
+        errors = grpc.RpcError
     else:
-        client = RestClient(f"http://{FLAGS.host}:{FLAGS.port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
-    for sentence, triples in zip(sentences, client.predict(inputs)):
+        port = FLAGS.port or REST_PORT
+        client = RestClient(f"http://{FLAGS.host}:{port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
+        errors = (RuntimeError, ConnectionError)
+    try:
+        answers = client.predict(inputs)
+    except errors as error:
+        if FLAGS.protocol == "grpc":
+            error = f"{error.code().name} from {FLAGS.host}:{port}: {error.details()}"
+        sys.exit(f"serving.client: {error}")
+    for sentence, triples in zip(sentences, answers):
         print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
 
 
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "gRPC (port 8500) or REST (port 8501).")
+    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], f"gRPC (port {GRPC_PORT}) or REST (port {REST_PORT}).")
     flags.DEFINE_string("host", "localhost", "Server host.")
-    flags.DEFINE_integer("port", 8500, "Server port.")
+    flags.DEFINE_integer("port", None, f"Server port (default: {GRPC_PORT} for gRPC, {REST_PORT} for REST).")
     flags.DEFINE_string("model_name", "rin", "Served model name.")
     flags.DEFINE_string("signature_name", SENTENCES_SIGNATURE,
                         "serving_default (raw sentences) or serve_tokens (pre-tokenised, whitespace-separated).")

@@ -30,6 +30,7 @@ OUTPUTS = {
     "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
 }
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+GRPC_PORT, REST_PORT = 8500, 8501  # TF Serving's default ports.
 
 
 def input_name(signature_name: str) -> str:

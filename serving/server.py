@@ -437,8 +437,8 @@ class ModelServer:
         rest_read_timeout: seconds a REST client may take to send its request (and stay idle).
     """
 
-    def __init__(self, model: ServedModel, host: str = "127.0.0.1", grpc_port: int = 8500,
-                 rest_port: int | None = 8501, poll_seconds: float = 2.0, workers: int = 4, max_pending: int = 64,
+    def __init__(self, model: ServedModel, host: str = "127.0.0.1", grpc_port: int = contract.GRPC_PORT,
+                 rest_port: int | None = contract.REST_PORT, poll_seconds: float = 2.0, workers: int = 4, max_pending: int = 64,
                  rest_read_timeout: float = 30.0):
         self.model = model
         self._grpc = grpc.server(
@@ -513,8 +513,8 @@ if __name__ == "__main__":
                              "no numbered SavedModel version there (python -m rin_keras.export writes them).")
     flags.DEFINE_string("model_name", "rin", "Model name clients ask for.")
     flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 to serve other machines.")
-    flags.DEFINE_integer("port", 8500, "gRPC port.")
-    flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: no REST).")
+    flags.DEFINE_integer("port", contract.GRPC_PORT, "gRPC port.")
+    flags.DEFINE_integer("rest_api_port", contract.REST_PORT, "REST port (0: no REST).")
     flags.DEFINE_integer("max_batch_size", 64, "Sentences per model call; larger requests are chunked.")
     flags.DEFINE_integer("max_request_sentences", MAX_REQUEST_SENTENCES, "Most sentences in one request.")
     flags.DEFINE_integer("max_request_bytes", MAX_REQUEST_BYTES, "Most bytes of text in one request.")

@@ -100,3 +100,20 @@ def test_export_refuses_a_version_that_exists_before_loading_the_model(tmp_path)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "--export_dir holds that --version already" in run.stderr
     assert os.listdir(tmp_path / "models") == ["1"]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "demo"])
+def test_help_lists_the_shared_model_dir_and_threshold_flags(command):
+    run = subprocess.run([sys.executable, "-m", f"rin_keras.{command}", "--help"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert "--model_dir: Training output folder" in run.stdout and "--threshold: Score" in run.stdout
+
+
+def test_evaluate_refuses_a_heldout_split_of_a_model_trained_without_one_before_any_data(tmp_path):
+    _save_tiny_extractor(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={tmp_path}",
+                          "--split=heldout_categories", f"--tfds_data_dir={tmp_path / 'tfds'}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "--split=heldout_categories scores a webnlg3 model trained with --heldout_categories" in run.stderr
+    assert not (tmp_path / "tfds").exists()

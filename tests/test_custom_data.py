@@ -4,8 +4,11 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
+from absl import app
 from absl.testing import flagsaver
 
 from rin_keras import RINConfig, RINTripleExtractor, train
@@ -123,9 +126,19 @@ def test_bad_input_names_file_and_line(tmp_path, files, message):
     directory = _folder(tmp_path, files)
     if any(name.startswith("train_") for name in files):
         os.remove(os.path.join(directory, "train.jsonl"))
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(casrel.DataError) as error:
         _prepare(directory, tmp_path)
     assert message in str(error.value)
+
+
+def test_train_command_names_a_bad_line_without_a_traceback(tmp_path):
+    directory = _folder(tmp_path, {"train.jsonl": '{"text": "A b.", "triple_list": []}\n{"text": "C d." }}\n'})
+    run = subprocess.run(
+        [sys.executable, "-m", "rin_keras.train", f"--dataset_dir={directory}", f"--model_dir={tmp_path / 'run'}",
+         f"--tfds_data_dir={tmp_path / 'tfds'}", "--pretrained_vectors=none"],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(EXAMPLE))), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "rin_keras.train: " + os.path.join(directory, "train.jsonl") + ":2:" in run.stderr
 
 
 def test_a_folder_without_train_or_validation_is_refused(tmp_path):
@@ -149,6 +162,10 @@ def test_cli_defaults_for_a_folder():
     with flagsaver.flagsaver(dataset_dir=EXAMPLE, variant="partial"):
         assert train.config_from_flags().variant == "partial"
     assert train.config_from_flags().variant == "partial"  # The benchmarks' protocol.
+    with flagsaver.flagsaver():
+        train.FLAGS(["prog", "--dataset=webnlg", f"--dataset_dir={EXAMPLE}"])
+        with pytest.raises(app.UsageError, match="give one of them"):
+            train.config_from_flags()
 
 
 def test_a_folder_trains_evaluates_and_predicts(tmp_path):

@@ -229,6 +229,26 @@ def test_grpc_and_rest_clients_match_in_process_predictions(served, running):
     assert_same_triples(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
 
 
+def test_client_command_line_picks_the_protocols_port_and_reports_errors_in_one_line(served, running):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def client_cli(*args):
+        return subprocess.run([sys.executable, "-m", "serving.client", *args, SENTENCES[0]],
+                              capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+
+    expected = served["extractor"].predict(SENTENCES[:1])
+    for protocol, port in (("grpc", running.grpc_port), ("rest", running.rest_port)):
+        answer = client_cli(f"--protocol={protocol}", f"--port={port}", "--host=127.0.0.1")
+        assert answer.returncode == 0, answer.stderr
+        assert_same_triples([json.loads(answer.stdout)["triples"]], expected)
+    # Nothing listens on 127.0.0.2 (the test servers bind 127.0.0.1): each protocol's default port, one line.
+    for protocol, address in (("rest", "127.0.0.2:8501"), ("grpc", "127.0.0.2:8500")):
+        answer = client_cli(f"--protocol={protocol}", "--host=127.0.0.2")
+        assert answer.returncode == 1 and address in answer.stderr and "Traceback" not in answer.stderr
+    answer = client_cli("--protocol=grpc", f"--port={running.grpc_port}", "--host=127.0.0.1", "--model_name=other")
+    assert answer.returncode == 1 and "NOT_FOUND" in answer.stderr and "Traceback" not in answer.stderr
+
+
 def _raw_request(running, inputs, model_name="rin", signature="serving_default", output_filter=()):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -387,10 +407,25 @@ def test_predict_and_export_command_lines(served, tmp_path):
     expected_documents = served["extractor"].predict_documents(RAW_SENTENCES[:2])
     assert [r["sentences"] for r in written] == [r["sentences"] for r in expected_documents]
     assert_same_triples([r["triples"] for r in written], [r["triples"] for r in expected_documents])
-    documents.write_text('{"text": "ok"}\n{"txt": "no"}\n', encoding="utf-8")
+    # A bad line stops the run there, after the results of the texts before it (in its chunk too) are written;
+    # texts cut at max_length are counted in a warning.
+    long_text = " ".join(["Alan Bean was born ."] * MAX_LENGTH)
+    documents.write_text(json.dumps({"text": long_text}) + '\n{"text": "ok"}\n{"txt": "no"}\n{"text": "x"}\n',
+                         encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", f"--input={documents}",
+         f"--output={tmp_path / 'out.jsonl'}"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert run.returncode == 1 and "docs.jsonl:3: expected a JSON object with a \"text\" string." in run.stderr
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["text"], r["truncated"]) for r in written] == [(long_text, True), ("ok", False)]
+    run = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", long_text, "ok"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    assert f"1 text(s) had more than the model's {MAX_LENGTH} tokens and were cut" in run.stderr
+    documents.write_text('{"text": "ok"}\n{"text": 1}\n', encoding="utf-8")
     texts = predict._read_inputs(str(documents), [])
-    assert next(texts) == "ok"  # Texts come as they are read; a bad line stops the reading where it stands.
-    with pytest.raises(SystemExit, match="docs.jsonl:2: expected a JSON object"):
+    assert next(texts) == "ok"  # Texts come as they are read.
+    with pytest.raises(SystemExit, match="docs.jsonl:2: expected a JSON object with a \"text\" string.$"):
         next(texts)
     out = subprocess.run(
         [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",

@@ -247,6 +247,18 @@ def test_replay_plateau_counts_like_keras():
     assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
+def test_dev_line_leads_with_the_score_that_selects_the_model(capsys):
+    scores = {"partial": {"precision": 80.0, "recall": 70.0, "f1": 74.67},
+              "exact": {"precision": 60.0, "recall": 50.0, "f1": 54.55}}
+    for variant, line in (("exact", "epoch 1: dev exact P 60.00 R 50.00 F1 54.55 (partial F1 74.67;"),
+                          ("partial", "epoch 1: dev partial P 80.00 R 70.00 F1 74.67 (exact F1 54.55;")):
+        dev = callbacks.DevEvaluation(lambda model: scores, variant)
+        logs = {}
+        dev.on_epoch_begin(0)
+        dev.on_epoch_end(0, logs)
+        assert line in capsys.readouterr().out and logs["val_exact_f1"] == 54.55
+
+
 def test_progress_log_reports_steps_rate_and_time_left_once_an_epoch_length_is_known():
     clock = iter(float(t) for t in range(0, 1000, 10))  # Each call: 10 s later.
     progress = callbacks.ProgressLog(every_seconds=25)

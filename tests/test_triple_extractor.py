@@ -137,6 +137,8 @@ def test_old_training_folders_load_and_convert(tmp_path):
     assembled = RINTripleExtractor.from_preset(str(old))
     expected = extractor.predict(SENTENCES)
     assert_same_triples(assembled.predict(SENTENCES), expected)
+    # The path of the folder's best.keras is read as the folder.
+    assert_same_triples(RINTripleExtractor.from_preset(str(old / "best.keras")).predict(SENTENCES), expected)
     assembled.save_to_preset(str(old))
     assert_same_triples(keras.saving.load_model(old / ARTIFACT_FILE).predict(SENTENCES), expected)
 
@@ -147,3 +149,6 @@ def test_loading_errors_say_what_to_pass(tmp_path):
     _extractor().model.save(tmp_path / "network.keras")
     with pytest.raises(ValueError, match="holds a RINModel, not a RINTripleExtractor"):
         RINTripleExtractor.from_preset(str(tmp_path / "network.keras"))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="is a file but not a .keras file"):
+        RINTripleExtractor.from_preset(str(tmp_path / "config.json"))

@@ -45,6 +45,10 @@ def default_manual_dir() -> str:
     )
 
 
+class DataError(ValueError):
+    """A data file that cannot be read as it is: the message names the file (and line) and what is wrong."""
+
+
 def parse_relation_names(rel2id: object) -> list[str]:
     """Returns relation names in id order from any published rel2id.json layout.
 
@@ -56,9 +60,9 @@ def parse_relation_names(rel2id: object) -> list[str]:
         for key, value in mapping.items():
             relation_id, name = (int(key), value) if isinstance(value, str) else (value, key)
             if by_id.setdefault(relation_id, name) != name:
-                raise ValueError(f"rel2id.json maps id {relation_id} to two names.")
+                raise DataError(f"rel2id.json maps id {relation_id} to two names.")
     if sorted(by_id) != list(range(len(by_id))):
-        raise ValueError("rel2id.json ids are not 0..n-1.")
+        raise DataError("rel2id.json ids are not 0..n-1.")
     return [by_id[i] for i in range(len(by_id))]
 
 
@@ -82,7 +86,7 @@ def read_records(path: str) -> list[tuple[int, dict]]:
     else:
         parsed = _parse(content, path, 1)
         if not isinstance(parsed, list):
-            raise ValueError(f"{path}:1: expected a JSON array of records, got {type(parsed).__name__}.")
+            raise DataError(f"{path}:1: expected a JSON array of records, got {type(parsed).__name__}.")
         records = list(zip(_record_lines(content, len(parsed)), parsed))
     for line, record in records:
         _check_record(record, path, line)
@@ -93,7 +97,7 @@ def _parse(text: str, path: str, first_line: int):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{first_line + e.lineno - 1}:{e.colno}: malformed JSON: {e.msg}.") from e
+        raise DataError(f"{path}:{first_line + e.lineno - 1}:{e.colno}: malformed JSON: {e.msg}.") from e
 
 
 def _record_lines(content: str, count: int) -> list[int]:
@@ -113,16 +117,16 @@ def _record_lines(content: str, count: int) -> list[int]:
 def _check_record(record, path: str, line: int) -> None:
     where = f"{path}:{line}"
     if not isinstance(record, dict):
-        raise ValueError(f"{where}: a record must be a JSON object, got {type(record).__name__}.")
+        raise DataError(f"{where}: a record must be a JSON object, got {type(record).__name__}.")
     if not isinstance(record.get("text"), str):
-        raise ValueError(f'{where}: the record has no "text" string.')
+        raise DataError(f'{where}: the record has no "text" string.')
     triples = record.get("triple_list")
     if not isinstance(triples, list):
-        raise ValueError(f'{where}: the record has no "triple_list" list.')
+        raise DataError(f'{where}: the record has no "triple_list" list.')
     for triple in triples:
         if not (isinstance(triple, list) and len(triple) == 3 and all(isinstance(x, str) and x.strip()
                                                                       for x in triple)):
-            raise ValueError(f"{where}: a triple must be [subject, relation, object] strings, got {triple!r}.")
+            raise DataError(f"{where}: a triple must be [subject, relation, object] strings, got {triple!r}.")
 
 
 def locate(tokens: list[str], phrase: str) -> list[int]:
@@ -217,7 +221,7 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         if digest != expected[1]:
-            raise ValueError(
+            raise DataError(
                 f"Corrupt {path}: sha256 {digest}, expected {expected[1]}. Copy `{relative}` "
                 "again, byte for byte, from the published data."
             )
@@ -229,7 +233,7 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         with open(relations_path, encoding="utf-8") as f:
             published = parse_relation_names(json.load(f))
         if published != self.relation_names():
-            raise ValueError(
+            raise DataError(
                 f"{relations_path} does not match {self.builder_config.relations_file}: "
                 "the builder's relation list and the data disagree."
             )
@@ -304,7 +308,7 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
     triples = []
     for subject, relation, obj in record["triple_list"]:
         if relation not in relations:
-            raise ValueError(f"Example {key}: unknown relation {relation!r} (not in rel2id.json).")
+            raise DataError(f"Example {key}: unknown relation {relation!r} (not in rel2id.json).")
         located = []
         for phrase in (subject, obj):
             phrase = " ".join(repair_word(word) for word in phrase.split(" "))
@@ -342,7 +346,7 @@ def find_split_files(directory: str, required: tuple[str, ...] = ()) -> dict[str
         paths = [os.path.join(directory, names[split]) for names in (SPLIT_FILES, JSONL_SPLIT_FILES)]
         present = [path for path in paths if os.path.exists(path)]
         if len(present) > 1:
-            raise ValueError(f"{directory} holds split {split!r} twice ({' and '.join(present)}): keep one.")
+            raise DataError(f"{directory} holds split {split!r} twice ({' and '.join(present)}): keep one.")
         if present:
             found[split] = present[0]
         elif split in required:
@@ -398,7 +402,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     for triple in record["triple_list"]:
         subject, relation, obj = (ftfy.fix_encoding(x).strip() for x in triple)
         if relation not in relations:
-            raise ValueError(f"{where}: relation {relation!r} is not one of the folder's relations "
+            raise DataError(f"{where}: relation {relation!r} is not one of the folder's relations "
                              "(rel2id.json, or those of the train split when the folder has none).")
         if (subject, relation, obj) in seen:
             counts["duplicates"] += 1
@@ -412,7 +416,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
                 found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
             if not found:
                 hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)" if pretokenized else ""
-                raise ValueError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
+                raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
             counts["ambiguous"] += len(found) > 1
             start, end = found[0]
             located.append({"start": start, "end": end, "head": end - 1})

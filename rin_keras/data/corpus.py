@@ -124,10 +124,15 @@ class Corpus:
             data_dir: where TFDS keeps prepared datasets (TFDS default when None).
             manual_dir: folder of the published files (default: $RIN_DATA_DIR or ../shared/data).
         """
-        saved = os.path.join(model_dir, "config.json")
-        if os.path.isfile(saved):
-            config = RINConfig.load(saved)
+        config = cls.run_config(model_dir, config)
         return cls.prepare(config.dataset, config.builder_config, data_dir, manual_dir)
+
+    @staticmethod
+    def run_config(model_dir: str, config: RINConfig) -> RINConfig:
+        """Returns the config of the run that trained a model: its folder's `config.json`, which names the data
+        exactly (`heldout_categories` included), else the model's network `config`."""
+        saved = os.path.join(model_dir, "config.json")
+        return RINConfig.load(saved) if os.path.isfile(saved) else config
 
     @classmethod
     def from_folder(cls, directory: str, data_dir: str | None = None) -> "Corpus":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging as python_logging
 import os
 
 import numpy as np
@@ -54,9 +55,16 @@ def train_word2vec(
     cache = os.path.join(cache_dir, f"word2vec_{dim}d_{key}.npy") if cache_dir else None
     if cache and os.path.exists(cache):
         return np.load(cache)
-    model = Word2Vec(
-        sentences, vector_size=dim, window=5, min_count=1, sg=1, epochs=10, seed=seed, workers=1
-    )
+    logging.info("Training word2vec vectors on %d sentences.", len(sentences))
+    gensim_logger = python_logging.getLogger("gensim")
+    level = gensim_logger.level
+    gensim_logger.setLevel(python_logging.WARNING)  # Its INFO lines (~20 a run) say nothing a user needs.
+    try:
+        model = Word2Vec(
+            sentences, vector_size=dim, window=5, min_count=1, sg=1, epochs=10, seed=seed, workers=1
+        )
+    finally:
+        gensim_logger.setLevel(level)
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, 0.1, (vocab.vocab_size, dim)).astype(np.float32)
     for index, word in enumerate(vocab.words):

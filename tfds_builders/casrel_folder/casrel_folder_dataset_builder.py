@@ -67,13 +67,13 @@ def folder_config(directory: str) -> FolderConfig:
             try:
                 relations = casrel.parse_relation_names(json.load(f))
             except (json.JSONDecodeError, ValueError, AttributeError) as e:
-                raise ValueError(f"{relations_path}: {e}") from e
+                raise casrel.DataError(f"{relations_path}: {e}") from e
         source = relations_path
     else:
         relations = sorted({t[1].strip() for _, r in casrel.read_records(paths["train"]) for t in r["triple_list"]})
         source = f"the relations of {paths['train']}"
     if not relations:
-        raise ValueError(f"{source} names no relation: the train split needs annotated triples.")
+        raise casrel.DataError(f"{source} names no relation: the train split needs annotated triples.")
     digest = hashlib.sha256()
     for path in sorted(paths.values()) + ([relations_path] if os.path.exists(relations_path) else []):
         with open(path, "rb") as f:
@@ -121,7 +121,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         relations = set(self.builder_config.relations)
         records = casrel.read_records(path)
         if not records:
-            raise ValueError(f"{path}: the {split} split has no sentences.")
+            raise casrel.DataError(f"{path}: the {split} split has no sentences.")
         counts = collections.Counter()
         for line, record in records:
             example, example_counts = casrel.folder_example(record, relations, f"{path}:{line}",
