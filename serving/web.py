@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import socket
 import threading
 from typing import Any, Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 
 class RequestRefused(Exception):
@@ -29,6 +30,18 @@ class RequestRefused(Exception):
 
 
 Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse | dict]]
+
+
+class _RequestErrorLog(logging.LoggerAdapter):
+    """aiohttp's server log, where a request that is not valid HTTP (the client's error: gRPC sent to the REST port,
+    a scanner) is one warning line instead of an ERROR with a traceback; other errors log as before."""
+
+    def exception(self, msg, *args, exc_info=True, **kwargs):
+        if isinstance(exc_info, http_exceptions.HttpProcessingError):
+            reason = str(exc_info.message).strip().splitlines()[0] if exc_info.message else ""
+            self.warning(msg + ": %s %s", *args, exc_info.code, reason)
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 class WebServer:
@@ -81,7 +94,8 @@ class WebServer:
 
     def start(self) -> "WebServer":
         """Binds the port and starts serving in a daemon thread; returns self."""
-        self._runner = web.AppRunner(self._app, keepalive_timeout=self.read_timeout, access_log=None)
+        self._runner = web.AppRunner(self._app, keepalive_timeout=self.read_timeout, access_log=None,
+                                     logger=_RequestErrorLog(logging.getLogger("aiohttp.server"), {}))
         self._loop.run_until_complete(self._runner.setup())
         listener = socket.create_server((self._host, self.port), backlog=1024)
         self.port = listener.getsockname()[1]

@@ -298,11 +298,18 @@ def test_grpc_large_and_odd_batches(served, running):
     assert outputs["truncated"].tolist() == [False, False, False, True]
 
 
-def test_rest_bad_requests(running):
+def test_rest_bad_requests(running, caplog):
     import urllib.error
     import urllib.request
 
     url = f"http://127.0.0.1:{running.rest_port}/v1/models/rin:predict"
+    # Not HTTP at all (a gRPC client's HTTP/2 preface and settings frame): refused, logged in one warning line.
+    with socket.create_connection(("127.0.0.1", running.rest_port), timeout=30) as connection:
+        connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        answer = connection.recv(1024)
+        assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records and all(r.levelname == "WARNING" and r.exc_info is None for r in records)
     for body, status in ((b"{not json", 400), (b'{"instances": [1, 2]}', 400), (b'{"inputs": {"x": ["a"]}}', 400),
                          (b'{"instances": ["a"], "inputs": ["b"]}', 400)):
         with pytest.raises(urllib.error.HTTPError) as error:
