@@ -1,6 +1,6 @@
 """Scoring a RIN model on a split: P/R/F1 tables and breakdowns.
 
-`python -m rin_keras.evaluate --model_dir=runs/webnlg` re-scores the best saved
+`python -m rin_keras.evaluate --model_dir=runs/webnlg_partial_k3` re-scores the best saved
 model on the test split (dev where the data has no test split, as webnlg3
 without the official test files; any split with --split, held-out ones
 included), with breakdowns by overlap category and by number of triples per

@@ -1,6 +1,6 @@
 """SavedModel export for TF Serving: raw sentences in, triples out, all in-graph.
 
-    python -m rin_keras.export --model_dir=runs/webnlg --export_dir=serving_models/rin --version=1
+    python -m rin_keras.export --model_dir=runs/webnlg_partial_k3 --export_dir=serving_models/rin --version=1
 
 writes `serving_models/rin/1/` (TF Serving's `<base>/<version>/` layout) with:
 

@@ -7,8 +7,8 @@ character offsets into the string given, so a caller can highlight it. Documents
 are split into sentences first (pysbd), and their triples carry the sentence index
 and offsets into the document. Pre-tokenised input (`--pretokenized`) is read as given.
 
-    python -m rin_keras.predict --model_dir=runs/webnlg "Alan Bean was born in Wheeler, Texas."
-    python -m rin_keras.predict --model_dir=runs/webnlg --documents --input=docs.jsonl --output=triples.jsonl
+    python -m rin_keras.predict --model_dir=runs/webnlg_partial_k3 "Alan Bean was born in Wheeler, Texas."
+    python -m rin_keras.predict --model_dir=runs/webnlg_partial_k3 --documents --input=docs.jsonl --output=triples.jsonl
 """
 
 from __future__ import annotations

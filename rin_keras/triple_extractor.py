@@ -5,7 +5,7 @@ vocabulary, features), the `RINModel` network and the decoding settings, saved
 together as one `.keras` file that training writes and that predict, evaluate,
 export and the pipeline's Evaluator, Pusher and BulkInferrer load:
 
-    extractor = RINTripleExtractor.from_preset("runs/webnlg")
+    extractor = RINTripleExtractor.from_preset("runs/webnlg_partial_k3")
     extractor.predict(["Alan Bean was born in Wheeler, Texas."])
     # [[{"subject": "Bean", "relation": "birthPlace", "object": "Texas", "score": 0.98,
     #    "subject_char_span": [5, 9], "object_char_span": [31, 36], ...}]]
@@ -166,7 +166,7 @@ class RINTripleExtractor(keras.Model):
 
     Example (with a trained model; not run as a doctest):
 
-        extractor = RINTripleExtractor.from_preset("runs/webnlg")
+        extractor = RINTripleExtractor.from_preset("runs/webnlg_partial_k3")
         extractor.predict(["Alan Bean was born in Wheeler, Texas."])
     """
 
