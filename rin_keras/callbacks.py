@@ -53,6 +53,26 @@ class DevEvaluation(keras.callbacks.Callback):
         )
 
 
+class BackupError(Exception):
+    """A training folder's `backup/` that cannot be restored."""
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that reports a backup it cannot restore in one line (`BackupError`).
+
+    `RINModel.save_weights` renames each backup into place when whole, so an interruption leaves the last one; a
+    backup damaged otherwise (a full disk, another program) would end in Keras's traceback of variable counts.
+    """
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise BackupError(f"{self.backup_dir} cannot be restored ({reason}); delete that folder to train this "
+                              "run from its first epoch.") from error
+
+
 class ProgressLog(keras.callbacks.Callback):
     """Logs a line every `every_seconds` of an epoch: steps done, steps/s, the loss, and time left.
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 from keras import ops
 
 from rin_keras.config import RINConfig
 from rin_keras.decoding import TAGS
+from rin_keras.files import is_local_path, write_atomically
 from rin_keras.layers import (
     BiLSTMEncoder,
     GRUUpdater,
@@ -218,6 +221,21 @@ class RINModel(keras.Model):
         if loss == "auto":
             loss = {"entity_tags": MaskedTagCrossEntropy(), "relations": MaskedPairwiseBinaryCrossEntropy()}
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """`keras.Model.save`; a local `.keras` file is written beside its path and renamed into place, so that
+        an interrupted run never leaves a damaged `best.keras` (`ModelCheckpoint` saves through this)."""
+        if not (overwrite and zipped is not False and is_local_path(filepath)):
+            return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+        write_atomically(os.fspath(filepath),
+                         lambda temporary: keras.Model.save(self, temporary, zipped=zipped, **kwargs))
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """`keras.Model.save_weights`, written like `save`: an interrupted run keeps its last whole
+        `backup/latest.weights.h5` (`keras.callbacks.BackupAndRestore` saves through this)."""
+        if not (overwrite and max_shard_size is None and is_local_path(filepath)):
+            return super().save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+        write_atomically(os.fspath(filepath), lambda temporary: keras.Model.save_weights(self, temporary))
 
     def get_compile_config(self):
         return {}

@@ -32,8 +32,8 @@ from tfds_builders import casrel
 
 from rin_keras import cli
 from rin_keras.callbacks import (
-    DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedReduceLROnPlateau, cosine_learning_rate,
-    dev_scores_so_far,
+    BackupError, DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedReduceLROnPlateau, RunBackup,
+    cosine_learning_rate, dev_scores_so_far,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
 from rin_keras.data import embeddings, pos
@@ -455,7 +455,7 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> 
         ResumedEarlyStopping(past_scores, monitor=monitor, mode="max", patience=patience),
         HistoryLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
-        keras.callbacks.BackupAndRestore(backup_dir),
+        RunBackup(backup_dir),
     ]
     # Learning-rate callbacks go before HistoryLogger, so history.csv logs the rate.
     if config.lr_decay_factor < 1.0:
@@ -540,8 +540,13 @@ def main(argv):
             strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
             max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
         )
-    except casrel.DataError as e:  # The file and line to mend, without a traceback.
+    except (casrel.DataError, BackupError) as e:  # What to mend, without a traceback.
         sys.exit(f"rin_keras.train: {e}")
+    except KeyboardInterrupt:
+        resumable = os.path.isdir(os.path.join(model_dir, "backup"))
+        sys.exit("rin_keras.train: interrupted. " + (
+            f"Run the same command again to resume after the last epoch saved in {model_dir}/backup."
+            if resumable else "Nothing was backed up to resume from: the same command starts the run again."))
 
 
 if __name__ == "__main__":

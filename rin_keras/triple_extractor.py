@@ -33,6 +33,7 @@ from rin_keras.data import features
 from rin_keras.data.tokenizer import Token
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import decode_triples
+from rin_keras.files import write_atomically
 from rin_keras.model import PREDICT_CHUNK_SIZE, predict_on_batch
 from rin_keras.preprocessor import RINPreprocessor
 
@@ -212,10 +213,10 @@ class RINTripleExtractor(keras.Model):
         return cls(keras.saving.load_model(os.path.join(model_dir, checkpoint)), preprocessor, config.threshold)
 
     def save_to_preset(self, preset_dir: str) -> str:
-        """Writes the extractor as `<preset_dir>/extractor.keras`; returns that path."""
+        """Writes the extractor as `<preset_dir>/extractor.keras` (renamed into place when whole); returns the path."""
         os.makedirs(preset_dir, exist_ok=True)
         path = os.path.join(preset_dir, ARTIFACT_FILE)
-        self.save(path)
+        write_atomically(path, self.save)
         return path
 
     def get_config(self):

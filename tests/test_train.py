@@ -9,6 +9,7 @@ import sys
 import warnings
 from unittest import mock
 
+import keras
 import pytest
 from absl import app, flags, logging
 from absl.testing import flagsaver
@@ -199,6 +200,66 @@ def test_rerun_resumes_from_the_backup_on_the_cosine_schedule(tmp_path):
     # 1e-3 * (0.1 + 0.9 * (1 + cos(pi * e / 4)) / 2) for e = 0..4; epochs 3-5 after the resume.
     rates = [float(r["learning_rate"]) for r in rows]
     assert rates == pytest.approx([1e-3, 8.682e-4, 5.5e-4, 2.318e-4, 1e-4], rel=1e-3)
+
+
+def _stopped_while_writing(write, call: int):
+    """Wraps a Keras file writer: its `call`-th use writes the start of a file and stops, as Ctrl-C mid-write does."""
+    calls = []
+
+    def wrapped(self, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if len(calls) == call:
+            with open(filepath, "wb") as f:
+                f.write(b"\x89HDF\r\n\x1a\n")
+            raise KeyboardInterrupt
+        return write(self, filepath, *args, **kwargs)
+
+    return wrapped
+
+
+def test_a_stop_while_saving_leaves_the_last_whole_backup_and_best_model(tmp_path):
+    run, tfds = tmp_path / "run", tmp_path / "tfds"
+    three = dict(epochs=3, **NO_WORD_FEATURES)
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([60.0, 70.0, 80.0])):
+        # Stopped while backing up epoch 2 (after best.keras took it): the backup of epoch 1 stays whole.
+        with mock.patch.object(keras.Model, "save_weights", _stopped_while_writing(keras.Model.save_weights, 2)):
+            with pytest.raises(KeyboardInterrupt):
+                _train(run, tfds, **three)
+        assert sorted(os.listdir(run / "backup")) == ["latest.weights.h5", "training_metadata.json"]
+        # Resumed at epoch 2, then stopped while epoch 3 (a new best) was written to best.keras: epoch 2's stays.
+        with mock.patch.object(keras.Model, "save", _stopped_while_writing(keras.Model.save, 1)):
+            with pytest.raises(KeyboardInterrupt):
+                _train(run, tfds, **three)
+        assert not [name for name in os.listdir(run) if name.startswith(".tmp-")]
+        assert RINTripleExtractor.from_checkpoint(str(run)).predict(["Alan Bean was born in Texas ."]) is not None
+        results = _train(run, tfds, **three)
+    assert results["best_epoch"] == 3
+    with open(run / "history.csv") as f:
+        # The epoch stopped in its backup logged its row and ran again; the one stopped in best.keras, before its row.
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "1", "2"]
+
+
+def test_a_backup_that_cannot_be_restored_is_reported_in_one_line(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"written by something else")
+    backup = callbacks.RunBackup(str(tmp_path / "backup"))
+    backup.set_model(model)
+    with pytest.raises(callbacks.BackupError, match=r"backup cannot be restored \(.+\); delete that folder to train "
+                                                    r"this run from its first epoch\.$"):
+        backup.on_train_begin()
+
+
+def test_an_interrupted_command_says_how_to_resume(tmp_path):
+    train.define_flags() if "dataset" not in train.FLAGS else None
+    train.FLAGS(["prog"])
+    os.makedirs(tmp_path / "backup")
+    with flagsaver.flagsaver(model_dir=str(tmp_path)), mock.patch.object(train, "check_before_training"):
+        with mock.patch.object(train, "train", side_effect=KeyboardInterrupt), pytest.raises(SystemExit) as stop:
+            train.main(["prog"])
+    assert str(stop.value) == (f"rin_keras.train: interrupted. Run the same command again to resume after the last "
+                               f"epoch saved in {tmp_path}/backup.")
 
 
 def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 from absl import logging
 
 from rin_keras.data.vocab import Vocabulary
+from rin_keras.files import write_atomically
 
 
 def load_text_vectors(path: str, vocab: Vocabulary, dim: int, seed: int = 0) -> np.ndarray:
@@ -73,9 +74,7 @@ def train_word2vec(
     matrix[0] = 0.0
     if cache:
         os.makedirs(cache_dir, exist_ok=True)
-        tmp = cache + ".tmp.npy"
-        np.save(tmp, matrix)
-        os.replace(tmp, cache)
+        write_atomically(cache, lambda temporary: np.save(temporary, matrix))
     return matrix
 
 

@@ -1,0 +1,30 @@
+"""Files that an interruption never leaves half-written: each is written beside its final path and renamed into place."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+
+def write_atomically(path: str, write: Callable[[str], object]) -> None:
+    """Calls `write` with a temporary path beside `path`, then renames that file to `path`.
+
+    The temporary name ends like `path` (`.keras`, `.weights.h5`, `.npy`), as the
+    writers check extensions. A rename on one file system is atomic, so a
+    process stopped at any point leaves either the earlier file at `path` or the
+    new one, never part of one; the temporary is removed on an exception
+    (KeyboardInterrupt included).
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def is_local_path(path) -> bool:
+    """Whether `path` names a file of the local file system (not a file object or a `gs://`-style address)."""
+    return isinstance(path, (str, os.PathLike)) and "://" not in os.fspath(path)
