@@ -9,6 +9,7 @@ the signature's outputs into triple dicts.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -51,10 +52,12 @@ def pad_tokens(token_lists: list[list[str]]) -> list[list[str]]:
 
 
 def versions(base: str) -> list[int]:
-    """Returns the version numbers under a TF Serving base path, ascending."""
+    """Returns the version numbers under a TF Serving base path, ascending: its folders named by a number in ASCII
+    digits without leading zeros (`2`, not `02`, `²` or `٢`), the folder `<base>/<version>`."""
     if not os.path.isdir(base):
         return []
-    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
+    return sorted(int(name) for name in os.listdir(base)
+                  if re.fullmatch(r"0|[1-9][0-9]*", name) and os.path.isdir(os.path.join(base, name)))
 
 
 def triples_from_outputs(outputs: dict) -> list[list[dict]]:

@@ -13,7 +13,9 @@ export, so clients, tests and benchmarks run unchanged against either:
   `GET /v1/models/<name>` for the version status.
 
 Like TF Serving it serves the newest version under the base path, polls for
-newer ones, and replays `assets.extra/tf_serving_warmup_requests` on load.
+newer ones, and replays `assets.extra/tf_serving_warmup_requests` on load; a
+version that fails to load is tried `--max_num_load_retries` more times, a
+minute apart, then given up while the served one goes on.
 Every bad request gets an error status (INVALID_ARGUMENT, NOT_FOUND, ...);
 nothing a client sends stops the server:
 
@@ -38,6 +40,7 @@ import json
 import math
 import os
 import threading
+import time
 from typing import Callable
 
 import grpc
@@ -58,6 +61,8 @@ from serving import contract, web
 
 MAX_REQUEST_SENTENCES = 4096  # Default limits of one request.
 MAX_REQUEST_BYTES = 16 << 20
+MAX_LOAD_RETRIES = 5  # TF Serving's defaults (--max_num_load_retries, --load_retry_interval_micros).
+LOAD_RETRY_SECONDS = 60.0
 
 
 class RequestError(Exception):
@@ -82,40 +87,84 @@ class ServedModel:
         max_batch_size: sentences per signature call; larger requests are chunked.
         max_request_sentences: most sentences (rows) in one request.
         max_request_bytes: most bytes of text (all input strings together) in one request.
+        max_load_retries: loads of a version that failed to load tried again, `load_retry_seconds` apart (a
+            folder still being copied); after those the version is given up until its folder is removed.
+        load_retry_seconds: seconds between two loads of one version.
     """
 
     def __init__(self, base_path: str, name: str = "rin", max_batch_size: int = 64,
-                 max_request_sentences: int = MAX_REQUEST_SENTENCES, max_request_bytes: int = MAX_REQUEST_BYTES):
+                 max_request_sentences: int = MAX_REQUEST_SENTENCES, max_request_bytes: int = MAX_REQUEST_BYTES,
+                 max_load_retries: int = MAX_LOAD_RETRIES, load_retry_seconds: float = LOAD_RETRY_SECONDS):
         self.base_path = base_path
         self.name = name
         self.max_batch_size = max_batch_size
         self.max_request_sentences = max_request_sentences
         self.max_request_bytes = max_request_bytes
+        self.max_load_retries = max_load_retries
+        self.load_retry_seconds = load_retry_seconds
         self.version = None
         self._loaded = None
         self._signature_defs = None
+        self._failed_loads = {}  # Version -> (loads that failed, when the last one failed, its error).
         self._lock = threading.Lock()
         if not self.refresh():
             raise FileNotFoundError(f"No numbered SavedModel version under {base_path!r}.")
 
     def refresh(self) -> bool:
-        """Loads the newest version if it is newer than the served one; returns whether one is served."""
+        """Loads the newest version if it is not the served one; returns whether one is served.
+
+        A version that fails to load is tried again `max_load_retries` times, then left for the served one (TF
+        Serving's policy): a broken folder costs a few loads, not one every poll.
+
+        Raises:
+            Exception: the newest version failed to load (it is tried again on a later call).
+        """
         available = contract.versions(self.base_path)
+        with self._lock:
+            self._failed_loads = {v: failed for v, failed in self._failed_loads.items() if v in available}
+        available = [v for v in available if self._failed_loads.get(v, (0,))[0] <= self.max_load_retries]
         if available and available[-1] != self.version:
             version = available[-1]
-            path = os.path.join(self.base_path, str(version))
-            loaded = tf.saved_model.load(path)
-            proto = saved_model_pb2.SavedModel()
-            with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-                proto.ParseFromString(f.read())
-            signature_defs = {
-                k: v for k, v in proto.meta_graphs[0].signature_def.items() if not k.startswith("__")
-            }
-            _replay_warmup(loaded, path)
-            with self._lock:
-                self._loaded, self._signature_defs, self.version = loaded, signature_defs, version
-            logging.info("Serving %s version %d from %s", self.name, version, path)
+            failures, failed_at, _ = self._failed_loads.get(version, (0, None, ""))
+            if failed_at is None or time.monotonic() >= failed_at + self.load_retry_seconds:
+                try:
+                    self._load(version)
+                except Exception as error:
+                    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                    with self._lock:
+                        self._failed_loads[version] = (failures + 1, time.monotonic(), _clip(message))
+                    if failures + 1 > self.max_load_retries:
+                        logging.error("Gave up loading version %d of %s after %d tries; serving version %s.",
+                                      version, self.name, failures + 1, self.version)
+                    raise
         return self.version is not None
+
+    def version_status(self) -> list[dict]:
+        """TF Serving's `model_version_status`, newest first: the served version, and versions that failed to load
+        (`LOADING` while they will be tried again, `END` once given up), with their error."""
+        with self._lock:
+            failed = dict(self._failed_loads)
+        status = [{"version": str(self.version), "state": "AVAILABLE", "status": {"error_code": "OK",
+                                                                                  "error_message": ""}}]
+        for version, (failures, _, message) in failed.items():
+            status.append({"version": str(version), "state": "LOADING" if failures <= self.max_load_retries else "END",
+                           "status": {"error_code": "UNKNOWN", "error_message": message}})
+        return sorted(status, key=lambda s: -int(s["version"]))
+
+    def _load(self, version: int) -> None:
+        """Loads a version, replays its warm-up requests, and serves it."""
+        path = os.path.join(self.base_path, str(version))
+        loaded = tf.saved_model.load(path)
+        proto = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+        signature_defs = {
+            k: v for k, v in proto.meta_graphs[0].signature_def.items() if not k.startswith("__")
+        }
+        _replay_warmup(loaded, path)
+        with self._lock:
+            self._loaded, self._signature_defs, self.version = loaded, signature_defs, version
+        logging.info("Serving %s version %d from %s", self.name, version, path)
 
     def signature_defs(self):
         with self._lock:
@@ -187,8 +236,9 @@ class ServedModel:
         """The NumPy inputs of a gRPC request's tensor protos, each checked before it is built.
 
         A proto may declare more elements than it carries, and TensorFlow repeats its last value for the rest:
-        39 bytes can declare a billion strings. Names, dtype, rank, the declared shape and the text it stands
-        for are checked first, so such a request is refused without building it.
+        39 bytes can declare a billion strings. Names, dtype, rank, the declared shape and the text are checked
+        first, and a proto must carry one string per element of its shape (as `tf.make_tensor_proto` writes
+        them), so no request builds more than it sent.
 
         Raises:
             RequestError: inputs that do not fit the signature, or a request over the limits.
@@ -210,10 +260,13 @@ class ServedModel:
                                    f"Input {key!r} has shape {dims}; no dimension may exceed "
                                    f"{self.max_request_bytes} (--max_request_bytes).")
             values = proto.string_val
-            repeats = max(math.prod(dims) - len(values), 0)
-            self.check_limits(rows, size + len(values) + repeats)
-            size += sum(_text_size(v) for v in values) + repeats * (_text_size(values[-1]) if values else 1)
-        self.check_limits(rows, size)
+            self.check_limits(rows, size + max(math.prod(dims), len(values)))  # Each string counts a byte or more.
+            if len(values) != math.prod(dims):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Input {key!r} declares shape {dims} ({math.prod(dims)} strings) and carries "
+                                   f"{len(values)}; send every string.")
+            size += sum(_text_size(v) for v in values)
+            self.check_limits(rows, size)
         return {key: tf.make_ndarray(proto) for key, proto in protos.items()}
 
     def _check_size(self, inputs: dict[str, np.ndarray]) -> None:
@@ -302,7 +355,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def GetModelMetadata(self, request, context):
-        self._check_name(request.model_spec, context)
+        version = self._check_name(request.model_spec, context)
+        if version is not None and version != self.model.version:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Version {version} of {self.model.name} is not served "
+                                                     f"(serving {self.model.version}).")
         if list(request.metadata_field) != ["signature_def"]:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "metadata_field must be ['signature_def'].")
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -316,11 +372,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 async def _rest_status(model: "ServedModel", server: web.WebServer, request) -> dict:
-    """`GET /v1/models/<name>`: the served version's status."""
+    """`GET /v1/models/<name>[/versions/<v>]`: the status of the served version and of versions that failed to
+    load (`ServedModel.version_status`), or of the version asked."""
     _check_rest_name(model, request)
-    return {"model_version_status": [
-        {"version": str(model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-    ]}
+    status = model.version_status()
+    if "version" in request.match_info:
+        status = [s for s in status if s["version"] == str(int(request.match_info["version"]))]
+        if not status:
+            raise web.RequestRefused(404, f"Version {request.match_info['version']} of {model.name} is not served "
+                                          f"(serving {model.version}).")
+    return {"model_version_status": status}
 
 
 async def _rest_predict(model: "ServedModel", server: web.WebServer, request) -> dict:
@@ -493,7 +554,7 @@ def main(argv):
 
     FLAGS = flags.FLAGS
     model = ServedModel(FLAGS.model_base_path, FLAGS.model_name, FLAGS.max_batch_size, FLAGS.max_request_sentences,
-                        FLAGS.max_request_bytes)
+                        FLAGS.max_request_bytes, FLAGS.max_num_load_retries, FLAGS.load_retry_interval_micros / 1e6)
     server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
                          FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
                          FLAGS.rest_read_timeout).start()
@@ -523,4 +584,8 @@ if __name__ == "__main__":
                          "Requests waiting or running at once, per protocol; more are refused (busy).")
     flags.DEFINE_float("rest_read_timeout", 30.0, "Seconds a REST client may take to send a request or stay idle.")
     flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Seconds between looks for a newer version (0: never).")
+    flags.DEFINE_integer("max_num_load_retries", MAX_LOAD_RETRIES,
+                         "Loads of a version that failed to load tried again before it is given up.", lower_bound=0)
+    flags.DEFINE_integer("load_retry_interval_micros", int(LOAD_RETRY_SECONDS * 1e6),
+                         "Microseconds between two loads of a version (TF Serving's flag).", lower_bound=0)
     app.run(main)

@@ -18,7 +18,7 @@ import socket
 import threading
 from typing import Any, Awaitable, Callable
 
-from aiohttp import http_exceptions, web
+from aiohttp import http_exceptions, web, web_protocol
 
 
 class RequestRefused(Exception):
@@ -29,17 +29,22 @@ class RequestRefused(Exception):
         self.status = status
 
 
+SMALL_BODY_BYTES = 1 << 20  # Bodies up to this size are read without waiting for a slot (`WebServer.read_body`).
+
 Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse | dict]]
 
 
 class _RequestErrorLog(logging.LoggerAdapter):
     """aiohttp's server log, where a request that is not valid HTTP (the client's error: gRPC sent to the REST port,
-    a scanner) is one warning line instead of an ERROR with a traceback; other errors log as before."""
+    a scanner, a body that its Content-Encoding does not decode) is one warning line instead of an ERROR with a
+    traceback; other errors log as before."""
 
     def exception(self, msg, *args, exc_info=True, **kwargs):
         if isinstance(exc_info, http_exceptions.HttpProcessingError):
             reason = str(exc_info.message).strip().splitlines()[0] if exc_info.message else ""
             self.warning(msg + ": %s %s", *args, exc_info.code, reason)
+        elif isinstance(exc_info, web_protocol.RequestPayloadError):
+            self.warning(msg + ": %s", *args, " ".join(str(exc_info).split()))
         else:
             super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
@@ -66,6 +71,7 @@ class WebServer:
         self.max_pending = max_pending
         self._host, self.port = host, port
         self._pending = 0
+        self._large_reads = 0
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="web")
         self._app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_json])
         for method, path, handler in routes:
@@ -115,16 +121,31 @@ class WebServer:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def read_body(self, request: web.Request) -> bytes:
-        """The request body, refused (413) when over `max_body_bytes` and (408) when slower than `read_timeout`."""
+        """The request body, refused (413) when over `max_body_bytes`, (408) when slower than `read_timeout`, and
+        (400) when its Content-Encoding does not decode.
+
+        Bodies of more than `SMALL_BODY_BYTES` (or of a length not given) are read `max_pending` at a time, later
+        ones refused (503): slow senders of large bodies hold at most `max_pending` x `max_body_bytes` of memory,
+        while small requests are read and answered as usual.
+        """
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             raise RequestRefused(413, f"The request body has {request.content_length} bytes; this server reads "
                                       f"up to {self.max_body_bytes} (max_body_bytes).")
+        large = request.content_length is None or request.content_length > SMALL_BODY_BYTES
+        if large and self._large_reads >= self.max_pending:
+            raise RequestRefused(503, f"The server is busy ({self.max_pending} large request bodies arriving); "
+                                      "retry later.")
+        self._large_reads += large
         try:
             return await asyncio.wait_for(request.read(), self.read_timeout)
         except asyncio.TimeoutError:
             raise RequestRefused(408, f"The request body did not arrive within {self.read_timeout} s.") from None
         except ConnectionError:  # The client left: nothing to answer.
             raise RequestRefused(400, "The connection closed before the request body arrived.") from None
+        except web_protocol.RequestPayloadError as error:  # E.g. Content-Encoding: gzip on a body that is not.
+            raise RequestRefused(400, f"The request body could not be read: {error}.") from None
+        finally:
+            self._large_reads -= large
 
     async def run(self, function: Callable[..., Any], *args) -> Any:
         """Runs blocking `function(*args)` in a worker thread; 503 when `max_pending` requests already wait."""

@@ -28,7 +28,7 @@ from rin_keras.data.vocab import Vocabulary
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import RINTripleExtractor
-from serving import client
+from serving import client, web
 
 from conftest import tiny_config
 
@@ -215,7 +215,7 @@ def test_server_checks_what_a_tensor_proto_declares_before_building_it(server_pr
     before = _reset_peak(server_process["pid"])
     alan = _declared_proto(tf.string, [1], string_val=[b"Alan"])
     # Each is small; built as TensorFlow builds a proto (its last value repeated), or its dimensions multiplied
-    # out one by one, each would take gigabytes or minutes.
+    # out one by one, each would take gigabytes or minutes. A proto must carry every value its shape declares.
     for inputs, signature, match in (
         ({"sentences": _declared_proto(tf.string, [10**9], string_val=[b"Alan"])}, "serving_default",
          "max_request_sentences"),
@@ -229,15 +229,18 @@ def test_server_checks_what_a_tensor_proto_declares_before_building_it(server_pr
         ({"sentences": _declared_proto(tf.string, [2**62] * 40_000)}, "serving_default", "rank-1 string"),
         ({f"x{i}": alan for i in range(20_000)}, "serving_default", "takes inputs"),
         ({"sentences": alan}, "x" * 100_000, "Unknown signature"),
+        ({"tokens": _declared_proto(tf.string, [4096, 4096], string_val=[b"a"])}, "serve_tokens",
+         r"declares shape \[4096, 4096\] \(16777216 strings\) and carries 1; send every string"),
+        ({"sentences": _declared_proto(tf.string, [1], string_val=[b"a"] * 100_000)}, "serving_default",
+         "carries 100000"),
     ):
         with pytest.raises(grpc.RpcError, match=match) as error:
             _predict_protos(server_process, inputs, signature)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # Long messages are cut to fit the status.
     assert _added_peak(server_process["pid"], before) < 100 * MB
-    # Within the limits a short proto is read as TensorFlow reads it: three copies of the sentence.
-    response = _predict_protos(server_process,
-                               {"sentences": _declared_proto(tf.string, [3], string_val=[SENTENCE.encode()])})
-    assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [9, 9, 9]
+    response = _predict_protos(server_process, {"sentences": _declared_proto(tf.string, [2], string_val=[
+        SENTENCE.encode(), b"Alan"])})
+    assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [9, 1]
     assert server_process["process"].poll() is None
 
 
@@ -279,6 +282,26 @@ def test_server_keeps_answering_while_a_thousand_slow_clients_hold_sockets(serve
         for sock in slow:
             sock.close()
     assert server_process["process"].poll() is None
+
+
+def test_slow_senders_of_large_bodies_hold_a_bounded_number_of_them_and_small_requests_go_on():
+    async def body_size(server, request):
+        return {"bytes": len(await server.read_body(request))}
+
+    server = web.WebServer([("POST", "/size", body_size)], max_body_bytes=8 << 20, max_pending=1).start()
+    url, large = f"http://127.0.0.1:{server.port}/size", web.SMALL_BODY_BYTES + 1
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as slow:
+            slow.sendall(b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % large)
+            time.sleep(0.5)
+            status, answer = _rest_post(url, b"x" * large)
+            assert status == 503 and "1 large request bodies arriving" in answer["error"]
+            assert _rest_post(url, b"x" * 100) == (200, {"bytes": 100})
+            slow.sendall(b"x" * (large - 1))
+            assert slow.recv(100).startswith(b"HTTP/1.1 200")
+        assert _rest_post(url, b"x" * large) == (200, {"bytes": large})
+    finally:
+        server.stop()
 
 
 def test_demo_refuses_an_oversized_body_before_reading_it_and_outlasts_slow_clients(artifacts):

@@ -1,5 +1,6 @@
 """Predict API, SavedModel export and the gRPC / REST server and clients, end to end."""
 
+import contextlib
 import json
 import os
 import queue
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from unittest import mock
 
 import grpc
 import keras
@@ -316,9 +318,16 @@ def test_rest_bad_requests(running, caplog):
             urllib.request.urlopen(urllib.request.Request(url, body), timeout=30)
         assert error.value.code == status
         assert "error" in json.loads(error.value.read())
+    # A body that its Content-Encoding does not decode.
     with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(urllib.request.Request(url.replace("/rin:", "/other:"), b"{}"), timeout=30)
-    assert error.value.code == 404
+        urllib.request.urlopen(urllib.request.Request(url, b"not gzip", {"Content-Encoding": "gzip"}), timeout=30)
+    assert error.value.code == 400 and "could not be read" in json.loads(error.value.read())["error"]
+    # Another model; the status of a version not served (GET).
+    for wrong, body in ((url.replace("/rin:", "/other:"), b"{}"), (url.replace(":predict", "/versions/7"), None)):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(urllib.request.Request(wrong, body), timeout=30)
+        assert error.value.code == 404
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
     good = urllib.request.Request(url, json.dumps({"instances": ["Alan Bean"]}).encode())
     with urllib.request.urlopen(good, timeout=30) as response:
         assert json.load(response)["predictions"][0]["num_tokens"] == 2
@@ -390,6 +399,43 @@ def test_server_picks_up_a_new_version(served, tmp_path):
     outputs = model.predict(contract.SENTENCES_SIGNATURE, {"sentences": np.array(RAW_SENTENCES, object)})
     assert_same_triples(triples_from_outputs(outputs), newer.predict(RAW_SENTENCES))
     assert newer.predict(RAW_SENTENCES) != extractor.predict(RAW_SENTENCES)
+
+
+def test_a_version_that_fails_to_load_is_tried_again_a_few_times_then_left(served, tmp_path):
+    base = tmp_path / "models"
+    export.export_version(served["extractor"], str(base))
+    model = server.ServedModel(str(base), max_load_retries=2, load_retry_seconds=3600.0)
+    for name in ("02", "\u00b2", "\u0663", ".tmp-7"):  # Not version folders: ignored.
+        (base / name).mkdir()
+    (base / "3").write_text("a file, not a folder")
+    (base / "2").mkdir()  # A version still being copied: no saved_model.pb yet.
+    assert contract.versions(str(base)) == [1, 2]
+    loads, load = [], server.ServedModel._load
+
+    def counted_load(self, version):
+        loads.append(version)
+        return load(self, version)
+
+    with mock.patch.object(server.ServedModel, "_load", counted_load):
+        with pytest.raises(OSError, match="does not exist"):
+            model.refresh()
+        assert model.refresh() and loads == [2]  # Not again within the retry interval.
+        assert [(s["version"], s["state"]) for s in model.version_status()] == [("2", "LOADING"), ("1", "AVAILABLE")]
+        model.load_retry_seconds = 0.0
+        for _ in range(4):
+            with contextlib.suppress(OSError):
+                model.refresh()
+        assert loads == [2, 2, 2] and model.version == 1  # The first load and two retries, then left.
+        status = model.version_status()
+        assert [(s["version"], s["state"]) for s in status] == [("2", "END"), ("1", "AVAILABLE")]
+        assert "does not exist" in status[0]["status"]["error_message"]
+        # Removed and written again (a new push of version 2): loaded.
+        (base / "2").rmdir()
+        model.refresh()
+        export.export_version(served["extractor"], str(base), version=2)
+        model.refresh()
+    assert model.version == 2 and loads == [2, 2, 2, 2]
+    assert [s["state"] for s in model.version_status()] == ["AVAILABLE"]
 
 
 def test_predict_and_export_command_lines(served, tmp_path):
