@@ -67,7 +67,7 @@ def main(argv):
     try:
         config = config_from_flags()
     except ValueError as e:
-        raise app.UsageError(str(e)) from e
+        raise SystemExit(f"pipelines.local_runner: {e}") from e
     artifacts = run_pipeline(config, [arg for arg in argv[1:] if arg != "--"])
     for name, artifact in artifacts.items():
         print(f"{name:<14} {artifact.uri}  {json.dumps(artifact.properties, default=str)}")

@@ -56,7 +56,10 @@ def load_extractor(flag_values=flags.FLAGS):
     """Returns the `RINTripleExtractor` of `--model_dir`, with `--threshold` where the command has it and it is set."""
     from rin_keras.triple_extractor import RINTripleExtractor
 
-    extractor = RINTripleExtractor.from_preset(flag_values.model_dir)
+    try:
+        extractor = RINTripleExtractor.from_preset(flag_values.model_dir)
+    except (FileNotFoundError, ValueError) as e:  # What is wrong with the folder, in one line.
+        raise SystemExit(f"--model_dir={flag_values.model_dir}: {e}") from e
     if "threshold" in flag_values and flag_values.threshold is not None:
         extractor.threshold = flag_values.threshold
     return extractor
@@ -66,4 +69,14 @@ def existing_file(path: str) -> str:
     """Returns `path` when it is a file; raises `FileNotFoundError` otherwise."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No file {path}.")
+    return path
+
+
+def file_to_write(path: str) -> str:
+    """Returns `path` when a file can be written there (its folder exists, it is no folder); raises otherwise."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; name a file to write.")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"No folder {folder} to write {os.path.basename(path)} in.")
     return path

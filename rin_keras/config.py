@@ -264,6 +264,13 @@ class RINConfig:
             raise ValueError(f"max_batch_pairs must be >= 0, got {self.max_batch_pairs}.")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}.")
+        for name in ("word_dim", "lstm_units", "hidden_dim", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not self.learning_rate > 0.0 or not self.clipnorm > 0.0:
+            raise ValueError(f"learning_rate and clipnorm must be > 0, got {self.learning_rate} and {self.clipnorm}.")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}.")
 
     @classmethod
     def for_dataset(cls, dataset: str, **overrides) -> "RINConfig":

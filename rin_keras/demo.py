@@ -5,7 +5,7 @@ paragraph and sees every extracted triple highlighted in the text (from the
 tokeniser's character spans) and drawn as a small graph of entities and
 relations. The page calls `POST /extract` with `{"text": "..."}`, which answers
 `RINTripleExtractor.predict_documents` for it: `{"sentences": [[start, end), ...],
-"triples": [...]}` with document character offsets. `/?text=...` fills in and
+"triples": [...], "truncated": [...]}` with document character offsets. `/?text=...` fills in and
 runs a text on load (a link to share, and what the browser test uses).
 
 It runs on `serving.web.WebServer`: slow clients cannot stall it, a body over

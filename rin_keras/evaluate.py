@@ -415,8 +415,8 @@ def main(argv):
     extractor = cli.load_extractor()
     if FLAGS.dataset_dir:
         if FLAGS.split and FLAGS.split not in casrel.SPLIT_FILES:
-            raise app.UsageError(f"A --dataset_dir folder has no {FLAGS.split} split: it holds "
-                                 f"{', '.join(casrel.SPLIT_FILES)} at most.")
+            raise SystemExit(f"rin_keras.evaluate: a --dataset_dir folder has no {FLAGS.split} split: it holds "
+                             f"{', '.join(casrel.SPLIT_FILES)} at most.")
         try:
             scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
         except casrel.DataError as e:  # The file and line to mend, without a traceback.
@@ -426,16 +426,17 @@ def main(argv):
     else:
         config = Corpus.run_config(FLAGS.model_dir, extractor.config)
         if config.dataset == "custom":
-            raise app.UsageError("This model was trained on a folder of your own: name it with --dataset_dir.")
+            raise SystemExit("rin_keras.evaluate: this model was trained on a folder of your own: name it with "
+                             "--dataset_dir.")
         if FLAGS.split and FLAGS.split.startswith("heldout") and not config.heldout_categories:
-            raise app.UsageError(f"--split={FLAGS.split} scores a webnlg3 model trained with --heldout_categories; "
-                                 f"this one was trained on all of {config.dataset}.")
+            raise SystemExit(f"rin_keras.evaluate: --split={FLAGS.split} scores a webnlg3 model trained with "
+                             f"--heldout_categories; this one was trained on all of {config.dataset}.")
         corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir, FLAGS.data_dir)
         split = FLAGS.split or ("test" if "test" in corpus.splits else "validation")
         try:
             corpus.raw(split)  # A missing split is reported before the train split is read.
         except ValueError as e:
-            raise app.UsageError(str(e)) from e
+            raise SystemExit(f"rin_keras.evaluate: {e}") from e
         scores = evaluate_split(extractor, corpus, split, breakdown=True,
                                 seen_relations=train_relations(corpus) if "train" in corpus.splits else None)
         name = f"evaluation_{split}{_threshold_suffix()}"

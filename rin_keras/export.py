@@ -297,8 +297,9 @@ if __name__ == "__main__":
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
-    flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).")
-    flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).")
+    flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).", lower_bound=0)
+    flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).",
+                         lower_bound=1)
     flags.DEFINE_string("model_name", "rin", "Model name in the warm-up requests (TF Serving --model_name).")
     flags.register_multi_flags_validator(
         ["export_dir", "version"],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterator
 
@@ -33,8 +34,9 @@ def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
     if argv:
         yield from argv
         return
-    jsonl = bool(path) and path.endswith(".jsonl")
-    with open(path, encoding="utf-8") if path else contextlib.nullcontext(sys.stdin) as lines:
+    jsonl = _is_jsonl(path)
+    # Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
+    with open(path, encoding="utf-8-sig", errors="replace") if path else contextlib.nullcontext(sys.stdin) as lines:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             if not jsonl:
@@ -66,10 +68,14 @@ def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
         yield part
 
 
+def _is_jsonl(path: str | None) -> bool:
+    return bool(path) and path.lower().endswith(".jsonl")
+
+
 def _count_inputs(path: str) -> int:
     """The texts `_read_inputs` will yield from `path`, counted in one quick pass (for the progress bar)."""
     with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip() or not path.endswith(".jsonl"))
+        return sum(1 for line in f if line.strip() or not _is_jsonl(path))
 
 
 def main(argv):
@@ -77,6 +83,11 @@ def main(argv):
     from tqdm import tqdm
 
     FLAGS = flags.FLAGS
+    if FLAGS.input and argv[1:]:
+        sys.exit("rin_keras.predict: give the texts as arguments or as --input, not both.")
+    if FLAGS.documents and FLAGS.pretokenized:
+        sys.exit("rin_keras.predict: --documents splits raw text into sentences; --pretokenized reads tokens as "
+                 "given: choose one.")
     texts = _read_inputs(FLAGS.input, argv[1:])
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
@@ -102,7 +113,10 @@ def main(argv):
             progress.update(len(part))
     if FLAGS.output:
         out.close()
-    if truncated:
+    if truncated and FLAGS.documents:
+        logging.warning("%d document(s) hold sentences of more than the model's %d tokens, of which the rest was not "
+                        "read (their indices are under \"truncated\").", truncated, extractor.max_length)
+    elif truncated:
         logging.warning("%d text(s) had more than the model's %d tokens and were cut (\"truncated\": true): "
                         "--documents splits texts into sentences first.", truncated, extractor.max_length)
 
@@ -113,11 +127,17 @@ if __name__ == "__main__":
     cli.define_model_dir_flag()
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
-    flags.DEFINE_integer("batch_size", 64, "Sentences per model call.")
+    flags.DEFINE_integer("batch_size", 64, "Sentences per model call.", lower_bound=1)
     flags.DEFINE_string("input", None, "Text file (one text a line) or .jsonl ({\"text\": ...} a line); "
                         "default: the arguments, else stdin.")
     flags.DEFINE_string("output", None, "JSON lines output file (default stdout).")
     flags.DEFINE_bool("documents", False, "Each text is a document: split it into sentences first.")
     flags.DEFINE_bool("pretokenized", False, "Texts are tokens separated by whitespace: read them as given.")
     cli.register_path_check("input", cli.existing_file)
+    cli.register_path_check("output", cli.file_to_write)
+    flags.register_multi_flags_validator(
+        ["input", "output"],
+        lambda f: not (f["input"] and f["output"] and os.path.exists(f["output"])
+                       and os.path.samefile(f["input"], f["output"])),
+        "--output names the --input file, which writing would empty first; name another file.")
     app.run(main)

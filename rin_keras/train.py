@@ -85,7 +85,7 @@ def define_flags():
         "JSON (tokenised) or JSON lines (raw text); see docs/custom_data.md.",
     )
     cli.register_path_check("dataset_dir", check_dataset_dir)
-    flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.")
+    flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.", lower_bound=1)
     flags.DEFINE_string(
         "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
     )
@@ -132,11 +132,13 @@ def flags_reference() -> str:
 def config_from_flags() -> RINConfig:
     """Returns the RINConfig the flags describe (dataset defaults where a flag is unset)."""
     if FLAGS.encoder == "bert" and not FLAGS.preset:
-        raise app.UsageError("--encoder=bert needs --preset (a keras-hub preset name or a local preset folder).")
+        raise SystemExit("rin_keras.train: --encoder=bert needs --preset (a keras-hub preset name or a local preset "
+                         "folder).")
     fields = config_flag_values()
     if FLAGS.dataset_dir:
         if FLAGS["dataset"].present:
-            raise app.UsageError("--dataset and --dataset_dir both name the data to train on: give one of them.")
+            raise SystemExit("rin_keras.train: --dataset and --dataset_dir both name the data to train on: give one "
+                             "of them.")
         fields.setdefault("variant", "exact")
     if FLAGS.pretrained_vectors == "none":
         fields["pretrained_dim"] = 0
@@ -147,7 +149,7 @@ def config_from_flags() -> RINConfig:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
         return RINConfig.for_dataset(dataset, **fields)
     except ValueError as e:
-        raise app.UsageError(str(e)) from e
+        raise SystemExit(f"rin_keras.train: {e}") from e
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
@@ -192,7 +194,7 @@ def word_vectors(config: RINConfig, corpus: Corpus, vocab, source: str, cache_di
         sentences = [[t.decode("utf-8") for t in x["tokens"]] for x in corpus.examples("train")]
         return embeddings.train_word2vec(sentences, vocab, config.word_dim, cache_dir, config.seed)
     if not os.path.exists(source):
-        raise app.UsageError(f"--word_vectors: no file {source}.")
+        raise SystemExit(f"rin_keras.train: --word_vectors: no file {source}.")
     return embeddings.load_text_vectors(source, vocab, config.word_dim, config.seed)
 
 
@@ -519,13 +521,13 @@ def default_model_dir(config: RINConfig, dataset_dir: str | None = None) -> str:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise SystemExit(f"rin_keras.train: unexpected arguments: {argv[1:]}")
     config = config_from_flags()
     try:
         cluster = Cluster(FLAGS.num_workers, FLAGS.worker_index, FLAGS.coordinator_address)
         cluster.check_strategy(FLAGS.strategy)
     except ValueError as e:
-        raise app.UsageError(str(e)) from e
+        raise SystemExit(f"rin_keras.train: {e}") from e
     model_dir = FLAGS.model_dir or default_model_dir(config, FLAGS.dataset_dir)
     try:
         check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,

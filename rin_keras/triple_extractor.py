@@ -22,6 +22,7 @@ import functools
 import itertools
 import os
 import re
+import zipfile
 from typing import Iterable, Iterator
 
 import keras
@@ -40,21 +41,49 @@ from rin_keras.preprocessor import RINPreprocessor
 ARTIFACT_FILE = "extractor.keras"  # What `save_to_preset` writes into a folder.
 CHECKPOINT_FILE = "best.keras"  # The network alone, as training selects it (with config.json and vocab/).
 _NON_WHITESPACE = re.compile(r"[^ \t\n\v\f\r]+")  # A token of pre-tokenised text.
+_SURROGATE = re.compile("[\ud800-\udfff]")  # In a str, a code point that no UTF-8 text holds.
 
 
-def artifact_file(path: str) -> str:
+def as_text(item, index: int) -> str:
+    """Item `index` of a batch of texts as a `str` that UTF-8 can encode, read as the serving graph reads bytes.
+
+    Bytes are decoded as UTF-8 and a lone surrogate of a `str` (from JSON's `\\ud800` escapes, or bytes decoded
+    with `surrogateescape`) reads as U+FFFD, one character for one, so character offsets still index the text.
+
+    Raises:
+        TypeError: `item` is not a `str` or `bytes`.
+    """
+    if isinstance(item, bytes):
+        return item.decode("utf-8", errors="replace")
+    if not isinstance(item, str):
+        raise TypeError(f"Text {index} is a {type(item).__name__}, not a str.")
+    return item if item.isascii() else _SURROGATE.sub("\ufffd", item)
+
+
+def _check_batch(texts, method: str, batch_size: int) -> None:
+    """Refuses a lone string where a batch of texts belongs, and a batch size below 1."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{method} takes a list of texts; wrap a single text in a list.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+
+def artifact_file(path: str | os.PathLike) -> str:
     """Returns the file that `RINTripleExtractor.from_preset(path)` reads.
 
     That is `path` itself when it is a `.keras` file, else `<path>/extractor.keras`, else `<path>/best.keras` (a
-    training folder without the extractor, assembled with its `config.json` and `vocab/`).
+    training folder without the extractor, assembled with its `config.json` and `vocab/`). `~` is expanded.
 
     Raises:
         FileNotFoundError: none of them is there.
     """
+    path = os.path.expanduser(os.fspath(path))
+    if path.endswith(".keras") and not os.path.exists(path):
+        raise FileNotFoundError(f"No file {path}.")
     if os.path.isfile(path) and not path.endswith(".keras"):
         raise FileNotFoundError(f"{path!r} is a file but not a .keras file: pass a rin_keras.train --model_dir or a "
                                 ".keras file written by RINTripleExtractor.save_to_preset.")
-    extractor_file = path if path.endswith(".keras") else os.path.join(path, ARTIFACT_FILE)
+    extractor_file = path if os.path.isfile(path) else os.path.join(path, ARTIFACT_FILE)
     for file in (extractor_file, os.path.join(path, CHECKPOINT_FILE)):
         if os.path.isfile(file):
             return file
@@ -178,10 +207,21 @@ class RINTripleExtractor(keras.Model):
         self.threshold = threshold
         self.built = True
 
+    @property
+    def threshold(self) -> float:
+        """The pair probability at which a cell is a triple, in [0, 1]."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold must be a number in [0, 1], got {value!r}.")
+        self._threshold = float(value)
+
     # === The artifact ===
 
     @classmethod
-    def from_preset(cls, path: str) -> "RINTripleExtractor":
+    def from_preset(cls, path: str | os.PathLike) -> "RINTripleExtractor":
         """Loads an extractor.
 
         Args:
@@ -195,6 +235,8 @@ class RINTripleExtractor(keras.Model):
         file = artifact_file(path)
         if os.path.basename(file) == CHECKPOINT_FILE:  # A training folder's network alone: assembled with its folder.
             return cls.from_checkpoint(os.path.dirname(file))
+        if not zipfile.is_zipfile(file):
+            raise ValueError(f"{file} is not a .keras file (a zip archive written by Keras).")
         extractor = keras.saving.load_model(file)
         if not isinstance(extractor, cls):
             raise ValueError(f"{file} holds a {type(extractor).__name__}, not a {cls.__name__}.")
@@ -203,7 +245,16 @@ class RINTripleExtractor(keras.Model):
     @classmethod
     def from_checkpoint(cls, model_dir: str, checkpoint: str = CHECKPOINT_FILE) -> "RINTripleExtractor":
         """Assembles an extractor from a training folder: `<checkpoint>`, `config.json` and `vocab/`
-        (and `tokenizer/` for the BERT encoder)."""
+        (and `tokenizer/` for the BERT encoder).
+
+        Raises:
+            FileNotFoundError: one of them is missing.
+        """
+        missing = [name for name in (checkpoint, "config.json", "vocab")
+                   if not os.path.exists(os.path.join(model_dir, name))]
+        if missing:
+            raise FileNotFoundError(f"{model_dir} lacks {' and '.join(missing)}: a training folder's {checkpoint} is "
+                                    "read with its config.json and vocab/.")
         config = RINConfig.load(os.path.join(model_dir, "config.json"))
         vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
         tokenizer_dir = os.path.join(model_dir, features.TOKENIZER_DIR)
@@ -265,19 +316,28 @@ class RINTripleExtractor(keras.Model):
         input dicts, datasets) goes to `keras.Model.predict` and gives the
         network's outputs.
         """
-        if isinstance(x, str):
-            raise TypeError("predict takes a list of sentences; wrap a single sentence in a list.")
-        if isinstance(x, (list, tuple)) and all(isinstance(s, str) for s in x):
-            return [result["triples"] for result in self.predict_detailed(x, batch_size or 64)]
+        _check_batch(x, "predict", 64 if batch_size is None else batch_size)
+        if isinstance(x, np.ndarray) and x.dtype.kind in "USO":
+            x = x.tolist()
+        if isinstance(x, (list, tuple)) and (not x or any(isinstance(s, (str, bytes)) for s in x)):
+            results = self.predict_detailed(x, 64 if batch_size is None else batch_size)
+            truncated = sum(result["truncated"] for result in results)
+            if truncated:
+                logging.warning("%d of %d texts had more than the model's %d tokens; the rest of each was not read "
+                                "(predict_detailed marks them \"truncated\"; predict_documents splits texts into "
+                                "sentences).", truncated, len(results), self.max_length)
+            return [result["triples"] for result in results]
         return super().predict(x, batch_size=batch_size, **kwargs)
 
     def predict_detailed(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`.
 
         Each sentence is read up to the model's `max_length` tokens (`truncated` says
-        when there was more); the rest of it is not tokenised.
+        when there was more); the rest of it is not tokenised. Sentences are `str`
+        or UTF-8 `bytes` (`as_text`).
         """
-        texts = (s.decode("utf-8", errors="replace") if isinstance(s, bytes) else s for s in sentences)
+        _check_batch(sentences, "predict_detailed", batch_size)
+        texts = (as_text(s, i) for i, s in enumerate(sentences))
         return self._predict_all(((text, self.preprocessor.split(text)) for text in texts), batch_size)
 
     def predict_tokens(self, token_lists: Iterable[list[str]], batch_size: int = 64) -> list[dict]:
@@ -285,19 +345,29 @@ class RINTripleExtractor(keras.Model):
 
         Character spans index `" ".join(tokens)`.
         """
-        return self._predict_all(((" ".join(tokens), joined_tokens(list(tokens))) for tokens in token_lists),
-                                 batch_size)
+        _check_batch(token_lists, "predict_tokens", batch_size)
+
+        def tokens_of(index, tokens):
+            if isinstance(tokens, (str, bytes)):
+                raise TypeError(f"Sentence {index} is a {type(tokens).__name__}; predict_tokens takes lists of tokens.")
+            return [as_text(token, index) for token in tokens]
+
+        token_lists = (tokens_of(i, tokens) for i, tokens in enumerate(token_lists))
+        return self._predict_all(((" ".join(tokens), joined_tokens(tokens)) for tokens in token_lists), batch_size)
 
     def predict_documents(self, documents: Iterable[str], batch_size: int = 64) -> list[dict]:
-        """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...]}`.
+        """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...], "truncated": [...]}`.
 
         Documents are split into sentences (`iter_sentences`); each triple adds
         `sentence` (its sentence's index) and its character spans index the document.
-        Sentences stream through the model `batch_size` at a time, so memory does
-        not grow with a document's length beyond its sentence offsets and triples.
+        `truncated` lists the sentences longer than the model's `max_length` tokens,
+        of which the rest was not read. Sentences stream through the model
+        `batch_size` at a time, so memory does not grow with a document's length
+        beyond its sentence offsets and triples.
         """
-        documents = list(documents)
-        output = [{"sentences": [], "triples": []} for _ in documents]
+        _check_batch(documents, "predict_documents", batch_size)
+        documents = [as_text(document, i) for i, document in enumerate(documents)]
+        output = [{"sentences": [], "triples": [], "truncated": []} for _ in documents]
 
         def sentences():
             for document, result in zip(documents, output):
@@ -308,6 +378,8 @@ class RINTripleExtractor(keras.Model):
         stream = sentences()
         while batch := list(itertools.islice(stream, batch_size)):
             for (result, index, start, _), found in zip(batch, self.predict_detailed([s[3] for s in batch], batch_size)):
+                if found["truncated"]:
+                    result["truncated"].append(index)
                 result["triples"].extend({
                     **triple,
                     "sentence": index,

@@ -327,6 +327,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, model: ServedModel):
         self.model = model
 
+    def _unimplemented(self, request, context):
+        """The methods of the service that this server does not answer: UNIMPLEMENTED, without grpcio's ERROR
+        traceback in the log for each call."""
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "This server answers Predict and GetModelMetadata.")
+
+    Classify = Regress = MultiInference = _unimplemented
+
     def _check_name(self, spec, context):
         if spec.name != self.model.name:
             context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))

@@ -115,5 +115,23 @@ def test_evaluate_refuses_a_heldout_split_of_a_model_trained_without_one_before_
                           "--split=heldout_categories", f"--tfds_data_dir={tmp_path / 'tfds'}"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert "--split=heldout_categories scores a webnlg3 model trained with --heldout_categories" in run.stderr
+    # One line, not absl's usage text with every flag.
+    assert run.stderr.strip().endswith("rin_keras.evaluate: --split=heldout_categories scores a webnlg3 model trained "
+                                       "with --heldout_categories; this one was trained on all of webnlg.")
     assert not (tmp_path / "tfds").exists()
+
+
+def test_predict_refuses_an_output_that_would_lose_work_before_reading_any_text(tmp_path):
+    _save_tiny_extractor(tmp_path)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Alan Bean was born\n")
+    for args, message in (
+        ([f"--input={texts}", f"--output={texts}"], "--output names the --input file"),
+        ([f"--output={tmp_path / 'none' / 'out.jsonl'}", "Alan"], "No folder"),
+        ([f"--output={tmp_path}", "Alan"], "is a folder; name a file to write"),
+        ([f"--input={texts}", "Alan"], "give the texts as arguments or as --input, not both"),
+    ):
+        run = subprocess.run([sys.executable, "-m", "rin_keras.predict", f"--model_dir={tmp_path}", *args], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode != 0 and message in run.stderr and "Traceback" not in run.stderr, run.stderr[-500:]
+    assert texts.read_text() == "Alan Bean was born\n"

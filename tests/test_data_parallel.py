@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import app
 from absl.testing import flagsaver
 
 from rin_keras import train
@@ -65,7 +64,7 @@ def test_cluster_settings_are_checked():
 def test_cli_rejects_bad_cluster_flags(flags, message):
     train.define_flags() if "dataset" not in train.FLAGS else None
     train.FLAGS(["prog"])
-    with flagsaver.flagsaver(**flags), pytest.raises(app.UsageError, match=message):
+    with flagsaver.flagsaver(**flags), pytest.raises(SystemExit, match=message):
         train.main(["prog"])
 
 

@@ -106,7 +106,7 @@ def test_scoring_logs_its_progress(folder, model_dir):
 
 
 def test_nothing_predicted_scores_zero(folder, model_dir):
-    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=1.1), str(folder))
+    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=1.0), str(folder))
     assert scores["strings"]["raw"]["predicted"] == scores["partial"]["predicted"] == 0
 
 

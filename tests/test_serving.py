@@ -149,7 +149,7 @@ def test_documents_give_sentence_indices_and_document_offsets(served):
         start, end = triple["subject_char_span"]
         assert document[start:end] == sentences[triple["sentence"]][start - offset:end - offset]
         assert document[start:end] == triple["subject"]
-    assert served["extractor"].predict_documents(["", "   "]) == [{"sentences": [], "triples": []}] * 2
+    assert served["extractor"].predict_documents(["", "   "]) == [{"sentences": [], "triples": [], "truncated": []}] * 2
 
 
 def test_in_graph_span_decoding_matches_tags_to_spans(rng):
@@ -280,6 +280,17 @@ def test_grpc_bad_requests_get_a_status_and_serving_goes_on(running, inputs, mod
     assert error.value.code() == code
     response = _raw_request(running, {"sentences": tf.make_tensor_proto(["Alan Bean was born in Texas ."])})
     assert tf.make_ndarray(response.outputs["num_tokens"]).tolist() == [7]
+
+
+def test_grpc_methods_not_served_answer_unimplemented_without_a_traceback(running, caplog):
+    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(
+                classification_pb2.ClassificationRequest(), timeout=30)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED and "answers Predict" in error.value.details()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_grpc_output_filter_keeps_the_outputs_named_and_refuses_unknown_names(running):

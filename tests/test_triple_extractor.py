@@ -1,6 +1,7 @@
 """RINPreprocessor and RINTripleExtractor: one artifact that loads and predicts raw text."""
 
 import os
+from unittest import mock
 
 import keras
 import numpy as np
@@ -81,7 +82,7 @@ def test_predict_takes_raw_sentences_and_keeps_keras_predict_for_tensors():
         for t in found:
             start, end = t["object_char_span"]
             assert sentence[start:end].endswith(t["object"].split(" ")[-1])
-    with pytest.raises(TypeError, match="list of sentences"):
+    with pytest.raises(TypeError, match="predict takes a list of texts"):
         extractor.predict(SENTENCES[0])
     inputs = {k: v.numpy() for k, v in extractor.preprocessor(tf.constant(SENTENCES[:2])).items()}
     outputs = extractor.predict(inputs, verbose=0)
@@ -152,3 +153,46 @@ def test_loading_errors_say_what_to_pass(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="is a file but not a .keras file"):
         RINTripleExtractor.from_preset(str(tmp_path / "config.json"))
+    with pytest.raises(FileNotFoundError, match="^No file .*missing.keras.$"):
+        RINTripleExtractor.from_preset(tmp_path / "missing.keras")  # A path object.
+    (tmp_path / "text.keras").write_text("not a zip")
+    with pytest.raises(ValueError, match="text.keras is not a .keras file"):
+        RINTripleExtractor.from_preset(str(tmp_path / "text.keras"))
+    os.makedirs(tmp_path / "stopped")
+    _extractor().model.save(tmp_path / "stopped" / "best.keras")
+    with pytest.raises(FileNotFoundError, match="stopped lacks config.json and vocab: a training folder's best.keras"):
+        RINTripleExtractor.from_preset(str(tmp_path / "stopped"))
+    with mock.patch.dict(os.environ, {"HOME": str(tmp_path)}):
+        with pytest.raises(FileNotFoundError, match=f"in '{tmp_path}/stopped/none'"):
+            RINTripleExtractor.from_preset("~/stopped/none")
+
+
+def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
+    extractor = _extractor()
+    expected = extractor.predict(SENTENCES)
+    assert_same_triples(extractor.predict(np.array(SENTENCES)), expected)
+    assert_same_triples(extractor.predict(tuple(SENTENCES)), expected)
+    # Bytes read as UTF-8, invalid bytes and lone surrogates (which UTF-8 cannot encode) as U+FFFD, one for one.
+    bad_bytes, surrogate = extractor.predict_detailed([b"Alan \xff Bean", "Alan \ud800 Bean"])
+    assert bad_bytes["tokens"] == surrogate["tokens"] == ["Alan", "\ufffd", "Bean"]
+    assert surrogate["token_spans"] == [[0, 4], [5, 6], [7, 11]]
+    for call, error, match in (
+        (lambda: extractor.predict_detailed(SENTENCES[0]), TypeError, "predict_detailed takes a list of texts"),
+        (lambda: extractor.predict_documents(SENTENCES[0]), TypeError, "predict_documents takes a list of texts"),
+        (lambda: extractor.predict_tokens(["Alan Bean"]), TypeError, "Sentence 0 is a str; predict_tokens takes lists"),
+        (lambda: extractor.predict([SENTENCES[0], None]), TypeError, "Text 1 is a NoneType, not a str"),
+        (lambda: extractor.predict(SENTENCES, batch_size=0), ValueError, "batch_size must be a positive integer"),
+        (lambda: extractor.predict_detailed(SENTENCES, -1), ValueError, "batch_size must be a positive integer"),
+    ):
+        with pytest.raises(error, match=match):
+            call()
+    for threshold in ("0.5", float("nan"), True, -0.1, 1.5):
+        with pytest.raises(ValueError, match="threshold must be a number in"):
+            extractor.threshold = threshold
+    # Text past max_length tokens is not read: predict says so, predict_documents names the sentences.
+    long_text = " ".join(["word"] * (extractor.max_length + 5))
+    with caplog.at_level("WARNING"):
+        extractor.predict([long_text, "Alan Bean"])
+    assert f"1 of 2 texts had more than the model's {extractor.max_length} tokens" in caplog.text
+    [document] = extractor.predict_documents(["Alan Bean was born. " + long_text + "."])
+    assert len(document["sentences"]) == 2 and document["truncated"] == [1]
