@@ -143,7 +143,8 @@ class WebServer:
         except ConnectionError:  # The client left: nothing to answer.
             raise RequestRefused(400, "The connection closed before the request body arrived.") from None
         except web_protocol.RequestPayloadError as error:  # E.g. Content-Encoding: gzip on a body that is not.
-            raise RequestRefused(400, f"The request body could not be read: {error}.") from None
+            reason = str(error).strip().splitlines()[-1].strip()  # Its first line is "400, message:".
+            raise RequestRefused(400, f"The request body could not be read: {reason}.") from None
         finally:
             self._large_reads -= large
 

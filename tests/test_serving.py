@@ -332,7 +332,8 @@ def test_rest_bad_requests(running, caplog):
     # A body that its Content-Encoding does not decode.
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(urllib.request.Request(url, b"not gzip", {"Content-Encoding": "gzip"}), timeout=30)
-    assert error.value.code == 400 and "could not be read" in json.loads(error.value.read())["error"]
+    assert error.value.code == 400 and json.loads(error.value.read())["error"] == (
+        "The request body could not be read: Can not decode content-encoding: gzip.")
     # Another model; the status of a version not served (GET).
     for wrong, body in ((url.replace("/rin:", "/other:"), b"{}"), (url.replace(":predict", "/versions/7"), None)):
         with pytest.raises(urllib.error.HTTPError) as error:
