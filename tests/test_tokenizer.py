@@ -3,6 +3,7 @@
 import collections
 import json
 import os
+import unicodedata
 
 import keras
 import pytest
@@ -31,6 +32,9 @@ ODD_TEXTS = [
     "Alan\x00\x07 Bean \x1b[0m",
     "Curie was born in Warsaw. She died in 1934. Aaron S. Daggett of St. Louis and the U.S. Navy. Élan.",
     "Admin. Sci. Q. Its ground is St. Vincent–St. Mary. Now.",
+    "\ufeffAlan\u200bBean\u2060was born\u0085in Wheeler,\u200b Texas.\u200b\ufeff",
+    "He said “Hi”, ‘bye’… then—left «oui» „ja“ O’Brien 2007–08.",
+    "Cafe\u0301 in Zu\u0308rich and L\u0323ondon. L\u0323and Ångstro\u0308m.",
 ]
 
 
@@ -69,10 +73,23 @@ def test_data_conventions():
     assert tokenize(b"ab\xff c") == ["ab\ufffd", "c"]
 
 
+def test_web_text_separators_quotes_and_decomposed_accents():
+    # Invisible separators of pasted web text split words as spaces do.
+    assert tokenize("\ufeffAlan\u200bBean\u2060was born\u0085in Wheeler,\u200b Texas.\u200b") == \
+        tokenize("Alan Bean was born in Wheeler, Texas.")
+    assert tokenize("He said “Hi”, ‘bye’… then—left «oui» „ja“ O’Brien 2007–08.") == \
+        ["He", "said", "“", "Hi", "”", ",", "‘", "bye", "’", "…", "then", "—", "left", "«", "oui", "»", "„", "ja", "“",
+         "O’Brien", "2007–08", "."]
+    # A decomposed accent reads as the composed word; the offsets still index the text as written.
+    text = "Cafe\u0301 in Zu\u0308rich."
+    assert [(t.text, t.start, t.end) for t in tokenize_with_offsets(text)] == \
+        [("Café", 0, 5), ("in", 6, 8), ("Zürich", 9, 16), (".", 16, 17)]
+
+
 def test_offsets_point_into_the_original_string():
     for text in ODD_TEXTS:
         for token in tokenize_with_offsets(text):
-            written = text[token.start:token.end]
+            written = unicodedata.normalize("NFC", text[token.start:token.end])
             assert written == token.text or (written == '"' and token.text in ("``", "''"))
     tokens = tokenize_with_offsets("東京 is in 日本, 🚀 Suárez.")
     assert [(t.text, t.start, t.end) for t in tokens] == [
@@ -122,6 +139,7 @@ def test_token_limit_reads_a_prefix_and_gives_the_first_tokens_of_the_whole_text
     monkeypatch.setattr(tokenizer, "_CHARS_PER_TOKEN", 1)  # Prefixes cut through every kind of token.
     pieces = list("ab1,.:;'\"’ n()[]{}!?é東🚀\t\u00a0sdmrevlt0") + ["n't", "'s", "1,000", "  ", "...", "D.C."]
     pieces += ["Texas.", "S.", "St.", "She", "Él", "Sci."]  # Periods that the next token splits off, or not.
+    pieces += ["\u200b", "\ufeff", "\u0085", "…", "‘", "—", "«", "e\u0301", "L\u0323", "\u0308"]
     generator = random.Random(0)
     texts = ["".join(generator.choice(pieces) for _ in range(generator.randint(0, 80))) for _ in range(150)]
     texts += ODD_TEXTS + ["7" * 5000 + " x", " " * 5000 + "x" + " " * 5000, "Texas " * 3000]

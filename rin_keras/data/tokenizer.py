@@ -9,7 +9,9 @@ slashes stay (`U.S.`, `A.C. Milan`, `Al-Khor`, `14L/32R`). Inside a text of seve
 sentences, a period that ends a word is split off too when the next token starts with
 an upper-case letter (and does not end with a period), unless the word is an initial,
 holds another period or is a common abbreviation (`Warsaw. She` -> `Warsaw`, `.`, `She`; `S. Daggett`, `U.S. Navy`,
-`St. Louis` stay).
+`St. Louis` stay). Typographic quotes (`“ ” ‘ « » „`), the ellipsis `…` and the em dash
+`—` are split off too; an en dash and an apostrophe inside a word stay (`2007–08`, `O’Brien`).
+Zero-width spaces, word joiners and a byte-order mark separate tokens as spaces do.
 
 One regular expression, `DELIMITER`, defines all of this. It is written in the
 common subset of Python's `re` (with `re.ASCII`) and RE2, so `tokenize` (Python)
@@ -17,8 +19,9 @@ and `RINTokenizer` (a Keras layer built on `tensorflow_text.regex_split_with_off
 which runs inside a SavedModel) split every string the same way; a test checks
 that over the whole `webnlg_ood_dev` raw text and over accents, CJK and emoji.
 Offsets are `[start, end)` character (code point) indices into the original
-string, so `text[start:end]` is the token as written. NUL characters read as
-spaces (the TF Text op stops at them).
+string, so `text[start:end]` is the token as written; the token's text is that
+in Unicode NFC, so that a decomposed accent reads as the word the vocabulary
+holds. NUL characters read as spaces (the TF Text op stops at them).
 
 Both take a token limit (`tokenize_with_offsets(text, limit)`, `RINTokenizer()(sentences,
 max_tokens)`): past it, no work is done per token or per character, so a sentence
@@ -29,16 +32,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 
 import keras
 import tensorflow as tf
 
-# Whitespace: ASCII, no-break and the other Unicode spaces people paste in.
-_SPACE = " \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Whitespace: ASCII, no-break and the other Unicode spaces people paste in, the next-line control, and the
+# invisible separators of web text (zero-width space, word joiner, a byte-order mark inside a text).
+_SPACE = " \t\n\r\f\v\u0085\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
 WHITESPACE = f"[{_SPACE}]+"
 _KEPT = [
     r"[0-9]+(?:[,:.][0-9]+)+",  # A number with inner separators stays one token: 1,000 / 10:30 / 3.5
-    r"[\"“”;()\[\]{}!?,:]",  # Quotes and punctuation, one character each.
+    r"[\"“”‘«»„;()\[\]{}!?,:…—]",  # Quotes, punctuation, the ellipsis and the em dash, one character each.
     r"(?:['’](?:[sSdDmM]|re|RE|ve|VE|ll|LL)|[nN]['’][tT])\b",  # Clitics: 's 're n't ...
     r"['’]\B",  # A word-final apostrophe (Jones').
     r"\.$",  # The sentence-final period (the text is right-stripped first).
@@ -68,7 +73,7 @@ _PY_WORD_AND_PERIOD = re.compile(WORD_AND_PERIOD)
 _PY_ABBREVIATION = re.compile(ABBREVIATION)
 _PY_SENTENCE_START = re.compile(SENTENCE_START)
 _PY_SPACE_CHARS = "".join(
-    chr(c) for c in range(0x3001) if re.fullmatch(WHITESPACE, chr(c))
+    chr(c) for c in range(0x10000) if re.fullmatch(WHITESPACE, chr(c))
 )  # For str.rstrip: a `WHITESPACE$` search is quadratic in Python on a long run of spaces.
 # Tokens that a cut through the text can change: the last two of a prefix (`don'` | `t`: `don`, `'`
 # where the whole text has `do`, `n't`; `1,` | `000`: `1`, `,` where it has `1,000`).
@@ -81,7 +86,8 @@ class Token:
     """One token: its text as the model reads it and where it is in the original string.
 
     Attributes:
-        text: the token (a straight double quote reads as ``` `` ``` or `''`).
+        text: the token in Unicode NFC (`e` + U+0301 reads as `é`; a straight double quote reads as ``` `` ``` or
+            `''`).
         start: index of its first character in the original string.
         end: one past its last character (`original[start:end]` is the token as written).
     """
@@ -147,7 +153,7 @@ def _split_sentence_periods(text: str, pieces: list[tuple[int, int]]) -> list[tu
 def _token_text(text: str, start: int, end: int) -> str:
     piece = text[start:end]
     if piece != '"':
-        return piece
+        return unicodedata.normalize("NFC", piece)
     opens = start == 0 or _PY_OPENING.fullmatch(text[start - 1])
     return OPEN_QUOTE if opens else CLOSE_QUOTE
 
@@ -226,7 +232,8 @@ class RINTokenizer(keras.layers.Layer):
         is_token = tf.logical_not(tf.strings.regex_full_match(flat, WHITESPACE))
         tokens = (tf.ragged.boolean_mask(pieces.with_flat_values(values), pieces.with_flat_values(is_token))
                   for values in (texts, starts, ends))
-        return _split_sentence_periods_in_graph(*tokens)
+        tokens, starts, ends = _split_sentence_periods_in_graph(*tokens)
+        return tokens.with_flat_values(tf_text.normalize_utf8(tokens.flat_values, "NFC")), starts, ends
 
     def compute_output_spec(self, sentences, max_tokens=None):
         return tuple(
