@@ -8,6 +8,7 @@ client needs only the standard library and NumPy (the gRPC one imports TensorFlo
     python -m serving.client "Alan Bean was born in Wheeler, Texas."
     python -m serving.client --protocol=rest < sentences.txt
     python -m serving.client --signature_name=serve_tokens "Alan Bean was born in Wheeler , Texas ."
+    python -m serving.client --status   # The served versions' status, as `GET /v1/models/<name>` gives it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ class GrpcClient:
         response.metadata["signature_def"].Unpack(signature_map)
         return dict(signature_map.signature_def)
 
+    def model_status(self) -> dict:
+        """Returns `ModelService.GetModelStatus`'s answer as TF Serving's REST API writes it:
+        `{"model_version_status": [{"version", "state", "status"}, ...]}`."""
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = self.model_name
+        response = model_service_pb2_grpc.ModelServiceStub(self._channel).GetModelStatus(request, timeout=self.timeout)
+        return json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+
     def close(self):
         self._channel.close()
 
@@ -92,7 +105,8 @@ class RestClient:
     def __init__(self, url: str = f"http://localhost:{REST_PORT}", model_name: str = "rin",
                  signature_name: str = SENTENCES_SIGNATURE, timeout: float = 10.0):
         self.input_name = input_name(signature_name)
-        self.endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
+        self.model_url = f"{url.rstrip('/')}/v1/models/{model_name}"
+        self.endpoint = self.model_url + ":predict"
         self.signature_name = signature_name
         self.timeout = timeout
 
@@ -108,15 +122,27 @@ class RestClient:
         request = urllib.request.Request(
             self.endpoint, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"}
         )
+        return triples_from_outputs(self._answer(request)["outputs"])
+
+    def model_status(self) -> dict:
+        """Returns `GET /v1/models/<name>`: `{"model_version_status": [{"version", "state", "status"}, ...]}`.
+
+        Raises:
+            RuntimeError: the server answered with an error; its message is kept.
+            ConnectionError: no server answered at the URL.
+        """
+        return self._answer(urllib.request.Request(self.model_url))
+
+    def _answer(self, request: urllib.request.Request) -> dict:
+        """The JSON the server answers to `request`."""
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                outputs = json.load(response)["outputs"]
+                return json.load(response)
         except urllib.error.HTTPError as error:
             raise RuntimeError(f"HTTP {error.code}: {error.read().decode('utf-8', 'replace')}") from error
         except (OSError, http.client.HTTPException) as error:  # No server there, or not a REST one.
             reason = getattr(error, "reason", None) or repr(error)
-            raise ConnectionError(f"no REST answer from {self.endpoint}: {reason}") from error
-        return triples_from_outputs(outputs)
+            raise ConnectionError(f"no REST answer from {request.full_url}: {reason}") from error
 
 
 def _as_input(sentences: list, name: str) -> list:
@@ -128,7 +154,7 @@ def main(argv):
     from absl import flags
 
     FLAGS = flags.FLAGS
-    sentences = argv[1:] or [line.rstrip("\n") for line in sys.stdin]
+    sentences = [] if FLAGS.status else argv[1:] or [line.rstrip("\n") for line in sys.stdin]
     # serve_tokens reads pre-tokenised text: tokens separated by whitespace.
     inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [s.split() for s in sentences]
     if FLAGS.protocol == "grpc":
@@ -142,11 +168,14 @@ def main(argv):
         client = RestClient(f"http://{FLAGS.host}:{port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
         errors = (RuntimeError, ConnectionError)
     try:
-        answers = client.predict(inputs)
+        answers = client.model_status() if FLAGS.status else client.predict(inputs)
     except errors as error:
         if FLAGS.protocol == "grpc":
             error = f"{error.code().name} from {FLAGS.host}:{port}: {error.details()}"
         sys.exit(f"serving.client: {error}")
+    if FLAGS.status:
+        print(json.dumps(answers))
+        return
     for sentence, triples in zip(sentences, answers):
         print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
 
@@ -161,4 +190,5 @@ if __name__ == "__main__":
     flags.DEFINE_string("signature_name", SENTENCES_SIGNATURE,
                         "serving_default (raw sentences) or serve_tokens (pre-tokenised, whitespace-separated).")
     flags.DEFINE_float("timeout", 10.0, "Seconds per request.")
+    flags.DEFINE_bool("status", False, "Print the served model's version status instead of predicting.")
     app.run(main)

@@ -7,10 +7,13 @@ export, so clients, tests and benchmarks run unchanged against either:
     python -m serving.server --model_base_path=serving_models/rin --model_name=rin
 
 - gRPC (default 127.0.0.1:8500): `Predict` and `GetModelMetadata` of
-  `tensorflow.serving.PredictionService`.
+  `tensorflow.serving.PredictionService`, and `GetModelStatus` of
+  `tensorflow.serving.ModelService`.
 - REST (default 127.0.0.1:8501): `POST /v1/models/<name>[/versions/<v>]:predict`
-  with `{"instances": [...]}` (row format) or `{"inputs": ...}` (columnar), and
-  `GET /v1/models/<name>` for the version status.
+  with `{"instances": [...]}` (row format) or `{"inputs": ...}` (columnar), where
+  a string may also be sent as `{"b64": "<base64>"}`; `GET /v1/models/<name>` for
+  the version status and `GET /v1/models/<name>/metadata` for the signatures
+  (both also under `/versions/<v>`).
 
 Like TF Serving it serves the newest version under the base path, polls for
 newer ones, and replays `assets.extra/tf_serving_warmup_requests` on load; a
@@ -34,6 +37,7 @@ nothing a client sends stops the server:
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import functools
 import json
@@ -48,10 +52,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops every export's tokeniser uses)
 from absl import logging
+from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     prediction_log_pb2,
     prediction_service_pb2_grpc,
@@ -139,17 +146,46 @@ class ServedModel:
                     raise
         return self.version is not None
 
-    def version_status(self) -> list[dict]:
+    def version_status(self, version: int | None = None) -> list[dict]:
         """TF Serving's `model_version_status`, newest first: the served version, and versions that failed to load
-        (`LOADING` while they will be tried again, `END` once given up), with their error."""
+        (`LOADING` while they will be tried again, `END` once given up), with their error; or of `version` alone.
+
+        Raises:
+            RequestError: (NOT_FOUND) `version` is neither served nor failed to load.
+        """
         with self._lock:
-            failed = dict(self._failed_loads)
-        status = [{"version": str(self.version), "state": "AVAILABLE", "status": {"error_code": "OK",
-                                                                                  "error_message": ""}}]
-        for version, (failures, _, message) in failed.items():
-            status.append({"version": str(version), "state": "LOADING" if failures <= self.max_load_retries else "END",
+            failed, served = dict(self._failed_loads), self.version
+        status = [{"version": str(served), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]
+        for failed_version, (failures, _, message) in failed.items():
+            status.append({"version": str(failed_version),
+                           "state": "LOADING" if failures <= self.max_load_retries else "END",
                            "status": {"error_code": "UNKNOWN", "error_message": message}})
+        if version is not None:
+            status = [s for s in status if s["version"] == str(version)]
+            if not status:
+                raise RequestError(grpc.StatusCode.NOT_FOUND,
+                                   f"Version {version} of {self.name} is not served (serving {served}).")
         return sorted(status, key=lambda s: -int(s["version"]))
+
+    def metadata(self, version: int | None = None) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """TF Serving's `GetModelMetadataResponse` of the served version: its signature defs, packed.
+
+        Raises:
+            RequestError: (NOT_FOUND) `version` is not the served one.
+        """
+        with self._lock:
+            served, signature_defs = self.version, self._signature_defs
+        if version is not None and version != served:
+            raise RequestError(grpc.StatusCode.NOT_FOUND,
+                               f"Version {version} of {self.name} is not served (serving {served}).")
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self.name
+        response.model_spec.version.value = served
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(value)
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
 
     def _load(self, version: int) -> None:
         """Loads a version, replays its warm-up requests, and serves it."""
@@ -334,13 +370,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     Classify = Regress = MultiInference = _unimplemented
 
-    def _check_name(self, spec, context):
-        if spec.name != self.model.name:
-            context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))
-        return spec.version.value if spec.HasField("version") else None
-
     def Predict(self, request, context):
-        version = self._check_name(request.model_spec, context)
+        version = _requested_version(self.model, request.model_spec, context)
         try:
             inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
             outputs = self.model.predict(request.model_spec.signature_name, inputs, version, context.is_active)
@@ -362,33 +393,75 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def GetModelMetadata(self, request, context):
-        version = self._check_name(request.model_spec, context)
-        if version is not None and version != self.model.version:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Version {version} of {self.model.name} is not served "
-                                                     f"(serving {self.model.version}).")
+        version = _requested_version(self.model, request.model_spec, context)
+        try:
+            response = self.model.metadata(version)
+        except RequestError as error:
+            context.abort(error.code, str(error))
         if list(request.metadata_field) != ["signature_def"]:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "metadata_field must be ['signature_def'].")
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.model.name
-        response.model_spec.version.value = self.model.version
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, value in self.model.signature_defs().items():
-            signature_map.signature_def[key].CopyFrom(value)
-        response.metadata["signature_def"].Pack(signature_map)
         return response
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """gRPC `tensorflow.serving.ModelService` over a `ServedModel`: the status of its versions."""
+
+    def __init__(self, model: ServedModel):
+        self.model = model
+
+    def GetModelStatus(self, request, context):
+        """The status `GET /v1/models/<name>[/versions/<v>]` gives, as a `GetModelStatusResponse`."""
+        version = _requested_version(self.model, request.model_spec, context)
+        try:
+            status = self.model.version_status(version)
+        except RequestError as error:
+            context.abort(error.code, str(error))
+        return json_format.ParseDict({"model_version_status": status}, get_model_status_pb2.GetModelStatusResponse())
+
+    def HandleReloadConfigRequest(self, request, context):
+        """UNIMPLEMENTED (the served model is the command line's), without grpcio's ERROR traceback in the log."""
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "This server answers GetModelStatus; it serves the model its "
+                                                     "command line names.")
+
+
+def _requested_version(model: ServedModel, spec, context) -> int | None:
+    """The version a request's `model_spec` names, if any, once its model name is checked (NOT_FOUND if not ours)."""
+    if spec.name != model.name:
+        context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))
+    return spec.version.value if spec.HasField("version") else None
 
 
 async def _rest_status(model: "ServedModel", server: web.WebServer, request) -> dict:
     """`GET /v1/models/<name>[/versions/<v>]`: the status of the served version and of versions that failed to
     load (`ServedModel.version_status`), or of the version asked."""
     _check_rest_name(model, request)
-    status = model.version_status()
-    if "version" in request.match_info:
-        status = [s for s in status if s["version"] == str(int(request.match_info["version"]))]
-        if not status:
-            raise web.RequestRefused(404, f"Version {request.match_info['version']} of {model.name} is not served "
-                                          f"(serving {model.version}).")
-    return {"model_version_status": status}
+    try:
+        return {"model_version_status": model.version_status(_rest_version(request))}
+    except RequestError as error:
+        raise web.RequestRefused(404, str(error)) from error
+
+
+async def _rest_metadata(model: "ServedModel", server: web.WebServer, request) -> dict:
+    """`GET /v1/models/<name>[/versions/<v>]/metadata`: `ServedModel.metadata` in TF Serving's JSON form, the
+    signature defs unpacked."""
+    _check_rest_name(model, request)
+    try:
+        response = model.metadata(_rest_version(request))
+    except RequestError as error:
+        raise web.RequestRefused(404, str(error)) from error
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    return {"model_spec": _proto_json(response.model_spec), "metadata": {"signature_def": _proto_json(signature_map)}}
+
+
+def _proto_json(message) -> dict:
+    """A proto as TF Serving's REST API writes it: field names as in the proto, fields left at their default too."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+def _rest_version(request) -> int | None:
+    return int(request.match_info["version"]) if "version" in request.match_info else None
 
 
 async def _rest_predict(model: "ServedModel", server: web.WebServer, request) -> dict:
@@ -445,7 +518,7 @@ def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[
         if not isinstance(rows, list):
             raise ValueError("'instances' must be a list")
         model.check_limits(len(rows), len(rows))
-        if rows and all(isinstance(r, dict) for r in rows):
+        if rows and all(isinstance(r, dict) and not _is_b64(r) for r in rows):
             model.signature_ranks(signature_name, set().union(*rows))
             columns = {k: [r.get(k) for r in rows] for k in ranks}
         elif len(ranks) == 1:
@@ -453,7 +526,9 @@ def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[
         else:
             raise ValueError("instances must be objects keyed by input name")
     else:
-        columns = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(ranks)): body["inputs"]}
+        columns = body["inputs"]
+        if not isinstance(columns, dict) or _is_b64(columns):  # The one input's value.
+            columns = {next(iter(ranks)): columns}
         model.signature_ranks(signature_name, columns)
         for value in columns.values():
             if isinstance(value, list):
@@ -462,8 +537,8 @@ def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[
 
 
 def _string_array(value, rank: int) -> np.ndarray:
-    """Nested lists of strings, `rank` deep and of equal lengths, as a NumPy bytes array; anything else is refused
-    (checked level by level before NumPy reads it)."""
+    """Nested lists of strings (or `{"b64": ...}` objects), `rank` deep and of equal lengths, as a NumPy bytes
+    array; anything else is refused (checked level by level before NumPy reads it)."""
     refused = RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"inputs must be strings in lists nested {rank} deep, of equal lengths")
     level = [value]
@@ -471,12 +546,45 @@ def _string_array(value, rank: int) -> np.ndarray:
         if not all(isinstance(v, list) for v in level):
             raise refused
         level = [item for v in level for item in v]
-    if not all(isinstance(v, str) for v in level):
+    if not all(isinstance(v, (str, dict)) for v in level):
         raise refused
+    strings = [_string_bytes(v) for v in level]
     array = np.array(value, dtype=object)
     if array.ndim != rank:
         raise refused
-    return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array) if array.size else array
+    return np.array(strings, dtype=object).reshape(array.shape)
+
+
+def _is_b64(value) -> bool:
+    """Whether a JSON value is TF Serving's form of binary data: an object whose one key is "b64", a string."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+_ASCII_WHITESPACE = str.maketrans("", "", " \t\n\v\f\r")
+
+
+def _string_bytes(value: str | dict) -> bytes:
+    """A JSON string as UTF-8, or the bytes a `{"b64": "<base64>"}` object encodes.
+
+    The base64 text is read as TF Serving's decoder (Abseil's) reads it: RFC 4648's standard alphabet, ASCII
+    whitespace skipped (line-wrapped base64), the padding optional but, where given, correct.
+
+    Raises:
+        RequestError: another object, or one whose text is not base64.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if not _is_b64(value):
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "An object among the inputs must be "
+                           f'{{"b64": "<base64 text>"}}; got one with keys {sorted(value)}.')
+    text = value["b64"].translate(_ASCII_WHITESPACE)
+    if "=" not in text:
+        text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as error:  # binascii.Error, or text that is not ASCII.
+        message = f"Unable to base64 decode a 'b64' value: {error}."
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, message) from error
 
 
 def _json_value(array: np.ndarray):
@@ -514,11 +622,14 @@ class ModelServer:
             options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20)],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(model), self._grpc)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")
         self._rest = None
         if rest_port is not None:
             status, predict = functools.partial(_rest_status, model), functools.partial(_rest_predict, model)
+            metadata = functools.partial(_rest_metadata, model)
             routes = [("GET", path, status) for path in (_MODEL_PATH, _VERSION_PATH)]
+            routes += [("GET", path + "/metadata", metadata) for path in (_MODEL_PATH, _VERSION_PATH)]
             routes += [("POST", path + _VERB, predict) for path in (_MODEL_PATH, _VERSION_PATH)]
             # Room for JSON's quoting and escapes; the text limit applies after parsing.
             self._rest = web.WebServer(routes, host, rest_port, max_body_bytes=2 * model.max_request_bytes + (1 << 20),

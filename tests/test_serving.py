@@ -1,5 +1,6 @@
 """Predict API, SavedModel export and the gRPC / REST server and clients, end to end."""
 
+import base64
 import contextlib
 import json
 import os
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from unittest import mock
 
 import grpc
@@ -18,7 +21,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2
+from google.protobuf import json_format
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+)
 
 from rin_keras import export, predict
 from rin_keras.data.vocab import Vocabulary
@@ -343,6 +353,107 @@ def test_rest_bad_requests(running, caplog):
     good = urllib.request.Request(url, json.dumps({"instances": ["Alan Bean"]}).encode())
     with urllib.request.urlopen(good, timeout=30) as response:
         assert json.load(response)["predictions"][0]["num_tokens"] == 2
+
+
+def _rest(running, path, body=None):
+    """The HTTP status and JSON answer of a REST request to the test server (a POST of `body` as JSON if given)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{running.rest_port}{path}",
+                                     None if body is None else json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _b64(text: str | bytes) -> dict:
+    return {"b64": base64.b64encode(text.encode() if isinstance(text, str) else text).decode()}
+
+
+def test_rest_b64_values_read_as_the_bytes_they_encode(served, running, monkeypatch, caplog):
+    url = "/v1/models/rin:predict"
+    encoded = [_b64(s) for s in RAW_SENTENCES]
+    rows, columns = _rest(running, url, {"instances": RAW_SENTENCES}), _rest(running, url, {"inputs": RAW_SENTENCES})
+    assert_same_triples(triples_from_outputs(columns[1]["outputs"]), served["extractor"].predict(RAW_SENTENCES))
+    assert _rest(running, url, {"instances": encoded}) == rows
+    assert _rest(running, url, {"instances": [{"sentences": e} for e in encoded]}) == rows
+    assert _rest(running, url, {"inputs": encoded}) == columns
+    assert _rest(running, url, {"inputs": {"sentences": encoded[:1] + RAW_SENTENCES[1:]}}) == columns
+    tokens = client._as_input([tokenize(s) for s in SENTENCES], "tokens")
+    encoded_tokens = [[_b64(t) for t in row] for row in tokens]
+    assert (_rest(running, url, {"signature_name": "serve_tokens", "inputs": encoded_tokens})
+            == _rest(running, url, {"signature_name": "serve_tokens", "inputs": tokens}))
+    # As TF Serving reads base64: line-wrapped (ASCII whitespace skipped), the padding optional.
+    long_sentences = RAW_SENTENCES + [" ".join(RAW_SENTENCES)]
+    wrapped = [{"b64": base64.encodebytes(s.encode()).decode().rstrip("=\n")} for s in long_sentences]
+    assert "\n" in wrapped[-1]["b64"]
+    assert _rest(running, url, {"inputs": wrapped}) == _rest(running, url, {"inputs": long_sentences})
+    # Bytes that are not UTF-8, which a JSON string cannot carry, read as the gRPC path reads them.
+    status, answer = _rest(running, url, {"instances": [_b64(b"Alan \xff\xfe Bean")]})
+    assert status == 200 and answer["predictions"][0]["num_tokens"] == 3
+    not_b64 = 'must be {"b64": "<base64 text>"}; got one with keys '
+    for value, reason in (({"b64": "not base64!"}, "Unable to base64 decode a 'b64' value: Only base64 data"),
+                          ({"b64": "YQ="}, "Unable to base64 decode a 'b64' value: Incorrect padding"),
+                          ({"b64": "YQ==", "x": "y"}, not_b64 + "['b64', 'x']"),
+                          ({"b64": 7}, not_b64 + "['b64']")):
+        for body in ({"inputs": {"sentences": [value]}}, {"instances": [{"sentences": value}]}):
+            status, answer = _rest(running, url, body)
+            assert status == 400 and reason in answer["error"] and "\n" not in answer["error"], answer
+    # The text limit counts the decoded bytes, not the base64 text.
+    monkeypatch.setattr(running.model, "max_request_bytes", 64)
+    assert _rest(running, url, {"inputs": [_b64("a" * 60)]})[0] == 200
+    assert _rest(running, url, {"instances": [_b64("a" * 40), _b64("b" * 25)]}) == (400, {
+        "error": "The request has 65 bytes of text; this server takes up to 64 (--max_request_bytes)."})
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_rest_metadata_gives_get_model_metadata_as_tf_serving_writes_it(running):
+    status, metadata = _rest(running, "/v1/models/rin/metadata")
+    assert status == 200, metadata
+    assert metadata["model_spec"] == {"name": "rin", "version": "1", "signature_name": ""}
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    sentences = signatures["serving_default"]["inputs"]["sentences"]
+    assert sentences["dtype"] == "DT_STRING" and [d["size"] for d in sentences["tensor_shape"]["dim"]] == ["-1"]
+    assert set(signatures["serving_default"]["outputs"]) == set(contract.OUTPUTS)
+    assert signatures["serve_tokens"]["inputs"]["tokens"]["dtype"] == "DT_STRING"
+    parsed = {name: json_format.ParseDict(value, meta_graph_pb2.SignatureDef()) for name, value in signatures.items()}
+    assert parsed == client.GrpcClient(f"127.0.0.1:{running.grpc_port}").signature_defs()  # GetModelMetadata's.
+    assert _rest(running, "/v1/models/rin/versions/1/metadata") == (200, metadata)
+    assert _rest(running, "/v1/models/rin/versions/7/metadata") == (404, {
+        "error": "Version 7 of rin is not served (serving 1)."})
+    assert _rest(running, "/v1/models/other/metadata")[0] == 404
+
+
+def test_grpc_model_status_gives_the_rest_status_and_reload_config_is_unimplemented(running, caplog):
+    def model_status(name, version=None):
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        return stub.GetModelStatus(request, timeout=30)
+
+    with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        for version in (None, 1):
+            [status] = model_status("rin", version).model_version_status
+            assert (status.version, status.state) == (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+            assert (status.status.error_code, status.status.error_message) == (0, "")  # OK
+        for name, version in (("rin", 7), ("other", None)):
+            with pytest.raises(grpc.RpcError) as error:
+                model_status(name, version)
+            assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as error:
+            stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(), timeout=30)
+        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # The clients give what GET /v1/models/rin gives, over either protocol.
+    rest_status = _rest(running, "/v1/models/rin")[1]
+    assert client.GrpcClient(f"127.0.0.1:{running.grpc_port}").model_status() == rest_status
+    assert client.RestClient(f"http://127.0.0.1:{running.rest_port}").model_status() == rest_status
+    printed = subprocess.run([sys.executable, "-m", "serving.client", "--protocol=rest", "--host=127.0.0.1",
+                              f"--port={running.rest_port}", "--status"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120, check=True).stdout
+    assert json.loads(printed) == rest_status
 
 
 def test_a_request_whose_client_left_stops_at_the_next_chunk(served, running):
