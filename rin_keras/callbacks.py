@@ -58,11 +58,30 @@ class BackupError(Exception):
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` that reports a backup it cannot restore in one line (`BackupError`).
+    """`keras.callbacks.BackupAndRestore` that outlives `fit` and reports a backup it cannot restore in one line.
 
     `RINModel.save_weights` renames each backup into place when whole, so an interruption leaves the last one; a
-    backup damaged otherwise (a full disk, another program) would end in Keras's traceback of variable counts.
+    backup damaged otherwise (a full disk, another program) would end in Keras's traceback of variable counts
+    (`BackupError`). When `fit` ends (its last epoch, or early stopping) the backup stays, marked as ended
+    (`training_ended`): the run is not over until its dev and test scores are written, and the caller removes the
+    folder then. A run stopped while it scores is finished by the same command, without training again.
     """
+
+    ENDED_MARKER = "training_ended"
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, delete_checkpoint=False)
+
+    @classmethod
+    def training_ended(cls, backup_dir: str) -> bool:
+        """Whether the run backed up in `backup_dir` trained to its end (the scores may still be missing)."""
+        return os.path.exists(os.path.join(backup_dir, cls.ENDED_MARKER))
+
+    def on_train_end(self, logs=None):
+        # Not called when fit is interrupted: an exception leaves the training loop before it.
+        os.makedirs(self.backup_dir, exist_ok=True)
+        with open(os.path.join(self.backup_dir, self.ENDED_MARKER), "w", encoding="utf-8"):
+            pass
 
     def on_train_begin(self, logs=None):
         try:

@@ -8,7 +8,8 @@ reported. Everything goes to --model_dir:
                                  (`RINTripleExtractor.from_preset(model_dir)`), written at the end
     config.json, vocab/          the run's hyper-parameters and train-split vocabulary
     best.keras                   the network of the best epoch on dev, as training selects it
-    backup/                      BackupAndRestore state: rerun the same command to resume
+    backup/                      BackupAndRestore state until results.json is written: rerun the same
+                                 command to resume (or, once the last epoch has ended, to score it)
     history.csv, dev_f1.png      per-epoch losses and dev scores, and their plot
     logs/                        TensorBoard
     results.json                 test P/R/F1 (partial, exact, text) and NER F1
@@ -43,6 +44,7 @@ from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
 from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, train_relations
+from rin_keras.files import write_atomically
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
@@ -53,6 +55,7 @@ _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "floa
 # The BiLSTM's word features, which the BERT encoder (reading word pieces) leaves out.
 _BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "pos_dim", "char_dim")
 FLAGS_REFERENCE = "docs/flags.md"
+BACKUP_DIR = "backup"  # Under the run folder: the last epoch's weights and state, until the run is finished.
 
 
 _RECIPE_FLAGS = {field.name for field in flag_fields() if field.metadata["recipe"]}
@@ -259,9 +262,14 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     # One iterator for the whole run. Given the dataset itself, Keras makes a new iterator each epoch, and tearing the
     # old one down waits for tf.data's autotuning thread: ~11 s of idle CPU in about 4 epochs of 10.
     steps_per_epoch = int(train_data.cardinality())
-    model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs, callbacks=fit_callbacks,
-              shuffle=False, verbose=1 if in_terminal else 2)
+    backup_dir = os.path.join(model_dir, BACKUP_DIR)
+    if RunBackup.training_ended(backup_dir):
+        logging.info("%s trained to its end: scoring its best epoch.", model_dir)
+    else:
+        model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs,
+                  callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
     results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
+    shutil.rmtree(backup_dir)  # The run is finished (`is_finished_run`).
     if not cluster.is_chief:
         shutil.rmtree(model_dir)
     return results
@@ -330,7 +338,7 @@ def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | 
 def is_finished_run(model_dir: str) -> bool:
     """Whether `model_dir` holds a run that trained to its end: its `results.json`, and no `backup/` to resume."""
     return (os.path.exists(os.path.join(model_dir, "results.json"))
-            and not os.path.isdir(os.path.join(model_dir, "backup")))
+            and not os.path.isdir(os.path.join(model_dir, BACKUP_DIR)))
 
 
 def check_run_dir(config: RINConfig, model_dir: str) -> None:
@@ -444,7 +452,7 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> 
     replaced by a better epoch, and the patience counts the epochs in history.csv.
     """
     history_csv = os.path.join(model_dir, "history.csv")
-    backup_dir = os.path.join(model_dir, "backup")
+    backup_dir = os.path.join(model_dir, BACKUP_DIR)
     if not os.path.exists(backup_dir) and os.path.exists(history_csv):
         os.remove(history_csv)  # A finished earlier run: start its history afresh.
     best_path = os.path.join(model_dir, CHECKPOINT_FILE)
@@ -489,8 +497,11 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
     scored = [split for split in corpus.splits if split not in ("train", "validation")]  # Test, held-out splits.
     for split in scored:
         results[split] = evaluate_split(best, corpus, split, seen_relations=seen)
-    with open(os.path.join(model_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
+    def write_results(path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+
+    write_atomically(os.path.join(model_dir, "results.json"), write_results)
     for split in scored or ["validation"]:  # A user folder may have no test split.
         print(f"\n{split.capitalize()} scores of the best dev epoch ({results['best_epoch']}) on {corpus.name}:")
         print(format_table(results[split]))
@@ -545,10 +556,14 @@ def main(argv):
     except (casrel.DataError, BackupError) as e:  # What to mend, without a traceback.
         sys.exit(f"rin_keras.train: {e}")
     except KeyboardInterrupt:
-        resumable = os.path.isdir(os.path.join(model_dir, "backup"))
-        sys.exit("rin_keras.train: interrupted. " + (
-            f"Run the same command again to resume after the last epoch saved in {model_dir}/backup."
-            if resumable else "Nothing was backed up to resume from: the same command starts the run again."))
+        backup_dir = os.path.join(model_dir, BACKUP_DIR)
+        if RunBackup.training_ended(backup_dir):
+            what = "The training had ended: the same command scores its best epoch without training again."
+        elif os.path.isdir(backup_dir):
+            what = f"Run the same command again to resume after the last epoch saved in {backup_dir}."
+        else:
+            what = "Nothing was backed up to resume from: the same command starts the run again."
+        sys.exit(f"rin_keras.train: interrupted. {what}")
 
 
 if __name__ == "__main__":

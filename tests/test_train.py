@@ -239,6 +239,23 @@ def test_a_stop_while_saving_leaves_the_last_whole_backup_and_best_model(tmp_pat
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "1", "2"]
 
 
+def test_a_stop_while_scoring_is_finished_by_the_same_command_without_training_again(tmp_path):
+    run, tfds = tmp_path / "run", tmp_path / "tfds"
+    three = dict(epochs=3, patience=1, **NO_WORD_FEATURES)
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([70.0, 60.0, 50.0])):
+        # Early stopping ends the run after epoch 2 of 3; it is stopped while it scores test.
+        with mock.patch.object(train, "evaluate_split", side_effect=[{}, KeyboardInterrupt]):
+            with pytest.raises(KeyboardInterrupt):
+                _train(run, tfds, **three)
+    assert callbacks.RunBackup.training_ended(str(run / "backup")) and not os.path.exists(run / "results.json")
+    with mock.patch.object(keras.Model, "fit", side_effect=AssertionError("trained again")):
+        results = _train(run, tfds, **three)
+    assert results["best_epoch"] == 1 and json.loads((run / "results.json").read_text())["test"]
+    assert train.is_finished_run(str(run)) and not os.path.exists(run / "backup")
+    with open(run / "history.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+
+
 def test_a_backup_that_cannot_be_restored_is_reported_in_one_line(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
@@ -254,12 +271,21 @@ def test_a_backup_that_cannot_be_restored_is_reported_in_one_line(tmp_path):
 def test_an_interrupted_command_says_how_to_resume(tmp_path):
     train.define_flags() if "dataset" not in train.FLAGS else None
     train.FLAGS(["prog"])
+
+    def stop_message():
+        with flagsaver.flagsaver(model_dir=str(tmp_path)), mock.patch.object(train, "check_before_training"):
+            with mock.patch.object(train, "train", side_effect=KeyboardInterrupt), pytest.raises(SystemExit) as stop:
+                train.main(["prog"])
+        return str(stop.value)
+
+    assert stop_message() == ("rin_keras.train: interrupted. Nothing was backed up to resume from: the same command "
+                              "starts the run again.")
     os.makedirs(tmp_path / "backup")
-    with flagsaver.flagsaver(model_dir=str(tmp_path)), mock.patch.object(train, "check_before_training"):
-        with mock.patch.object(train, "train", side_effect=KeyboardInterrupt), pytest.raises(SystemExit) as stop:
-            train.main(["prog"])
-    assert str(stop.value) == (f"rin_keras.train: interrupted. Run the same command again to resume after the last "
-                               f"epoch saved in {tmp_path}/backup.")
+    assert stop_message() == (f"rin_keras.train: interrupted. Run the same command again to resume after the last "
+                              f"epoch saved in {tmp_path}/backup.")
+    (tmp_path / "backup" / callbacks.RunBackup.ENDED_MARKER).write_text("")
+    assert stop_message() == ("rin_keras.train: interrupted. The training had ended: the same command scores its best "
+                              "epoch without training again.")
 
 
 def test_resumed_run_keeps_its_best_model_and_patience(tmp_path):
