@@ -24,7 +24,8 @@ nothing a client sends stops the server:
 
 - a request of more than `--max_request_sentences` sentences or
   `--max_request_bytes` bytes of text is refused (INVALID_ARGUMENT / 400,
-  naming the limit) before any work; every input is checked on what the
+  naming the limit) before any work, and a REST body with more JSON values than
+  those limits need before it is parsed; every input is checked on what the
   request declares (names, rows, rank, shape) before an array is built from
   it (a few bytes of proto can declare billions of copies of its last value);
 - the model reads each sentence's first `max_length` tokens only, so time and
@@ -490,6 +491,7 @@ def _check_rest_name(model: "ServedModel", request) -> None:
 
 def _predict_json(model: "ServedModel", body: bytes, version: str, is_wanted: Callable[[], bool]) -> dict:
     """Answers a REST predict body (JSON bytes) as TF Serving does: `predictions` (rows) or `outputs`."""
+    _check_json_values(model, body)
     body = json.loads(body.decode("utf-8"))
     if not isinstance(body, dict):
         raise ValueError("the request body must be a JSON object")
@@ -503,6 +505,22 @@ def _predict_json(model: "ServedModel", body: bytes, version: str, is_wanted: Ca
         rows = len(next(iter(outputs.values())))
         return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(rows)]}
     return {"outputs": outputs}
+
+
+def _check_json_values(model: "ServedModel", body: bytes) -> None:
+    """Refuses, before parsing, a body that holds more JSON values than a request within the limits needs.
+
+    Python's parser takes up to ~30 times a body's size in memory (`[[],[],...]`: 700 MB for 24 MiB), so the
+    values are counted first, as the `[`, `{` and `,` of the body (those inside strings too): at most 128 a
+    sentence of `max_request_sentences` and one per 16 bytes of `max_request_bytes` (1.57 million by default,
+    ~100 MB parsed), more than prose or tokens within those limits hold.
+    """
+    limit = 128 * model.max_request_sentences + model.max_request_bytes // 16
+    values = body.count(b"[") + body.count(b"{") + body.count(b",")
+    if values > limit:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"The request body holds {values} JSON values ('[', '{{' and ','); this server reads up "
+                           f"to {limit} (128 per --max_request_sentences, one per 16 bytes of --max_request_bytes).")
 
 
 def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[str, np.ndarray]:

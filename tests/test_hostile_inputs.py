@@ -256,6 +256,7 @@ def test_server_checks_rest_names_rows_and_nesting_before_building_arrays(server
         ({"instances": [json.loads("[" * 50 + '"a"' + "]" * 50)]}, "nested 1 deep"),
         ({"signature_name": "serve_tokens", "instances": [["a"], ["b", "c"]]}, "of equal lengths"),
         ({"instances": ["\ud800"]}, "Malformed request"),  # A lone surrogate: no UTF-8 text holds one.
+        ({"instances": [[]] * 2_000_000}, "JSON values"),  # 8 MB that Python's parser would make 130 MB of lists.
     ):
         status, answer = _rest_post(url, json.dumps(body).encode())
         assert status == 400 and match in answer["error"], (status, answer["error"][:200])
