@@ -7,7 +7,9 @@ The Trainer takes the model and training flags of `python -m rin_keras.train` (`
 
 Flags this runner does not know go to Beam, e.g.
 `--direct_num_workers=2 --direct_running_mode=multi_processing`, or
-`--runner=FlinkRunner --flink_master=...` (see docs/pipeline.md).
+`--runner=FlinkRunner --flink_master=...` (see docs/pipeline.md); a flag that
+neither reads (a typo, `--dataset_dir`) stops the runner before any work, where
+Beam would drop it with a warning.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 
 from absl import app, flags
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from pipelines.rin_pipeline import PipelineConfig, run_pipeline
@@ -63,12 +66,27 @@ def config_from_flags(flag_values=FLAGS) -> PipelineConfig:
     )
 
 
+def unknown_to_beam(args: list[str]) -> list[str]:
+    """The arguments among `args` that no Beam pipeline option reads (Beam would discard them)."""
+    parsers = []
+    PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)  # Beam's parser of every option.
+    return parsers[0].parse_known_args(args)[1]
+
+
 def main(argv):
+    beam_args = [arg for arg in argv[1:] if arg != "--"]
+    unknown = unknown_to_beam(beam_args)
+    if unknown:
+        hint = (" The pipeline runs on a benchmark (--dataset); train on a folder of your own data with "
+                "`python -m rin_keras.train --dataset_dir=...`." if any(a.startswith("--dataset_dir") for a in unknown)
+                else "")
+        raise SystemExit(f"pipelines.local_runner: {' '.join(unknown)}: neither a flag of this runner (--helpfull) "
+                         f"nor a Beam pipeline option.{hint}")
     try:
         config = config_from_flags()
     except ValueError as e:
         raise SystemExit(f"pipelines.local_runner: {e}") from e
-    artifacts = run_pipeline(config, [arg for arg in argv[1:] if arg != "--"])
+    artifacts = run_pipeline(config, beam_args)
     for name, artifact in artifacts.items():
         print(f"{name:<14} {artifact.uri}  {json.dumps(artifact.properties, default=str)}")
 

@@ -159,3 +159,15 @@ def test_runner_flags_give_the_trainer_rin_keras_train_settings():
     config = local_runner.config_from_flags(flag_values)
     assert config.example_gen.variant == "partial" and config.trainer.hyperparameters["rounds"] == 2
     assert "variant" not in config.trainer.hyperparameters
+
+
+def test_runner_refuses_flags_that_neither_it_nor_beam_reads():
+    assert local_runner.unknown_to_beam(["--direct_num_workers=2", "--direct_running_mode", "multi_processing",
+                                         "--runner=DirectRunner", "--no_save_main_session"]) == []
+    assert local_runner.unknown_to_beam(["--epoch=1", "--direct_num_workers=2", "stray"]) == ["--epoch=1", "stray"]
+    with mock.patch.object(local_runner, "run_pipeline", side_effect=AssertionError("must not run")):
+        with pytest.raises(SystemExit, match=r"^pipelines.local_runner: --dataset_dir=mydata: neither a flag of this "
+                                             r"runner \(--helpfull\) nor a Beam pipeline option\. The pipeline runs "
+                                             r"on a benchmark"):
+            local_runner.main(["local_runner", "--dataset_dir=mydata"])
+
