@@ -92,11 +92,15 @@ def test_what_is_left_out_is_counted(tmp_path, caplog):
     lines = _jsonl(os.path.join(EXAMPLE, "train.jsonl"))
     lines[0]["triple_list"] *= 2  # The same triple twice.
     lines.append({"text": "   ", "triple_list": []})
+    lines[2]["triple_list"][0][2] = "Warsaw."  # Copied with the sentence's period.
     directory = _folder(tmp_path, {"train.jsonl": "\n".join(json.dumps(r) for r in lines) + "\n"})
     with caplog.at_level(logging.WARNING):
         corpus = _prepare(directory, tmp_path)
     assert corpus.builder.info.splits["train"].num_examples == 6
     assert "1 empty sentences left out, 1 repeated triples kept once" in caplog.text
+    assert "1 entities written with the punctuation after them" in caplog.text
+    poland = next(x for x in corpus.examples("train") if x["tokens"][-2] == b"Warsaw")
+    assert (poland["triples"]["object"]["start"][0], poland["triples"]["object"]["end"][0]) == (5, 6)  # Warsaw
 
 
 @pytest.mark.parametrize("files,message", [
@@ -111,7 +115,8 @@ def test_what_is_left_out_is_counted(tmp_path, caplog):
                      '{"text": "Paris is in France.", "triple_list": [["Lyon", "capital", "France"]]}\n'},
      "train.jsonl:2: the subject 'Lyon' of ['Lyon', 'capital', 'France'] is not in the text"),
     ({"val.jsonl": '{"text": "Bonn is in Germany.", "triple_list": [["Bonn", "cityOf", "Germany"]]}\n'},
-     "val.jsonl:1: relation 'cityOf' is not one of the folder's relations"),
+     "val.jsonl:1: relation 'cityOf' is not one of the folder's relations (rel2id.json, or those of the train split "
+     "when the folder has none): birthPlace, capital, workPlace."),
     ({"test.jsonl": "\n"}, "test.jsonl: the test split has no sentences"),
     ({"val_triples.json": "[]"}, "holds split 'validation' twice"),
     ({"train_triples.json": '[\n  {"text": "A b .", "triple_list": []},\n  {"text": 3}\n]'},

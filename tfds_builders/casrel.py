@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import difflib
 import hashlib
 import inspect
 import json
@@ -371,6 +372,25 @@ def _occurrences_as_tokens(text: str, tokens: list, phrase: str) -> list[tuple[i
     return spans
 
 
+_TRAILING_PUNCTUATION = frozenset(".,;:!?")
+
+
+def _without_trailing_punctuation(words: list[str], start: int, end: int) -> int:
+    """The end of the span `words[start:end]` without the punctuation tokens that close it (an entity copied with
+    the sentence's period, `London.`), keeping at least one token."""
+    while end - start > 1 and words[end - 1] in _TRAILING_PUNCTUATION:
+        end -= 1
+    return end
+
+
+def _names_near(name: str, names: set[str], listed: int = 12) -> str:
+    """The `names` for a message: all of them when few, else the closest to `name` and how many there are."""
+    if len(names) <= listed:
+        return ", ".join(sorted(names))
+    close = difflib.get_close_matches(name, names, n=3)
+    return (f"the closest are {', '.join(close)} " if close else "") + f"(of {len(names)})"
+
+
 def folder_example(record: dict, relations: set[str], where: str, pretokenized: bool
                    ) -> tuple[dict, collections.Counter]:
     """Converts one user record to a TFDS example, strictly: any triple it cannot place is an error.
@@ -386,6 +406,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     Returns:
         The example and its counts: `repaired` (mis-decoded UTF-8 repaired),
         `ambiguous` (an entity found more than once: first occurrence taken),
+        `trimmed` (an entity written with the punctuation after it: left out of its span),
         `duplicates` (a triple given twice: kept once), `triples`.
 
     Raises:
@@ -403,7 +424,8 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
         subject, relation, obj = (ftfy.fix_encoding(x).strip() for x in triple)
         if relation not in relations:
             raise DataError(f"{where}: relation {relation!r} is not one of the folder's relations "
-                             "(rel2id.json, or those of the train split when the folder has none).")
+                             f"(rel2id.json, or those of the train split when the folder has none): "
+                             f"{_names_near(relation, relations)}.")
         if (subject, relation, obj) in seen:
             counts["duplicates"] += 1
             continue
@@ -419,6 +441,9 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
                 raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
             counts["ambiguous"] += len(found) > 1
             start, end = found[0]
+            trimmed_end = _without_trailing_punctuation(words, start, end)
+            counts["trimmed"] += trimmed_end < end
+            end = trimmed_end
             located.append({"start": start, "end": end, "head": end - 1})
         for span in located:
             spans[(span["start"], span["end"])] = span

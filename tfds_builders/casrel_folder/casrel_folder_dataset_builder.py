@@ -97,10 +97,11 @@ def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a user folder; make it with `folder_builder(directory)`."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Raw texts: a period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`).",
+        "1.2.0": "An entity written with the punctuation after it (`London.`) spans its words alone.",
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -133,9 +134,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             yield f"{split}_{line}", example
         logging.info("%s: %d sentences, %d triples; %d mis-decoded texts repaired.", path, len(records),
                      counts["triples"], counts["repaired"])
-        if counts["empty"] or counts["duplicates"] or counts["ambiguous"]:
+        if counts["empty"] or counts["duplicates"] or counts["ambiguous"] or counts["trimmed"]:
             logging.warning(
                 "%s: %d empty sentences left out, %d repeated triples kept once, %d entities found more than "
-                "once in their sentence (the first occurrence taken).",
-                path, counts["empty"], counts["duplicates"], counts["ambiguous"],
+                "once in their sentence (the first occurrence taken), %d entities written with the punctuation "
+                "after them (`London.`: the punctuation left out of the span).",
+                path, counts["empty"], counts["duplicates"], counts["ambiguous"], counts["trimmed"],
             )
