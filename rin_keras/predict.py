@@ -25,7 +25,8 @@ from rin_keras.triple_extractor import split_pretokenized
 
 
 def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
-    """Yields the texts to read as they are read: argv, else lines of `path` or stdin (`.jsonl`: each line's "text").
+    """Yields the texts to read as they are read: argv, else lines of `path` or stdin (`.jsonl`: each line's "text";
+    `.json`: the texts of `_json_texts`).
 
     Raises:
         SystemExit: a `.jsonl` line that is not an object with a "text" string, named by file and line, when it is
@@ -34,7 +35,10 @@ def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
     if argv:
         yield from argv
         return
-    jsonl = _is_jsonl(path)
+    if _suffix(path) == ".json":
+        yield from _json_texts(path)
+        return
+    jsonl = _suffix(path) == ".jsonl"
     # Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
     with open(path, encoding="utf-8-sig", errors="replace") if path else contextlib.nullcontext(sys.stdin) as lines:
         for number, line in enumerate(lines, 1):
@@ -68,14 +72,39 @@ def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
         yield part
 
 
-def _is_jsonl(path: str | None) -> bool:
-    return bool(path) and path.lower().endswith(".jsonl")
+def _json_texts(path: str) -> list[str]:
+    """The texts of a `.json` file: a list of strings, or of objects with a "text" string (a CasRel split such as
+    `test_triples.json`).
+
+    Raises:
+        SystemExit: malformed JSON, or another layout, naming the file (and the item).
+    """
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        try:
+            items = json.load(f)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"{path}: malformed JSON ({e}).")
+    if not isinstance(items, list):
+        raise SystemExit(f"{path}: expected a JSON list of texts, or of objects with a \"text\" string (one object "
+                         "a line is a .jsonl file).")
+    texts = [item.get("text") if isinstance(item, dict) else item for item in items]
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise SystemExit(f"{path}: item {index}: expected a text, or an object with a \"text\" string.")
+    return texts
+
+
+def _suffix(path: str | None) -> str:
+    return os.path.splitext(path)[1].lower() if path else ""
 
 
 def _count_inputs(path: str) -> int:
     """The texts `_read_inputs` will yield from `path`, counted in one quick pass (for the progress bar)."""
+    if _suffix(path) == ".json":
+        return len(_json_texts(path))
+    jsonl = _suffix(path) == ".jsonl"
     with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip() or not _is_jsonl(path))
+        return sum(1 for line in f if line.strip() or not jsonl)
 
 
 def main(argv):
@@ -128,8 +157,8 @@ if __name__ == "__main__":
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_integer("batch_size", 64, "Sentences per model call.", lower_bound=1)
-    flags.DEFINE_string("input", None, "Text file (one text a line) or .jsonl ({\"text\": ...} a line); "
-                        "default: the arguments, else stdin.")
+    flags.DEFINE_string("input", None, "Text file (one text a line), .jsonl ({\"text\": ...} a line) or .json (a list "
+                        "of texts or of {\"text\": ...}, e.g. a CasRel split); default: the arguments, else stdin.")
     flags.DEFINE_string("output", None, "JSON lines output file (default stdout).")
     flags.DEFINE_bool("documents", False, "Each text is a document: split it into sentences first.")
     flags.DEFINE_bool("pretokenized", False, "Texts are tokens separated by whitespace: read them as given.")

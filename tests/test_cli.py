@@ -1,5 +1,6 @@
 """The commands' path flags: a path that names nothing usable stops the command at parsing, in one line."""
 
+import json
 import os
 import subprocess
 import sys
@@ -135,3 +136,21 @@ def test_predict_refuses_an_output_that_would_lose_work_before_reading_any_text(
                              capture_output=True, text=True, timeout=300)
         assert run.returncode != 0 and message in run.stderr and "Traceback" not in run.stderr, run.stderr[-500:]
     assert texts.read_text() == "Alan Bean was born\n"
+
+
+def test_predict_reads_a_json_file_of_texts_or_of_casrel_records(tmp_path):
+    from rin_keras import predict
+
+    split = tmp_path / "test_triples.json"
+    split.write_text(json.dumps([{"text": "Alan Bean was born in Texas .", "triple_list": []}, {"text": "Ok ."}]))
+    assert list(predict._read_inputs(str(split), [])) == ["Alan Bean was born in Texas .", "Ok ."]
+    assert predict._count_inputs(str(split)) == 2
+    texts = tmp_path / "texts.JSON"
+    texts.write_text('["One.", "Two."]')
+    assert list(predict._read_inputs(str(texts), [])) == ["One.", "Two."]
+    for content, message in (('{"text": "One."}', "expected a JSON list of texts"),
+                             ('["One.", {"txt": "Two."}]', "item 1: expected a text"),
+                             ('["One.",', "malformed JSON")):
+        texts.write_text(content)
+        with pytest.raises(SystemExit, match=message):
+            list(predict._read_inputs(str(texts), []))
