@@ -291,7 +291,7 @@ class FolderCorpus(Corpus):
         if self.drop_unknown_relations:
             unknown = collections.Counter(r for record in records for _, r, _ in record["triple_list"]
                                           if r not in relation_ids)
-            if unknown:
+            if unknown and split not in self.unknown_relations:  # Once a split, however often it is read.
                 logging.warning("%s/%s: %d triples of relations the model does not know are left out: %s",
                                 self.name, split, sum(unknown.values()), dict(unknown.most_common()))
             self.unknown_relations[split] = dict(unknown.most_common())
