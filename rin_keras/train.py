@@ -129,7 +129,29 @@ def flags_reference() -> str:
         "Generated from the code (`RINConfig` and `rin_keras.train.define_flags`):", "",
         "    python -c \"from rin_keras import train; train.define_flags(); print(train.flags_reference())\" "
         f"> {FLAGS_REFERENCE}", "",
-        "| flag | default | what |", "| --- | --- | --- |", *rows])
+        "| flag | default | what |", "| --- | --- | --- |", *rows, "",
+        "## Defaults by dataset and encoder", "",
+        "What a flag marked \"by dataset and encoder\" is when it is not given (`RINConfig.for_dataset`; a folder of "
+        "your own data, `--dataset_dir`, trains exact match; \"-\": not read by that encoder):", "",
+        *_recipe_defaults_table()])
+
+
+def _recipe_defaults_table() -> list[str]:
+    """The recipe flags' defaults as a markdown table: a row per flag, a column per dataset and encoder."""
+    columns = {}
+    for dataset in (*BENCHMARKS, "custom"):
+        for encoder in ("bilstm", "bert"):
+            given = {"variant": "exact"} if dataset == "custom" else {}
+            if encoder == "bert":
+                given["preset"] = "any"  # A required flag of the BERT encoder, without a default.
+            name = f"{'--dataset_dir' if dataset == 'custom' else dataset}, {encoder}"
+            columns[name] = RINConfig.for_dataset(dataset, encoder=encoder, **given)
+    rows = ["| flag | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for field in sorted(_RECIPE_FLAGS - {"preset"}):
+        values = ["-" if config.encoder == "bert" and field in _BILSTM_FLAGS else f"`{getattr(config, field)}`"
+                  for config in columns.values()]
+        rows.append(f"| `--{field}` | " + " | ".join(values) + " |")
+    return rows
 
 
 def config_from_flags() -> RINConfig:
