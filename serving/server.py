@@ -18,7 +18,8 @@ export, so clients, tests and benchmarks run unchanged against either:
 Like TF Serving it serves the newest version under the base path, polls for
 newer ones, and replays `assets.extra/tf_serving_warmup_requests` on load; a
 version that fails to load is tried `--max_num_load_retries` more times, a
-minute apart, then given up while the served one goes on.
+minute apart, then given up while the served one goes on. On SIGTERM or Ctrl-C it
+answers the requests in progress (up to `--shutdown_grace_seconds`), then exits.
 Every bad request gets an error status (INVALID_ARGUMENT, NOT_FOUND, ...);
 nothing a client sends stops the server:
 
@@ -44,6 +45,7 @@ import functools
 import json
 import math
 import os
+import signal
 import threading
 import time
 from typing import Callable
@@ -629,12 +631,14 @@ class ModelServer:
         max_pending: requests that may wait or run at once (per protocol); more are refused
             (gRPC RESOURCE_EXHAUSTED, REST 503).
         rest_read_timeout: seconds a REST client may take to send its request (and stay idle).
+        shutdown_grace: seconds `stop` waits for the requests in progress to be answered.
     """
 
     def __init__(self, model: ServedModel, host: str = "127.0.0.1", grpc_port: int = contract.GRPC_PORT,
                  rest_port: int | None = contract.REST_PORT, poll_seconds: float = 2.0, workers: int = 4, max_pending: int = 64,
-                 rest_read_timeout: float = 30.0):
+                 rest_read_timeout: float = 30.0, shutdown_grace: float = 1.0):
         self.model = model
+        self.shutdown_grace = shutdown_grace
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=max_pending,
             options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20)],
@@ -651,7 +655,8 @@ class ModelServer:
             routes += [("POST", path + _VERB, predict) for path in (_MODEL_PATH, _VERSION_PATH)]
             # Room for JSON's quoting and escapes; the text limit applies after parsing.
             self._rest = web.WebServer(routes, host, rest_port, max_body_bytes=2 * model.max_request_bytes + (1 << 20),
-                                       read_timeout=rest_read_timeout, workers=workers, max_pending=max_pending)
+                                       read_timeout=rest_read_timeout, workers=workers, max_pending=max_pending,
+                                       shutdown_grace=shutdown_grace)
         self._stop = threading.Event()
         self._poll_seconds = poll_seconds
 
@@ -675,10 +680,13 @@ class ModelServer:
                 logging.exception("Could not load a new version from %s", self.model.base_path)
 
     def stop(self):
+        """Takes no new requests and answers those in progress, on both protocols, for up to `shutdown_grace`
+        seconds (gRPC cancels the rest then)."""
         self._stop.set()
+        grpc_stopped = self._grpc.stop(grace=self.shutdown_grace)  # Returns at once; drains beside REST.
         if self._rest:
             self._rest.stop()
-        self._grpc.stop(grace=1).wait()
+        grpc_stopped.wait()
 
     def wait(self):
         self._grpc.wait_for_termination()
@@ -693,13 +701,17 @@ def main(argv):
                         FLAGS.max_request_bytes, FLAGS.max_num_load_retries, FLAGS.load_retry_interval_micros / 1e6)
     server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
                          FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
-                         FLAGS.rest_read_timeout).start()
+                         FLAGS.rest_read_timeout, FLAGS.shutdown_grace_seconds).start()
     print(f"Serving {model.name} version {model.version}: gRPC {FLAGS.host}:{server.grpc_port}"
           + (f", REST http://{FLAGS.host}:{server.rest_port}" if FLAGS.rest_api_port else ""), flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # As Ctrl-C: `docker stop`, Kubernetes.
     try:
         server.wait()
     except KeyboardInterrupt:
+        print(f"Stopping: no new requests; answering those in progress (up to {FLAGS.shutdown_grace_seconds} s).",
+              flush=True)
         server.stop()
+        print("Stopped.", flush=True)
 
 
 if __name__ == "__main__":
@@ -720,6 +732,8 @@ if __name__ == "__main__":
                          "Requests waiting or running at once, per protocol; more are refused (busy).")
     flags.DEFINE_float("rest_read_timeout", 30.0, "Seconds a REST client may take to send a request or stay idle.")
     flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Seconds between looks for a newer version (0: never).")
+    flags.DEFINE_float("shutdown_grace_seconds", 25.0, "On SIGTERM or Ctrl-C, seconds to answer the requests in "
+                       "progress while no new ones are taken (below Kubernetes' 30 s).", lower_bound=0)
     flags.DEFINE_integer("max_num_load_retries", MAX_LOAD_RETRIES,
                          "Loads of a version that failed to load tried again before it is given up.", lower_bound=0)
     flags.DEFINE_integer("load_retry_interval_micros", int(LOAD_RETRY_SECONDS * 1e6),

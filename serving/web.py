@@ -61,14 +61,16 @@ class WebServer:
         read_timeout: seconds a connection may take to send a whole request (and may stay idle).
         workers: threads that run blocking work (`run`).
         max_pending: requests that may wait for or hold a worker; more get 503.
+        shutdown_grace: seconds `stop` waits for the requests in progress to be answered.
     """
 
     def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0,
                  max_body_bytes: int = 1 << 20, read_timeout: float = 30.0, workers: int = 4,
-                 max_pending: int = 64):
+                 max_pending: int = 64, shutdown_grace: float = 1.0):
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
         self.max_pending = max_pending
+        self.shutdown_grace = shutdown_grace
         self._host, self.port = host, port
         self._pending = 0
         self._large_reads = 0
@@ -101,7 +103,8 @@ class WebServer:
     def start(self) -> "WebServer":
         """Binds the port and starts serving in a daemon thread; returns self."""
         self._runner = web.AppRunner(self._app, keepalive_timeout=self.read_timeout, access_log=None,
-                                     logger=_RequestErrorLog(logging.getLogger("aiohttp.server"), {}))
+                                     logger=_RequestErrorLog(logging.getLogger("aiohttp.server"), {}),
+                                     shutdown_timeout=self.shutdown_grace)
         self._loop.run_until_complete(self._runner.setup())
         listener = socket.create_server((self._host, self.port), backlog=1024)
         self.port = listener.getsockname()[1]
@@ -111,10 +114,10 @@ class WebServer:
         return self
 
     def stop(self) -> None:
-        """Stops serving and closes the port."""
+        """Closes the port, answers the requests in progress (for up to `shutdown_grace` seconds), then stops."""
         if self._thread is None:
             return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=self.shutdown_grace + 30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._thread = None

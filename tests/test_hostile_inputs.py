@@ -9,10 +9,12 @@ import json
 import os
 import re
 import resource
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -326,3 +328,49 @@ def test_demo_refuses_an_oversized_body_before_reading_it_and_outlasts_slow_clie
                 sock.close()
     finally:
         server.stop()
+
+
+def test_a_stopping_web_server_answers_the_requests_in_progress_and_takes_no_new_ones():
+    started = threading.Event()
+
+    async def slow(server, request):
+        started.set()
+        await server.run(time.sleep, 2)
+        return {"done": True}
+
+    server = web.WebServer([("POST", "/slow", slow)], shutdown_grace=30).start()
+    url = f"http://127.0.0.1:{server.port}/slow"
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(_rest_post(url, b"{}")))
+    request.start()
+    assert started.wait(30)
+    begun = time.monotonic()
+    server.stop()
+    stopped_after = time.monotonic() - begun
+    request.join(30)
+    assert answers == [(200, {"done": True})] and 1 < stopped_after < 30
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, data=b"{}", timeout=5)
+
+
+def test_sigterm_stops_the_server_after_answering_the_request_in_progress(server_process):
+    """Runs last in this file: it stops the module's server."""
+    process, answers, texts = server_process["process"], {}, [" ".join([SENTENCE] * 10)] * 4096
+    body = json.dumps({"instances": texts}).encode()
+    requests = [
+        threading.Thread(target=lambda: answers.setdefault("rest", _rest_post(
+            server_process["rest"] + "/v1/models/rin:predict", body, timeout=120))),
+        threading.Thread(target=lambda: answers.setdefault("grpc", client.GrpcClient(
+            server_process["grpc"], timeout=120).predict(texts))),
+    ]
+    for request in requests:
+        request.start()
+    time.sleep(0.5)
+    assert all(request.is_alive() for request in requests)  # In progress (each takes seconds on 2 cores).
+    process.send_signal(signal.SIGTERM)
+    for request in requests:
+        request.join(120)
+    assert process.wait(timeout=60) == 0
+    assert answers["rest"][0] == 200 and len(answers["rest"][1]["predictions"]) == len(answers["grpc"]) == 4096
+    assert process.stdout.read().splitlines()[-2:] == [
+        "Stopping: no new requests; answering those in progress (up to 25.0 s).", "Stopped."]
