@@ -9,6 +9,9 @@ and offsets into the document. Pre-tokenised input (`--pretokenized`) is read as
 
     python -m rin_keras.predict --model_dir=runs/webnlg_partial_k3 "Alan Bean was born in Wheeler, Texas."
     python -m rin_keras.predict --model_dir=runs/webnlg_partial_k3 --documents --input=docs.jsonl --output=triples.jsonl
+
+Results are written as they are made; a run stopped on a long `--input` goes on where it stopped with the same
+command and `--resume`.
 """
 
 from __future__ import annotations
@@ -55,6 +58,37 @@ def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
                 if not isinstance(text, str):
                     raise SystemExit(f"{path}:{number}: expected a JSON object with a \"text\" string.")
                 yield text
+
+
+def _resume_point(input_path: str, output_path: str) -> int:
+    """How many texts of `input_path` an earlier run already wrote to `output_path`, read line by line; a partly
+    written last line (a run stopped while writing it) is cut off.
+
+    Raises:
+        SystemExit: a line of the output that is not the result of the input's text at its place.
+    """
+    if not os.path.exists(output_path):
+        return 0
+    texts = _read_inputs(input_path, [])
+    done = kept_bytes = 0
+    with open(output_path, "rb+") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            text = next(texts, None)
+            if text is None:
+                raise SystemExit(f"rin_keras.predict: {output_path} holds more results than {input_path} has texts.")
+            try:
+                written = json.loads(line)["text"]
+            except (ValueError, KeyError, TypeError):
+                written = None
+            done += 1
+            if written != text:
+                raise SystemExit(f"rin_keras.predict: line {done} of {output_path} is not the result of text {done} "
+                                 f"of {input_path}: give another --output, or leave out --resume to write it anew.")
+            kept_bytes += len(line)
+        f.truncate(kept_bytes)
+    return done
 
 
 def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -117,15 +151,20 @@ def main(argv):
     if FLAGS.documents and FLAGS.pretokenized:
         sys.exit("rin_keras.predict: --documents splits raw text into sentences; --pretokenized reads tokens as "
                  "given: choose one.")
-    texts = _read_inputs(FLAGS.input, argv[1:])
+    if FLAGS.resume and not (FLAGS.input and FLAGS.output):
+        sys.exit("rin_keras.predict: --resume goes on with an --output from an --input file: give both.")
+    done = _resume_point(FLAGS.input, FLAGS.output) if FLAGS.resume else 0
+    texts = itertools.islice(_read_inputs(FLAGS.input, argv[1:]), done, None)
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
         logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "
                         "('Bean' for 'Alan Bean'). A model trained with --variant=exact returns full names.")
-    out = open(FLAGS.output, "w", encoding="utf-8") if FLAGS.output else sys.stdout
+    out = open(FLAGS.output, "a" if done else "w", encoding="utf-8") if FLAGS.output else sys.stdout
     total = _count_inputs(FLAGS.input) if FLAGS.input else None
+    if done:
+        logging.info("Resuming after the %d texts whose results %s holds.", done, FLAGS.output)
     truncated = 0
-    with tqdm(total=total, unit="text", disable=not FLAGS.input, file=sys.stderr) as progress:
+    with tqdm(total=total, initial=done, unit="text", disable=not FLAGS.input, file=sys.stderr) as progress:
         # Texts are read a chunk at a time, so memory does not grow with the input and results come as they are made.
         for part in _chunks(texts, FLAGS.batch_size * 4):
             if FLAGS.documents:
@@ -162,6 +201,8 @@ if __name__ == "__main__":
     flags.DEFINE_string("output", None, "JSON lines output file (default stdout).")
     flags.DEFINE_bool("documents", False, "Each text is a document: split it into sentences first.")
     flags.DEFINE_bool("pretokenized", False, "Texts are tokens separated by whitespace: read them as given.")
+    flags.DEFINE_bool("resume", False, "Go on with an --output that a stopped run wrote from the same --input: its "
+                      "results are kept and the texts after them read.")
     cli.register_path_check("input", cli.existing_file)
     cli.register_path_check("output", cli.file_to_write)
     flags.register_multi_flags_validator(

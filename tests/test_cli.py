@@ -131,6 +131,7 @@ def test_predict_refuses_an_output_that_would_lose_work_before_reading_any_text(
         ([f"--output={tmp_path / 'none' / 'out.jsonl'}", "Alan"], "No folder"),
         ([f"--output={tmp_path}", "Alan"], "is a folder; name a file to write"),
         ([f"--input={texts}", "Alan"], "give the texts as arguments or as --input, not both"),
+        ([f"--input={texts}", "--resume"], "--resume goes on with an --output from an --input file: give both"),
     ):
         run = subprocess.run([sys.executable, "-m", "rin_keras.predict", f"--model_dir={tmp_path}", *args], cwd=REPO,
                              capture_output=True, text=True, timeout=300)
@@ -154,3 +155,20 @@ def test_predict_reads_a_json_file_of_texts_or_of_casrel_records(tmp_path):
         texts.write_text(content)
         with pytest.raises(SystemExit, match=message):
             list(predict._read_inputs(str(texts), []))
+
+
+def test_predict_resume_point_keeps_whole_results_of_the_same_texts(tmp_path):
+    from rin_keras import predict
+
+    texts, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    texts.write_text("One.\nTwo.\nThree.\n")
+    assert predict._resume_point(str(texts), str(out)) == 0  # No output yet.
+    whole = "".join(json.dumps({"text": t, "triples": []}) + "\n" for t in ("One.", "Two."))
+    out.write_text(whole + '{"text": "Thr')  # Stopped while writing the third result.
+    assert predict._resume_point(str(texts), str(out)) == 2 and out.read_text() == whole
+    out.write_text(json.dumps({"text": "One."}) + "\n" + json.dumps({"text": "Other."}) + "\n")
+    with pytest.raises(SystemExit, match="line 2 of .*out.jsonl is not the result of text 2 of"):
+        predict._resume_point(str(texts), str(out))
+    out.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("One.", "Two.", "Three.", "Four.")))
+    with pytest.raises(SystemExit, match="holds more results than"):
+        predict._resume_point(str(texts), str(out))

@@ -578,11 +578,24 @@ def test_predict_and_export_command_lines(served, tmp_path):
         capture_output=True, text=True, cwd=REPO, env=env, check=True,
     )
     assert "2/2" in run.stderr  # The progress bar.
-    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    whole_output = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    written = [json.loads(line) for line in whole_output.splitlines()]
     assert [r["text"] for r in written] == RAW_SENTENCES[:2]
     expected_documents = served["extractor"].predict_documents(RAW_SENTENCES[:2])
     assert [r["sentences"] for r in written] == [r["sentences"] for r in expected_documents]
     assert_same_triples([r["triples"] for r in written], [r["triples"] for r in expected_documents])
+    # Stopped while writing the second result: --resume keeps the first and writes the second.
+    first_line = whole_output.splitlines(keepends=True)[0]
+    (tmp_path / "out.jsonl").write_text(first_line + '{"text": "Mar', encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", f"--input={documents}",
+         f"--output={tmp_path / 'out.jsonl'}", "--documents", "--resume"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    )
+    assert "Resuming after the 1 texts" in run.stderr and "2/2" in run.stderr
+    resumed = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert resumed[0] == written[0] and [r["text"] for r in resumed] == RAW_SENTENCES[:2]
+    assert_same_triples([r["triples"] for r in resumed], [r["triples"] for r in written])  # Scores as batched.
     # A bad line stops the run there, after the results of the texts before it (in its chunk too) are written;
     # texts cut at max_length are counted in a warning.
     long_text = " ".join(["Alan Bean was born ."] * MAX_LENGTH)
