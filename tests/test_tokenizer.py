@@ -35,6 +35,9 @@ ODD_TEXTS = [
     "\ufeffAlan\u200bBean\u2060was born\u0085in Wheeler,\u200b Texas.\u200b\ufeff",
     "He said “Hi”, ‘bye’… then—left «oui» „ja“ O’Brien 2007–08.",
     "Cafe\u0301 in Zu\u0308rich and L\u0323ondon. L\u0323and Ångstro\u0308m.",
+    'a\x00"b and a \x00"quote',  # NUL reads as a space before a quote too.
+    # Characters newer than Python 3.11's Unicode tables (16.0, 15.0), which TF Text's ICU composes or reorders.
+    "\U00016d67\U00016d67 a\U0001e08f\u0323 a\u0897\u0323 e\u0301\U000113c2\U000113c2",
 ]
 
 
@@ -89,8 +92,9 @@ def test_web_text_separators_quotes_and_decomposed_accents():
 def test_offsets_point_into_the_original_string():
     for text in ODD_TEXTS:
         for token in tokenize_with_offsets(text):
-            written = unicodedata.normalize("NFC", text[token.start:token.end])
-            assert written == token.text or (written == '"' and token.text in ("``", "''"))
+            written = text[token.start:token.end]
+            assert token.text in (written, unicodedata.normalize("NFC", written)) or (
+                written == '"' and token.text in ("``", "''"))
     tokens = tokenize_with_offsets("東京 is in 日本, 🚀 Suárez.")
     assert [(t.text, t.start, t.end) for t in tokens] == [
         ("東京", 0, 2), ("is", 3, 5), ("in", 6, 8), ("日本", 9, 11), (",", 11, 12), ("🚀", 13, 14),

@@ -21,7 +21,8 @@ that over the whole `webnlg_ood_dev` raw text and over accents, CJK and emoji.
 Offsets are `[start, end)` character (code point) indices into the original
 string, so `text[start:end]` is the token as written; the token's text is that
 in Unicode NFC, so that a decomposed accent reads as the word the vocabulary
-holds. NUL characters read as spaces (the TF Text op stops at them).
+holds (a token with a character newer than Python's Unicode tables stays as
+written). NUL characters read as spaces (the TF Text op stops at them).
 
 Both take a token limit (`tokenize_with_offsets(text, limit)`, `RINTokenizer()(sentences,
 max_tokens)`): past it, no work is done per token or per character, so a sentence
@@ -31,6 +32,7 @@ of a million tokens costs what its first few hundred do, beyond reading the stri
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import unicodedata
 
@@ -112,7 +114,8 @@ def tokenize_with_offsets(text: str | bytes, limit: int | None = None) -> list[T
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    stripped = text.replace("\x00", " ").rstrip(_PY_SPACE_CHARS)
+    text = text.replace("\x00", " ")  # As the graph reads it (offsets unchanged).
+    stripped = text.rstrip(_PY_SPACE_CHARS)
     pieces = []
     position = 0
     for match in _PY_DELIMITER.finditer(stripped):
@@ -153,9 +156,31 @@ def _split_sentence_periods(text: str, pieces: list[tuple[int, int]]) -> list[tu
 def _token_text(text: str, start: int, end: int) -> str:
     piece = text[start:end]
     if piece != '"':
-        return unicodedata.normalize("NFC", piece)
+        return piece if _has_unassigned(piece) else unicodedata.normalize("NFC", piece)
     opens = start == 0 or _PY_OPENING.fullmatch(text[start - 1])
     return OPEN_QUOTE if opens else CLOSE_QUOTE
+
+
+def _has_unassigned(piece: str) -> bool:
+    """Whether `piece` holds a code point that Python's Unicode tables do not assign: such a token is not put in NFC,
+    in Python or in the graph, as TF Text's ICU knows newer Unicode versions and could compose it otherwise."""
+    return not piece.isascii() and any(unicodedata.category(c) == "Cn" for c in piece)
+
+
+@functools.cache
+def _unassigned_pattern() -> str:
+    """An RE2 pattern matching a string that holds a code point `_has_unassigned` finds (computed once, ~0.2 s)."""
+    ranges, start = [], None
+    planes = [*range(0x40000), *range(0xE0000, 0xF0000)]  # Planes 4-13 assign nothing (added below).
+    for code in planes:
+        unassigned = unicodedata.category(chr(code)) == "Cn"
+        if unassigned and start is None:
+            start = code
+        elif not unassigned and start is not None:
+            ranges.append((start, code - 1))
+            start = None
+    ranges.append((0x40000, 0xDFFFF))
+    return ".*[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges) + "].*"
 
 
 def valid_utf8(sentences: tf.Tensor) -> tf.Tensor:
@@ -233,7 +258,10 @@ class RINTokenizer(keras.layers.Layer):
         tokens = (tf.ragged.boolean_mask(pieces.with_flat_values(values), pieces.with_flat_values(is_token))
                   for values in (texts, starts, ends))
         tokens, starts, ends = _split_sentence_periods_in_graph(*tokens)
-        return tokens.with_flat_values(tf_text.normalize_utf8(tokens.flat_values, "NFC")), starts, ends
+        texts = tokens.flat_values
+        composed = tf.where(tf.strings.regex_full_match(texts, _unassigned_pattern()), texts,
+                            tf_text.normalize_utf8(texts, "NFC"))
+        return tokens.with_flat_values(composed), starts, ends
 
     def compute_output_spec(self, sentences, max_tokens=None):
         return tuple(
