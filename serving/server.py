@@ -464,7 +464,13 @@ def _proto_json(message) -> dict:
 
 
 def _rest_version(request) -> int | None:
-    return int(request.match_info["version"]) if "version" in request.match_info else None
+    """The version a REST path names, if any (a number of more digits than a version has: none served, 404)."""
+    if "version" not in request.match_info:
+        return None
+    try:
+        return int(request.match_info["version"])
+    except ValueError as error:  # More digits than int() reads.
+        raise web.RequestRefused(404, "No such version is served.") from error
 
 
 async def _rest_predict(model: "ServedModel", server: web.WebServer, request) -> dict:
@@ -514,15 +520,17 @@ def _check_json_values(model: "ServedModel", body: bytes) -> None:
 
     Python's parser takes up to ~30 times a body's size in memory (`[[],[],...]`: 700 MB for 24 MiB), so the
     values are counted first, as the `[`, `{` and `,` of the body (those inside strings too): at most 128 a
-    sentence of `max_request_sentences` and one per 16 bytes of `max_request_bytes` (1.57 million by default,
-    ~100 MB parsed), more than prose or tokens within those limits hold.
+    sentence of `max_request_sentences` and one per 8 bytes of `max_request_bytes` (2.6 million by default; a
+    body of empty lists at that limit takes +100 MB to parse). Within the other limits, text with up to a comma every
+    8 bytes passes, and so do tokens, 128 a sentence (64 as `{"b64": ...}` objects; the model reads 100) and one
+    more per 8 bytes of text.
     """
-    limit = 128 * model.max_request_sentences + model.max_request_bytes // 16
+    limit = 128 * model.max_request_sentences + model.max_request_bytes // 8
     values = body.count(b"[") + body.count(b"{") + body.count(b",")
     if values > limit:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"The request body holds {values} JSON values ('[', '{{' and ','); this server reads up "
-                           f"to {limit} (128 per --max_request_sentences, one per 16 bytes of --max_request_bytes).")
+                           f"to {limit} (128 per --max_request_sentences, one per 8 bytes of --max_request_bytes).")
 
 
 def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[str, np.ndarray]:
@@ -708,6 +716,8 @@ def main(argv):
     try:
         server.wait()
     except KeyboardInterrupt:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):  # A second signal must not cut the stop short.
+            signal.signal(stop_signal, signal.SIG_IGN)
         print(f"Stopping: no new requests; answering those in progress (up to {FLAGS.shutdown_grace_seconds} s).",
               flush=True)
         server.stop()

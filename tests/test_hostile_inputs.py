@@ -262,6 +262,10 @@ def test_server_checks_rest_names_rows_and_nesting_before_building_arrays(server
     ):
         status, answer = _rest_post(url, json.dumps(body).encode())
         assert status == 400 and match in answer["error"], (status, answer["error"][:200])
+    for route in ("", "/metadata"):  # A version of more digits than int() reads.
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(f"{server_process['rest']}/v1/models/rin/versions/1{'0' * 5000}{route}", timeout=30)
+        assert error.value.code == 404 and "No such version" in json.loads(error.value.read())["error"]
     assert _added_peak(server_process["pid"], before) < 200 * MB
     assert client.RestClient(server_process["rest"]).predict([SENTENCE]) == client.GrpcClient(
         server_process["grpc"]).predict([SENTENCE])
@@ -368,6 +372,8 @@ def test_sigterm_stops_the_server_after_answering_the_request_in_progress(server
     time.sleep(0.5)
     assert all(request.is_alive() for request in requests)  # In progress (each takes seconds on 2 cores).
     process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)  # Impatient: ignored while the server stops.
     for request in requests:
         request.join(120)
     assert process.wait(timeout=60) == 0
