@@ -60,12 +60,13 @@ def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
                 yield text
 
 
-def _resume_point(input_path: str, output_path: str) -> int:
+def _resume_point(input_path: str, output_path: str, documents: bool) -> int:
     """How many texts of `input_path` an earlier run already wrote to `output_path`, read line by line; a partly
     written last line (a run stopped while writing it) is cut off.
 
     Raises:
-        SystemExit: a line of the output that is not the result of the input's text at its place.
+        SystemExit: a line of the output that is not the result of the input's text at its place, or one written
+            with(out) `--documents` when this run reads texts otherwise.
     """
     if not os.path.exists(output_path):
         return 0
@@ -79,13 +80,15 @@ def _resume_point(input_path: str, output_path: str) -> int:
             if text is None:
                 raise SystemExit(f"rin_keras.predict: {output_path} holds more results than {input_path} has texts.")
             try:
-                written = json.loads(line)["text"]
+                record = json.loads(line)
+                written = record["text"] if ("sentences" in record) == documents else None
             except (ValueError, KeyError, TypeError):
                 written = None
             done += 1
             if written != text:
                 raise SystemExit(f"rin_keras.predict: line {done} of {output_path} is not the result of text {done} "
-                                 f"of {input_path}: give another --output, or leave out --resume to write it anew.")
+                                 f"of {input_path} {'as a document' if documents else 'as a sentence'} (--documents): "
+                                 "give another --output, or leave out --resume to write it anew.")
             kept_bytes += len(line)
         f.truncate(kept_bytes)
     return done
@@ -153,7 +156,7 @@ def main(argv):
                  "given: choose one.")
     if FLAGS.resume and not (FLAGS.input and FLAGS.output):
         sys.exit("rin_keras.predict: --resume goes on with an --output from an --input file: give both.")
-    done = _resume_point(FLAGS.input, FLAGS.output) if FLAGS.resume else 0
+    done = _resume_point(FLAGS.input, FLAGS.output, FLAGS.documents) if FLAGS.resume else 0
     texts = itertools.islice(_read_inputs(FLAGS.input, argv[1:]), done, None)
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":

@@ -286,7 +286,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     steps_per_epoch = int(train_data.cardinality())
     backup_dir = os.path.join(model_dir, BACKUP_DIR)
     if RunBackup.training_ended(backup_dir):
-        logging.info("%s trained to its end: scoring its best epoch.", model_dir)
+        logging.info("%s trained to its end: scoring its best epoch without training again (more epochs train in "
+                     "another --model_dir).", model_dir)
     else:
         model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs,
                   callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)

@@ -162,13 +162,15 @@ def test_predict_resume_point_keeps_whole_results_of_the_same_texts(tmp_path):
 
     texts, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
     texts.write_text("One.\nTwo.\nThree.\n")
-    assert predict._resume_point(str(texts), str(out)) == 0  # No output yet.
+    assert predict._resume_point(str(texts), str(out), documents=False) == 0  # No output yet.
     whole = "".join(json.dumps({"text": t, "triples": []}) + "\n" for t in ("One.", "Two."))
     out.write_text(whole + '{"text": "Thr')  # Stopped while writing the third result.
-    assert predict._resume_point(str(texts), str(out)) == 2 and out.read_text() == whole
+    assert predict._resume_point(str(texts), str(out), documents=False) == 2 and out.read_text() == whole
+    with pytest.raises(SystemExit, match="line 1 of .*out.jsonl is not the result of text 1 of .* as a document"):
+        predict._resume_point(str(texts), str(out), documents=True)  # Written by a run without --documents.
     out.write_text(json.dumps({"text": "One."}) + "\n" + json.dumps({"text": "Other."}) + "\n")
     with pytest.raises(SystemExit, match="line 2 of .*out.jsonl is not the result of text 2 of"):
-        predict._resume_point(str(texts), str(out))
+        predict._resume_point(str(texts), str(out), documents=False)
     out.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("One.", "Two.", "Three.", "Four.")))
     with pytest.raises(SystemExit, match="holds more results than"):
-        predict._resume_point(str(texts), str(out))
+        predict._resume_point(str(texts), str(out), documents=False)
