@@ -520,6 +520,7 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
     scored = [split for split in corpus.splits if split not in ("train", "validation")]  # Test, held-out splits.
     for split in scored:
         results[split] = evaluate_split(best, corpus, split, seen_relations=seen)
+
     def write_results(path):
         with open(path, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
