@@ -374,7 +374,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     Classify = Regress = MultiInference = _unimplemented
 
     def Predict(self, request, context):
-        version = _requested_version(self.model, request.model_spec, context)
+        version = _requested_version(self.model, request, context)
         try:
             inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
             outputs = self.model.predict(request.model_spec.signature_name, inputs, version, context.is_active)
@@ -396,7 +396,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def GetModelMetadata(self, request, context):
-        version = _requested_version(self.model, request.model_spec, context)
+        version = _requested_version(self.model, request, context)
         try:
             response = self.model.metadata(version)
         except RequestError as error:
@@ -414,7 +414,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         """The status `GET /v1/models/<name>[/versions/<v>]` gives, as a `GetModelStatusResponse`."""
-        version = _requested_version(self.model, request.model_spec, context)
+        version = _requested_version(self.model, request, context)
         try:
             status = self.model.version_status(version)
         except RequestError as error:
@@ -427,11 +427,24 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                                                      "command line names.")
 
 
-def _requested_version(model: ServedModel, spec, context) -> int | None:
-    """The version a request's `model_spec` names, if any, once its model name is checked (NOT_FOUND if not ours)."""
+def _requested_version(model: ServedModel, request, context) -> int | None:
+    """The version a request's `model_spec` names, if any, once the spec is checked as TF Serving checks it: none,
+    or no model name, is INVALID_ARGUMENT; another model's name NOT_FOUND; a version label INVALID_ARGUMENT (this
+    server has no model config to define labels)."""
+    if not request.HasField("model_spec"):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+    spec = request.model_spec
+    if not spec.name:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
     if spec.name != model.name:
         context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))
+    if spec.WhichOneof("version_choice") == "version_label":
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, _unknown_label(spec.version_label))
     return spec.version.value if spec.HasField("version") else None
+
+
+def _unknown_label(label: str) -> str:
+    return _clip(f"Unrecognized servable version label: {label}")
 
 
 async def _rest_status(model: "ServedModel", server: web.WebServer, request) -> dict:
@@ -490,6 +503,13 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
     # RecursionError: JSON nested deeper than Python's parser goes.
     except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as error:
         raise web.RequestRefused(400, f"Malformed request: {error}") from error
+
+
+async def _rest_label(model: "ServedModel", server: web.WebServer, request) -> dict:
+    """`/v1/models/<name>/labels/<label>[...]`: 400, as TF Serving answers a label its model config lacks (this
+    server has none)."""
+    _check_rest_name(model, request)
+    raise web.RequestRefused(400, _unknown_label(request.match_info["label"]))
 
 
 def _check_rest_name(model: "ServedModel", request) -> None:
@@ -623,6 +643,7 @@ def _json_value(array: np.ndarray):
 
 _MODEL_PATH = "/v1/models/{name:[^/:]+}"
 _VERSION_PATH = _MODEL_PATH + "/versions/{version:[0-9]+}"
+_LABEL_PATH = _MODEL_PATH + "/labels/{label:[^/:]+}"
 _VERB = "{verb:(?::predict)?}"
 
 
@@ -661,6 +682,9 @@ class ModelServer:
             routes = [("GET", path, status) for path in (_MODEL_PATH, _VERSION_PATH)]
             routes += [("GET", path + "/metadata", metadata) for path in (_MODEL_PATH, _VERSION_PATH)]
             routes += [("POST", path + _VERB, predict) for path in (_MODEL_PATH, _VERSION_PATH)]
+            label = functools.partial(_rest_label, model)
+            routes += [(method, _LABEL_PATH + tail, label) for method, tail in
+                       (("GET", ""), ("GET", "/metadata"), ("POST", _VERB))]
             # Room for JSON's quoting and escapes; the text limit applies after parsing.
             self._rest = web.WebServer(routes, host, rest_port, max_body_bytes=2 * model.max_request_bytes + (1 << 20),
                                        read_timeout=rest_read_timeout, workers=workers, max_pending=max_pending,

@@ -26,6 +26,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_management_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
 )
@@ -168,6 +169,31 @@ def test_in_graph_span_decoding_matches_tags_to_spans(rng):
     for row, row_starts in zip(tags, starts):
         spans = {end - 1: start for start, end in tags_to_spans(row)}
         assert [spans.get(i, i) for i in range(len(row))] == row_starts.tolist()
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1e-6, 0.5, 0.9999, 0.99999, 1.0])
+def test_candidate_logit_keeps_every_cell_whose_sigmoid_reaches_the_threshold(threshold):
+    bound = export.candidate_logit(threshold)
+    logits = tf.constant(np.linspace(-40.0, 40.0, 2_000_001), tf.float32)
+    reached = logits.numpy()[tf.sigmoid(logits).numpy() >= threshold]
+    assert reached.size and reached.min() >= bound
+    if 0.0 < threshold <= 0.9999:  # A close bound (higher thresholds share 0.9999's).
+        assert bound > reached.min() - 0.1
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.7, 1.0])
+def test_in_graph_thresholding_gives_the_extractors_triples(served, threshold):
+    extractor = served["extractor"]
+    extractor.threshold = threshold
+    try:
+        graph = export.TripleGraph(extractor)
+        tokens = [tokenize(s) for s in SENTENCES]
+        outputs = tf.function(graph.from_padded_tokens)(tf.constant(client._as_input(tokens, "tokens")))
+        expected = [r["triples"] for r in extractor.predict_tokens(tokens)]
+    finally:
+        extractor.threshold = 0.5
+    assert threshold == 1.0 or sum(map(len, expected)) > 5
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), expected)
 
 
 def test_export_layout_and_signatures(served):
@@ -454,6 +480,44 @@ def test_grpc_model_status_gives_the_rest_status_and_reload_config_is_unimplemen
                               f"--port={running.rest_port}", "--status"],
                              capture_output=True, text=True, cwd=REPO, timeout=120, check=True).stdout
     assert json.loads(printed) == rest_status
+
+
+def test_model_specs_are_checked_as_tf_serving_checks_them(running, caplog):
+    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+
+    def requests(spec):
+        """A request of each gRPC method, with `spec` as its model_spec (None: no model_spec)."""
+        predict = predict_pb2.PredictRequest()
+        predict.inputs["sentences"].CopyFrom(tf.make_tensor_proto(["Alan Bean"]))
+        metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        status = get_model_status_pb2.GetModelStatusRequest()
+        for request in (predict, metadata, status):
+            if spec is not None:
+                request.model_spec.CopyFrom(spec)
+        return [(predictions.Predict, predict), (predictions.GetModelMetadata, metadata),
+                (models.GetModelStatus, status)]
+
+    with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        predictions = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        models = model_service_pb2_grpc.ModelServiceStub(channel)
+        for spec, code, message in (
+            (None, grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
+            (model_pb2.ModelSpec(), grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
+            (model_pb2.ModelSpec(name="rin", version_label="stable"), grpc.StatusCode.INVALID_ARGUMENT,
+             "Unrecognized servable version label: stable"),
+        ):
+            for method, request in requests(spec):
+                with pytest.raises(grpc.RpcError) as error:
+                    method(request, timeout=30)
+                assert (error.value.code(), error.value.details()) == (code, message)
+        for method, request in requests(model_pb2.ModelSpec(name="rin")):
+            method(request, timeout=30)  # Answered.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # REST names a label in the path: the same answer (another model's: 404).
+    for path, body in (("/v1/models/rin/labels/stable:predict", {"instances": ["Alan Bean"]}),
+                       ("/v1/models/rin/labels/stable", None), ("/v1/models/rin/labels/stable/metadata", None)):
+        assert _rest(running, path, body) == (400, {"error": "Unrecognized servable version label: stable"})
+    assert _rest(running, "/v1/models/other/labels/stable", None)[0] == 404
 
 
 def test_a_request_whose_client_left_stops_at_the_next_chunk(served, running):
