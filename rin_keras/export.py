@@ -19,6 +19,7 @@ so a server polling the base path never sees half an export.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 
@@ -42,6 +43,15 @@ _CELL_KEYS = ("rows", "subjects", "objects", "relations", "scores", "subject_sta
 _CELL_SPECS = [(tf.int32, [None])] * 4 + [(tf.float32, [None])] + [(tf.int32, [None])] * 2
 
 
+def candidate_logit(threshold: float) -> float:
+    """A logit below which no cell's float32 sigmoid reaches `threshold`: logit(threshold) less a margin
+    far above the error of TensorFlow's float32 sigmoid (thresholds above 0.9999 read as 0.9999)."""
+    if threshold <= 0.0:
+        return -math.inf
+    threshold = min(threshold, 0.9999)
+    return math.log(threshold) - math.log1p(-threshold) - 0.05
+
+
 class TripleGraph:
     """The in-graph path from tokens to padded triple tensors.
 
@@ -53,7 +63,7 @@ class TripleGraph:
 
     def __init__(self, extractor, max_length: int | None = None, chunk_size: int = PAIR_CHUNK_SIZE):
         self.model = extractor.model
-        self.encode, self.interact = self.model.split_at_encoder()
+        self.encode, self.interact = self.model.split_at_encoder(relation_logits=True)
         self.chunk_size = chunk_size
         self.featurizer = extractor.preprocessor.featurizer
         self.tokenizer = extractor.preprocessor.tokenizer
@@ -61,6 +71,7 @@ class TripleGraph:
         self.relation_names = tf.constant(extractor.relation_names)
         self.max_length = max_length or extractor.max_length
         self.threshold = extractor.threshold
+        self.candidate_logit = candidate_logit(self.threshold)
 
     def from_sentences(self, sentences: tf.Tensor) -> dict:
         """Triples of raw sentences, tf.string [batch]; character spans index each sentence.
@@ -173,20 +184,30 @@ class TripleGraph:
         }
 
     def _chunk_cells(self, word_input: tf.Tensor, hidden: tf.Tensor, lengths: tf.Tensor) -> dict:
-        """Runs the pair rounds on a few encoded sentences; returns one entry per triple (see `_CELL_KEYS`)."""
+        """Runs the pair rounds on a few encoded sentences; returns one entry per triple (see `_CELL_KEYS`).
+
+        The final relation head gives logits; only the word pairs whose largest logit can reach the threshold
+        (`candidate_logit`) get a sigmoid, so the cells' probabilities, and so the triples, are those of the
+        model's `"relations"` output, without its sigmoid and masking passes over every cell.
+        """
         outputs = self.interact([word_input, hidden], training=False)
-        probs = tf.cast(outputs["relations"], tf.float32)
+        logits = outputs["relation_logits"]
         starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
-        mask = tf.sequence_mask(lengths, tf.shape(probs)[1])
-        pair_mask = mask[:, :, None] & mask[:, None, :]
-        cells = tf.cast(tf.where((probs >= self.threshold) & pair_mask[..., None]), tf.int32)
-        rows, subjects, objects, relations = tf.unstack(cells, num=4, axis=1)
+        best = tf.cast(tf.reduce_max(logits, axis=-1), tf.float32)
+        pairs = tf.cast(tf.where(best >= self.candidate_logit), tf.int32)
+        rows, subjects, objects = tf.unstack(pairs, num=3, axis=1)
+        length = tf.gather(lengths, rows)
+        real = (subjects < length) & (objects < length)
+        pairs = tf.boolean_mask(pairs, real)
+        probs = tf.sigmoid(tf.cast(tf.gather_nd(logits, pairs), tf.float32))  # [pairs, relations]
+        found = tf.cast(tf.where(probs >= self.threshold), tf.int32)  # (pair, relation), in the cells' order
+        rows, subjects, objects = tf.unstack(tf.gather(pairs, found[:, 0]), num=3, axis=1)
         return {
             "rows": rows,
             "subjects": subjects,
             "objects": objects,
-            "relations": relations,
-            "scores": tf.gather_nd(probs, cells),
+            "relations": found[:, 1],
+            "scores": tf.gather_nd(probs, found),
             "subject_starts": tf.gather_nd(starts, tf.stack([rows, subjects], 1)),
             "object_starts": tf.gather_nd(starts, tf.stack([rows, objects], 1)),
         }

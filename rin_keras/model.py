@@ -157,7 +157,7 @@ class RINModel(keras.Model):
             if uses_interaction:
                 # y^ is an input here: the relation head's gradient skips these calls' pair cells.
                 signal = interaction(
-                    ops.stop_gradient(relation_head(h_rel, token_mask=token_mask, best_logits=True)),
+                    ops.stop_gradient(relation_head(h_rel, token_mask=token_mask, output="best_logits")),
                     ner_softmax(ner_logits(h_ent)),
                     hidden,
                     token_mask=token_mask,
@@ -169,6 +169,8 @@ class RINModel(keras.Model):
             "relations": relation_head(h_rel, token_mask=token_mask),
         }
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # The final relation features, from which `split_at_encoder` reads the final call's logits.
+        self._final_relation_features = h_rel
 
         # === Config ===
         self.config = config
@@ -187,13 +189,20 @@ class RINModel(keras.Model):
         """The input with one entry per word, from which the token mask is read."""
         return "word_pieces" if self.config.encoder == "bert" else "token_ids"
 
-    def split_at_encoder(self) -> tuple[keras.Model, keras.Model]:
+    def split_at_encoder(self, relation_logits: bool = False) -> tuple[keras.Model, keras.Model]:
         """Splits the model into its encoder and everything after it (same weights).
 
         For callers that encode a whole batch at once and run the pair rounds,
         whose cost grows with n^2, on parts of it: `RINTripleExtractor.predict`
         and the serving graph do, on length-sorted chunks (`PREDICT_CHUNK_SIZE`,
         `PAIR_CHUNK_SIZE`).
+
+        Args:
+            relation_logits: bool. If True, `interact` returns the final relation
+                head's logits (`PairwiseRelationHead` `output="logits"`: compute
+                dtype, padding not masked) as `"relation_logits"` in place of
+                `"relations"`, for callers that threshold them and take the
+                sigmoid of the few cells above (the serving graph).
 
         Returns:
             `(encode, interact)`: `encode` maps the model inputs to the encoder
@@ -202,7 +211,11 @@ class RINModel(keras.Model):
         """
         hidden = self.encoder.output
         encode = keras.Model(self.input, hidden, name="encode")
-        interact = keras.Model([self.input[self.word_input], hidden], self.output, name="interact")
+        outputs = self.output
+        if relation_logits:
+            logits = self.get_layer("relation_head")(self._final_relation_features, output="logits")
+            outputs = {"entity_tags": outputs["entity_tags"], "relation_logits": logits}
+        interact = keras.Model([self.input[self.word_input], hidden], outputs, name="interact")
         return encode, interact
 
     def compile(self, optimizer="auto", loss="auto", metrics=None, **kwargs):

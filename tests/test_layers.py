@@ -48,10 +48,16 @@ def test_pairwise_relation_head_matches_numpy(rng):
     assert np.all(out[1, 2:] == 0) and np.all(out[1, :, 2:] == 0)
     assert _max_rel_error(out[expected > 0], expected[expected > 0]) < 1e-5
     # The largest logit over real partners, per word and relation: its sigmoid is the largest probability.
-    best = keras.ops.convert_to_numpy(head(h, token_mask=mask, best_logits=True))
+    best = keras.ops.convert_to_numpy(head(h, token_mask=mask, output="best_logits"))
     assert best.shape == (2, 4, 3)
     for k, i in zip(*np.nonzero(mask)):
         np.testing.assert_allclose(_sigmoid(best[k, i]), expected[k, i][mask[k]].max(axis=0), rtol=1e-5)
+    # Every cell's logit, padding not masked.
+    logits = keras.ops.convert_to_numpy(head(h, token_mask=mask, output="logits"))
+    assert logits.shape == (2, 4, 4, 3)
+    np.testing.assert_allclose(_sigmoid(logits)[expected > 0], out[expected > 0], rtol=1e-5)
+    with pytest.raises(ValueError, match="output must be one of"):
+        head(h, output="probs")
 
 
 @pytest.mark.parametrize("flags", [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
@@ -178,7 +184,7 @@ def test_head_and_interaction_padding_invariance(rng):
     results = []
     for features, mask in ((h, _mask([3], 3)), (h_padded, _mask([3], 5))):
         p = head(features, token_mask=mask)
-        best = head(features, token_mask=mask, best_logits=True)
+        best = head(features, token_mask=mask, output="best_logits")
         y = np.full((1, features.shape[1], 5), 0.2, "float32")
         x = layer(best, y, features, token_mask=mask)
         results.append((keras.ops.convert_to_numpy(p), keras.ops.convert_to_numpy(x)))

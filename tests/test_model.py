@@ -47,6 +47,12 @@ def test_split_at_encoder_gives_the_models_outputs_on_any_chunk(rng):
                                atol=1e-6)
     np.testing.assert_allclose(chunk["entity_tags"], keras.ops.take(expected["entity_tags"], rows, axis=0)[:, :4],
                                atol=1e-6)
+    # The final relation head's logits instead of its probabilities, for in-graph thresholding.
+    _, interact_logits = model.split_at_encoder(relation_logits=True)
+    logits = interact_logits([keras.ops.convert_to_tensor(ids), hidden])["relation_logits"]
+    real = keras.ops.convert_to_numpy(expected["relations"]) > 0
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.sigmoid(logits))[real],
+                               keras.ops.convert_to_numpy(expected["relations"])[real], rtol=1e-6)
 
 
 @pytest.mark.parametrize(

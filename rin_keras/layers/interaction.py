@@ -25,7 +25,7 @@ class InteractionLayer(keras.layers.Layer):
     Call arguments:
         best_logits: `[batch, n, l]`, each word's largest pair logit over its
             real partner words, per relation
-            (`PairwiseRelationHead(..., best_logits=True)`); any value, -inf
+            (`PairwiseRelationHead(..., output="best_logits")`); any value, -inf
             included, on padded rows.
         entity_probs: `[batch, n, tags]` tag probabilities y-.
         hidden: `[batch, n, d]` encoder states H.

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+OUTPUTS = ("probabilities", "logits", "best_logits")
+
 
 @keras.saving.register_keras_serializable(package="rin_keras")
 class PairwiseRelationHead(keras.layers.Layer):
@@ -28,17 +30,22 @@ class PairwiseRelationHead(keras.layers.Layer):
     Call arguments:
         inputs: float tensor `[batch, n, d]`, the relation features H~.
         token_mask: optional bool tensor `[batch, n]`, True on real tokens.
-        best_logits: bool. Return instead, for each word and relation, the
-            largest logit `W_p m_ij + b_t` over its real partner words j,
-            `[batch, n, num_relations]` in the compute dtype (for a sentence
-            without real words, that of its padding). The interaction rounds
-            need only that max (y^ is its sigmoid: sigmoid is monotonic), and
-            taking it before adding `b_t` (max(z + b) = max(z) + b) skips the
-            bias, sigmoid and masking passes over every cell.
+        output: str. What to return:
+            - `"probabilities"`: `[batch, n (subject), n (object), l]` float32
+              pair probabilities, 0 on cells touching padding.
+            - `"logits"`: the same cells' logits `W_p m_ij + b_t` in the compute
+              dtype, padding not masked: for callers that threshold them and
+              take the sigmoid of the few cells above it (the serving graph).
+            - `"best_logits"`: for each word and relation, the largest logit
+              over its real partner words j, `[batch, n, l]` in the compute
+              dtype (for a sentence without real words, that of its padding).
+              The interaction rounds need only that max (y^ is its sigmoid:
+              sigmoid is monotonic), and taking it before adding `b_t`
+              (max(z + b) = max(z) + b) skips the bias, sigmoid and masking
+              passes over every cell.
 
     Returns:
-        float32 tensor `[batch, n (subject), n (object), num_relations]`, or
-        `[batch, n, num_relations]` with `best_logits`.
+        The tensor `output` names.
 
     Example:
     >>> head = PairwiseRelationHead(num_relations=3, hidden_dim=8)
@@ -73,7 +80,10 @@ class PairwiseRelationHead(keras.layers.Layer):
             initializer=keras.initializers.Constant(prior_logit),
         )
 
-    def call(self, inputs, token_mask=None, best_logits=False):
+    def call(self, inputs, token_mask=None, output="probabilities"):
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+        best_logits = output == "best_logits"
         subjects = ops.matmul(inputs, self.subject_kernel)
         objects = ops.matmul(inputs, self.object_kernel) + self.pair_bias
         if best_logits and token_mask is not None:
@@ -84,20 +94,22 @@ class PairwiseRelationHead(keras.layers.Layer):
         logits = ops.matmul(pairs, self.output_kernel)
         if best_logits:
             return ops.max(logits, axis=2) + self.output_bias
+        if output == "logits":
+            return logits + self.output_bias
         probabilities = ops.sigmoid(ops.cast(logits + self.output_bias, "float32"))
         if token_mask is not None:
             mask = ops.cast(token_mask, "float32")
             probabilities = probabilities * (mask[:, :, None, None] * mask[:, None, :, None])
         return probabilities
 
-    def compute_output_shape(self, inputs_shape, token_mask_shape=None, best_logits=False):
-        if best_logits:
+    def compute_output_shape(self, inputs_shape, token_mask_shape=None, output="probabilities"):
+        if output == "best_logits":
             return (inputs_shape[0], inputs_shape[1], self.num_relations)
         return (inputs_shape[0], inputs_shape[1], inputs_shape[1], self.num_relations)
 
-    def compute_output_spec(self, inputs, token_mask=None, best_logits=False):
-        dtype = self.compute_dtype if best_logits else "float32"
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape, best_logits=best_logits), dtype=dtype)
+    def compute_output_spec(self, inputs, token_mask=None, output="probabilities"):
+        dtype = "float32" if output == "probabilities" else self.compute_dtype
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape, output=output), dtype=dtype)
 
     def get_config(self):
         config = super().get_config()
