@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import keras
 import numpy as np
 
 TAGS = ("B", "I", "E", "S", "O")
@@ -68,14 +70,61 @@ def decode_triples(tag_probs, relation_probs, length: int, threshold: float = 0.
         length: number of real tokens.
         threshold: a cell is a triple when its probability is >= threshold.
     """
-    tag_ids = tag_probs if np.ndim(tag_probs) == 1 else np.argmax(tag_probs, axis=-1)
-    span_by_head = {end - 1: (start, end) for start, end in tags_to_spans(tag_ids[:length])}
     probs = np.asarray(relation_probs)[:length, :length]
     cells = np.argwhere(probs >= threshold)
+    return triples_from_cells(tag_probs, length, cells, probs[tuple(cells.T)])
+
+
+def triples_from_cells(tag_probs, length: int, cells: np.ndarray, scores: np.ndarray) -> list[Triple]:
+    """Returns the triples of one sentence's cells above the threshold.
+
+    Args:
+        tag_probs: `[n, 5]` tag probabilities (or `[n]` tag ids).
+        length: number of real tokens.
+        cells: int `[k, 3]`, each triple's (subject head, object head, relation), in that order.
+        scores: `[k]` the cells' probabilities.
+    """
+    tag_ids = tag_probs if np.ndim(tag_probs) == 1 else np.argmax(tag_probs, axis=-1)
+    span_by_head = {end - 1: (start, end) for start, end in tags_to_spans(tag_ids[:length])}
     return [
-        Triple(int(s), int(r), int(o), float(probs[s, o, r]), span_by_head.get(s), span_by_head.get(o))
-        for s, o, r in cells
+        Triple(int(s), int(r), int(o), float(score), span_by_head.get(s), span_by_head.get(o))
+        for (s, o, r), score in zip(cells, scores)
     ]
+
+
+def candidate_logit(threshold: float) -> float:
+    """A logit below which no cell's float32 sigmoid reaches `threshold`: logit(threshold) less a margin
+    far above the error of a float32 sigmoid (thresholds above 0.9999 read as 0.9999)."""
+    if threshold <= 0.0:
+        return -math.inf
+    threshold = min(threshold, 0.9999)
+    return math.log(threshold) - math.log1p(-threshold) - 0.05
+
+
+def cells_from_logits(logits, lengths, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of a batch whose probability reaches `threshold`, from the final relation head's logits.
+
+    Only the word pairs whose largest logit can reach the threshold (`candidate_logit`) get a sigmoid (Keras's,
+    as the model's own), so the cells and their probabilities are those of the model's `"relations"` output (a
+    probability may round its last float32 bit differently) without its sigmoid and masking passes over every
+    cell. The serving graph does the same in TensorFlow.
+
+    Args:
+        logits: `[batch, n, n, l]`, `RINModel.split_at_encoder(relation_logits=True)`'s `"relation_logits"`.
+        lengths: `[batch]` real tokens of each sentence.
+        threshold: a cell is a triple when its probability is >= threshold.
+
+    Returns:
+        `(cells, scores)`: int `[k, 4]` (sentence, subject head, object head, relation), in that order, and
+        their float32 probabilities `[k]`.
+    """
+    logits = np.asarray(logits)
+    lengths = np.asarray(lengths)
+    pairs = np.argwhere(logits.max(axis=-1).astype("float32") >= candidate_logit(threshold))
+    pairs = pairs[np.all(pairs[:, 1:] < lengths[pairs[:, :1]], axis=1)]
+    probs = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits[tuple(pairs.T)].astype("float32")))
+    found = np.argwhere(probs >= threshold)
+    return np.concatenate([pairs[found[:, 0]], found[:, 1:]], axis=1), probs[tuple(found.T)]
 
 
 def triple_strings(triples: list[Triple], tokens: list[str], relation_names: list[str]):

@@ -19,7 +19,6 @@ so a server polling the base path never sees half an export.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 
@@ -30,7 +29,7 @@ from absl import logging
 from rin_keras import cli
 from rin_keras.data import features
 from rin_keras.data.tokenizer import char_prefix, tokenize
-from rin_keras.decoding import TAGS
+from rin_keras.decoding import TAGS, candidate_logit
 from rin_keras.model import PAIR_CHUNK_SIZE
 from serving import contract
 
@@ -41,15 +40,6 @@ WARMUP_SENTENCES = (
 _B, _I, _E, _S, _O = range(len(TAGS))
 _CELL_KEYS = ("rows", "subjects", "objects", "relations", "scores", "subject_starts", "object_starts")
 _CELL_SPECS = [(tf.int32, [None])] * 4 + [(tf.float32, [None])] + [(tf.int32, [None])] * 2
-
-
-def candidate_logit(threshold: float) -> float:
-    """A logit below which no cell's float32 sigmoid reaches `threshold`: logit(threshold) less a margin
-    far above the error of TensorFlow's float32 sigmoid (thresholds above 0.9999 read as 0.9999)."""
-    if threshold <= 0.0:
-        return -math.inf
-    threshold = min(threshold, 0.9999)
-    return math.log(threshold) - math.log1p(-threshold) - 0.05
 
 
 class TripleGraph:
@@ -186,9 +176,8 @@ class TripleGraph:
     def _chunk_cells(self, word_input: tf.Tensor, hidden: tf.Tensor, lengths: tf.Tensor) -> dict:
         """Runs the pair rounds on a few encoded sentences; returns one entry per triple (see `_CELL_KEYS`).
 
-        The final relation head gives logits; only the word pairs whose largest logit can reach the threshold
-        (`candidate_logit`) get a sigmoid, so the cells' probabilities, and so the triples, are those of the
-        model's `"relations"` output, without its sigmoid and masking passes over every cell.
+        The final relation head gives logits; only the word pairs whose largest logit can reach the threshold get
+        a sigmoid, as `rin_keras.decoding.cells_from_logits` does in Python.
         """
         outputs = self.interact([word_input, hidden], training=False)
         logits = outputs["relation_logits"]

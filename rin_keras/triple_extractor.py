@@ -33,7 +33,7 @@ from rin_keras.config import RINConfig
 from rin_keras.data import features
 from rin_keras.data.tokenizer import Token
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.decoding import decode_triples
+from rin_keras.decoding import cells_from_logits, triples_from_cells
 from rin_keras.files import write_atomically
 from rin_keras.model import PREDICT_CHUNK_SIZE, predict_on_batch
 from rin_keras.preprocessor import RINPreprocessor
@@ -401,8 +401,8 @@ class RINTripleExtractor(keras.Model):
         words = [[token.text for token in tokens] for tokens in kept]
         results = []
         outputs = self._network_outputs(words)
-        for (text, all_tokens), tokens, texts, (tag_ids, relations) in zip(batch, kept, words, outputs):
-            triples = decode_triples(tag_ids, relations, len(tokens), self.threshold)
+        for (text, all_tokens), tokens, texts, (tag_ids, cells, scores) in zip(batch, kept, words, outputs):
+            triples = triples_from_cells(tag_ids, len(tokens), cells, scores)
             results.append({
                 "tokens": texts,
                 "token_spans": [[token.start, token.end] for token in tokens],
@@ -411,8 +411,9 @@ class RINTripleExtractor(keras.Model):
             })
         return results
 
-    def _network_outputs(self, words: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Returns, per sentence of `words`, its tag ids `[n]` and pair probabilities `[n, n, l]`.
+    def _network_outputs(self, words: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Returns, per sentence of `words`, its tag ids `[n]`, and its cells above the threshold `[k, 3]`
+        (subject, object, relation) with their probabilities `[k]` (`rin_keras.decoding.cells_from_logits`).
 
         As in the serving graph, the encoder reads the whole batch and the pair rounds, whose cost grows with n^2,
         run on the sentences sorted by length, `PREDICT_CHUNK_SIZE` at a time, each chunk cut to its longest
@@ -434,12 +435,15 @@ class RINTripleExtractor(keras.Model):
             chunk = slice(start, start + PREDICT_CHUNK_SIZE)
             pairs = predict_on_batch(interact, [word_input[chunk, :width], hidden[chunk, :width]])
             tag_ids = np.argmax(pairs["entity_tags"], axis=-1)
+            cells, scores = cells_from_logits(pairs["relation_logits"], [len(words[row]) for row in rows],
+                                              self.threshold)
             for i, row in enumerate(rows):
-                outputs[row] = tag_ids[i], pairs["relations"][i]
+                mine = cells[:, 0] == i
+                outputs[row] = tag_ids[i], cells[mine, 1:], scores[mine]
         return outputs
 
     @functools.cached_property
     def _split_network(self) -> tuple[keras.Model, keras.Model]:
         """`RINModel.split_at_encoder`, made once. (A cached property is stored past Keras's attribute tracking,
         so the two views of the same weights are not saved with the extractor.)"""
-        return self.model.split_at_encoder()
+        return self.model.split_at_encoder(relation_logits=True)

@@ -1,11 +1,20 @@
 """Losses over real tokens only, the Keras metric, and the scorers on hand-made cases."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
 from rin_keras import metrics
-from rin_keras.decoding import Triple, decode_triples, tags_to_spans
+from rin_keras.decoding import (
+    Triple,
+    candidate_logit,
+    cells_from_logits,
+    decode_triples,
+    tags_to_spans,
+    triples_from_cells,
+)
 from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEntropy
 
 B, I, E, S, O = range(5)
@@ -114,3 +123,30 @@ def test_decode_triples_threshold_and_spans():
     triples = decode_triples(tags, probs, length=4)
     assert triples == [Triple(1, 0, 3, 0.5, (0, 2), (3, 4)), Triple(2, 1, 3, pytest.approx(0.8), None, (3, 4))]
     assert triples[1].subject_extent == (2, 3)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1e-6, 0.5, 0.9999, 0.99999, 1.0])
+def test_candidate_logit_keeps_every_cell_whose_sigmoid_reaches_the_threshold(threshold):
+    bound = candidate_logit(threshold)
+    logits = np.linspace(-40.0, 40.0, 2_000_001).astype("float32")
+    reached = logits[keras.ops.convert_to_numpy(keras.ops.sigmoid(logits)) >= threshold]
+    assert reached.size and reached.min() >= bound
+    if 0.0 < threshold <= 0.9999:  # A close bound (higher thresholds share 0.9999's).
+        assert bound > reached.min() - 0.1
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.9, 1.0])
+def test_cells_from_logits_are_the_cells_decode_triples_reads_from_probabilities(rng, threshold):
+    logits = rng.normal(0.0, 3.0, size=(3, 6, 6, 4)).astype("float32")
+    logits[0, 5, 5] = 30.0  # Padding: never a cell.
+    lengths = np.array([5, 6, 0])
+    tags = rng.integers(0, 5, size=(3, 6))
+    cells, scores = cells_from_logits(logits, lengths, threshold)
+    assert cells.shape[1] == 4 and (threshold == 1.0 or len(cells) > 5)
+    probs = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits))
+    for i, length in enumerate(lengths):
+        mine = cells[:, 0] == i
+        # A sigmoid over some cells may round the last bit unlike one over all of them (vectorised or not).
+        assert triples_from_cells(tags[i], length, cells[mine, 1:], scores[mine]) == [
+            dataclasses.replace(t, score=pytest.approx(t.score, rel=1e-6))
+            for t in decode_triples(tags[i], probs[i], length, threshold)]
