@@ -105,9 +105,10 @@ def cells_from_logits(logits, lengths, threshold: float) -> tuple[np.ndarray, np
     """The cells of a batch whose probability reaches `threshold`, from the final relation head's logits.
 
     Only the word pairs whose largest logit can reach the threshold (`candidate_logit`) get a sigmoid (Keras's,
-    as the model's own), so the cells and their probabilities are those of the model's `"relations"` output (a
-    probability may round its last float32 bit differently) without its sigmoid and masking passes over every
-    cell. The serving graph does the same in TensorFlow.
+    as the model's own), so the cells and their probabilities are those of the model's `"relations"` output
+    without its sigmoid and masking passes over every cell. (A sigmoid over some cells may round a probability's
+    last float32 bit unlike one over all of them, so a cell within that rounding of the threshold may go either
+    way.) The serving graph does the same in TensorFlow.
 
     Args:
         logits: `[batch, n, n, l]`, `RINModel.split_at_encoder(relation_logits=True)`'s `"relation_logits"`.

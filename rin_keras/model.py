@@ -202,7 +202,8 @@ class RINModel(keras.Model):
                 head's logits (`PairwiseRelationHead` `output="logits"`: compute
                 dtype, padding not masked) as `"relation_logits"` in place of
                 `"relations"`, for callers that threshold them and take the
-                sigmoid of the few cells above (the serving graph).
+                sigmoid of the few cells above (`RINTripleExtractor.predict`, the
+                serving graph).
 
         Returns:
             `(encode, interact)`: `encode` maps the model inputs to the encoder

@@ -7,7 +7,7 @@ from conftest import gpu_benchmark, random_token_ids, tiny_config
 
 from rin_keras import RINConfig
 from rin_keras.data import numpy_batches
-from rin_keras.decoding import TAGS
+from rin_keras.decoding import TAGS, cells_from_logits
 from rin_keras.metrics import PartialMatchF1
 from rin_keras.model import RINModel, build_rin, tag_softmax
 
@@ -104,6 +104,17 @@ def test_mixed_precision_trains_with_float32_heads(rng, policy):
     outputs = model(inputs)
     assert outputs["relations"].dtype == "float32" and outputs["entity_tags"].dtype == "float32"
     assert model.get_layer("encoder").compute_dtype == policy.split("_")[1]
+    # Prediction's logits are in the compute dtype; thresholded, they give the probabilities' cells.
+    encode, interact = model.split_at_encoder(relation_logits=True)
+    logits = interact([keras.ops.convert_to_tensor(inputs["token_ids"]), encode(inputs)])["relation_logits"]
+    logits = keras.ops.convert_to_numpy(logits)
+    assert logits.dtype == policy.split("_")[1]
+    probs = keras.ops.convert_to_numpy(outputs["relations"])
+    values = np.unique(probs[probs > 0])  # A threshold between two of them: none is within rounding of it.
+    threshold = float(values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+    cells, _ = cells_from_logits(logits, (inputs["token_ids"] != 0).sum(axis=1), threshold)
+    assert len(cells) > 5
+    np.testing.assert_array_equal(cells, np.argwhere(probs >= threshold))
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     # float16 starts from a large loss scale that halves on every overflowing step.

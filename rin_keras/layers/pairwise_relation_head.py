@@ -35,7 +35,7 @@ class PairwiseRelationHead(keras.layers.Layer):
               pair probabilities, 0 on cells touching padding.
             - `"logits"`: the same cells' logits `W_p m_ij + b_t` in the compute
               dtype, padding not masked: for callers that threshold them and
-              take the sigmoid of the few cells above it (the serving graph).
+              take the sigmoid of the few cells above it (prediction).
             - `"best_logits"`: for each word and relation, the largest logit
               over its real partner words j, `[batch, n, l]` in the compute
               dtype (for a sentence without real words, that of its padding).
