@@ -94,8 +94,9 @@ def triples_from_cells(tag_probs, length: int, cells: np.ndarray, scores: np.nda
 
 def candidate_logit(threshold: float) -> float:
     """A logit below which no cell's float32 sigmoid reaches `threshold`: logit(threshold) less a margin
-    far above the error of a float32 sigmoid (thresholds above 0.9999 read as 0.9999)."""
-    if threshold <= 0.0:
+    far above the error of a float32 sigmoid (thresholds above 0.9999 read as 0.9999; below float32's smallest
+    normal number, which float32 comparisons may read as 0, -inf)."""
+    if threshold < np.finfo(np.float32).tiny:
         return -math.inf
     threshold = min(threshold, 0.9999)
     return math.log(threshold) - math.log1p(-threshold) - 0.05
@@ -121,7 +122,8 @@ def cells_from_logits(logits, lengths, threshold: float) -> tuple[np.ndarray, np
     """
     logits = np.asarray(logits)
     lengths = np.asarray(lengths)
-    pairs = np.argwhere(logits.max(axis=-1).astype("float32") >= candidate_logit(threshold))
+    best = logits.max(axis=-1).astype("float32")
+    pairs = np.argwhere((best >= candidate_logit(threshold)) | np.isnan(best))  # NaN: read each cell.
     pairs = pairs[np.all(pairs[:, 1:] < lengths[pairs[:, :1]], axis=1)]
     probs = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits[tuple(pairs.T)].astype("float32")))
     found = np.argwhere(probs >= threshold)

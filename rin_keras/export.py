@@ -183,7 +183,8 @@ class TripleGraph:
         logits = outputs["relation_logits"]
         starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
         best = tf.cast(tf.reduce_max(logits, axis=-1), tf.float32)
-        pairs = tf.cast(tf.where(best >= self.candidate_logit), tf.int32)
+        # A pair with a NaN logit is read cell by cell, as the probabilities were.
+        pairs = tf.cast(tf.where((best >= self.candidate_logit) | tf.math.is_nan(best)), tf.int32)
         rows, subjects, objects = tf.unstack(pairs, num=3, axis=1)
         length = tf.gather(lengths, rows)
         real = (subjects < length) & (objects < length)

@@ -414,7 +414,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):
         """The status `GET /v1/models/<name>[/versions/<v>]` gives, as a `GetModelStatusResponse`."""
-        version = _requested_version(self.model, request, context)
+        version = _status_version(self.model, request, context)
         try:
             status = self.model.version_status(version)
         except RequestError as error:
@@ -428,18 +428,32 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def _requested_version(model: ServedModel, request, context) -> int | None:
-    """The version a request's `model_spec` names, if any, once the spec is checked as TF Serving checks it: none,
-    or no model name, is INVALID_ARGUMENT; another model's name NOT_FOUND; a version label INVALID_ARGUMENT (this
-    server has no model config to define labels)."""
-    if not request.HasField("model_spec"):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-    spec = request.model_spec
+    """The version a Predict or GetModelMetadata request's `model_spec` names, if any, once the spec is checked in
+    TF Serving's order: none, or no model name, is INVALID_ARGUMENT; so is a version label, for any model (labels
+    come from a TF Serving model config, which this server has not); another model's name NOT_FOUND."""
+    spec = _model_spec(request, context)
     if not spec.name:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
-    if spec.name != model.name:
-        context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))
     if spec.WhichOneof("version_choice") == "version_label":
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, _unknown_label(spec.version_label))
+    return _version_of_this_model(model, spec, context)
+
+
+def _status_version(model: ServedModel, request, context) -> int | None:
+    """The version a GetModelStatus request's `model_spec` names, if any. TF Serving reads only its name and
+    version there: a version label is ignored, and no name is another model's (NOT_FOUND)."""
+    return _version_of_this_model(model, _model_spec(request, context), context)
+
+
+def _model_spec(request, context):
+    if not request.HasField("model_spec"):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+    return request.model_spec
+
+
+def _version_of_this_model(model: ServedModel, spec, context) -> int | None:
+    if spec.name != model.name:
+        context.abort(grpc.StatusCode.NOT_FOUND, _clip(f"Servable not found for request: model {spec.name!r}."))
     return spec.version.value if spec.HasField("version") else None
 
 
@@ -448,8 +462,9 @@ def _unknown_label(label: str) -> str:
 
 
 async def _rest_status(model: "ServedModel", server: web.WebServer, request) -> dict:
-    """`GET /v1/models/<name>[/versions/<v>]`: the status of the served version and of versions that failed to
-    load (`ServedModel.version_status`), or of the version asked."""
+    """`GET /v1/models/<name>[/versions/<v>|/labels/<label>]`: the status of the served version and of versions
+    that failed to load (`ServedModel.version_status`), or of the version asked (a label is ignored, as TF
+    Serving's GetModelStatus ignores it)."""
     _check_rest_name(model, request)
     try:
         return {"model_version_status": model.version_status(_rest_version(request))}
@@ -506,9 +521,9 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
 
 
 async def _rest_label(model: "ServedModel", server: web.WebServer, request) -> dict:
-    """`/v1/models/<name>/labels/<label>[...]`: 400, as TF Serving answers a label its model config lacks (this
-    server has none)."""
-    _check_rest_name(model, request)
+    """`POST /v1/models/<name>/labels/<label>:predict` and `GET .../metadata`: 400 for any model, as TF Serving
+    answers a label its model config lacks (this server has none). The status under a label is the model's
+    (`_rest_status`: TF Serving ignores the label there)."""
     raise web.RequestRefused(400, _unknown_label(request.match_info["label"]))
 
 
@@ -683,8 +698,8 @@ class ModelServer:
             routes += [("GET", path + "/metadata", metadata) for path in (_MODEL_PATH, _VERSION_PATH)]
             routes += [("POST", path + _VERB, predict) for path in (_MODEL_PATH, _VERSION_PATH)]
             label = functools.partial(_rest_label, model)
-            routes += [(method, _LABEL_PATH + tail, label) for method, tail in
-                       (("GET", ""), ("GET", "/metadata"), ("POST", _VERB))]
+            routes += [("GET", _LABEL_PATH, status), ("GET", _LABEL_PATH + "/metadata", label),
+                       ("POST", _LABEL_PATH + _VERB, label)]
             # Room for JSON's quoting and escapes; the text limit applies after parsing.
             self._rest = web.WebServer(routes, host, rest_port, max_body_bytes=2 * model.max_request_bytes + (1 << 20),
                                        read_timeout=rest_read_timeout, workers=workers, max_pending=max_pending,

@@ -150,3 +150,11 @@ def test_cells_from_logits_are_the_cells_decode_triples_reads_from_probabilities
         assert triples_from_cells(tags[i], length, cells[mine, 1:], scores[mine]) == [
             dataclasses.replace(t, score=pytest.approx(t.score, rel=1e-6))
             for t in decode_triples(tags[i], probs[i], length, threshold)]
+
+
+def test_cells_from_logits_reads_a_pair_with_a_nan_logit_cell_by_cell_and_tiny_thresholds_as_zero():
+    logits = np.array([[[[np.nan, 5.0]]]], "float32")
+    assert cells_from_logits(logits, [1], 0.5)[0].tolist() == [[0, 0, 0, 1]]
+    very_negative = np.full((1, 2, 2, 1), -120.0, "float32")
+    for threshold in (0.0, 1e-50):  # 1e-50 is 0 in float32, and so was every cell's probability reaching it.
+        assert len(cells_from_logits(very_negative, [2], threshold)[0]) == 4

@@ -475,39 +475,45 @@ def test_grpc_model_status_gives_the_rest_status_and_reload_config_is_unimplemen
 def test_model_specs_are_checked_as_tf_serving_checks_them(running, caplog):
     from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
-    def requests(spec):
-        """A request of each gRPC method, with `spec` as its model_spec (None: no model_spec)."""
-        predict = predict_pb2.PredictRequest()
-        predict.inputs["sentences"].CopyFrom(tf.make_tensor_proto(["Alan Bean"]))
-        metadata = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        status = get_model_status_pb2.GetModelStatusRequest()
-        for request in (predict, metadata, status):
-            if spec is not None:
-                request.model_spec.CopyFrom(spec)
-        return [(predictions.Predict, predict), (predictions.GetModelMetadata, metadata),
-                (models.GetModelStatus, status)]
+    def call(method, spec):
+        """`method`'s answer to a request with `spec` as its model_spec (None: no model_spec): (code, details)."""
+        request = {"Predict": predict_pb2.PredictRequest(),
+                   "GetModelMetadata": get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"]),
+                   "GetModelStatus": get_model_status_pb2.GetModelStatusRequest()}[method]
+        if method == "Predict":
+            request.inputs["sentences"].CopyFrom(tf.make_tensor_proto(["Alan Bean"]))
+        if spec is not None:
+            request.model_spec.CopyFrom(spec)
+        try:
+            getattr(models if method == "GetModelStatus" else predictions, method)(request, timeout=30)
+        except grpc.RpcError as error:
+            return error.code(), error.details()
+        return grpc.StatusCode.OK, None
 
+    invalid, not_found, ok = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OK
+    unknown_label = (invalid, "Unrecognized servable version label: stable")
     with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
         predictions = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         models = model_service_pb2_grpc.ModelServiceStub(channel)
-        for spec, code, message in (
-            (None, grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
-            (model_pb2.ModelSpec(), grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
-            (model_pb2.ModelSpec(name="rin", version_label="stable"), grpc.StatusCode.INVALID_ARGUMENT,
-             "Unrecognized servable version label: stable"),
-        ):
-            for method, request in requests(spec):
-                with pytest.raises(grpc.RpcError) as error:
-                    method(request, timeout=30)
-                assert (error.value.code(), error.value.details()) == (code, message)
-        for method, request in requests(model_pb2.ModelSpec(name="rin")):
-            method(request, timeout=30)  # Answered.
+        for method in ("Predict", "GetModelMetadata", "GetModelStatus"):
+            assert call(method, None) == (invalid, "Missing ModelSpec")
+            assert call(method, model_pb2.ModelSpec(name="rin")) == (ok, None)
+        # Predict and metadata resolve a label before the model (TF Serving's ServerCore); the status reads only
+        # the name and version.
+        for method in ("Predict", "GetModelMetadata"):
+            assert call(method, model_pb2.ModelSpec()) == (invalid, "ModelSpec has no name specified.")
+            assert call(method, model_pb2.ModelSpec(name="rin", version_label="stable")) == unknown_label
+            assert call(method, model_pb2.ModelSpec(name="other", version_label="stable")) == unknown_label
+        assert call("GetModelStatus", model_pb2.ModelSpec())[0] == not_found
+        assert call("GetModelStatus", model_pb2.ModelSpec(name="rin", version_label="stable")) == (ok, None)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
-    # REST names a label in the path: the same answer (another model's: 404).
+    # REST names a label in the path: the same answers.
     for path, body in (("/v1/models/rin/labels/stable:predict", {"instances": ["Alan Bean"]}),
-                       ("/v1/models/rin/labels/stable", None), ("/v1/models/rin/labels/stable/metadata", None)):
+                       ("/v1/models/other/labels/stable:predict", {"instances": ["Alan Bean"]}),
+                       ("/v1/models/rin/labels/stable/metadata", None)):
         assert _rest(running, path, body) == (400, {"error": "Unrecognized servable version label: stable"})
-    assert _rest(running, "/v1/models/other/labels/stable", None)[0] == 404
+    assert _rest(running, "/v1/models/rin/labels/stable") == _rest(running, "/v1/models/rin")
+    assert _rest(running, "/v1/models/other/labels/stable")[0] == 404
 
 
 def test_a_request_whose_client_left_stops_at_the_next_chunk(served, running):
