@@ -520,7 +520,7 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
         raise web.RequestRefused(400, f"Malformed request: {error}") from error
 
 
-async def _rest_label(model: "ServedModel", server: web.WebServer, request) -> dict:
+async def _rest_label(server: web.WebServer, request) -> dict:
     """`POST /v1/models/<name>/labels/<label>:predict` and `GET .../metadata`: 400 for any model, as TF Serving
     answers a label its model config lacks (this server has none). The status under a label is the model's
     (`_rest_status`: TF Serving ignores the label there)."""
@@ -697,9 +697,8 @@ class ModelServer:
             routes = [("GET", path, status) for path in (_MODEL_PATH, _VERSION_PATH)]
             routes += [("GET", path + "/metadata", metadata) for path in (_MODEL_PATH, _VERSION_PATH)]
             routes += [("POST", path + _VERB, predict) for path in (_MODEL_PATH, _VERSION_PATH)]
-            label = functools.partial(_rest_label, model)
-            routes += [("GET", _LABEL_PATH, status), ("GET", _LABEL_PATH + "/metadata", label),
-                       ("POST", _LABEL_PATH + _VERB, label)]
+            routes += [("GET", _LABEL_PATH, status), ("GET", _LABEL_PATH + "/metadata", _rest_label),
+                       ("POST", _LABEL_PATH + _VERB, _rest_label)]
             # Room for JSON's quoting and escapes; the text limit applies after parsing.
             self._rest = web.WebServer(routes, host, rest_port, max_body_bytes=2 * model.max_request_bytes + (1 << 20),
                                        read_timeout=rest_read_timeout, workers=workers, max_pending=max_pending,
