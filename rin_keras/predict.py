@@ -27,20 +27,27 @@ from rin_keras import cli
 from rin_keras.triple_extractor import split_pretokenized
 
 
-def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
-    """Yields the texts to read as they are read: argv, else lines of `path` or stdin (`.jsonl`: each line's "text";
-    `.json`: the texts of `_json_texts`).
+def _inputs(path: str | None, argv: list[str]) -> tuple[Iterator[str], int | None]:
+    """The texts to read, each read once, and how many there are for the progress bar (None: stdin, not counted).
+
+    The texts are argv, else the lines of `path` or stdin (`.jsonl`: each line's "text"), read as they are needed;
+    a `.json` file is parsed here, once (`_json_texts`).
+    """
+    if argv:
+        return iter(argv), len(argv)
+    if _suffix(path) == ".json":
+        texts = _json_texts(path)
+        return iter(texts), len(texts)
+    return _read_lines(path), _count_lines(path) if path else None
+
+
+def _read_lines(path: str | None) -> Iterator[str]:
+    """Yields the texts of the lines of `path` (`.jsonl`: each line's "text"), or of stdin, as they are read.
 
     Raises:
         SystemExit: a `.jsonl` line that is not an object with a "text" string, named by file and line, when it is
             reached (the texts before it have been yielded).
     """
-    if argv:
-        yield from argv
-        return
-    if _suffix(path) == ".json":
-        yield from _json_texts(path)
-        return
     jsonl = _suffix(path) == ".jsonl"
     # Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
     with open(path, encoding="utf-8-sig", errors="replace") if path else contextlib.nullcontext(sys.stdin) as lines:
@@ -60,9 +67,10 @@ def _read_inputs(path: str | None, argv: list[str]) -> Iterator[str]:
                 yield text
 
 
-def _resume_point(input_path: str, output_path: str, documents: bool) -> int:
+def _resume_point(texts: Iterator[str], input_path: str, output_path: str, documents: bool) -> int:
     """How many texts of `input_path` an earlier run already wrote to `output_path`, read line by line; a partly
-    written last line (a run stopped while writing it) is cut off.
+    written last line (a run stopped while writing it) is cut off. Those texts are taken from `texts` (the
+    input's, from its start), which goes on with the first text to read.
 
     Raises:
         SystemExit: a line of the output that is not the result of the input's text at its place, or one written
@@ -70,7 +78,6 @@ def _resume_point(input_path: str, output_path: str, documents: bool) -> int:
     """
     if not os.path.exists(output_path):
         return 0
-    texts = _read_inputs(input_path, [])
     done = kept_bytes = 0
     with open(output_path, "rb+") as f:
         for line in f:
@@ -135,10 +142,8 @@ def _suffix(path: str | None) -> str:
     return os.path.splitext(path)[1].lower() if path else ""
 
 
-def _count_inputs(path: str) -> int:
-    """The texts `_read_inputs` will yield from `path`, counted in one quick pass (for the progress bar)."""
-    if _suffix(path) == ".json":
-        return len(_json_texts(path))
+def _count_lines(path: str) -> int:
+    """The texts `_read_lines` will yield from `path`, counted in one quick pass."""
     jsonl = _suffix(path) == ".jsonl"
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip() or not jsonl)
@@ -156,14 +161,13 @@ def main(argv):
                  "given: choose one.")
     if FLAGS.resume and not (FLAGS.input and FLAGS.output):
         sys.exit("rin_keras.predict: --resume goes on with an --output from an --input file: give both.")
-    done = _resume_point(FLAGS.input, FLAGS.output, FLAGS.documents) if FLAGS.resume else 0
-    texts = itertools.islice(_read_inputs(FLAGS.input, argv[1:]), done, None)
+    texts, total = _inputs(FLAGS.input, argv[1:])
+    done = _resume_point(texts, FLAGS.input, FLAGS.output, FLAGS.documents) if FLAGS.resume else 0
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
         logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "
                         "('Bean' for 'Alan Bean'). A model trained with --variant=exact returns full names.")
     out = open(FLAGS.output, "a" if done else "w", encoding="utf-8") if FLAGS.output else sys.stdout
-    total = _count_inputs(FLAGS.input) if FLAGS.input else None
     if done:
         logging.info("Resuming after the %d texts whose results %s holds.", done, FLAGS.output)
     truncated = 0

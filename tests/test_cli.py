@@ -139,38 +139,46 @@ def test_predict_refuses_an_output_that_would_lose_work_before_reading_any_text(
     assert texts.read_text() == "Alan Bean was born\n"
 
 
-def test_predict_reads_a_json_file_of_texts_or_of_casrel_records(tmp_path):
+def test_predict_reads_a_json_file_of_texts_or_of_casrel_records_once(tmp_path):
     from rin_keras import predict
 
     split = tmp_path / "test_triples.json"
     split.write_text(json.dumps([{"text": "Alan Bean was born in Texas .", "triple_list": []}, {"text": "Ok ."}]))
-    assert list(predict._read_inputs(str(split), [])) == ["Alan Bean was born in Texas .", "Ok ."]
-    assert predict._count_inputs(str(split)) == 2
+    texts, total = predict._inputs(str(split), [])
+    split.unlink()  # Parsed once: the texts and their count need the file no more.
+    assert list(texts) == ["Alan Bean was born in Texas .", "Ok ."] and total == 2
     texts = tmp_path / "texts.JSON"
     texts.write_text('["One.", "Two."]')
-    assert list(predict._read_inputs(str(texts), [])) == ["One.", "Two."]
+    assert list(predict._inputs(str(texts), [])[0]) == ["One.", "Two."]
     for content, message in (('{"text": "One."}', "expected a JSON list of texts"),
                              ('["One.", {"txt": "Two."}]', "item 1: expected a text"),
                              ('["One.",', "malformed JSON")):
         texts.write_text(content)
         with pytest.raises(SystemExit, match=message):
-            list(predict._read_inputs(str(texts), []))
+            predict._inputs(str(texts), [])
 
 
 def test_predict_resume_point_keeps_whole_results_of_the_same_texts(tmp_path):
     from rin_keras import predict
 
-    texts, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
-    texts.write_text("One.\nTwo.\nThree.\n")
-    assert predict._resume_point(str(texts), str(out), documents=False) == 0  # No output yet.
+    def resume_point(documents=False):
+        texts, _ = predict._inputs(str(inputs), [])
+        return predict._resume_point(texts, str(inputs), str(out), documents), list(texts)
+
+    inputs, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    inputs.write_text("One.\nTwo.\nThree.\n")
+    assert resume_point() == (0, ["One.", "Two.", "Three."])  # No output yet.
     whole = "".join(json.dumps({"text": t, "triples": []}) + "\n" for t in ("One.", "Two."))
     out.write_text(whole + '{"text": "Thr')  # Stopped while writing the third result.
-    assert predict._resume_point(str(texts), str(out), documents=False) == 2 and out.read_text() == whole
+    assert resume_point() == (2, ["Three."]) and out.read_text() == whole  # The texts go on after the results.
+    inputs = tmp_path / "in.json"
+    inputs.write_text('["One.", "Two.", "Three."]')
+    assert resume_point() == (2, ["Three."])
     with pytest.raises(SystemExit, match="line 1 of .*out.jsonl is not the result of text 1 of .* as a document"):
-        predict._resume_point(str(texts), str(out), documents=True)  # Written by a run without --documents.
+        resume_point(documents=True)  # Written by a run without --documents.
     out.write_text(json.dumps({"text": "One."}) + "\n" + json.dumps({"text": "Other."}) + "\n")
     with pytest.raises(SystemExit, match="line 2 of .*out.jsonl is not the result of text 2 of"):
-        predict._resume_point(str(texts), str(out), documents=False)
+        resume_point()
     out.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("One.", "Two.", "Three.", "Four.")))
     with pytest.raises(SystemExit, match="holds more results than"):
-        predict._resume_point(str(texts), str(out), documents=False)
+        resume_point()

@@ -672,7 +672,7 @@ def test_predict_and_export_command_lines(served, tmp_path):
         capture_output=True, text=True, cwd=REPO, env=env, check=True)
     assert f"1 text(s) had more than the model's {MAX_LENGTH} tokens and were cut" in run.stderr
     documents.write_text('{"text": "ok"}\n{"text": 1}\n', encoding="utf-8")
-    texts = predict._read_inputs(str(documents), [])
+    texts, _ = predict._inputs(str(documents), [])
     assert next(texts) == "ok"  # Texts come as they are read.
     with pytest.raises(SystemExit, match="docs.jsonl:2: expected a JSON object with a \"text\" string.$"):
         next(texts)
