@@ -61,6 +61,15 @@ def tags_to_spans(tag_ids) -> list[tuple[int, int]]:
     return spans
 
 
+def span_starts(tag_ids) -> np.ndarray:
+    """Returns, for each word of a BIESO tag sequence, the start of the entity (`tags_to_spans`) that ends at it,
+    else the word's own index. The serving graph computes the same in TensorFlow."""
+    starts = np.arange(len(tag_ids))
+    for start, end in tags_to_spans(tag_ids):
+        starts[end - 1] = start
+    return starts
+
+
 def decode_triples(tag_probs, relation_probs, length: int, threshold: float = 0.5) -> list[Triple]:
     """Returns the triples of one sentence.
 

@@ -102,10 +102,25 @@ class TripleGraph:
         truncated = tokens.row_lengths() > self.max_length
         tokens = tokens[:, : self.max_length]
         lengths = tf.cast(tokens.row_lengths(), tf.int32)
-        found = self._cells_by_chunk(self.featurizer(tokens), lengths)
+        found = self._cells_by_chunk(self.featurizer(tokens), lengths, self.threshold, self.candidate_logit)
         return self._outputs(texts, tokens, starts, ends, found, lengths, truncated)
 
-    def _cells_by_chunk(self, inputs: dict, lengths: tf.Tensor) -> dict:
+    def cells(self, tokens: tf.RaggedTensor, threshold: tf.Tensor, candidate: tf.Tensor) -> dict:
+        """The cells of a ragged [batch, (n)] batch of tokens whose probability reaches `threshold`.
+
+        For `RINTripleExtractor.predict`, which reads its threshold when called (`candidate` is
+        `rin_keras.decoding.candidate_logit(threshold)`). Tokens past `max_length` are not read.
+
+        Returns:
+            one entry per triple, sorted by sentence (`rows`), as the serving signatures find them: head words
+            (`subjects`, `objects`), `relations` ids, `scores`, and the starts of the entities that end at the
+            heads (`subject_starts`, `object_starts`; a head that ends no tagged entity starts its own).
+        """
+        tokens = tokens[:, : self.max_length]
+        return self._cells_by_chunk(self.featurizer(tokens), tf.cast(tokens.row_lengths(), tf.int32), threshold,
+                                    candidate)
+
+    def _cells_by_chunk(self, inputs: dict, lengths: tf.Tensor, threshold, candidate) -> dict:
         """The extracted cells (`_CELL_KEYS`) of a batch, from the pair rounds run on length-sorted chunks, in
         the order of one unchunked pass over the batch."""
         batch = tf.shape(lengths)[0]
@@ -116,9 +131,8 @@ class TripleGraph:
         def run_chunk(i, found):
             rows = order[i * self.chunk_size : (i + 1) * self.chunk_size]
             width = tf.maximum(lengths[rows[0]], 1)  # The chunk's longest sentence comes first.
-            cells = self._chunk_cells(
-                tf.gather(word_input, rows)[:, :width], tf.gather(hidden, rows)[:, :width], tf.gather(lengths, rows)
-            )
+            cells = self._chunk_cells(tf.gather(word_input, rows)[:, :width], tf.gather(hidden, rows)[:, :width],
+                                      tf.gather(lengths, rows), threshold, candidate)
             cells["rows"] = tf.gather(rows, cells["rows"])  # Back to the request's order.
             return i + 1, [ta.write(i, cells[k]) for k, ta in zip(_CELL_KEYS, found)]
 
@@ -173,24 +187,25 @@ class TripleGraph:
             "truncated": truncated,
         }
 
-    def _chunk_cells(self, word_input: tf.Tensor, hidden: tf.Tensor, lengths: tf.Tensor) -> dict:
+    def _chunk_cells(self, word_input: tf.Tensor, hidden: tf.Tensor, lengths: tf.Tensor, threshold,
+                     candidate) -> dict:
         """Runs the pair rounds on a few encoded sentences; returns one entry per triple (see `_CELL_KEYS`).
 
-        The final relation head gives logits; only the word pairs whose largest logit can reach the threshold get
-        a sigmoid, as `rin_keras.decoding.cells_from_logits` does in Python.
+        The final relation head gives logits; only the word pairs whose largest logit reaches `candidate`
+        (`candidate_logit(threshold)`) get a sigmoid, as `rin_keras.decoding.cells_from_logits` does in NumPy.
         """
         outputs = self.interact([word_input, hidden], training=False)
         logits = outputs["relation_logits"]
         starts = self._span_starts(tf.argmax(outputs["entity_tags"], axis=-1, output_type=tf.int32))
         best = tf.cast(tf.reduce_max(logits, axis=-1), tf.float32)
         # A pair with a NaN logit is read cell by cell, as the probabilities were.
-        pairs = tf.cast(tf.where((best >= self.candidate_logit) | tf.math.is_nan(best)), tf.int32)
+        pairs = tf.cast(tf.where((best >= candidate) | tf.math.is_nan(best)), tf.int32)
         rows, subjects, objects = tf.unstack(pairs, num=3, axis=1)
         length = tf.gather(lengths, rows)
         real = (subjects < length) & (objects < length)
         pairs = tf.boolean_mask(pairs, real)
         probs = tf.sigmoid(tf.cast(tf.gather_nd(logits, pairs), tf.float32))  # [pairs, relations]
-        found = tf.cast(tf.where(probs >= self.threshold), tf.int32)  # (pair, relation), in the cells' order
+        found = tf.cast(tf.where(probs >= threshold), tf.int32)  # (pair, relation), in the cells' order
         rows, subjects, objects = tf.unstack(tf.gather(pairs, found[:, 0]), num=3, axis=1)
         return {
             "rows": rows,

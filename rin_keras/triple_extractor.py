@@ -33,7 +33,7 @@ from rin_keras.config import RINConfig
 from rin_keras.data import features
 from rin_keras.data.tokenizer import Token
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.decoding import cells_from_logits, triples_from_cells
+from rin_keras.decoding import candidate_logit, cells_from_logits, span_starts
 from rin_keras.files import write_atomically
 from rin_keras.model import PREDICT_CHUNK_SIZE, predict_on_batch
 from rin_keras.preprocessor import RINPreprocessor
@@ -152,30 +152,47 @@ def _block_end(document: str, begin: int) -> int:
     return limit
 
 
-def triple_dicts(text: str, tokens: list[Token], triples, relation_names: list[str]) -> list[dict]:
-    """Returns `decoding.Triple`s of the sentence `text` as the dicts `RINTripleExtractor.predict` gives.
+def triple_dicts(text: str, tokens: list[Token], cells: dict, relation_names: list[str]) -> list[dict]:
+    """Returns one sentence's triples as the dicts `RINTripleExtractor.predict` gives.
 
-    An entity is the text it covers as written (`text[start:end]` of its character
-    span: `Wheeler, Texas`); one whose span the NER head did not tag is its
-    annotated (last) word.
+    Args:
+        text: the sentence.
+        tokens: its tokens, with their offsets in `text`.
+        cells: its cells above the threshold, as `TripleGraph.cells` gives them: arrays of head words
+            (`subjects`, `objects`), `relations` ids and `scores`, and the starts of the entities that end at
+            the heads (`subject_starts`, `object_starts`).
+        relation_names: the names of the relation ids.
+
+    An entity is the text its span covers as written (`text[start:end]` of its character span: `Wheeler, Texas`);
+    a head that ends no tagged entity is its own span.
     """
-    def char_span(extent):
-        return [tokens[extent[0]].start, tokens[extent[1] - 1].end]
+    def char_span(start, head):
+        return [tokens[start].start, tokens[head].end]
 
     dicts = []
-    for t in triples:
-        subject, obj = char_span(t.subject_extent), char_span(t.object_extent)
+    for subject, obj, relation, score, subject_start, object_start in zip(
+            *(cells[key].tolist() for key in ("subjects", "objects", "relations", "scores", "subject_starts",
+                                               "object_starts"))):
+        subject_chars, object_chars = char_span(subject_start, subject), char_span(object_start, obj)
         dicts.append({
-            "subject": text[subject[0]:subject[1]],
-            "relation": relation_names[t.relation],
-            "object": text[obj[0]:obj[1]],
-            "score": t.score,
-            "subject_span": list(t.subject_extent),
-            "object_span": list(t.object_extent),
-            "subject_char_span": subject,
-            "object_char_span": obj,
+            "subject": text[subject_chars[0]:subject_chars[1]],
+            "relation": relation_names[relation],
+            "object": text[object_chars[0]:object_chars[1]],
+            "score": score,
+            "subject_span": [subject_start, subject + 1],
+            "object_span": [object_start, obj + 1],
+            "subject_char_span": subject_chars,
+            "object_char_span": object_chars,
         })
     return dicts
+
+
+def _ragged_tokens(words: list[list[str]]):
+    """`words` as a ragged `[batch, (n)]` tf.string tensor."""
+    import tensorflow as tf
+
+    flat = tf.constant([word for sentence in words for word in sentence], tf.string, shape=[sum(map(len, words))])
+    return tf.RaggedTensor.from_row_lengths(flat, [len(sentence) for sentence in words])
 
 
 @keras.saving.register_keras_serializable(package="rin_keras")
@@ -399,31 +416,53 @@ class RINTripleExtractor(keras.Model):
     def _predict_batch(self, batch: list[tuple[str, list[Token]]]) -> list[dict]:
         kept = [tokens[: self.max_length] for _, tokens in batch]
         words = [[token.text for token in tokens] for tokens in kept]
-        results = []
-        outputs = self._network_outputs(words)
-        for (text, all_tokens), tokens, texts, (tag_ids, cells, scores) in zip(batch, kept, words, outputs):
-            triples = triples_from_cells(tag_ids, len(tokens), cells, scores)
-            results.append({
-                "tokens": texts,
-                "token_spans": [[token.start, token.end] for token in tokens],
-                "truncated": len(all_tokens) > self.max_length,
-                "triples": triple_dicts(text, tokens, triples, self.relation_names),
-            })
-        return results
+        return [{
+            "tokens": texts,
+            "token_spans": [[token.start, token.end] for token in tokens],
+            "truncated": len(all_tokens) > self.max_length,
+            "triples": triple_dicts(text, tokens, cells, self.relation_names),
+        } for (text, all_tokens), tokens, texts, cells in zip(batch, kept, words, self._sentence_cells(words))]
 
-    def _network_outputs(self, words: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Returns, per sentence of `words`, its tag ids `[n]`, and its cells above the threshold `[k, 3]`
-        (subject, object, relation) with their probabilities `[k]` (`rin_keras.decoding.cells_from_logits`).
+    def _sentence_cells(self, words: list[list[str]]) -> list[dict]:
+        """Returns, per sentence of `words` (at most `max_length` tokens each), its cells above the threshold
+        (`triple_dicts`): on TensorFlow from `_graph_cells`, on other backends from `_python_cells`."""
+        if keras.backend.backend() == "tensorflow":
+            return self._graph_cells(words)
+        return self._python_cells(words)
 
-        As in the serving graph, the encoder reads the whole batch and the pair rounds, whose cost grows with n^2,
-        run on the sentences sorted by length, `PREDICT_CHUNK_SIZE` at a time, each chunk cut to its longest
-        sentence, so that short sentences are not padded to the batch's longest (docs/benchmarks/serving_latency.md).
-        """
+    def _graph_cells(self, words: list[list[str]]) -> list[dict]:
+        """`_sentence_cells` from one call of the serving graph's path from tokens to cells
+        (`rin_keras.export.TripleGraph.cells`), traced once for any batch: the encoder reads the whole batch and
+        the pair rounds, whose cost grows with n^2, run in the graph on the sentences sorted by length,
+        `PAIR_CHUNK_SIZE` at a time (docs/benchmarks/serving_latency.md)."""
         import tensorflow as tf
 
+        found = self._graph_function(_ragged_tokens(words), tf.constant(self.threshold, tf.float32),
+                                     tf.constant(candidate_logit(self.threshold), tf.float32))
+        found = {key: value.numpy() for key, value in found.items()}
+        bounds = np.searchsorted(found.pop("rows"), np.arange(len(words) + 1))  # The cells come sorted by sentence.
+        return [{key: value[begin:end] for key, value in found.items()} for begin, end in zip(bounds, bounds[1:])]
+
+    @functools.cached_property
+    def _graph_function(self):
+        """`TripleGraph.cells` as a TensorFlow function of one trace. (A cached property is stored past Keras's
+        attribute tracking, so the graph's views of the network are not saved with the extractor.)"""
+        import tensorflow as tf
+
+        from rin_keras.export import TripleGraph
+
+        return tf.function(TripleGraph(self).cells, input_signature=[
+            tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1), tf.TensorSpec([], tf.float32),
+            tf.TensorSpec([], tf.float32)])
+
+    def _python_cells(self, words: list[list[str]]) -> list[dict]:
+        """`_sentence_cells` on any backend, from Python: the encoder reads the whole batch and the pair rounds
+        run on the sentences sorted by length, `PREDICT_CHUNK_SIZE` at a time, each chunk cut to its longest
+        sentence, so that short sentences are not padded to the batch's longest; the cells are read from the
+        final relation head's logits (`rin_keras.decoding.cells_from_logits`) and the entity starts from the
+        tags (`rin_keras.decoding.span_starts`), as the serving graph reads them."""
         order = sorted(range(len(words)), key=lambda i: -len(words[i]))
-        inputs = self.preprocessor.featurize(tf.ragged.constant([words[i] for i in order], dtype=tf.string,
-                                                                ragged_rank=1))
+        inputs = self.preprocessor.featurize(_ragged_tokens([words[i] for i in order]))
         inputs = {k: v.numpy() for k, v in inputs.items()}
         encode, interact = self._split_network
         hidden = predict_on_batch(encode, inputs)
@@ -439,7 +478,11 @@ class RINTripleExtractor(keras.Model):
                                               self.threshold)
             for i, row in enumerate(rows):
                 mine = cells[:, 0] == i
-                outputs[row] = tag_ids[i], cells[mine, 1:], scores[mine]
+                subjects, objects, relations = cells[mine, 1:].T
+                starts = span_starts(tag_ids[i, : len(words[row])])
+                outputs[row] = {"subjects": subjects, "objects": objects, "relations": relations,
+                                "scores": scores[mine], "subject_starts": starts[subjects],
+                                "object_starts": starts[objects]}
         return outputs
 
     @functools.cached_property

@@ -33,7 +33,7 @@ from tensorflow_serving.apis import (
 
 from rin_keras import export, predict
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.decoding import tags_to_spans
+from rin_keras.decoding import span_starts, tags_to_spans
 from rin_keras.model import build_rin
 from rin_keras.data import features
 from rin_keras.data.tokenizer import tokenize
@@ -163,12 +163,13 @@ def test_documents_give_sentence_indices_and_document_offsets(served):
     assert served["extractor"].predict_documents(["", "   "]) == [{"sentences": [], "triples": [], "truncated": []}] * 2
 
 
-def test_in_graph_span_decoding_matches_tags_to_spans(rng):
+def test_in_graph_span_starts_are_those_of_tags_to_spans(rng):
     tags = rng.integers(0, 5, size=(200, 9)).astype("int32")
     starts = export.TripleGraph._span_starts(tf.constant(tags)).numpy()
     for row, row_starts in zip(tags, starts):
         spans = {end - 1: start for start, end in tags_to_spans(row)}
-        assert [spans.get(i, i) for i in range(len(row))] == row_starts.tolist()
+        assert [spans.get(i, i) for i in range(len(row))] == row_starts.tolist() == span_starts(row).tolist()
+    assert any(end - start > 2 for row in tags for start, end in tags_to_spans(row))  # Multi-word spans too.
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.7, 1.0])
@@ -180,10 +181,17 @@ def test_in_graph_thresholding_gives_the_extractors_triples(served, threshold):
         tokens = [tokenize(s) for s in SENTENCES]
         outputs = tf.function(graph.from_padded_tokens)(tf.constant(client._as_input(tokens, "tokens")))
         expected = [r["triples"] for r in extractor.predict_tokens(tokens)]
+        words = [sentence[: extractor.max_length] for sentence in tokens]
+        python_cells, graph_cells = extractor._python_cells(words), extractor._graph_cells(words)
     finally:
         extractor.threshold = 0.5
     assert threshold == 1.0 or sum(map(len, expected)) > 5
     assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in outputs.items()}), expected)
+    # predict's path on other backends (NumPy) finds the same cells as its path on TensorFlow (the graph's).
+    for found, cells in zip(graph_cells, python_cells, strict=True):
+        assert {k: v.tolist() for k, v in found.items() if k != "scores"} == {
+            k: v.tolist() for k, v in cells.items() if k != "scores"}
+        np.testing.assert_allclose(found["scores"], cells["scores"], rtol=1e-6)
 
 
 def test_export_layout_and_signatures(served):

@@ -103,15 +103,41 @@ def test_predict_gives_a_mixed_batch_what_each_sentence_gives_alone(tmp_path):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's tracing of Keras predict functions")
-def test_predict_traces_each_network_view_once_for_any_batch_shape():
-    """Each view is traced once, for any shape; batches of new sizes and lengths trace nothing more."""
+def test_predict_traces_its_graph_and_each_python_view_once_for_any_batch_shape():
+    """predict's graph is traced once, for any batch; so is each network view of the Python path (the one other
+    backends take). Keras alone traces each view three times for these batches."""
     extractor = _extractor()
     words = "Alan Bean was born in Wheeler , Texas".split()
-    # Batches of 2 sentences 3 then 6 words long, then one of 1 sentence: Keras alone traces each view three times.
-    extractor.predict([" ".join(words[:n]) for n in (3, 2, 5, 6, 4)], batch_size=2)
-    extractor.predict([" ".join(words[:n]) for n in range(1, 9)] * 3, batch_size=7)
+    for lengths, batch_size in (((3, 2, 5, 6, 4), 2), (tuple(range(1, 9)) * 3, 7)):
+        sentences = [" ".join(words[:n]) for n in lengths]
+        extractor.predict(sentences, batch_size=batch_size)
+        for begin in range(0, len(sentences), batch_size):
+            extractor._python_cells([words[:n][: extractor.max_length] for n in lengths[begin:begin + batch_size]])
+    assert extractor._graph_function.experimental_get_tracing_count() == 1
     encode, interact = extractor._split_network
     assert [view.predict_function.experimental_get_tracing_count() for view in (encode, interact)] == [1, 1]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the graph path runs on TensorFlow")
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 1.0])
+def test_graph_and_python_paths_find_the_same_cells(threshold):
+    """predict on TensorFlow (the serving graph's path) and on other backends (NumPy) find the same cells, in the
+    same order, with the same entity starts (`test_serving.test_in_graph_span_starts_are_those_of_tags_to_spans`
+    checks the starts of tags that this untrained model does not give)."""
+    extractor = _extractor()
+    extractor.threshold = threshold
+    words = "Alan Bean was born in Wheeler , Texas".split()
+    batch = [words[:n] for n in (2, 6, 1, 4, 6, 3, 5, 2, 6, 1, 3, 0, 6, 5)]
+    graph, python = extractor._graph_cells(batch), extractor._python_cells(batch)
+    assert threshold > 0.3 or sum(len(cells["scores"]) for cells in graph) > 20  # This model's cells are < 0.5.
+    assert len(graph) == len(python) == len(batch)
+    for found, expected in zip(graph, python):
+        assert found.keys() == expected.keys()
+        for key, value in found.items():
+            if key == "scores":
+                np.testing.assert_allclose(value, expected[key], rtol=1e-6)
+            else:
+                assert value.tolist() == expected[key].tolist(), key
 
 
 @pytest.mark.parametrize("as_file", [False, True])
