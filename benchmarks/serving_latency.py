@@ -24,6 +24,12 @@ For each:
 
 With `--lengths_only`, only step 3 runs (no data needed).
 
+`--predict_only` instead times `RINTripleExtractor.predict` of each `--model_dir` at batch 64 on the WebNLG\* test
+sentences and on the raw `webnlg_ood_dev` sentences (`--rounds` passes each) and its first call; to compare two
+versions of the code, run it from each checkout in turn (`PYTHONPATH=<checkout>`):
+
+    python benchmarks/serving_latency.py --model_dir=runs/webnlg_partial_k3 --predict_only
+
 `--saved_models=DIR,DIR` instead times SavedModels already exported (version folders, e.g. one exported by an
 earlier version of the code and one by this one) at batch 64 on the WebNLG\* test sentences, in alternating rounds
 in this process, and prints each one's median rate:
@@ -31,6 +37,7 @@ in this process, and prints each one's median rate:
     python benchmarks/serving_latency.py --saved_models=old_export/1,new_export/1
 """
 
+import json
 import os
 import re
 import statistics
@@ -49,6 +56,7 @@ from rin_keras.data.corpus import Corpus
 from rin_keras.triple_extractor import RINTripleExtractor
 from serving.contract import triples_from_outputs
 from serving.client import GrpcClient
+from tfds_builders import casrel
 
 from op_profile import print_op_time  # This script's folder.
 
@@ -56,10 +64,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dir", None, "Training output folders or extractor .keras files, comma-separated.")
 flags.DEFINE_list("saved_models", None, "Instead: exported SavedModel version folders to time at batch 64 in "
                   "alternating rounds.")
-flags.DEFINE_integer("rounds", 6, "With --saved_models: timed rounds of each.")
+flags.DEFINE_integer("rounds", 6, "With --saved_models: timed rounds of each; with --predict_only: passes.")
 flags.DEFINE_integer("requests", 500, "Timed one-sentence gRPC requests.")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_bool("lengths_only", False, "Only time and measure memory by sentence length.")
+flags.DEFINE_bool("predict_only", False, "Only time RINTripleExtractor.predict at batch 64 (--rounds passes).")
 flags.DEFINE_integer("profile_batches", 0, "Also trace this many batch-64 calls and print op time by part of the "
                      "serving graph and op type.")
 flags.register_validator("model_dir", lambda value: value or FLAGS.saved_models,
@@ -135,7 +144,30 @@ def main(argv):
         return
     for model_dir in FLAGS.model_dir:
         print(f"== {model_dir}")
-        _report(model_dir)
+        if FLAGS.predict_only:
+            _time_predict(model_dir)
+        else:
+            _report(model_dir)
+
+
+def _time_predict(model_dir: str) -> None:
+    """Prints the batch-64 rate of `RINTripleExtractor.predict` on WebNLG* test and raw `webnlg_ood_dev`
+    sentences, and the time of its first call (which traces)."""
+    extractor = RINTripleExtractor.from_preset(model_dir)
+    start = time.perf_counter()
+    extractor.predict(["Alan Bean was born in Wheeler, Texas."])
+    print(f"first predict call: {time.perf_counter() - start:.2f} s")
+    with open(os.path.join(casrel.default_manual_dir(), "webnlg_ood_dev", "raw_val.jsonl"), encoding="utf-8") as f:
+        ood = [json.loads(line)["raw_text"] for line in f]
+    test = _sentences(Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir), "test")
+    for name, sentences in (("WebNLG* test", test), ("webnlg_ood_dev raw", ood)):
+        rates = []
+        for _ in range(FLAGS.rounds):
+            start = time.perf_counter()
+            extractor.predict(sentences, batch_size=64)
+            rates.append(len(sentences) / (time.perf_counter() - start))
+        print(f"predict at batch 64 on {name} ({len(sentences)} sentences): median {statistics.median(rates):.0f} "
+              f"sentences/s (passes: {', '.join(f'{v:.0f}' for v in rates)})")
 
 
 def _compare_saved_models(paths: list[str]) -> None:

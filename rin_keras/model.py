@@ -25,8 +25,9 @@ from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEnt
 # WebNLG* test: 4 gave 510-555 sentences/s, 8 gave 440-535, 16 gave 375-400 and 1 gave 350-400 (first AVX-512 host);
 # 672 / 643 / 483 for 4 / 8 / 16 and 722 / 684 / 712 for 4 / 2 / 3 (Xeon AMX; docs/benchmarks/serving_latency.md).
 PAIR_CHUNK_SIZE = 4
-# `RINTripleExtractor.predict` calls the pair rounds from Python, ~3 ms of overhead a call where a step of the serving
-# graph's loop costs ~0.1 ms, so it takes larger chunks. Its sentences/s at batch 64 for chunks of 4 / 8 / 16: WebNLG*
+# `RINTripleExtractor.predict` on backends other than TensorFlow (which runs the serving graph's loop) calls the pair
+# rounds from Python, ~3 ms of overhead a call where a step of the graph's loop costs ~0.1 ms, so it takes larger
+# chunks (measured on TensorFlow, before predict ran the graph there). Its sentences/s at batch 64 for chunks of 4 / 8 / 16: WebNLG*
 # test 107-144 / 144-154 / 122-129, webnlg_ood_dev 371-404 / 465-492 / 532-539, two of those sentences a text
 # 195-215 / 221-237 / 217-232 (AVX2 host; docs/benchmarks/serving_latency.md).
 PREDICT_CHUNK_SIZE = 8
@@ -193,9 +194,10 @@ class RINModel(keras.Model):
         """Splits the model into its encoder and everything after it (same weights).
 
         For callers that encode a whole batch at once and run the pair rounds,
-        whose cost grows with n^2, on parts of it: `RINTripleExtractor.predict`
-        and the serving graph do, on length-sorted chunks (`PREDICT_CHUNK_SIZE`,
-        `PAIR_CHUNK_SIZE`).
+        whose cost grows with n^2, on parts of it: the serving graph (and
+        `RINTripleExtractor.predict` through it) and `predict` on other
+        backends do, on length-sorted chunks (`PAIR_CHUNK_SIZE`,
+        `PREDICT_CHUNK_SIZE`).
 
         Args:
             relation_logits: bool. If True, `interact` returns the final relation

@@ -726,7 +726,7 @@ def test_rest_client_imports_neither_rin_keras_nor_tensorflow():
     assert out.strip() == "[]"
 
 
-def test_serving_benchmark_times_saved_models_in_alternating_rounds(served, tmp_path):
+def test_serving_benchmark_times_saved_models_in_alternating_rounds_and_predict(served, tmp_path):
     copy = shutil.copytree(served["path"], tmp_path / "copy")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # WebNLG* test sentences from the shared data.
     out = subprocess.run(
@@ -737,3 +737,11 @@ def test_serving_benchmark_times_saved_models_in_alternating_rounds(served, tmp_
     lines = [line for line in out.splitlines() if "median" in line]
     assert [line.split(":")[0] for line in lines] == [str(served["path"]), str(copy)]
     assert all(re.search(r"median \d+ sentences/s \(rounds: \d+, \d+\)$", line) for line in lines)
+    out = subprocess.run(
+        [sys.executable, os.path.join("benchmarks", "serving_latency.py"), f"--model_dir={served['model_dir']}",
+         "--predict_only", "--rounds=2", f"--tfds_data_dir={tmp_path / 'tfds'}"],
+        capture_output=True, text=True, cwd=REPO, env=env, check=True,
+    ).stdout
+    assert re.search(r"^first predict call: \d+\.\d\d s$", out, re.M)
+    assert re.findall(r"^predict at batch 64 on (.+) \((\d+) sentences\): median \d+ sentences/s \(passes: \d+, \d+\)$",
+                      out, re.M) == [("WebNLG* test", "703"), ("webnlg_ood_dev raw", "2136")]
