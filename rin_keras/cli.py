@@ -80,3 +80,10 @@ def file_to_write(path: str) -> str:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"No folder {folder} to write {os.path.basename(path)} in.")
     return path
+
+
+def folder_to_write(path: str) -> str:
+    """Returns `path` when it is a folder or nothing yet (a folder to make there); raises `ValueError` otherwise."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{path} is a file; name a folder.")
+    return path

@@ -304,8 +304,9 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
         scores (returned entities reduced to their last word) on the `tokenised`
         texts and, where present, the `raw` texts; `unknown_relations`: gold
         triples whose relation the model does not have (an exact-match model on a
-        partial-match folder), left out of the index-based scores and counted as
-        missed by the string-level ones.
+        partial-match folder), and `triples_not_found`: gold triples of a CasRel
+        JSON split whose subject or object is not in the text, both left out of the
+        index-based scores and counted as missed by the string-level ones.
     """
     corpus = FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True)
     if not corpus.splits:
@@ -320,6 +321,7 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
     tokenised = extractor.predict_tokens([[t.decode("utf-8") for t in x["tokens"]] for x in corpus.examples(split)])
     scores["split"] = split
     scores["unknown_relations"] = corpus.unknown_relations.get(split, {})
+    scores["triples_not_found"] = corpus.triples_not_found.get(split, 0)
     scores["strings"] = {"tokenised": score_texts(tokenised, gold, categories)}
     if raw:
         scores["strings"]["raw"] = score_texts(extractor.predict_detailed([r["raw_text"] for r in raw]), gold,
@@ -419,7 +421,7 @@ def main(argv):
                              f"{', '.join(casrel.SPLIT_FILES)} at most.")
         try:
             scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
-        except casrel.DataError as e:  # The file and line to mend, without a traceback.
+        except (casrel.DataError, FileNotFoundError) as e:  # The file (and line) to mend, without a traceback.
             sys.exit(f"rin_keras.evaluate: {e}")
         folder = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
         name = f"evaluation_{folder}_{scores['split']}{_threshold_suffix()}"

@@ -97,7 +97,10 @@ def define_flags():
         "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
         "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
     )
+    cli.register_path_check("word_vectors", vectors_file_check(("word2vec", "random")))
+    cli.register_path_check("pretrained_vectors", vectors_file_check(("glove", "none")))
     flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>[_heldout]_k<rounds>).")
+    cli.register_path_check("model_dir", cli.folder_to_write)
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets (TFDS default).")
     flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
@@ -113,6 +116,16 @@ def define_flags():
                       "backend always does: it compiles once per batch shape).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
     flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).")
+
+
+def vectors_file_check(keywords: tuple[str, ...]):
+    """Returns the `cli.register_path_check` check of a word vectors flag: one of `keywords`, or a file."""
+
+    def check(value: str) -> None:
+        if value not in keywords and not os.path.isfile(value):
+            raise FileNotFoundError(f"no file {value}: name {' or '.join(keywords)}, or a GloVe-style text file.")
+
+    return check
 
 
 def flags_reference() -> str:
@@ -347,15 +360,34 @@ def check_dataset_dir(directory: str) -> None:
 
 def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | None, tfds_data_dir: str | None,
                           benchmark: bool) -> None:
-    """What must hold before anything is built or trained: `check_run_dir`, and for a benchmark (`benchmark`), its
-    train and validation splits prepared or published (`Corpus.check_splits`: NYT's train files are not public).
+    """What must hold before anything is built or trained: `check_run_dir`, a BERT encoder's `check_preset`, and
+    for a benchmark (`benchmark`), its train and validation splits prepared or published (`Corpus.check_splits`:
+    NYT's train files are not public).
 
     Raises:
         ValueError, FileNotFoundError: the message says what is wrong and what to do.
     """
     check_run_dir(config, model_dir)
+    if config.encoder == "bert":
+        check_preset(config.preset)
     if benchmark:
         Corpus.check_splits(config.dataset, config.builder_config, ("train", "validation"), tfds_data_dir, data_dir)
+
+
+def check_preset(preset: str) -> None:
+    """Checks that the keras-hub preset of a BERT encoder loads (its tokenizer), before the run folder is written.
+
+    Raises:
+        ValueError: it does not; the message names it.
+    """
+    import keras_hub
+
+    try:
+        keras_hub.models.BertTokenizer.from_preset(preset)
+    except (ValueError, OSError) as e:
+        reason = str(e).strip().split("\n")[0].split(". ")[0].rstrip(".:")  # keras-hub's first sentence.
+        raise ValueError(f"--preset={preset} does not load as a keras-hub BERT preset (a preset name, or a folder "
+                         f"written by save_to_preset): {reason}.") from e
 
 
 def is_finished_run(model_dir: str) -> bool:

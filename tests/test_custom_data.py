@@ -39,12 +39,17 @@ def _casrel_copy(directory):
 
 
 def _folder(tmp_path, files):
-    """Writes a folder of `{name: text}` beside a copy of the example's val/test; returns its path."""
+    """Writes a folder of `{name: text or bytes}` beside a copy of the example's val/test; returns its path."""
     directory = tmp_path / "mine"
     shutil.copytree(EXAMPLE, directory)
     for name, text in files.items():
-        (directory / name).write_text(text, encoding="utf-8")
+        (directory / name).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     return str(directory)
+
+
+def _example_text(name):
+    with open(os.path.join(EXAMPLE, name), encoding="utf-8") as f:
+        return f.read()
 
 
 def _prepare(directory, tmp_path):
@@ -118,6 +123,20 @@ def test_what_is_left_out_is_counted(tmp_path, caplog):
      "val.jsonl:1: relation 'cityOf' is not one of the folder's relations (rel2id.json, or those of the train split "
      "when the folder has none): birthPlace, capital, workPlace."),
     ({"test.jsonl": "\n"}, "test.jsonl: the test split has no sentences"),
+    ({"test.jsonl": '{"text": "", "triple_list": []}\n{"text": " \u200b ", "triple_list": []}\n'},
+     "test.jsonl: the test split has no sentences"),
+    ({"train.jsonl": _example_text("train.jsonl").replace("Alan", "Al\u00e1n").encode("latin-1")},
+     "train.jsonl:1: the byte at offset 12 (0xe1) is not UTF-8: save the file as UTF-8."),
+    ({"train.jsonl": _example_text("train.jsonl").encode("utf-16")},
+     "train.jsonl:1: the byte at offset 0 (0xff) is not UTF-8"),
+    ({"rel2id.json": '["birthPlace", "capital", "workPlace"]'},
+     "rel2id.json: 'birthPlace' is not a map of relation names and their ids: write [{\"0\": \"birthPlace\""),
+    ({"rel2id.json": '{"birthPlace": "0", "capital": "1", "workPlace": "2"}'},
+     "rel2id.json: 'birthPlace': '0' is neither a name and its integer id nor an id and its name: write"),
+    ({"rel2id.json": '{"birthPlace": [0], "capital": 1, "workPlace": 2}'},
+     "rel2id.json: 'birthPlace': [0] is neither a name and its integer id"),
+    ({"rel2id.json": '{"birthPlace": 0, "birthPlace ": 1, "workPlace": 2}'},
+     "rel2id.json names 'birthPlace' more than once"),
     ({"val_triples.json": "[]"}, "holds split 'validation' twice"),
     ({"train_triples.json": '[\n  {"text": "A b .", "triple_list": []},\n  {"text": 3}\n]'},
      'train_triples.json:3: the record has no "text" string'),
@@ -133,6 +152,55 @@ def test_bad_input_names_file_and_line(tmp_path, files, message):
     with pytest.raises(casrel.DataError) as error:
         _prepare(directory, tmp_path)
     assert message in str(error.value)
+
+
+def test_records_on_one_line_are_told_apart_and_keys_of_one_a_line_are_kept(tmp_path):
+    directory = _casrel_copy(tmp_path / "casrel")
+    path = os.path.join(directory, "train_triples.json")
+    with open(path, encoding="utf-8") as f:
+        records = json.load(f)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    builder = casrel_folder_dataset_builder.folder_builder(directory, str(tmp_path / "tfds"))
+    assert [key for key, _ in builder._read_split(path, "train")] == [f"train_{line}" for line in range(2, 8)]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(records, f)  # All on one line.
+    keys = [key for key, _ in builder._read_split(path, "train")]
+    assert len(set(keys)) == 6 and keys[0] == "train_1_2"
+    assert _prepare(directory, tmp_path).builder.info.splits["train"].num_examples == 6
+    records[3]["text"] = 3
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(records, f)
+    column = casrel.read_text(path).index(json.dumps(records[3])) + 1
+    with pytest.raises(casrel.DataError, match=f'train_triples.json:1:{column}: the record has no "text" string'):
+        _prepare(directory, tmp_path)
+
+
+def test_json_lines_may_hold_unicode_line_separators_in_strings(tmp_path):
+    text = "Alan Bean\u2028was born\u2029in\x85Wheeler, Texas."
+    line = json.dumps({"text": text, "triple_list": [["Alan Bean", "birthPlace", "Wheeler, Texas"]]},
+                      ensure_ascii=False)
+    directory = _folder(tmp_path, {"train.jsonl": (_example_text("train.jsonl") + line + "\n\n{").replace("\n", "\r\n")})
+    with pytest.raises(casrel.DataError, match="train.jsonl:9:2: malformed JSON"):  # Lines counted at breaks only.
+        _prepare(directory, tmp_path)
+    records = casrel.read_records(os.path.join(_folder(tmp_path / "b", {"train.jsonl": line + "\n"}), "train.jsonl"))
+    assert records == [(casrel.RecordPosition(1), json.loads(line))]
+    old_mac = _folder(tmp_path / "c", {"train.jsonl": line + "\r" + line + "\r"})  # Lines that end in \r alone.
+    assert casrel.read_records(os.path.join(old_mac, "train.jsonl")) == [
+        (casrel.RecordPosition(1), json.loads(line)), (casrel.RecordPosition(2), json.loads(line))]
+
+
+def test_rel2id_is_read_like_the_triples(tmp_path):
+    relations = {"birthPlace ": 0, "capital": 1, "workPlace": 2}  # A space after a name.
+    directory = _folder(tmp_path, {"rel2id.json": b"\xef\xbb\xbf" + json.dumps(relations).encode()})  # A BOM.
+    assert _prepare(directory, tmp_path).relation_names == ["birthPlace", "capital", "workPlace"]
+
+
+def test_a_relation_repaired_by_ftfy_is_one_of_the_folders_relations(tmp_path):
+    mojibake = "lieuDeTravail\u00c3\u00a9"  # lieuDeTravail\u00e9 mis-decoded as cp1252.
+    directory = _folder(tmp_path, {name: _example_text(name).replace('"workPlace"', json.dumps(mojibake))
+                                   for name in casrel.JSONL_SPLIT_FILES.values()})
+    assert _prepare(directory, tmp_path).relation_names == ["birthPlace", "capital", "lieuDeTravail\u00e9"]
 
 
 def test_train_command_names_a_bad_line_without_a_traceback(tmp_path):

@@ -77,8 +77,30 @@ def test_folder_corpus_reads_and_repairs_like_the_builders(folder):
     assert examples[1]["triples"]["relation"].tolist() == [relations.index("club")]
     assert examples[2]["triples"]["subject"]["head"].tolist() == [5, 5]
     assert [r["category"] for r in corpus.raw_texts("validation")] == ["Astronaut", "Athlete", "City"]
-    with pytest.raises(FileNotFoundError, match="no 'test' split"):
+    with pytest.raises(FileNotFoundError, match="has no test split: add .*test_triples.json"):
         corpus.raw("test")
+
+
+def test_a_missing_split_is_named_in_the_folders_format(tmp_path, model_dir):
+    (tmp_path / "test.jsonl").write_text(json.dumps({"text": "Alan Bean was born in Texas.", "triple_list": []}))
+    with pytest.raises(FileNotFoundError, match=r"has no validation split: add .*val\.jsonl \(it holds test\)"):
+        evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path), "validation")
+
+
+def test_a_gold_triple_not_in_its_text_is_counted_and_logged(folder, tmp_path, model_dir):
+    lost = tmp_path / "lost"
+    shutil.copytree(folder, lost)
+    records = [{"text": text, "triple_list": triples} for text, _, triples, _ in RECORDS]
+    records[2]["triple_list"][1][2] = "Giorgia Meloni"
+    with open(lost / "val_triples.json", "w", encoding="utf-8") as f:
+        json.dump(records, f)  # On one line: a record is placed by its column.
+    column = (lost / "val_triples.json").read_text(encoding="utf-8").index(json.dumps(records[2])) + 1
+    with mock.patch.object(logging, "warning") as warning:
+        scores = evaluate.evaluate_folder(_extractor(model_dir), str(lost))
+    assert scores["triples_not_found"] == 1 and scores["partial"]["gold"] == 3 and scores["strings"]["raw"]["gold"] == 4
+    message = warning.call_args[0][0] % warning.call_args[0][1:]
+    assert message.startswith(f"{lost / 'val_triples.json'}: 1 gold triples whose subject or object is not in the text")
+    assert message.endswith(f"at lines 1:{column}.")
 
 
 def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(folder, model_dir):
@@ -117,11 +139,11 @@ def test_bad_raw_files_name_the_line(folder, tmp_path, model_dir):
     with open(bad / "raw_val.jsonl", "a", encoding="utf-8") as f:
         f.write("{not json\n")
     corpus = FolderCorpus(str(bad), ["birthPlace"])
-    with pytest.raises(ValueError, match="raw_val.jsonl:4"):
+    with pytest.raises(casrel.DataError, match="raw_val.jsonl:4"):
         corpus.raw_texts("validation")
     lines = (folder / "raw_val.jsonl").read_text(encoding="utf-8").splitlines()
     (bad / "raw_val.jsonl").write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="has 2 lines but"):
+    with pytest.raises(casrel.DataError, match="has 2 lines but"):
         corpus.raw_texts("validation")
     with pytest.raises(ValueError, match="unknown relation 'club'"):
         corpus.examples("validation")
@@ -155,6 +177,15 @@ def test_cli_writes_the_scores(folder, model_dir):
     assert "sentences" not in saved  # They go to the page:
     page = (model_dir / "evaluation_casrel0_validation_t0.html").read_text(encoding="utf-8")
     assert page.count("<div class=s ") == 3 and "<mark class=" in page
+
+
+def test_cli_names_a_folder_without_splits_in_one_line(model_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={model_dir}", f"--dataset_dir={tmp_path}"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"rin_keras.evaluate: {tmp_path} holds none of train_triples.json" in result.stderr
 
 
 def test_cli_refuses_a_heldout_split_of_a_folder(folder, model_dir):

@@ -423,6 +423,32 @@ def test_cli_rejects_bad_flags():
     assert "Traceback" not in result.stderr
 
 
+def test_cli_checks_the_run_folder_and_vector_files_when_parsed(tmp_path):
+    train.define_flags() if "dataset" not in train.FLAGS else None
+    (tmp_path / "a_file").write_text("")
+    with flagsaver.flagsaver():
+        train.FLAGS.unparse_flags()
+        with pytest.raises(flags.IllegalFlagValueError, match="a_file is a file; name a folder"):
+            train.FLAGS(["prog", f"--model_dir={tmp_path / 'a_file'}"])
+        train.FLAGS.unparse_flags()
+        for flag, keywords in (("pretrained_vectors", "glove or none"), ("word_vectors", "word2vec or random")):
+            with pytest.raises(flags.IllegalFlagValueError, match=f"no file /nonexistent.txt: name {keywords}, or a"):
+                train.FLAGS(["prog", f"--{flag}=/nonexistent.txt"])
+            train.FLAGS.unparse_flags()
+        train.FLAGS(["prog", f"--model_dir={tmp_path / 'run'}", "--pretrained_vectors=none",
+                     f"--word_vectors={tmp_path / 'a_file'}"])
+
+
+def test_a_preset_that_does_not_load_is_named_before_the_run_folder_is_written(tmp_path):
+    config = RINConfig.for_dataset("custom", variant="exact", encoder="bert", preset=str(tmp_path / "nonexistent"),
+                                   hidden_dim=8, rounds=1, batch_size=4, epochs=1)
+    with pytest.raises(ValueError, match=f"--preset={tmp_path / 'nonexistent'} does not load as a keras-hub BERT "
+                                         "preset .*: Unknown preset identifier"):
+        train.train(config, str(tmp_path / "run"), dataset_dir=os.path.join(REPO, "tests", "data", "custom_jsonl"),
+                    tfds_data_dir=str(tmp_path / "tfds"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_flags_reference_lists_every_flag():
     train.define_flags() if "dataset" not in train.FLAGS else None
     reference = train.flags_reference()

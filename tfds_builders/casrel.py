@@ -17,7 +17,8 @@ import hashlib
 import inspect
 import json
 import os
-from typing import Iterator
+import re
+from typing import Iterator, NamedTuple
 
 import ftfy
 import numpy as np
@@ -50,47 +51,114 @@ class DataError(ValueError):
     """A data file that cannot be read as it is: the message names the file (and line) and what is wrong."""
 
 
-def parse_relation_names(rel2id: object) -> list[str]:
-    """Returns relation names in id order from any published rel2id.json layout.
+# The rel2id.json layouts that `parse_relation_names` reads, for messages.
+RELATIONS_LAYOUTS = ('[{"0": "birthPlace", ...}, {"birthPlace": 0, ...}], [{"0": "birthPlace", ...}] or '
+                     '{"birthPlace": 0, ...}')
 
-    The files are `[{id: name}, {name: id}]` or `[{name: id}]`; both maps, where
+
+def parse_relation_names(rel2id: object) -> list[str]:
+    """Returns relation names in id order from any published rel2id.json layout (`RELATIONS_LAYOUTS`).
+
+    The files are `[{id: name}, {name: id}]`, `[{id: name}]`, `[{name: id}]` or
+    `{name: id}`, ids being integers (or, as keys, their digits); both maps, where
     present, must agree.
+
+    Raises:
+        DataError: another layout, or ids that are not 0..n-1; the message does not name the file.
     """
     by_id = {}
     for mapping in rel2id if isinstance(rel2id, list) else [rel2id]:
+        if not isinstance(mapping, dict):
+            raise DataError(f"{mapping!r} is not a map of relation names and their ids: write {RELATIONS_LAYOUTS}.")
         for key, value in mapping.items():
-            relation_id, name = (int(key), value) if isinstance(value, str) else (value, key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                relation_id, name = value, key
+            elif isinstance(value, str) and key.isdigit():
+                relation_id, name = int(key), value
+            else:
+                raise DataError(f"{key!r}: {value!r} is neither a name and its integer id nor an id and its name: "
+                                f"write {RELATIONS_LAYOUTS}.")
             if by_id.setdefault(relation_id, name) != name:
-                raise DataError(f"rel2id.json maps id {relation_id} to two names.")
+                raise DataError(f"id {relation_id} names two relations, {by_id[relation_id]!r} and {name!r}.")
     if sorted(by_id) != list(range(len(by_id))):
-        raise DataError("rel2id.json ids are not 0..n-1.")
+        raise DataError(f"the ids are not 0..{len(by_id) - 1}, one a relation.")
     return [by_id[i] for i in range(len(by_id))]
 
 
-def read_records(path: str) -> list[tuple[int, dict]]:
+def read_relation_names(path: str) -> list[str]:
+    """Returns the relation names of a rel2id.json file in id order (`parse_relation_names`).
+
+    Raises:
+        DataError: the file is not UTF-8 JSON in one of `RELATIONS_LAYOUTS`; the message names it.
+    """
+    try:
+        return parse_relation_names(json.loads(read_text(path)))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}.") from e
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from e
+
+
+def read_text(path: str) -> str:
+    """Returns the text of a UTF-8 file (a byte order mark allowed).
+
+    Raises:
+        DataError: the file is not UTF-8 (e.g. latin-1, or UTF-16 as Notepad's "Unicode" saves), naming the
+            line and byte.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: the byte at offset {e.start} (0x{data[e.start]:02x}) is not UTF-8: save the "
+                        "file as UTF-8.") from e
+
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Returns the lines of a JSON-lines text, split at `\n`, `\r\n` or `\r` only: JSON strings hold no raw line
+    feed or carriage return, but may hold U+2028, U+2029 or U+0085 (`str.splitlines` would split there)."""
+    return _LINE_BREAK.split(text)
+
+
+class RecordPosition(NamedTuple):
+    """Where a record starts in its split file: its line, and its column where another record starts on that
+    line too (a JSON array written on one line). `str()` gives `line` or `line:column`, for messages."""
+
+    line: int
+    column: int | None = None
+
+    def __str__(self) -> str:
+        return str(self.line) if self.column is None else f"{self.line}:{self.column}"
+
+
+def read_records(path: str) -> list[tuple[RecordPosition, dict]]:
     """Reads a split file: a JSON array of records (the CasRel layout) or JSON lines (`.jsonl`).
 
     Each record is an object with a `text` string and a `triple_list` of
-    `[subject, relation, object]` strings.
+    `[subject, relation, object]` strings. JSON lines are split by `split_lines`.
 
     Returns:
-        `(line, record)` pairs in file order, `line` being where the record starts (1-based).
+        `(position, record)` pairs in file order, `position` being where the record starts.
 
     Raises:
-        ValueError: malformed JSON or a malformed record, naming `path:line`.
+        DataError: a file that is not UTF-8, malformed JSON or a malformed record, naming `path:position`.
     """
-    with open(path, encoding="utf-8-sig") as f:
-        content = f.read()
+    content = read_text(path)
     if path.endswith(".jsonl"):
-        records = [(number, _parse(line, path, number)) for number, line in enumerate(content.splitlines(), 1)
-                   if line.strip()]
+        records = [(RecordPosition(number), _parse(line, path, number))
+                   for number, line in enumerate(split_lines(content), 1) if line.strip()]
     else:
         parsed = _parse(content, path, 1)
         if not isinstance(parsed, list):
             raise DataError(f"{path}:1: expected a JSON array of records, got {type(parsed).__name__}.")
-        records = list(zip(_record_lines(content, len(parsed)), parsed))
-    for line, record in records:
-        _check_record(record, path, line)
+        records = list(zip(_record_positions(content, len(parsed)), parsed))
+    for position, record in records:
+        _check_record(record, f"{path}:{position}")
     return records
 
 
@@ -101,22 +169,23 @@ def _parse(text: str, path: str, first_line: int):
         raise DataError(f"{path}:{first_line + e.lineno - 1}:{e.colno}: malformed JSON: {e.msg}.") from e
 
 
-def _record_lines(content: str, count: int) -> list[int]:
-    """Returns the line on which each of the `count` records of a valid JSON array starts."""
+def _record_positions(content: str, count: int) -> list[RecordPosition]:
+    """Returns where each of the `count` records of a valid JSON array starts: its line, with its column (1-based)
+    where several records start on that line."""
     decoder = json.JSONDecoder()
-    lines, line, counted, position = [], 1, 0, content.index("[") + 1
+    starts, line, counted, position = [], 1, 0, content.index("[") + 1
     for _ in range(count):
         while content[position] in " \t\r\n,":
             position += 1
         line += content.count("\n", counted, position)
         counted = position
-        lines.append(line)
+        starts.append((line, position - content.rfind("\n", 0, position)))
         _, position = decoder.raw_decode(content, position)
-    return lines
+    per_line = collections.Counter(line for line, _ in starts)
+    return [RecordPosition(line, column if per_line[line] > 1 else None) for line, column in starts]
 
 
-def _check_record(record, path: str, line: int) -> None:
-    where = f"{path}:{line}"
+def _check_record(record, where: str) -> None:
     if not isinstance(record, dict):
         raise DataError(f"{where}: a record must be a JSON object, got {type(record).__name__}.")
     if not isinstance(record.get("text"), str):
@@ -231,9 +300,7 @@ class CasRelBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         manual_dir = os.fspath(dl_manager.manual_dir)
         relations_path = self._checked_file(manual_dir, RELATIONS_FILE)
-        with open(relations_path, encoding="utf-8") as f:
-            published = parse_relation_names(json.load(f))
-        if published != self.relation_names():
+        if read_relation_names(relations_path) != self.relation_names():
             raise DataError(
                 f"{relations_path} does not match {self.builder_config.relations_file}: "
                 "the builder's relation list and the data disagree."
@@ -391,6 +458,12 @@ def _names_near(name: str, names: set[str], listed: int = 12) -> str:
     return (f"the closest are {', '.join(close)} " if close else "") + f"(of {len(names)})"
 
 
+def relation_name(name: str) -> str:
+    """Returns a relation name of a user's folder as read, in a triple or in rel2id.json: mis-decoded UTF-8
+    repaired (`ftfy.fix_encoding`) and the spaces around it removed."""
+    return ftfy.fix_encoding(name).strip()
+
+
 def folder_example(record: dict, relations: set[str], where: str, pretokenized: bool
                    ) -> tuple[dict, collections.Counter]:
     """Converts one user record to a TFDS example, strictly: any triple it cannot place is an error.
@@ -398,7 +471,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     Args:
         record: `{"text", "triple_list"}` (checked by `read_records`).
         relations: the folder's relation names.
-        where: `path:line` of the record, for messages.
+        where: `path:line` (or `path:line:column`, `RecordPosition`) of the record, for messages.
         pretokenized: the text is space-separated tokens (the CasRel JSON layout);
             else it is raw text, tokenised with `rin_keras.data.tokenizer`, and each
             entity is found in it as written (on token boundaries) or as tokens.
@@ -421,7 +494,8 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     words = text.split() if pretokenized else [token.text for token in tokens]
     spans, triples, seen = {}, [], set()
     for triple in record["triple_list"]:
-        subject, relation, obj = (ftfy.fix_encoding(x).strip() for x in triple)
+        subject, obj = (ftfy.fix_encoding(x).strip() for x in (triple[0], triple[2]))
+        relation = relation_name(triple[1])
         if relation not in relations:
             raise DataError(f"{where}: relation {relation!r} is not one of the folder's relations "
                              f"(rel2id.json, or those of the train split when the folder has none): "

@@ -240,7 +240,9 @@ class FolderCorpus(Corpus):
     `test_triples.json` (read exactly as the TFDS builders read them, mis-decoded
     UTF-8 repaired) and optionally `raw_train.jsonl` / `raw_val.jsonl` /
     `raw_test.jsonl`: one `{"raw_text": ...}` line per sentence of the split, in
-    order, the untokenised text (e.g. `webnlg_ood_dev`).
+    order, the untokenised text (e.g. `webnlg_ood_dev`). As the benchmark builders
+    do, it leaves out a gold triple of a CasRel JSON split whose subject or object
+    is not in the text, counted in `triples_not_found` and logged with its lines.
 
     Args:
         directory: the folder.
@@ -259,6 +261,7 @@ class FolderCorpus(Corpus):
         self._relation_names = list(relation_names)
         self.drop_unknown_relations = drop_unknown_relations
         self.unknown_relations = {}  # Split -> {relation name: triples left out}, for the splits read.
+        self.triples_not_found = {}  # Split -> gold triples of a CasRel JSON split left out: an entity not in the text.
 
     @property
     def name(self) -> str:
@@ -274,19 +277,24 @@ class FolderCorpus(Corpus):
         return list(casrel.find_split_files(self.directory))
 
     def split_path(self, split: str) -> str:
-        return casrel.find_split_files(self.directory).get(split, os.path.join(self.directory,
-                                                                                casrel.SPLIT_FILES[split]))
+        """Returns the file of `split`: where the folder lacks it, the name it would have in the folder's format."""
+        found = casrel.find_split_files(self.directory)
+        if split in found:
+            return found[split]
+        in_lines = any(path.endswith(".jsonl") for path in found.values())
+        return os.path.join(self.directory, (casrel.JSONL_SPLIT_FILES if in_lines else casrel.SPLIT_FILES)[split])
 
-    def records(self, split: str) -> list[tuple[int, dict]]:
-        """Returns the `(line, record)` pairs of `split`'s file (see `casrel.read_records`)."""
+    def records(self, split: str) -> list[tuple[casrel.RecordPosition, dict]]:
+        """Returns the `(position, record)` pairs of `split`'s file (see `casrel.read_records`)."""
         if not os.path.exists(self.split_path(split)):
-            raise FileNotFoundError(f"{self.directory} has no {split!r} split: {self.split_path(split)} is missing.")
+            raise FileNotFoundError(f"{self.directory} has no {split} split: add {self.split_path(split)} "
+                                    f"(it holds {', '.join(self.splits) or 'no split'}).")
         return casrel.read_records(self.split_path(split))
 
     def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
         path = self.split_path(split)
         pairs = self.records(split)[:limit]
-        lines, records = [line for line, _ in pairs], [record for _, record in pairs]
+        positions, records = [position for position, _ in pairs], [record for _, record in pairs]
         relation_ids = {name: i for i, name in enumerate(self._relation_names)}
         if self.drop_unknown_relations:
             unknown = collections.Counter(r for record in records for _, r, _ in record["triple_list"]
@@ -298,11 +306,19 @@ class FolderCorpus(Corpus):
             records = [{**record, "triple_list": [t for t in record["triple_list"] if t[1] in relation_ids]}
                        for record in records]
         if path.endswith(".jsonl"):  # Raw sentences, read as a training folder is (strictly).
-            examples = [casrel.folder_example(record, set(relation_ids), f"{path}:{line}", pretokenized=False)[0]
-                        for line, record in zip(lines, records)]
+            examples = [casrel.folder_example(record, set(relation_ids), f"{path}:{position}", pretokenized=False)[0]
+                        for position, record in zip(positions, records)]
         else:  # Tokenised CasRel JSON, read as the benchmark builders read it.
-            examples = [casrel.to_example(record, set(relation_ids), f"{split}_{i}")[0]
-                        for i, record in enumerate(records)]
+            examples, not_found = [], []
+            for i, (position, record) in enumerate(zip(positions, records)):
+                example, counts = casrel.to_example(record, set(relation_ids), f"{split}_{i}")
+                examples.append(example)
+                not_found += [str(position)] * counts["not_found"]
+            if not_found and split not in self.triples_not_found:  # Once a split, however often it is read.
+                logging.warning("%s: %d gold triples whose subject or object is not in the text are left out of the "
+                                "index-based scores (the string scores count them as missed), at lines %s.",
+                                path, len(not_found), ", ".join(dict.fromkeys(not_found)))
+            self.triples_not_found[split] = len(not_found)
 
         def spans(items, key=None):
             rows = [item[key] if key else item for item in items]
@@ -334,7 +350,7 @@ class FolderCorpus(Corpus):
         A JSON-lines split is raw text itself: its texts are returned.
 
         Raises:
-            ValueError: a line is not a JSON object with `raw_text`, or the count differs from the split's.
+            DataError: a line is not a JSON object with `raw_text`, or the count differs from the split's.
         """
         if self.split_path(split).endswith(".jsonl"):
             return [{"raw_text": record["text"]} for _, record in self.records(split)]
@@ -342,16 +358,18 @@ class FolderCorpus(Corpus):
         if not os.path.exists(path):
             return None
         records = []
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    record = json.loads(line)
-                    if not isinstance(record.get("raw_text"), str):
-                        raise ValueError('no "raw_text" string')
-                except (json.JSONDecodeError, ValueError, AttributeError) as e:
-                    raise ValueError(f"{path}:{number}: {e}") from e
-                records.append(record)
+        for number, line in enumerate(casrel.split_lines(casrel.read_text(path)), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record.get("raw_text"), str):
+                    raise ValueError('no "raw_text" string')
+            except (json.JSONDecodeError, ValueError, AttributeError) as e:
+                raise casrel.DataError(f"{path}:{number}: {e}") from e
+            records.append(record)
         expected = len(self.records(split))
         if len(records) != expected:
-            raise ValueError(f"{path} has {len(records)} lines but {self.split_path(split)} {expected} sentences.")
+            raise casrel.DataError(f"{path} has {len(records)} lines but {self.split_path(split)} {expected} "
+                                   "sentences: give one raw text a sentence, in the same order.")
         return records

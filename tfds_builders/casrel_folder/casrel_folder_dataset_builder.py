@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import json
 import os
 import re
 from typing import Iterator
@@ -57,20 +56,21 @@ def folder_config(directory: str) -> FolderConfig:
 
     Raises:
         FileNotFoundError: no folder, or no train split in it.
-        ValueError: malformed `rel2id.json` or train file, or an empty train split.
+        ValueError: malformed `rel2id.json` (a name given twice included) or train file, or no relation.
     """
     directory = os.path.abspath(directory)
     paths = casrel.find_split_files(directory, required=("train",))
     relations_path = os.path.join(directory, casrel.RELATIONS_FILE)
     if os.path.exists(relations_path):
-        with open(relations_path, encoding="utf-8") as f:
-            try:
-                relations = casrel.parse_relation_names(json.load(f))
-            except (json.JSONDecodeError, ValueError, AttributeError) as e:
-                raise casrel.DataError(f"{relations_path}: {e}") from e
+        relations = [casrel.relation_name(name) for name in casrel.read_relation_names(relations_path)]
+        repeated = sorted(name for name, count in collections.Counter(relations).items() if count > 1)
+        if repeated:
+            raise casrel.DataError(f"{relations_path} names {', '.join(map(repr, repeated))} more than once (spaces "
+                                   "around a name and mis-decoded UTF-8 aside): give each relation one id.")
         source = relations_path
     else:
-        relations = sorted({t[1].strip() for _, r in casrel.read_records(paths["train"]) for t in r["triple_list"]})
+        relations = sorted({casrel.relation_name(t[1]) for _, r in casrel.read_records(paths["train"])
+                            for t in r["triple_list"]})
         source = f"the relations of {paths['train']}"
     if not relations:
         raise casrel.DataError(f"{source} names no relation: the train split needs annotated triples.")
@@ -97,11 +97,13 @@ def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a user folder; make it with `folder_builder(directory)`."""
 
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("1.3.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Raw texts: a period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`).",
         "1.2.0": "An entity written with the punctuation after it (`London.`) spans its words alone.",
+        "1.3.0": "Relation names of rel2id.json read as those of triples: spaces around them removed, mis-decoded "
+                 "UTF-8 repaired. JSON lines split at line breaks only (a form feed or U+2028 in a line no longer ends it).",
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -112,26 +114,34 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # The folder is read in place.
         config = self.builder_config
-        return {
-            split: self._generate_examples(os.path.join(config.directory, name), split)
-            for split, name in config.split_files.items()
-        }
+        # Every split is read and checked before any is written.
+        examples = {split: self._read_split(os.path.join(config.directory, name), split)
+                    for split, name in config.split_files.items()}
+        return {split: self._generate_examples(split_examples) for split, split_examples in examples.items()}
 
-    def _generate_examples(self, path: str, split: str) -> Iterator[tuple[str, dict]]:
-        """Yields the examples of one split file; see `casrel.folder_example`."""
+    def _read_split(self, path: str, split: str) -> list[tuple[str, dict]]:
+        """Returns the `(key, example)` pairs of one split file; see `casrel.folder_example`.
+
+        A key is `<split>_<line>` (`<split>_<line>_<column>` for a record that shares its line with others).
+
+        Raises:
+            DataError: a record that cannot be read, or no sentence that is not empty.
+        """
         relations = set(self.builder_config.relations)
         records = casrel.read_records(path)
-        if not records:
-            raise casrel.DataError(f"{path}: the {split} split has no sentences.")
         counts = collections.Counter()
-        for line, record in records:
-            example, example_counts = casrel.folder_example(record, relations, f"{path}:{line}",
+        examples = []
+        for position, record in records:
+            example, example_counts = casrel.folder_example(record, relations, f"{path}:{position}",
                                                             pretokenized=path.endswith(".json"))
             counts.update(example_counts)
             if not example["tokens"]:
                 counts["empty"] += 1
                 continue
-            yield f"{split}_{line}", example
+            key = f"{split}_{position.line}" + ("" if position.column is None else f"_{position.column}")
+            examples.append((key, example))
+        if not examples:
+            raise casrel.DataError(f"{path}: the {split} split has no sentences.")
         logging.info("%s: %d sentences, %d triples; %d mis-decoded texts repaired.", path, len(records),
                      counts["triples"], counts["repaired"])
         if counts["empty"] or counts["duplicates"] or counts["ambiguous"] or counts["trimmed"]:
@@ -141,3 +151,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "after them (`London.`: the punctuation left out of the span).",
                 path, counts["empty"], counts["duplicates"], counts["ambiguous"], counts["trimmed"],
             )
+        return examples
+
+    def _generate_examples(self, examples: list[tuple[str, dict]]) -> Iterator[tuple[str, dict]]:
+        """Yields the `(key, example)` pairs of one split, as `_read_split` read them."""
+        yield from examples
