@@ -122,7 +122,7 @@ def vectors_file_check(keywords: tuple[str, ...]):
     """Returns the `cli.register_path_check` check of a word vectors flag: one of `keywords`, or a file."""
 
     def check(value: str) -> None:
-        if value not in keywords and not os.path.isfile(value):
+        if value not in keywords and not os.path.exists(value):
             raise FileNotFoundError(f"no file {value}: name {' or '.join(keywords)}, or a GloVe-style text file.")
 
     return check

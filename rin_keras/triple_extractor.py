@@ -437,23 +437,28 @@ class RINTripleExtractor(keras.Model):
         `PAIR_CHUNK_SIZE` at a time (docs/benchmarks/serving_latency.md)."""
         import tensorflow as tf
 
-        found = self._graph_function(_ragged_tokens(words), tf.constant(self.threshold, tf.float32),
-                                     tf.constant(candidate_logit(self.threshold), tf.float32))
+        found = self._graph_function()(_ragged_tokens(words), tf.constant(self.threshold, tf.float32),
+                                       tf.constant(candidate_logit(self.threshold), tf.float32))
         found = {key: value.numpy() for key, value in found.items()}
         bounds = np.searchsorted(found.pop("rows"), np.arange(len(words) + 1))  # The cells come sorted by sentence.
         return [{key: value[begin:end] for key, value in found.items()} for begin, end in zip(bounds, bounds[1:])]
 
-    @functools.cached_property
     def _graph_function(self):
-        """`TripleGraph.cells` as a TensorFlow function of one trace. (A cached property is stored past Keras's
-        attribute tracking, so the graph's views of the network are not saved with the extractor.)"""
+        """`TripleGraph.cells` as a TensorFlow function of one trace, made again when the network, the
+        preprocessor's featurizer or `max_length` is replaced. (It is kept past Keras's attribute tracking, so the
+        graph's views of the network are not saved with the extractor.)"""
         import tensorflow as tf
 
         from rin_keras.export import TripleGraph
 
-        return tf.function(TripleGraph(self).cells, input_signature=[
-            tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1), tf.TensorSpec([], tf.float32),
-            tf.TensorSpec([], tf.float32)])
+        made_for = (id(self.model), id(self.preprocessor.featurizer), self.max_length)  # The function holds both.
+        cached = self.__dict__.get("_graph_cache")
+        if cached is None or cached[0] != made_for:
+            function = tf.function(TripleGraph(self).cells, input_signature=[
+                tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1), tf.TensorSpec([], tf.float32),
+                tf.TensorSpec([], tf.float32)])
+            cached = self.__dict__["_graph_cache"] = (made_for, function)
+        return cached[1]
 
     def _python_cells(self, words: list[list[str]]) -> list[dict]:
         """`_sentence_cells` on any backend, from Python: the encoder reads the whole batch and the pair rounds

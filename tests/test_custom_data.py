@@ -194,6 +194,8 @@ def test_rel2id_is_read_like_the_triples(tmp_path):
     relations = {"birthPlace ": 0, "capital": 1, "workPlace": 2}  # A space after a name.
     directory = _folder(tmp_path, {"rel2id.json": b"\xef\xbb\xbf" + json.dumps(relations).encode()})  # A BOM.
     assert _prepare(directory, tmp_path).relation_names == ["birthPlace", "capital", "workPlace"]
+    with pytest.raises(casrel.DataError, match="is neither a name and its integer id"):
+        casrel.parse_relation_names([{"²": "birthPlace"}])  # A digit that int() does not read.
 
 
 def test_a_relation_repaired_by_ftfy_is_one_of_the_folders_relations(tmp_path):

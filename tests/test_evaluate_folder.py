@@ -1,5 +1,6 @@
 """Scoring any CasRel-layout folder, on its tokenised and raw texts (`evaluate --dataset_dir`)."""
 
+import copy
 import json
 import os
 import shutil
@@ -90,7 +91,7 @@ def test_a_missing_split_is_named_in_the_folders_format(tmp_path, model_dir):
 def test_a_gold_triple_not_in_its_text_is_counted_and_logged(folder, tmp_path, model_dir):
     lost = tmp_path / "lost"
     shutil.copytree(folder, lost)
-    records = [{"text": text, "triple_list": triples} for text, _, triples, _ in RECORDS]
+    records = copy.deepcopy([{"text": text, "triple_list": triples} for text, _, triples, _ in RECORDS])
     records[2]["triple_list"][1][2] = "Giorgia Meloni"
     with open(lost / "val_triples.json", "w", encoding="utf-8") as f:
         json.dump(records, f)  # On one line: a record is placed by its column.
@@ -101,6 +102,23 @@ def test_a_gold_triple_not_in_its_text_is_counted_and_logged(folder, tmp_path, m
     message = warning.call_args[0][0] % warning.call_args[0][1:]
     assert message.startswith(f"{lost / 'val_triples.json'}: 1 gold triples whose subject or object is not in the text")
     assert message.endswith(f"at lines 1:{column}.")
+
+
+def test_relation_names_are_read_as_the_folder_builder_reads_them(folder, tmp_path, model_dir):
+    """A name with spaces around it, or mis-decoded UTF-8, is the repaired name the model was trained on."""
+    renamed = tmp_path / "renamed"
+    shutil.copytree(folder, renamed)
+    records = copy.deepcopy([{"text": text, "triple_list": triples} for text, _, triples, _ in RECORDS])
+    records[0]["triple_list"][0][1] = " birthPlace "
+    records[2]["triple_list"][0][1] = "capitÃ¡l"  # "capitál" mis-decoded as cp1252.
+    with open(renamed / "val_triples.json", "w", encoding="utf-8") as f:
+        json.dump(records, f)
+    assert casrel.relation_name(records[2]["triple_list"][0][1]) == "capitál"
+    corpus = FolderCorpus(str(renamed), ["birthPlace", "capitál", "club", "leaderName"], drop_unknown_relations=True)
+    triples = [len(x["triples"]["relation"]) for x in corpus.examples("validation")]
+    assert triples == [1, 1, 2] and corpus.unknown_relations["validation"] == {}
+    gold = [evaluate.last_word_triples(r["triple_list"]) for _, r in corpus.records("validation")]
+    assert ("Bean", "birthPlace", "Texas") in gold[0] and ("Italy", "capitál", "Rome") in gold[2]
 
 
 def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(folder, model_dir):

@@ -437,6 +437,9 @@ def test_cli_checks_the_run_folder_and_vector_files_when_parsed(tmp_path):
             train.FLAGS.unparse_flags()
         train.FLAGS(["prog", f"--model_dir={tmp_path / 'run'}", "--pretrained_vectors=none",
                      f"--word_vectors={tmp_path / 'a_file'}"])
+        train.FLAGS.unparse_flags()
+        os.mkfifo(tmp_path / "vectors")  # A pipe, e.g. <(zcat glove.txt.gz), is read as a file.
+        train.FLAGS(["prog", f"--pretrained_vectors={tmp_path / 'vectors'}"])
 
 
 def test_a_preset_that_does_not_load_is_named_before_the_run_folder_is_written(tmp_path):

@@ -23,8 +23,8 @@ PRETRAINED = ["alan", "bean", "texas", "obama", "honolulu"]
 SENTENCES = ["Alan Bean was born in Wheeler, Texas.", "Barack Obama was born in Honolulu, Hawaii.", "", "Suárez (東京) 🚀"]
 
 
-def _vocab():
-    return (Vocabulary.build([WORDS], ["birthPlace", "country"]).with_pretrained_words(PRETRAINED)
+def _vocab(pretrained=PRETRAINED):
+    return (Vocabulary.build([WORDS], ["birthPlace", "country"]).with_pretrained_words(pretrained)
             .with_pos_lexicon({"was": "VBD", "born": "VBN", "in": "IN", "the": "DT", ",": ",", ".": "."}))
 
 
@@ -113,9 +113,26 @@ def test_predict_traces_its_graph_and_each_python_view_once_for_any_batch_shape(
         extractor.predict(sentences, batch_size=batch_size)
         for begin in range(0, len(sentences), batch_size):
             extractor._python_cells([words[:n][: extractor.max_length] for n in lengths[begin:begin + batch_size]])
-    assert extractor._graph_function.experimental_get_tracing_count() == 1
+    assert extractor._graph_function().experimental_get_tracing_count() == 1
     encode, interact = extractor._split_network
     assert [view.predict_function.experimental_get_tracing_count() for view in (encode, interact)] == [1, 1]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the graph path runs on TensorFlow")
+def test_predict_reads_a_max_length_or_featurizer_set_after_its_first_call():
+    extractor = _extractor()
+    words = "Alan Bean was born in Wheeler , Texas".split()
+    assert len(extractor.predict_detailed([" ".join(words)])[0]["tokens"]) == extractor.max_length == 6
+    extractor.preprocessor.max_length = 8
+    result = extractor.predict_detailed([" ".join(words)])[0]
+    assert len(result["tokens"]) == 8 and max(t["subject_span"][1] for t in result["triples"]) == 8
+    before = extractor._graph_cells([words])[0]["scores"]
+    # A featurizer that reads the words as other rows of the pretrained table: other inputs, other scores.
+    inputs = extractor.preprocessor.featurizer.inputs
+    extractor.preprocessor.featurizer = features.WordIds(_vocab(pretrained=PRETRAINED[::-1]), inputs)
+    graph, python = extractor._graph_cells([words])[0], extractor._python_cells([words])[0]
+    np.testing.assert_allclose(graph["scores"], python["scores"], rtol=1e-6)
+    assert graph["scores"].shape == before.shape and not np.allclose(graph["scores"], before)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the graph path runs on TensorFlow")

@@ -73,7 +73,7 @@ def parse_relation_names(rel2id: object) -> list[str]:
         for key, value in mapping.items():
             if isinstance(value, int) and not isinstance(value, bool):
                 relation_id, name = value, key
-            elif isinstance(value, str) and key.isdigit():
+            elif isinstance(value, str) and key.isdecimal():
                 relation_id, name = int(key), value
             else:
                 raise DataError(f"{key!r}: {value!r} is neither a name and its integer id nor an id and its name: "

@@ -285,11 +285,14 @@ class FolderCorpus(Corpus):
         return os.path.join(self.directory, (casrel.JSONL_SPLIT_FILES if in_lines else casrel.SPLIT_FILES)[split])
 
     def records(self, split: str) -> list[tuple[casrel.RecordPosition, dict]]:
-        """Returns the `(position, record)` pairs of `split`'s file (see `casrel.read_records`)."""
+        """Returns the `(position, record)` pairs of `split`'s file (see `casrel.read_records`), relation names
+        read as the folder builder reads them (`casrel.relation_name`)."""
         if not os.path.exists(self.split_path(split)):
             raise FileNotFoundError(f"{self.directory} has no {split} split: add {self.split_path(split)} "
                                     f"(it holds {', '.join(self.splits) or 'no split'}).")
-        return casrel.read_records(self.split_path(split))
+        return [(position, {**record, "triple_list": [[s, casrel.relation_name(r), o]
+                                                      for s, r, o in record["triple_list"]]})
+                for position, record in casrel.read_records(self.split_path(split))]
 
     def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
         path = self.split_path(split)
