@@ -27,9 +27,9 @@ from rin_keras.losses import MaskedPairwiseBinaryCrossEntropy, MaskedTagCrossEnt
 PAIR_CHUNK_SIZE = 4
 # `RINTripleExtractor.predict` on backends other than TensorFlow (which runs the serving graph's loop) calls the pair
 # rounds from Python, ~3 ms of overhead a call where a step of the graph's loop costs ~0.1 ms, so it takes larger
-# chunks (measured on TensorFlow, before predict ran the graph there). Its sentences/s at batch 64 for chunks of 4 / 8 / 16: WebNLG*
-# test 107-144 / 144-154 / 122-129, webnlg_ood_dev 371-404 / 465-492 / 532-539, two of those sentences a text
-# 195-215 / 221-237 / 217-232 (AVX2 host; docs/benchmarks/serving_latency.md).
+# chunks. Measured on TensorFlow before predict ran the graph there, its sentences/s at batch 64 for chunks of 4 / 8 /
+# 16: WebNLG* test 107-144 / 144-154 / 122-129, webnlg_ood_dev 371-404 / 465-492 / 532-539, two of those sentences a
+# text 195-215 / 221-237 / 217-232 (AVX2 host; docs/experiments.md).
 PREDICT_CHUNK_SIZE = 8
 
 

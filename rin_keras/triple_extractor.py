@@ -18,7 +18,6 @@ first (pysbd); pre-tokenised input goes through `predict_tokens`.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import re
@@ -445,20 +444,33 @@ class RINTripleExtractor(keras.Model):
 
     def _graph_function(self):
         """`TripleGraph.cells` as a TensorFlow function of one trace, made again when the network, the
-        preprocessor's featurizer or `max_length` is replaced. (It is kept past Keras's attribute tracking, so the
-        graph's views of the network are not saved with the extractor.)"""
+        preprocessor's featurizer or `max_length` is replaced (`_kept`)."""
         import tensorflow as tf
 
         from rin_keras.export import TripleGraph
 
-        made_for = (id(self.model), id(self.preprocessor.featurizer), self.max_length)  # The function holds both.
-        cached = self.__dict__.get("_graph_cache")
-        if cached is None or cached[0] != made_for:
-            function = tf.function(TripleGraph(self).cells, input_signature=[
+        def make():
+            return tf.function(TripleGraph(self).cells, input_signature=[
                 tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1), tf.TensorSpec([], tf.float32),
                 tf.TensorSpec([], tf.float32)])
-            cached = self.__dict__["_graph_cache"] = (made_for, function)
-        return cached[1]
+
+        return self._kept("_kept_graph_function", (self.model, self.preprocessor.featurizer, self.max_length), make)
+
+    def _split_network(self) -> tuple[keras.Model, keras.Model]:
+        """`RINModel.split_at_encoder`, made again when the network is replaced (`_kept`)."""
+        return self._kept("_kept_split_network", (self.model,),
+                          lambda: self.model.split_at_encoder(relation_logits=True))
+
+    def _kept(self, name: str, made_for: tuple, make):
+        """`make()`, kept under `name` until `made_for` changes (its objects compared by identity).
+
+        Kept past Keras's attribute tracking, so that it is not saved with the extractor; not a cached property,
+        which Keras's loader, reading every attribute, would make at load.
+        """
+        kept = self.__dict__.get(name)
+        if kept is None or kept[0] != made_for:
+            kept = self.__dict__[name] = (made_for, make())
+        return kept[1]
 
     def _python_cells(self, words: list[list[str]]) -> list[dict]:
         """`_sentence_cells` on any backend, from Python: the encoder reads the whole batch and the pair rounds
@@ -469,7 +481,7 @@ class RINTripleExtractor(keras.Model):
         order = sorted(range(len(words)), key=lambda i: -len(words[i]))
         inputs = self.preprocessor.featurize(_ragged_tokens([words[i] for i in order]))
         inputs = {k: v.numpy() for k, v in inputs.items()}
-        encode, interact = self._split_network
+        encode, interact = self._split_network()
         hidden = predict_on_batch(encode, inputs)
         word_input = inputs[self.model.word_input]
         outputs = [None] * len(words)
@@ -489,9 +501,3 @@ class RINTripleExtractor(keras.Model):
                                 "scores": scores[mine], "subject_starts": starts[subjects],
                                 "object_starts": starts[objects]}
         return outputs
-
-    @functools.cached_property
-    def _split_network(self) -> tuple[keras.Model, keras.Model]:
-        """`RINModel.split_at_encoder`, made once. (A cached property is stored past Keras's attribute tracking,
-        so the two views of the same weights are not saved with the extractor.)"""
-        return self.model.split_at_encoder(relation_logits=True)

@@ -114,7 +114,7 @@ def test_predict_traces_its_graph_and_each_python_view_once_for_any_batch_shape(
         for begin in range(0, len(sentences), batch_size):
             extractor._python_cells([words[:n][: extractor.max_length] for n in lengths[begin:begin + batch_size]])
     assert extractor._graph_function().experimental_get_tracing_count() == 1
-    encode, interact = extractor._split_network
+    encode, interact = extractor._split_network()
     assert [view.predict_function.experimental_get_tracing_count() for view in (encode, interact)] == [1, 1]
 
 
