@@ -3,7 +3,9 @@
     python -m pipelines.local_runner --dataset=webnlg --lr_schedule=cosine --epochs=44
 
 The Trainer takes the model and training flags of `python -m rin_keras.train` (`--variant`, `--rounds`,
-`--epochs`, `--lr_schedule`, ...: docs/flags.md); unset ones keep the dataset's defaults.
+`--epochs`, `--lr_schedule`, `--heldout_categories`, `--word_vectors`, `--pretrained_vectors`,
+`--mixed_precision`, ...: docs/flags.md); unset ones keep the dataset's defaults. The splits to train on and
+`--inference_input` are checked before any work.
 
 Flags this runner does not know go to Beam, e.g.
 `--direct_num_workers=2 --direct_running_mode=multi_processing`, or
@@ -14,6 +16,7 @@ Beam would drop it with a warning.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -24,6 +27,7 @@ from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, 
 from pipelines.rin_pipeline import PipelineConfig, run_pipeline
 from rin_keras import train
 from rin_keras.config import BENCHMARKS, RINConfig
+from rin_keras.data.corpus import Corpus
 
 FLAGS = flags.FLAGS
 
@@ -33,7 +37,9 @@ def define_flags(flag_values=FLAGS):
     values = {"flag_values": flag_values}
     flags.DEFINE_enum("dataset", "webnlg", list(BENCHMARKS), "Benchmark.", **values)
     train.define_config_flags(flag_values)
-    flags.DEFINE_string("pipeline_root", None, "Artifact folder (default pipeline_runs/<dataset>_<variant>).", **values)
+    train.define_input_flags(flag_values)
+    flags.DEFINE_string("pipeline_root", None, "Artifact folder (default pipeline_runs/<dataset>_<variant>[_heldout]).",
+                        **values)
     flags.DEFINE_string("serving_base", None, "Pusher's TF Serving base path (default <pipeline_root>/serving/rin).",
                         **values)
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or "
@@ -51,14 +57,16 @@ def define_flags(flag_values=FLAGS):
 def config_from_flags(flag_values=FLAGS) -> PipelineConfig:
     """The `PipelineConfig` the flags describe; the Trainer's hyperparameters are the model and training flags set."""
     hyperparameters = train.config_flag_values(flag_values)
-    variant = RINConfig.for_dataset(flag_values.dataset, **hyperparameters).variant  # Checks them too.
+    builder_config = RINConfig.for_dataset(flag_values.dataset, **hyperparameters).builder_config  # Checks them too.
     hyperparameters.pop("variant", None)  # ExampleGen's.
-    root = flag_values.pipeline_root or os.path.join("pipeline_runs", f"{flag_values.dataset}_{variant}")
+    root = flag_values.pipeline_root or os.path.join("pipeline_runs", f"{flag_values.dataset}_{builder_config}")
     return PipelineConfig(
         pipeline_root=root,
-        example_gen=example_gen.Config(flag_values.dataset, variant, flag_values.data_dir, flag_values.tfds_data_dir,
-                                       flag_values.num_shards),
-        trainer=trainer.Config(hyperparameters, patience=flag_values.patience,
+        example_gen=example_gen.Config(flag_values.dataset, builder_config, flag_values.data_dir,
+                                       flag_values.tfds_data_dir, flag_values.num_shards),
+        trainer=trainer.Config(hyperparameters, word_vectors=flag_values.word_vectors,
+                               pretrained_vectors=flag_values.pretrained_vectors,
+                               mixed_precision=flag_values.mixed_precision, patience=flag_values.patience,
                                max_train_sentences=flag_values.max_train_sentences),
         evaluator=evaluator.Config(flag_values.min_partial_f1, flag_values.max_f1_drop),
         pusher=pusher.Config(flag_values.serving_base or os.path.join(root, "serving", "rin")),
@@ -73,6 +81,19 @@ def unknown_to_beam(args: list[str]) -> list[str]:
     return parsers[0].parse_known_args(args)[1]
 
 
+def check_inputs(config: PipelineConfig) -> None:
+    """Checks, before any work, that the data has the splits to train on and that `--inference_input` matches files.
+
+    Raises:
+        FileNotFoundError: a split's published file is missing (the message names it), or no input file matches.
+    """
+    data = config.example_gen
+    Corpus.check_splits(data.dataset, data.builder_config, ("train", "validation"), data.tfds_data_dir, data.data_dir)
+    pattern = config.bulk_inferrer.input_pattern
+    if pattern and not glob.glob(pattern):
+        raise FileNotFoundError(f"--inference_input: no file matches {pattern!r}.")
+
+
 def main(argv):
     beam_args = [arg for arg in argv[1:] if arg != "--"]
     unknown = unknown_to_beam(beam_args)
@@ -83,8 +104,9 @@ def main(argv):
         raise SystemExit(f"pipelines.local_runner: {' '.join(unknown)}: neither a flag of this runner (--helpfull) "
                          f"nor a Beam pipeline option.{hint}")
     try:
-        config = config_from_flags()
-    except ValueError as e:
+        config = config_from_flags(FLAGS)
+        check_inputs(config)
+    except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"pipelines.local_runner: {e}") from e
     artifacts = run_pipeline(config, beam_args)
     for name, artifact in artifacts.items():

@@ -5,12 +5,15 @@ DAG: ExampleGen -> StatisticsGen
 
 Each component writes `<pipeline_root>/<Component>/<fingerprint>/`; a rerun skips
 components whose config and inputs did not change and continues after the last
-finished one. `pipelines.local_runner` runs it on this machine.
+finished one. The fingerprints also cover what a component reads from outside the
+pipeline: ExampleGen the published split files present, BulkInferrer its input
+files. `pipelines.local_runner` runs it on this machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 
@@ -19,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.artifacts import Artifact, run_component
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, statistics_gen, trainer
+from rin_keras.files import write_atomically
 
 
 BASELINE_FILE = "blessed_baseline.json"
@@ -43,11 +47,13 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     os.makedirs(root, exist_ok=True)
     options = PipelineOptions(beam_args or [])
 
-    def component(name, settings, inputs, executor):
-        return run_component(root, name, dataclasses.asdict(settings), inputs, executor)
+    def component(name, settings, inputs, executor, read=None):
+        # `read`: what the component reads from outside the pipeline, hashed with its settings.
+        return run_component(root, name, {**dataclasses.asdict(settings), **(read or {})}, inputs, executor)
 
     examples = component("ExampleGen", config.example_gen, {},
-                         lambda out: example_gen.run(config.example_gen, out, options))
+                         lambda out: example_gen.run(config.example_gen, out, options),
+                         {"published_splits": example_gen.published_splits(config.example_gen)})
     statistics = component("StatisticsGen", config.statistics_gen, {"examples": examples},
                            lambda out: statistics_gen.run(config.statistics_gen, examples.uri, out, options))
     model = component("Trainer", config.trainer, {"examples": examples},
@@ -55,14 +61,16 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
 
     baseline_path = os.path.join(root, BASELINE_FILE)
     baseline = _read_json(baseline_path)
-    evaluator_config = dataclasses.replace(
-        config.evaluator, baseline_f1=baseline["partial_f1"] if baseline and baseline["model"] != model.uri else None
-    )
-    evaluation = component("Evaluator", evaluator_config, {"examples": examples, "model": model},
-                           lambda out: evaluator.run(evaluator_config, examples.uri, model.uri, out))
+    # The last blessed model other than this one (a model is known by its Trainer fingerprint; files written before
+    # it was recorded hold the folder only).
+    baseline_f1 = (baseline["partial_f1"] if baseline and baseline.get("fingerprint", baseline["model"])
+                   not in (model.fingerprint, model.uri) else None)
+    evaluation = component("Evaluator", config.evaluator, {"examples": examples, "model": model},
+                           lambda out: evaluator.run(config.evaluator, examples.uri, model.uri, out, baseline_f1))
     if evaluation.properties["blessed"]:
-        with open(baseline_path, "w", encoding="utf-8") as f:
-            json.dump({"model": model.uri, "partial_f1": evaluation.properties["partial_f1"]}, f)
+        record = {"model": model.uri, "fingerprint": model.fingerprint,
+                  "partial_f1": evaluation.properties["partial_f1"]}
+        write_atomically(baseline_path, lambda path: _write_json(path, record))
     pushed = component("Pusher", config.pusher, {"model": model, "blessing": evaluation},
                        lambda out: pusher.run(config.pusher, model.uri, evaluation.properties["blessed"], out))
     artifacts = {"ExampleGen": examples, "StatisticsGen": statistics, "Trainer": model,
@@ -70,12 +78,28 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     if not pushed.properties["pushed"]:
         logging.warning("Model not blessed (%s): no push, no bulk inference.", "; ".join(evaluation.properties["reasons"]))
         return artifacts
+    default_input = os.path.join(examples.uri, "text", "test.txt")
     artifacts["BulkInferrer"] = component(
         "BulkInferrer", config.bulk_inferrer, {"pushed": pushed, "examples": examples},
-        lambda out: bulk_inferrer.run(config.bulk_inferrer, pushed.properties["path"],
-                                      os.path.join(examples.uri, "text", "test.txt"), out, options),
+        lambda out: bulk_inferrer.run(config.bulk_inferrer, pushed.properties["path"], default_input, out, options),
+        {"input_files": _file_stamps(config.bulk_inferrer.input_pattern) if config.bulk_inferrer.input_pattern
+         else None},
     )
     return artifacts
+
+
+def _file_stamps(pattern: str) -> list[tuple[str, int, int]]:
+    """(absolute path, size, modification time in ns) of each file `pattern` matches: a changed file changes them."""
+    stamps = []
+    for path in sorted(glob.glob(pattern)):
+        stat = os.stat(path)
+        stamps.append((os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
+    return stamps
+
+
+def _write_json(path, record):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f)
 
 
 def _read_json(path):

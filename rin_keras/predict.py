@@ -27,6 +27,21 @@ from rin_keras import cli
 from rin_keras.triple_extractor import split_pretokenized
 
 
+class InputError(ValueError):
+    """A text file that cannot be read as texts; the message names the file (and the line or item)."""
+
+
+def read_texts(path: str) -> Iterator[str]:
+    """The texts of a file, as `--input` reads them: one a line (`.jsonl`: each line's "text"), or a `.json` list.
+
+    Invalid UTF-8 reads as U+FFFD and a byte-order mark is dropped; lines end at `\\n`, `\\r\\n` or `\\r`.
+
+    Raises:
+        InputError: malformed JSON or another layout, when it is reached (the texts before it have been yielded).
+    """
+    return iter(_json_texts(path)) if _suffix(path) == ".json" else _read_lines(path)
+
+
 def _inputs(path: str | None, argv: list[str]) -> tuple[Iterator[str], int | None]:
     """The texts to read, each read once, and how many there are for the progress bar (None: stdin, not counted).
 
@@ -45,7 +60,7 @@ def _read_lines(path: str | None) -> Iterator[str]:
     """Yields the texts of the lines of `path` (`.jsonl`: each line's "text"), or of stdin, as they are read.
 
     Raises:
-        SystemExit: a `.jsonl` line that is not an object with a "text" string, named by file and line, when it is
+        InputError: a `.jsonl` line that is not an object with a "text" string, named by file and line, when it is
             reached (the texts before it have been yielded).
     """
     jsonl = _suffix(path) == ".jsonl"
@@ -59,11 +74,11 @@ def _read_lines(path: str | None) -> Iterator[str]:
                 try:
                     text = json.loads(line)["text"]
                 except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}:{number}: malformed JSON ({e}).")
+                    raise InputError(f"{path}:{number}: malformed JSON ({e}).")
                 except (KeyError, TypeError):
                     text = None
                 if not isinstance(text, str):
-                    raise SystemExit(f"{path}:{number}: expected a JSON object with a \"text\" string.")
+                    raise InputError(f"{path}:{number}: expected a JSON object with a \"text\" string.")
                 yield text
 
 
@@ -107,7 +122,7 @@ def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
         part = []
         try:
             part.extend(itertools.islice(texts, size))
-        except SystemExit:
+        except InputError:
             if part:
                 yield part
             raise
@@ -121,20 +136,20 @@ def _json_texts(path: str) -> list[str]:
     `test_triples.json`).
 
     Raises:
-        SystemExit: malformed JSON, or another layout, naming the file (and the item).
+        InputError: malformed JSON, or another layout, naming the file (and the item).
     """
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         try:
             items = json.load(f)
         except json.JSONDecodeError as e:
-            raise SystemExit(f"{path}: malformed JSON ({e}).")
+            raise InputError(f"{path}: malformed JSON ({e}).")
     if not isinstance(items, list):
-        raise SystemExit(f"{path}: expected a JSON list of texts, or of objects with a \"text\" string (one object "
+        raise InputError(f"{path}: expected a JSON list of texts, or of objects with a \"text\" string (one object "
                          "a line is a .jsonl file).")
     texts = [item.get("text") if isinstance(item, dict) else item for item in items]
     for index, text in enumerate(texts):
         if not isinstance(text, str):
-            raise SystemExit(f"{path}: item {index}: expected a text, or an object with a \"text\" string.")
+            raise InputError(f"{path}: item {index}: expected a text, or an object with a \"text\" string.")
     return texts
 
 
@@ -150,8 +165,7 @@ def _count_lines(path: str) -> int:
 
 
 def main(argv):
-    from absl import flags, logging
-    from tqdm import tqdm
+    from absl import flags
 
     FLAGS = flags.FLAGS
     if FLAGS.input and argv[1:]:
@@ -161,7 +175,18 @@ def main(argv):
                  "given: choose one.")
     if FLAGS.resume and not (FLAGS.input and FLAGS.output):
         sys.exit("rin_keras.predict: --resume goes on with an --output from an --input file: give both.")
-    texts, total = _inputs(FLAGS.input, argv[1:])
+    try:
+        _predict_inputs(FLAGS, argv[1:])
+    except InputError as e:
+        sys.exit(str(e))
+
+
+def _predict_inputs(FLAGS, argv: list[str]) -> None:
+    """Writes the results of the texts of `argv`, `--input` or stdin, as the flags say (see `main`)."""
+    from absl import logging
+    from tqdm import tqdm
+
+    texts, total = _inputs(FLAGS.input, argv)
     done = _resume_point(texts, FLAGS.input, FLAGS.output, FLAGS.documents) if FLAGS.resume else 0
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":

@@ -73,14 +73,41 @@ def define_config_flags(flag_values=flags.FLAGS) -> None:
 
 
 def config_flag_values(flag_values=flags.FLAGS) -> dict:
-    """The `RINConfig` fields that the flags of `define_config_flags` give a value: those set, and the defaults of
-    all but the recipe fields (whose defaults depend on the dataset and encoder)."""
-    return {f.name: flag_values[f.name].value for f in flag_fields() if flag_values[f.name].value is not None}
+    """The `RINConfig` fields that the flags of `define_config_flags` and `define_input_flags` give a value: those
+    set, and the defaults of all but the recipe fields (whose defaults depend on the dataset and encoder);
+    `--pretrained_vectors=none` sets `pretrained_dim` 0, and a BERT encoder drops the BiLSTM's word features."""
+    fields = {f.name: flag_values[f.name].value for f in flag_fields() if flag_values[f.name].value is not None}
+    if flag_values.pretrained_vectors == "none":
+        fields["pretrained_dim"] = 0
+    if flag_values.encoder == "bert":
+        for name in _BILSTM_FLAGS:
+            fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
+    return fields
+
+
+def define_input_flags(flag_values=flags.FLAGS) -> None:
+    """Defines the flags of the word vectors and of the dtype policy (the pipeline's runner takes them too)."""
+    flags.DEFINE_string(
+        "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "pretrained_vectors", "glove",
+        "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
+        "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
+        flag_values=flag_values,
+    )
+    cli.register_path_check("word_vectors", vectors_file_check(("word2vec", "random")), flag_values)
+    cli.register_path_check("pretrained_vectors", vectors_file_check(("glove", "none")), flag_values)
+    flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.",
+                      flag_values=flag_values)
 
 
 def define_flags():
-    """Defines the command-line flags: RINConfig's (`define_config_flags`), the data's and the run's."""
+    """Defines the command-line flags: RINConfig's (`define_config_flags`), the word vectors' and dtype policy's
+    (`define_input_flags`), the data's and the run's."""
     define_config_flags()
+    define_input_flags()
     flags.DEFINE_enum("dataset", "webnlg", list(BENCHMARKS), "Benchmark to train on.")
     flags.DEFINE_string(
         "dataset_dir", None,
@@ -89,21 +116,10 @@ def define_flags():
     )
     cli.register_path_check("dataset_dir", check_dataset_dir)
     flags.DEFINE_integer("patience", 30, "Stop after this many epochs without a better dev F1.", lower_bound=1)
-    flags.DEFINE_string(
-        "word_vectors", "word2vec", "word2vec (trained on the train split, cached), random, or a GloVe-style text file."
-    )
-    flags.DEFINE_string(
-        "pretrained_vectors", "glove",
-        "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
-        "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
-    )
-    cli.register_path_check("word_vectors", vectors_file_check(("word2vec", "random")))
-    cli.register_path_check("pretrained_vectors", vectors_file_check(("glove", "none")))
     flags.DEFINE_string("model_dir", None, "Output folder (default runs/<dataset>_<variant>[_heldout]_k<rounds>).")
     cli.register_path_check("model_dir", cli.folder_to_write)
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets (TFDS default).")
-    flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Keras dtype policy.")
     flags.DEFINE_enum(
         "strategy", "default", ["default", "mirrored", "tpu", "data_parallel"],
         "default, mirrored or tpu: a tf.distribute strategy (TensorFlow backend). data_parallel: keras.distribution's "
@@ -178,11 +194,6 @@ def config_from_flags() -> RINConfig:
             raise SystemExit("rin_keras.train: --dataset and --dataset_dir both name the data to train on: give one "
                              "of them.")
         fields.setdefault("variant", "exact")
-    if FLAGS.pretrained_vectors == "none":
-        fields["pretrained_dim"] = 0
-    if FLAGS.encoder == "bert":
-        for name in _BILSTM_FLAGS:
-            fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
         return RINConfig.for_dataset(dataset, **fields)

@@ -154,7 +154,7 @@ def test_predict_reads_a_json_file_of_texts_or_of_casrel_records_once(tmp_path):
                              ('["One.", {"txt": "Two."}]', "item 1: expected a text"),
                              ('["One.",', "malformed JSON")):
         texts.write_text(content)
-        with pytest.raises(SystemExit, match=message):
+        with pytest.raises(predict.InputError, match=message):
             predict._inputs(str(texts), [])
 
 

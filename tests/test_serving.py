@@ -682,7 +682,7 @@ def test_predict_and_export_command_lines(served, tmp_path):
     documents.write_text('{"text": "ok"}\n{"text": 1}\n', encoding="utf-8")
     texts, _ = predict._inputs(str(documents), [])
     assert next(texts) == "ok"  # Texts come as they are read.
-    with pytest.raises(SystemExit, match="docs.jsonl:2: expected a JSON object with a \"text\" string.$"):
+    with pytest.raises(predict.InputError, match="docs.jsonl:2: expected a JSON object with a \"text\" string.$"):
         next(texts)
     out = subprocess.run(
         [sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",

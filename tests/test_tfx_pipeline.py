@@ -13,7 +13,7 @@ from absl import flags
 
 from pipelines import local_runner, rin_pipeline
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
-from rin_keras import RINConfig, export
+from rin_keras import RINConfig, export, predict
 from rin_keras.data.corpus import RecordCorpus
 from rin_keras.triple_extractor import RINTripleExtractor
 from tfds_builders import testing
@@ -54,6 +54,8 @@ def test_every_artifact_exists(first_run):
     examples = artifacts["ExampleGen"]
     corpus = RecordCorpus(examples.uri)
     assert corpus.name == "webnlg/exact/1.1.0"
+    recorded = json.loads(open(examples.path("artifact.json")).read())
+    assert recorded["config"]["published_splits"] == ["train", "validation", "test"]  # Part of the fingerprint.
     assert {s: len(corpus.examples(s)) for s in ("train", "validation", "test")} == examples.properties["num_examples"]
     assert os.path.exists(examples.path("text", "test.txt"))
     statistics = json.loads(open(artifacts["StatisticsGen"].path("statistics.json")).read())
@@ -96,9 +98,29 @@ def test_bulk_inference_matches_predict(first_run, tmp_path):
     path = export.export_version(extractor, str(tmp_path / "models"))
     counts = bulk_inferrer.run(bulk_inferrer.Config(max_batch_size=2), path, test_file, str(tmp_path / "out"))
     lines = _predictions(tmp_path / "out")
-    assert counts == {"sentences": len(sentences), "triples": sum(map(len, expected.values()))}
+    assert counts == {"sentences": len(sentences), "triples": sum(map(len, expected.values())), "truncated": 0}
     assert counts["triples"] > len(sentences)
     assert_same_triples([r["triples"] for r in lines], [expected[r["text"]] for r in lines])
+
+    # Files as `rin_keras.predict --input` reads them: a byte-order mark, `\r` line ends, a byte that is not UTF-8,
+    # JSON lines; a text over the model's maximum of tokens is marked truncated.
+    long_text = " ".join(["word"] * (extractor.max_length + 20))
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(b"\xef\xbb\xbf" + "\r".join([*sentences[:3], long_text]).encode() + b"\r\xffAlan Bean .\n")
+    jsonl = tmp_path / "raw.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": s}) + "\n" for s in sentences[3:6]), encoding="utf-8")
+    texts = [*predict.read_texts(str(raw)), *predict.read_texts(str(jsonl))]
+    assert texts == [*sentences[:3], long_text, "\ufffdAlan Bean .", *sentences[3:6]]
+    counts = bulk_inferrer.run(bulk_inferrer.Config(str(tmp_path / "raw.*"), max_batch_size=2), path, test_file,
+                               str(tmp_path / "raw_out"))
+    lines = _predictions(tmp_path / "raw_out")
+    assert sorted(r["text"] for r in lines) == sorted(texts) and counts["truncated"] == 1
+    expected = dict(zip(texts, extractor.predict_detailed(texts)))
+    assert all(r["truncated"] == expected[r["text"]]["truncated"] for r in lines)
+    assert_same_triples([r["triples"] for r in lines], [expected[r["text"]]["triples"] for r in lines])
+    jsonl.write_text('{"text": "One."}\n{"txt": "Two."}\n', encoding="utf-8")
+    with pytest.raises(predict.InputError, match=r"raw.jsonl:2: expected a JSON object with a \"text\" string"):
+        bulk_inferrer.run(bulk_inferrer.Config(str(jsonl)), path, test_file, str(tmp_path / "bad_out"))
 
 
 def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_run):
@@ -110,12 +132,43 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
         assert second["ExampleGen"].uri == artifacts["ExampleGen"].uri
         assert second["Trainer"].uri != artifacts["Trainer"].uri
         assert second["Pusher"].properties["version"] == 2
+        assert second["Evaluator"].properties["baseline_f1"] == artifacts["Evaluator"].properties["partial_f1"]
+        # The same command again, now that its own model is the last blessed one: nothing runs, nothing is pushed.
+        with mock.patch.object(evaluator, "run", side_effect=AssertionError("the evaluation must be reused")):
+            again = rin_pipeline.run_pipeline(dataclasses.replace(config, trainer=_trainer(7)))
+        assert {k: v.uri for k, v in again.items()} == {k: v.uri for k, v in second.items()}
         refused = rin_pipeline.run_pipeline(dataclasses.replace(
             config, trainer=_trainer(7), evaluator=evaluator.Config(min_partial_f1=101.0)))
     assert not refused["Evaluator"].properties["blessed"]
     assert os.path.exists(refused["Evaluator"].path("NOT_BLESSED"))
     assert not refused["Pusher"].properties["pushed"] and "BulkInferrer" not in refused
     assert sorted(os.listdir(config.pusher.serving_base)) == ["1", "2"]
+
+
+def test_bulk_inferrer_runs_again_when_its_input_file_changes(first_run, tmp_path):
+    config, artifacts = first_run
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("Alan Bean was born in Wheeler , Texas .\n", encoding="utf-8")
+    config = dataclasses.replace(config, bulk_inferrer=bulk_inferrer.Config(str(inputs), max_batch_size=2))
+    with testing.dummy_checksums("webnlg"):
+        before = rin_pipeline.run_pipeline(config)["BulkInferrer"]
+        inputs.write_text("Acharya Institute of Technology is in Bangalore , India .\n", encoding="utf-8")
+        after = rin_pipeline.run_pipeline(config)
+    assert after["Trainer"].uri == artifacts["Trainer"].uri and after["BulkInferrer"].uri != before.uri
+    assert [r["text"] for r in _predictions(after["BulkInferrer"].uri)] == [
+        "Acharya Institute of Technology is in Bangalore , India ."]
+
+
+def test_trainer_refuses_examples_of_another_builder_config(first_run, tmp_path):
+    _, artifacts = first_run
+    examples = tmp_path / "examples"
+    shutil.copytree(artifacts["ExampleGen"].uri, examples)
+    splits = json.loads((examples / "splits.json").read_text())
+    (examples / "splits.json").write_text(json.dumps({**splits, "name": "webnlg3/exact_heldout/1.2.0"}))
+    with mock.patch.object(trainer.train, "train", side_effect=AssertionError("must not train")):
+        with pytest.raises(ValueError, match="the examples are webnlg3/exact_heldout/1.2.0, but the model's config "
+                                             "asks for webnlg3/exact"):
+            trainer.run(_trainer(1), str(examples), str(tmp_path / "model"))
 
 
 def test_trainer_reads_back_a_run_that_finished_before_it_was_recorded(first_run, tmp_path):
@@ -150,15 +203,47 @@ def test_runner_flags_give_the_trainer_rin_keras_train_settings():
     flag_values(["local_runner", "--dataset=webnlg3", "--lr_schedule=cosine", "--epochs=3", "--char_dim=0",
                  "--patience=5", "--direct_num_workers=2"], known_only=True)
     config = local_runner.config_from_flags(flag_values)
-    assert (config.example_gen.dataset, config.example_gen.variant) == ("webnlg3", "exact")  # webnlg3's default
+    assert (config.example_gen.dataset, config.example_gen.builder_config) == ("webnlg3", "exact")  # its default
     trained = RINConfig.for_dataset("webnlg3", variant="exact", **config.trainer.hyperparameters)
     assert (trained.lr_schedule, trained.epochs, trained.char_dim, trained.rounds) == ("cosine", 3, 0, 3)
     assert trained == RINConfig.for_dataset("webnlg3", lr_schedule="cosine", epochs=3, char_dim=0)
     assert config.trainer.patience == 5 and config.pipeline_root == os.path.join("pipeline_runs", "webnlg3_exact")
+    assert (config.trainer.word_vectors, config.trainer.pretrained_vectors) == ("word2vec", "glove")
     flag_values(["local_runner", "--dataset=webnlg", "--variant=partial", "--rounds=2"], known_only=True)
     config = local_runner.config_from_flags(flag_values)
-    assert config.example_gen.variant == "partial" and config.trainer.hyperparameters["rounds"] == 2
+    assert config.example_gen.builder_config == "partial" and config.trainer.hyperparameters["rounds"] == 2
     assert "variant" not in config.trainer.hyperparameters
+    # Held-out categories reach ExampleGen (the builder config) and the Trainer; the vector and dtype flags too.
+    flag_values = flags.FlagValues()
+    local_runner.define_flags(flag_values)
+    flag_values(["local_runner", "--dataset=webnlg3", "--heldout_categories", "--pretrained_vectors=none",
+                 "--word_vectors=random", "--mixed_precision=mixed_bfloat16"], known_only=True)
+    config = local_runner.config_from_flags(flag_values)
+    assert config.example_gen.builder_config == "exact_heldout"
+    assert config.pipeline_root == os.path.join("pipeline_runs", "webnlg3_exact_heldout")
+    assert config.trainer.hyperparameters["heldout_categories"] and config.trainer.hyperparameters["pretrained_dim"] == 0
+    assert (config.trainer.word_vectors, config.trainer.pretrained_vectors, config.trainer.mixed_precision) == (
+        "random", "none", "mixed_bfloat16")
+
+
+def test_runner_checks_the_train_split_and_the_inference_input_before_any_work(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(testing.dummy_dir("nyt"), data)  # Without train_triples.json, as published here.
+    flag_values = flags.FlagValues()
+    local_runner.define_flags(flag_values)
+    with mock.patch.object(local_runner, "FLAGS", flag_values), \
+            mock.patch.object(local_runner, "run_pipeline", side_effect=AssertionError("must not run")):
+        flag_values(["local_runner", "--dataset=nyt", f"--data_dir={data}", f"--tfds_data_dir={tmp_path / 'tfds'}"],
+                    known_only=True)
+        with pytest.raises(SystemExit, match=r"^pipelines.local_runner: nyt/partial/[0-9.]+ has no 'train' split: "
+                                             r".*nyt_star/train_triples.json is missing"):
+            local_runner.main(["local_runner"])
+        flag_values(["local_runner", "--dataset=webnlg", f"--data_dir={testing.dummy_dir('webnlg')}",
+                     f"--inference_input={tmp_path / 'none*.txt'}"], known_only=True)
+        with pytest.raises(SystemExit, match=r"^pipelines.local_runner: --inference_input: no file matches"):
+            local_runner.main(["local_runner"])
+    assert example_gen.published_splits(example_gen.Config("nyt", "partial", str(data), str(tmp_path / "tfds"))) == [
+        "validation", "test"]  # Part of ExampleGen's fingerprint: adding the train file makes a new run.
 
 
 def test_runner_refuses_flags_that_neither_it_nor_beam_reads():

@@ -1,11 +1,13 @@
 """BulkInferrer: a Beam pipeline running an exported model over text files with RunInference.
 
-Reads one sentence per line, batches them (`BatchElements` inside RunInference),
-runs the SavedModel's `serving_default` signature, and writes JSON lines
-`{"text", "triples"}` (as `rin_keras.predict` and `serving.client` write) with the
-`serving.contract.triples_from_outputs` triple structure. The same code runs on
-Flink, Spark or Dataflow through the Beam pipeline options (the model path must
-then be readable by the workers, e.g. on GCS).
+Reads the texts of its input files as `rin_keras.predict --input` does (one a line, `.jsonl` or `.json`: `read_texts`),
+batches them (`BatchElements` inside RunInference), runs the SavedModel's
+`serving_default` signature, and writes JSON lines `{"text", "triples", "truncated"}`
+(the `serving.contract.triples_from_outputs` triple structure, as `rin_keras.predict`
+and `serving.client` write it; `truncated`: the text had more than the model's maximum
+of tokens, and the rest was not read). The same code runs on Flink, Spark or Dataflow
+through the Beam pipeline options, each file read by one worker (the input files and
+the model path must then be readable by the workers).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import os
 from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
+from absl import logging
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from rin_keras.predict import read_texts
 from serving import contract
 
 OUTPUT_PREFIX = "predictions"
@@ -60,30 +64,46 @@ class SavedModelTextHandler(ModelHandler[str, PredictionResult, Any]):
         import tensorflow as tf
 
         outputs = model(**{contract.input_name(contract.SENTENCES_SIGNATURE): tf.constant(list(batch), tf.string)})
-        triples = contract.triples_from_outputs({k: v.numpy() for k, v in outputs.items()})
-        return [PredictionResult(sentence, result) for sentence, result in zip(batch, triples)]
+        outputs = {k: v.numpy() for k, v in outputs.items()}
+        results = [{"triples": triples, "truncated": bool(truncated)}
+                   for triples, truncated in zip(contract.triples_from_outputs(outputs), outputs["truncated"])]
+        return [PredictionResult(sentence, result) for sentence, result in zip(batch, results)]
 
     def batch_elements_kwargs(self):
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
 
 
 def run(config: Config, saved_model_dir: str, default_input: str, output_dir: str, beam_options=None) -> dict:
-    """Writes `predictions-SSSSS-of-NNNNN.jsonl`; returns the sentence and triple counts."""
-    pattern = config.input_pattern or default_input
-    if not glob.glob(pattern):
-        raise FileNotFoundError(f"BulkInferrer: no input file matches {pattern!r}.")
+    """Writes `predictions-SSSSS-of-NNNNN.jsonl`; returns the counts of sentences, triples and truncated texts.
+
+    Raises:
+        FileNotFoundError: no input file matches.
+        rin_keras.predict.InputError: an input file is not texts (malformed JSON lines), naming the file and line.
+    """
+    files = sorted(glob.glob(config.input_pattern or default_input))
+    if not files:
+        raise FileNotFoundError(f"BulkInferrer: no input file matches {config.input_pattern or default_input!r}.")
+    for path in files:  # A file that is not texts fails here, in one line, before a worker reads it.
+        for _ in read_texts(path):
+            pass
     with beam.Pipeline(options=beam_options) as pipeline:
         _ = (
             pipeline
-            | "Read" >> beam.io.ReadFromText(pattern)
+            | "Files" >> beam.Create(files)
+            | "Read" >> beam.FlatMap(read_texts)
             | "RunInference" >> RunInference(SavedModelTextHandler(saved_model_dir, config.max_batch_size))
-            | "Json" >> beam.Map(lambda r: json.dumps({"text": r.example, "triples": r.inference}, ensure_ascii=False))
+            | "Json" >> beam.Map(lambda r: json.dumps({"text": r.example, **r.inference}, ensure_ascii=False))
             | "Write" >> beam.io.WriteToText(os.path.join(output_dir, OUTPUT_PREFIX), file_name_suffix=".jsonl")
         )
-    sentences = triples = 0
+    counts = {"sentences": 0, "triples": 0, "truncated": 0}
     for path in glob.glob(os.path.join(output_dir, f"{OUTPUT_PREFIX}-*.jsonl")):
         with open(path, encoding="utf-8") as f:
             for line in f:
-                sentences += 1
-                triples += len(json.loads(line)["triples"])
-    return {"sentences": sentences, "triples": triples}
+                record = json.loads(line)
+                counts["sentences"] += 1
+                counts["triples"] += len(record["triples"])
+                counts["truncated"] += record["truncated"]
+    if counts["truncated"]:
+        logging.warning("BulkInferrer: %d text(s) had more than the model's maximum of tokens and were cut "
+                        "(\"truncated\": true).", counts["truncated"])
+    return counts

@@ -25,15 +25,16 @@ class Config:
     """ExampleGen settings.
 
     Attributes:
-        dataset: `webnlg` or `nyt`.
-        variant: `partial` or `exact`.
+        dataset: `webnlg`, `webnlg3` or `nyt`.
+        builder_config: the TFDS builder config, `RINConfig.builder_config`: `partial` or `exact` (for webnlg3 also
+            `partial_heldout` and `exact_heldout`).
         data_dir: manual folder of the published files (default $RIN_DATA_DIR or ../shared/data).
         tfds_data_dir: where TFDS keeps the prepared dataset.
         num_shards: TFRecord shards per split (0: let the runner choose).
     """
 
     dataset: str = "webnlg"
-    variant: str = "partial"
+    builder_config: str = "partial"
     data_dir: str | None = None
     tfds_data_dir: str | None = None
     num_shards: int = 1
@@ -55,9 +56,14 @@ class _SentenceText(beam.DoFn):
         yield " ".join(t.decode("utf-8") for t in tokens)
 
 
+def published_splits(config: Config) -> list[str]:
+    """The splits whose published file is in the manual folder: a file added later makes a new ExampleGen run."""
+    return Corpus.published_splits(config.dataset, config.builder_config, config.tfds_data_dir, config.data_dir)
+
+
 def run(config: Config, output_dir: str, beam_options=None) -> dict:
     """Builds (or reuses) the TFDS dataset and writes its splits as shards; returns counts."""
-    corpus = Corpus.prepare(config.dataset, config.variant, config.tfds_data_dir, config.data_dir)
+    corpus = Corpus.prepare(config.dataset, config.builder_config, config.tfds_data_dir, config.data_dir)
     info = corpus.builder.info
     info.features.save_config(output_dir)
     splits = list(info.splits)

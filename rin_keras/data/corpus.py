@@ -108,6 +108,17 @@ class Corpus:
             if split not in corpus.builder.info.splits and not os.path.exists(corpus.split_path(split)):
                 raise FileNotFoundError(corpus._missing_split_message(split))
 
+    @classmethod
+    def published_splits(cls, dataset: str, variant: str, data_dir: str | None = None,
+                         manual_dir: str | None = None) -> list[str]:
+        """The splits of `casrel.SPLIT_FILES` whose published file is in the manual folder (nothing is built).
+
+        Args:
+            dataset, variant, data_dir, manual_dir: as for `prepare`.
+        """
+        corpus = cls(tfds.builder(f"{dataset}/{variant}", data_dir=data_dir), manual_dir or casrel.default_manual_dir())
+        return [split for split in casrel.SPLIT_FILES if os.path.exists(corpus.split_path(split))]
+
     def _missing_split_message(self, split: str) -> str:
         return (f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
                 "Add the file there (see the data README) and run again; the split is then built.")
