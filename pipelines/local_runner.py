@@ -16,7 +16,6 @@ Beam would drop it with a warning.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 
@@ -82,16 +81,17 @@ def unknown_to_beam(args: list[str]) -> list[str]:
 
 
 def check_inputs(config: PipelineConfig) -> None:
-    """Checks, before any work, that the data has the splits to train on and that `--inference_input` matches files.
+    """Checks, before any work, that the data has the splits to train on and that `--inference_input` matches files
+    that read as texts (`bulk_inferrer.input_files`).
 
     Raises:
         FileNotFoundError: a split's published file is missing (the message names it), or no input file matches.
+        rin_keras.predict.InputError: an input file is not texts, named with its line.
     """
     data = config.example_gen
     Corpus.check_splits(data.dataset, data.builder_config, ("train", "validation"), data.tfds_data_dir, data.data_dir)
-    pattern = config.bulk_inferrer.input_pattern
-    if pattern and not glob.glob(pattern):
-        raise FileNotFoundError(f"--inference_input: no file matches {pattern!r}.")
+    if config.bulk_inferrer.input_pattern:
+        bulk_inferrer.input_files(config.bulk_inferrer.input_pattern)
 
 
 def main(argv):

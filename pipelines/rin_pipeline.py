@@ -65,9 +65,14 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     # it was recorded hold the folder only).
     baseline_f1 = (baseline["partial_f1"] if baseline and baseline.get("fingerprint", baseline["model"])
                    not in (model.fingerprint, model.uri) else None)
-    evaluation = component("Evaluator", config.evaluator, {"examples": examples, "model": model},
-                           lambda out: evaluator.run(config.evaluator, examples.uri, model.uri, out, baseline_f1))
-    if evaluation.properties["blessed"]:
+    evaluated = []
+
+    def evaluate(out):
+        evaluated.append(out)
+        return evaluator.run(config.evaluator, examples.uri, model.uri, out, baseline_f1)
+
+    evaluation = component("Evaluator", config.evaluator, {"examples": examples, "model": model}, evaluate)
+    if evaluated and evaluation.properties["blessed"]:  # A reused evaluation (an older model's) moves no baseline.
         record = {"model": model.uri, "fingerprint": model.fingerprint,
                   "partial_f1": evaluation.properties["partial_f1"]}
         write_atomically(baseline_path, lambda path: _write_json(path, record))

@@ -19,6 +19,7 @@ A folder holding a finished run, or an unfinished run of another network, is ref
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -282,44 +283,57 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
                           benchmark=corpus is None and not dataset_dir)
     if strategy == "data_parallel":
         cluster.start()
-    keras.mixed_precision.set_global_policy("float32" if mixed_precision == "none" else mixed_precision)
-    if not cluster.is_chief:
-        cluster.barrier("run_dir")  # The chief prepares the data and the run folder first; then the others read them.
-        model_dir = cluster.worker_dir(model_dir)
-    corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
-    config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
-    if cluster.is_chief:
-        cluster.barrier("run_dir")
-    keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
-    train_data = _train_data(config, corpus, preprocessor, _entity_substitution(
-        config, corpus, preprocessor.vocabulary, pretrained, pretrained_source), bucketing=bucketing,
-        jit_compile=jit_compile, limit=max_train_sentences, cluster=cluster)
-    with get_strategy(strategy).scope():
-        # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
-        cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
-        model = _build_model(config, corpus, preprocessor, word_vectors_source, pretrained, cache_dir, jit_compile)
-    cluster.share_chief_weights(model)
-    model.summary(print_fn=logging.info)
-    dev_scores = _dev_scorer(config, corpus, preprocessor)
-    # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, else a line an epoch and a
-    # progress line a minute.
-    in_terminal = sys.stdout.isatty()
-    fit_callbacks = _callbacks(config, model_dir, dev_scores, patience) + ([] if in_terminal else [ProgressLog()])
-    # One iterator for the whole run. Given the dataset itself, Keras makes a new iterator each epoch, and tearing the
-    # old one down waits for tf.data's autotuning thread: ~11 s of idle CPU in about 4 epochs of 10.
-    steps_per_epoch = int(train_data.cardinality())
-    backup_dir = os.path.join(model_dir, BACKUP_DIR)
-    if RunBackup.training_ended(backup_dir):
-        logging.info("%s trained to its end: scoring its best epoch without training again (more epochs train in "
-                     "another --model_dir).", model_dir)
-    else:
-        model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs,
-                  callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
-    results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
-    shutil.rmtree(backup_dir)  # The run is finished (`is_finished_run`).
-    if not cluster.is_chief:
-        shutil.rmtree(model_dir)
-    return results
+    # Set for the run only: a pipeline scores and exports in the same process afterwards.
+    with _global_dtype_policy("float32" if mixed_precision == "none" else mixed_precision):
+        if not cluster.is_chief:
+            # The chief prepares the data and the run folder first; then the others read them.
+            cluster.barrier("run_dir")
+            model_dir = cluster.worker_dir(model_dir)
+        corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
+        config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
+        if cluster.is_chief:
+            cluster.barrier("run_dir")
+        keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
+        train_data = _train_data(config, corpus, preprocessor, _entity_substitution(
+            config, corpus, preprocessor.vocabulary, pretrained, pretrained_source), bucketing=bucketing,
+            jit_compile=jit_compile, limit=max_train_sentences, cluster=cluster)
+        with get_strategy(strategy).scope():
+            # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
+            cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
+            model = _build_model(config, corpus, preprocessor, word_vectors_source, pretrained, cache_dir, jit_compile)
+        cluster.share_chief_weights(model)
+        model.summary(print_fn=logging.info)
+        dev_scores = _dev_scorer(config, corpus, preprocessor)
+        # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, else a line an epoch and a
+        # progress line a minute.
+        in_terminal = sys.stdout.isatty()
+        fit_callbacks = _callbacks(config, model_dir, dev_scores, patience) + ([] if in_terminal else [ProgressLog()])
+        # One iterator for the whole run. Given the dataset itself, Keras makes a new iterator each epoch, and tearing
+        # the old one down waits for tf.data's autotuning thread: ~11 s of idle CPU in about 4 epochs of 10.
+        steps_per_epoch = int(train_data.cardinality())
+        backup_dir = os.path.join(model_dir, BACKUP_DIR)
+        if RunBackup.training_ended(backup_dir):
+            logging.info("%s trained to its end: scoring its best epoch without training again (more epochs train in "
+                         "another --model_dir).", model_dir)
+        else:
+            model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs,
+                      callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
+        results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
+        shutil.rmtree(backup_dir)  # The run is finished (`is_finished_run`).
+        if not cluster.is_chief:
+            shutil.rmtree(model_dir)
+        return results
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(name: str):
+    """Sets Keras's global dtype policy, and sets the one before it again on leaving."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _train_data(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor, substitute, *, bucketing: bool,

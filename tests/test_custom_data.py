@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import pytest
 from absl.testing import flagsaver
 
@@ -246,7 +247,9 @@ def test_cli_defaults_for_a_folder():
 
 def test_a_folder_trains_evaluates_and_predicts(tmp_path):
     results = train.train(RINConfig.for_dataset("custom", variant="exact", **TINY), str(tmp_path / "run"),
-                          dataset_dir=EXAMPLE, tfds_data_dir=str(tmp_path / "tfds"), word_vectors_source="random")
+                          dataset_dir=EXAMPLE, tfds_data_dir=str(tmp_path / "tfds"), word_vectors_source="random",
+                          mixed_precision="mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"  # Set for the training only.
     assert results["test"]["exact"]["gold"] == 3 and results["validation"]["exact"]["gold"] == 3
     extractor = RINTripleExtractor.from_preset(str(tmp_path / "run"))
     assert extractor.config.dataset == "custom"

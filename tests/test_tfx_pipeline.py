@@ -134,9 +134,14 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
         assert second["Pusher"].properties["version"] == 2
         assert second["Evaluator"].properties["baseline_f1"] == artifacts["Evaluator"].properties["partial_f1"]
         # The same command again, now that its own model is the last blessed one: nothing runs, nothing is pushed.
+        baseline = open(os.path.join(config.pipeline_root, rin_pipeline.BASELINE_FILE)).read()
+        assert second["Trainer"].fingerprint in baseline
         with mock.patch.object(evaluator, "run", side_effect=AssertionError("the evaluation must be reused")):
             again = rin_pipeline.run_pipeline(dataclasses.replace(config, trainer=_trainer(7)))
-        assert {k: v.uri for k, v in again.items()} == {k: v.uri for k, v in second.items()}
+            assert {k: v.uri for k, v in again.items()} == {k: v.uri for k, v in second.items()}
+            # The first model's command again: reused, and the last blessed model stays the second.
+            assert rin_pipeline.run_pipeline(config)["Evaluator"].uri == artifacts["Evaluator"].uri
+        assert open(os.path.join(config.pipeline_root, rin_pipeline.BASELINE_FILE)).read() == baseline
         refused = rin_pipeline.run_pipeline(dataclasses.replace(
             config, trainer=_trainer(7), evaluator=evaluator.Config(min_partial_f1=101.0)))
     assert not refused["Evaluator"].properties["blessed"]
@@ -241,6 +246,11 @@ def test_runner_checks_the_train_split_and_the_inference_input_before_any_work(t
         flag_values(["local_runner", "--dataset=webnlg", f"--data_dir={testing.dummy_dir('webnlg')}",
                      f"--inference_input={tmp_path / 'none*.txt'}"], known_only=True)
         with pytest.raises(SystemExit, match=r"^pipelines.local_runner: --inference_input: no file matches"):
+            local_runner.main(["local_runner"])
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"text": "One ."}\n{"txt": "Two ."}\n', encoding="utf-8")
+        flag_values["inference_input"].value = str(bad)
+        with pytest.raises(SystemExit, match=r"^pipelines.local_runner: .*bad.jsonl:2: expected a JSON object"):
             local_runner.main(["local_runner"])
     assert example_gen.published_splits(example_gen.Config("nyt", "partial", str(data), str(tmp_path / "tfds"))) == [
         "validation", "test"]  # Part of ExampleGen's fingerprint: adding the train file makes a new run.

@@ -73,6 +73,23 @@ class SavedModelTextHandler(ModelHandler[str, PredictionResult, Any]):
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
 
 
+def input_files(pattern: str) -> list[str]:
+    """The files `pattern` matches, each read through once: a file that is not texts fails here, in one line, before
+    a worker reads it.
+
+    Raises:
+        FileNotFoundError: no file matches.
+        rin_keras.predict.InputError: a file is not texts (malformed JSON lines), naming the file and line.
+    """
+    files = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+    if not files:
+        raise FileNotFoundError(f"--inference_input: no file matches {pattern!r}.")
+    for path in files:
+        for _ in read_texts(path):
+            pass
+    return files
+
+
 def run(config: Config, saved_model_dir: str, default_input: str, output_dir: str, beam_options=None) -> dict:
     """Writes `predictions-SSSSS-of-NNNNN.jsonl`; returns the counts of sentences, triples and truncated texts.
 
@@ -80,12 +97,7 @@ def run(config: Config, saved_model_dir: str, default_input: str, output_dir: st
         FileNotFoundError: no input file matches.
         rin_keras.predict.InputError: an input file is not texts (malformed JSON lines), naming the file and line.
     """
-    files = sorted(glob.glob(config.input_pattern or default_input))
-    if not files:
-        raise FileNotFoundError(f"BulkInferrer: no input file matches {config.input_pattern or default_input!r}.")
-    for path in files:  # A file that is not texts fails here, in one line, before a worker reads it.
-        for _ in read_texts(path):
-            pass
+    files = input_files(config.input_pattern or default_input)
     with beam.Pipeline(options=beam_options) as pipeline:
         _ = (
             pipeline
