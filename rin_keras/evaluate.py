@@ -73,7 +73,7 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
             last_line = now
             logging.info("%s: %d%s sentences scored, %.0f a second", split, len(triples),
                          f" of {total}" if total else "", len(triples) / (now - start))
-        outputs = predict_on_batch(extractor.model, {k: v.numpy() for k, v in inputs.items()})  # Any backend.
+        outputs = _predict_batch(extractor.model, {k: v.numpy() for k, v in inputs.items()})
         gold = targets["entity_tags"].numpy()
         lengths = np.sum(gold >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
@@ -83,6 +83,16 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
             gold_tags[index] = gold[i][:length]
     order = sorted(triples)
     return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
+
+
+def _predict_batch(model, inputs: dict) -> dict:
+    """The model's outputs for a batch (`predict_on_batch`, any backend). A batch of empty sentences reads one
+    padding column, cut from its outputs: Keras's LSTM loop fails on no steps in bfloat16."""
+    if inputs["token_ids"].shape[1]:
+        return predict_on_batch(model, inputs)
+    padded = {k: np.pad(v, [(0, 0), (0, 1)] + [(0, 0)] * (v.ndim - 2)) for k, v in inputs.items()}
+    outputs = predict_on_batch(model, padded)
+    return {"entity_tags": outputs["entity_tags"][:, :0], "relations": outputs["relations"][:, :0, :0]}
 
 
 def train_relations(corpus: Corpus, limit: int | None = None) -> set[int]:
