@@ -86,9 +86,9 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
 
 
 def _predict_batch(model, inputs: dict) -> dict:
-    """The model's outputs for a batch (`predict_on_batch`, any backend). A batch of empty sentences reads one
-    padding column, cut from its outputs: Keras's LSTM loop fails on no steps in bfloat16."""
-    if inputs["token_ids"].shape[1]:
+    """The model's outputs for a batch (`predict_on_batch`, any backend). A BiLSTM's batch of empty sentences reads
+    one padding column, cut from its outputs: Keras's LSTM loop fails on no steps in bfloat16."""
+    if "token_ids" not in inputs or inputs["token_ids"].shape[1]:  # A BERT encoder reads word pieces.
         return predict_on_batch(model, inputs)
     padded = {k: np.pad(v, [(0, 0), (0, 1)] + [(0, 0)] * (v.ndim - 2)) for k, v in inputs.items()}
     outputs = predict_on_batch(model, padded)
