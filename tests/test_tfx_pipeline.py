@@ -153,6 +153,28 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
     assert sorted(os.listdir(config.pusher.serving_base)) == ["1", "2"]
 
 
+def test_pusher_stopped_after_its_version_was_renamed_into_place_does_not_push_again(tmp_path):
+    def export_version(extractor, base, version, **kwargs):  # The rename, then a stop before the artifact is recorded.
+        os.makedirs(os.path.join(base, str(version)))
+        raise KeyboardInterrupt
+
+    config, out = pusher.Config(str(tmp_path / "serving")), str(tmp_path / "Pusher.partial")
+    os.makedirs(out)
+    with mock.patch.object(pusher.RINTripleExtractor, "from_preset"), \
+            mock.patch.object(pusher.export, "export_version", side_effect=export_version) as export:
+        with pytest.raises(KeyboardInterrupt):
+            pusher.run(config, "model", True, out)
+        assert pusher.run(config, "model", True, out) == {
+            "pushed": True, "version": 1, "path": str(tmp_path / "serving" / "1")}
+        assert export.call_count == 1
+        # A version folder removed since (or never renamed into place): the next push exports again.
+        os.rmdir(tmp_path / "serving" / "1")
+        os.makedirs(tmp_path / "serving" / "4")
+        with pytest.raises(KeyboardInterrupt):
+            pusher.run(config, "model", True, out)
+        assert export.call_args.args[2] == 5
+
+
 def test_bulk_inferrer_runs_again_when_its_input_file_changes(first_run, tmp_path):
     config, artifacts = first_run
     inputs = tmp_path / "inputs.txt"

@@ -2,6 +2,9 @@
 
 The version folder is written under a temporary name and renamed when complete
 (`rin_keras.export.export_version`), so a running server never loads half of it.
+The version folder's path is written into the component's output folder before the
+export: a run stopped after the rename, before the pipeline recorded the push,
+finds that folder on the rerun and does not push the same model again.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import dataclasses
 import os
 
 from rin_keras import export
+from serving import contract
 from rin_keras.triple_extractor import RINTripleExtractor
 
 
@@ -30,8 +34,20 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
     """Pushes when blessed; returns `pushed` and the version and path written."""
     if not blessed:
         return {"pushed": False}
-    path = export.export_version(RINTripleExtractor.from_preset(model_dir), config.serving_base,
-                                 model_name=config.model_name)
-    with open(os.path.join(output_dir, "pushed_path.txt"), "w", encoding="utf-8") as f:
+    record = os.path.join(output_dir, "pushed_path.txt")
+    if os.path.exists(record):  # A push of this model that stopped before the pipeline recorded it.
+        with open(record, encoding="utf-8") as f:
+            path = f.read().strip()
+        if os.path.isdir(path):
+            return _pushed(path)
+    version = (contract.versions(config.serving_base) or [0])[-1] + 1
+    path = os.path.abspath(os.path.join(config.serving_base, str(version)))
+    with open(record, "w", encoding="utf-8") as f:
         f.write(path + "\n")
-    return {"pushed": True, "version": int(os.path.basename(path)), "path": os.path.abspath(path)}
+    export.export_version(RINTripleExtractor.from_preset(model_dir), config.serving_base, version,
+                          model_name=config.model_name)
+    return _pushed(path)
+
+
+def _pushed(path: str) -> dict:
+    return {"pushed": True, "version": int(os.path.basename(path)), "path": path}
