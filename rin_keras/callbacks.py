@@ -156,13 +156,21 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         return merged
 
 
-def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
-    """The selecting dev score of every epoch history.csv logged, one per epoch (a rerun epoch's last row)."""
+def history_rows(history_csv: str) -> list[dict]:
+    """The rows of history.csv, one per epoch in epoch order: of an epoch logged twice, the last.
+
+    An epoch is logged twice when a run stopped after logging it and before backing it up: the rerun trains it again.
+    """
     if not os.path.exists(history_csv):
         return []
     with open(history_csv, encoding="utf-8") as f:
-        by_epoch = {int(r["epoch"]): float(r[monitor]) for r in csv.DictReader(f)}
+        by_epoch = {int(r["epoch"]): r for r in csv.DictReader(f)}
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
+    """The selecting dev score of every epoch history.csv logged (`history_rows`)."""
+    return [float(r[monitor]) for r in history_rows(history_csv)]
 
 
 def replay_plateau(scores: list[float], reset_after: int | None = None) -> tuple[float | None, int]:

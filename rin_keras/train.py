@@ -20,7 +20,6 @@ A folder holding a finished run, or an unfinished run of another network, is ref
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from tfds_builders import casrel
 from rin_keras import cli
 from rin_keras.callbacks import (
     BackupError, DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedReduceLROnPlateau, RunBackup,
-    cosine_learning_rate, dev_scores_so_far,
+    cosine_learning_rate, dev_scores_so_far, history_rows,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
 from rin_keras.data import embeddings, pos
@@ -221,8 +220,7 @@ def plot_history(history_csv: str, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(history_csv, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = history_rows(history_csv)
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [float(r["val_partial_f1"]) for r in rows], marker="o", label="dev partial F1")
@@ -595,9 +593,11 @@ def selection_metric(config: RINConfig) -> str:
 
 
 def _train_seconds(history_csv: str) -> float:
-    """Wall time of every logged epoch, dev scoring included, across resumed runs (0 for untimed rows)."""
-    with open(history_csv, encoding="utf-8") as f:
-        return sum(float(r.get("epoch_seconds") or 0) for r in csv.DictReader(f))
+    """Wall time of the run's epochs, dev scoring included, across resumed runs (0 for untimed rows).
+
+    An epoch trained again after a stop counts once (`history_rows`).
+    """
+    return sum(float(r.get("epoch_seconds") or 0) for r in history_rows(history_csv))
 
 
 def _best_epoch(scores: list[float]) -> int:

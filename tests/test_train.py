@@ -334,6 +334,18 @@ def test_replay_plateau_counts_like_keras():
     assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
+def test_an_epoch_logged_twice_counts_once(tmp_path):
+    # Epoch 1 was logged, then the run stopped before backing it up: the rerun trained it again.
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,epoch_seconds,val_partial_f1,val_exact_f1\n0,10,50,40\n1,12,55,45\n1,11,57,47\n"
+                       "2,13,56,46\n", encoding="utf-8")
+    assert [r["epoch"] for r in callbacks.history_rows(str(history))] == ["0", "1", "2"]
+    assert callbacks.dev_scores_so_far(str(history), "val_partial_f1") == [50.0, 57.0, 56.0]
+    assert train._train_seconds(str(history)) == 34.0
+    assert train._best_epoch(callbacks.dev_scores_so_far(str(history), "val_partial_f1")) == 2
+    assert callbacks.history_rows(str(tmp_path / "missing.csv")) == []
+
+
 def test_dev_line_leads_with_the_score_that_selects_the_model(capsys):
     scores = {"partial": {"precision": 80.0, "recall": 70.0, "f1": 74.67},
               "exact": {"precision": 60.0, "recall": 50.0, "f1": 54.55}}
