@@ -278,6 +278,14 @@ def last_word_triples(triple_list) -> set[tuple[str, str, str]]:
     return {(last(s), r, last(o)) for s, r, o in triple_list}
 
 
+def located_last_word_triples(record: dict, where: str) -> set[tuple[str, str, str]]:
+    """`last_word_triples` of a raw-text record: each entity's last token where the folder builder places it
+    (`casrel.folder_example`: tokenised, the punctuation written after it left out)."""
+    example, _ = casrel.folder_example(record, {r for _, r, _ in record["triple_list"]}, where, pretokenized=False)
+    tokens = example["tokens"]
+    return {(tokens[t["subject"]["head"]], t["relation"], tokens[t["object"]["head"]]) for t in example["triples"]}
+
+
 def score_texts(results: list[dict], gold: list[set], categories: list[str] | None = None) -> dict:
     """Partial match on strings: returned triples' head words against `gold` (see `last_word_triples`).
 
@@ -323,8 +331,12 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
         raise FileNotFoundError(f"{directory} holds none of "
                                 f"{', '.join([*casrel.SPLIT_FILES.values(), *casrel.JSONL_SPLIT_FILES.values()])}.")
     split = split or ("test" if "test" in corpus.splits else corpus.splits[0])
+    path, records = corpus.split_path(split), corpus.records(split)
+    if not any(record["text"].strip() for _, record in records):
+        raise casrel.DataError(f"{path}: the {split} split has no sentences.")
     scores = evaluate_split(extractor, corpus, split, breakdown=True)
-    gold = [last_word_triples(record["triple_list"]) for _, record in corpus.records(split)]
+    gold = [located_last_word_triples(record, f"{path}:{position}") if path.endswith(".jsonl")
+            else last_word_triples(record["triple_list"]) for position, record in records]
     raw = corpus.raw_texts(split)
     categories = [r["category"] for r in raw] if raw and all("category" in r for r in raw) else None
     # The tokens as the builders read them (mis-decoded UTF-8 repaired, like the gold).

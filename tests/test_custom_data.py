@@ -99,12 +99,14 @@ def test_what_is_left_out_is_counted(tmp_path, caplog):
     lines[0]["triple_list"] *= 2  # The same triple twice.
     lines.append({"text": "   ", "triple_list": []})
     lines[2]["triple_list"][0][2] = "Warsaw."  # Copied with the sentence's period.
+    lines[0]["triple_list"].append(["Wheeler, Texas", "capital", "Texas"])  # Nested: the tags hold one of them.
     directory = _folder(tmp_path, {"train.jsonl": "\n".join(json.dumps(r) for r in lines) + "\n"})
     with caplog.at_level(logging.WARNING):
         corpus = _prepare(directory, tmp_path)
     assert corpus.builder.info.splits["train"].num_examples == 6
     assert "1 empty sentences left out, 1 repeated triples kept once" in caplog.text
     assert "1 entities written with the punctuation after them" in caplog.text
+    assert "2 entities that overlap another of their sentence" in caplog.text
     poland = next(x for x in corpus.examples("train") if x["tokens"][-2] == b"Warsaw")
     assert (poland["triples"]["object"]["start"][0], poland["triples"]["object"]["end"][0]) == (5, 6)  # Warsaw
 
@@ -123,6 +125,15 @@ def test_what_is_left_out_is_counted(tmp_path, caplog):
     ({"val.jsonl": '{"text": "Bonn is in Germany.", "triple_list": [["Bonn", "cityOf", "Germany"]]}\n'},
      "val.jsonl:1: relation 'cityOf' is not one of the folder's relations (rel2id.json, or those of the train split "
      "when the folder has none): birthPlace, capital, workPlace."),
+    ({"train.jsonl": '{"text": "Paris is in France.", "triple_list": [["Paris", "capital\\nof", "France"]]}\n'},
+     "train.jsonl:1: the relation name 'capital\\nof' holds a line break: write it on one line."),
+    ({"rel2id.json": '{"birthPlace": 0, "capital\\u2028of": 1, "workPlace": 2}'},
+     "rel2id.json: the relation name 'capital\\u2028of' holds a line break"),
+    ({"train.jsonl": '{"text": "The Paris-born painter.", "triple_list": [["Paris", "capital", "painter"]]}\n'},
+     "train.jsonl:1: the subject 'Paris' of ['Paris', 'capital', 'painter'] is in the text only as part of "
+     "'Paris-born': an entity is whole tokens"),
+    ({"val.jsonl": '{"text": "Bonn is in Germany.", "triple_list": []}\n'},
+     "val.jsonl: the validation split states no triple, so it scores nothing and cannot choose the epoch"),
     ({"test.jsonl": "\n"}, "test.jsonl: the test split has no sentences"),
     ({"test.jsonl": '{"text": "", "triple_list": []}\n{"text": " \u200b ", "triple_list": []}\n'},
      "test.jsonl: the test split has no sentences"),
@@ -214,6 +225,13 @@ def test_train_command_names_a_bad_line_without_a_traceback(tmp_path):
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(EXAMPLE))), capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "rin_keras.train: " + os.path.join(directory, "train.jsonl") + ":2:" in run.stderr
+
+
+def test_a_missing_split_of_a_folder_is_named_in_its_format(tmp_path):
+    directory = _folder(tmp_path, {})
+    os.remove(os.path.join(directory, "test.jsonl"))
+    with pytest.raises(FileNotFoundError, match=r"test\.jsonl is missing\. Add the file there \(see docs/custom_data"):
+        _prepare(directory, tmp_path).raw("test")
 
 
 def test_a_folder_without_train_or_validation_is_refused(tmp_path):

@@ -113,7 +113,7 @@ def test_relation_names_are_read_as_the_folder_builder_reads_them(folder, tmp_pa
     records[2]["triple_list"][0][1] = "capitÃ¡l"  # "capitál" mis-decoded as cp1252.
     with open(renamed / "val_triples.json", "w", encoding="utf-8") as f:
         json.dump(records, f)
-    assert casrel.relation_name(records[2]["triple_list"][0][1]) == "capitál"
+    assert casrel.relation_name(records[2]["triple_list"][0][1], "val_triples.json:3") == "capitál"
     corpus = FolderCorpus(str(renamed), ["birthPlace", "capitál", "club", "leaderName"], drop_unknown_relations=True)
     triples = [len(x["triples"]["relation"]) for x in corpus.examples("validation")]
     assert triples == [1, 1, 2] and corpus.unknown_relations["validation"] == {}
@@ -131,6 +131,27 @@ def test_every_cell_predicted_finds_every_gold_triple_in_tokenised_and_raw_text(
         {k: v for k, v in tokenised.items() if k != "by_category"}  # The raw texts read as the tokenised ones.
     assert set(raw["by_category"]) == {"Astronaut", "Athlete", "City"}
     assert raw["by_category"]["City"]["gold"] == 2
+
+
+def test_raw_text_gold_last_words_are_the_tokens_the_builder_locates(tmp_path, model_dir):
+    """An entity written with the period after it, with a parenthesis or with a space after it: its last token."""
+    records = [("Alan Bean was born in London.", ["Alan Bean", "birthPlace", "London."]),
+               ("Buzz Aldrin (astronaut) was born in Glen Ridge.", ["Buzz Aldrin (astronaut)", "birthPlace", "Glen Ridge"]),
+               ("Ada Lovelace was born in London.", ["Ada Lovelace ", "birthPlace", "London"])]
+    (tmp_path / "val.jsonl").write_text("".join(json.dumps({"text": t, "triple_list": [triple]}) + "\n"
+                                                for t, triple in records), encoding="utf-8")
+    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=0.0), str(tmp_path))
+    assert scores["partial"]["recall"] == 100.0
+    for text in ("tokenised", "raw"):
+        assert scores["strings"][text]["recall"] == 100.0 and scores["strings"][text]["gold"] == 3
+    assert evaluate.located_last_word_triples({"text": records[1][0], "triple_list": [records[1][1]]}, "val.jsonl:2") \
+        == {(")", "birthPlace", "Ridge")}
+
+
+def test_a_split_without_sentences_is_refused(tmp_path, model_dir):
+    (tmp_path / "val.jsonl").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(casrel.DataError, match=r"val\.jsonl: the validation split has no sentences"):
+        evaluate.evaluate_folder(_extractor(model_dir), str(tmp_path))
 
 
 def test_scoring_logs_its_progress(folder, model_dir):

@@ -458,10 +458,17 @@ def _names_near(name: str, names: set[str], listed: int = 12) -> str:
     return (f"the closest are {', '.join(close)} " if close else "") + f"(of {len(names)})"
 
 
-def relation_name(name: str) -> str:
+def relation_name(name: str, where: str) -> str:
     """Returns a relation name of a user's folder as read, in a triple or in rel2id.json: mis-decoded UTF-8
-    repaired (`ftfy.fix_encoding`) and the spaces around it removed."""
-    return ftfy.fix_encoding(name).strip()
+    repaired (`ftfy.fix_encoding`) and the spaces around it removed.
+
+    Raises:
+        DataError: the name holds a line break (a model stores its relation names one a line).
+    """
+    name = ftfy.fix_encoding(name).strip()
+    if len(name.splitlines()) > 1:
+        raise DataError(f"{where}: the relation name {name!r} holds a line break: write it on one line.")
+    return name
 
 
 def folder_example(record: dict, relations: set[str], where: str, pretokenized: bool
@@ -480,7 +487,8 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
         The example and its counts: `repaired` (mis-decoded UTF-8 repaired),
         `ambiguous` (an entity found more than once: first occurrence taken),
         `trimmed` (an entity written with the punctuation after it: left out of its span),
-        `duplicates` (a triple given twice: kept once), `triples`.
+        `duplicates` (a triple given twice: kept once), `triples`, `overlapping` (entities that overlap
+        another of the sentence, `Wheeler, Texas` and `Texas`: the entity tags cannot mark both).
 
     Raises:
         ValueError: a relation not in `relations`, or an entity not in the text.
@@ -495,7 +503,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     spans, triples, seen = {}, [], set()
     for triple in record["triple_list"]:
         subject, obj = (ftfy.fix_encoding(x).strip() for x in (triple[0], triple[2]))
-        relation = relation_name(triple[1])
+        relation = relation_name(triple[1], where)
         if relation not in relations:
             raise DataError(f"{where}: relation {relation!r} is not one of the folder's relations "
                              f"(rel2id.json, or those of the train split when the folder has none): "
@@ -511,8 +519,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
                 pieces = phrase.split(" ") if pretokenized else tokenize(phrase)
                 found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
             if not found:
-                hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)" if pretokenized else ""
-                raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
+                _raise_not_located(where, role, phrase, triple, text, tokens)
             counts["ambiguous"] += len(found) > 1
             start, end = found[0]
             trimmed_end = _without_trailing_punctuation(words, start, end)
@@ -523,4 +530,18 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
             spans[(span["start"], span["end"])] = span
         triples.append({"subject": located[0], "relation": relation, "object": located[1]})
     counts["triples"] = len(triples)
+    counts["overlapping"] = sum(any(start < other_end and other_start < end for other_start, other_end in spans
+                                    if (other_start, other_end) != (start, end)) for start, end in spans)
     return {"tokens": words, "entities": [spans[k] for k in sorted(spans)], "triples": triples}, counts
+
+
+def _raise_not_located(where: str, role: str, phrase: str, triple, text: str, tokens) -> None:
+    """Raises the `DataError` of an entity that `folder_example` cannot place: not in the text, or only inside a
+    token (`Paris` in `Paris-born`); `tokens` is None for a tokenised (CasRel JSON) text."""
+    position = text.find(phrase) if tokens is not None else -1
+    if position >= 0:
+        inside = " ".join(t.text for t in tokens if t.start < position + len(phrase) and t.end > position)
+        raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is in the text only as part of "
+                        f"{inside!r}: an entity is whole tokens (a hyphenated word is one token).")
+    hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)" if tokens is None else ""
+    raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")

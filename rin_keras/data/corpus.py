@@ -120,8 +120,10 @@ class Corpus:
         return [split for split in casrel.SPLIT_FILES if os.path.exists(corpus.split_path(split))]
 
     def _missing_split_message(self, split: str) -> str:
+        folder = isinstance(self.builder.builder_config, casrel_folder_dataset_builder.FolderConfig)
+        guide = "docs/custom_data.md" if folder else "the data README"
         return (f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
-                "Add the file there (see the data README) and run again; the split is then built.")
+                f"Add the file there (see {guide}) and run again; the split is then built.")
 
     @classmethod
     def for_model(cls, model_dir: str, config: RINConfig, data_dir: str | None = None,
@@ -301,9 +303,10 @@ class FolderCorpus(Corpus):
         if not os.path.exists(self.split_path(split)):
             raise FileNotFoundError(f"{self.directory} has no {split} split: add {self.split_path(split)} "
                                     f"(it holds {', '.join(self.splits) or 'no split'}).")
-        return [(position, {**record, "triple_list": [[s, casrel.relation_name(r), o]
+        path = self.split_path(split)
+        return [(position, {**record, "triple_list": [[s, casrel.relation_name(r, f"{path}:{position}"), o]
                                                       for s, r, o in record["triple_list"]]})
-                for position, record in casrel.read_records(self.split_path(split))]
+                for position, record in casrel.read_records(path)]
 
     def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
         path = self.split_path(split)

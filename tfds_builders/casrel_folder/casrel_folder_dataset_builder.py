@@ -47,8 +47,12 @@ class FolderConfig(tfds.core.BuilderConfig):
     relations_source: str = ""
 
     def split_file(self, split: str) -> str:
-        """Returns the name of `split`'s file in the folder (the JSON name where the folder lacks the split)."""
-        return self.split_files.get(split, casrel.SPLIT_FILES[split])
+        """Returns the name of `split`'s file in the folder (where the folder lacks the split, the name it would
+        have in the folder's format)."""
+        if split in self.split_files:
+            return self.split_files[split]
+        in_lines = any(name.endswith(".jsonl") for name in self.split_files.values())
+        return (casrel.JSONL_SPLIT_FILES if in_lines else casrel.SPLIT_FILES)[split]
 
 
 def folder_config(directory: str) -> FolderConfig:
@@ -62,15 +66,15 @@ def folder_config(directory: str) -> FolderConfig:
     paths = casrel.find_split_files(directory, required=("train",))
     relations_path = os.path.join(directory, casrel.RELATIONS_FILE)
     if os.path.exists(relations_path):
-        relations = [casrel.relation_name(name) for name in casrel.read_relation_names(relations_path)]
+        relations = [casrel.relation_name(name, relations_path) for name in casrel.read_relation_names(relations_path)]
         repeated = sorted(name for name, count in collections.Counter(relations).items() if count > 1)
         if repeated:
             raise casrel.DataError(f"{relations_path} names {', '.join(map(repr, repeated))} more than once (spaces "
                                    "around a name and mis-decoded UTF-8 aside): give each relation one id.")
         source = relations_path
     else:
-        relations = sorted({casrel.relation_name(t[1]) for _, r in casrel.read_records(paths["train"])
-                            for t in r["triple_list"]})
+        relations = sorted({casrel.relation_name(t[1], f"{paths['train']}:{position}")
+                            for position, r in casrel.read_records(paths["train"]) for t in r["triple_list"]})
         source = f"the relations of {paths['train']}"
     if not relations:
         raise casrel.DataError(f"{source} names no relation: the train split needs annotated triples.")
@@ -142,14 +146,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             examples.append((key, example))
         if not examples:
             raise casrel.DataError(f"{path}: the {split} split has no sentences.")
+        if split != "train" and not counts["triples"]:  # Train is checked by its relations (`folder_config`).
+            cannot = " and cannot choose the epoch" if split == "validation" else ""
+            raise casrel.DataError(f"{path}: the {split} split states no triple, so it scores nothing{cannot}: "
+                                   "annotate its triples.")
         logging.info("%s: %d sentences, %d triples; %d mis-decoded texts repaired.", path, len(records),
                      counts["triples"], counts["repaired"])
-        if counts["empty"] or counts["duplicates"] or counts["ambiguous"] or counts["trimmed"]:
+        if counts["empty"] or counts["duplicates"] or counts["ambiguous"] or counts["trimmed"] or counts["overlapping"]:
             logging.warning(
                 "%s: %d empty sentences left out, %d repeated triples kept once, %d entities found more than "
                 "once in their sentence (the first occurrence taken), %d entities written with the punctuation "
-                "after them (`London.`: the punctuation left out of the span).",
+                "after them (`London.`: the punctuation left out of the span), %d entities that overlap another "
+                "of their sentence (`Wheeler, Texas` and `Texas`: the entity tags mark one, so whole-name scores "
+                "and predictions miss the other).",
                 path, counts["empty"], counts["duplicates"], counts["ambiguous"], counts["trimmed"],
+                counts["overlapping"],
             )
         return examples
 
