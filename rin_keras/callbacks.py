@@ -156,21 +156,28 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         return merged
 
 
-def history_rows(history_csv: str) -> list[dict]:
-    """The rows of history.csv, one per epoch in epoch order: of an epoch logged twice, the last.
+def history_rows(history_csv: str, monitor: str) -> list[dict]:
+    """The rows of history.csv, one per epoch in epoch order.
 
     An epoch is logged twice when a run stopped after logging it and before backing it up: the rerun trains it again.
+    Of its rows, the one with the higher `monitor` score (the first of equals) stands: `ModelCheckpoint` compared
+    the rerun's score with the first row's, so `best.keras` holds the better of the two, and model selection,
+    `best_epoch` and the scores of `best.keras` agree.
     """
     if not os.path.exists(history_csv):
         return []
+    by_epoch = {}
     with open(history_csv, encoding="utf-8") as f:
-        by_epoch = {int(r["epoch"]): r for r in csv.DictReader(f)}
+        for row in csv.DictReader(f):
+            epoch = int(row["epoch"])
+            if epoch not in by_epoch or float(row[monitor]) > float(by_epoch[epoch][monitor]):
+                by_epoch[epoch] = row
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
 def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
     """The selecting dev score of every epoch history.csv logged (`history_rows`)."""
-    return [float(r[monitor]) for r in history_rows(history_csv)]
+    return [float(r[monitor]) for r in history_rows(history_csv, monitor)]
 
 
 def replay_plateau(scores: list[float], reset_after: int | None = None) -> tuple[float | None, int]:
@@ -217,6 +224,21 @@ def cosine_learning_rate(learning_rate: float, epochs: int, final_fraction: floa
     """
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(epochs - 1, 1), alpha=final_fraction)
     return keras.callbacks.LearningRateScheduler(lambda epoch: float(schedule(epoch)))
+
+
+class ResumedLearningRate(keras.callbacks.Callback):
+    """Sets a constant learning rate after `RunBackup` restored the optimizer, whose backup holds the rate of the run
+    it resumes: a rerun may ask another (`--learning_rate`). Goes after `RunBackup` in the callback list.
+
+    A cosine schedule sets the rate each epoch itself; plateau decay goes on from the rate the run had reached.
+    """
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate = learning_rate
+
+    def on_train_begin(self, logs=None):
+        self.model.optimizer.learning_rate = self.learning_rate
 
 
 class ResumedEarlyStopping(_ResumesCounting, keras.callbacks.EarlyStopping):

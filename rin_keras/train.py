@@ -33,7 +33,8 @@ from tfds_builders import casrel
 
 from rin_keras import cli
 from rin_keras.callbacks import (
-    BackupError, DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedReduceLROnPlateau, RunBackup,
+    BackupError, DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedLearningRate,
+    ResumedReduceLROnPlateau, RunBackup,
     cosine_learning_rate, dev_scores_so_far, history_rows,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
@@ -131,15 +132,17 @@ def define_flags():
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (pads batches to bucket edges, as the JAX "
                       "backend always does: it compiles once per batch shape).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
-    flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).")
+    flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).",
+                         lower_bound=1)
 
 
 def vectors_file_check(keywords: tuple[str, ...]):
     """Returns the `cli.register_path_check` check of a word vectors flag: one of `keywords`, or a file."""
 
     def check(value: str) -> None:
-        if value not in keywords and not os.path.exists(value):
-            raise FileNotFoundError(f"no file {value}: name {' or '.join(keywords)}, or a GloVe-style text file.")
+        if value not in keywords and (not os.path.exists(value) or os.path.isdir(value)):  # A pipe is read too.
+            what = f"{value} is a folder" if os.path.isdir(value) else f"no file {value}"
+            raise FileNotFoundError(f"{what}: name {' or '.join(keywords)}, or a GloVe-style text file.")
 
     return check
 
@@ -213,14 +216,14 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def plot_history(history_csv: str, png: str) -> None:
-    """Plots dev partial F1 per epoch from the CSV log."""
+def plot_history(history_csv: str, png: str, monitor: str) -> None:
+    """Plots dev partial and exact F1 per epoch from the CSV log (`history_rows` by the selecting score `monitor`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = history_rows(history_csv)
+    rows = history_rows(history_csv, monitor)
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [float(r["val_partial_f1"]) for r in rows], marker="o", label="dev partial F1")
@@ -474,7 +477,11 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
         vocab = corpus.build_vocabulary().with_pretrained_words(pretrained_words)
         if config.encoder == "bilstm" and config.pos_dim:
             vocab = vocab.with_pos_lexicon(pos.brill_lexicon())
-        vocab.save(vocab_dir)
+        partial = vocab_dir + ".partial"  # Renamed into place when whole: a stop leaves no vocabulary to resume.
+        shutil.rmtree(partial, ignore_errors=True)
+        vocab.save(partial)
+        shutil.rmtree(vocab_dir, ignore_errors=True)  # One without words.txt holds no vocabulary.
+        os.replace(partial, vocab_dir)
     config = config.with_vocabulary(vocab, pretrained.shape[1] if pretrained is not None else 0)
     config.save(os.path.join(model_dir, "config.json"))
     bert_tokenizer = None
@@ -553,6 +560,8 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> 
         ))
     elif config.lr_schedule == "cosine":
         callbacks.insert(1, cosine_learning_rate(config.learning_rate, config.epochs, config.lr_final_fraction))
+    else:
+        callbacks.append(ResumedLearningRate(config.learning_rate))
     return callbacks
 
 
@@ -560,15 +569,16 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
                   max_train_sentences: int | None) -> dict:
     """Plots the history, writes extractor.keras from the best epoch, scores dev and test into results.json."""
     history_csv = os.path.join(model_dir, "history.csv")
-    plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"))
+    monitor = selection_metric(config)
+    plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"), monitor)
     best = RINTripleExtractor(keras.saving.load_model(os.path.join(model_dir, CHECKPOINT_FILE)), preprocessor,
                               config.threshold)
     best.save_to_preset(model_dir)
     results = {
         "dataset": corpus.name,
         "config": config.__dict__,
-        "train_seconds": round(_train_seconds(history_csv), 1),
-        "best_epoch": _best_epoch(dev_scores_so_far(history_csv, selection_metric(config))),
+        "train_seconds": round(_train_seconds(history_csv, monitor), 1),
+        "best_epoch": _best_epoch(dev_scores_so_far(history_csv, monitor)),
     }
     seen = train_relations(corpus, max_train_sentences)
     results["validation"] = evaluate_split(best, corpus, "validation", seen_relations=seen)
@@ -592,12 +602,12 @@ def selection_metric(config: RINConfig) -> str:
     return f"val_{config.variant}_f1"
 
 
-def _train_seconds(history_csv: str) -> float:
+def _train_seconds(history_csv: str, monitor: str) -> float:
     """Wall time of the run's epochs, dev scoring included, across resumed runs (0 for untimed rows).
 
     An epoch trained again after a stop counts once (`history_rows`).
     """
-    return sum(float(r.get("epoch_seconds") or 0) for r in history_rows(history_csv))
+    return sum(float(r.get("epoch_seconds") or 0) for r in history_rows(history_csv, monitor))
 
 
 def _best_epoch(scores: list[float]) -> int:
@@ -634,7 +644,7 @@ def main(argv):
             strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
             max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
         )
-    except (casrel.DataError, BackupError) as e:  # What to mend, without a traceback.
+    except (casrel.DataError, BackupError, embeddings.VectorsFileError) as e:  # What to mend, without a traceback.
         sys.exit(f"rin_keras.train: {e}")
     except KeyboardInterrupt:
         backup_dir = os.path.join(model_dir, BACKUP_DIR)

@@ -202,6 +202,39 @@ def test_rerun_resumes_from_the_backup_on_the_cosine_schedule(tmp_path):
     assert rates == pytest.approx([1e-3, 8.682e-4, 5.5e-4, 2.318e-4, 1e-4], rel=1e-3)
 
 
+def test_a_resumed_run_trains_at_the_learning_rate_it_asks(tmp_path):
+    rates = []
+
+    def recording(on_epoch_end):
+        def wrapped(self, epoch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            on_epoch_end(self, epoch, logs)
+        return wrapped
+
+    dying = recording(_dying_in_third_epoch(callbacks.DevEvaluation.on_epoch_end))
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", dying):
+        with pytest.raises(_Killed):
+            _train(tmp_path / "run", tmp_path / "tfds", epochs=3, learning_rate=1e-3)
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", recording(callbacks.DevEvaluation.on_epoch_end)):
+        _train(tmp_path / "run", tmp_path / "tfds", epochs=3, learning_rate=5e-3)
+    # The backup restores the optimizer with the first run's rate; the rerun's epoch 3 trains at its own.
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-3, 5e-3])
+
+
+def test_a_stop_while_the_vocabulary_is_written_leaves_none_and_the_rerun_starts_the_run(tmp_path):
+    def stopping(self, directory):  # The first file written, then Ctrl-C.
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "words.txt"), "w", encoding="utf-8") as f:
+            f.write("Alan\n")
+        raise KeyboardInterrupt
+
+    with mock.patch.object(Vocabulary, "save", stopping), pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "run", tmp_path / "tfds", epochs=1)
+    assert not os.path.exists(tmp_path / "run" / "vocab")
+    _train(tmp_path / "run", tmp_path / "tfds", epochs=1)
+    assert Vocabulary.load(str(tmp_path / "run" / "vocab")).pretrained_words
+
+
 def _stopped_while_writing(write, call: int):
     """Wraps a Keras file writer: its `call`-th use writes the start of a file and stops, as Ctrl-C mid-write does."""
     calls = []
@@ -334,16 +367,20 @@ def test_replay_plateau_counts_like_keras():
     assert callbacks.replay_plateau([1.0, 3.0, 2.0, 2.0, 2.0], reset_after=2) == (3.0, 1)  # decayed after two
 
 
-def test_an_epoch_logged_twice_counts_once(tmp_path):
-    # Epoch 1 was logged, then the run stopped before backing it up: the rerun trained it again.
+@pytest.mark.parametrize("rerun_score,kept", [(57.0, 57.0), (45.0, 55.0)])
+def test_an_epoch_logged_twice_counts_once_by_its_better_score(tmp_path, rerun_score, kept):
+    # Epoch 1 was logged (55, and best.keras saved), then the run stopped before backing it up: the rerun trained it
+    # again, and its checkpoint replaced best.keras only if it scored higher than 55.
     history = tmp_path / "history.csv"
-    history.write_text("epoch,epoch_seconds,val_partial_f1,val_exact_f1\n0,10,50,40\n1,12,55,45\n1,11,57,47\n"
-                       "2,13,56,46\n", encoding="utf-8")
-    assert [r["epoch"] for r in callbacks.history_rows(str(history))] == ["0", "1", "2"]
-    assert callbacks.dev_scores_so_far(str(history), "val_partial_f1") == [50.0, 57.0, 56.0]
-    assert train._train_seconds(str(history)) == 34.0
+    history.write_text("epoch,epoch_seconds,val_partial_f1,val_exact_f1\n0,10,50,40\n1,12,55,45\n"
+                       f"1,11,{rerun_score},47\n2,13,54,46\n", encoding="utf-8")
+    rows = callbacks.history_rows(str(history), "val_partial_f1")
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert callbacks.dev_scores_so_far(str(history), "val_partial_f1") == [50.0, kept, 54.0]
+    assert train._train_seconds(str(history), "val_partial_f1") == (34.0 if kept == 57.0 else 35.0)
     assert train._best_epoch(callbacks.dev_scores_so_far(str(history), "val_partial_f1")) == 2
-    assert callbacks.history_rows(str(tmp_path / "missing.csv")) == []
+    train.plot_history(str(history), str(tmp_path / "dev_f1.png"), "val_partial_f1")
+    assert callbacks.history_rows(str(tmp_path / "missing.csv"), "val_partial_f1") == []
 
 
 def test_dev_line_leads_with_the_score_that_selects_the_model(capsys):
@@ -446,6 +483,9 @@ def test_cli_checks_the_run_folder_and_vector_files_when_parsed(tmp_path):
         for flag, keywords in (("pretrained_vectors", "glove or none"), ("word_vectors", "word2vec or random")):
             with pytest.raises(flags.IllegalFlagValueError, match=f"no file /nonexistent.txt: name {keywords}, or a"):
                 train.FLAGS(["prog", f"--{flag}=/nonexistent.txt"])
+            train.FLAGS.unparse_flags()
+            with pytest.raises(flags.IllegalFlagValueError, match=f"{tmp_path} is a folder: name {keywords}, or a"):
+                train.FLAGS(["prog", f"--{flag}={tmp_path}"])
             train.FLAGS.unparse_flags()
         train.FLAGS(["prog", f"--model_dir={tmp_path / 'run'}", "--pretrained_vectors=none",
                      f"--word_vectors={tmp_path / 'a_file'}"])

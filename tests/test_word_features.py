@@ -205,6 +205,19 @@ def test_pretrained_tables(tiny_vectors):
     assert {"honolulu", "obama", "suárez"} <= set(words)
 
 
+def test_a_vectors_file_with_a_header_or_a_bad_number(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("words count dim\nalan 0.1 0.2\nbean 0.3 x\n", encoding="utf-8")
+    with pytest.raises(embeddings.VectorsFileError, match=r"vectors.txt:3: the line of 'bean' holds a field that is "):
+        embeddings.load_pretrained_table(str(path))
+    vocab = Vocabulary.build([["alan", "bean"]], ["birthPlace"])
+    with pytest.raises(embeddings.VectorsFileError, match=r"vectors.txt:3: "):
+        embeddings.load_text_vectors(str(path), vocab, 2)
+    path.write_text("words count dim\nalan 0.1 0.2\nbean 0.3 0.4\n", encoding="utf-8")  # A header is skipped.
+    words, vectors = embeddings.load_pretrained_table(str(path))
+    assert words == ["alan", "bean"] and vectors.shape == (2, 2)
+
+
 def test_a_words_features_do_not_depend_on_its_batch():
     layer = WordFeatures(shape_dim=3, num_chars=9, char_dim=5)
     alone = {"shape_ids": np.array([[1]]), "char_ids": np.array([[[2, 3]]])}

@@ -13,6 +13,21 @@ from rin_keras.data.vocab import Vocabulary
 from rin_keras.files import write_atomically
 
 
+class VectorsFileError(ValueError):
+    """A word vectors file that cannot be read, with its file and line."""
+
+
+def _vector(parts: list[str], path: str, line_number: int) -> np.ndarray | None:
+    """The numbers of a vectors file's line split at spaces; None for a first line that is not numbers (a header)."""
+    try:
+        return np.asarray(parts[1:], np.float32)
+    except ValueError:
+        if line_number == 1:
+            return None
+        raise VectorsFileError(f"{path}:{line_number}: the line of {parts[0]!r} holds a field that is not a number: "
+                               "a GloVe-style file holds a word and its numbers, space-separated, a line each.") from None
+
+
 def load_text_vectors(path: str, vocab: Vocabulary, dim: int, seed: int = 0) -> np.ndarray:
     """Returns `[vocab_size, dim]` vectors from a GloVe/word2vec text file.
 
@@ -27,14 +42,16 @@ def load_text_vectors(path: str, vocab: Vocabulary, dim: int, seed: int = 0) -> 
     matrix = rng.normal(0.0, 0.1, (vocab.vocab_size, dim)).astype(np.float32)
     found = np.zeros(vocab.vocab_size, bool)
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
+        for line_number, line in enumerate(f, start=1):
             parts = line.rstrip().split(" ")
             if len(parts) != dim + 1:
                 continue  # A header line or a malformed row.
             index = wanted.get(parts[0])
             if index is not None and (not found[index] or vocab.words[index] == parts[0]):
-                matrix[index] = np.asarray(parts[1:], np.float32)
-                found[index] = True
+                vector = _vector(parts, path, line_number)
+                if vector is not None:
+                    matrix[index] = vector
+                    found[index] = True
     matrix[0] = 0.0
     logging.info("%s covers %d of %d words.", path, found.sum(), vocab.vocab_size - 2)
     return matrix
@@ -97,14 +114,16 @@ def load_pretrained_table(source: str) -> tuple[list[str], np.ndarray]:
         raise FileNotFoundError(f"No pretrained vector file {source}.")
     words, rows = [], []
     with open(source, encoding="utf-8", errors="replace") as f:
-        for line in f:
+        for line_number, line in enumerate(f, start=1):
             parts = line.rstrip().split(" ")
             if len(parts) < 3 or (rows and len(parts) != len(rows[0]) + 1):
                 continue  # A header line or a malformed row.
-            words.append(parts[0])
-            rows.append(np.asarray(parts[1:], np.float32))
+            vector = _vector(parts, source, line_number)
+            if vector is not None:
+                words.append(parts[0])
+                rows.append(vector)
     if not rows:
-        raise ValueError(f"{source} holds no vectors.")
+        raise VectorsFileError(f"{source} holds no vectors.")
     first = {}
     for index, word in enumerate(words):
         first.setdefault(word, index)  # A word listed twice keeps its first row.
