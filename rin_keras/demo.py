@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import threading
 
 from absl import app, flags, logging
@@ -25,7 +26,8 @@ from rin_keras import cli
 from serving import web
 
 MAX_TEXT_CHARS = 20_000  # A paragraph or a page; longer texts belong to `rin_keras.predict --documents`.
-MAX_BODY_BYTES = 8 * MAX_TEXT_CHARS  # Room for JSON's escapes of the longest text.
+# Room for JSON's escapes of the longest text: an emoji written as `\ud83d\ude00` is 12 bytes.
+MAX_BODY_BYTES = 12 * MAX_TEXT_CHARS + 1024
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>RIN: relations in your text</title>
@@ -172,7 +174,10 @@ def main(argv):
     if extractor.config.variant == "partial":
         logging.warning("A partial-match model marks entities by their last word; a --variant=exact model "
                         "highlights full names.")
-    server = make_server(extractor, FLAGS.host, FLAGS.port).start()
+    try:
+        server = make_server(extractor, FLAGS.host, FLAGS.port).start()
+    except OSError as error:
+        sys.exit(f"rin_keras.demo: {error}")
     print(f"Open http://{FLAGS.host}:{server.port}/ (Ctrl-C stops).", flush=True)
     try:
         threading.Event().wait()

@@ -323,6 +323,7 @@ if __name__ == "__main__":
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
+    cli.register_path_check("export_dir", cli.folder_to_write)
     flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).", lower_bound=0)
     flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).",
                          lower_bound=1)

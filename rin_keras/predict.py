@@ -16,7 +16,7 @@ command and `--resume`.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import itertools
 import json
 import os
@@ -25,6 +25,7 @@ from collections.abc import Iterator
 
 from rin_keras import cli
 from rin_keras.triple_extractor import split_pretokenized
+from serving import contract
 
 
 class InputError(ValueError):
@@ -34,7 +35,8 @@ class InputError(ValueError):
 def read_texts(path: str) -> Iterator[str]:
     """The texts of a file, as `--input` reads them: one a line (`.jsonl`: each line's "text"), or a `.json` list.
 
-    Invalid UTF-8 reads as U+FFFD and a byte-order mark is dropped; lines end at `\\n`, `\\r\\n` or `\\r`.
+    Invalid UTF-8 and lone surrogates read as U+FFFD and a byte-order mark is dropped; lines end at `\\n`, `\\r\\n`
+    or `\\r`.
 
     Raises:
         InputError: malformed JSON or another layout, when it is reached (the texts before it have been yielded).
@@ -49,7 +51,7 @@ def _inputs(path: str | None, argv: list[str]) -> tuple[Iterator[str], int | Non
     a `.json` file is parsed here, once (`_json_texts`).
     """
     if argv:
-        return iter(argv), len(argv)
+        return iter([_readable(text) for text in argv]), len(argv)
     if _suffix(path) == ".json":
         texts = _json_texts(path)
         return iter(texts), len(texts)
@@ -65,7 +67,8 @@ def _read_lines(path: str | None) -> Iterator[str]:
     """
     jsonl = _suffix(path) == ".jsonl"
     # Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
-    with open(path, encoding="utf-8-sig", errors="replace") if path else contextlib.nullcontext(sys.stdin) as lines:
+    with (open(path, encoding="utf-8-sig", errors="replace") if path
+          else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")) as lines:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             if not jsonl:
@@ -79,7 +82,7 @@ def _read_lines(path: str | None) -> Iterator[str]:
                     text = None
                 if not isinstance(text, str):
                     raise InputError(f"{path}:{number}: expected a JSON object with a \"text\" string.")
-                yield text
+                yield _readable(text)
 
 
 def _resume_point(texts: Iterator[str], input_path: str, output_path: str, documents: bool) -> int:
@@ -150,7 +153,12 @@ def _json_texts(path: str) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"{path}: item {index}: expected a text, or an object with a \"text\" string.")
-    return texts
+    return [_readable(text) for text in texts]
+
+
+def _readable(text: str) -> str:
+    """`text` with its lone surrogates (a JSON `\\ud800`, a byte that is not UTF-8 in an argument) as U+FFFD."""
+    return contract.LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _suffix(path: str | None) -> str:

@@ -36,10 +36,10 @@ from rin_keras.decoding import candidate_logit, cells_from_logits, span_starts
 from rin_keras.files import write_atomically
 from rin_keras.model import PREDICT_CHUNK_SIZE, predict_on_batch
 from rin_keras.preprocessor import RINPreprocessor
+from serving import contract
 
 ARTIFACT_FILE = "extractor.keras"  # What `save_to_preset` writes into a folder.
 CHECKPOINT_FILE = "best.keras"  # The network alone, as training selects it (with config.json and vocab/).
-_NON_WHITESPACE = re.compile(r"[^ \t\n\v\f\r]+")  # A token of pre-tokenised text.
 _SURROGATE = re.compile("[\ud800-\udfff]")  # In a str, a code point that no UTF-8 text holds.
 
 
@@ -97,7 +97,7 @@ def split_pretokenized(sentence: str | bytes) -> list[Token]:
     `tf.strings.split` does, with their offsets. Invalid UTF-8 bytes become U+FFFD."""
     if isinstance(sentence, bytes):
         sentence = sentence.decode("utf-8", errors="replace")
-    return [Token(m.group(), m.start(), m.end()) for m in _NON_WHITESPACE.finditer(sentence)]
+    return [Token(m.group(), m.start(), m.end()) for m in contract.TOKEN.finditer(sentence)]
 
 
 def joined_tokens(tokens: list[str]) -> list[Token]:

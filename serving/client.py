@@ -14,12 +14,16 @@ client needs only the standard library and NumPy (the gRPC one imports TensorFlo
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import sys
 import urllib.error
 import urllib.request
 
-from serving.contract import GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, pad_tokens, triples_from_outputs
+from serving.contract import (
+    GRPC_PORT, LONE_SURROGATE, REST_PORT, SENTENCES_SIGNATURE, input_name, pad_tokens, split_tokens,
+    triples_from_outputs,
+)
 
 
 class GrpcClient:
@@ -154,9 +158,12 @@ def main(argv):
     from absl import flags
 
     FLAGS = flags.FLAGS
-    sentences = [] if FLAGS.status else argv[1:] or [line.rstrip("\n") for line in sys.stdin]
-    # serve_tokens reads pre-tokenised text: tokens separated by whitespace.
-    inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [s.split() for s in sentences]
+    if FLAGS.status:
+        sentences = []
+    else:  # Invalid UTF-8 (and an argument's lone surrogates) read as U+FFFD, as rin_keras.predict reads it.
+        sentences = [LONE_SURROGATE.sub("\ufffd", s) for s in argv[1:]] or [
+            line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")]
+    inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in sentences]
     if FLAGS.protocol == "grpc":
         import grpc
 

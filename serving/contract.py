@@ -45,6 +45,18 @@ def input_name(signature_name: str) -> str:
     return SIGNATURE_INPUTS[signature_name]
 
 
+# A UTF-16 surrogate on its own: what Python makes of a byte that is not UTF-8 in a command's arguments, or a JSON
+# "\\ud800" escape. It cannot be encoded; it reads as U+FFFD, as invalid UTF-8 does in the serving graph.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A token of pre-tokenised text: split on ASCII whitespace only, as `tf.strings.split` does (not at a no-break space).
+TOKEN = re.compile(r"[^ \t\n\v\f\r]+")
+
+
+def split_tokens(sentence: str) -> list[str]:
+    """The tokens of a pre-tokenised sentence (`TOKEN`), the `serve_tokens` input."""
+    return TOKEN.findall(sentence)
+
+
 def pad_tokens(token_lists: list[list[str]]) -> list[list[str]]:
     """Pads token lists with "" to one width, the `serve_tokens` input."""
     width = max([len(tokens) for tokens in token_lists] + [1])

@@ -46,6 +46,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Callable
@@ -117,8 +118,20 @@ class ServedModel:
         self._signature_defs = None
         self._failed_loads = {}  # Version -> (loads that failed, when the last one failed, its error).
         self._lock = threading.Lock()
-        if not self.refresh():
+        available = contract.versions(base_path)
+        if not available:
             raise FileNotFoundError(f"No numbered SavedModel version under {base_path!r}.")
+        # The newest version that loads; a newer one that does not (a folder being copied) is tried again later.
+        for version in reversed(available):
+            try:
+                self._load(version)
+                break
+            except Exception as error:
+                message = self._failed_load(version, error)
+                logging.error("Version %d of %s did not load (%s).", version, name, message)
+        else:
+            raise OSError(f"No version under {base_path!r} loads; version {available[-1]}: "
+                          f"{self._failed_loads[available[-1]][2]}")
 
     def refresh(self) -> bool:
         """Loads the newest version if it is not the served one; returns whether one is served.
@@ -140,14 +153,20 @@ class ServedModel:
                 try:
                     self._load(version)
                 except Exception as error:
-                    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                    with self._lock:
-                        self._failed_loads[version] = (failures + 1, time.monotonic(), _clip(message))
+                    self._failed_load(version, error)
                     if failures + 1 > self.max_load_retries:
                         logging.error("Gave up loading version %d of %s after %d tries; serving version %s.",
                                       version, self.name, failures + 1, self.version)
                     raise
         return self.version is not None
+
+    def _failed_load(self, version: int, error: Exception) -> str:
+        """Counts a load of `version` that failed with `error`; returns the error's first line."""
+        message = _clip((str(error).strip().splitlines() or [type(error).__name__])[0])
+        with self._lock:
+            failures = self._failed_loads.get(version, (0,))[0]
+            self._failed_loads[version] = (failures + 1, time.monotonic(), message)
+        return message
 
     def version_status(self, version: int | None = None) -> list[dict]:
         """TF Serving's `model_version_status`, newest first: the served version, and versions that failed to load
@@ -210,8 +229,9 @@ class ServedModel:
             return self._signature_defs
 
     def predict(self, signature_name: str, inputs: dict[str, np.ndarray], version: int | None = None,
-                is_wanted: Callable[[], bool] | None = None) -> dict:
-        """Runs a signature on NumPy inputs, chunked by `max_batch_size`.
+                is_wanted: Callable[[], bool] | None = None) -> tuple[dict, int]:
+        """Runs a signature on NumPy inputs, chunked by `max_batch_size`; returns its outputs and the version that
+        computed them (a newer one may be served by the time they are answered).
 
         Args:
             signature_name: the signature to run (default `serving_default`).
@@ -252,7 +272,7 @@ class ServedModel:
                 chunks.append({k: v.numpy() for k, v in function(**chunk).items()})
             except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from error
-        return _concatenate(chunks)
+        return _concatenate(chunks), served
 
     def signature_ranks(self, signature_name: str, names=None) -> dict[str, int]:
         """The rank of each input of a signature, once a request's input names (if given) are checked against them.
@@ -377,7 +397,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         version = _requested_version(self.model, request, context)
         try:
             inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
-            outputs = self.model.predict(request.model_spec.signature_name, inputs, version, context.is_active)
+            outputs, served = self.model.predict(request.model_spec.signature_name, inputs, version,
+                                                 context.is_active)
             unknown = set(request.output_filter) - set(outputs)
             if unknown:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names {sorted(unknown)}; "
@@ -388,7 +409,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _clip(f"Malformed input tensor: {error}"))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model.name
-        response.model_spec.version.value = self.model.version
+        response.model_spec.version.value = served
         response.model_spec.signature_name = request.model_spec.signature_name or contract.SENTENCES_SIGNATURE
         for key, value in outputs.items():
             if not request.output_filter or key in request.output_filter:
@@ -506,13 +527,14 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
     _check_rest_name(model, request)
     if not request.match_info.get("verb"):
         raise web.RequestRefused(400, "Only :predict is served.")
+    version = _rest_version(request)
     body = await server.read_body(request)
 
     def is_wanted() -> bool:  # Read from the worker thread: the connection is still open.
         return request.transport is not None and not request.transport.is_closing()
 
     try:
-        return await server.run(_predict_json, model, body, request.match_info.get("version"), is_wanted)
+        return await server.run(_predict_json, model, body, version, is_wanted)
     except RequestError as error:
         raise web.RequestRefused(404 if error.code == grpc.StatusCode.NOT_FOUND else 400, str(error)) from error
     # RecursionError: JSON nested deeper than Python's parser goes.
@@ -532,7 +554,7 @@ def _check_rest_name(model: "ServedModel", request) -> None:
         raise web.RequestRefused(404, f"Servable not found for request: {request.path}")
 
 
-def _predict_json(model: "ServedModel", body: bytes, version: str, is_wanted: Callable[[], bool]) -> dict:
+def _predict_json(model: "ServedModel", body: bytes, version: int | None, is_wanted: Callable[[], bool]) -> dict:
     """Answers a REST predict body (JSON bytes) as TF Serving does: `predictions` (rows) or `outputs`."""
     _check_json_values(model, body)
     body = json.loads(body.decode("utf-8"))
@@ -542,7 +564,7 @@ def _predict_json(model: "ServedModel", body: bytes, version: str, is_wanted: Ca
     if not isinstance(signature_name, str):
         raise ValueError("'signature_name' must be a string")
     inputs = _rest_inputs(model, signature_name, body)
-    outputs = model.predict(signature_name, inputs, int(version) if version else None, is_wanted)
+    outputs, _ = model.predict(signature_name, inputs, version, is_wanted)
     outputs = {k: _json_value(v) for k, v in outputs.items()}
     if "instances" in body:
         rows = len(next(iter(outputs.values())))
@@ -685,11 +707,17 @@ class ModelServer:
         self.shutdown_grace = shutdown_grace
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=max_pending,
-            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20)],
+            # Not SO_REUSEPORT (grpcio's default): a second server on a port in use must fail, not share its requests.
+            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20),
+                     ("grpc.so_reuseport", 0)],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(model), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")
+        try:
+            self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")
+        except RuntimeError as error:  # grpcio's "Failed to bind to address".
+            raise OSError(f"cannot listen on {host}:{grpc_port} for gRPC: the port is in use or the address is not "
+                          "this machine's.") from error
         self._rest = None
         if rest_port is not None:
             status, predict = functools.partial(_rest_status, model), functools.partial(_rest_predict, model)
@@ -711,9 +739,18 @@ class ModelServer:
         return self._rest.port if self._rest else None
 
     def start(self) -> "ModelServer":
+        """Starts serving.
+
+        Raises:
+            OSError: the REST port cannot be listened on (the gRPC server is stopped again).
+        """
         self._grpc.start()
         if self._rest:
-            self._rest.start()
+            try:
+                self._rest.start()
+            except OSError:
+                self._grpc.stop(None)
+                raise
         if self._poll_seconds:
             threading.Thread(target=self._poll, daemon=True).start()
         return self
@@ -743,11 +780,15 @@ def main(argv):
     from absl import flags
 
     FLAGS = flags.FLAGS
-    model = ServedModel(FLAGS.model_base_path, FLAGS.model_name, FLAGS.max_batch_size, FLAGS.max_request_sentences,
-                        FLAGS.max_request_bytes, FLAGS.max_num_load_retries, FLAGS.load_retry_interval_micros / 1e6)
-    server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
-                         FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
-                         FLAGS.rest_read_timeout, FLAGS.shutdown_grace_seconds).start()
+    try:
+        model = ServedModel(FLAGS.model_base_path, FLAGS.model_name, FLAGS.max_batch_size,
+                            FLAGS.max_request_sentences, FLAGS.max_request_bytes, FLAGS.max_num_load_retries,
+                            FLAGS.load_retry_interval_micros / 1e6)
+        server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
+                             FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
+                             FLAGS.rest_read_timeout, FLAGS.shutdown_grace_seconds).start()
+    except OSError as error:  # No version loads, or a port in use.
+        sys.exit(f"serving.server: {error}")
     print(f"Serving {model.name} version {model.version}: gRPC {FLAGS.host}:{server.grpc_port}"
           + (f", REST http://{FLAGS.host}:{server.rest_port}" if FLAGS.rest_api_port else ""), flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # As Ctrl-C: `docker stop`, Kubernetes.

@@ -101,12 +101,19 @@ class WebServer:
             return web.json_response({"error": error.text or error.reason}, status=error.status)
 
     def start(self) -> "WebServer":
-        """Binds the port and starts serving in a daemon thread; returns self."""
+        """Binds the port and starts serving in a daemon thread; returns self.
+
+        Raises:
+            OSError: the port cannot be listened on, in one line.
+        """
         self._runner = web.AppRunner(self._app, keepalive_timeout=self.read_timeout, access_log=None,
                                      logger=_RequestErrorLog(logging.getLogger("aiohttp.server"), {}),
                                      shutdown_timeout=self.shutdown_grace)
         self._loop.run_until_complete(self._runner.setup())
-        listener = socket.create_server((self._host, self.port), backlog=1024)
+        try:
+            listener = socket.create_server((self._host, self.port), backlog=1024)
+        except OSError as error:  # A port in use, an address not this machine's.
+            raise OSError(f"cannot listen on {self._host}:{self.port} for HTTP: {error.strerror or error}.") from error
         self.port = listener.getsockname()[1]
         self._loop.run_until_complete(web.SockSite(self._runner, listener).start())
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="web-loop")

@@ -70,6 +70,11 @@ def test_extract_rejects_bad_requests(url, body, status, message):
     assert got_status == status and message in answer["error"]
 
 
+def test_the_longest_text_is_read_however_json_escapes_it(url):
+    status, _ = _post(url, json.dumps({"text": "\U0001f600" * demo.MAX_TEXT_CHARS}).encode())  # 12 bytes an emoji.
+    assert status == 200
+
+
 def test_page_and_not_found(url):
     with urllib.request.urlopen(url + "/", timeout=30) as response:
         assert "<textarea" in response.read().decode()

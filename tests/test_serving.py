@@ -110,6 +110,7 @@ def test_pretokenized_text_splits_on_ascii_whitespace_like_tf():
     assert all(text[t.start:t.end] == t.text for t in tokens)
     assert [t.text for t in split_pretokenized(b"ab\xff c")] == ["ab\ufffd", "c"]
     assert split_pretokenized("  ") == []
+    assert contract.split_tokens(text) == [t.text for t in tokens]  # What serving.client sends to serve_tokens.
 
 
 def _check_char_spans(sentences, results):
@@ -587,7 +588,8 @@ def test_server_picks_up_a_new_version(served, tmp_path):
     model.refresh()
     assert model.version == 2
     # Requests now run the new model, whose triples differ from the first one's.
-    outputs = model.predict(contract.SENTENCES_SIGNATURE, {"sentences": np.array(RAW_SENTENCES, object)})
+    outputs, version = model.predict(contract.SENTENCES_SIGNATURE, {"sentences": np.array(RAW_SENTENCES, object)})
+    assert version == 2
     assert_same_triples(triples_from_outputs(outputs), newer.predict(RAW_SENTENCES))
     assert newer.predict(RAW_SENTENCES) != extractor.predict(RAW_SENTENCES)
 
@@ -627,6 +629,64 @@ def test_a_version_that_fails_to_load_is_tried_again_a_few_times_then_left(serve
         model.refresh()
     assert model.version == 2 and loads == [2, 2, 2, 2]
     assert [s["state"] for s in model.version_status()] == ["AVAILABLE"]
+
+
+def test_a_server_starts_on_the_newest_version_that_loads(served, tmp_path):
+    base = tmp_path / "models"
+    export.export_version(served["extractor"], str(base))
+    (base / "2").mkdir()  # Being copied, or broken: tried again later, as a running server does.
+    model = server.ServedModel(str(base))
+    assert [(s["version"], s["state"]) for s in model.version_status()] == [("2", "LOADING"), ("1", "AVAILABLE")]
+    (tmp_path / "broken" / "1").mkdir(parents=True)
+    with pytest.raises(OSError, match=r"No version under .*broken' loads; version 1: .*does not exist"):
+        server.ServedModel(str(tmp_path / "broken"))
+
+
+def test_a_port_in_use_is_refused_in_one_line(running):
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{running.grpc_port} for gRPC"):
+        server.ModelServer(running.model, grpc_port=running.grpc_port, rest_port=None)
+    second = server.ModelServer(running.model, grpc_port=0, rest_port=running.rest_port, poll_seconds=0)
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{running.rest_port} for HTTP: Address already "):
+        second.start()
+
+
+def test_grpc_answers_name_the_version_that_computed_them(running):
+    predict_, model = running.model.predict, running.model
+
+    def swapped_while_running(*args, **kwargs):  # A newer version is served by the time the answer is sent.
+        outputs, version = predict_(*args, **kwargs)
+        model.version = version + 1
+        return outputs, version
+
+    served_version = model.version
+    try:
+        with mock.patch.object(model, "predict", side_effect=swapped_while_running):
+            response = _raw_request(running, {"sentences": tf.make_tensor_proto(SENTENCES[:1])})
+    finally:
+        model.version = served_version
+    assert response.model_spec.version.value == served_version
+
+
+def test_command_lines_read_text_that_is_not_utf_8_as_u_fffd(served, tmp_path, running):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "Alan \\ud800 Bean"}\n{"text": "ok"}\n', encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", f"--input={texts}",
+         f"--output={tmp_path / 'out.jsonl'}"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert run.returncode == 0, run.stderr
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in written] == ["Alan \ufffd Bean", "ok"]
+    stdin = "Alan Bean was born in Wheeler , Texas .\r\nA \xff b\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff")
+    for command in (["rin_keras.predict", f"--model_dir={served['model_dir']}"],
+                    ["serving.client", "--protocol=rest", f"--port={running.rest_port}", "--host=127.0.0.1"]):
+        run = subprocess.run([sys.executable, "-m", *command], input=stdin, capture_output=True, cwd=REPO, env=env)
+        assert run.returncode == 0, run.stderr.decode(errors="replace")
+        answers = [json.loads(line) for line in run.stdout.decode("utf-8").splitlines()]
+        assert [a["text"] for a in answers] == ["Alan Bean was born in Wheeler , Texas .", "A \ufffd b"]
+    run = subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
+                          f"--export_dir={texts}"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert run.returncode == 1 and "texts.jsonl is a file; name a folder" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_predict_and_export_command_lines(served, tmp_path):
