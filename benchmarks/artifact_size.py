@@ -39,7 +39,10 @@ def main(argv):
     quantized = RINTripleExtractor(quantize_pretrained_table(extractor.model), extractor.preprocessor,
                                    extractor.threshold)
     if quantized.model is extractor.model:
-        print("The model has no float32 pretrained table: nothing to compare.")
+        with tempfile.TemporaryDirectory() as tmp:
+            _size_report("as saved", extractor.save_to_preset(tmp))
+        print("Its pretrained table is int8 already (the default since ddddad8), or it has none: no float32 copy to "
+              "compare with.")
         return
     extractors = {"float32": extractor, "int8": quantized}
     with tempfile.TemporaryDirectory() as tmp:
