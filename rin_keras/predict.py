@@ -51,7 +51,7 @@ def _inputs(path: str | None, argv: list[str]) -> tuple[Iterator[str], int | Non
     a `.json` file is parsed here, once (`_json_texts`).
     """
     if argv:
-        return iter([_readable(text) for text in argv]), len(argv)
+        return iter([contract.readable_text(text) for text in argv]), len(argv)
     if _suffix(path) == ".json":
         texts = _json_texts(path)
         return iter(texts), len(texts)
@@ -82,7 +82,7 @@ def _read_lines(path: str | None) -> Iterator[str]:
                     text = None
                 if not isinstance(text, str):
                     raise InputError(f"{path}:{number}: expected a JSON object with a \"text\" string.")
-                yield _readable(text)
+                yield contract.readable_text(text)
 
 
 def _resume_point(texts: Iterator[str], input_path: str, output_path: str, documents: bool) -> int:
@@ -153,12 +153,7 @@ def _json_texts(path: str) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"{path}: item {index}: expected a text, or an object with a \"text\" string.")
-    return [_readable(text) for text in texts]
-
-
-def _readable(text: str) -> str:
-    """`text` with its lone surrogates (a JSON `\\ud800`, a byte that is not UTF-8 in an argument) as U+FFFD."""
-    return contract.LONE_SURROGATE.sub("\ufffd", text)
+    return [contract.readable_text(text) for text in texts]
 
 
 def _suffix(path: str | None) -> str:

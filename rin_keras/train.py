@@ -34,8 +34,7 @@ from tfds_builders import casrel
 from rin_keras import cli
 from rin_keras.callbacks import (
     BackupError, DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedLearningRate,
-    ResumedReduceLROnPlateau, RunBackup,
-    cosine_learning_rate, dev_scores_so_far, history_rows,
+    ResumedReduceLROnPlateau, RunBackup, cosine_learning_rate, dev_scores_so_far, history_rows,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
 from rin_keras.data import embeddings, pos

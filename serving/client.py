@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 
 from serving.contract import (
-    GRPC_PORT, LONE_SURROGATE, REST_PORT, SENTENCES_SIGNATURE, input_name, pad_tokens, split_tokens,
+    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, pad_tokens, readable_text, split_tokens,
     triples_from_outputs,
 )
 
@@ -161,7 +161,7 @@ def main(argv):
     if FLAGS.status:
         sentences = []
     else:  # Invalid UTF-8 (and an argument's lone surrogates) read as U+FFFD, as rin_keras.predict reads it.
-        sentences = [LONE_SURROGATE.sub("\ufffd", s) for s in argv[1:]] or [
+        sentences = [readable_text(s) for s in argv[1:]] or [
             line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")]
     inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in sentences]
     if FLAGS.protocol == "grpc":

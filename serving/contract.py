@@ -46,8 +46,15 @@ def input_name(signature_name: str) -> str:
 
 
 # A UTF-16 surrogate on its own: what Python makes of a byte that is not UTF-8 in a command's arguments, or a JSON
-# "\\ud800" escape. It cannot be encoded; it reads as U+FFFD, as invalid UTF-8 does in the serving graph.
+# "\ud800" escape. It cannot be encoded; it reads as U+FFFD, as invalid UTF-8 does in the serving graph.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def readable_text(text: str) -> str:
+    """`text` with its lone surrogates (`LONE_SURROGATE`) as U+FFFD, so that it encodes as UTF-8."""
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
 # A token of pre-tokenised text: split on ASCII whitespace only, as `tf.strings.split` does (not at a no-break space).
 TOKEN = re.compile(r"[^ \t\n\v\f\r]+")
 

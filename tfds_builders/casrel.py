@@ -18,7 +18,7 @@ import inspect
 import json
 import os
 import re
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import ftfy
 import numpy as np
@@ -394,6 +394,13 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
     counts["triples"] += len(triples)
     entities = [spans[k] for k in sorted(spans)]
     return {"tokens": tokens, "entities": entities, "triples": triples}, counts
+
+
+def split_file_name(split: str, present: Iterable[str]) -> str:
+    """The file name of `split` in a folder whose split files are `present` (names or paths): the folder's format,
+    JSON lines where one of them is, else CasRel JSON."""
+    in_lines = any(name.endswith(".jsonl") for name in present)
+    return (JSONL_SPLIT_FILES if in_lines else SPLIT_FILES)[split]
 
 
 def find_split_files(directory: str, required: tuple[str, ...] = ()) -> dict[str, str]:

@@ -292,10 +292,7 @@ class FolderCorpus(Corpus):
     def split_path(self, split: str) -> str:
         """Returns the file of `split`: where the folder lacks it, the name it would have in the folder's format."""
         found = casrel.find_split_files(self.directory)
-        if split in found:
-            return found[split]
-        in_lines = any(path.endswith(".jsonl") for path in found.values())
-        return os.path.join(self.directory, (casrel.JSONL_SPLIT_FILES if in_lines else casrel.SPLIT_FILES)[split])
+        return found.get(split) or os.path.join(self.directory, casrel.split_file_name(split, found.values()))
 
     def records(self, split: str) -> list[tuple[casrel.RecordPosition, dict]]:
         """Returns the `(position, record)` pairs of `split`'s file (see `casrel.read_records`), relation names

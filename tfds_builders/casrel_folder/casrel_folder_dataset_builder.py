@@ -49,10 +49,7 @@ class FolderConfig(tfds.core.BuilderConfig):
     def split_file(self, split: str) -> str:
         """Returns the name of `split`'s file in the folder (where the folder lacks the split, the name it would
         have in the folder's format)."""
-        if split in self.split_files:
-            return self.split_files[split]
-        in_lines = any(name.endswith(".jsonl") for name in self.split_files.values())
-        return (casrel.JSONL_SPLIT_FILES if in_lines else casrel.SPLIT_FILES)[split]
+        return self.split_files.get(split) or casrel.split_file_name(split, self.split_files.values())
 
 
 def folder_config(directory: str) -> FolderConfig:
