@@ -6,7 +6,7 @@ per sentence, a list of `{"subject", "relation", "object", "score", "subject_spa
 client needs only the standard library and NumPy (the gRPC one imports TensorFlow for its protos).
 
     python -m serving.client "Alan Bean was born in Wheeler, Texas."
-    python -m serving.client --protocol=rest < sentences.txt
+    python -m serving.client --protocol=rest < sentences.txt   # One line a sentence, sent 64 at a time.
     python -m serving.client --signature_name=serve_tokens "Alan Bean was born in Wheeler , Texas ."
     python -m serving.client --status   # The served versions' status, as `GET /v1/models/<name>` gives it.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import itertools
 import json
 import sys
 import urllib.error
@@ -154,16 +155,20 @@ def _as_input(sentences: list, name: str) -> list:
     return list(sentences) if name == input_name(SENTENCES_SIGNATURE) else pad_tokens(sentences)
 
 
+def _batches(items, size: int):
+    """Yields lists of up to `size` consecutive items, reading `items` only as far as the next list."""
+    items = iter(items)
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
 def main(argv):
     from absl import flags
 
     FLAGS = flags.FLAGS
-    if FLAGS.status:
-        sentences = []
-    else:  # Invalid UTF-8 (and an argument's lone surrogates) read as U+FFFD, as rin_keras.predict reads it.
-        sentences = [readable_text(s) for s in argv[1:]] or [
-            line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")]
-    inputs = sentences if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in sentences]
+    # Invalid UTF-8 (and an argument's lone surrogates) read as U+FFFD, as rin_keras.predict reads it.
+    sentences = (readable_text(s) for s in argv[1:]) if argv[1:] else (
+        line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace"))
     if FLAGS.protocol == "grpc":
         import grpc
 
@@ -174,17 +179,30 @@ def main(argv):
         port = FLAGS.port or REST_PORT
         client = RestClient(f"http://{FLAGS.host}:{port}", FLAGS.model_name, FLAGS.signature_name, FLAGS.timeout)
         errors = (RuntimeError, ConnectionError)
-    try:
-        answers = client.model_status() if FLAGS.status else client.predict(inputs)
-    except errors as error:
+
+    def fail(error, where=""):
         if FLAGS.protocol == "grpc":
             error = f"{error.code().name} from {FLAGS.host}:{port}: {error.details()}"
-        sys.exit(f"serving.client: {error}")
+        sys.exit(f"serving.client: {error}{where}")
+
     if FLAGS.status:
-        print(json.dumps(answers))
+        try:
+            print(json.dumps(client.model_status()))
+        except errors as error:
+            fail(error)
         return
-    for sentence, triples in zip(sentences, answers):
-        print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
+    answered = 0
+    for batch in _batches(sentences, FLAGS.batch_size):
+        inputs = batch if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in batch]
+        try:
+            answers = client.predict(inputs)
+        except errors as error:
+            fail(error, f" (sentences {answered + 1}-{answered + len(batch)}; those before are answered above)"
+                 if answered else "")
+        for sentence, triples in zip(batch, answers):
+            print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
+        sys.stdout.flush()  # Each request's answers as they come, for a reader at the other end of a pipe.
+        answered += len(batch)
 
 
 if __name__ == "__main__":
@@ -196,6 +214,8 @@ if __name__ == "__main__":
     flags.DEFINE_string("model_name", "rin", "Served model name.")
     flags.DEFINE_string("signature_name", SENTENCES_SIGNATURE,
                         "serving_default (raw sentences) or serve_tokens (pre-tokenised, whitespace-separated).")
+    flags.DEFINE_integer("batch_size", 64, "Sentences per request: standard input is sent this many lines at a "
+                         "time, and each request's answers are printed before the next is sent.", lower_bound=1)
     flags.DEFINE_float("timeout", 10.0, "Seconds per request.")
     flags.DEFINE_bool("status", False, "Print the served model's version status instead of predicting.")
     app.run(main)

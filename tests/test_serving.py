@@ -286,6 +286,37 @@ def test_client_command_line_picks_the_protocols_port_and_reports_errors_in_one_
     assert answer.returncode == 1 and "NOT_FOUND" in answer.stderr and "Traceback" not in answer.stderr
 
 
+def test_client_sends_standard_input_in_requests_of_batch_size_lines(served, running):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    lines = SENTENCES[:3] + ["x" * 300] + SENTENCES[3:4]
+
+    def client_cli(batch_size):
+        return subprocess.run([sys.executable, "-m", "serving.client", "--protocol=rest", "--host=127.0.0.1",
+                               f"--port={running.rest_port}", f"--batch_size={batch_size}"],
+                              input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=REPO, env=env,
+                              timeout=120)
+
+    model = running.model
+    limits = model.max_request_sentences, model.max_request_bytes
+    try:
+        model.max_request_sentences = 2  # More lines than one request may hold.
+        answer = client_cli(2)
+        assert answer.returncode == 0, answer.stderr
+        printed = [json.loads(line) for line in answer.stdout.splitlines()]
+        assert [p["text"] for p in printed] == lines
+        assert_same_triples([p["triples"] for p in printed], served["extractor"].predict(lines))
+        answer = client_cli(3)
+        assert answer.returncode == 1 and answer.stdout == "" and "(--max_request_sentences)" in answer.stderr
+        assert "those before" not in answer.stderr
+        model.max_request_bytes = 200  # The long line's request is refused; the one before is answered.
+        answer = client_cli(2)
+        assert answer.returncode == 1 and "Traceback" not in answer.stderr
+        assert [json.loads(line)["text"] for line in answer.stdout.splitlines()] == lines[:2]
+        assert "(sentences 3-4; those before are answered above)" in answer.stderr
+    finally:
+        model.max_request_sentences, model.max_request_bytes = limits
+
+
 def _raw_request(running, inputs, model_name="rin", signature="serving_default", output_filter=()):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
