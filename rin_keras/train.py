@@ -208,11 +208,24 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        resolver = tpu_resolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     return tf.distribute.get_strategy()
+
+
+def tpu_resolver() -> tf.distribute.cluster_resolver.TPUClusterResolver:
+    """The TPU this process reaches (a Cloud TPU VM's own, or the one `TPU_NAME` names).
+
+    Raises:
+        SystemExit: there is none, said in one line.
+    """
+    try:
+        return tf.distribute.cluster_resolver.TPUClusterResolver()
+    except ValueError as e:  # "Please provide a TPU Name to connect to."
+        raise SystemExit(f"rin_keras.train: --strategy=tpu found no TPU ({e}): run it on a Cloud TPU VM, or set "
+                         "TPU_NAME to the TPU's name.") from e
 
 
 def plot_history(history_csv: str, png: str, monitor: str) -> None:
@@ -629,6 +642,8 @@ def main(argv):
         cluster.check_strategy(FLAGS.strategy)
     except ValueError as e:
         raise SystemExit(f"rin_keras.train: {e}") from e
+    if FLAGS.strategy == "tpu":
+        tpu_resolver()  # Before the data is built: a machine without a TPU is told at once.
     model_dir = FLAGS.model_dir or default_model_dir(config, FLAGS.dataset_dir)
     try:
         check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,

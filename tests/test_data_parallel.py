@@ -60,6 +60,7 @@ def test_cluster_settings_are_checked():
     (dict(num_workers=2, worker_index=3, coordinator_address="127.0.0.1:1234", strategy="data_parallel"),
      "worker_index"),
     (dict(strategy="data_parallel"), "KERAS_BACKEND=jax"),
+    (dict(strategy="tpu"), "--strategy=tpu found no TPU"),
 ])
 def test_cli_rejects_bad_cluster_flags(flags, message):
     train.define_flags() if "dataset" not in train.FLAGS else None
