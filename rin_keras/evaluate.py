@@ -273,7 +273,7 @@ def write_examples_page(sentences: list[dict], path: str, title: str, limit: int
 def last_word_triples(triple_list) -> set[tuple[str, str, str]]:
     """Returns `{(subject last word, relation, object last word)}` of CasRel gold triples, repaired as read."""
     def last(phrase):
-        return casrel.repair_word(phrase.split(" ")[-1])
+        return casrel.repair_word(phrase.split()[-1])
 
     return {(last(s), r, last(o)) for s, r, o in triple_list}
 

@@ -148,6 +148,21 @@ def test_raw_text_gold_last_words_are_the_tokens_the_builder_locates(tmp_path, m
         == {(")", "birthPlace", "Ridge")}
 
 
+def test_a_tokenised_text_reads_any_run_of_whitespace_as_one_space_in_training_and_scoring(tmp_path, model_dir):
+    record = {"text": "Alan  Bean was born in\tWheeler , Texas . ", "triple_list": [["Alan  Bean ", "birthPlace", "Texas"]]}
+    (tmp_path / "val_triples.json").write_text(json.dumps([record]), encoding="utf-8")
+    shutil.copy(os.path.join(testing.dummy_dir("webnlg"), "webnlg_star", "rel2id.json"), tmp_path / "rel2id.json")
+    relations = {"birthPlace"}
+    trained, _ = casrel.folder_example(record, relations, "val_triples.json:1", pretokenized=True)  # As training reads it.
+    scored, counts = casrel.to_example(record, relations, "validation_0")  # As evaluate --dataset_dir reads it.
+    words = "Alan Bean was born in Wheeler , Texas .".split(" ")
+    assert trained["tokens"] == scored["tokens"] == words and counts["not_found"] == 0
+    assert trained["triples"] == scored["triples"]
+    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=0.0), str(tmp_path))
+    assert scores["triples_not_found"] == 0 and scores["partial"]["recall"] == 100.0
+    assert scores["strings"]["tokenised"]["recall"] == 100.0 and scores["strings"]["tokenised"]["gold"] == 1
+
+
 def test_a_split_without_sentences_is_refused(tmp_path, model_dir):
     (tmp_path / "val.jsonl").write_text("\n\n", encoding="utf-8")
     with pytest.raises(casrel.DataError, match=r"val\.jsonl: the validation split has no sentences"):

@@ -367,7 +367,7 @@ def repair_word(word: str) -> str:
 def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, collections.Counter]:
     """Converts one CasRel record to a TFDS example; returns it and its counts."""
     text = record["text"].strip()
-    published = text.split(" ") if text else []
+    published = text.split()  # Words are written one space apart; a double space or a tab reads as one.
     tokens = [repair_word(token) for token in published]
     counts = collections.Counter()
     counts["repaired_words"] = sum(a != b for a, b in zip(published, tokens))
@@ -379,7 +379,7 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
             raise DataError(f"Example {key}: unknown relation {relation!r} (not in rel2id.json).")
         located = []
         for phrase in (subject, obj):
-            phrase = " ".join(repair_word(word) for word in phrase.split(" "))
+            phrase = " ".join(repair_word(word) for word in phrase.split())
             starts = locate(tokens, phrase)
             counts["ambiguous"] += len(starts) > 1
             if starts:
@@ -523,7 +523,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
         for role, phrase in (("subject", subject), ("object", obj)):
             found = [] if pretokenized else _occurrences_as_tokens(text, tokens, phrase)
             if not found:  # As tokens: a pre-tokenised text, or a quote written differently.
-                pieces = phrase.split(" ") if pretokenized else tokenize(phrase)
+                pieces = phrase.split() if pretokenized else tokenize(phrase)
                 found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
             if not found:
                 _raise_not_located(where, role, phrase, triple, text, tokens)
