@@ -134,6 +134,24 @@ def test_every_ood_raw_sentence_python_graph_parity_and_reproduction():
     assert sum(misses.values()) <= 0.03 * len(rows), misses
 
 
+def test_token_limit_holds_when_the_prefix_ends_at_an_abbreviation():
+    """A prefix that ends right after `Mr.` reads its period as a sentence end, and so the period before it
+    (`Warsaw.` | `Mr.`): the first tokens are still the whole text's."""
+    from rin_keras.data import tokenizer
+
+    texts = []
+    for limit in (1, 3, 5):
+        budget = (limit + tokenizer.PREFIX_UNSTABLE_TOKENS) * tokenizer._CHARS_PER_TOKEN  # The first prefix's length.
+        for head in ("Warsaw.", "a b Warsaw.", "a. b. Warsaw."):
+            for cut in ("Mr.", "U.S.", "J."):
+                for shorter in range(3):
+                    texts.append((limit, head + " " * (budget - len(head) - len(cut) - shorter) + cut + " Smith went."))
+    for limit, text in texts:
+        tokens, starts, ends = RINTokenizer()(tf.constant([text]), limit)
+        expected = [(t.text, t.start, t.end) for t in tokenize_with_offsets(text)][:limit]
+        assert list(zip([t.decode() for t in tokens.to_list()[0]], starts.to_list()[0], ends.to_list()[0])) == expected
+
+
 def test_token_limit_reads_a_prefix_and_gives_the_first_tokens_of_the_whole_text(monkeypatch):
     """Cut texts through clitics, numbers, quotes and spaces: the first tokens equal the whole text's."""
     import random

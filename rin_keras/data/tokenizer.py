@@ -75,9 +75,10 @@ _PY_OPENING = re.compile(_OPENING_CONTEXT)
 _PY_WORD_AND_PERIOD = re.compile(WORD_AND_PERIOD)
 _PY_ABBREVIATION = re.compile(ABBREVIATION)
 _PY_SENTENCE_START = re.compile(SENTENCE_START)
-# Tokens that a cut through the text can change: the last two of a prefix (`don'` | `t`: `don`, `'`
-# where the whole text has `do`, `n't`; `1,` | `000`: `1`, `,` where it has `1,000`).
-PREFIX_UNSTABLE_TOKENS = 2
+# Tokens that a cut through the text can change: the last three of a prefix (`don'` | `t`: `don`, `'`
+# where the whole text has `do`, `n't`; `1,` | `000`: `1`, `,` where it has `1,000`; `Warsaw. Mr.` | ` Smith`:
+# `Warsaw`, `.`, `Mr`, `.` where it has `Warsaw.`, `Mr.`, as the cut's final period reads as a sentence end).
+PREFIX_UNSTABLE_TOKENS = 3
 _CHARS_PER_TOKEN = 16  # First guess of the characters a token takes, doubled while too few.
 
 
