@@ -35,8 +35,15 @@ earlier version of the code and one by this one) at batch 64 on the WebNLG\* tes
 in this process, and prints each one's median rate:
 
     python benchmarks/serving_latency.py --saved_models=old_export/1,new_export/1
+
+`--concurrent_clients=N` with one `--saved_models` folder instead starts `serving.server` on its base path twice,
+with and without `--enable_batching` (both `--workers=N`), and sends the WebNLG\* test sentences one a gRPC request
+from N client threads, in alternating rounds; it prints each server's sentences/s and request latency:
+
+    python benchmarks/serving_latency.py --saved_models=export/1 --concurrent_clients=16
 """
 
+import concurrent.futures
 import json
 import os
 import re
@@ -71,6 +78,8 @@ flags.DEFINE_bool("lengths_only", False, "Only time and measure memory by senten
 flags.DEFINE_bool("predict_only", False, "Only time RINTripleExtractor.predict at batch 64 (--rounds passes).")
 flags.DEFINE_integer("profile_batches", 0, "Also trace this many batch-64 calls and print op time by part of the "
                      "serving graph and op type.")
+flags.DEFINE_integer("concurrent_clients", 0, "With one --saved_models folder: instead, client threads sending "
+                     "one sentence a request to serving.server with and without --enable_batching.", lower_bound=0)
 flags.register_validator("model_dir", lambda value: value or FLAGS.saved_models,
                           "--model_dir or --saved_models is required.")
 
@@ -139,6 +148,11 @@ def _print_costs_by_length(extractor, signature):
 
 def main(argv):
     del argv
+    if FLAGS.saved_models and FLAGS.concurrent_clients:
+        if len(FLAGS.saved_models) != 1:
+            sys.exit("--concurrent_clients times one --saved_models folder.")
+        _compare_batching(FLAGS.saved_models[0], FLAGS.concurrent_clients)
+        return
     if FLAGS.saved_models:
         _compare_saved_models(FLAGS.saved_models)
         return
@@ -185,6 +199,50 @@ def _compare_saved_models(paths: list[str]) -> None:
               f"(rounds: {', '.join(f'{v:.0f}' for v in values)})")
 
 
+def _compare_batching(path: str, clients: int) -> None:
+    """Prints the rate and latency of one-sentence gRPC requests from `clients` threads to `serving.server` on
+    `path`'s base path, with and without `--enable_batching`, timed in alternating rounds."""
+    test = _sentences(Corpus.prepare("webnlg", "partial", FLAGS.tfds_data_dir), "test")
+    base = os.path.dirname(os.path.normpath(path))
+    servers, results = {}, {}
+    try:
+        for name, extra in (("without batching", []), ("--enable_batching", ["--enable_batching"])):
+            servers[name] = _start_server(base, [f"--workers={clients}", *extra])
+            client = GrpcClient(f"127.0.0.1:{servers[name][1]}", timeout=60)
+            with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+                list(pool.map(lambda s: client.predict([s]), test[:4 * clients]))  # Traces the batch shapes.
+            results[name] = (client, [], [])
+        for _ in range(FLAGS.rounds):
+            for name, (client, rates, latencies) in results.items():
+                def timed(sentence, client=client):
+                    start = time.perf_counter()
+                    client.predict([sentence])
+                    return time.perf_counter() - start
+
+                start = time.perf_counter()
+                with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+                    latencies.extend(pool.map(timed, test))
+                rates.append(len(test) / (time.perf_counter() - start))
+        for name, (_, rates, latencies) in results.items():
+            p50, p99 = np.percentile(np.asarray(latencies) * 1e3, [50, 99])
+            print(f"{name}: {clients} clients, one sentence a request, median {statistics.median(rates):.0f} "
+                  f"sentences/s (rounds: {', '.join(f'{v:.0f}' for v in rates)}); latency p50 {p50:.1f} ms, "
+                  f"p99 {p99:.1f} ms")
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait()
+
+
+def _start_server(base: str, extra_flags: list[str]) -> tuple[subprocess.Popen, str]:
+    """Starts `serving.server` on `base` (free ports, no REST); returns the process and its gRPC port."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", f"--model_base_path={base}", "--port=0", "--rest_api_port=0",
+         *extra_flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    return server, re.search(r"gRPC [\d.]+:(\d+)", server.stdout.readline()).group(1)
+
+
 def _report(model_dir: str) -> None:
     """Prints the serving figures of one model."""
     extractor = RINTripleExtractor.from_preset(model_dir)
@@ -229,12 +287,8 @@ def _report(model_dir: str) -> None:
     p50, p99 = _latencies_ms(lambda s: signature(sentences=tf.constant(s)), test, FLAGS.requests)
     print(f"SavedModel in-process one-sentence calls ({FLAGS.requests}): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", f"--model_base_path={base}", "--port=0", "--rest_api_port=0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    server, port = _start_server(base, [])
     try:
-        port = re.search(r"gRPC [\d.]+:(\d+)", server.stdout.readline()).group(1)
         client = GrpcClient(f"127.0.0.1:{port}", timeout=30)
         for sentence in test[:20]:
             client.predict([sentence])

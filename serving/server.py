@@ -33,6 +33,8 @@ nothing a client sends stops the server:
   memory do not grow with a sentence's length beyond reading it;
 - requests run in chunks of `--max_batch_size` sentences, and one whose client
   has left (cancelled, past its deadline, connection closed) stops at the next;
+  with `--enable_batching` (TF Serving's flag) the chunks of concurrent requests
+  share model calls of up to `--max_batch_size` sentences (`RequestBatcher`);
 - REST connections cost no thread (`serving.web`): slow or idle clients are
   closed after `--rest_read_timeout` seconds and cannot stall the others.
 """
@@ -40,6 +42,7 @@ nothing a client sends stops the server:
 from __future__ import annotations
 
 import base64
+import collections
 import concurrent.futures
 import functools
 import json
@@ -101,11 +104,15 @@ class ServedModel:
         max_load_retries: loads of a version that failed to load tried again, `load_retry_seconds` apart (a
             folder still being copied); after those the version is given up until its folder is removed.
         load_retry_seconds: seconds between two loads of one version.
+        batching: whether the chunks of concurrent requests share model calls (`RequestBatcher`).
+        batch_timeout_seconds: with `batching`, how long a call waits for more sentences once one request's are
+            queued (0: it takes those queued when the previous call ends).
     """
 
     def __init__(self, base_path: str, name: str = "rin", max_batch_size: int = 64,
                  max_request_sentences: int = MAX_REQUEST_SENTENCES, max_request_bytes: int = MAX_REQUEST_BYTES,
-                 max_load_retries: int = MAX_LOAD_RETRIES, load_retry_seconds: float = LOAD_RETRY_SECONDS):
+                 max_load_retries: int = MAX_LOAD_RETRIES, load_retry_seconds: float = LOAD_RETRY_SECONDS,
+                 batching: bool = False, batch_timeout_seconds: float = 0.0):
         self.base_path = base_path
         self.name = name
         self.max_batch_size = max_batch_size
@@ -118,6 +125,7 @@ class ServedModel:
         self._signature_defs = None
         self._failed_loads = {}  # Version -> (loads that failed, when the last one failed, its error).
         self._lock = threading.Lock()
+        self._batcher = RequestBatcher(max_batch_size, batch_timeout_seconds) if batching else None
         available = contract.versions(base_path)
         if not available:
             raise FileNotFoundError(f"No numbered SavedModel version under {base_path!r}.")
@@ -267,9 +275,9 @@ class ServedModel:
                 logging.info("Stopped a request after %d of %d sentences: its client left.", begin, size)
                 raise RequestError(grpc.StatusCode.CANCELLED,
                                    f"The client left; the request stopped after {begin} of {size} sentences.")
-            chunk = {k: tf.constant(v[begin:begin + self.max_batch_size], tf.string) for k, v in inputs.items()}
+            chunk = {k: v[begin:begin + self.max_batch_size] for k, v in inputs.items()}
             try:
-                chunks.append({k: v.numpy() for k, v in function(**chunk).items()})
+                chunks.append(self._batcher.run(function, chunk) if self._batcher and size else _call(function, chunk))
             except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0]) from error
         return _concatenate(chunks), served
@@ -367,6 +375,115 @@ def _concatenate(chunks: list[dict]) -> dict:
             for c in chunks
         ])
     return joined
+
+
+def _call(function, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A signature's NumPy outputs for NumPy string inputs."""
+    return {k: v.numpy() for k, v in function(**{k: tf.constant(v, tf.string) for k, v in inputs.items()}).items()}
+
+
+class RequestBatcher:
+    """Runs the chunks of concurrent requests as shared signature calls: TF Serving's `--enable_batching`.
+
+    One call of 32 sentences takes about a third of the time of 32 calls of one (the encoder and the pair rounds
+    work on whole batches), so many clients sending a sentence or two each are answered faster, and more evenly,
+    when their requests are read together. One thread makes the calls: each takes, in arrival order, the queued chunks of
+    the same signature of the same version, up to `max_batch_size` sentences, and each request gets its own rows
+    back, as its own call would have answered them (triples padded to its own longest row). A shared call that
+    fails is made again for each chunk alone, so one bad request fails only itself.
+
+    Args:
+        max_batch_size: most sentences in one call.
+        timeout_seconds: how long a call waits for more sentences once a chunk is queued (TF Serving's
+            `batch_timeout_micros`); 0 takes those queued when the previous call ends.
+    """
+
+    def __init__(self, max_batch_size: int, timeout_seconds: float = 0.0):
+        self.max_batch_size = max_batch_size
+        self.timeout_seconds = timeout_seconds
+        self._queue = collections.deque()  # (function, inputs, rows, future)
+        self._ready = threading.Condition()
+        self._thread = None
+
+    def run(self, function, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`function`'s outputs for `inputs` (at most `max_batch_size` rows, at least one), computed in a shared call.
+
+        Raises:
+            what the call raises for these inputs alone.
+        """
+        future = concurrent.futures.Future()
+        with self._ready:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="RequestBatcher", daemon=True)
+                self._thread.start()
+            self._queue.append((function, inputs, len(next(iter(inputs.values()))), future))
+            self._ready.notify()
+        return future.result()
+
+    def _serve(self) -> None:
+        while True:
+            jobs = self._next_batch()
+            try:
+                self._answer(jobs)
+            except BaseException as error:  # Never a request left waiting, whatever went wrong.
+                for *_, future in jobs:
+                    if not future.done():
+                        future.set_exception(error)
+
+    @staticmethod
+    def _answer(jobs: list[tuple]) -> None:
+        try:
+            outputs = _call(jobs[0][0], _join_rows([inputs for _, inputs, _, _ in jobs]))
+        except Exception:  # Each chunk again on its own: only the one at fault fails.
+            for function, inputs, _, future in jobs:
+                try:
+                    future.set_result(_call(function, inputs))
+                except Exception as error:
+                    future.set_exception(error)
+            return
+        begin = 0
+        for _, _, rows, future in jobs:
+            future.set_result(_own_rows(outputs, begin, begin + rows))
+            begin += rows
+
+    def _next_batch(self) -> list[tuple]:
+        """Waits for a queued chunk; takes it and, after `timeout_seconds` at most, those that join its call."""
+        with self._ready:
+            while not self._queue:
+                self._ready.wait()
+            deadline = time.monotonic() + self.timeout_seconds
+            while sum(job[2] for job in self._queue) < self.max_batch_size and time.monotonic() < deadline:
+                self._ready.wait(deadline - time.monotonic())
+            first = self._queue.popleft()
+            jobs, rows, kept = [first], first[2], collections.deque()
+            while self._queue:
+                job = self._queue.popleft()
+                if job[0] is first[0] and rows + job[2] <= self.max_batch_size:
+                    jobs.append(job)
+                    rows += job[2]
+                else:
+                    kept.append(job)
+            self._queue.extendleft(reversed(kept))
+            return jobs
+
+
+def _join_rows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The inputs of several chunks as one batch; tokens (rank 2) padded with "" to the widest."""
+    joined = {}
+    for key in parts[0]:
+        arrays = [np.asarray(part[key], dtype=object) for part in parts]
+        if arrays[0].ndim == 2:
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])], constant_values=b"") for a in arrays]
+        joined[key] = np.concatenate(arrays)
+    return joined
+
+
+def _own_rows(outputs: dict[str, np.ndarray], begin: int, end: int) -> dict[str, np.ndarray]:
+    """Rows `begin:end` of a shared call's outputs, triples padded to their own longest row, as their own call."""
+    rows = {k: v[begin:end] for k, v in outputs.items()}
+    width = int(rows["num_triples"].max(initial=0)) if "num_triples" in rows else None
+    return {k: v[:, :width] if v.ndim >= 2 else v for k, v in rows.items()}
 
 
 def _replay_warmup(loaded, path: str) -> None:
@@ -783,7 +900,8 @@ def main(argv):
     try:
         model = ServedModel(FLAGS.model_base_path, FLAGS.model_name, FLAGS.max_batch_size,
                             FLAGS.max_request_sentences, FLAGS.max_request_bytes, FLAGS.max_num_load_retries,
-                            FLAGS.load_retry_interval_micros / 1e6)
+                            FLAGS.load_retry_interval_micros / 1e6, FLAGS.enable_batching,
+                            FLAGS.batch_timeout_micros / 1e6)
         server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
                              FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
                              FLAGS.rest_read_timeout, FLAGS.shutdown_grace_seconds).start()
@@ -813,7 +931,13 @@ if __name__ == "__main__":
     flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 to serve other machines.")
     flags.DEFINE_integer("port", contract.GRPC_PORT, "gRPC port.")
     flags.DEFINE_integer("rest_api_port", contract.REST_PORT, "REST port (0: no REST).")
-    flags.DEFINE_integer("max_batch_size", 64, "Sentences per model call; larger requests are chunked.")
+    flags.DEFINE_integer("max_batch_size", 64, "Sentences per model call; larger requests are chunked.",
+                         lower_bound=1)
+    flags.DEFINE_bool("enable_batching", False, "Concurrent requests share model calls of up to --max_batch_size "
+                      "sentences (TF Serving's flag): more throughput and a shorter tail for many small concurrent "
+                      "requests; raise --workers with it, as each waiting request holds a worker.")
+    flags.DEFINE_integer("batch_timeout_micros", 0, "With --enable_batching, microseconds a call waits for more "
+                         "sentences (0: it takes those queued when the previous call ends).", lower_bound=0)
     flags.DEFINE_integer("max_request_sentences", MAX_REQUEST_SENTENCES, "Most sentences in one request.")
     flags.DEFINE_integer("max_request_bytes", MAX_REQUEST_BYTES, "Most bytes of text in one request.")
     flags.DEFINE_integer("workers", 4, "Requests run at once, per protocol.")

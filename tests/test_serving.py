@@ -1,6 +1,7 @@
 """Predict API, SavedModel export and the gRPC / REST server and clients, end to end."""
 
 import base64
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -315,6 +316,81 @@ def test_client_sends_standard_input_in_requests_of_batch_size_lines(served, run
         assert "(sentences 3-4; those before are answered above)" in answer.stderr
     finally:
         model.max_request_sentences, model.max_request_bytes = limits
+
+
+def _words_as_triples(sentences):
+    """A stand-in signature: each word of a sentence is one of its triples; a sentence "boom" fails the call."""
+    texts = sentences.numpy().tolist()
+    if b"boom" in texts:
+        raise tf.errors.InvalidArgumentError(None, None, "boom")
+    words = [t.split() for t in texts]
+    width = max(map(len, words), default=0)
+    return {"subjects": tf.constant([w + [b""] * (width - len(w)) for w in words], tf.string, [len(words), width]),
+            "num_triples": tf.constant([len(w) for w in words], tf.int32)}
+
+
+def test_request_batcher_shares_calls_and_answers_each_request_as_its_own_call():
+    calls, entered, gate = [], threading.Event(), threading.Event()
+
+    def function(sentences):
+        entered.set()
+        gate.wait()  # The first call holds the batcher until the others are queued.
+        calls.append(len(sentences))
+        return _words_as_triples(sentences)
+
+    batcher = server.RequestBatcher(max_batch_size=4)
+    requests = [["a"], ["b c d", "e"], ["f g"], ["h"], ["i j", "k", "l"], ["boom"], ["m"]]
+    answers, errors = {}, {}
+
+    def send(i):
+        try:
+            answers[i] = batcher.run(function, {"sentences": np.array([t.encode() for t in requests[i]], object)})
+        except tf.errors.InvalidArgumentError as error:
+            errors[i] = error
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    threads[0].start()
+    assert entered.wait(timeout=60)
+    for i, thread in enumerate(threads[1:], 1):  # Queued in order behind the held call.
+        thread.start()
+        while len(batcher._queue) < i:
+            time.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    for i, sentences in enumerate(requests):
+        if i in answers:
+            own = {k: v.numpy() for k, v in _words_as_triples(tf.constant([t.encode() for t in sentences])).items()}
+            assert answers[i]["subjects"].shape == own["subjects"].shape  # Padded to its own longest row.
+            assert (answers[i]["subjects"] == own["subjects"]).all()
+            assert (answers[i]["num_triples"] == own["num_triples"]).all()
+    assert set(errors) == {5} and len(answers) == len(requests) - 1  # Only the bad request failed.
+    # [a], then [b c d, e] [f g] [h] shared, [i j, k, l] [boom] shared and failed, each alone, then [m].
+    assert calls == [1, 4, 4, 3, 1, 1]
+
+
+def test_batching_server_answers_concurrent_requests_as_a_plain_one(served):
+    model = server.ServedModel(str(served["base"]), "rin", max_batch_size=8, batching=True)
+    instance = server.ModelServer(model, grpc_port=0, rest_port=0, poll_seconds=0, workers=16).start()
+    try:
+        sentences = SENTENCES + RAW_SENTENCES
+        expected = served["extractor"].predict_detailed(sentences)
+        grpc_client = client.GrpcClient(f"127.0.0.1:{instance.grpc_port}", timeout=120)
+        tokens_client = client.GrpcClient(f"127.0.0.1:{instance.grpc_port}", signature_name="serve_tokens",
+                                          timeout=120)
+        rest_client = client.RestClient(f"http://127.0.0.1:{instance.rest_port}", timeout=120)
+        jobs = [(grpc_client, [s]) for s in sentences] + [(rest_client, [s]) for s in sentences]
+        jobs += [(grpc_client, sentences[:3]), (tokens_client, [tokenize(s) for s in SENTENCES])]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda job: job[0].predict(job[1]), jobs))
+        by_sentence = dict(zip(sentences, (r["triples"] for r in expected)))
+        for (sender, sent), answer in zip(jobs, answers):
+            if sender is tokens_client:
+                assert_same_triples(answer, [r["triples"] for r in served["extractor"].predict_tokens(sent)])
+            else:
+                assert_same_triples(answer, [by_sentence[s] for s in sent])
+    finally:
+        instance.stop()
 
 
 def _raw_request(running, inputs, model_name="rin", signature="serving_default", output_filter=()):
