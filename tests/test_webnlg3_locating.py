@@ -156,3 +156,41 @@ def test_read_entries(tmp_path):
     assert (entry.category, entry.eid, entry.size) == ("Airport", "Id1", 1)
     assert entry.triples == [("Aarhus", "leader", "Jacob_Bundsgaard")]
     assert entry.lexes == [("Id1", "Aarhus is led by Jacob Bundsgaard."), ("Id2", "Jacob Bundsgaard leads Aarhus.")]
+
+
+def test_a_mention_inside_another_entitys_is_taken_only_where_there_is_no_other():
+    triples = [("Honda", "division", "Acura"), ("Acura_TLX", "manufacturer", "Honda")]
+    located = locate_triples("Acura is a division of Honda which makes the Acura TLX.", triples)
+    assert located.triples == [((5, 6), "division", (0, 1)), ((9, 11), "manufacturer", (5, 6))]  # Not `Acura` (9).
+    assert locate_triples("Honda makes the Acura TLX.", triples).triples == [
+        ((0, 1), "division", (3, 4)), ((3, 5), "manufacturer", (0, 1))]
+
+
+def test_a_name_does_not_run_across_a_sentence_end():
+    text = "Atlantic City is part of New Jersey, where the state capital is Trenton. New Jersey is in the US."
+    assert spans(text, [("New_Jersey", "capital", "Trenton,_New_Jersey"),
+                        ("Atlantic_City,_New_Jersey", "isPartOf", "New_Jersey")]) == [
+        ("New Jersey", "capital", "Trenton"), ("Atlantic City", "isPartOf", "New Jersey")]
+    assert spans("Admin. Sci. Q is a journal.", [("Admin._Sci._Q.", "genre", "Journal")]) == [
+        ("Admin. Sci . Q", "genre", "journal")]  # `Sci.` read as a sentence end.
+
+
+def test_a_name_without_its_plural_ending_is_no_mention_before_a_noun():
+    assert spans("Batchoy, a Philippine dish, includes noodles.", [("Batchoy", "country", "Philippines")]) == []
+    assert spans("Hypermarcas is a pharmaceutical company.", [("Hypermarcas", "product", "Pharmaceuticals")]) == []
+    assert spans("AIDAstella is operated by the AIDA Cruise Line.", [("AIDAstella", "operator", "AIDA_Cruises")]) == []
+    assert spans("The book's author is Australian and lives in Sydney.",
+                 [("The_book", "nationality", "Australians")]) == [("The book", "nationality", "Australian")]
+
+
+def test_a_bare_year_of_another_written_date_is_not_taken():
+    triple = [("Alan_Bean", "birthDate", '"1983-10-03"')]
+    for written in ("10th March 1983", "March 1983", "March 10, 1983"):
+        assert spans(f"Alan Bean was born on {written}.", triple) == []
+    assert spans("Alan Bean was born in 1983.", triple) == [("Alan Bean", "birthDate", "1983")]
+
+
+def test_a_list_of_numbers_is_not_its_first_item():
+    assert spans("Albany, Oregon has area codes 541 and 458.", [("Albany,_Oregon", "areaCode", '"541, 458"')]) == []
+    assert spans("Albany, Oregon has area codes 541, 458.", [("Albany,_Oregon", "areaCode", '"541, 458"')]) == [
+        ("Albany , Oregon", "areaCode", "541 , 458")]

@@ -24,34 +24,40 @@ Forms come in tiers, most specific first:
   1932`); numbers formatted (`1,500.0`, `1500`, `5.0` -> `5`) with or without their
   unit (`1.5 kilometres`, `1.5 km`). Commas, colons, quotes and hyphens between a
   form's words may be present or not (`1634: The Ram Rebellion`, `1634 The Ram ...`).
-- inflected: a name with or without a plural ending (`Almonds`, `Americans` -> `American`),
+- inflected: a name with or without a plural ending (`Almonds`, `Americans` -> `American`; without it only where
+  no word but a function word follows: `Philippine dish` is no mention of `Philippines`),
   and a name without a qualifier that is another entity of the triples
   (`President_of_the_United_States` with `United_States`: `President`).
 - acronyms, matched with case (`US`, `U.S.`, `US Army`; `USA`, `America`, `UK`, `Britain`
   for the two countries texts abbreviate most).
 - weak: a date's `March 1932` or bare year, a number of one or two digits: only where
-  they occur exactly once in the text.
+  they occur exactly once in the text (a year not after a month or a day: `10th March 1983` holds no
+  mention of 1983-10-03).
 - learned: runs of a name's words (`Shepard`, `Felipe VI`, `Native Americans`) count only
   where they occur once, are not next to the name's neighbouring words (`Native` followed
   by `Americans`), and another text of the same entry (`other_texts`) writes the entity
   that way and no strong form of it: evidence that the entry's authors use the short form.
 Acronyms, weak and learned forms never count inside another entity's strong mention.
 
-Among an entity's matches the more specific (tier, then more words) wins; among equally
+A mention of a name runs across a period token only where the name has periods between its words (`Admin. Sci. Q`),
+not across a sentence end (`Trenton. New Jersey`). A list of numbers (`"541, 458"`) is not its first item.
+
+Among an entity's matches, one inside another entity's longer strong mention (`Acura` of `Acura TLX`) counts only
+where the entity has no other; then the more specific (tier, then more words) wins; among equally
 specific places, the subject and object pair that lies nearest, then the first. Subject
 and object may not share a span (and overlap only where nothing else is possible).
 
-Measured on 2026-12-03 (`python benchmarks/webnlg3_locating.py`):
-- train: 95.0% of the 104,799 triple mentions (triple x text) located with full spans;
-  dropped: object not found 3.8%, subject not found 1.1%, both 0.1%, same span 14.
-  dev: 95.4% of 13,232.
+Measured on 2026-12-06 (`python benchmarks/webnlg3_locating.py`):
+- train: 94.8% of the 104,799 triple mentions (triple x text) located with full spans;
+  dropped: object not found 4.1%, subject not found 1.1%, both 0.1%, same span 15.
+  dev: 95.0% of 13,232.
 - WebNLG* train (4,276 of its 5,019 texts are WebNLG 3.0 train texts): 89.8% of its 9,637
-  triples reproduced by last word. Of the 985 others, 760 are WebNLG*'s taking the last word
+  triples reproduced by last word. Of the 987 others, 762 are WebNLG*'s taking the last word
   of the DBpedia name where the text writes the entity otherwise (`language` for
   `English_language` in "English is spoken", `Texas` for `Abilene,_Texas` in "Abilene",
   `States` for `President_of_the_United_States` in "the President"), 22 differ in relation
   name only, 1 has no WebNLG 3.0 triple, 202 (2.1%) are dropped here: 97.7% of the WebNLG*
-  triples that name a text mention are reproduced. 69.8% of the located triples are WebNLG*
+  triples that name a text mention are reproduced. 69.9% of the located triples are WebNLG*
   triples: WebNLG* keeps fewer triples per text (24% of the located ones have no WebNLG*
   counterpart at all).
 """
@@ -113,9 +119,15 @@ _PLAIN = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "
 _INITIALS = re.compile(r"\b(?:[A-Z]\.){2,}")  # `A.F.C.`, also written `AFC`.
 _CLITICS = frozenset({"'s", "'re", "'ve", "'ll", "'d", "'m"})
 _SKIPPED = frozenset({",", ":", "'", '"', "-"})  # Punctuation a mention may hold or lack: `Fort Worth(,) Texas`.
-# Inside a mention a period token is skipped too: a word's period that the tokeniser read as a sentence end
-# (`Admin. Sci. Q.` written `Admin. Sci. Q` gives `Sci`, `.`, `Q`).
+# Inside the mention of a name with periods between its words a period token is skipped too: a word's period that
+# the tokeniser read as a sentence end (`Admin. Sci. Q.` written `Admin. Sci. Q` gives `Sci`, `.`, `Q`). Other
+# names do not run across a sentence end (`Trenton. New Jersey` is no `Trenton, New Jersey`).
 _SKIPPED_INSIDE = _SKIPPED | {"."}
+_YEAR = re.compile(r"[0-9]{4}")
+_DAY = re.compile(r"[0-9]{1,2}(?:st|nd|rd|th)?")
+_FUNCTION_WORDS = frozenset(
+    "and or but nor is are was were be been being has have had who whom whose which that in of from by with as to "
+    "for at on into since until after before while".split())
 _GENERIC_SUFFIXES = (" language", " music", " cuisine")  # `English_language` is written `English`.
 _ALIASES = {"United States": ("USA", "U.S.A.", "America"), "United Kingdom": ("U.K.", "UK", "Britain")}
 _GENERIC_WORDS = frozenset(
@@ -228,7 +240,7 @@ class _TextKeys:
             while matched < len(keys) and position < len(text):
                 if text[position] == keys[matched]:
                     matched += 1
-                elif not (matched and text[position] in _SKIPPED_INSIDE):
+                elif not (matched and text[position] in (_SKIPPED_INSIDE if form.dotted else _SKIPPED)):
                     break
                 position += 1
             if matched == len(keys) and (position == len(text) or token[position] != token[position - 1]):
@@ -297,7 +309,8 @@ def _name_forms(name: str) -> list[str]:
     if bare and bare != name:
         forms.append(bare)
     forms += [form.replace("(", "").replace(")", "") for form in forms if "(" in form]  # `(29075) 1950 DA`.
-    forms += [form.split(",")[0] for form in forms if ", " in form]
+    # Not a list of numbers (`541, 458`): its first item is no name of it.
+    forms += [form.split(",")[0] for form in forms if ", " in form and not form.split(",")[0].strip().isdigit()]
     forms += [form[:-len(suffix)] for form in forms for suffix in _GENERIC_SUFFIXES
               if form.lower().endswith(suffix) and len(form) > len(suffix)]
     forms += [form.replace("&", "and") for form in forms if "&" in form]
@@ -351,6 +364,8 @@ class _Form:
     cased: bool = False
     before: str = ""  # A partial form's neighbouring words in the name (see `_partial_forms`).
     after: str = ""
+    dotted: bool = False  # The name has a period between words (`Admin._Sci._Q.`): a period token may sit inside.
+    singular: bool = False  # A name without its plural ending (`Australians` -> `Australian`).
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -359,21 +374,22 @@ def entity_forms(entity: str) -> tuple[_Form, ...]:
     value = entity.strip()
     literal = _literal_forms(value.replace('"', "").strip())
     if literal:
-        tiers = [(_STRONG, literal[0], False), (_WEAK, literal[1], False)]
+        tiers = [(_STRONG, literal[0], False, False), (_WEAK, literal[1], False, False)]
     else:
         value = value.strip("\"'")
         names = _name_forms(value)
-        inflected = [form + ending for form in names for ending in ("s", "es")] + [
-            form[:-1] for form in names if form.endswith("s") and len(form) > 3]
-        tiers = [(_STRONG, names, False), (_INFLECTED, inflected, False), (_ACRONYM, _acronym_forms(value), True),
-                 (_LEARNED, _partial_forms(value), True)]
+        plurals = [form + ending for form in names for ending in ("s", "es")]
+        singulars = [form[:-1] for form in names if form.endswith("s") and len(form) > 3]
+        tiers = [(_STRONG, names, False, False), (_INFLECTED, plurals, False, False),
+                 (_INFLECTED, singulars, False, True), (_ACRONYM, _acronym_forms(value), True, False),
+                 (_LEARNED, _partial_forms(value), True, False)]
     forms = {}
-    for tier, texts, cased in tiers:
+    for tier, texts, cased, singular in tiers:
         for text in texts:
             text, before, after = text if isinstance(text, tuple) else (text, "", "")
             keys = _keys(text, casefold=not cased)
             if keys and (keys, cased) not in forms and (keys, False) not in forms:
-                forms[keys, cased] = _Form(keys, tier, cased, before, after)
+                forms[keys, cased] = _Form(keys, tier, cased, before, after, "." in text.strip(". "), singular)
     return tuple(sorted(forms.values(), key=lambda form: (form.tier, -len(form.keys))))
 
 
@@ -421,7 +437,21 @@ class _Mentions:
         if (form.before and start and self.token_keys[start - 1][-1] == form.before) or (
                 form.after and end < len(self.tokens) and self.token_keys[end][0] == form.after):
             return None
+        if _YEAR.fullmatch(form.keys[0]) and len(form.keys) == 1 and self._ends_written_date(start):
+            return None  # A date's bare year, here the year of another date (`10th March 1983` for 1983-10-03).
         return spans[0]
+
+    def _ends_written_date(self, start: int) -> bool:
+        """Whether the token at `start` follows a month or a day (`March 1983`, `10, 1983`), a comma between."""
+        before = [keys[-1] for keys in self.token_keys[max(start - 2, 0):start] if keys[-1] != ","][-1:]
+        return bool(before) and (before[0][:3] in _MONTH_ABBREVIATIONS or bool(_DAY.fullmatch(before[0])))
+
+    def modifies(self, span: Span) -> bool:
+        """Whether a word other than a function word follows `span`: `Philippine` in `Philippine dish` is no
+        mention of `Philippines`."""
+        end = span[1]
+        return end < len(self.tokens) and self.tokens[end].text.isalpha() and (
+            self.token_keys[end][0] not in _FUNCTION_WORDS)
 
 
 def _matches(entity: str, mentions: _Mentions, others: Sequence[_Mentions]) -> list[tuple[tuple[int, int], Span]]:
@@ -441,8 +471,14 @@ def _matches(entity: str, mentions: _Mentions, others: Sequence[_Mentions]) -> l
         if form.tier == _LEARNED and spans and not any(
                 not other.strong(entity) and other.unique(entity, form) for other in others):
             continue
+        if form.singular:
+            spans = [span for span in spans if not mentions.modifies(span)]
         matches += [((form.tier, -len(form.keys)), span) for span in spans]
-    return matches
+    # A mention inside another entity's longer one (`Acura` of `Acura TLX`) only where the entity has no other.
+    others_strong = mentions.others_strong(entity)
+    apart = [match for match in matches if not any(
+        other[0] <= match[1][0] and match[1][1] <= other[1] and other != match[1] for other in others_strong)]
+    return apart or matches
 
 
 def _best_pair(subjects, objects):

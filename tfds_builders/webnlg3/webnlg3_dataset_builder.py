@@ -66,11 +66,15 @@ class WebNLG3Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for WebNLG 3.0 joint extraction."""
 
-    VERSION = tfds.core.Version("1.2.0")
+    VERSION = tfds.core.Version("1.3.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Held-out entities: 1 in 20 subjects and every entry naming them, out of train and validation.",
         "1.2.0": "A period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`; was `Warsaw.`).",
+        "1.3.0": "Locating places fewer mentions wrongly: not inside another entity's longer mention where the entity "
+                 "has another (`Acura` of `Acura TLX`), not across a sentence end (`Trenton. New Jersey`), not a "
+                 "name without its plural ending before a noun (`Philippine dish`), not a date's year inside another "
+                 "written date, not a list of numbers as its first item.",
     }
     BUILDER_CONFIGS = [
         WebNLG3Config(name="exact", description="Full entity spans.", variant="exact"),
