@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from typing import Callable
 
@@ -60,8 +61,8 @@ def fingerprint(component: str, config: dict, inputs: dict[str, Artifact]) -> st
 
 
 def run_component(pipeline_root: str, component: str, config: dict, inputs: dict[str, Artifact],
-                  executor: Callable[[str], dict]) -> Artifact:
-    """Runs `executor(output_dir)` unless an artifact with the same fingerprint exists.
+                  executor: Callable[[str], dict], reusable: Callable[[Artifact], bool] | None = None) -> Artifact:
+    """Runs `executor(output_dir)` unless an artifact with the same fingerprint exists (and is `reusable`).
 
     Args:
         pipeline_root: the pipeline's root folder.
@@ -69,6 +70,8 @@ def run_component(pipeline_root: str, component: str, config: dict, inputs: dict
         config: the component's config, as JSON-able values.
         inputs: input artifacts by name.
         executor: writes the outputs into the folder it is given and returns the properties.
+        reusable: whether a finished artifact still holds (what it points to outside the pipeline root may be
+            gone); one that does not is removed and the component runs again.
 
     Returns:
         the (new or reused) artifact.
@@ -76,8 +79,12 @@ def run_component(pipeline_root: str, component: str, config: dict, inputs: dict
     key = fingerprint(component, config, inputs)
     uri = os.path.join(pipeline_root, component, key)
     if os.path.exists(os.path.join(uri, ARTIFACT_FILE)):
-        logging.info("%s: inputs and config unchanged, reusing %s", component, uri)
-        return Artifact.load(uri)
+        artifact = Artifact.load(uri)
+        if reusable is None or reusable(artifact):
+            logging.info("%s: inputs and config unchanged, reusing %s", component, uri)
+            return artifact
+        logging.info("%s: %s no longer holds (%s); running again", component, uri, artifact.properties)
+        shutil.rmtree(uri)
     work = uri + ".partial"
     os.makedirs(work, exist_ok=True)
     logging.info("%s: running into %s", component, work)

@@ -47,17 +47,21 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     os.makedirs(root, exist_ok=True)
     options = PipelineOptions(beam_args or [])
 
-    def component(name, settings, inputs, executor, read=None):
+    def component(name, settings, inputs, executor, read=None, reusable=None):
         # `read`: what the component reads from outside the pipeline, hashed with its settings.
-        return run_component(root, name, {**dataclasses.asdict(settings), **(read or {})}, inputs, executor)
+        return run_component(root, name, {**dataclasses.asdict(settings), **(read or {})}, inputs, executor,
+                             reusable)
 
     examples = component("ExampleGen", config.example_gen, {},
                          lambda out: example_gen.run(config.example_gen, out, options),
                          {"published_splits": example_gen.published_splits(config.example_gen)})
     statistics = component("StatisticsGen", config.statistics_gen, {"examples": examples},
                            lambda out: statistics_gen.run(config.statistics_gen, examples.uri, out, options))
+    vector_files = [stamp for source in (config.trainer.word_vectors, config.trainer.pretrained_vectors)
+                    if os.path.isfile(source) for stamp in _file_stamps(glob.escape(source))]
     model = component("Trainer", config.trainer, {"examples": examples},
-                      lambda out: trainer.run(config.trainer, examples.uri, out))
+                      lambda out: trainer.run(config.trainer, examples.uri, out),
+                      {"vector_files": vector_files} if vector_files else None)
 
     baseline_path = os.path.join(root, BASELINE_FILE)
     baseline = _read_json(baseline_path)
@@ -77,7 +81,8 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
                   "partial_f1": evaluation.properties["partial_f1"]}
         write_atomically(baseline_path, lambda path: _write_json(path, record))
     pushed = component("Pusher", config.pusher, {"model": model, "blessing": evaluation},
-                       lambda out: pusher.run(config.pusher, model.uri, evaluation.properties["blessed"], out))
+                       lambda out: pusher.run(config.pusher, model.uri, evaluation.properties["blessed"], out),
+                       reusable=pusher.still_pushed)
     artifacts = {"ExampleGen": examples, "StatisticsGen": statistics, "Trainer": model,
                  "Evaluator": evaluation, "Pusher": pushed}
     if not pushed.properties["pushed"]:

@@ -11,7 +11,7 @@ writes `serving_models/rin/1/` (TF Serving's `<base>/<version>/` layout) with:
 - `serve_tokens`: `tokens` tf.string [batch, n], pre-tokenised, "" as padding;
   character spans index the tokens joined by single spaces.
 - `assets.extra/tf_serving_warmup_requests`: warm-up requests TF Serving replays
-  on load.
+  on load; `assets.extra/rin_source.txt`: the model it was exported from.
 
 A version folder is written under a temporary name and renamed when complete,
 so a server polling the base path never sees half an export.
@@ -232,8 +232,12 @@ class TripleGraph:
         return tf.where(closes_b, previous, positions[None, :])
 
 
-def export_saved_model(extractor, path: str, max_length: int | None = None, model_name: str = "rin") -> str:
+def export_saved_model(extractor, path: str, max_length: int | None = None, model_name: str = "rin",
+                       source: str | None = None) -> str:
     """Writes the serving SavedModel of a `RINTripleExtractor` to `path` (which must not exist).
+
+    `source`, the path of the model exported, is written into `contract.SOURCE_FILE` (`contract.export_source`
+    reads it), so that a version folder says which run it serves.
 
     Every export tokenises with a TF Text op (`regex_split_with_offsets`; a BERT
     encoder's word pieces too): a process loading it must `import tensorflow_text`
@@ -259,6 +263,9 @@ def export_saved_model(extractor, path: str, max_length: int | None = None, mode
     )
     archive.write_out(path, verbose=False)
     _write_warmup_requests(path, model_name)
+    if source is not None:
+        with open(os.path.join(path, contract.SOURCE_FILE), "w", encoding="utf-8") as f:
+            f.write(os.path.abspath(source) + "\n")
     return path
 
 
@@ -312,7 +319,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     extractor = cli.load_extractor()
     path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
-                          model_name=FLAGS.model_name)
+                          model_name=FLAGS.model_name, source=FLAGS.model_dir)
     print(path)
 
 

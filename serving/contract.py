@@ -31,6 +31,7 @@ OUTPUTS = {
     "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
 }
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+SOURCE_FILE = os.path.join("assets.extra", "rin_source.txt")  # The model an export was made from (absolute path).
 GRPC_PORT, REST_PORT = 8500, 8501  # TF Serving's default ports.
 
 
@@ -68,6 +69,16 @@ def pad_tokens(token_lists: list[list[str]]) -> list[list[str]]:
     """Pads token lists with "" to one width, the `serve_tokens` input."""
     width = max([len(tokens) for tokens in token_lists] + [1])
     return [list(tokens) + [""] * (width - len(tokens)) for tokens in token_lists]
+
+
+def export_source(version_dir: str) -> str | None:
+    """The model folder (or `.keras` file) a version folder was exported from, as its `SOURCE_FILE` names it; None
+    where it names none."""
+    try:
+        with open(os.path.join(version_dir, SOURCE_FILE), encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def versions(base: str) -> list[int]:

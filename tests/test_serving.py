@@ -858,6 +858,7 @@ def test_predict_and_export_command_lines(served, tmp_path):
     ).stdout
     assert out.strip().endswith(os.path.join("models", "7"))
     assert os.path.exists(tmp_path / "models" / "7" / "saved_model.pb")
+    assert contract.export_source(str(tmp_path / "models" / "7")) == os.path.abspath(served["model_dir"])
 
 
 def test_predict_command_line_answers_each_chunk_before_its_input_ends(served):

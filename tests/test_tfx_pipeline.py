@@ -13,10 +13,12 @@ import pytest
 from absl import flags
 
 from pipelines import local_runner, rin_pipeline
+from pipelines.artifacts import Artifact, run_component
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from rin_keras import RINConfig, export, predict
 from rin_keras.data.corpus import RecordCorpus
 from rin_keras.triple_extractor import RINTripleExtractor
+from serving import contract
 from tfds_builders import testing
 
 from conftest import assert_same_triples
@@ -70,6 +72,7 @@ def test_every_artifact_exists(first_run):
     assert os.path.exists(artifacts["Evaluator"].path("BLESSED"))
     assert artifacts["Pusher"].properties["version"] == 1
     assert os.path.exists(os.path.join(config.pusher.serving_base, "1", "saved_model.pb"))
+    assert contract.export_source(artifacts["Pusher"].properties["path"]) == os.path.abspath(artifacts["Trainer"].uri)
 
 
 def _predictions(output_dir):
@@ -154,8 +157,10 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
 
 
 def test_pusher_stopped_after_its_version_was_renamed_into_place_does_not_push_again(tmp_path):
-    def export_version(extractor, base, version, **kwargs):  # The rename, then a stop before the artifact is recorded.
-        os.makedirs(os.path.join(base, str(version)))
+    def export_version(extractor, base, version, source, **kwargs):  # The rename, then a stop before the record.
+        os.makedirs(os.path.join(base, str(version), "assets.extra"))
+        with open(os.path.join(base, str(version), contract.SOURCE_FILE), "w", encoding="utf-8") as f:
+            f.write(source + "\n")
         raise KeyboardInterrupt
 
     config, out = pusher.Config(str(tmp_path / "serving")), str(tmp_path / "Pusher.partial")
@@ -168,11 +173,43 @@ def test_pusher_stopped_after_its_version_was_renamed_into_place_does_not_push_a
             "pushed": True, "version": 1, "path": str(tmp_path / "serving" / "1")}
         assert export.call_count == 1
         # A version folder removed since (or never renamed into place): the next push exports again.
-        os.rmdir(tmp_path / "serving" / "1")
+        shutil.rmtree(tmp_path / "serving" / "1")
         os.makedirs(tmp_path / "serving" / "4")
         with pytest.raises(KeyboardInterrupt):
             pusher.run(config, "model", True, out)
         assert export.call_args.args[2] == 5
+        # Stopped before its export, and the recorded number taken meanwhile by another pipeline's model: this
+        # model is pushed as the next version, not reported as that one.
+        with open(os.path.join(out, "pushed_path.txt"), "w", encoding="utf-8") as f:
+            f.write(str(tmp_path / "serving" / "6") + "\n")
+        other = str(tmp_path / "Other.partial")
+        os.makedirs(other)
+        with pytest.raises(KeyboardInterrupt):
+            pusher.run(config, "other_model", True, other)
+        assert pusher.run(config, "other_model", True, other)["version"] == 6
+        with pytest.raises(KeyboardInterrupt):
+            pusher.run(config, "model", True, out)
+        assert export.call_args.args[2] == 7
+
+
+def test_a_component_runs_again_where_its_artifact_no_longer_holds(tmp_path):
+    runs = []
+
+    def executor(out):
+        runs.append(out)
+        return {"run": len(runs)}
+
+    first = run_component(str(tmp_path), "Pusher", {}, {}, executor)
+    assert run_component(str(tmp_path), "Pusher", {}, {}, executor, lambda a: True).uri == first.uri
+    again = run_component(str(tmp_path), "Pusher", {}, {}, executor, lambda a: a.properties["run"] > 1)
+    assert again.uri == first.uri and again.properties == {"run": 2} and len(runs) == 2
+    assert Artifact.load(first.uri).properties == {"run": 2}
+    # The pipeline's Pusher: a push whose version folder was removed does not hold.
+    (tmp_path / "serving" / "3").mkdir(parents=True)
+    pushed = Artifact("Pusher", "", "", {"pushed": True, "version": 3, "path": str(tmp_path / "serving" / "3")})
+    assert pusher.still_pushed(pushed) and pusher.still_pushed(Artifact("Pusher", "", "", {"pushed": False}))
+    (tmp_path / "serving" / "3").rmdir()
+    assert not pusher.still_pushed(pushed)
 
 
 def test_bulk_inferrer_runs_again_when_its_input_file_changes(first_run, tmp_path):
@@ -187,6 +224,24 @@ def test_bulk_inferrer_runs_again_when_its_input_file_changes(first_run, tmp_pat
     assert after["Trainer"].uri == artifacts["Trainer"].uri and after["BulkInferrer"].uri != before.uri
     assert [r["text"] for r in _predictions(after["BulkInferrer"].uri)] == [
         "Acharya Institute of Technology is in Bangalore , India ."]
+
+
+def test_trainer_runs_again_when_its_vectors_file_changes(first_run, tmp_path):
+    config, artifacts = first_run
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("alan 0.1 0.2\nbean 0.3 0.4\n", encoding="utf-8")
+    config = dataclasses.replace(config, trainer=dataclasses.replace(config.trainer, word_vectors=str(vectors)))
+
+    def trainer_folder():  # The Trainer's output folder (named by its fingerprint), without training.
+        with testing.dummy_checksums("webnlg"), mock.patch.object(trainer, "run", side_effect=KeyboardInterrupt) as run, \
+                pytest.raises(KeyboardInterrupt):
+            rin_pipeline.run_pipeline(config)
+        return run.call_args.args[2]
+
+    before = trainer_folder()
+    assert trainer_folder() == before
+    vectors.write_text("alan 0.1 0.2\nbean 0.3 0.5\n", encoding="utf-8")
+    assert trainer_folder() != before  # A new fingerprint: the Trainer trains again.
 
 
 def test_trainer_refuses_examples_of_another_builder_config(first_run, tmp_path):

@@ -4,7 +4,9 @@ The version folder is written under a temporary name and renamed when complete
 (`rin_keras.export.export_version`), so a running server never loads half of it.
 The version folder's path is written into the component's output folder before the
 export: a run stopped after the rename, before the pipeline recorded the push,
-finds that folder on the rerun and does not push the same model again.
+finds that folder on the rerun and does not push the same model again, where the
+folder is this model's export (`serving.contract.export_source`), not one that
+another pipeline pushed under that number meanwhile.
 """
 
 from __future__ import annotations
@@ -35,18 +37,25 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
     if not blessed:
         return {"pushed": False}
     record = os.path.join(output_dir, "pushed_path.txt")
+    source = os.path.abspath(model_dir)
     if os.path.exists(record):  # A push of this model that stopped before the pipeline recorded it.
         with open(record, encoding="utf-8") as f:
             path = f.read().strip()
-        if os.path.isdir(path):
+        if contract.export_source(path) == source:
             return _pushed(path)
     version = (contract.versions(config.serving_base) or [0])[-1] + 1
     path = os.path.abspath(os.path.join(config.serving_base, str(version)))
     with open(record, "w", encoding="utf-8") as f:
         f.write(path + "\n")
     export.export_version(RINTripleExtractor.from_preset(model_dir), config.serving_base, version,
-                          model_name=config.model_name)
+                          model_name=config.model_name, source=source)
     return _pushed(path)
+
+
+def still_pushed(artifact) -> bool:
+    """Whether a Pusher artifact still holds: no push, or its version folder is still there (a removed one is
+    pushed again)."""
+    return not artifact.properties["pushed"] or os.path.isdir(artifact.properties["path"])
 
 
 def _pushed(path: str) -> dict:
