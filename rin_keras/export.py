@@ -232,6 +232,13 @@ class TripleGraph:
         return tf.where(closes_b, previous, positions[None, :])
 
 
+def require_tensorflow_backend() -> None:
+    """Raises RuntimeError, saying what to do, where Keras runs another backend: a SavedModel is TensorFlow's."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"a SavedModel is exported with TensorFlow, and Keras runs {keras.backend.backend()} here: "
+                           "run the export with KERAS_BACKEND=tensorflow (a model trained on any backend exports).")
+
+
 def export_saved_model(extractor, path: str, max_length: int | None = None, model_name: str = "rin",
                        source: str | None = None) -> str:
     """Writes the serving SavedModel of a `RINTripleExtractor` to `path` (which must not exist).
@@ -245,7 +252,11 @@ def export_saved_model(extractor, path: str, max_length: int | None = None, mode
 
     Returns:
         `path`.
+
+    Raises:
+        RuntimeError: Keras runs another backend than TensorFlow (`require_tensorflow_backend`).
     """
+    require_tensorflow_backend()
     graph = TripleGraph(extractor, max_length)
     archive = keras.export.ExportArchive()
     archive.track(extractor.model)
@@ -317,6 +328,10 @@ def main(argv):
     from absl import flags
 
     FLAGS = flags.FLAGS
+    try:
+        require_tensorflow_backend()
+    except RuntimeError as e:
+        raise SystemExit(f"rin_keras.export: {e}") from e
     extractor = cli.load_extractor()
     path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
                           model_name=FLAGS.model_name, source=FLAGS.model_dir)

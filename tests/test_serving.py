@@ -3,6 +3,7 @@
 import base64
 import concurrent.futures
 import contextlib
+import importlib.util
 import json
 import os
 import queue
@@ -859,6 +860,12 @@ def test_predict_and_export_command_lines(served, tmp_path):
     assert out.strip().endswith(os.path.join("models", "7"))
     assert os.path.exists(tmp_path / "models" / "7" / "saved_model.pb")
     assert contract.export_source(str(tmp_path / "models" / "7")) == os.path.abspath(served["model_dir"])
+    if importlib.util.find_spec("jax") is not None:  # Another backend: one line that says which to use.
+        run = subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
+                              f"--export_dir={tmp_path / 'jax'}"], capture_output=True, text=True, cwd=REPO,
+                             env={**env, "KERAS_BACKEND": "jax"})
+        assert run.returncode == 1 and "KERAS_BACKEND=tensorflow" in run.stderr and "Traceback" not in run.stderr
+        assert not os.path.exists(tmp_path / "jax")
 
 
 def test_predict_command_line_answers_each_chunk_before_its_input_ends(served):
