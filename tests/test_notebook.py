@@ -1,6 +1,9 @@
 """notebooks/quickstart.ipynb runs end to end (a small slice of WebNLG, a tiny model), so it cannot rot."""
 
 import os
+import site
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -37,3 +40,21 @@ def test_quickstart_runs_on_a_webnlg_slice(tmp_path):
     assert "Alan Bean was born in Wheeler, Texas." in _text(code[6]) and "exact" in _text(code[6])
     assert os.path.exists(tmp_path / "model" / "extractor.keras")
     assert os.path.exists(tmp_path / "model" / "serving" / "1" / "saved_model.pb")
+
+
+def test_install_cell_makes_the_package_importable_in_the_same_kernel(tmp_path):
+    """A kernel without rin-keras installs it and imports it at once: an editable install is only read when an
+    interpreter starts, so the cell puts the checkout on the path itself."""
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, "quickstart.ipynb"), as_version=4)
+    install = next(c.source for c in notebook.cells if c.cell_type == "code" and "pip" in c.source)
+    code = "\n".join([
+        "import subprocess, sys",
+        f"sys.path += {site.getsitepackages()!r}",  # The dependencies, without the editable install's path.
+        "assert __import__('importlib.util').util.find_spec('rin_keras') is None",
+        "subprocess.check_call = lambda command: None  # pip, already done.",
+        f"REPO_DIR = {os.path.dirname(NOTEBOOKS)!r}",
+        install,
+        "import rin_keras, serving.contract; print('imported')",
+    ])
+    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip() == "imported", run.stderr
