@@ -69,8 +69,9 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     ENDED_MARKER = "training_ended"
 
-    def __init__(self, backup_dir: str):
+    def __init__(self, backup_dir: str, num_workers: int = 1):
         super().__init__(backup_dir, delete_checkpoint=False)
+        self.num_workers = num_workers
 
     @classmethod
     def training_ended(cls, backup_dir: str) -> bool:
@@ -88,6 +89,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             super().on_train_begin(logs)
         except (OSError, ValueError, KeyError) as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            if self.num_workers > 1:  # The workers restore it together: one that differs fails them all.
+                raise BackupError(
+                    f"the {self.num_workers} workers could not restore {self.backup_dir} together ({reason}): check "
+                    "that every worker runs the same command with the same --model_dir, a folder all of them see; "
+                    "only if they do, delete that folder to train this run from its first epoch.") from error
             raise BackupError(f"{self.backup_dir} cannot be restored ({reason}); delete that folder to train this "
                               "run from its first epoch.") from error
 

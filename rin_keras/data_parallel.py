@@ -18,6 +18,7 @@ all) but write to a temporary copy of the chief's run state, so the model folder
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import tempfile
@@ -76,9 +77,18 @@ class Cluster:
         # Each worker feeds its own slice of every batch (`shard_batches`), so Keras must not shard again.
         keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False))
 
+    def scratch_dir(self, model_dir: str) -> str:
+        """This worker's temporary folder for the run in `model_dir` (see `worker_dir`)."""
+        digest = hashlib.sha256(os.path.abspath(model_dir).encode("utf-8")).hexdigest()[:12]
+        return os.path.join(tempfile.gettempdir(), f"rin_keras_worker{self.worker_index}_{digest}")
+
     def worker_dir(self, model_dir: str) -> str:
-        """Returns a new temporary folder holding what a resumed run reads of the chief's `model_dir`."""
-        scratch = tempfile.mkdtemp(prefix=f"rin_keras_worker{self.worker_index}_")
+        """Returns `scratch_dir(model_dir)`, made afresh, holding what a resumed run reads of the chief's
+        `model_dir`. The run removes it when it ends; a worker killed outright leaves it for its next start to
+        replace."""
+        scratch = self.scratch_dir(model_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.makedirs(scratch)
         for name in _RUN_STATE:
             source = os.path.join(model_dir, name)
             if os.path.isdir(source):

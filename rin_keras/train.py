@@ -297,11 +297,13 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     if strategy == "data_parallel":
         cluster.start()
     # Set for the run only: a pipeline scores and exports in the same process afterwards.
-    with _global_dtype_policy("float32" if mixed_precision == "none" else mixed_precision):
+    with _global_dtype_policy("float32" if mixed_precision == "none" else mixed_precision), \
+            contextlib.ExitStack() as cleanup:
         if not cluster.is_chief:
             # The chief prepares the data and the run folder first; then the others read them.
             cluster.barrier("run_dir")
             model_dir = cluster.worker_dir(model_dir)
+            cleanup.callback(shutil.rmtree, model_dir, ignore_errors=True)  # However the run ends.
         corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
         config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
         if cluster.is_chief:
@@ -320,7 +322,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, else a line an epoch and a
         # progress line a minute.
         in_terminal = sys.stdout.isatty()
-        fit_callbacks = _callbacks(config, model_dir, dev_scores, patience) + ([] if in_terminal else [ProgressLog()])
+        fit_callbacks = _callbacks(config, model_dir, dev_scores, patience, cluster.num_workers) + (
+            [] if in_terminal else [ProgressLog()])
         # One iterator for the whole run. Given the dataset itself, Keras makes a new iterator each epoch, and tearing
         # the old one down waits for tf.data's autotuning thread: ~11 s of idle CPU in about 4 epochs of 10.
         steps_per_epoch = int(train_data.cardinality())
@@ -333,8 +336,6 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
                       callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
         results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
         shutil.rmtree(backup_dir)  # The run is finished (`is_finished_run`).
-        if not cluster.is_chief:
-            shutil.rmtree(model_dir)
         return results
 
 
@@ -542,7 +543,7 @@ def _build_model(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocesso
     return model
 
 
-def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> list:
+def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num_workers: int = 1) -> list:
     """Dev scoring, model selection into best.keras, early stopping, the learning rate, logs and backup.
 
     A resumed run picks model selection up where it stopped: best.keras is only
@@ -562,7 +563,7 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int) -> 
         ResumedEarlyStopping(past_scores, monitor=monitor, mode="max", patience=patience),
         HistoryLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
-        RunBackup(backup_dir),
+        RunBackup(backup_dir, num_workers),
     ]
     # Learning-rate callbacks go before HistoryLogger, so history.csv logs the rate.
     if config.lr_decay_factor < 1.0:

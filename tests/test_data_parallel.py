@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,23 @@ def test_each_worker_gets_its_equal_slice_of_every_batch():
     assert slices[0] == [([0, 1], [0, 1]), ([5, 6], [5, 6])]
     assert slices[1] == [([2, 3], [2, 3]), ([7, 8], [7, 8])]  # Rows 4 and 9 and the batch of one sit out.
     assert shard_batches(batches, 1, 0) is batches
+
+
+def test_a_workers_scratch_copy_is_its_own_for_a_run_and_replaced_by_its_next_start(tmp_path):
+    run = tmp_path / "run"
+    (run / "vocab").mkdir(parents=True)
+    (run / "vocab" / "words.txt").write_text("alan\n")
+    (run / "history.csv").write_text("epoch\n0\n")
+    worker = Cluster(2, 1, "127.0.0.1:1234")
+    scratch = worker.worker_dir(str(run))
+    try:
+        open(os.path.join(scratch, "left_by_a_killed_worker"), "w").close()
+        assert worker.worker_dir(str(run)) == scratch == worker.scratch_dir(str(run))  # The same run, the same
+        assert sorted(os.listdir(scratch)) == ["history.csv", "vocab"]  # folder, fresh from the chief's state.
+        assert Cluster(3, 2, "127.0.0.1:1234").scratch_dir(str(run)) != scratch  # Another worker's.
+        assert worker.scratch_dir(str(tmp_path / "other_run")) != scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_cluster_settings_are_checked():
@@ -154,6 +172,7 @@ def test_two_workers_train_as_one_process_and_resume_after_a_kill(tmp_path):
     assert 3 <= resumed_at <= len(first_run) + 1  # Epoch numbers count from 1, history rows from 0.
     assert len(_epoch_lines(logs[0])) == epochs - resumed_at + 1  # The compared lines are every resumed epoch's.
     assert os.path.exists(run / "results.json") and not os.path.exists(run / "backup")
+    assert not os.path.exists(Cluster(2, 1, "127.0.0.1:1").scratch_dir(str(run)))  # Worker 1's copy, gone.
     # Before the kill, two workers trained exactly as one process on the same batches.
     one_process = _history_losses(tmp_path / "one")
     for epoch in range(resumed_at - 1):

@@ -299,6 +299,12 @@ def test_a_backup_that_cannot_be_restored_is_reported_in_one_line(tmp_path):
     with pytest.raises(callbacks.BackupError, match=r"backup cannot be restored \(.+\); delete that folder to train "
                                                     r"this run from its first epoch\.$"):
         backup.on_train_begin()
+    # Workers restore a backup together: what fails is first their agreement, not the folder.
+    backup = callbacks.RunBackup(str(tmp_path / "backup"), num_workers=2)
+    backup.set_model(model)
+    with pytest.raises(callbacks.BackupError, match=r"^the 2 workers could not restore .+ together \(.+\): check "
+                                                    r"that every worker runs the same command"):
+        backup.on_train_begin()
 
 
 def test_an_interrupted_command_says_how_to_resume(tmp_path):
