@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -30,6 +31,10 @@ from rin_keras.triple_extractor import CHECKPOINT_FILE
 
 # What a worker other than the chief copies of the chief's run folder: what resuming and model selection read.
 _RUN_STATE = ("vocab", "backup", "history.csv", CHECKPOINT_FILE)
+
+
+class ClusterMismatchError(ValueError):
+    """Workers of one run that were started with different settings."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +103,25 @@ class Cluster:
         logging.info("Worker %d writes to %s (removed at the end), from the chief's state in %s.", self.worker_index,
                      scratch, model_dir)
         return scratch
+
+    def check_same_settings(self, settings: dict) -> None:
+        """Raises `ClusterMismatchError` on every worker unless all train with the same `settings` (the command's
+        hyper-parameters): workers that differ would fail at a later collective step, or train apart silently."""
+        if self.num_workers == 1:
+            return
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        text = json.dumps(settings, sort_keys=True, default=str)
+        digest = np.frombuffer(hashlib.sha256(text.encode("utf-8")).digest(), np.uint8)
+        digests = np.asarray(multihost_utils.process_allgather(digest))
+        differ = [index for index, other in enumerate(digests) if not np.array_equal(other, digests[0])]
+        if differ:
+            logging.info("This worker's settings: %s", text)
+            raise ClusterMismatchError(
+                f"worker{'s' * (len(differ) > 1)} {', '.join(map(str, differ))} of {self.num_workers} train with other "
+                "settings than the chief (worker 0): run every worker with the same flags but --worker_index (each "
+                "logs its settings).")
 
     def barrier(self, name: str) -> None:
         """Waits until every worker has reached the barrier called `name`."""

@@ -20,6 +20,7 @@ A folder holding a finished run, or an unfinished run of another network, is ref
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.data_parallel import SINGLE_PROCESS, Cluster
+from rin_keras.data_parallel import SINGLE_PROCESS, Cluster, ClusterMismatchError
 from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, train_relations
 from rin_keras.files import write_atomically
 from rin_keras.model import build_rin
@@ -296,6 +297,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
                           benchmark=corpus is None and not dataset_dir)
     if strategy == "data_parallel":
         cluster.start()
+        cluster.check_same_settings({"config": dataclasses.asdict(config), "patience": patience,
+                                     "mixed_precision": mixed_precision, "jit_compile": jit_compile,
+                                     "bucketing": bucketing, "max_train_sentences": max_train_sentences})
     # Set for the run only: a pipeline scores and exports in the same process afterwards.
     with _global_dtype_policy("float32" if mixed_precision == "none" else mixed_precision), \
             contextlib.ExitStack() as cleanup:
@@ -659,7 +663,7 @@ def main(argv):
             strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
             max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
         )
-    except (casrel.DataError, BackupError, embeddings.VectorsFileError) as e:  # What to mend, without a traceback.
+    except (casrel.DataError, BackupError, embeddings.VectorsFileError, ClusterMismatchError) as e:  # What to mend.
         sys.exit(f"rin_keras.train: {e}")
     except KeyboardInterrupt:
         backup_dir = os.path.join(model_dir, BACKUP_DIR)

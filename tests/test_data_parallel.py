@@ -133,6 +133,21 @@ def _backup_epoch(model_dir) -> int:
 
 @needs_jax
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="already on another backend")
+def test_workers_started_with_other_settings_stop_before_training(tmp_path):
+    tfds_dir = tmp_path / "tfds"
+    address = f"--coordinator_address=127.0.0.1:{_free_port()}"
+    logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
+    workers = [_start(tmp_path / "run", tfds_dir, logs[i], epochs, "--strategy=data_parallel", "--num_workers=2",
+                      f"--worker_index={i}", address) for i, epochs in enumerate((2, 3))]
+    for worker, log in zip(workers, logs):
+        assert worker.wait(timeout=300) == 1
+        text = open(log).read()
+        assert "worker 1 of 2 train with other settings than the chief" in text and "Traceback" not in text
+        assert "Epoch 1/" not in text
+
+
+@needs_jax
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="already on another backend")
 def test_two_workers_train_as_one_process_and_resume_after_a_kill(tmp_path):
     epochs = 6
     tfds_dir = tmp_path / "tfds"
