@@ -82,7 +82,7 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
         write_atomically(baseline_path, lambda path: _write_json(path, record))
     pushed = component("Pusher", config.pusher, {"model": model, "blessing": evaluation},
                        lambda out: pusher.run(config.pusher, model.uri, evaluation.properties["blessed"], out),
-                       reusable=pusher.still_pushed)
+                       reusable=lambda artifact: pusher.still_pushed(artifact, model.uri))
     artifacts = {"ExampleGen": examples, "StatisticsGen": statistics, "Trainer": model,
                  "Evaluator": evaluation, "Pusher": pushed}
     if not pushed.properties["pushed"]:

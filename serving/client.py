@@ -197,8 +197,8 @@ def main(argv):
         try:
             answers = client.predict(inputs)
         except errors as error:
-            fail(error, f" (sentences {answered + 1}-{answered + len(batch)}; those before are answered above)"
-                 if answered else "")
+            fail(error, f" (sentences {answered + 1}-{answered + len(batch)}"
+                 + ("; those before are answered above)" if answered else "; none was answered)"))
         for sentence, triples in zip(batch, answers):
             print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
         sys.stdout.flush()  # Each request's answers as they come, for a reader at the other end of a pipe.

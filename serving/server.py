@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import collections
 import concurrent.futures
+import dataclasses
 import functools
 import json
 import math
@@ -382,26 +383,43 @@ def _call(function, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in function(**{k: tf.constant(v, tf.string) for k, v in inputs.items()}).items()}
 
 
+@dataclasses.dataclass
+class _Chunk:
+    """One request's chunk, waiting for a `RequestBatcher` call."""
+
+    function: Callable
+    inputs: dict[str, np.ndarray]
+    rows: int
+    width: int  # Tokens a row (`serve_tokens`), 1 for sentences.
+    queued: float  # `time.monotonic()` when it was queued.
+    future: concurrent.futures.Future
+
+
 class RequestBatcher:
     """Runs the chunks of concurrent requests as shared signature calls: TF Serving's `--enable_batching`.
 
     One call of 32 sentences takes about a third of the time of 32 calls of one (the encoder and the pair rounds
     work on whole batches), so many clients sending a sentence or two each are answered faster, and more evenly,
-    when their requests are read together. One thread makes the calls: each takes, in arrival order, the queued chunks of
-    the same signature of the same version, up to `max_batch_size` sentences, and each request gets its own rows
-    back, as its own call would have answered them (triples padded to its own longest row). A shared call that
-    fails is made again for each chunk alone, so one bad request fails only itself.
+    when their requests are read together. One thread makes the calls: each takes, in arrival order, the queued
+    chunks of the same signature of the same version, up to `max_batch_size` sentences, and each request gets its
+    own rows back, as its own call would have answered them (triples padded to its own longest row). Token rows are
+    padded to the call's widest, so a chunk joins a call only where that costs at most `MAX_PADDING` times the cells
+    of the chunks themselves (past `FREE_CELLS`): one very wide request does not make the others' calls wide. A
+    shared call that fails is made again for each chunk alone, so one bad request fails only itself.
 
     Args:
         max_batch_size: most sentences in one call.
-        timeout_seconds: how long a call waits for more sentences once a chunk is queued (TF Serving's
+        timeout_seconds: how long the oldest queued chunk waits for more sentences to join its call (TF Serving's
             `batch_timeout_micros`); 0 takes those queued when the previous call ends.
     """
+
+    MAX_PADDING = 4
+    FREE_CELLS = 64 * 128  # A call of 64 rows of 128 tokens joins whatever its widths.
 
     def __init__(self, max_batch_size: int, timeout_seconds: float = 0.0):
         self.max_batch_size = max_batch_size
         self.timeout_seconds = timeout_seconds
-        self._queue = collections.deque()  # (function, inputs, rows, future)
+        self._queue = collections.deque()  # `_Chunk`s in arrival order.
         self._ready = threading.Condition()
         self._thread = None
 
@@ -411,60 +429,67 @@ class RequestBatcher:
         Raises:
             what the call raises for these inputs alone.
         """
-        future = concurrent.futures.Future()
+        first = next(iter(inputs.values()))
+        chunk = _Chunk(function, inputs, len(first), first.shape[1] if first.ndim == 2 else 1, time.monotonic(),
+                       concurrent.futures.Future())
         with self._ready:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="RequestBatcher", daemon=True)
                 self._thread.start()
-            self._queue.append((function, inputs, len(next(iter(inputs.values()))), future))
+            self._queue.append(chunk)
             self._ready.notify()
-        return future.result()
+        return chunk.future.result()
 
     def _serve(self) -> None:
         while True:
-            jobs = self._next_batch()
+            chunks = self._next_batch()
             try:
-                self._answer(jobs)
+                self._answer(chunks)
             except BaseException as error:  # Never a request left waiting, whatever went wrong.
-                for *_, future in jobs:
-                    if not future.done():
-                        future.set_exception(error)
+                for chunk in chunks:
+                    if not chunk.future.done():
+                        chunk.future.set_exception(error)
 
     @staticmethod
-    def _answer(jobs: list[tuple]) -> None:
+    def _answer(chunks: list[_Chunk]) -> None:
         try:
-            outputs = _call(jobs[0][0], _join_rows([inputs for _, inputs, _, _ in jobs]))
+            outputs = _call(chunks[0].function, _join_rows([chunk.inputs for chunk in chunks]))
         except Exception:  # Each chunk again on its own: only the one at fault fails.
-            for function, inputs, _, future in jobs:
+            for chunk in chunks:
                 try:
-                    future.set_result(_call(function, inputs))
+                    chunk.future.set_result(_call(chunk.function, chunk.inputs))
                 except Exception as error:
-                    future.set_exception(error)
+                    chunk.future.set_exception(error)
             return
         begin = 0
-        for _, _, rows, future in jobs:
-            future.set_result(_own_rows(outputs, begin, begin + rows))
-            begin += rows
+        for chunk in chunks:
+            chunk.future.set_result(_own_rows(outputs, begin, begin + chunk.rows))
+            begin += chunk.rows
 
-    def _next_batch(self) -> list[tuple]:
-        """Waits for a queued chunk; takes it and, after `timeout_seconds` at most, those that join its call."""
+    def _next_batch(self) -> list[_Chunk]:
+        """Waits for a queued chunk; takes it and, `timeout_seconds` after it was queued at most, those that join
+        its call."""
         with self._ready:
             while not self._queue:
                 self._ready.wait()
-            deadline = time.monotonic() + self.timeout_seconds
-            while sum(job[2] for job in self._queue) < self.max_batch_size and time.monotonic() < deadline:
+            deadline = self._queue[0].queued + self.timeout_seconds
+            while sum(chunk.rows for chunk in self._queue) < self.max_batch_size and time.monotonic() < deadline:
                 self._ready.wait(deadline - time.monotonic())
             first = self._queue.popleft()
-            jobs, rows, kept = [first], first[2], collections.deque()
+            chunks, kept = [first], collections.deque()
+            rows, width, cells = first.rows, first.width, first.rows * first.width
             while self._queue:
-                job = self._queue.popleft()
-                if job[0] is first[0] and rows + job[2] <= self.max_batch_size:
-                    jobs.append(job)
-                    rows += job[2]
+                chunk = self._queue.popleft()
+                joined_rows, joined_width = rows + chunk.rows, max(width, chunk.width)
+                if (chunk.function is first.function and joined_rows <= self.max_batch_size
+                        and joined_rows * joined_width <= max(self.MAX_PADDING * (cells + chunk.rows * chunk.width),
+                                                              self.FREE_CELLS)):
+                    chunks.append(chunk)
+                    rows, width, cells = joined_rows, joined_width, cells + chunk.rows * chunk.width
                 else:
-                    kept.append(job)
+                    kept.append(chunk)
             self._queue.extendleft(reversed(kept))
-            return jobs
+            return chunks
 
 
 def _join_rows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -936,8 +961,9 @@ if __name__ == "__main__":
     flags.DEFINE_bool("enable_batching", False, "Concurrent requests share model calls of up to --max_batch_size "
                       "sentences (TF Serving's flag): more throughput and a shorter tail for many small concurrent "
                       "requests; raise --workers with it, as each waiting request holds a worker.")
-    flags.DEFINE_integer("batch_timeout_micros", 0, "With --enable_batching, microseconds a call waits for more "
-                         "sentences (0: it takes those queued when the previous call ends).", lower_bound=0)
+    flags.DEFINE_integer("batch_timeout_micros", 0, "With --enable_batching, microseconds the oldest queued request "
+                         "waits for more sentences to share its call (0: a call takes those queued when the previous "
+                         "call ends).", lower_bound=0)
     flags.DEFINE_integer("max_request_sentences", MAX_REQUEST_SENTENCES, "Most sentences in one request.")
     flags.DEFINE_integer("max_request_bytes", MAX_REQUEST_BYTES, "Most bytes of text in one request.")
     flags.DEFINE_integer("workers", 4, "Requests run at once, per protocol.")

@@ -309,7 +309,7 @@ def test_client_sends_standard_input_in_requests_of_batch_size_lines(served, run
         assert_same_triples([p["triples"] for p in printed], served["extractor"].predict(lines))
         answer = client_cli(3)
         assert answer.returncode == 1 and answer.stdout == "" and "(--max_request_sentences)" in answer.stderr
-        assert "those before" not in answer.stderr
+        assert "(sentences 1-3; none was answered)" in answer.stderr
         model.max_request_bytes = 200  # The long line's request is refused; the one before is answered.
         answer = client_cli(2)
         assert answer.returncode == 1 and "Traceback" not in answer.stderr
@@ -368,6 +368,51 @@ def test_request_batcher_shares_calls_and_answers_each_request_as_its_own_call()
     assert set(errors) == {5} and len(answers) == len(requests) - 1  # Only the bad request failed.
     # [a], then [b c d, e] [f g] [h] shared, [i j, k, l] [boom] shared and failed, each alone, then [m].
     assert calls == [1, 4, 4, 3, 1, 1]
+
+
+def test_request_batcher_leaves_a_very_wide_token_request_to_a_call_of_its_own():
+    shapes, entered, gate = [], threading.Event(), threading.Event()
+
+    def function(tokens):
+        entered.set()
+        gate.wait()
+        shapes.append(tuple(tokens.shape))
+        return {"num_triples": tf.zeros([tokens.shape[0]], tf.int32)}
+
+    batcher = server.RequestBatcher(max_batch_size=64)
+    requests = [np.full((1, 1), b"a", object), np.full((4, 4), b"a", object), np.full((1, 100_000), b"a", object),
+                np.full((4, 6), b"a", object), np.full((2, 3), b"a", object)]
+    threads = [threading.Thread(target=batcher.run, args=(function, {"tokens": r})) for r in requests]
+    threads[0].start()
+    assert entered.wait(timeout=60)
+    for i, thread in enumerate(threads[1:], 1):
+        thread.start()
+        while len(batcher._queue) < i:
+            time.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert shapes == [(1, 1), (10, 6), (1, 100_000)]  # Not 10 rows padded to 100,000 tokens.
+
+
+def test_request_batcher_timeout_counts_from_when_a_chunk_was_queued():
+    calls = []
+
+    def function(sentences):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(1.0)
+        return {"num_triples": tf.zeros([len(sentences)], tf.int32)}
+
+    batcher = server.RequestBatcher(max_batch_size=64, timeout_seconds=0.8)
+    one = {"sentences": np.array([b"a"], object)}
+    first = threading.Thread(target=batcher.run, args=(function, one))
+    first.start()  # Its call starts 0.8 s after it was queued and runs 1 s.
+    time.sleep(0.9)
+    queued = time.monotonic()
+    batcher.run(function, one)  # Queued during the first call: its own 0.8 s are over when that call ends,
+    first.join()
+    assert calls[1] - queued < 1.3  # ~0.9 s after it was queued, not the first call's end plus 0.8 s (~1.7 s).
 
 
 def test_batching_server_answers_concurrent_requests_as_a_plain_one(served):

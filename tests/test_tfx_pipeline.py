@@ -160,7 +160,7 @@ def test_pusher_stopped_after_its_version_was_renamed_into_place_does_not_push_a
     def export_version(extractor, base, version, source, **kwargs):  # The rename, then a stop before the record.
         os.makedirs(os.path.join(base, str(version), "assets.extra"))
         with open(os.path.join(base, str(version), contract.SOURCE_FILE), "w", encoding="utf-8") as f:
-            f.write(source + "\n")
+            f.write(os.path.abspath(source) + "\n")  # As `export_saved_model` writes it.
         raise KeyboardInterrupt
 
     config, out = pusher.Config(str(tmp_path / "serving")), str(tmp_path / "Pusher.partial")
@@ -204,12 +204,16 @@ def test_a_component_runs_again_where_its_artifact_no_longer_holds(tmp_path):
     again = run_component(str(tmp_path), "Pusher", {}, {}, executor, lambda a: a.properties["run"] > 1)
     assert again.uri == first.uri and again.properties == {"run": 2} and len(runs) == 2
     assert Artifact.load(first.uri).properties == {"run": 2}
-    # The pipeline's Pusher: a push whose version folder was removed does not hold.
-    (tmp_path / "serving" / "3").mkdir(parents=True)
-    pushed = Artifact("Pusher", "", "", {"pushed": True, "version": 3, "path": str(tmp_path / "serving" / "3")})
-    assert pusher.still_pushed(pushed) and pusher.still_pushed(Artifact("Pusher", "", "", {"pushed": False}))
-    (tmp_path / "serving" / "3").rmdir()
-    assert not pusher.still_pushed(pushed)
+    # The pipeline's Pusher: a push whose version folder was removed, or holds another model since, does not hold.
+    version = tmp_path / "serving" / "3"
+    (version / "assets.extra").mkdir(parents=True)
+    pushed = Artifact("Pusher", "", "", {"pushed": True, "version": 3, "path": str(version)})
+    assert pusher.still_pushed(pushed, "model")  # Exported before exports named their source.
+    assert pusher.still_pushed(Artifact("Pusher", "", "", {"pushed": False}), "model")
+    (version / contract.SOURCE_FILE).write_text(os.path.abspath("model") + "\n")
+    assert pusher.still_pushed(pushed, "model") and not pusher.still_pushed(pushed, "other_model")
+    shutil.rmtree(version)
+    assert not pusher.still_pushed(pushed, "model")
 
 
 def test_bulk_inferrer_runs_again_when_its_input_file_changes(first_run, tmp_path):

@@ -37,25 +37,31 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
     if not blessed:
         return {"pushed": False}
     record = os.path.join(output_dir, "pushed_path.txt")
-    source = os.path.abspath(model_dir)
     if os.path.exists(record):  # A push of this model that stopped before the pipeline recorded it.
         with open(record, encoding="utf-8") as f:
             path = f.read().strip()
-        if contract.export_source(path) == source:
+        if holds_model(path, model_dir):
             return _pushed(path)
     version = (contract.versions(config.serving_base) or [0])[-1] + 1
     path = os.path.abspath(os.path.join(config.serving_base, str(version)))
     with open(record, "w", encoding="utf-8") as f:
         f.write(path + "\n")
     export.export_version(RINTripleExtractor.from_preset(model_dir), config.serving_base, version,
-                          model_name=config.model_name, source=source)
+                          model_name=config.model_name, source=model_dir)
     return _pushed(path)
 
 
-def still_pushed(artifact) -> bool:
-    """Whether a Pusher artifact still holds: no push, or its version folder is still there (a removed one is
-    pushed again)."""
-    return not artifact.properties["pushed"] or os.path.isdir(artifact.properties["path"])
+def holds_model(path: str, model_dir: str) -> bool:
+    """Whether the version folder `path` is there and holds the export of `model_dir` (as its
+    `contract.SOURCE_FILE` names it; an export written before exports named their source counts as it)."""
+    source = contract.export_source(path)
+    return os.path.isdir(path) and source in (None, os.path.abspath(model_dir))
+
+
+def still_pushed(artifact, model_dir: str) -> bool:
+    """Whether a Pusher artifact of the model in `model_dir` still holds: no push, or its version folder still
+    holds that model (a version folder removed, or taken by another model since, is pushed again)."""
+    return not artifact.properties["pushed"] or holds_model(artifact.properties["path"], model_dir)
 
 
 def _pushed(path: str) -> dict:
