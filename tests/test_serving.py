@@ -330,6 +330,20 @@ def _words_as_triples(sentences):
             "num_triples": tf.constant([len(w) for w in words], tf.int32)}
 
 
+def _queued_behind_a_held_call(batcher, threads, entered, gate):
+    """Runs `threads`, each sending one request to `batcher`: the first one's call holds the batcher (it sets
+    `entered`, then waits for `gate`) while the others queue, in order."""
+    threads[0].start()
+    assert entered.wait(timeout=60)
+    for i, thread in enumerate(threads[1:], 1):
+        thread.start()
+        while len(batcher._queue) < i:
+            time.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+
 def test_request_batcher_shares_calls_and_answers_each_request_as_its_own_call():
     calls, entered, gate = [], threading.Event(), threading.Event()
 
@@ -349,16 +363,8 @@ def test_request_batcher_shares_calls_and_answers_each_request_as_its_own_call()
         except tf.errors.InvalidArgumentError as error:
             errors[i] = error
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
-    threads[0].start()
-    assert entered.wait(timeout=60)
-    for i, thread in enumerate(threads[1:], 1):  # Queued in order behind the held call.
-        thread.start()
-        while len(batcher._queue) < i:
-            time.sleep(0.01)
-    gate.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    _queued_behind_a_held_call(batcher, [threading.Thread(target=send, args=(i,)) for i in range(len(requests))],
+                               entered, gate)
     for i, sentences in enumerate(requests):
         if i in answers:
             own = {k: v.numpy() for k, v in _words_as_triples(tf.constant([t.encode() for t in sentences])).items()}
@@ -382,16 +388,8 @@ def test_request_batcher_leaves_a_very_wide_token_request_to_a_call_of_its_own()
     batcher = server.RequestBatcher(max_batch_size=64)
     requests = [np.full((1, 1), b"a", object), np.full((4, 4), b"a", object), np.full((1, 100_000), b"a", object),
                 np.full((4, 6), b"a", object), np.full((2, 3), b"a", object)]
-    threads = [threading.Thread(target=batcher.run, args=(function, {"tokens": r})) for r in requests]
-    threads[0].start()
-    assert entered.wait(timeout=60)
-    for i, thread in enumerate(threads[1:], 1):
-        thread.start()
-        while len(batcher._queue) < i:
-            time.sleep(0.01)
-    gate.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    _queued_behind_a_held_call(batcher, [threading.Thread(target=batcher.run, args=(function, {"tokens": r}))
+                                         for r in requests], entered, gate)
     assert shapes == [(1, 1), (10, 6), (1, 100_000)]  # Not 10 rows padded to 100,000 tokens.
 
 
