@@ -5,8 +5,9 @@ paragraph and sees every extracted triple highlighted in the text (from the
 tokeniser's character spans) and drawn as a small graph of entities and
 relations. The page calls `POST /extract` with `{"text": "..."}`, which answers
 `RINTripleExtractor.predict_documents` for it: `{"sentences": [[start, end), ...],
-"triples": [...], "truncated": [...]}` with document character offsets. `/?text=...` fills in and
-runs a text on load (a link to share, and what the browser test uses).
+"triples": [...], "truncated": [...]}` with document character offsets. After each run the page's address ends in
+`#text=...`, a link that fills in and runs the text on load (the browser keeps the part after `#`, so a link of
+the longest text reaches no server limit); `/?text=...` does the same for texts of a few thousand characters.
 
 It runs on `serving.web.WebServer`: slow clients cannot stall it, a body over
 `MAX_BODY_BYTES` is answered 413 before it is read, and one text is read at a time.
@@ -46,7 +47,7 @@ svg text { font-size: 12px; } svg .relation { fill: #555; font-style: italic; }
 <p>Paste a paragraph; each sentence is read by the Recurrent Interaction Network.
 <mark class="subject">subject</mark> <mark class="object">object</mark> <mark class="both">both</mark></p>
 <textarea id="input">Alan Bean was born in Wheeler, Texas. He was a crew member of Apollo 12.</textarea>
-<p><button id="run">Extract</button> <span id="status"></span></p>
+<p><button id="run">Extract</button> <span id="status"></span> <a id="share" hidden>link to this text</a></p>
 <div id="text"></div>
 <table id="triples"></table>
 <svg id="graph" width="900" height="420" role="img" aria-label="entity graph"></svg>
@@ -121,11 +122,17 @@ async function run() {
   table(answer.triples);
   graph(answer.triples);
   $("status").textContent = `${answer.sentences.length} sentences, ${answer.triples.length} triples`;
+  const link = "#text=" + encodeURIComponent(text);
+  history.replaceState(null, "", link);
+  $("share").href = link;
+  $("share").hidden = false;
   document.body.dataset.done = "true";
 }
 
 $("run").addEventListener("click", run);
-const shared = new URLSearchParams(location.search).get("text");
+// A link's text: after `#` (what the page writes; browsers send it to no server) or in the query.
+const shared = new URLSearchParams(location.hash.slice(1)).get("text")
+  ?? new URLSearchParams(location.search).get("text");
 if (shared !== null) { $("input").value = shared; run(); }
 </script>
 </body></html>

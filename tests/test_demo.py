@@ -82,15 +82,25 @@ def test_page_and_not_found(url):
         urllib.request.urlopen(url + "/nope", timeout=30)
 
 
-@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")
-def test_headless_chromium_shows_the_triples(url, tmp_path):
-    _, answer = _post(url, json.dumps({"text": TEXT}).encode())
-    page = f"{url}/?text={urllib.parse.quote(TEXT)}"
-    dom = subprocess.run(
-        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+def _render(page: str, profile) -> str:
+    """The DOM of `page` after headless Chromium ran its script."""
+    return subprocess.run(
+        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
          "--virtual-time-budget=20000", "--dump-dom", page],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
+
+
+def _encode_uri_component(text: str) -> str:
+    """JavaScript's encodeURIComponent."""
+    return urllib.parse.quote(text, safe="!~*'()")
+
+
+@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")
+@pytest.mark.parametrize("link", ["/?text=", "/#text="])
+def test_headless_chromium_shows_the_triples(url, tmp_path, link):
+    _, answer = _post(url, json.dumps({"text": TEXT}).encode())
+    dom = _render(url + link + urllib.parse.quote(TEXT), tmp_path)
     assert 'data-done="true"' in dom
     status = re.search(r'<span id="status">([^<]*)</span>', dom).group(1)
     assert status == f"2 sentences, {len(answer['triples'])} triples"
@@ -106,3 +116,15 @@ def test_headless_chromium_shows_the_triples(url, tmp_path):
     assert relations == {t["relation"] for t in answer["triples"]}
     entities = set(re.findall(r'<text class="entity"[^>]*>([^<]*)</text>', svg))
     assert len(entities) == len({t[r] for t in answer["triples"] for r in ("subject", "object")})
+
+
+@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")
+def test_the_page_links_a_text_longer_than_a_request_line_may_be(url, tmp_path):
+    text = " ".join([TEXT] * 150)  # 31 KB as a link: aiohttp refuses request lines over 8,190 bytes.
+    link = "#text=" + _encode_uri_component(text)
+    assert len(link.encode()) > 8190
+    _, answer = _post(url, json.dumps({"text": text}).encode())
+    dom = _render(url + "/" + link, tmp_path)
+    assert re.search(r'<span id="status">([^<]*)</span>', dom).group(1) == (
+        f"300 sentences, {len(answer['triples'])} triples")
+    assert f'<a id="share" href="{html.escape(link)}">' in dom  # The link to share is the one that ran.
