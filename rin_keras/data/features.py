@@ -184,17 +184,40 @@ class WordPieces:
         return {"piece_ids": piece_ids, "word_pieces": word_pieces}
 
 
+def preset_tokenizer(preset: str):
+    """Returns the keras-hub `BertTokenizer` of a BERT preset, normalising text as its checkpoint was trained.
+
+    keras-hub reads only `do_lower_case` of a Hugging Face model folder (`tokenizer_config.json`), so an uncased
+    model such as all-MiniLM-L6-v2 would keep accents and read `José` as `[UNK]`. There, as in Hugging Face's
+    `BertTokenizer`, accents are stripped as `strip_accents` says, or, where it is null, when the text is lowercased.
+
+    Args:
+        preset: a keras-hub preset name, or a folder (keras-hub's or a Hugging Face model's).
+    """
+    import keras_hub
+
+    settings = {}
+    hugging_face_config = os.path.join(preset, "tokenizer_config.json")
+    if os.path.isfile(hugging_face_config):
+        with open(hugging_face_config, encoding="utf-8") as f:
+            config = json.load(f)
+        strip_accents = config.get("strip_accents")
+        settings["strip_accents"] = bool(config.get("do_lower_case") if strip_accents is None else strip_accents)
+    return keras_hub.models.BertTokenizer.from_preset(preset, **settings)
+
+
 def save_tokenizer(tokenizer, directory: str) -> None:
-    """Writes a BertTokenizer's word-piece vocabulary and casing to `directory`."""
+    """Writes a BertTokenizer's word-piece vocabulary, casing and accent stripping to `directory`."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
     with open(os.path.join(directory, "tokenizer.json"), "w", encoding="utf-8") as f:
-        json.dump({"lowercase": tokenizer.lowercase}, f)
+        json.dump({"lowercase": tokenizer.lowercase, "strip_accents": tokenizer.strip_accents}, f)
 
 
 def load_tokenizer(directory: str):
-    """Reads a BertTokenizer written by `save_tokenizer`."""
+    """Reads a BertTokenizer written by `save_tokenizer` (one saved without `strip_accents` keeps accents, as it
+    was trained)."""
     import keras_hub
 
     with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:
