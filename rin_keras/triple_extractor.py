@@ -112,30 +112,39 @@ def joined_tokens(tokens: list[str]) -> list[Token]:
 SENTENCE_BLOCK_CHARS = 2_000  # pysbd's time grows faster than the text: it reads a document a block at a time.
 _BLOCK_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*")  # Where a block may end, best first: a sentence or a line.
 _SPACE_RUN = re.compile(r"\s+")
+# A line break that continues its paragraph: not one of a blank line, nor one before a list item.
+_WRAPPED_LINE_BREAK = re.compile(r"(?<![\r\n])(?:\r\n|\r|\n)(?![^\S\r\n]*(?:[\r\n]|[-*•]\s|\d{1,3}[.)]\s))")
 
 
 def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
     """Yields `[start, end)` character offsets of the sentences of `document` (pysbd, English rules).
 
-    pysbd reads the document in blocks of at most `SENTENCE_BLOCK_CHARS` characters,
-    each ending at the last sentence end (or else line break, or else space) that fits,
-    so time grows linearly with the document and memory stays bounded.
+    A line break inside a paragraph reads as a space (hard-wrapped text, text copied from a PDF); a blank line, or a
+    line that starts a list item (`-`, `*`, `•`, `1.`, `1)`), ends a sentence. pysbd reads the document in blocks of
+    at most `SENTENCE_BLOCK_CHARS` characters, each ending at the last sentence end (or else line break, or else
+    space) that fits; a block's last sentence is read again at the start of the next block, so that a block that
+    ends inside a sentence (at `Dr. `) does not cut it. Time grows linearly with the document and memory stays
+    bounded.
 
     Example:
     >>> list(iter_sentences("Bean was born in Texas. He flew to the Moon."))
     [(0, 24), (24, 44)]
+    >>> list(iter_sentences("Bean was born in\\nTexas.\\n\\n- He flew."))
+    [(0, 25), (25, 35)]
     """
     import pysbd
 
     segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    text = _WRAPPED_LINE_BREAK.sub(lambda match: " " * len(match.group()), document)  # Offsets unchanged.
     begin = 0
-    while begin < len(document):
-        end = _block_end(document, begin)
-        block = document[begin:end]
-        if block.strip():
-            for span in segmenter.segment(block):
-                if span.sent.strip():
-                    yield begin + span.start, begin + span.end
+    while begin < len(text):
+        end = _block_end(text, begin)
+        block = text[begin:end]
+        spans = [(begin + span.start, begin + span.end) for span in segmenter.segment(block)
+                 if span.sent.strip()] if block.strip() else []
+        if end < len(text) and len(spans) > 1:
+            spans, end = spans[:-1], spans[-1][0]  # The last sentence may go on past the block: read it again.
+        yield from spans
         begin = end
 
 

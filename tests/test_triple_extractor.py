@@ -14,6 +14,7 @@ from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import decode_triples
 from rin_keras.model import PREDICT_CHUNK_SIZE, build_rin
 from rin_keras.preprocessor import RINPreprocessor
+from rin_keras import triple_extractor
 from rin_keras.triple_extractor import ARTIFACT_FILE, RINTripleExtractor
 
 from conftest import assert_same_triples, tiny_config
@@ -239,3 +240,25 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
     assert f"1 of 2 texts had more than the model's {extractor.max_length} tokens" in caplog.text
     [document] = extractor.predict_documents(["Alan Bean was born. " + long_text + "."])
     assert len(document["sentences"]) == 2 and document["truncated"] == [1]
+
+
+def _sentences(document: str) -> list[str]:
+    return [document[start:end] for start, end in triple_extractor.iter_sentences(document)]
+
+
+def test_documents_read_wrapped_lines_as_one_sentence_and_blank_lines_and_list_items_as_ends():
+    document = ("Alan Bean was born in\nWheeler, Texas. He flew\r\nto the Moon.\n\nA new paragraph\nwithout an end\n"
+                "- a list item\n2) another\n  \n  the last")
+    assert _sentences(document) == [
+        "Alan Bean was born in\nWheeler, Texas. ", "He flew\r\nto the Moon.\n\n", "A new paragraph\nwithout an end\n",
+        "- a list item\n", "2) another\n  \n  ", "the last"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_block_end_cuts_no_sentence(monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    pieces = ["Alan Bean, a friend of Dr. Smith, was born in Wheeler, Texas.", "He flew to the U.S. Moon base.",
+              "Mr. Bean met Prof. Jones at noon.", "It was long!", "Was it?", "\"Yes,\" he said.", "Apollo flew."]
+    chosen = list(rng.choice(pieces, 120))
+    monkeypatch.setattr(triple_extractor, "SENTENCE_BLOCK_CHARS", 150)  # A block ends after every few sentences.
+    assert _sentences(" ".join(chosen)) == [piece + " " for piece in chosen[:-1]] + chosen[-1:]
