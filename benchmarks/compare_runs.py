@@ -14,7 +14,6 @@ budget, the cell says which epoch they belong to and the plot leaves them out.
 Runs still in progress are compared on the epochs they have.
 """
 
-import csv
 import dataclasses
 import json
 import os
@@ -22,6 +21,7 @@ import os
 from absl import app, flags
 
 from rin_keras import RINConfig
+from rin_keras.callbacks import history_rows
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dirs", None, "Training output folders to compare.")
@@ -40,26 +40,25 @@ def load_run(model_dir: str, budget: int | None) -> dict:
     """Reads one run's config, dev history and test scores.
 
     Returns:
-        dict with `config`, `epochs` (logged), `dev_f1` and `dev_epoch` (best
-        within the budget, 1-based), `test` (scores of the chosen model or None)
-        and `test_epoch`.
+        dict with `config`, `epochs` (logged; an epoch trained again after a stop counts once), `dev_f1` and
+        `dev_epoch` (best within the budget, 1-based), `test` (scores of the chosen model, or None: not scored yet,
+        or, with `scored`, a run without a test split) and `test_epoch`.
     """
     with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
         config = {**dataclasses.asdict(RINConfig()), **json.load(f)}  # Older runs lack newer keys.
-    with open(os.path.join(model_dir, "history.csv"), encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    monitor = f"val_{config['variant']}_f1"
+    rows = history_rows(os.path.join(model_dir, "history.csv"), monitor)
     if not rows:
         raise ValueError(f"{model_dir}: no epoch logged yet.")
-    monitor = f"val_{config['variant']}_f1"
-    best = max(rows[:budget] if budget else rows, key=lambda r: float(r[monitor]))
+    best = max([r for r in rows if not budget or int(r["epoch"]) < budget], key=lambda r: float(r[monitor]))
     run = {"dir": model_dir, "config": config, "epochs": len(rows), "dev_f1": float(best[monitor]),
-           "dev_epoch": int(best["epoch"]) + 1, "test": None, "test_epoch": None}
+           "dev_epoch": int(best["epoch"]) + 1, "test": None, "test_epoch": None, "scored": False}
     results = os.path.join(model_dir, "results.json")
     evaluation = os.path.join(model_dir, "evaluation_test.json")
     if os.path.exists(results):
         with open(results, encoding="utf-8") as f:
             saved = json.load(f)
-        run["test"], run["test_epoch"] = saved["test"], saved["best_epoch"]
+        run["test"], run["test_epoch"], run["scored"] = saved.get("test"), saved["best_epoch"], True
     elif os.path.exists(evaluation):
         with open(evaluation, encoding="utf-8") as f:
             run["test"] = json.load(f)
@@ -84,7 +83,7 @@ def table(runs: list[dict], budget: int | None) -> str:
     for run in runs:
         test = run["test"]
         if test is None:
-            partial = exact = "(not scored yet)"
+            partial = exact = "(no test split)" if run["scored"] else "(not scored yet)"
         elif budget and run["test_epoch"] > budget:
             partial, exact = (f"{test[k]['f1']:.2f} (epoch {run['test_epoch']})" for k in ("partial", "exact"))
         else:

@@ -59,3 +59,21 @@ def test_one_line_per_series(tmp_path):
     assert "updater=rnn: rounds 1 -> best dev F1 50.00" in output
     assert "| rnn_k1 | rounds=1, updater=rnn |" in output
     assert png.stat().st_size > 0
+
+
+def test_an_epoch_trained_again_counts_once_and_a_run_without_test_split_says_so(tmp_path):
+    _run(tmp_path / "resumed", 3, [50.0, 60.0, 62.0, 80.0], _scores(78.0, 75.0), best_epoch=4)
+    with open(tmp_path / "resumed" / "history.csv", "a", newline="") as f:
+        csv.writer(f).writerow([1, 61.0, 60.0])  # Epoch 2 trained again after a stop, logged after epoch 4.
+    _run(tmp_path / "no_test", 1, [40.0, 45.0])
+    with open(tmp_path / "no_test" / "results.json", "w") as f:
+        json.dump({"validation": _scores(45.0, 44.0), "best_epoch": 2}, f)  # A folder of data without test.
+    output = subprocess.run(
+        [sys.executable, "benchmarks/compare_runs.py", "--epochs=4",
+         f"--model_dirs={tmp_path / 'resumed'},{tmp_path / 'no_test'}"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in output.splitlines() if line.startswith("| ")}
+    assert rows["resumed"] == ["rounds=3", "4", "80.00 (epoch 4)", "78.00", "75.00"]
+    assert rows["no_test"] == ["rounds=1", "2", "45.00 (epoch 2)", "(no test split)", "(no test split)"]
