@@ -16,6 +16,7 @@ command and `--resume`.
 
 from __future__ import annotations
 
+import codecs
 import io
 import itertools
 import json
@@ -35,8 +36,8 @@ class InputError(ValueError):
 def read_texts(path: str) -> Iterator[str]:
     """The texts of a file, as `--input` reads them: one a line (`.jsonl`: each line's "text"), or a `.json` list.
 
-    Invalid UTF-8 and lone surrogates read as U+FFFD and a byte-order mark is dropped; lines end at `\\n`, `\\r\\n`
-    or `\\r`.
+    Text is UTF-8, or UTF-16 with its byte-order mark (as Windows tools write it); invalid UTF-8 and lone
+    surrogates read as U+FFFD and a byte-order mark is dropped; lines end at `\\n`, `\\r\\n` or `\\r`.
 
     Raises:
         InputError: malformed JSON or another layout, when it is reached (the texts before it have been yielded).
@@ -66,9 +67,7 @@ def _read_lines(path: str | None) -> Iterator[str]:
             reached (the texts before it have been yielded).
     """
     jsonl = _suffix(path) == ".jsonl"
-    # Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
-    with (open(path, encoding="utf-8-sig", errors="replace") if path
-          else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")) as lines:
+    with _open_text(path) as lines:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             if not jsonl:
@@ -141,7 +140,7 @@ def _json_texts(path: str) -> list[str]:
     Raises:
         InputError: malformed JSON, or another layout, naming the file (and the item).
     """
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
+    with _open_text(path) as f:
         try:
             items = json.load(f)
         except json.JSONDecodeError as e:
@@ -156,6 +155,16 @@ def _json_texts(path: str) -> list[str]:
     return [contract.readable_text(text) for text in texts]
 
 
+def _open_text(path: str | None) -> io.TextIOWrapper:
+    """`path`, or stdin, opened as text: UTF-16 where it starts with UTF-16's byte-order mark, else UTF-8.
+
+    Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
+    """
+    binary = open(path, "rb") if path else sys.stdin.buffer
+    encoding = "utf-16" if binary.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    return io.TextIOWrapper(binary, encoding=encoding, errors="replace")
+
+
 def _suffix(path: str | None) -> str:
     return os.path.splitext(path)[1].lower() if path else ""
 
@@ -163,8 +172,8 @@ def _suffix(path: str | None) -> str:
 def _count_lines(path: str) -> int:
     """The texts `_read_lines` will yield from `path`, counted in one quick pass."""
     jsonl = _suffix(path) == ".jsonl"
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip() or not jsonl)
+    with _open_text(path) as lines:
+        return sum(1 for line in lines if line.strip() or not jsonl)
 
 
 def main(argv):
@@ -220,8 +229,9 @@ def _predict_inputs(FLAGS, argv: list[str]) -> None:
         logging.warning("%d document(s) hold sentences of more than the model's %d tokens, of which the rest was not "
                         "read (their indices are under \"truncated\").", truncated, extractor.max_length)
     elif truncated:
-        logging.warning("%d text(s) had more than the model's %d tokens and were cut (\"truncated\": true): "
-                        "--documents splits texts into sentences first.", truncated, extractor.max_length)
+        logging.warning("%d text(s) had more than the model's %d tokens and were cut (\"truncated\": true)%s",
+                        truncated, extractor.max_length,
+                        "." if FLAGS.pretokenized else ": --documents splits texts into sentences first.")
 
 
 if __name__ == "__main__":
