@@ -16,8 +16,6 @@ command and `--resume`.
 
 from __future__ import annotations
 
-import codecs
-import io
 import itertools
 import json
 import os
@@ -67,7 +65,7 @@ def _read_lines(path: str | None) -> Iterator[str]:
             reached (the texts before it have been yielded).
     """
     jsonl = _suffix(path) == ".jsonl"
-    with _open_text(path) as lines:
+    with contract.open_text(path) as lines:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             if not jsonl:
@@ -140,7 +138,7 @@ def _json_texts(path: str) -> list[str]:
     Raises:
         InputError: malformed JSON, or another layout, naming the file (and the item).
     """
-    with _open_text(path) as f:
+    with contract.open_text(path) as f:
         try:
             items = json.load(f)
         except json.JSONDecodeError as e:
@@ -155,16 +153,6 @@ def _json_texts(path: str) -> list[str]:
     return [contract.readable_text(text) for text in texts]
 
 
-def _open_text(path: str | None) -> io.TextIOWrapper:
-    """`path`, or stdin, opened as text: UTF-16 where it starts with UTF-16's byte-order mark, else UTF-8.
-
-    Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
-    """
-    binary = open(path, "rb") if path else sys.stdin.buffer
-    encoding = "utf-16" if binary.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
-    return io.TextIOWrapper(binary, encoding=encoding, errors="replace")
-
-
 def _suffix(path: str | None) -> str:
     return os.path.splitext(path)[1].lower() if path else ""
 
@@ -172,7 +160,7 @@ def _suffix(path: str | None) -> str:
 def _count_lines(path: str) -> int:
     """The texts `_read_lines` will yield from `path`, counted in one quick pass."""
     jsonl = _suffix(path) == ".jsonl"
-    with _open_text(path) as lines:
+    with contract.open_text(path) as lines:
         return sum(1 for line in lines if line.strip() or not jsonl)
 
 

@@ -14,7 +14,6 @@ client needs only the standard library and NumPy (the gRPC one imports TensorFlo
 from __future__ import annotations
 
 import http.client
-import io
 import itertools
 import json
 import sys
@@ -22,7 +21,7 @@ import urllib.error
 import urllib.request
 
 from serving.contract import (
-    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, pad_tokens, readable_text, split_tokens,
+    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, open_text, pad_tokens, readable_text, split_tokens,
     triples_from_outputs,
 )
 
@@ -168,7 +167,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     # Invalid UTF-8 (and an argument's lone surrogates) read as U+FFFD, as rin_keras.predict reads it.
     sentences = (readable_text(s) for s in argv[1:]) if argv[1:] else (
-        line.rstrip("\r\n") for line in io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace"))
+        line.rstrip("\r\n") for line in open_text(None))
     if FLAGS.protocol == "grpc":
         import grpc
 

@@ -8,8 +8,11 @@ the signature's outputs into triple dicts.
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -54,6 +57,17 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def readable_text(text: str) -> str:
     """`text` with its lone surrogates (`LONE_SURROGATE`) as U+FFFD, so that it encodes as UTF-8."""
     return LONE_SURROGATE.sub("\ufffd", text)
+
+
+def open_text(path: str | None) -> io.TextIOWrapper:
+    """`path`, or standard input, opened as text: UTF-16 where it starts with UTF-16's byte-order mark (as Windows
+    tools write it), else UTF-8.
+
+    Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
+    """
+    binary = open(path, "rb") if path else sys.stdin.buffer
+    encoding = "utf-16" if binary.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    return io.TextIOWrapper(binary, encoding=encoding, errors="replace")
 
 
 # A token of pre-tokenised text: split on ASCII whitespace only, as `tf.strings.split` does (not at a no-break space).

@@ -26,7 +26,7 @@ def test_a_file_reads_as_utf8_or_as_utf16_with_its_byte_order_mark(tmp_path, enc
     assert list(texts) == TEXTS and count == len(TEXTS)
 
 
-def test_standard_input_reads_utf16_with_its_byte_order_mark(monkeypatch):
+def test_standard_input_reads_utf16_with_its_byte_order_mark(monkeypatch):  # As serving.client reads it too.
     data = "\n".join(TEXTS).encode("utf-16")
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
     assert list(predict._read_lines(None)) == TEXTS
