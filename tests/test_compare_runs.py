@@ -27,17 +27,24 @@ def _run(folder, rounds, dev_f1, test=None, best_epoch=None, results_file="resul
             json.dump(saved, f)
 
 
+def _compare(*flags) -> str:
+    """The output of `benchmarks/compare_runs.py` with `flags`."""
+    return subprocess.run([sys.executable, "benchmarks/compare_runs.py", *flags], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _rows(output: str) -> dict[str, list[str]]:
+    """The cells of each run's row of the table, by run folder name."""
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in output.splitlines() if line.startswith("| ") and not line.startswith("| run ")}
+
+
 def test_table_and_plot_at_an_epoch_budget(tmp_path):
     _run(tmp_path / "k1", 1, [10.0, 60.0, 50.0], _scores(58.0, 55.0), best_epoch=2)
     _run(tmp_path / "k3", 3, [20.0, 40.0, 70.0, 30.0, 90.0], _scores(88.0, 86.0), results_file="evaluation_test.json")
     png = tmp_path / "rounds.png"
-    output = subprocess.run(
-        [sys.executable, "benchmarks/compare_runs.py", f"--model_dirs={tmp_path / 'k1'},{tmp_path / 'k3'}",
-         "--epochs=3", "--x=rounds", f"--plot={png}"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in output.splitlines() if line.startswith("| k")}
+    rows = _rows(_compare(f"--model_dirs={tmp_path / 'k1'},{tmp_path / 'k3'}", "--epochs=3", "--x=rounds",
+                          f"--plot={png}"))
     assert rows["k1"] == ["rounds=1", "3", "60.00 (epoch 2)", "58.00", "55.00"]
     # The k3 run's best epoch (5) lies past the 3-epoch budget: its dev F1 is the best of epochs 1-3,
     # and its test scores are labelled with the epoch they belong to.
@@ -50,11 +57,8 @@ def test_one_line_per_series(tmp_path):
     _run(tmp_path / "gru_k1", 1, [60.0], _scores(58.0, 55.0), best_epoch=1)
     _run(tmp_path / "rnn_k1", 1, [50.0], updater="rnn")
     png = tmp_path / "updaters.png"
-    output = subprocess.run(
-        [sys.executable, "benchmarks/compare_runs.py", "--x=rounds", "--series=updater", f"--plot={png}",
-         "--model_dirs=" + ",".join(str(tmp_path / name) for name in ("gru_k3", "gru_k1", "rnn_k1"))],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout
+    output = _compare("--x=rounds", "--series=updater", f"--plot={png}",
+                      "--model_dirs=" + ",".join(str(tmp_path / name) for name in ("gru_k3", "gru_k1", "rnn_k1")))
     assert "updater=gru: rounds 1, 3 -> best dev F1 60.00, 70.00" in output
     assert "updater=rnn: rounds 1 -> best dev F1 50.00" in output
     assert "| rnn_k1 | rounds=1, updater=rnn |" in output
@@ -68,12 +72,6 @@ def test_an_epoch_trained_again_counts_once_and_a_run_without_test_split_says_so
     _run(tmp_path / "no_test", 1, [40.0, 45.0])
     with open(tmp_path / "no_test" / "results.json", "w") as f:
         json.dump({"validation": _scores(45.0, 44.0), "best_epoch": 2}, f)  # A folder of data without test.
-    output = subprocess.run(
-        [sys.executable, "benchmarks/compare_runs.py", "--epochs=4",
-         f"--model_dirs={tmp_path / 'resumed'},{tmp_path / 'no_test'}"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in output.splitlines() if line.startswith("| ")}
+    rows = _rows(_compare("--epochs=4", f"--model_dirs={tmp_path / 'resumed'},{tmp_path / 'no_test'}"))
     assert rows["resumed"] == ["rounds=3", "4", "80.00 (epoch 4)", "78.00", "75.00"]
     assert rows["no_test"] == ["rounds=1", "2", "45.00 (epoch 2)", "(no test split)", "(no test split)"]
