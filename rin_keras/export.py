@@ -101,6 +101,10 @@ class TripleGraph:
         """
         truncated = tokens.row_lengths() > self.max_length
         tokens = tokens[:, : self.max_length]
+        if isinstance(self.featurizer, features.WordPieces):  # Words past the backbone's pieces are not read.
+            read = tf.cast(self.featurizer.words_read(tokens), tf.int64)
+            truncated |= read < tokens.row_lengths()
+            tokens = tf.ragged.boolean_mask(tokens, tf.ragged.range(tokens.row_lengths()) < read[:, None])
         lengths = tf.cast(tokens.row_lengths(), tf.int32)
         found = self._cells_by_chunk(self.featurizer(tokens), lengths, self.threshold, self.candidate_logit)
         return self._outputs(texts, tokens, starts, ends, found, lengths, truncated)

@@ -35,6 +35,8 @@ class RINPreprocessor(keras.layers.Layer):
         bert_tokenizer: for `bert`, the keras-hub `BertTokenizer`; None when
             loading (the saved assets set it).
         max_length: tokens kept per sentence.
+        max_pieces: for `bert`, the backbone's longest input in word pieces (its
+            `max_sequence_length`): words past it are not read.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
@@ -52,7 +54,7 @@ class RINPreprocessor(keras.layers.Layer):
 
     def __init__(self, vocabulary: Vocabulary | None = None, encoder: str = "bilstm",
                  word_feature_inputs: tuple[str, ...] = (), word_piece: str = "last", bert_tokenizer=None,
-                 max_length: int = 100, **kwargs):
+                 max_length: int = 100, max_pieces: int = 512, **kwargs):
         super().__init__(**kwargs)
         keep_tensorflow_tensors(self)
         if encoder not in ("bilstm", "bert"):
@@ -61,6 +63,7 @@ class RINPreprocessor(keras.layers.Layer):
         self.word_feature_inputs = tuple(word_feature_inputs)
         self.word_piece = word_piece
         self.max_length = max_length
+        self.max_pieces = max_pieces
         self.tokenizer = RINTokenizer(name="tokenizer")
         self.tokenizer(tf.constant([""]))  # Builds the layer (SavedModel export needs built layers).
         self._vocabulary = None
@@ -71,23 +74,26 @@ class RINPreprocessor(keras.layers.Layer):
         self.built = True
 
     @classmethod
-    def from_config_and_vocabulary(cls, config: RINConfig, vocabulary: Vocabulary, bert_tokenizer=None
-                                   ) -> "RINPreprocessor":
+    def from_config_and_vocabulary(cls, config: RINConfig, vocabulary: Vocabulary, bert_tokenizer=None,
+                                   max_pieces: int | None = None) -> "RINPreprocessor":
         """Returns the preprocessor of a model trained with `config` on `vocabulary`.
 
-        For `bert`, `bert_tokenizer` defaults to the one of `config.preset`.
+        For `bert`, `bert_tokenizer` and `max_pieces` default to those of `config.preset`.
         """
-        if config.encoder == "bert" and bert_tokenizer is None:
-            bert_tokenizer = features.preset_tokenizer(config.preset)
+        if config.encoder == "bert":
+            if bert_tokenizer is None:
+                bert_tokenizer = features.preset_tokenizer(config.preset)
+            if max_pieces is None:
+                max_pieces = features.preset_max_pieces(config.preset)
         return cls(vocabulary, config.encoder, config.word_feature_inputs, config.word_piece, bert_tokenizer,
-                   config.max_length)
+                   config.max_length, max_pieces or 512)
 
     def set_vocabulary(self, vocabulary: Vocabulary, bert_tokenizer=None) -> None:
         """Sets the vocabulary (and for `bert` the tokenizer) and makes the featurizer."""
         if self.encoder == "bert":
             if bert_tokenizer is None:
                 raise ValueError("encoder='bert' needs its BertTokenizer.")
-            self._featurizer = features.WordPieces(bert_tokenizer, self.word_piece)
+            self._featurizer = features.WordPieces(bert_tokenizer, self.word_piece, self.max_pieces)
         else:
             self._featurizer = features.WordIds(vocabulary, self.word_feature_inputs)
         self._vocabulary = vocabulary
@@ -153,4 +159,5 @@ class RINPreprocessor(keras.layers.Layer):
             "word_feature_inputs": list(self.word_feature_inputs),
             "word_piece": self.word_piece,
             "max_length": self.max_length,
+            "max_pieces": self.max_pieces,
         }

@@ -284,9 +284,11 @@ class RINTripleExtractor(keras.Model):
         vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
         tokenizer_dir = os.path.join(model_dir, features.TOKENIZER_DIR)
         bert_tokenizer = features.load_tokenizer(tokenizer_dir) if os.path.isdir(tokenizer_dir) else None
-        preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer)
+        model = keras.saving.load_model(os.path.join(model_dir, checkpoint))
+        max_pieces = model.encoder.backbone.max_sequence_length if config.encoder == "bert" else None
+        preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer, max_pieces)
         logging.info("Assembled the extractor from %s/%s, config.json and vocab/.", model_dir, checkpoint)
-        return cls(keras.saving.load_model(os.path.join(model_dir, checkpoint)), preprocessor, config.threshold)
+        return cls(model, preprocessor, config.threshold)
 
     def save_to_preset(self, preset_dir: str) -> str:
         """Writes the extractor as `<preset_dir>/extractor.keras` (renamed into place when whole); returns the path."""
@@ -357,9 +359,9 @@ class RINTripleExtractor(keras.Model):
     def predict_detailed(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`.
 
-        Each sentence is read up to the model's `max_length` tokens (`truncated` says
-        when there was more); the rest of it is not tokenised. Sentences are `str`
-        or UTF-8 `bytes` (`as_text`).
+        Each sentence is read up to the model's `max_length` tokens, and with a BERT-family
+        encoder up to its backbone's word pieces (`truncated` says when there was more); the
+        rest of it is not tokenised. Sentences are `str` or UTF-8 `bytes` (`as_text`).
         """
         _check_batch(sentences, "predict_detailed", batch_size)
         texts = (as_text(s, i) for i, s in enumerate(sentences))
@@ -385,7 +387,7 @@ class RINTripleExtractor(keras.Model):
 
         Documents are split into sentences (`iter_sentences`); each triple adds
         `sentence` (its sentence's index) and its character spans index the document.
-        `truncated` lists the sentences longer than the model's `max_length` tokens,
+        `truncated` lists the sentences longer than the model reads (`predict_detailed`),
         of which the rest was not read. Sentences stream through the model
         `batch_size` at a time, so memory does not grow with a document's length
         beyond its sentence offsets and triples.
@@ -423,11 +425,15 @@ class RINTripleExtractor(keras.Model):
 
     def _predict_batch(self, batch: list[tuple[str, list[Token]]]) -> list[dict]:
         kept = [tokens[: self.max_length] for _, tokens in batch]
+        featurizer = self.preprocessor.featurizer
+        if isinstance(featurizer, features.WordPieces):  # Words past the backbone's pieces are not read.
+            read = featurizer.words_read(_ragged_tokens([[token.text for token in tokens] for tokens in kept]))
+            kept = [tokens[:count] for tokens, count in zip(kept, read.numpy().tolist())]
         words = [[token.text for token in tokens] for tokens in kept]
         return [{
             "tokens": texts,
             "token_spans": [[token.start, token.end] for token in tokens],
-            "truncated": len(all_tokens) > self.max_length,
+            "truncated": len(all_tokens) > len(tokens),
             "triples": triple_dicts(text, tokens, cells, self.relation_names),
         } for (text, all_tokens), tokens, texts, cells in zip(batch, kept, words, self._sentence_cells(words))]
 

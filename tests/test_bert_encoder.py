@@ -153,8 +153,11 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     head.output_kernel.assign(np.random.default_rng(0).normal(0, 3, head.output_kernel.shape).astype("float32"))
     head.output_bias.assign(np.zeros(head.output_bias.shape, "float32"))
     sentences = ["Alan Bean was born in Texas .", "Beans", "", "unknown words here", "Bean's home: Wheeler, Texas.",
-                 "Álan Beán was born in Téxas ."]
+                 "Álan Beán was born in Téxas .", "Alan Bean was born in Texas . " + "beans " * 40]
     detailed = extractor.predict_detailed(sentences)
+    # The backbone reads 64 pieces: [CLS], 7 one-piece words, 27 two-piece words ("bean ##s") and [SEP].
+    assert [len(r["tokens"]) for r in detailed[-2:]] == [7, 34]
+    assert [r["truncated"] for r in detailed] == [False] * 6 + [True]
     assert [{**t, "subject": None, "object": None} for t in detailed[5]["triples"]] == [
         {**t, "subject": None, "object": None} for t in detailed[0]["triples"]]  # Accents stripped as the preset's.
     # Word pieces are aligned to the raw-text tokeniser's words: "Texas." is two words.
@@ -163,8 +166,12 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     assert sum(map(len, expected)) > 10
     path = export.export_version(extractor, str(tmp_path / "models"))
     signature = tf.saved_model.load(path).signatures["serving_default"]
-    got = triples_from_outputs({k: v.numpy() for k, v in signature(sentences=tf.constant(sentences)).items()})
-    assert_same_triples(got, expected)
+    outputs = {k: v.numpy() for k, v in signature(sentences=tf.constant(sentences)).items()}
+    assert_same_triples(triples_from_outputs(outputs), expected)
+    assert outputs["truncated"].tolist() == [r["truncated"] for r in detailed]
+    assert outputs["num_tokens"].tolist() == [len(r["tokens"]) for r in detailed]
+    loaded = RINTripleExtractor.from_preset(extractor.save_to_preset(str(tmp_path / "saved")))
+    assert loaded.preprocessor.featurizer.max_pieces == 64
 
 
 def _hugging_face_folder(path, **tokenizer_config):

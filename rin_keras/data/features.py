@@ -123,7 +123,9 @@ class WordPieces:
         word_piece: `"first"` or `"last"` sub-token of each word. `"last"` suits
             the partial-match protocol, whose annotated word is an entity's last.
         max_pieces: the backbone's maximum sequence length; longer inputs are cut
-            and words past the cut point at the last kept piece.
+            and words past the cut point at the last kept piece (`words_read` counts
+            the words before the cut: prediction reads only those, and says the
+            sentence was truncated).
     """
 
     padding_values = {"piece_ids": 0, "word_pieces": -1}
@@ -143,6 +145,7 @@ class WordPieces:
         self._unk = tokenizer.token_to_id(tokenizer.oov_token)
         # keras-hub tokenizers return Python lists when run eagerly; a graph keeps tensors.
         self._featurize = tf.function(self._featurize, input_signature=[TOKENS_SPEC])
+        self._words_read = tf.function(self._count_words_read, input_signature=[TOKENS_SPEC])
 
     @property
     def layers(self):
@@ -151,22 +154,35 @@ class WordPieces:
     def __call__(self, tokens: tf.RaggedTensor) -> dict:
         return self._featurize(tokens)
 
-    def _featurize(self, tokens: tf.RaggedTensor) -> dict:
-        batch = tokens.nrows(out_type=tf.int32)
+    def words_read(self, tokens: tf.RaggedTensor) -> tf.Tensor:
+        """How many words of each sentence of `tokens` the encoder reads, int32 [batch]: those whose piece
+        (`word_piece`) lies within the backbone's `max_pieces` (the others would share the last piece's features)."""
+        return self._words_read(tokens)
+
+    def _count_words_read(self, tokens: tf.RaggedTensor) -> tf.Tensor:
+        _, position = self._word_positions(tokens)
+        fits = tf.cast(position <= self.max_pieces - 2, tf.int32)
+        return tf.reduce_sum(tf.RaggedTensor.from_row_lengths(fits, tokens.row_lengths()), axis=1)
+
+    def _word_positions(self, tokens: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """The word pieces of each word of `tokens` ([words, (k)]; a word that gives none reads as [UNK]), and
+        the index of the piece that represents it in its sentence's input (after [CLS]), before any cut."""
         pieces = tf.cast(self.tokenizer.tokenize(tokens.flat_values), tf.int32)  # [words, (k)]
-        # A word that gives no piece (control characters only) reads as [UNK].
         counts = tf.cast(pieces.row_lengths(), tf.int32)
         with_unk = tf.concat([pieces, tf.RaggedTensor.from_tensor(tf.fill([tf.shape(counts)[0], 1], self._unk))], 1)
         keep = tf.ragged.range(with_unk.row_lengths()) < tf.cast(tf.maximum(counts, 1), tf.int64)[:, None]
         pieces = tf.ragged.boolean_mask(with_unk, keep)
         counts = tf.cast(pieces.row_lengths(), tf.int32)
 
-        # Piece index of each word within its sentence, after [CLS].
         ends = tf.cumsum(counts)
         before_word = tf.concat([[0], ends], 0)  # Pieces before each word of the batch.
         before_sentence = tf.gather(before_word, tf.cast(tokens.row_starts(), tf.int32))
         end = ends - tf.gather(before_sentence, tf.cast(tokens.value_rowids(), tf.int32))
-        position = 1 + (end - 1 if self.word_piece == "last" else end - counts)
+        return pieces, 1 + (end - 1 if self.word_piece == "last" else end - counts)
+
+    def _featurize(self, tokens: tf.RaggedTensor) -> dict:
+        batch = tokens.nrows(out_type=tf.int32)
+        pieces, position = self._word_positions(tokens)
         position = tf.minimum(position, self.max_pieces - 2)
         word_pieces = tf.RaggedTensor.from_row_lengths(position, tokens.row_lengths())
         word_pieces = word_pieces.to_tensor(default_value=-1, shape=tf.stack([batch, padded_width(tokens)]))
@@ -204,6 +220,14 @@ def preset_tokenizer(preset: str):
         strip_accents = config.get("strip_accents")
         settings["strip_accents"] = bool(config.get("do_lower_case") if strip_accents is None else strip_accents)
     return keras_hub.models.BertTokenizer.from_preset(preset, **settings)
+
+
+def preset_max_pieces(preset: str) -> int:
+    """The longest input, in word pieces, of a keras-hub preset's backbone (its architecture is built, its weights
+    are not read)."""
+    import keras_hub
+
+    return keras_hub.models.Backbone.from_preset(preset, load_weights=False).max_sequence_length
 
 
 def save_tokenizer(tokenizer, directory: str) -> None:
