@@ -111,6 +111,33 @@ def test_what_is_left_out_is_counted(tmp_path, caplog):
     assert (poland["triples"]["object"]["start"][0], poland["triples"]["object"]["end"][0]) == (5, 6)  # Warsaw
 
 
+def _located(text: str, *triples) -> list[tuple[str, str, str]]:
+    """The triples of a raw-text record as `folder_example` places them: `(subject@start, relation, object@start)`."""
+    example, _ = casrel.folder_example({"text": text, "triple_list": [list(t) for t in triples]},
+                                       {t[1] for t in triples}, "train.jsonl:1", pretokenized=False)
+    words = example["tokens"]
+
+    def name(span):
+        return " ".join(words[span["start"]:span["end"]]) + f"@{span['start']}"
+
+    return [(name(t["subject"]), t["relation"], name(t["object"])) for t in example["triples"]]
+
+
+def test_an_entity_is_placed_outside_another_entitys_longer_name_where_it_stands_alone():
+    assert _located("Paris Hilton was born in Paris.", ("Paris Hilton", "birthPlace", "Paris")) == [
+        ("Paris Hilton@0", "birthPlace", "Paris@5")]
+    assert _located("He left New York City for New York state.", ("New York City", "partOf", "New York")) == [
+        ("New York City@2", "partOf", "New York@6")]
+    # Inside the longer name only: placed there.
+    assert _located("Paris Hilton is named after Paris Hilton.", ("Paris Hilton", "namedAfter", "Paris")) == [
+        ("Paris Hilton@0", "namedAfter", "Paris@0")]
+
+
+def test_a_triple_written_twice_in_other_spellings_is_kept_once():
+    assert _located("Zoë was born in Paris.", ("Zoë", "birthPlace", "Paris"), ("Zoe\u0308", "birthPlace", "Paris."),
+                    ("Zoë", "birthPlace", "Paris")) == [("Zoë@0", "birthPlace", "Paris@4")]
+
+
 @pytest.mark.parametrize("files,message", [
     ({"train.jsonl": '{"text": "A b.", "triple_list": []}\n{"text": "C d.", "triple_list": [}\n'},
      "train.jsonl:2:"),

@@ -492,7 +492,8 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
 
     Returns:
         The example and its counts: `repaired` (mis-decoded UTF-8 repaired),
-        `ambiguous` (an entity found more than once: first occurrence taken),
+        `ambiguous` (an entity found more than once: the first occurrence taken that lies inside no longer
+        mention of another of the record's entities, else the first),
         `trimmed` (an entity written with the punctuation after it: left out of its span),
         `duplicates` (a triple given twice: kept once), `triples`, `overlapping` (entities that overlap
         another of the sentence, `Wheeler, Texas` and `Texas`: the entity tags cannot mark both).
@@ -507,32 +508,48 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     counts["repaired"] = int(text != record["text"].strip())
     tokens = None if pretokenized else tokenize_with_offsets(text)
     words = text.split() if pretokenized else [token.text for token in tokens]
+    occurrences = {}
+
+    def occurrences_of(phrase):
+        if phrase not in occurrences:
+            found = [] if pretokenized else _occurrences_as_tokens(text, tokens, phrase)
+            if not found:  # As tokens: a pre-tokenised text, or a quote written differently.
+                pieces = phrase.split() if pretokenized else tokenize(phrase)
+                found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
+            occurrences[phrase] = found
+        return occurrences[phrase]
+
+    entity_triples = [(*(ftfy.fix_encoding(x).strip() for x in (triple[0], triple[2])), triple)
+                      for triple in record["triple_list"]]
+    longer_mentions = {span for subject, obj, _ in entity_triples for phrase in (subject, obj)
+                       for span in occurrences_of(phrase)}
     spans, triples, seen = {}, [], set()
-    for triple in record["triple_list"]:
-        subject, obj = (ftfy.fix_encoding(x).strip() for x in (triple[0], triple[2]))
+    for subject, obj, triple in entity_triples:
         relation = relation_name(triple[1], where)
         if relation not in relations:
             raise DataError(f"{where}: relation {relation!r} is not one of the folder's relations "
                              f"(rel2id.json, or those of the train split when the folder has none): "
                              f"{_names_near(relation, relations)}.")
-        if (subject, relation, obj) in seen:
-            counts["duplicates"] += 1
-            continue
-        seen.add((subject, relation, obj))
         located = []
         for role, phrase in (("subject", subject), ("object", obj)):
-            found = [] if pretokenized else _occurrences_as_tokens(text, tokens, phrase)
-            if not found:  # As tokens: a pre-tokenised text, or a quote written differently.
-                pieces = phrase.split() if pretokenized else tokenize(phrase)
-                found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
+            found = occurrences_of(phrase)
             if not found:
                 _raise_not_located(where, role, phrase, triple, text, tokens)
             counts["ambiguous"] += len(found) > 1
-            start, end = found[0]
+            # An occurrence inside another entity's longer mention (`Paris` of `Paris Hilton`) only if no other.
+            standalone = [(start, end) for start, end in found if not any(
+                other_start <= start and end <= other_end and other_end - other_start > end - start
+                for other_start, other_end in longer_mentions)]
+            start, end = (standalone or found)[0]
             trimmed_end = _without_trailing_punctuation(words, start, end)
             counts["trimmed"] += trimmed_end < end
             end = trimmed_end
             located.append({"start": start, "end": end, "head": end - 1})
+        key = ((located[0]["start"], located[0]["end"]), relation, (located[1]["start"], located[1]["end"]))
+        if key in seen:  # The same triple, written twice (`Paris.` and `Paris`, or accents composed otherwise).
+            counts["duplicates"] += 1
+            continue
+        seen.add(key)
         for span in located:
             spans[(span["start"], span["end"])] = span
         triples.append({"subject": located[0], "relation": relation, "object": located[1]})

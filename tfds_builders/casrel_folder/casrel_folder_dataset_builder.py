@@ -98,13 +98,16 @@ def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a user folder; make it with `folder_builder(directory)`."""
 
-    VERSION = tfds.core.Version("1.3.0")
+    VERSION = tfds.core.Version("1.4.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Raw texts: a period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`).",
         "1.2.0": "An entity written with the punctuation after it (`London.`) spans its words alone.",
         "1.3.0": "Relation names of rel2id.json read as those of triples: spaces around them removed, mis-decoded "
                  "UTF-8 repaired. JSON lines split at line breaks only (a form feed or U+2028 in a line no longer ends it).",
+        "1.4.0": "An entity found more than once is placed outside another entity's longer name where it stands "
+                 "alone (`Paris` of `Paris Hilton was born in Paris`); a triple written twice in other spellings "
+                 "(`Paris.`, accents composed otherwise) is kept once.",
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -152,7 +155,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if counts["empty"] or counts["duplicates"] or counts["ambiguous"] or counts["trimmed"] or counts["overlapping"]:
             logging.warning(
                 "%s: %d empty sentences left out, %d repeated triples kept once, %d entities found more than "
-                "once in their sentence (the first occurrence taken), %d entities written with the punctuation "
+                "once in their sentence (the first that lies in no longer entity name taken), %d entities written with the punctuation "
                 "after them (`London.`: the punctuation left out of the span), %d entities that overlap another "
                 "of their sentence (`Wheeler, Texas` and `Texas`: the entity tags mark one, so whole-name scores "
                 "and predictions miss the other).",
