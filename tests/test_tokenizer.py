@@ -34,6 +34,7 @@ ODD_TEXTS = [
     "Admin. Sci. Q. Its ground is St. Vincent–St. Mary. Now.",
     "\ufeffAlan\u200bBean\u2060was born\u0085in Wheeler,\u200b Texas.\u200b\ufeff",
     "He said “Hi”, ‘bye’… then—left «oui» „ja“ O’Brien 2007–08.",
+    "Rio de Janeiro... and Oslo.... U.S... 1...5 .. . ...",
     "Cafe\u0301 in Zu\u0308rich and L\u0323ondon. L\u0323and Ångstro\u0308m.",
     'a\x00"b and a \x00"quote',  # NUL reads as a space before a quote too.
     # Characters newer than Python 3.11's Unicode tables (16.0, 15.0), which TF Text's ICU composes or reorders.
@@ -83,6 +84,9 @@ def test_web_text_separators_quotes_and_decomposed_accents():
     assert tokenize("He said “Hi”, ‘bye’… then—left «oui» „ja“ O’Brien 2007–08.") == \
         ["He", "said", "“", "Hi", "”", ",", "‘", "bye", "’", "…", "then", "—", "left", "«", "oui", "»", "„", "ja", "“",
          "O’Brien", "2007–08", "."]
+    # An ellipsis written as three periods is one token, as `…` is.
+    assert tokenize("Born in Rio de Janeiro... and Oslo... or not.") == \
+        ["Born", "in", "Rio", "de", "Janeiro", "...", "and", "Oslo", "...", "or", "not", "."]
     # A decomposed accent reads as the composed word; the offsets still index the text as written.
     text = "Cafe\u0301 in Zu\u0308rich."
     assert [(t.text, t.start, t.end) for t in tokenize_with_offsets(text)] == \

@@ -10,7 +10,7 @@ sentences, a period that ends a word is split off too when the next token starts
 an upper-case letter (and does not end with a period), unless the word is an initial,
 holds another period or is a common abbreviation (`Warsaw. She` -> `Warsaw`, `.`, `She`; `S. Daggett`, `U.S. Navy`,
 `St. Louis` stay). Typographic quotes (`“ ” ‘ « » „`), the ellipsis `…` and the em dash
-`—` are split off too; an en dash and an apostrophe inside a word stay (`2007–08`, `O’Brien`).
+`—` are split off too, and so is `...`, the ellipsis in periods; an en dash and an apostrophe inside a word stay (`2007–08`, `O’Brien`).
 Zero-width spaces, word joiners and a byte-order mark separate tokens as spaces do.
 
 One regular expression, `DELIMITER`, defines all of this. It is written in the
@@ -49,6 +49,7 @@ _KEPT = [
     r"[\"“”‘«»„;()\[\]{}!?,:…—]",  # Quotes, punctuation, the ellipsis and the em dash, one character each.
     r"(?:['’](?:[sSdDmM]|re|RE|ve|VE|ll|LL)|[nN]['’][tT])\b",  # Clitics: 's 're n't ...
     r"['’]\B",  # A word-final apostrophe (Jones').
+    r"\.\.\.",  # An ellipsis written as three periods, as `…`.
     r"\.$",  # The sentence-final period (the text is right-stripped first).
 ]
 KEPT_DELIMITER = "|".join(_KEPT)

@@ -107,7 +107,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "UTF-8 repaired. JSON lines split at line breaks only (a form feed or U+2028 in a line no longer ends it).",
         "1.4.0": "An entity found more than once is placed outside another entity's longer name where it stands "
                  "alone (`Paris` of `Paris Hilton was born in Paris`); a triple written twice in other spellings "
-                 "(`Paris.`, accents composed otherwise) is kept once.",
+                 "(`Paris.`, accents composed otherwise) is kept once. Raw texts: an ellipsis written as three "
+                 "periods is a token of its own (`Janeiro`, `...`).",
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
