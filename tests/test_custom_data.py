@@ -139,6 +139,9 @@ def test_a_triple_written_twice_in_other_spellings_is_kept_once():
 
 
 @pytest.mark.parametrize("files,message", [
+    ({"train.jsonl": '{"text": "He was born in \'Paris\'.", "triple_list": [["He", "birthPlace", "Paris"]]}\n'},
+     "the object 'Paris' of ['He', 'birthPlace', 'Paris'] is in the text only as part of \"'Paris\": an entity is "
+     "whole tokens (a straight quote that opens a word stays on it"),
     ({"train.jsonl": '{"text": "A b.", "triple_list": []}\n{"text": "C d.", "triple_list": [}\n'},
      "train.jsonl:2:"),
     ({"train.jsonl": '{"text": "A b.", "triple_list": []}\n["no object"]\n'},

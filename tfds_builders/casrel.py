@@ -565,7 +565,9 @@ def _raise_not_located(where: str, role: str, phrase: str, triple, text: str, to
     position = text.find(phrase) if tokens is not None else -1
     if position >= 0:
         inside = " ".join(t.text for t in tokens if t.start < position + len(phrase) and t.end > position)
+        why = ("a straight quote that opens a word stays on it, as in the benchmark texts: annotate it with the "
+               "quote, or quote the text with ‘ ’" if inside.startswith("'") else "a hyphenated word is one token")
         raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is in the text only as part of "
-                        f"{inside!r}: an entity is whole tokens (a hyphenated word is one token).")
+                        f"{inside!r}: an entity is whole tokens ({why}).")
     hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)" if tokens is None else ""
     raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
