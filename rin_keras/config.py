@@ -129,7 +129,8 @@ class RINConfig:
         lr_decay_patience: epochs without a better dev F1 before the learning rate decays.
         batch_size: sentences per batch.
         max_batch_pairs: word pairs per training batch at most: a length bucket whose sentences have up to n
-            words gets `min(batch_size, max_batch_pairs // n**2)` sentences a batch; 0: no cap.
+            words gets `min(batch_size, max_batch_pairs // n**2)` sentences a batch; 0: no cap. Without
+            bucketing (`rin_keras.train --nobucketing`) every batch holds `batch_size`.
         epochs: maximum training epochs (early stopping on dev F1 may end sooner).
         max_length: sentences are truncated to this many tokens.
         threshold: a triple is extracted when its probability is >= threshold.
@@ -203,7 +204,8 @@ class RINConfig:
     batch_size: int = _flag(50, "Sentences per batch (dataset default when unset).", recipe=True)
     max_batch_pairs: int = _flag(
         80_000, "Word pairs per training batch at most: batches of long sentences hold fewer than --batch_size, "
-        "so that sentences x longest length^2 stays under this (the pair tensors set the peak memory); 0: no cap.",
+        "so that sentences x longest length^2 stays under this (the pair tensors set the peak memory); 0: no cap. "
+        "Batches of length buckets only: with --nobucketing every batch holds --batch_size.",
     )
     epochs: int = _flag(150, "Maximum epochs (dataset default when unset).", recipe=True)
     max_length: int = _flag(100, "Truncate sentences to this many tokens.")

@@ -187,3 +187,17 @@ def test_numpy_batches_equal_the_pipelines(corpus):
     assert sum(map(len, groups.values())) == len(examples)
     assert all(x["length"] < edge and (edge == edges[0] or x["length"] >= edges[edges.index(edge) - 1])
                for edge, members in groups.items() for x in members)
+
+
+@pytest.mark.parametrize("max_pairs", [None, 98])
+def test_data_parallel_workers_share_every_batch_but_a_buckets_last_few(corpus, max_pairs):
+    vocab = corpus.build_vocabulary()
+    size = sum(1 for x in corpus.examples("train") if len(x["tokens"]))
+    seen = []
+    for index in range(3):  # 3 workers, batches of 5 (capped to 2 or 1 in the long bucket): sizes become 3s.
+        batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=5, training=True, seed=1,
+                                            bucket_boundaries=(8,), max_pairs=max_pairs, with_index=True,
+                                            num_shards=3, shard_index=index))  # The stated cardinality holds.
+        seen.extend(i for _, y in batches for i in y["index"].numpy().tolist())
+    assert len(seen) == len(set(seen))  # No sentence twice.
+    assert size - len(seen) <= 2 * 2  # At most num_shards - 1 of each bucket's last batch sit the epoch out.

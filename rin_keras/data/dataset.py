@@ -146,7 +146,8 @@ def make_dataset(corpus: Corpus, split: str, vocab: Vocabulary, batch_size: int 
             shuffling (padding far fewer n^2 cells than the stored order) and add
             each sentence's position in the split as `targets["index"]`, by which
             the caller puts the results back in order.
-        num_shards: when training data-parallel, the workers that split every batch (`shard_batches`).
+        num_shards: when training data-parallel, the workers that split every batch (`shard_batches`): each
+            batch holds a multiple of them.
         shard_index: this worker's index among them.
     """
     featurizer = featurizer or WordIds(vocab)
@@ -158,7 +159,7 @@ def make_dataset(corpus: Corpus, split: str, vocab: Vocabulary, batch_size: int 
         examples = examples.shuffle(8192, seed=seed, reshuffle_each_iteration=True)
     boundaries = bucket_boundaries if training or with_index else None
     batches = pad_and_batch(examples, featurizer, batch_size, max_length, boundaries, pad_to_bucket_boundary, extra,
-                            max_pairs)
+                            max_pairs, num_shards)
     to_targets = inputs_and_targets(tuple(featurizer.padding_values), vocab.num_relations, extra)
     batches = shard_batches(batches.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE), num_shards, shard_index)
     if training:
@@ -176,14 +177,15 @@ def batch_count(length_counts: np.ndarray, batch_size: int, bucket_edges: Iterab
     """The number of batches `pad_and_batch` makes of sentences with `length_counts[n]` sentences of length n.
 
     Each length bucket (`[edge_i, edge_i+1)`; one bucket without `bucket_edges`) ends with a short batch of its
-    remainder, which counts when it holds at least `min_rows` sentences (as `shard_batches` keeps it).
+    remainder, which counts when it holds at least `min_rows` sentences (the data-parallel workers, whose number
+    every batch size is a multiple of; `shard_batches` keeps such a batch).
     """
     edges = [0, *(bucket_edges or ()), len(length_counts)]
     count = 0
     for low, high in zip(edges[:-1], edges[1:]):
-        size = bucket_batch_size(batch_size, high - 1, max_pairs) if bucket_edges else batch_size
+        size = bucket_batch_size(batch_size, high - 1, max_pairs if bucket_edges else None, min_rows)
         full, rest = divmod(int(np.sum(length_counts[low:high])), size)
-        count += (full if size >= min_rows else 0) + (1 if rest >= max(min_rows, 1) else 0)
+        count += full + (1 if rest >= max(min_rows, 1) else 0)
     return count
 
 
@@ -236,11 +238,12 @@ def _encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, li
 
 def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_length: int,
                   bucket_boundaries: Iterable[int] | None, pad_to_bucket_boundary: bool = False,
-                  extra: tuple[str, ...] = (), max_pairs: int | None = None) -> tf.data.Dataset:
+                  extra: tuple[str, ...] = (), max_pairs: int | None = None, num_shards: int = 1
+                  ) -> tf.data.Dataset:
     """Step 2: padded batches, bucketed by length when `bucket_boundaries` is given.
 
     `extra` names per-sentence scalars that travel along (e.g. `index`); `max_pairs` caps a bucketed batch's word
-    pairs (`numpy_batches.bucket_batch_size`).
+    pairs, and every batch size is a multiple of `num_shards` (`numpy_batches.bucket_batch_size`).
     """
     padded_shapes = {**featurizer.padded_shapes, "tags": [None], "relations": [None, 3], "length": [],
                      **{k: [] for k in extra}}
@@ -252,12 +255,14 @@ def pad_and_batch(examples: tf.data.Dataset, featurizer, batch_size: int, max_le
         padded_shapes["char_ids"] = [None, MAX_WORD_CHARS]  # A bucket edge bounds the words, not their characters.
     boundaries = _bucket_edges(bucket_boundaries, max_length)
     if not boundaries:
-        return examples.padded_batch(batch_size, padded_shapes, padding_values)
+        return examples.padded_batch(bucket_batch_size(batch_size, max_length, None, num_shards), padded_shapes,
+                                     padding_values)
     return examples.bucket_by_sequence_length(
         element_length_func=lambda x: x["length"],
         bucket_boundaries=boundaries,
         # A sentence of bucket i is shorter than boundaries[i]; the bucket past the last edge stays empty.
-        bucket_batch_sizes=[bucket_batch_size(batch_size, edge - 1, max_pairs) for edge in boundaries] + [batch_size],
+        bucket_batch_sizes=[bucket_batch_size(batch_size, edge - 1, max_pairs, num_shards) for edge in boundaries]
+        + [bucket_batch_size(batch_size, max_length, None, num_shards)],
         padded_shapes=padded_shapes,
         padding_values=padding_values,
         pad_to_bucket_boundary=pad_to_bucket_boundary,
@@ -281,9 +286,9 @@ def shard_batches(batches: tf.data.Dataset, num_shards: int, index: int) -> tf.d
 
     Every worker builds the same batches (same data, same shuffle seed, so the same padded lengths) and keeps rows
     `[index * b // num_shards, (index + 1) * b // num_shards)` of each batch of `b` sentences: the slices of one step
-    have one shape on every worker, as a global batch needs. So that each worker gets `b // num_shards` rows, the last
-    `b % num_shards` sentences of a batch (only a bucket's last, short batch of an epoch can have them) sit that epoch
-    out; the shuffle changes which they are each epoch.
+    have one shape on every worker, as a global batch needs. Batch sizes are multiples of `num_shards`
+    (`pad_and_batch`), so only a bucket's last, short batch of an epoch has `b % num_shards` sentences over: they sit
+    that epoch out, and the shuffle changes which they are each epoch.
     """
     if num_shards == 1:
         return batches

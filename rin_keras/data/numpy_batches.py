@@ -61,15 +61,15 @@ def bucket_edges(boundaries, lengths) -> list[int]:
     return sorted({b for b in boundaries if b <= longest} | {longest + 1})
 
 
-def bucket_batch_size(batch_size: int, width: int, max_pairs: int | None) -> int:
+def bucket_batch_size(batch_size: int, width: int, max_pairs: int | None, multiple_of: int = 1) -> int:
     """Sentences per batch of a length bucket whose sentences have up to `width` words.
 
     `batch_size`, or fewer where `batch_size * width**2` word pairs would exceed `max_pairs` (None or 0: no cap):
-    the pair tensors of the longest sentences, not the batch size, set a training step's peak memory.
+    the pair tensors of the longest sentences, not the batch size, set a training step's peak memory. Rounded down
+    to a multiple of `multiple_of` (the data-parallel workers that split each batch evenly), and at least that.
     """
-    if not max_pairs:
-        return batch_size
-    return max(1, min(batch_size, max_pairs // (width * width)))
+    size = batch_size if not max_pairs else max(1, min(batch_size, max_pairs // (width * width)))
+    return max(multiple_of, size - size % multiple_of)
 
 
 def group_by_edge(examples, edges) -> dict[int, list[dict]]:
