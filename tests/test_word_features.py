@@ -218,6 +218,31 @@ def test_a_vectors_file_with_a_header_or_a_bad_number(tmp_path):
     assert words == ["alan", "bean"] and vectors.shape == (2, 2)
 
 
+def test_a_vectors_file_row_goes_to_its_word_as_written_else_lower_cased(tmp_path):
+    vocab = Vocabulary(["<pad>", "<unk>", "Apple", "apple", "Pie", "Tart"], ["r"])
+    # Pie reads pie's row, lower-cased; pie is listed twice: its first row.
+    path = _vectors_file(tmp_path, "apple 1 1\nApple 2 2\npie 3 3\npie 4 4\n")
+    matrix = embeddings.load_text_vectors(path, vocab, 2)
+    assert matrix[2:5].tolist() == [[2, 2], [1, 1], [3, 3]]
+    assert abs(matrix[5]).max() < 1  # Tart: not in the file, a small random vector.
+
+
+@pytest.mark.parametrize("content,message", [
+    ("apple 1 1 1\npie 2 2 2\n", r"holds no 2-dimensional vectors \(its lines hold 3 numbers\): give --word_dim"),
+    ("", r"holds no 2-dimensional vectors: give --word_dim"),
+])
+def test_a_vectors_file_of_another_size_or_empty_is_refused(tmp_path, content, message):
+    vocab = Vocabulary(["<pad>", "<unk>", "apple"], ["r"])
+    with pytest.raises(embeddings.VectorsFileError, match=message):
+        embeddings.load_text_vectors(_vectors_file(tmp_path, content), vocab, 2)
+
+
+def _vectors_file(tmp_path, content: str) -> str:
+    path = tmp_path / "vectors.txt"
+    path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
 def test_a_words_features_do_not_depend_on_its_batch():
     layer = WordFeatures(shape_dim=3, num_chars=9, char_dim=5)
     alone = {"shape_ids": np.array([[1]]), "char_ids": np.array([[[2, 3]]])}

@@ -32,26 +32,45 @@ def load_text_vectors(path: str, vocab: Vocabulary, dim: int, seed: int = 0) -> 
     """Returns `[vocab_size, dim]` vectors from a GloVe/word2vec text file.
 
     Words missing from the file get small random vectors; `<pad>` is 0. A word is
-    looked up as written, then lower-cased (GloVe is uncased).
+    looked up as written, else lower-cased (GloVe is uncased): `Apple` reads `apple`'s
+    row where the file has no `Apple`, and `apple` reads its own. A word listed twice
+    keeps its first row, as in `load_pretrained_table`.
+
+    Raises:
+        VectorsFileError: the file holds no line of a word and `dim` numbers.
     """
-    wanted = {}
+    as_written = {word: index for index, word in enumerate(vocab.words[2:], start=2)}
+    lower_cased = {}
     for index, word in enumerate(vocab.words[2:], start=2):
-        wanted.setdefault(word, index)
-        wanted.setdefault(word.lower(), index)
+        lower_cased.setdefault(word.lower(), []).append(index)
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, 0.1, (vocab.vocab_size, dim)).astype(np.float32)
     found = np.zeros(vocab.vocab_size, bool)
+    rows, other_widths, read = 0, set(), set()
     with open(path, encoding="utf-8", errors="replace") as f:
         for line_number, line in enumerate(f, start=1):
             parts = line.rstrip().split(" ")
             if len(parts) != dim + 1:
+                other_widths.add(len(parts) - 1)
                 continue  # A header line or a malformed row.
-            index = wanted.get(parts[0])
-            if index is not None and (not found[index] or vocab.words[index] == parts[0]):
+            rows += 1
+            word = parts[0]
+            if word in read:
+                continue
+            read.add(word)
+            exact = as_written.get(word)
+            targets = [exact] if exact is not None else []
+            targets += [index for index in lower_cased.get(word, ()) if not found[index]]
+            if targets:
                 vector = _vector(parts, path, line_number)
-                if vector is not None:
-                    matrix[index] = vector
-                    found[index] = True
+                if vector is None:
+                    continue
+                matrix[targets] = vector
+                found[targets] = True
+    if not rows:
+        widths = sorted(w for w in other_widths if w > 1)
+        seen = f" (its lines hold {', '.join(map(str, widths[:3]))} numbers)" if widths else ""
+        raise VectorsFileError(f"{path} holds no {dim}-dimensional vectors{seen}: give --word_dim the file's size.")
     matrix[0] = 0.0
     logging.info("%s covers %d of %d words.", path, found.sum(), vocab.vocab_size - 2)
     return matrix
