@@ -46,6 +46,13 @@ def test_vocabulary_from_train_only_and_round_trip(corpus, tmp_path):
     assert ids[0] == vocab.words.index("Italy") and ids[1] == 1
 
 
+def test_train_words_spelled_like_the_reserved_entries_read_as_unknown():
+    vocab = Vocabulary.build([["Alan", PAD, UNK, "Bean"]], ["birthPlace"])
+    assert vocab.words == [PAD, UNK, "Alan", "Bean"]
+    ids = WordIds(vocab)(tf.ragged.constant([["Alan", PAD, UNK, "Bean"]]))["token_ids"].numpy().tolist()
+    assert ids == [[2, 1, 1, 3]]
+
+
 def test_make_dataset_feeds_fit_shapes(corpus):
     vocab = corpus.build_vocabulary()
     batches = list(dataset.make_dataset(corpus, "train", vocab, batch_size=2, training=True, seed=1))

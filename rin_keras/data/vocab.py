@@ -45,9 +45,11 @@ class Vocabulary:
     def build(
         cls, sentences: Iterable[list[str]], relations: list[str], min_count: int = 1
     ) -> "Vocabulary":
-        """Counts words of `sentences` (the train split); ties break alphabetically."""
+        """Counts words of `sentences` (the train split); ties break alphabetically. A word spelled like a reserved
+        entry (`<pad>`, `<unk>`) is that entry's (`WordIds` reads it as unknown)."""
         counts = collections.Counter(word for tokens in sentences for word in tokens)
-        kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        kept = sorted((w for w, c in counts.items() if c >= min_count and w not in (PAD, UNK)),
+                      key=lambda w: (-counts[w], w))
         chars = collections.Counter()
         for word, count in counts.items():
             for char in word:
