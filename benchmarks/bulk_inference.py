@@ -7,7 +7,9 @@ Exports the model to a temporary base path, writes the test sentences one a line
 and times `pipelines.components.bulk_inferrer.run` (pipeline start-up included).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 
@@ -31,6 +33,7 @@ def main(argv):
     config = extractor.config
     corpus = Corpus.for_model(FLAGS.model_dir, config, FLAGS.tfds_data_dir)
     work = tempfile.mkdtemp(prefix="rin_bulk_")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     path = export.export_version(extractor, os.path.join(work, "models"), 1)
     text = os.path.join(work, "test.txt")
     with open(text, "w", encoding="utf-8") as f:

@@ -67,8 +67,9 @@ def load_run(model_dir: str, budget: int | None) -> dict:
 
 
 def describe(config: dict, others: list[dict]) -> str:
-    """The config values that differ between the compared runs."""
-    keys = [k for k in _DESCRIBED if len({str(o.get(k)) for o in others}) > 1]
+    """The config values that differ between the compared runs (those of `_DESCRIBED` first)."""
+    differ = {k for o in others for k in o if len({str(c.get(k)) for c in others}) > 1}
+    keys = [k for k in _DESCRIBED if k in differ] + sorted(differ - set(_DESCRIBED))
     return ", ".join(f"{k}={config.get(k)}" for k in keys) or "(same config)"
 
 
@@ -136,6 +137,7 @@ def plot(runs: list[dict], key: str, budget: int | None, png: str, series: str |
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
     fig.savefig(png, dpi=100)
     plt.close(fig)
 

@@ -43,10 +43,12 @@ from N client threads, in alternating rounds; it prints each server's sentences/
     python benchmarks/serving_latency.py --saved_models=export/1 --concurrent_clients=16
 """
 
+import atexit
 import concurrent.futures
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -248,6 +250,7 @@ def _report(model_dir: str) -> None:
     extractor = RINTripleExtractor.from_preset(model_dir)
     config = extractor.config
     base = tempfile.mkdtemp(prefix="rin_serving_")
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
     path = export.export_version(extractor, base, 1)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     _print_costs_by_length(extractor, signature)

@@ -64,6 +64,8 @@ def locate_split(data_dir, split):
             for index, text in enumerate(texts):
                 located = locate_triples(text, entry.triples, texts[:index] + texts[index + 1:])
                 results.append((text, located, entry))
+    if not results:
+        raise SystemExit(f"{data_dir} holds no webnlg3/en/{split}/*triples/*.xml: give the folder of webnlg3/.")
     mentions = sum(len(entry.triples) for _, _, entry in results)
     found = sum(len(located.triples) for _, located, _ in results)
     reasons = collections.Counter(reason for _, located, _ in results for _, reason in located.dropped)

@@ -13,10 +13,10 @@ def _scores(partial, exact):
     return {"partial": {"f1": partial}, "exact": {"f1": exact}}
 
 
-def _run(folder, rounds, dev_f1, test=None, best_epoch=None, results_file="results.json", updater="gru"):
+def _run(folder, rounds, dev_f1, test=None, best_epoch=None, results_file="results.json", updater="gru", **config):
     os.makedirs(folder)
     with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump({"dataset": "webnlg", "variant": "partial", "rounds": rounds, "updater": updater}, f)
+        json.dump({"dataset": "webnlg", "variant": "partial", "rounds": rounds, "updater": updater, **config}, f)
     with open(os.path.join(folder, "history.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, ["epoch", "val_partial_f1", "val_exact_f1"])
         writer.writeheader()
@@ -42,7 +42,7 @@ def _rows(output: str) -> dict[str, list[str]]:
 def test_table_and_plot_at_an_epoch_budget(tmp_path):
     _run(tmp_path / "k1", 1, [10.0, 60.0, 50.0], _scores(58.0, 55.0), best_epoch=2)
     _run(tmp_path / "k3", 3, [20.0, 40.0, 70.0, 30.0, 90.0], _scores(88.0, 86.0), results_file="evaluation_test.json")
-    png = tmp_path / "rounds.png"
+    png = tmp_path / "plots" / "rounds.png"  # A folder made for it.
     rows = _rows(_compare(f"--model_dirs={tmp_path / 'k1'},{tmp_path / 'k3'}", "--epochs=3", "--x=rounds",
                           f"--plot={png}"))
     assert rows["k1"] == ["rounds=1", "3", "60.00 (epoch 2)", "58.00", "55.00"]
@@ -69,9 +69,9 @@ def test_an_epoch_trained_again_counts_once_and_a_run_without_test_split_says_so
     _run(tmp_path / "resumed", 3, [50.0, 60.0, 62.0, 80.0], _scores(78.0, 75.0), best_epoch=4)
     with open(tmp_path / "resumed" / "history.csv", "a", newline="") as f:
         csv.writer(f).writerow([1, 61.0, 60.0])  # Epoch 2 trained again after a stop, logged after epoch 4.
-    _run(tmp_path / "no_test", 1, [40.0, 45.0])
+    _run(tmp_path / "no_test", 1, [40.0, 45.0], hidden_dim=50)
     with open(tmp_path / "no_test" / "results.json", "w") as f:
         json.dump({"validation": _scores(45.0, 44.0), "best_epoch": 2}, f)  # A folder of data without test.
     rows = _rows(_compare("--epochs=4", f"--model_dirs={tmp_path / 'resumed'},{tmp_path / 'no_test'}"))
-    assert rows["resumed"] == ["rounds=3", "4", "80.00 (epoch 4)", "78.00", "75.00"]
-    assert rows["no_test"] == ["rounds=1", "2", "45.00 (epoch 2)", "(no test split)", "(no test split)"]
+    assert rows["resumed"] == ["rounds=3, hidden_dim=100", "4", "80.00 (epoch 4)", "78.00", "75.00"]
+    assert rows["no_test"] == ["rounds=1, hidden_dim=50", "2", "45.00 (epoch 2)", "(no test split)", "(no test split)"]
