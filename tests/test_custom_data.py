@@ -128,6 +128,9 @@ def test_an_entity_is_placed_outside_another_entitys_longer_name_where_it_stands
         ("Paris Hilton@0", "birthPlace", "Paris@5")]
     assert _located("He left New York City for New York state.", ("New York City", "partOf", "New York")) == [
         ("New York City@2", "partOf", "New York@6")]
+    # An entity written with the sentence's period is no longer name of the same entity.
+    assert _located("Paris Hilton was born in Paris.", ("Paris Hilton", "birthPlace", "Paris."),
+                    ("Paris Hilton", "birthPlace", "Paris")) == [("Paris Hilton@0", "birthPlace", "Paris@5")]
     # Inside the longer name only: placed there.
     assert _located("Paris Hilton is named after Paris Hilton.", ("Paris Hilton", "namedAfter", "Paris")) == [
         ("Paris Hilton@0", "namedAfter", "Paris@0")]

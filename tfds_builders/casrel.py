@@ -521,8 +521,22 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
 
     entity_triples = [(*(ftfy.fix_encoding(x).strip() for x in (triple[0], triple[2])), triple)
                       for triple in record["triple_list"]]
-    longer_mentions = {span for subject, obj, _ in entity_triples for phrase in (subject, obj)
-                       for span in occurrences_of(phrase)}
+    mentions = {(start, _without_trailing_punctuation(words, start, end)) for subject, obj, _ in entity_triples
+                for phrase in (subject, obj) for start, end in occurrences_of(phrase)}
+    placements = {}
+
+    def placement(phrase):
+        """The occurrence an entity takes: the first outside another entity's longer mention (`Paris` of
+        `Paris Hilton`), else the first."""
+        if phrase not in placements:
+            found = occurrences_of(phrase)
+            standalone = [(start, end) for start, end in found if not any(
+                other_start <= start and _without_trailing_punctuation(words, start, end) <= other_end
+                and other_end - other_start > _without_trailing_punctuation(words, start, end) - start
+                for other_start, other_end in mentions)]
+            placements[phrase] = (standalone or found)[0]
+        return placements[phrase]
+
     spans, triples, seen = {}, [], set()
     for subject, obj, triple in entity_triples:
         relation = relation_name(triple[1], where)
@@ -536,11 +550,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
             if not found:
                 _raise_not_located(where, role, phrase, triple, text, tokens)
             counts["ambiguous"] += len(found) > 1
-            # An occurrence inside another entity's longer mention (`Paris` of `Paris Hilton`) only if no other.
-            standalone = [(start, end) for start, end in found if not any(
-                other_start <= start and end <= other_end and other_end - other_start > end - start
-                for other_start, other_end in longer_mentions)]
-            start, end = (standalone or found)[0]
+            start, end = placement(phrase)
             trimmed_end = _without_trailing_punctuation(words, start, end)
             counts["trimmed"] += trimmed_end < end
             end = trimmed_end
