@@ -5,8 +5,8 @@ paragraph and sees every extracted triple highlighted in the text (from the
 tokeniser's character spans) and drawn as a small graph of entities and
 relations. The page calls `POST /extract` with `{"text": "..."}`, which answers
 `RINTripleExtractor.predict_documents` for it: `{"sentences": [[start, end), ...],
-"triples": [...], "truncated": [...]}` with document character offsets, and `max_tokens`, how many tokens of a
-sentence the model reads (the page says which sentences were longer). After each run the page's address ends in
+"triples": [...], "truncated": [...]}` with document character offsets, and `read_limit`, what of a sentence the
+model reads (`"100 tokens"`; the page says which sentences were longer). After each run the page's address ends in
 `#text=...`, a link that fills in and runs the text on load (the browser keeps the part after `#`, so a link of
 the longest text reaches no server limit); `/?text=...` does the same for texts of a few thousand characters.
 
@@ -125,7 +125,7 @@ async function run() {
   const cut = answer.truncated.map((i) => i + 1);
   $("status").textContent = `${answer.sentences.length} sentences, ${answer.triples.length} triples`
     + (cut.length ? `; sentence${cut.length > 1 ? "s" : ""} ${cut.join(", ")} read only in part `
-                    + `(the model reads the first ${answer.max_tokens} tokens of a sentence)` : "");
+                    + `(the model reads the first ${answer.read_limit} of a sentence)` : "");
   const link = "#text=" + encodeURIComponent(text);
   history.replaceState(null, "", link);
   $("share").href = link;
@@ -167,7 +167,7 @@ async def _extract(extractor, lock: threading.Lock, server: web.WebServer, reque
 
     def predict():
         with lock:  # One prediction at a time on the shared model.
-            return {**extractor.predict_documents([text])[0], "max_tokens": extractor.max_length}
+            return {**extractor.predict_documents([text])[0], "read_limit": extractor.preprocessor.read_limit}
 
     return await server.run(predict)
 

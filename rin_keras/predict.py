@@ -34,7 +34,7 @@ class InputError(ValueError):
 def read_texts(path: str) -> Iterator[str]:
     """The texts of a file, as `--input` reads them: one a line (`.jsonl`: each line's "text"), or a `.json` list.
 
-    Text is UTF-8, or UTF-16 with its byte-order mark (as Windows tools write it); invalid UTF-8 and lone
+    Text is UTF-8, or UTF-16 or UTF-32 with its byte-order mark (Windows tools write UTF-16); invalid UTF-8 and lone
     surrogates read as U+FFFD and a byte-order mark is dropped; lines end at `\\n`, `\\r\\n` or `\\r`.
 
     Raises:
@@ -214,11 +214,11 @@ def _predict_inputs(FLAGS, argv: list[str]) -> None:
     if FLAGS.output:
         out.close()
     if truncated and FLAGS.documents:
-        logging.warning("%d document(s) hold sentences of more than the model's %d tokens, of which the rest was not "
-                        "read (their indices are under \"truncated\").", truncated, extractor.max_length)
+        logging.warning("%d document(s) hold sentences longer than the model reads (%s), of which the rest was not "
+                        "read (their indices are under \"truncated\").", truncated, extractor.preprocessor.read_limit)
     elif truncated:
-        logging.warning("%d text(s) had more than the model's %d tokens and were cut (\"truncated\": true)%s",
-                        truncated, extractor.max_length,
+        logging.warning("%d text(s) were longer than the model reads (%s) and were cut (\"truncated\": true)%s",
+                        truncated, extractor.preprocessor.read_limit,
                         "." if FLAGS.pretokenized else ": --documents splits texts into sentences first.")
 
 

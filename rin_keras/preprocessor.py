@@ -88,6 +88,19 @@ class RINPreprocessor(keras.layers.Layer):
         return cls(vocabulary, config.encoder, config.word_feature_inputs, config.word_piece, bert_tokenizer,
                    config.max_length, max_pieces or 512)
 
+    def set_max_pieces(self, max_pieces: int) -> None:
+        """Sets `max_pieces` (for `bert`: the backbone's input length), remaking the featurizer if it has one."""
+        if max_pieces != self.max_pieces:
+            self.max_pieces = max_pieces
+            if self._featurizer is not None:
+                self.set_vocabulary(self._vocabulary, self._bert_tokenizer)
+
+    @property
+    def read_limit(self) -> str:
+        """What of a sentence the model reads: `"100 tokens"`, and for `bert` its word pieces."""
+        pieces = f" and {self.max_pieces - 2} word pieces" if self.encoder == "bert" else ""
+        return f"{self.max_length} tokens{pieces}"
+
     def set_vocabulary(self, vocabulary: Vocabulary, bert_tokenizer=None) -> None:
         """Sets the vocabulary (and for `bert` the tokenizer) and makes the featurizer."""
         if self.encoder == "bert":

@@ -230,6 +230,9 @@ class RINTripleExtractor(keras.Model):
         self.model = model
         self.preprocessor = preprocessor
         self.threshold = threshold
+        backbone = getattr(getattr(model, "encoder", None), "backbone", None)
+        if preprocessor.encoder == "bert" and backbone is not None:  # An extractor saved before it was kept.
+            preprocessor.set_max_pieces(backbone.max_sequence_length)
         self.built = True
 
     @property
@@ -350,9 +353,9 @@ class RINTripleExtractor(keras.Model):
             results = self.predict_detailed(x, 64 if batch_size is None else batch_size)
             truncated = sum(result["truncated"] for result in results)
             if truncated:
-                logging.warning("%d of %d texts had more than the model's %d tokens; the rest of each was not read "
-                                "(predict_detailed marks them \"truncated\"; predict_documents splits texts into "
-                                "sentences).", truncated, len(results), self.max_length)
+                logging.warning("%d of %d texts were longer than the model reads (%s); the rest of each was not "
+                                "read (predict_detailed marks them \"truncated\"; predict_documents splits texts "
+                                "into sentences).", truncated, len(results), self.preprocessor.read_limit)
             return [result["triples"] for result in results]
         return super().predict(x, batch_size=batch_size, **kwargs)
 

@@ -60,13 +60,19 @@ def readable_text(text: str) -> str:
 
 
 def open_text(path: str | None) -> io.TextIOWrapper:
-    """`path`, or standard input, opened as text: UTF-16 where it starts with UTF-16's byte-order mark (as Windows
-    tools write it), else UTF-8.
+    """`path`, or standard input, opened as text: UTF-32 or UTF-16 where it starts with their byte-order mark (as
+    Windows tools write UTF-16), else UTF-8.
 
     Invalid UTF-8 reads as U+FFFD, as in the serving graph; a byte-order mark is not text.
     """
     binary = open(path, "rb") if path else sys.stdin.buffer
-    encoding = "utf-16" if binary.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    start = binary.peek(4)[:4]
+    if start in (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE):  # Before UTF-16's: UTF-32 LE's mark starts with it.
+        encoding = "utf-32"
+    elif start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
     return io.TextIOWrapper(binary, encoding=encoding, errors="replace")
 
 

@@ -17,6 +17,7 @@ from rin_keras.data import features
 from rin_keras.data.features import WordPieces
 from rin_keras.layers.encoders import POOLER_LAYER
 from rin_keras.model import build_rin
+from rin_keras.preprocessor import RINPreprocessor
 from rin_keras.triple_extractor import RINTripleExtractor
 from serving.contract import triples_from_outputs
 from tfds_builders import testing
@@ -172,6 +173,11 @@ def test_train_predict_and_export_with_bert(tiny_preset, tmp_path):
     assert outputs["num_tokens"].tolist() == [len(r["tokens"]) for r in detailed]
     loaded = RINTripleExtractor.from_preset(extractor.save_to_preset(str(tmp_path / "saved")))
     assert loaded.preprocessor.featurizer.max_pieces == 64
+    # An extractor saved before its preprocessor kept the backbone's length (512 by default) reads the backbone's.
+    unsized = RINPreprocessor.from_config_and_vocabulary(extractor.config, extractor.preprocessor.vocabulary,
+                                                         features.preset_tokenizer(tiny_preset), max_pieces=512)
+    assert RINTripleExtractor(extractor.model, unsized).preprocessor.featurizer.max_pieces == 64
+    assert unsized.read_limit == "100 tokens and 62 word pieces"
 
 
 def _hugging_face_folder(path, **tokenizer_config):

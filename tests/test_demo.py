@@ -134,7 +134,7 @@ def test_the_page_links_a_text_longer_than_a_request_line_may_be(url, tmp_path):
 def test_the_page_says_which_sentences_it_read_only_in_part(url, tmp_path):
     text = "Alan Bean was born in Wheeler, Texas. " + "Texas " * 120 + ". He flew."
     _, answer = _post(url, json.dumps({"text": text}).encode())
-    assert answer["truncated"] == [1] and answer["max_tokens"] == 100
+    assert answer["truncated"] == [1] and answer["read_limit"] == "100 tokens"
     dom = _render(url + "/#text=" + _encode_uri_component(text), tmp_path)
     assert re.search(r'<span id="status">([^<]*)</span>', dom).group(1) == (
         f"3 sentences, {len(answer['triples'])} triples; sentence 2 read only in part (the model reads the first "

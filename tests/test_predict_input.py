@@ -12,9 +12,9 @@ from rin_keras import predict
 TEXTS = ["Alan Bean was born in Wheeler, Texas.", "José Müller flew to 東京 🚀."]
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
 @pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".json"])
-def test_a_file_reads_as_utf8_or_as_utf16_with_its_byte_order_mark(tmp_path, encoding, suffix):
+def test_a_file_reads_as_utf8_or_as_utf16_or_utf32_with_its_byte_order_mark(tmp_path, encoding, suffix):
     content = {".txt": "\r\n".join(TEXTS) + "\r\n",
                ".jsonl": "".join(json.dumps({"text": t}) + "\n" for t in TEXTS),
                ".json": json.dumps(TEXTS, ensure_ascii=False)}[suffix]

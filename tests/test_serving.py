@@ -889,7 +889,7 @@ def test_predict_and_export_command_lines(served, tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "rin_keras.predict", f"--model_dir={served['model_dir']}", long_text, "ok"],
         capture_output=True, text=True, cwd=REPO, env=env, check=True)
-    assert f"1 text(s) had more than the model's {MAX_LENGTH} tokens and were cut" in run.stderr
+    assert f"1 text(s) were longer than the model reads ({MAX_LENGTH} tokens) and were cut" in run.stderr
     documents.write_text('{"text": "ok"}\n{"text": 1}\n', encoding="utf-8")
     texts, _ = predict._inputs(str(documents), [])
     assert next(texts) == "ok"  # Texts come as they are read.

@@ -237,7 +237,7 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
     long_text = " ".join(["word"] * (extractor.max_length + 5))
     with caplog.at_level("WARNING"):
         extractor.predict([long_text, "Alan Bean"])
-    assert f"1 of 2 texts had more than the model's {extractor.max_length} tokens" in caplog.text
+    assert f"1 of 2 texts were longer than the model reads ({extractor.max_length} tokens)" in caplog.text
     [document] = extractor.predict_documents(["Alan Bean was born. " + long_text + "."])
     assert len(document["sentences"]) == 2 and document["truncated"] == [1]
 
