@@ -17,7 +17,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "webnlg", "Dataset.")
 flags.DEFINE_string("variant", "partial", "Variant.")
 flags.DEFINE_integer("batch_size", 50, "Batch size.")
-flags.DEFINE_integer("epochs", 3, "Passes timed (the first fills the cache and is reported apart).")
+flags.DEFINE_integer("epochs", 3, "Passes timed; the first fills the cache and is left out of the mean (unless it is the only one).")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 
 
