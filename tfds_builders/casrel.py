@@ -528,13 +528,14 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     def placement(phrase):
         """The occurrence an entity takes: the first outside another entity's longer mention (`Paris` of
         `Paris Hilton`), else the first."""
+        def inside_longer(start, end):
+            end = _without_trailing_punctuation(words, start, end)
+            return any(other_start <= start and end <= other_end and other_end - other_start > end - start
+                       for other_start, other_end in mentions)
+
         if phrase not in placements:
             found = occurrences_of(phrase)
-            standalone = [(start, end) for start, end in found if not any(
-                other_start <= start and _without_trailing_punctuation(words, start, end) <= other_end
-                and other_end - other_start > _without_trailing_punctuation(words, start, end) - start
-                for other_start, other_end in mentions)]
-            placements[phrase] = (standalone or found)[0]
+            placements[phrase] = next((span for span in found if not inside_longer(*span)), found[0])
         return placements[phrase]
 
     spans, triples, seen = {}, [], set()
