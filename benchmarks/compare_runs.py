@@ -20,7 +20,7 @@ import os
 
 from absl import app, flags
 
-from rin_keras import RINConfig
+from rin_keras import RINConfig, cli
 from rin_keras.callbacks import history_rows
 
 FLAGS = flags.FLAGS
@@ -30,6 +30,7 @@ flags.DEFINE_string("x", None, "Config key for the plot's x axis (e.g. rounds)."
 flags.DEFINE_string("plot", None, "PNG to write (needs --x).")
 flags.DEFINE_string("series", None, "Config key that splits the plot into one line per value (e.g. updater).")
 flags.mark_flag_as_required("model_dirs")
+cli.register_path_check("model_dirs", cli.training_run)
 
 # Config keys that tell runs apart in the table (the rest are shared defaults).
 _DESCRIBED = ("variant", "encoder", "rounds", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",

@@ -27,11 +27,11 @@ import time
 import tensorflow as tf
 from absl import app, flags
 
-from rin_keras import evaluate
+from rin_keras import cli, evaluate
 from rin_keras.data.corpus import Corpus, FolderCorpus
 from rin_keras.data.tokenizer import RINTokenizer, tokenize, tokenize_with_offsets
 from rin_keras.preprocessor import RINPreprocessor
-from rin_keras.triple_extractor import RINTripleExtractor
+from rin_keras.triple_extractor import RINTripleExtractor, artifact_file
 from tfds_builders import casrel
 
 FLAGS = flags.FLAGS
@@ -40,6 +40,7 @@ flags.DEFINE_string("dataset_dir", os.path.join(casrel.default_manual_dir(), "we
                     "A CasRel-layout folder with raw_val.jsonl.")
 flags.DEFINE_bool("knockouts", False, "Also score with each unseen-word feature knocked out at inference.")
 flags.DEFINE_list("thresholds", [], "Pair thresholds to compare (string-level F1, OOD raw and in-domain dev).")
+cli.register_path_check("model_dir", artifact_file)
 
 
 def _miss_kind(raw: str, expected: str, got: str) -> str:

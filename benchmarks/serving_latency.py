@@ -60,9 +60,9 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops of exports, as serving.server does)
 from absl import app, flags
 
-from rin_keras import export
+from rin_keras import cli, export
 from rin_keras.data.corpus import Corpus
-from rin_keras.triple_extractor import RINTripleExtractor
+from rin_keras.triple_extractor import RINTripleExtractor, artifact_file
 from serving.contract import triples_from_outputs
 from serving.client import GrpcClient
 from tfds_builders import casrel
@@ -84,6 +84,8 @@ flags.DEFINE_integer("concurrent_clients", 0, "With one --saved_models folder: i
                      "one sentence a request to serving.server with and without --enable_batching.", lower_bound=0)
 flags.register_validator("model_dir", lambda value: value or FLAGS.saved_models,
                           "--model_dir or --saved_models is required.")
+cli.register_path_check("model_dir", artifact_file)
+cli.register_path_check("saved_models", lambda path: cli.existing_file(os.path.join(path, "saved_model.pb")))
 
 
 def _sentences(corpus, split):

@@ -21,7 +21,8 @@ import os
 
 from absl import app, flags
 
-from rin_keras.triple_extractor import RINTripleExtractor
+from rin_keras import cli
+from rin_keras.triple_extractor import RINTripleExtractor, artifact_file
 from tfds_builders.webnlg3.locating import read_entries
 
 # The comparison with WebNLG*'s texts, words and relation names is the locating benchmark's.
@@ -116,4 +117,5 @@ if __name__ == "__main__":
     define_data_dir_flag()
     flags.DEFINE_list("model_dirs", None, "Training output folders (or extractor .keras files) to score.",
                       required=True)
+    cli.register_path_check("model_dirs", artifact_file)
     app.run(main)

@@ -13,7 +13,7 @@ from absl import flags
 
 
 def register_path_check(name: str, check: Callable[[str], object], flag_values=flags.FLAGS) -> None:
-    """Makes the parsing of `--name` call `check(value)` when the flag is set.
+    """Makes the parsing of `--name` call `check(value)` when the flag is set (on each value of a list flag).
 
     Args:
         name: the flag, already defined.
@@ -23,9 +23,9 @@ def register_path_check(name: str, check: Callable[[str], object], flag_values=f
     """
 
     def validate(value):
-        if value is not None:
+        for path in [] if value is None else value if isinstance(value, list) else [value]:
             try:
-                check(value)
+                check(path)
             except (FileNotFoundError, ValueError) as e:
                 raise flags.ValidationError(str(e)) from e
         return True
@@ -63,6 +63,13 @@ def load_extractor(flag_values=flags.FLAGS):
     if "threshold" in flag_values and flag_values.threshold is not None:
         extractor.threshold = flag_values.threshold
     return extractor
+
+
+def training_run(path: str) -> str:
+    """Returns `path` when it is a training output folder (it holds `config.json`); raises otherwise."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"No config.json in {path}: pass a rin_keras.train --model_dir.")
+    return path
 
 
 def existing_file(path: str) -> str:

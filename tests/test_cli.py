@@ -92,6 +92,27 @@ def test_commands_stop_with_one_line_on_a_wrong_path(tmp_path, command, missing)
     assert "Traceback" not in run.stderr
 
 
+def test_a_list_flag_checks_each_path(tmp_path):
+    def define(flag_values):
+        flags.DEFINE_list("model_dirs", None, "", flag_values=flag_values)
+        cli.register_path_check("model_dirs", cli.training_run, flag_values)
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert _parse(define, f"--model_dirs={tmp_path / 'run'}").model_dirs == [str(tmp_path / "run")]
+    with pytest.raises(flags.IllegalFlagValueError, match="No config.json in .*other: pass a rin_keras.train"):
+        _parse(define, f"--model_dirs={tmp_path / 'run'},{tmp_path / 'other'}")
+
+
+@pytest.mark.parametrize("script, flag", [("compare_runs", "model_dirs"), ("webnlg_star_test", "model_dirs"),
+                                          ("serving_latency", "model_dir"), ("real_text", "model_dir")])
+def test_benchmarks_stop_with_one_line_on_a_missing_run(tmp_path, script, flag):
+    run = subprocess.run([sys.executable, f"benchmarks/{script}.py", f"--{flag}={tmp_path}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-500:]
+    assert f"Flags parsing error: flag --{flag}=" in run.stderr
+
+
 def test_export_refuses_a_version_that_exists_before_loading_the_model(tmp_path):
     _save_tiny_extractor(tmp_path / "run")
     (tmp_path / "models" / "1").mkdir(parents=True)
