@@ -11,7 +11,9 @@ setuptools.setup(
     python_requires=">=3.10,<3.13",
     packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*", "serving*", "pipelines*"]),
     package_data={
-        "tfds_builders": ["*/*.txt", "*/*.tsv", "*/*.md", "*/*.bib", "*/dummy_data/*/*.json"],
+        "tfds_builders": ["*.md", "*/*.txt", "*/*.tsv", "*/*.md", "*/*.bib", "*/SHA256SUMS", "*/dummy_data/*.tsv",
+                          "*/dummy_data/**/*.json",
+                          "*/dummy_data/**/*.xml"],
     },
     install_requires=[
         "tensorflow==2.21.*",

@@ -121,7 +121,7 @@ class Corpus:
 
     def _missing_split_message(self, split: str) -> str:
         folder = isinstance(self.builder.builder_config, casrel_folder_dataset_builder.FolderConfig)
-        guide = "docs/custom_data.md" if folder else "the data README"
+        guide = "docs/custom_data.md" if folder else "README.md, 'Get the data'"
         return (f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
                 f"Add the file there (see {guide}) and run again; the split is then built.")
 
