@@ -4,9 +4,12 @@ Each component run writes one folder `<pipeline_root>/<Component>/<fingerprint>/
 The fingerprint hashes the component's name, its config and the fingerprints of
 its input artifacts, so a change anywhere upstream gives new folders downstream
 while unchanged components are reused. A run works in `<folder>.partial` and
-renames it when `artifact.json` is written; an interrupted run leaves the
-`.partial` folder for the rerun to continue in (the Trainer resumes from its
-BackupAndRestore state there), and finished artifacts are never touched.
+renames it when `artifact.json` is written. A component that resumes continues
+in the `.partial` folder an interrupted run left (the Trainer from its
+BackupAndRestore state there, the Pusher from the version it recorded); any
+other starts in an empty one, so that nothing a stopped run wrote (a Beam
+stage's temporary files) ends up in its artifact. Finished artifacts are never
+touched.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def fingerprint(component: str, config: dict, inputs: dict[str, Artifact]) -> st
 
 
 def run_component(pipeline_root: str, component: str, config: dict, inputs: dict[str, Artifact],
-                  executor: Callable[[str], dict], reusable: Callable[[Artifact], bool] | None = None) -> Artifact:
+                  executor: Callable[[str], dict], reusable: Callable[[Artifact], bool] | None = None,
+                  resumes: bool = False) -> Artifact:
     """Runs `executor(output_dir)` unless an artifact with the same fingerprint exists (and is `reusable`).
 
     Args:
@@ -72,6 +76,8 @@ def run_component(pipeline_root: str, component: str, config: dict, inputs: dict
         executor: writes the outputs into the folder it is given and returns the properties.
         reusable: whether a finished artifact still holds (what it points to outside the pipeline root may be
             gone); one that does not is removed and the component runs again.
+        resumes: whether `executor` continues from what an interrupted run left in the `.partial` folder (else
+            that folder is emptied first).
 
     Returns:
         the (new or reused) artifact.
@@ -86,6 +92,8 @@ def run_component(pipeline_root: str, component: str, config: dict, inputs: dict
         logging.info("%s: %s no longer holds (%s); running again", component, uri, artifact.properties)
         shutil.rmtree(uri)
     work = uri + ".partial"
+    if not resumes and os.path.exists(work):
+        shutil.rmtree(work)
     os.makedirs(work, exist_ok=True)
     logging.info("%s: running into %s", component, work)
     start = time.time()

@@ -47,21 +47,21 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     os.makedirs(root, exist_ok=True)
     options = PipelineOptions(beam_args or [])
 
-    def component(name, settings, inputs, executor, read=None, reusable=None):
+    def component(name, settings, inputs, executor, read=None, reusable=None, resumes=False):
         # `read`: what the component reads from outside the pipeline, hashed with its settings.
         return run_component(root, name, {**dataclasses.asdict(settings), **(read or {})}, inputs, executor,
-                             reusable)
+                             reusable, resumes)
 
     examples = component("ExampleGen", config.example_gen, {},
                          lambda out: example_gen.run(config.example_gen, out, options),
-                         {"published_splits": example_gen.published_splits(config.example_gen)})
+                         example_gen.outside_inputs(config.example_gen))
     statistics = component("StatisticsGen", config.statistics_gen, {"examples": examples},
                            lambda out: statistics_gen.run(config.statistics_gen, examples.uri, out, options))
     vector_files = [stamp for source in (config.trainer.word_vectors, config.trainer.pretrained_vectors)
                     if os.path.isfile(source) for stamp in _file_stamps(glob.escape(source))]
     model = component("Trainer", config.trainer, {"examples": examples},
                       lambda out: trainer.run(config.trainer, examples.uri, out),
-                      {"vector_files": vector_files} if vector_files else None)
+                      {"vector_files": vector_files} if vector_files else None, resumes=True)
 
     baseline_path = os.path.join(root, BASELINE_FILE)
     baseline = _read_json(baseline_path)
@@ -80,13 +80,17 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
         record = {"model": model.uri, "fingerprint": model.fingerprint,
                   "partial_f1": evaluation.properties["partial_f1"]}
         write_atomically(baseline_path, lambda path: _write_json(path, record))
+    # A reused evaluation was blessed against the baseline of its day: a push now (its version folder removed since)
+    # holds it against today's, so that an older command cannot push its model over a better one blessed since.
+    refusals = (evaluation.properties["reasons"] if evaluated or not evaluation.properties["blessed"] else
+                evaluator.blessing_refusals(config.evaluator, evaluation.properties["partial_f1"], baseline_f1))
     pushed = component("Pusher", config.pusher, {"model": model, "blessing": evaluation},
-                       lambda out: pusher.run(config.pusher, model.uri, evaluation.properties["blessed"], out),
-                       reusable=lambda artifact: pusher.still_pushed(artifact, model.uri))
+                       lambda out: pusher.run(config.pusher, model.uri, not refusals, out),
+                       reusable=lambda artifact: pusher.still_pushed(artifact, model.uri), resumes=True)
     artifacts = {"ExampleGen": examples, "StatisticsGen": statistics, "Trainer": model,
                  "Evaluator": evaluation, "Pusher": pushed}
     if not pushed.properties["pushed"]:
-        logging.warning("Model not blessed (%s): no push, no bulk inference.", "; ".join(evaluation.properties["reasons"]))
+        logging.warning("Model not blessed (%s): no push, no bulk inference.", "; ".join(refusals))
         return artifacts
     default_input = os.path.join(examples.uri, "text", "test.txt")
     artifacts["BulkInferrer"] = component(

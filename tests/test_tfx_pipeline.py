@@ -10,6 +10,7 @@ from unittest import mock
 import keras
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from absl import flags
 
 from pipelines import local_runner, rin_pipeline
@@ -58,7 +59,9 @@ def test_every_artifact_exists(first_run):
     corpus = RecordCorpus(examples.uri)
     assert corpus.name == "webnlg/exact/1.1.0"
     recorded = json.loads(open(examples.path("artifact.json")).read())
-    assert recorded["config"]["published_splits"] == ["train", "validation", "test"]  # Part of the fingerprint.
+    # Part of the fingerprint, with the builder's version.
+    assert recorded["config"]["published_splits"] == ["train", "validation", "test"]
+    assert recorded["config"]["builder_version"] == "1.1.0"
     assert {s: len(corpus.examples(s)) for s in ("train", "validation", "test")} == examples.properties["num_examples"]
     assert os.path.exists(examples.path("text", "test.txt"))
     statistics = json.loads(open(artifacts["StatisticsGen"].path("statistics.json")).read())
@@ -154,6 +157,51 @@ def test_rerun_reuses_then_new_model_is_version_2_and_threshold_refuses(first_ru
     assert os.path.exists(refused["Evaluator"].path("NOT_BLESSED"))
     assert not refused["Pusher"].properties["pushed"] and "BulkInferrer" not in refused
     assert sorted(os.listdir(config.pusher.serving_base)) == ["1", "2"]
+
+
+def test_a_reused_evaluation_is_not_pushed_again_over_a_better_model_blessed_since(first_run, tmp_path):
+    config, artifacts = first_run
+    root = tmp_path / "root"
+    shutil.copytree(config.pipeline_root, root, ignore=shutil.ignore_patterns("serving"))
+    config = dataclasses.replace(config, pipeline_root=str(root), pusher=pusher.Config(str(root / "serving")))
+    f1 = artifacts["Evaluator"].properties["partial_f1"]
+    better = {"model": "other", "fingerprint": "c" * 16, "partial_f1": f1 + config.evaluator.max_f1_drop + 1}
+    (root / rin_pipeline.BASELINE_FILE).write_text(json.dumps(better))
+    with testing.dummy_checksums("webnlg"), \
+            mock.patch.object(evaluator, "run", side_effect=AssertionError("the evaluation must be reused")):
+        again = rin_pipeline.run_pipeline(config)
+    assert again["Evaluator"].properties["blessed"] and not again["Pusher"].properties["pushed"]
+    assert "BulkInferrer" not in again and not (root / "serving").exists()
+    # Against the baseline it was blessed on, the same evaluation pushes.
+    (root / rin_pipeline.BASELINE_FILE).unlink()
+    shutil.rmtree(again["Pusher"].uri)
+    with testing.dummy_checksums("webnlg"):
+        assert rin_pipeline.run_pipeline(config)["Pusher"].properties["version"] == 1
+
+
+def test_only_resuming_components_continue_in_what_a_stopped_run_left(tmp_path):
+    def stop(out):
+        open(os.path.join(out, "beam-temp-1"), "w").close()
+        raise KeyboardInterrupt
+
+    def files(out):
+        return {"files": sorted(os.listdir(out))}
+
+    for resumes, left in ((False, []), (True, ["beam-temp-1"])):
+        with pytest.raises(KeyboardInterrupt):
+            run_component(str(tmp_path), f"C{resumes}", {}, {}, stop, resumes=resumes)
+        assert run_component(str(tmp_path), f"C{resumes}", {}, {}, files, resumes=resumes).properties == {
+            "files": left}
+
+
+def test_a_new_builder_version_makes_a_new_example_gen_run(first_run, monkeypatch):
+    config, artifacts = first_run
+    assert example_gen.outside_inputs(config.example_gen)["builder_version"] == "1.1.0"
+    monkeypatch.setattr(tfds.builder_cls("webnlg"), "VERSION", tfds.core.Version("1.9.0"))
+    with testing.dummy_checksums("webnlg"), mock.patch.object(example_gen, "run", side_effect=KeyboardInterrupt) as run, \
+            pytest.raises(KeyboardInterrupt):
+        rin_pipeline.run_pipeline(config)
+    assert run.call_args.args[1] != artifacts["ExampleGen"].uri + ".partial"
 
 
 def test_pusher_stopped_after_its_version_was_renamed_into_place_does_not_push_again(tmp_path):
@@ -336,8 +384,9 @@ def test_runner_checks_the_train_split_and_the_inference_input_before_any_work(t
         flag_values["inference_input"].value = str(bad)
         with pytest.raises(SystemExit, match=r"^pipelines.local_runner: .*bad.jsonl:2: expected a JSON object"):
             local_runner.main(["local_runner"])
-    assert example_gen.published_splits(example_gen.Config("nyt", "partial", str(data), str(tmp_path / "tfds"))) == [
-        "validation", "test"]  # Part of ExampleGen's fingerprint: adding the train file makes a new run.
+    # Part of ExampleGen's fingerprint: adding the train file makes a new run.
+    assert example_gen.outside_inputs(example_gen.Config("nyt", "partial", str(data), str(tmp_path / "tfds")))[
+        "published_splits"] == ["validation", "test"]
 
 
 def test_runner_refuses_flags_that_neither_it_nor_beam_reads():

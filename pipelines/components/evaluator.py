@@ -32,6 +32,18 @@ class Config:
     split: str = "validation"
 
 
+def blessing_refusals(config: Config, f1: float, baseline_f1: float | None) -> list[str]:
+    """Why a model of partial F1 `f1` on `config.split` is not blessed (none: blessed), against the last blessed
+    model's `baseline_f1` (None: no other model was blessed)."""
+    reasons = []
+    if f1 < config.min_partial_f1:
+        reasons.append(f"{config.split} partial F1 {f1:.2f} < threshold {config.min_partial_f1:.2f}")
+    if baseline_f1 is not None and f1 < baseline_f1 - config.max_f1_drop:
+        reasons.append(f"{config.split} partial F1 {f1:.2f} is more than {config.max_f1_drop} below "
+                       f"the last blessed model's {baseline_f1:.2f}")
+    return reasons
+
+
 def run(config: Config, examples_dir: str, model_dir: str, output_dir: str, baseline_f1: float | None = None) -> dict:
     """Scores every split but train (test and held-out ones are reported figures); returns their partial F1 and the
     blessing.
@@ -44,12 +56,7 @@ def run(config: Config, examples_dir: str, model_dir: str, output_dir: str, base
     extractor = RINTripleExtractor.from_preset(model_dir)
     scores = {split: evaluate_split(extractor, corpus, split) for split in corpus.splits if split != "train"}
     f1 = scores[config.split]["partial"]["f1"]
-    reasons = []
-    if f1 < config.min_partial_f1:
-        reasons.append(f"{config.split} partial F1 {f1:.2f} < threshold {config.min_partial_f1:.2f}")
-    if baseline_f1 is not None and f1 < baseline_f1 - config.max_f1_drop:
-        reasons.append(f"{config.split} partial F1 {f1:.2f} is more than {config.max_f1_drop} below "
-                       f"the last blessed model's {baseline_f1:.2f}")
+    reasons = blessing_refusals(config, f1, baseline_f1)
     blessed = not reasons
     with open(os.path.join(output_dir, "evaluation.json"), "w", encoding="utf-8") as f:
         json.dump({"scores": scores, "blessed": blessed, "reasons": reasons, "baseline_f1": baseline_f1}, f, indent=2)

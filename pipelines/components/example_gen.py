@@ -16,6 +16,7 @@ import json
 import os
 
 import apache_beam as beam
+import tensorflow_datasets as tfds
 
 from rin_keras.data.corpus import Corpus, RecordCorpus
 
@@ -56,9 +57,12 @@ class _SentenceText(beam.DoFn):
         yield " ".join(t.decode("utf-8") for t in tokens)
 
 
-def published_splits(config: Config) -> list[str]:
-    """The splits whose published file is in the manual folder: a file added later makes a new ExampleGen run."""
-    return Corpus.published_splits(config.dataset, config.builder_config, config.tfds_data_dir, config.data_dir)
+def outside_inputs(config: Config) -> dict:
+    """What ExampleGen reads from outside the pipeline, for its fingerprint: the builder's version and the splits
+    whose published file is in the manual folder (a new builder version or a file added later makes a new run)."""
+    return {"builder_version": str(tfds.builder_cls(config.dataset).VERSION),
+            "published_splits": Corpus.published_splits(config.dataset, config.builder_config, config.tfds_data_dir,
+                                                        config.data_dir)}
 
 
 def run(config: Config, output_dir: str, beam_options=None) -> dict:
