@@ -434,7 +434,7 @@ def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_pat
     assert extractor.model.word_features.pos.output_dim == 3
     # The network config does not name the held-out data; the run folder's config.json does.
     corpus = Corpus.for_model(str(tmp_path / "run"), RINConfig.for_dataset("webnlg3"), str(tmp_path / "tfds"))
-    assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.3.0"
+    assert corpus.name == results["dataset"] == "webnlg3/exact_heldout/1.4.0"
     # Held-out scores also count apart the triples of relations that train states.
     seen = {int(r) for x in corpus.examples("train") for r in x["triples"]["relation"]}
     heldout = [int(r) for x in corpus.examples("heldout_categories") for r in x["triples"]["relation"]]

@@ -177,7 +177,12 @@ def read_entries(path) -> list[Entry]:
         for mtriple in element.iter("mtriple"):
             subject, relation, object_ = (part.strip() for part in mtriple.text.split(" | "))
             triples.append((subject, relation, object_))
-        lexes = [(lex.get("lid"), (lex.text or "").strip()) for lex in element.iter("lex")]
+        lexes = []
+        for lex in element.iter("lex"):
+            if len(lex):
+                raise ValueError(f"{path}: entry {element.get('eid')}, text {lex.get('lid')} holds XML elements "
+                                 f"(<{lex[0].tag}>), where WebNLG 3.0 has plain text: not the 3.0 release's layout.")
+            lexes.append((lex.get("lid"), (lex.text or "").strip()))
         entries.append(Entry(element.get("category"), element.get("eid"), int(element.get("size")), triples, lexes))
     return entries
 

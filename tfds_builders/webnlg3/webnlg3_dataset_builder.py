@@ -66,7 +66,7 @@ class WebNLG3Config(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for WebNLG 3.0 joint extraction."""
 
-    VERSION = tfds.core.Version("1.3.0")
+    VERSION = tfds.core.Version("1.4.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Held-out entities: 1 in 20 subjects and every entry naming them, out of train and validation.",
@@ -75,6 +75,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "has another (`Acura` of `Acura TLX`), not across a sentence end (`Trenton. New Jersey`), not a "
                  "name without its plural ending before a noun (`Philippine dish`), not a date's year inside another "
                  "written date, not a list of numbers as its first item.",
+        "1.4.0": "The held-out configs' test split keeps every category (the held-out ones were in no split); a text "
+                 "that is empty is left out.",
     }
     BUILDER_CONFIGS = [
         WebNLG3Config(name="exact", description="Full entity spans.", variant="exact"),
@@ -117,7 +119,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         # Entries with the split they were read from, which keys their examples.
         entries = {split: [(split, e) for e in found] for split, found in entries.items()}
         heldout = set(self.builder_config.heldout_categories)
-        splits = {split: [(s, e) for s, e in found if e.category not in heldout] for split, found in entries.items()}
+        # The official test set stays whole: held out from training means out of train and validation.
+        splits = {split: [(s, e) for s, e in found if split == "test" or e.category not in heldout]
+                  for split, found in entries.items()}
         if heldout:
             splits["heldout_categories"] = [(s, e) for split in ("train", "validation") for s, e in entries[split]
                                             if e.category in heldout]
@@ -140,13 +144,35 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 logging.warning("Split 'test' is not built: no %s in %s.", " or ".join(TEST_FILES), folder)
             return None
         expected = self._expected_checksums()
-        for path in paths:
-            relative = str(path.relative_to(manual_dir / FOLDER / "en"))
+        release = manual_dir / FOLDER / "en"
+        found = {str(path.relative_to(release)): path for path in paths}
+        for relative, path in found.items():
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if relative in expected and expected[relative] != digest:
                 raise ValueError(f"Corrupt {path}: sha256 {digest}, expected {expected[relative]}. Copy it again, "
                                  "byte for byte, from the release.")
+        if split != "test":
+            self._check_whole(folder, set(found), {p for p in expected if p.startswith(_SPLIT_FOLDERS[split][3:] + "/")})
         return [entry for path in paths for entry in locating.read_entries(path)]
+
+    @staticmethod
+    def _check_whole(folder: epath.Path, found: set[str], published: set[str]) -> None:
+        """Refuses a split folder that holds some of the release's files but not exactly them (a copy cut short, a
+        stray copy of a file); logs a warning for a folder that holds none of them (not the published release)."""
+        if not found & published:
+            logging.warning("%s holds none of the WebNLG 3.0 release's files (%s): read without checksums.", folder,
+                            Builder.CHECKSUMS_FILE)
+            return
+
+        def names(paths):
+            shown = sorted(paths)[:5]
+            return ", ".join(shown) + (f" and {len(paths) - len(shown)} more" if len(paths) > len(shown) else "")
+
+        problems = ([f"missing {names(published - found)}"] if published - found else []) + (
+            [f"not in the release: {names(found - published)}"] if found - published else [])
+        if problems:
+            raise ValueError(f"{folder} is not the release's split as published ({'; '.join(problems)}). Copy the "
+                             "release's train/ and dev/ folders whole, byte for byte.")
 
     def _expected_checksums(self) -> dict[str, str]:
         """Returns {path relative to `en/`: sha256} of the published files."""
@@ -162,7 +188,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             triples = [t for t in entry.triples if t[1] in relation_names]
             counts["unknown relation"] += len(entry.triples) - len(triples)
             for index, (lid, text) in enumerate(entry.lexes):
-                others = [other for j, (_, other) in enumerate(entry.lexes) if j != index]
+                if not text:
+                    counts["empty texts left out"] += 1
+                    continue
+                others = [other for j, (_, other) in enumerate(entry.lexes) if j != index and other]
                 located = locating.locate_triples(text, triples, others)
                 counts["texts"] += 1
                 counts["triples"] += len(located.triples)

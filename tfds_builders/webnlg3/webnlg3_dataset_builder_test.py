@@ -1,11 +1,14 @@
 """Tests of the webnlg3 builder on its dummy data (the release's XML schema, train, dev and test files)."""
 
+import hashlib
 import os
+import re
+import shutil
 
 import pytest
 import tensorflow_datasets as tfds
 
-from tfds_builders.webnlg3 import webnlg3_dataset_builder
+from tfds_builders.webnlg3 import locating, webnlg3_dataset_builder
 
 DUMMY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dummy_data")
 
@@ -13,14 +16,14 @@ DUMMY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dummy_data")
 class Webnlg3Test(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = webnlg3_dataset_builder.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["exact", "partial"]
-    SPLITS = {"train": 5, "validation": 4, "test": 1}
+    SPLITS = {"train": 5, "validation": 4, "test": 2}  # The test file's empty text is left out.
     SKIP_CHECKSUMS = True
 
 
 class Webnlg3HeldoutTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = webnlg3_dataset_builder.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["exact_heldout"]
-    SPLITS = {"train": 2, "validation": 1, "test": 1, "heldout_categories": 3, "heldout_entities": 3}
+    SPLITS = {"train": 2, "validation": 1, "test": 2, "heldout_categories": 3, "heldout_entities": 3}
     SKIP_CHECKSUMS = True
 
 
@@ -63,6 +66,54 @@ def test_heldout_categories_never_reach_train_or_validation(tmp_path):
     assert unseen == {"Alan Bean", "Bionico"}
     trained = {name for _, triples in heldout["train"].values() for s, _, o in triples for name in (s, o)}
     assert not unseen & trained
+
+
+def test_the_official_test_set_stays_whole_in_the_heldout_configs(tmp_path):
+    test = _examples(tmp_path, "exact_heldout")["test"]
+    assert sorted(category for category, _ in test.values()) == ["Politician", "Scientist"]
+
+
+def _release_copy(tmp_path, monkeypatch):
+    """A copy of the dummy release whose train and dev files are the ones the checksums list."""
+    release = tmp_path / "manual"
+    shutil.copytree(DUMMY, release)
+    en = release / "webnlg3" / "en"
+    listed = {str(p.relative_to(en)): hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in en.glob("*/*triples/*.xml")}
+    monkeypatch.setattr(webnlg3_dataset_builder.Builder, "_expected_checksums", lambda self: listed)
+    return release, en
+
+
+def _build(manual, data_dir, config="exact"):
+    builder = webnlg3_dataset_builder.Builder(config=config, data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    return builder
+
+
+def test_a_release_copy_cut_short_or_with_a_stray_file_is_refused(tmp_path, monkeypatch):
+    release, en = _release_copy(tmp_path, monkeypatch)
+    assert _build(release, tmp_path / "whole").info.splits["train"].num_examples == 5
+    stray = en / "train" / "1triples" / "Astronaut_sample (copy).xml"
+    shutil.copy(en / "train" / "1triples" / "Astronaut_sample.xml", stray)
+    with pytest.raises(ValueError, match=r"not the release's split as published \(not in the release: "
+                                         r"train/1triples/Astronaut_sample \(copy\).xml\)"):
+        _build(release, tmp_path / "stray")
+    stray.unlink()
+    (en / "dev" / "1triples" / "Food_sample.xml").unlink()
+    with pytest.raises(ValueError, match=r"\(missing dev/1triples/Food_sample.xml\)"):
+        _build(release, tmp_path / "short")
+    assert not (tmp_path / "short" / "webnlg3" / "exact").exists() or not any(
+        (tmp_path / "short" / "webnlg3" / "exact").glob("*/dataset_info.json"))
+
+
+def test_texts_holding_xml_elements_are_refused(tmp_path, monkeypatch):
+    release, en = _release_copy(tmp_path, monkeypatch)
+    path = en / "train" / "1triples" / "Astronaut_sample.xml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"<lex ([^>]*)>([^<]*)</lex>", r"<lex \1><text>\2</text></lex>", text, count=1),
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match="holds XML elements \\(<text>\\), where WebNLG 3.0 has plain text"):
+        locating.read_entries(path)
 
 
 def test_a_corrupt_release_file_is_refused(tmp_path, monkeypatch):
