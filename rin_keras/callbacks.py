@@ -10,11 +10,14 @@ best dev score so far (ModelCheckpoint's threshold) and the epochs since it
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 
 import keras
 from absl import logging
+
+from rin_keras.files import write_atomically
 
 
 class DevEvaluation(keras.callbacks.Callback):
@@ -54,14 +57,15 @@ class DevEvaluation(keras.callbacks.Callback):
 
 
 class BackupError(Exception):
-    """A training folder's `backup/` that cannot be restored."""
+    """A training folder's saved state (`backup/`, `best.keras`) that cannot be restored."""
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` that outlives `fit` and reports a backup it cannot restore in one line.
 
-    `RINModel.save_weights` renames each backup into place when whole, so an interruption leaves the last one; a
-    backup damaged otherwise (a full disk, another program) would end in Keras's traceback of variable counts
+    `RINModel.save_weights` renames each backup into place when whole, and the epoch it ends
+    (`training_metadata.json`) follows it the same way, so an interruption leaves the last one; a backup damaged
+    otherwise (a full disk, another program) would end in Keras's traceback of variable counts
     (`BackupError`). When `fit` ends (its last epoch, or early stopping) the backup stays, marked as ended
     (`training_ended`): the run is not over until its dev and test scores are written, and the caller removes the
     folder then. A run stopped while it scores is finished by the same command, without training again.
@@ -72,6 +76,37 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir: str, num_workers: int = 1):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.num_workers = num_workers
+
+    METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": epochs done, "batch": ...}.
+
+    @classmethod
+    def saved_epoch(cls, backup_dir: str) -> int:
+        """The epochs done by the run backed up in `backup_dir` (0 without a backup): the epoch it resumes at.
+
+        Raises:
+            BackupError: the backup's epoch cannot be read.
+        """
+        path = os.path.join(backup_dir, cls.METADATA_FILE)
+        if not os.path.exists(path):
+            return 0
+        try:
+            with open(path, encoding="utf-8") as f:
+                return int(json.load(f)["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BackupError(f"{path} cannot be read ({error}); delete {backup_dir} to train this run from its "
+                              "first epoch.") from error
+
+    def _save_model(self):
+        # Keras's writes the epoch in place after the weights: a stop there left a backup that could not resume.
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save_weights(filepath=self._weights_path, overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+
+        def write(path):
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(metadata, f)
+
+        write_atomically(self._training_metadata_path, write)
 
     @classmethod
     def training_ended(cls, backup_dir: str) -> bool:
@@ -138,8 +173,17 @@ class HistoryLogger(keras.callbacks.CSVLogger):
     """CSVLogger that can append to an interrupted run's history.csv when the rerun logs other columns.
 
     A rerun that adds a flag (e.g. --lr_decay_factor, which logs `learning_rate`) would otherwise write rows that
-    no longer match the file's header; the file is rewritten once with the union of the columns instead.
+    no longer match the file's header; the file is rewritten once (renamed into place) with the union of the columns
+    instead. A row that a stop left unfinished is removed before the rerun appends.
     """
+
+    def on_train_begin(self, logs=None):
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, "rb+") as f:
+                content = f.read()
+                if content and not content.endswith(b"\n"):
+                    f.truncate(content.rfind(b"\n") + 1)
+        super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.keys is None and self.append and not self.append_header:
@@ -154,10 +198,14 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         merged = sorted(set(logged) | set(keys))
         if merged != logged:
             self.csv_file.close()
-            with open(self.filename, "w", encoding="utf-8", newline="") as f:
-                writer = csv.DictWriter(f, ["epoch"] + merged, restval="")
-                writer.writeheader()
-                writer.writerows(rows)
+
+            def write(path):
+                with open(path, "w", encoding="utf-8", newline="") as f:
+                    writer = csv.DictWriter(f, ["epoch"] + merged, restval="")
+                    writer.writeheader()
+                    writer.writerows(rows)
+
+            write_atomically(self.filename, write)
             self.csv_file = open(self.filename, "a", encoding="utf-8", newline="")
         return merged
 
@@ -174,16 +222,22 @@ def history_rows(history_csv: str, monitor: str) -> list[dict]:
         return []
     by_epoch = {}
     with open(history_csv, encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            epoch = int(row["epoch"])
-            if epoch not in by_epoch or float(row[monitor]) > float(by_epoch[epoch][monitor]):
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                epoch, score = int(row["epoch"]), float(row[monitor])
+            except (KeyError, TypeError, ValueError):  # A row a stop cut short.
+                logging.warning("%s:%d: no epoch and %s; left out.", history_csv, line, monitor)
+                continue
+            if epoch not in by_epoch or score > float(by_epoch[epoch][monitor]):
                 by_epoch[epoch] = row
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
-def dev_scores_so_far(history_csv: str, monitor: str) -> list[float]:
-    """The selecting dev score of every epoch history.csv logged (`history_rows`)."""
-    return [float(r[monitor]) for r in history_rows(history_csv, monitor)]
+def dev_scores_so_far(history_csv: str, monitor: str, before_epoch: int | None = None) -> list[float]:
+    """The selecting dev score of every epoch history.csv logged (`history_rows`), or of those before
+    `before_epoch` (0-based)."""
+    return [float(r[monitor]) for r in history_rows(history_csv, monitor)
+            if before_epoch is None or int(r["epoch"]) < before_epoch]
 
 
 def replay_plateau(scores: list[float], reset_after: int | None = None) -> tuple[float | None, int]:

@@ -90,7 +90,13 @@ def file_to_write(path: str) -> str:
 
 
 def folder_to_write(path: str) -> str:
-    """Returns `path` when it is a folder or nothing yet (a folder to make there); raises `ValueError` otherwise."""
+    """Returns `path` when it is a folder or nothing yet (a folder to make there, under no file); raises
+    `ValueError` otherwise."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"{path} is a file; name a folder.")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{path} lies under the file {parent}; name a folder.")
     return path

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 
+from rin_keras.files import write_atomically
 from rin_keras.layers.gru_updater import MODES as UPDATERS
 
 BENCHMARKS = ("webnlg", "webnlg3", "nyt")  # webnlg3: the WebNLG 3.0 release (16 categories, 372 relations).
@@ -329,10 +330,14 @@ class RINConfig:
         return dataclasses.replace(self, **changes)
 
     def save(self, path: str) -> None:
-        """Writes the config as JSON."""
+        """Writes the config as JSON (renamed into place when whole)."""
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(dataclasses.asdict(self), f, indent=2)
+
+        def write(temporary):
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(dataclasses.asdict(self), f, indent=2)
+
+        write_atomically(path, write)
 
     @classmethod
     def load(cls, path: str) -> "RINConfig":

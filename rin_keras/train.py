@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -57,6 +58,7 @@ _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "floa
 _BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "pos_dim", "char_dim")
 FLAGS_REFERENCE = "docs/flags.md"
 BACKUP_DIR = "backup"  # Under the run folder: the last epoch's weights and state, until the run is finished.
+DATA_FILE = "data.txt"  # Under the run folder: what the run trains on, so that a resume on other data is refused.
 
 
 _RECIPE_FLAGS = {field.name for field in flag_fields() if field.metadata["recipe"]}
@@ -294,7 +296,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     """
     cluster.check_strategy(strategy)
     check_before_training(config, model_dir, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
-                          benchmark=corpus is None and not dataset_dir)
+                          benchmark=corpus is None and not dataset_dir, data=run_data(config, dataset_dir))
     if strategy == "data_parallel":
         cluster.start()
         cluster.check_same_settings({"config": dataclasses.asdict(config), "patience": patience,
@@ -309,13 +311,17 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             model_dir = cluster.worker_dir(model_dir)
             cleanup.callback(shutil.rmtree, model_dir, ignore_errors=True)  # However the run ends.
         corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
-        config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source)
+        config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source,
+                                                            run_data(config, dataset_dir))
         if cluster.is_chief:
             cluster.barrier("run_dir")
         keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
+        # A run resumed at epoch k shuffles from seed + k: from the seed alone, each resume repeated the first
+        # epochs' order.
         train_data = _train_data(config, corpus, preprocessor, _entity_substitution(
             config, corpus, preprocessor.vocabulary, pretrained, pretrained_source), bucketing=bucketing,
-            jit_compile=jit_compile, limit=max_train_sentences, cluster=cluster)
+            jit_compile=jit_compile, limit=max_train_sentences, cluster=cluster,
+            seed=config.seed + RunBackup.saved_epoch(os.path.join(model_dir, BACKUP_DIR)))
         with get_strategy(strategy).scope():
             # Only the chief caches word2vec vectors; the others train their own and take the chief's weights.
             cache_dir = os.path.join(model_dir, "..", ".cache") if cluster.is_chief else None
@@ -355,11 +361,12 @@ def _global_dtype_policy(name: str):
 
 
 def _train_data(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocessor, substitute, *, bucketing: bool,
-                jit_compile: bool, limit: int | None, cluster: Cluster) -> tf.data.Dataset:
-    """The shuffled train batches of this worker (`make_dataset`), padded to bucket edges where XLA compiles."""
+                jit_compile: bool, limit: int | None, cluster: Cluster, seed: int) -> tf.data.Dataset:
+    """The train batches of this worker (`make_dataset`) shuffled from `seed`, padded to bucket edges where XLA
+    compiles."""
     return make_dataset(
         corpus, "train", preprocessor.vocabulary, config.batch_size, training=True, max_length=config.max_length,
-        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=config.seed,
+        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if bucketing else None, seed=seed,
         pad_to_bucket_boundary=jit_compile or keras.backend.backend() == "jax", limit=limit,
         featurizer=preprocessor.featurizer, max_pairs=config.max_batch_pairs, num_shards=cluster.num_workers,
         shard_index=cluster.worker_index, substitute=substitute)
@@ -401,8 +408,13 @@ def check_dataset_dir(directory: str) -> None:
     casrel.find_split_files(directory, required=("train", "validation"))
 
 
+def run_data(config: RINConfig, dataset_dir: str | None) -> str:
+    """What a run trains on: a user's folder (its absolute path), else `<dataset>/<builder config>`."""
+    return os.path.abspath(dataset_dir) if dataset_dir else f"{config.dataset}/{config.builder_config}"
+
+
 def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | None, tfds_data_dir: str | None,
-                          benchmark: bool) -> None:
+                          benchmark: bool, data: str | None = None) -> None:
     """What must hold before anything is built or trained: `check_run_dir`, a BERT encoder's `check_preset`, and
     for a benchmark (`benchmark`), its train and validation splits prepared or published (`Corpus.check_splits`:
     NYT's train files are not public).
@@ -410,7 +422,7 @@ def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | 
     Raises:
         ValueError, FileNotFoundError: the message says what is wrong and what to do.
     """
-    check_run_dir(config, model_dir)
+    check_run_dir(config, model_dir, data)
     if config.encoder == "bert":
         check_preset(config.preset)
     if benchmark:
@@ -437,20 +449,29 @@ def is_finished_run(model_dir: str) -> bool:
             and not os.path.isdir(os.path.join(model_dir, BACKUP_DIR)))
 
 
-def check_run_dir(config: RINConfig, model_dir: str) -> None:
+def check_run_dir(config: RINConfig, model_dir: str, data: str | None = None) -> None:
     """Checks that training `config` into `model_dir` loses nothing: the folder holds no run, an unfinished run of
-    the same network, which the training resumes (its learning rate, epochs and other `TRAINING_FIELDS` may
-    change), or a run that stopped before writing `results.json`, which the training redoes.
+    the same network on the same `data` (`run_data`), which the training resumes (its learning rate, epochs and
+    other `TRAINING_FIELDS` may change), or a run that stopped before writing `results.json`, which the training
+    redoes.
 
     Raises:
-        ValueError: `model_dir` holds a finished run (`results.json` and no `backup/`), a run whose network differs
-            from `config`'s (the message names each difference), or a `config.json` that cannot be read.
+        ValueError: `model_dir` holds a finished run (`results.json` and no `backup/`), a run on other data, a run
+            whose network differs from `config`'s (the message names each difference), or a `config.json` that
+            cannot be read.
     """
     config_path = os.path.join(model_dir, "config.json")
     vocab_dir = os.path.join(model_dir, "vocab")
     if is_finished_run(model_dir):
         raise ValueError(f"{model_dir} holds a finished run (its results.json): pass another --model_dir, or delete "
                          "the folder to train it again.")
+    data_file = os.path.join(model_dir, DATA_FILE)
+    if data and os.path.exists(data_file):
+        with open(data_file, encoding="utf-8") as f:
+            trained_on = f.read().strip()
+        if trained_on != data:
+            raise ValueError(f"{model_dir} holds an unfinished run on {trained_on}, not {data}: pass another "
+                             "--model_dir, or the same data to resume it.")
     if not (os.path.exists(config_path) and os.path.exists(os.path.join(vocab_dir, "words.txt"))):
         return
     try:
@@ -474,14 +495,24 @@ def check_run_dir(config: RINConfig, model_dir: str) -> None:
                          "pass another --model_dir, the same settings to resume it, or delete the folder.")
 
 
-def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str):
-    """Writes (or, resuming, reads) the run's vocabulary and writes its sized `config.json`.
+def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str, data: str):
+    """Writes (or, resuming, reads) the run's vocabulary and writes its sized `config.json` and `DATA_FILE`.
+
+    Args:
+        data: what the run trains on (`run_data`).
 
     Returns:
         `(config, preprocessor, pretrained)`: the config sized for the vocabulary, the
         run's `RINPreprocessor`, and the pretrained table (None without one).
     """
     os.makedirs(model_dir, exist_ok=True)
+    data_file = os.path.join(model_dir, DATA_FILE)
+    if not os.path.exists(data_file):  # `check_run_dir` compared one that is there.
+        def write(path):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(data + "\n")
+
+        write_atomically(data_file, write)
     vocab_dir = os.path.join(model_dir, "vocab")
     pretrained_words, pretrained = [], None
     if config.encoder == "bilstm" and config.pretrained_dim:
@@ -556,12 +587,17 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
         os.remove(history_csv)  # A finished earlier run: start its history afresh.
     best_path = os.path.join(model_dir, CHECKPOINT_FILE)
     monitor = selection_metric(config)
-    past_scores = dev_scores_so_far(history_csv, monitor) if os.path.exists(best_path) else []
+    past_scores = dev_scores_so_far(history_csv, monitor)
+    if past_scores:
+        _check_best_model(best_path, len(past_scores))
+    # An epoch logged after the backup's last one is trained again: the plateau counts leave it out, while
+    # best.keras, saved before the epoch was logged, may hold it.
+    counted = dev_scores_so_far(history_csv, monitor, before_epoch=RunBackup.saved_epoch(backup_dir))
     callbacks = [
         DevEvaluation(dev_scores, config.variant),
         keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True,
                                         initial_value_threshold=max(past_scores, default=None)),
-        ResumedEarlyStopping(past_scores, monitor=monitor, mode="max", patience=patience),
+        ResumedEarlyStopping(counted, monitor=monitor, mode="max", patience=patience),
         HistoryLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
         RunBackup(backup_dir, num_workers),
@@ -569,7 +605,7 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
     # Learning-rate callbacks go before HistoryLogger, so history.csv logs the rate.
     if config.lr_decay_factor < 1.0:
         callbacks.insert(1, ResumedReduceLROnPlateau(
-            past_scores, monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
+            counted, monitor=monitor, mode="max", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
             min_delta=0.0, verbose=1,
         ))
     elif config.lr_schedule == "cosine":
@@ -577,6 +613,26 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
     else:
         callbacks.append(ResumedLearningRate(config.learning_rate))
     return callbacks
+
+
+def _check_best_model(best_path: str, epochs: int) -> None:
+    """Checks that the `best.keras` of a run whose history.csv logs `epochs` epochs is whole (its zip members read
+    back with their checksums), before a resumed run trains on.
+
+    Raises:
+        BackupError: it is missing or damaged; the message says how to go on.
+    """
+    try:
+        with zipfile.ZipFile(best_path) as archive:
+            damaged = archive.testzip()
+        reason = f"its member {damaged} is damaged" if damaged else None
+    except (OSError, zipfile.BadZipFile) as error:
+        reason = str(error)
+    if reason:
+        folder = os.path.dirname(best_path)
+        raise BackupError(f"{best_path} cannot be read ({reason}), so the best of the {epochs} epochs history.csv "
+                          f"logs is lost: delete best.keras and history.csv in {folder} to go on from the backup and "
+                          "choose among the epochs to come, or delete the folder to train again.")
 
 
 def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocessor: RINPreprocessor,
@@ -649,7 +705,7 @@ def main(argv):
     model_dir = FLAGS.model_dir or default_model_dir(config, FLAGS.dataset_dir)
     try:
         check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
-                              benchmark=not FLAGS.dataset_dir)
+                              benchmark=not FLAGS.dataset_dir, data=run_data(config, FLAGS.dataset_dir))
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"rin_keras.train: {e}")
     try:

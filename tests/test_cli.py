@@ -92,6 +92,13 @@ def test_commands_stop_with_one_line_on_a_wrong_path(tmp_path, command, missing)
     assert "Traceback" not in run.stderr
 
 
+def test_a_folder_to_write_lies_under_no_file(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    assert cli.folder_to_write(str(tmp_path / "new" / "run")) == str(tmp_path / "new" / "run")
+    with pytest.raises(ValueError, match="lies under the file .*a_file; name a folder"):
+        cli.folder_to_write(str(tmp_path / "a_file" / "sub" / "run"))
+
+
 def test_a_list_flag_checks_each_path(tmp_path):
     def define(flag_values):
         flags.DEFINE_list("model_dirs", None, "", flag_values=flag_values)

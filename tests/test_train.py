@@ -159,6 +159,11 @@ def test_run_folder_checks_what_a_rerun_would_lose_or_mix(tmp_path):
     with pytest.raises(ValueError, match="config.json cannot be read"):
         train.check_run_dir(asked, str(run))
     stored.save(str(run / "config.json"))
+    # A run on a user's folder resumes on that folder only.
+    (run / train.DATA_FILE).write_text(str(tmp_path / "mine") + "\n")
+    train.check_run_dir(asked, str(run), str(tmp_path / "mine"))
+    with pytest.raises(ValueError, match=r"holds an unfinished run on .*mine, not .*other: pass another --model_dir"):
+        train.check_run_dir(asked, str(run), str(tmp_path / "other"))
     (run / "extractor.keras").write_bytes(b"")  # Stopped while scoring dev and test: trained again.
     train.check_run_dir(asked, str(run))
     (run / "results.json").write_text("{}")
@@ -270,6 +275,87 @@ def test_a_stop_while_saving_leaves_the_last_whole_backup_and_best_model(tmp_pat
     with open(run / "history.csv") as f:
         # The epoch stopped in its backup logged its row and ran again; the one stopped in best.keras, before its row.
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "1", "2"]
+
+
+def test_a_run_stopped_while_backing_up_counts_patience_and_plateaus_as_if_not_stopped(tmp_path):
+    settings = dict(epochs=8, patience=3, lr_decay_factor=0.5, lr_decay_patience=2, **NO_WORD_FEATURES)
+
+    def epochs_and_rates(run):
+        rows = callbacks.history_rows(str(run / "history.csv"), "val_exact_f1")
+        return [r["epoch"] for r in rows], [float(r["learning_rate"]) for r in rows]
+
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([60.0, 50.0, 40.0, 30.0, 20.0,
+                                                                                    10.0, 5.0, 1.0])):
+        _train(tmp_path / "whole", tmp_path / "tfds", **settings)
+        # Stopped while backing up epoch 2, after history.csv logged it: the rerun trains epoch 2 again.
+        with mock.patch.object(keras.Model, "save_weights", _stopped_while_writing(keras.Model.save_weights, 2)):
+            with pytest.raises(KeyboardInterrupt):
+                _train(tmp_path / "stopped", tmp_path / "tfds", **settings)
+        with mock.patch.object(train, "_train_data", side_effect=train._train_data) as train_data:
+            _train(tmp_path / "stopped", tmp_path / "tfds", **settings)
+    whole, stopped = epochs_and_rates(tmp_path / "whole"), epochs_and_rates(tmp_path / "stopped")
+    assert stopped[0] == whole[0] == ["0", "1", "2", "3"]  # Early stopping after the same epoch.
+    assert stopped[1] == pytest.approx(whole[1])
+    # The resumed run does not repeat the first epoch's batch order: it shuffles from the seed and its epoch.
+    assert train_data.call_args.kwargs["seed"] == RINConfig().seed + 1
+
+
+def test_a_backup_epoch_written_in_place_is_never_left_half_written(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    backup = callbacks.RunBackup(str(tmp_path / "backup"))
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    assert callbacks.RunBackup.saved_epoch(str(tmp_path / "backup")) == 1
+
+    def cut_short(value, f, **kwargs):
+        f.write('{"epoch": ')
+        raise KeyboardInterrupt
+
+    with mock.patch.object(callbacks.json, "dump", cut_short), pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1)
+    assert callbacks.RunBackup.saved_epoch(str(tmp_path / "backup")) == 1
+    assert not [name for name in os.listdir(tmp_path / "backup") if name.startswith(".tmp-")]
+    (tmp_path / "backup" / "training_metadata.json").write_text("{")
+    with pytest.raises(callbacks.BackupError, match="training_metadata.json cannot be read"):
+        callbacks.RunBackup.saved_epoch(str(tmp_path / "backup"))
+    # config.json too is renamed into place.
+    config = RINConfig()
+    config.save(str(tmp_path / "config.json"))
+    with mock.patch.object(json, "dump", cut_short), pytest.raises(KeyboardInterrupt):
+        config.replace(epochs=3).save(str(tmp_path / "config.json"))
+    assert RINConfig.load(str(tmp_path / "config.json")) == config
+
+
+def test_a_history_row_cut_short_is_left_out_and_removed_before_the_rerun_appends(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,val_exact_f1\n0,50\n1,55\n2,5", encoding="utf-8")
+    assert callbacks.dev_scores_so_far(str(history), "val_exact_f1") == [50.0, 55.0, 5.0]  # "5" reads as a score.
+    history.write_text("epoch,val_exact_f1\n0,50\n1,55\n2,", encoding="utf-8")
+    assert callbacks.dev_scores_so_far(str(history), "val_exact_f1") == [50.0, 55.0]
+    logger = callbacks.HistoryLogger(str(history), append=True)
+    logger.on_train_begin()
+    logger.on_epoch_end(2, {"val_exact_f1": 60.0})
+    logger.on_train_end()
+    assert history.read_text(encoding="utf-8") == "epoch,val_exact_f1\n0,50\n1,55\n2,60.0\n"
+
+
+def test_a_damaged_best_model_stops_the_resume_before_training(tmp_path):
+    run = tmp_path / "run"
+    scripted = _script_dev_f1([60.0, 50.0, 40.0, 30.0])
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _dying_in_third_epoch(scripted)):
+        with pytest.raises(_Killed):
+            _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)
+    content = (run / "best.keras").read_bytes()
+    (run / "best.keras").write_bytes(content[:len(content) // 2])
+    with mock.patch.object(keras.Model, "fit", side_effect=AssertionError("trained on")), \
+            pytest.raises(callbacks.BackupError, match=r"best.keras cannot be read \(.+\), so the best of the 2 epochs "
+                                                       r"history.csv logs is lost: delete best.keras and history.csv"):
+        _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)
+    # As the message says: the run goes on from the backup and chooses among the epochs to come.
+    (run / "best.keras").unlink()
+    (run / "history.csv").unlink()
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted):
+        assert _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)["best_epoch"] == 1
 
 
 def test_a_stop_while_scoring_is_finished_by_the_same_command_without_training_again(tmp_path):
