@@ -155,6 +155,10 @@ def test_a_triple_written_twice_in_other_spellings_is_kept_once():
     ({"train.jsonl": '{"text": "Paris is in France.", "triple_list": []}\n'
                      '{"text": "Paris is in France.", "triple_list": [["Lyon", "capital", "France"]]}\n'},
      "train.jsonl:2: the subject 'Lyon' of ['Lyon', 'capital', 'France'] is not in the text"),
+    ({"train.jsonl": '{"text": "O\u2019Brien was born in Dublin.", "triple_list": [["O\'Brien", "birthPlace", '
+                     '"Dublin"]]}\n'},
+     "train.jsonl:1: the subject \"O'Brien\" of [\"O'Brien\", 'birthPlace', 'Dublin'] is not in the text as written: "
+     "the text has other quote marks in it (\u2019 for ', \u201c for \"); write the entity as the text does."),
     ({"val.jsonl": '{"text": "Bonn is in Germany.", "triple_list": [["Bonn", "cityOf", "Germany"]]}\n'},
      "val.jsonl:1: relation 'cityOf' is not one of the folder's relations (rel2id.json, or those of the train split "
      "when the folder has none): birthPlace, capital, workPlace."),

@@ -580,5 +580,14 @@ def _raise_not_located(where: str, role: str, phrase: str, triple, text: str, to
                "quote, or quote the text with ‘ ’" if inside.startswith("'") else "a hyphenated word is one token")
         raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is in the text only as part of "
                         f"{inside!r}: an entity is whole tokens ({why}).")
-    hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)" if tokens is None else ""
+    if phrase not in text and phrase.translate(_PLAIN_QUOTES) in text.translate(_PLAIN_QUOTES):
+        hint = " as written: the text has other quote marks in it (’ for ', “ for \"); write the entity as the text does"
+    elif tokens is None:
+        hint = " (a .json split holds tokenised text; put raw sentences in a .jsonl split)"
+    else:
+        hint = ""
     raise DataError(f"{where}: the {role} {phrase!r} of {list(triple)} is not in the text{hint}.")
+
+
+# Curly and straight quote marks as one, character for character, for `_raise_not_located`'s hint.
+_PLAIN_QUOTES = str.maketrans("‘’‚‛“”„‟", "''''\"\"\"\"")
