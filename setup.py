@@ -8,6 +8,7 @@ setuptools.setup(
     description="Keras 3 / TensorFlow implementation of the Recurrent Interaction Network (Sun et al., EMNLP 2020).",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     packages=setuptools.find_packages(include=["rin_keras*", "tfds_builders*", "serving*", "pipelines*"]),
     package_data={

@@ -154,7 +154,8 @@ def flags_reference() -> str:
     rows = []
     for flag in sorted(FLAGS.get_flags_for_module(__name__), key=lambda f: f.name):
         if flag.default is None:
-            default = "by dataset and encoder" if flag.name in _RECIPE_FLAGS else ""
+            default = ("required with `--encoder=bert`" if flag.name == "preset" else
+                       "by dataset and encoder" if flag.name in _RECIPE_FLAGS else "")
         else:
             default = f"`{flag.default}`"
         rows.append(f"| `--{flag.name}` | {default} | {flag.help.replace('|', '/')} |")

@@ -1,8 +1,8 @@
 """A local stand-in for `tensorflow_model_server`: gRPC PredictionService and REST predict.
 
-TF Serving itself cannot be installed on our machines (see docs/serving.md for
-the real docker command). This server speaks the same protocols for the same
-export, so clients, tests and benchmarks run unchanged against either:
+`tensorflow_model_server` has no PyPI package; where it and Docker are not at hand
+(docs/serving.md gives the Docker command), this server speaks the same protocols
+for the same export, so clients, tests and benchmarks run unchanged against either:
 
     python -m serving.server --model_base_path=serving_models/rin --model_name=rin
 
