@@ -122,6 +122,7 @@ class ServedModel:
         self.max_load_retries = max_load_retries
         self.load_retry_seconds = load_retry_seconds
         self.version = None
+        self._served_identity = None  # `_folder_identity` of the served version when it was loaded.
         self._loaded = None
         self._signature_defs = None
         self._failed_loads = {}  # Version -> (loads that failed, when the last one failed, its error).
@@ -143,7 +144,8 @@ class ServedModel:
                           f"{self._failed_loads[available[-1]][2]}")
 
     def refresh(self) -> bool:
-        """Loads the newest version if it is not the served one; returns whether one is served.
+        """Loads the newest version if it is not the served one, or if its folder holds another export since it was
+        loaded (removed and written again under the same number); returns whether one is served.
 
         A version that fails to load is tried again `max_load_retries` times, then left for the served one (TF
         Serving's policy): a broken folder costs a few loads, not one every poll.
@@ -155,7 +157,9 @@ class ServedModel:
         with self._lock:
             self._failed_loads = {v: failed for v, failed in self._failed_loads.items() if v in available}
         available = [v for v in available if self._failed_loads.get(v, (0,))[0] <= self.max_load_retries]
-        if available and available[-1] != self.version:
+        replaced = bool(available) and available[-1] == self.version and self._folder_identity(
+            self.version) not in (None, self._served_identity)
+        if available and (available[-1] != self.version or replaced):
             version = available[-1]
             failures, failed_at, _ = self._failed_loads.get(version, (0, None, ""))
             if failed_at is None or time.monotonic() >= failed_at + self.load_retry_seconds:
@@ -221,6 +225,7 @@ class ServedModel:
     def _load(self, version: int) -> None:
         """Loads a version, replays its warm-up requests, and serves it."""
         path = os.path.join(self.base_path, str(version))
+        identity = self._folder_identity(version)
         loaded = tf.saved_model.load(path)
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -231,7 +236,17 @@ class ServedModel:
         _replay_warmup(loaded, path)
         with self._lock:
             self._loaded, self._signature_defs, self.version = loaded, signature_defs, version
+            self._served_identity = identity
         logging.info("Serving %s version %d from %s", self.name, version, path)
+
+    def _folder_identity(self, version: int) -> tuple | None:
+        """What tells a version folder's export from another put under the same number since: its
+        `saved_model.pb`'s inode, size and modification time (None while it has none)."""
+        try:
+            stat = os.stat(os.path.join(self.base_path, str(version), "saved_model.pb"))
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
     def signature_defs(self):
         with self._lock:
@@ -672,8 +687,8 @@ async def _rest_predict(model: "ServedModel", server: web.WebServer, request) ->
     version = _rest_version(request)
     body = await server.read_body(request)
 
-    def is_wanted() -> bool:  # Read from the worker thread: the connection is still open.
-        return request.transport is not None and not request.transport.is_closing()
+    def is_wanted() -> bool:  # Read from the worker thread: the connection is still open, the server not stopped.
+        return request.transport is not None and not request.transport.is_closing() and server.wants_work()
 
     try:
         return await server.run(_predict_json, model, body, version, is_wanted)

@@ -4,9 +4,13 @@ The REST API of `serving.server` and the demo page of `rin_keras.demo` run on it
 Connections cost no thread, so a thousand slow or idle clients hold sockets, not
 workers, and the server keeps answering; each connection is closed after
 `read_timeout` seconds without a complete request. Bodies larger than
-`max_body_bytes` are refused with 413 before they are read. Model work runs in a
+`max_body_bytes` are refused with 413 before they are read, and a gzip or deflate
+body is inflated outside the event loop up to `max_body_bytes` only (a small
+body that inflates to gigabytes is refused, not inflated). Model work runs in a
 pool of `workers` threads; beyond `max_pending` requests waiting for it, requests
-are answered 503 at once rather than queued without bound.
+are answered 503 at once rather than queued without bound. `stop` answers the
+requests in progress for up to `shutdown_grace` seconds, then 503 to those left
+(their work stops where it asks `wants_work`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import concurrent.futures
 import logging
 import socket
 import threading
+import zlib
 from typing import Any, Awaitable, Callable
 
 from aiohttp import http_exceptions, web, web_protocol
@@ -30,6 +35,10 @@ class RequestRefused(Exception):
 
 
 SMALL_BODY_BYTES = 1 << 20  # Bodies up to this size are read without waiting for a slot (`WebServer.read_body`).
+# The Content-Encodings of request bodies read, and their zlib window bits (gzip; deflate: zlib-wrapped, as HTTP has
+# it; identity: none).
+CONTENT_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS,
+                     "identity": None}
 
 Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse | dict]]
 
@@ -61,8 +70,11 @@ class WebServer:
         read_timeout: seconds a connection may take to send a whole request (and may stay idle).
         workers: threads that run blocking work (`run`).
         max_pending: requests that may wait for or hold a worker; more get 503.
-        shutdown_grace: seconds `stop` waits for the requests in progress to be answered.
+        shutdown_grace: seconds `stop` waits for the requests in progress to be answered; those left are
+            answered 503.
     """
+
+    STOP_SECONDS = 2.0  # After the grace: for the 503s to be written and the connections closed.
 
     def __init__(self, routes: list[tuple[str, str, Handler]], host: str = "127.0.0.1", port: int = 0,
                  max_body_bytes: int = 1 << 20, read_timeout: float = 30.0, workers: int = 4,
@@ -74,6 +86,9 @@ class WebServer:
         self._host, self.port = host, port
         self._pending = 0
         self._large_reads = 0
+        self._stopping = asyncio.Event()  # Set when the grace has passed: the work left is answered 503.
+        self._work_wanted = threading.Event()  # Cleared then, for the worker threads (`wants_work`).
+        self._work_wanted.set()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="web")
         self._app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_json])
         for method, path, handler in routes:
@@ -106,9 +121,10 @@ class WebServer:
         Raises:
             OSError: the port cannot be listened on, in one line.
         """
+        # Bodies are inflated by `read_body`, bounded: aiohttp's own inflation runs on the event loop to the end.
         self._runner = web.AppRunner(self._app, keepalive_timeout=self.read_timeout, access_log=None,
                                      logger=_RequestErrorLog(logging.getLogger("aiohttp.server"), {}),
-                                     shutdown_timeout=self.shutdown_grace)
+                                     shutdown_timeout=self.STOP_SECONDS, auto_decompress=False)
         self._loop.run_until_complete(self._runner.setup())
         try:
             listener = socket.create_server((self._host, self.port), backlog=1024)
@@ -121,18 +137,34 @@ class WebServer:
         return self
 
     def stop(self) -> None:
-        """Closes the port, answers the requests in progress (for up to `shutdown_grace` seconds), then stops."""
+        """Closes the port, answers the requests in progress for up to `shutdown_grace` seconds and 503 to those
+        left, then stops."""
         if self._thread is None:
             return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=self.shutdown_grace + 30)
+        asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result(
+            timeout=self.shutdown_grace + 3 * self.STOP_SECONDS + 30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._thread = None
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def _shut_down(self) -> None:
+        for site in list(self._runner.sites):  # No new connections.
+            await site.stop()
+        deadline = self._loop.time() + self.shutdown_grace
+        while self._pending and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self._work_wanted.clear()
+        self._stopping.set()
+        await self._runner.cleanup()
+
+    def wants_work(self) -> bool:
+        """Whether work in progress is still wanted: False once `stop`'s grace has passed (thread-safe)."""
+        return self._work_wanted.is_set()
+
     async def read_body(self, request: web.Request) -> bytes:
-        """The request body, refused (413) when over `max_body_bytes`, (408) when slower than `read_timeout`, and
-        (400) when its Content-Encoding does not decode.
+        """The request body, refused (413) when over `max_body_bytes`, sent or inflated, (408) when slower than
+        `read_timeout`, (415) in a Content-Encoding other than `CONTENT_ENCODINGS`, and (400) when it does not decode.
 
         Bodies of more than `SMALL_BODY_BYTES` (or of a length not given) are read `max_pending` at a time, later
         ones refused (503): slow senders of large bodies hold at most `max_pending` x `max_body_bytes` of memory,
@@ -141,29 +173,58 @@ class WebServer:
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             raise RequestRefused(413, f"The request body has {request.content_length} bytes; this server reads "
                                       f"up to {self.max_body_bytes} (max_body_bytes).")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in CONTENT_ENCODINGS:
+            raise RequestRefused(415, f"Content-Encoding {encoding!r} is not read; send the body as it is, or in "
+                                      f"{', '.join(e for e in CONTENT_ENCODINGS if e != 'identity')}.")
         large = request.content_length is None or request.content_length > SMALL_BODY_BYTES
         if large and self._large_reads >= self.max_pending:
             raise RequestRefused(503, f"The server is busy ({self.max_pending} large request bodies arriving); "
                                       "retry later.")
         self._large_reads += large
         try:
-            return await asyncio.wait_for(request.read(), self.read_timeout)
+            body = await asyncio.wait_for(request.read(), self.read_timeout)
+            if CONTENT_ENCODINGS[encoding] is None:
+                return body
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self._inflate, body, encoding, CONTENT_ENCODINGS[encoding])
         except asyncio.TimeoutError:
             raise RequestRefused(408, f"The request body did not arrive within {self.read_timeout} s.") from None
         except ConnectionError:  # The client left: nothing to answer.
             raise RequestRefused(400, "The connection closed before the request body arrived.") from None
-        except web_protocol.RequestPayloadError as error:  # E.g. Content-Encoding: gzip on a body that is not.
+        except web_protocol.RequestPayloadError as error:  # A chunked body cut short, or malformed.
             reason = str(error).strip().splitlines()[-1].strip()  # Its first line is "400, message:".
             raise RequestRefused(400, f"The request body could not be read: {reason}.") from None
         finally:
             self._large_reads -= large
 
+    def _inflate(self, body: bytes, encoding: str, window_bits: int) -> bytes:
+        """`body` inflated, at most `max_body_bytes` of it (413 beyond; 400 when it is not `encoding`)."""
+        inflater = zlib.decompressobj(window_bits)
+        try:
+            data = inflater.decompress(body, self.max_body_bytes + 1)
+        except zlib.error:
+            raise RequestRefused(400, f"The request body could not be read: it is not {encoding} data.") from None
+        if len(data) > self.max_body_bytes:
+            raise RequestRefused(413, f"The request body inflates to more than {self.max_body_bytes} bytes; this "
+                                      "server reads up to that (max_body_bytes).")
+        if not inflater.eof:
+            raise RequestRefused(400, f"The request body could not be read: its {encoding} data is cut short.")
+        return data
+
     async def run(self, function: Callable[..., Any], *args) -> Any:
-        """Runs blocking `function(*args)` in a worker thread; 503 when `max_pending` requests already wait."""
+        """Runs blocking `function(*args)` in a worker thread; 503 when `max_pending` requests already wait, or when
+        `stop`'s grace passes before it ends."""
         if self._pending >= self.max_pending:
             raise RequestRefused(503, f"The server is busy ({self.max_pending} requests in progress); retry later.")
         self._pending += 1
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+            work = asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+            await asyncio.wait((work, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():  # The grace has passed: the work stops where it asks `wants_work`.
+                raise RequestRefused(503, "The server is stopping; retry the request.")
+            return work.result()
         finally:
+            stopping.cancel()
             self._pending -= 1

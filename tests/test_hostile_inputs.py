@@ -5,6 +5,7 @@ API and the export signatures) whose address space is capped once the model is
 loaded, and whose peak resident memory is measured around each input.
 """
 
+import gzip
 import json
 import os
 import re
@@ -159,8 +160,8 @@ def server_process(artifacts):
     process.wait()
 
 
-def _rest_post(url, body: bytes, timeout=60):
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+def _rest_post(url, body: bytes, timeout=60, headers=None):
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
@@ -355,6 +356,54 @@ def test_a_stopping_web_server_answers_the_requests_in_progress_and_takes_no_new
     assert answers == [(200, {"done": True})] and 1 < stopped_after < 30
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, data=b"{}", timeout=5)
+
+
+def test_a_stopping_web_server_answers_503_to_what_its_grace_leaves_and_stops_that_work():
+    started, steps = threading.Event(), []
+
+    async def endless(server, request):
+        def work():
+            started.set()
+            while server.wants_work():  # As the model's chunks ask.
+                steps.append(1)
+                time.sleep(0.05)
+            return {"done": True}
+
+        return await server.run(work)
+
+    server = web.WebServer([("POST", "/endless", endless)], shutdown_grace=1).start()
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(_rest_post(f"http://127.0.0.1:{server.port}/endless",
+                                                                        b"{}")))
+    request.start()
+    assert started.wait(30)
+    begun = time.monotonic()
+    server.stop()
+    stopped_after = time.monotonic() - begun
+    request.join(30)
+    assert answers == [(503, {"error": "The server is stopping; retry the request."})]
+    assert 1 <= stopped_after < 1 + 2 * web.WebServer.STOP_SECONDS
+    taken = len(steps)
+    time.sleep(0.3)
+    assert len(steps) == taken  # The work stopped.
+
+
+def test_a_small_body_that_inflates_past_the_limit_is_refused_without_inflating_it():
+    async def echo(server, request):
+        return {"bytes": len(await server.read_body(request))}
+
+    server = web.WebServer([("POST", "/echo", echo)], max_body_bytes=1 << 20).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/echo"
+        bomb = gzip.compress(b" " * (1 << 28))  # 256 MiB of spaces in 256 KB.
+        begun = time.monotonic()
+        status, answer = _rest_post(url, bomb, headers={"Content-Encoding": "gzip"})
+        assert (status, answer) == (413, {"error": "The request body inflates to more than 1048576 bytes; this "
+                                                   "server reads up to that (max_body_bytes)."})
+        assert time.monotonic() - begun < 10
+        assert _rest_post(url, gzip.compress(b"x" * 1000), headers={"Content-Encoding": "gzip"}) == (200, {"bytes": 1000})
+    finally:
+        server.stop()
 
 
 def test_sigterm_stops_the_server_after_answering_the_request_in_progress(server_process):

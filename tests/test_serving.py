@@ -3,6 +3,7 @@
 import base64
 import concurrent.futures
 import contextlib
+import gzip
 import importlib.util
 import json
 import os
@@ -16,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from unittest import mock
 
 import grpc
@@ -497,6 +499,11 @@ def test_grpc_large_and_odd_batches(served, running):
     assert outputs["truncated"].tolist() == [False, False, False, True]
 
 
+def _rest_json(url, body, headers=None):
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers or {}), timeout=60) as response:
+        return json.loads(response.read())
+
+
 def test_rest_bad_requests(running, caplog):
     import urllib.error
     import urllib.request
@@ -515,11 +522,21 @@ def test_rest_bad_requests(running, caplog):
             urllib.request.urlopen(urllib.request.Request(url, body), timeout=30)
         assert error.value.code == status
         assert "error" in json.loads(error.value.read())
-    # A body that its Content-Encoding does not decode.
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(urllib.request.Request(url, b"not gzip", {"Content-Encoding": "gzip"}), timeout=30)
-    assert error.value.code == 400 and json.loads(error.value.read())["error"] == (
-        "The request body could not be read: Can not decode content-encoding: gzip.")
+    # A body that its Content-Encoding does not decode, or in one not read.
+    for body, encoding, status, message in (
+            (b"not gzip", "gzip", 400, "The request body could not be read: it is not gzip data."),
+            (gzip.compress(b'{"instances": ["Alan Bean"]}')[:-12], "gzip", 400,
+             "The request body could not be read: its gzip data is cut short."),
+            (b"{}", "br", 415, "Content-Encoding 'br' is not read; send the body as it is, or in gzip, x-gzip, "
+                               "deflate.")):
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Encoding": encoding}), timeout=30)
+        assert error.value.code == status and json.loads(error.value.read())["error"] == message
+    # A gzip or deflate body reads as the same JSON.
+    instances = json.dumps({"instances": ["Alan Bean was born in Texas ."]}).encode()
+    plain = _rest_json(url, instances)
+    for body, encoding in ((gzip.compress(instances), "gzip"), (zlib.compress(instances), "deflate")):
+        assert _rest_json(url, body, {"Content-Encoding": encoding}) == plain
     # Another model; the status of a version not served (GET).
     for wrong, body in ((url.replace("/rin:", "/other:"), b"{}"), (url.replace(":predict", "/versions/7"), None)):
         with pytest.raises(urllib.error.HTTPError) as error:
@@ -743,6 +760,17 @@ def test_server_picks_up_a_new_version(served, tmp_path):
     assert version == 2
     assert_same_triples(triples_from_outputs(outputs), newer.predict(RAW_SENTENCES))
     assert newer.predict(RAW_SENTENCES) != extractor.predict(RAW_SENTENCES)
+    # Version 2 removed and another export written under its number: the server loads it, once.
+    shutil.rmtree(base / "2")
+    export.export_version(extractor, str(base), 2)
+    loads = []
+    with mock.patch.object(model, "_load", side_effect=lambda version: (loads.append(version),
+                                                                        server.ServedModel._load(model, version))):
+        model.refresh()
+        model.refresh()
+    assert loads == [2]
+    outputs, _ = model.predict(contract.SENTENCES_SIGNATURE, {"sentences": np.array(RAW_SENTENCES, object)})
+    assert_same_triples(triples_from_outputs(outputs), extractor.predict(RAW_SENTENCES))
 
 
 def test_a_version_that_fails_to_load_is_tried_again_a_few_times_then_left(served, tmp_path):
