@@ -80,12 +80,13 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
         record = {"model": model.uri, "fingerprint": model.fingerprint,
                   "partial_f1": evaluation.properties["partial_f1"]}
         write_atomically(baseline_path, lambda path: _write_json(path, record))
-    # A reused evaluation was blessed against the baseline of its day: a push now (its version folder removed since)
-    # holds it against today's, so that an older command cannot push its model over a better one blessed since.
+    # A reused evaluation was blessed against the baseline of its day: the push holds it against today's, so that an
+    # older command cannot push its model over a better one blessed since. The refusals are part of the Pusher's
+    # fingerprint: once they change, it decides again.
     refusals = (evaluation.properties["reasons"] if evaluated or not evaluation.properties["blessed"] else
                 evaluator.blessing_refusals(config.evaluator, evaluation.properties["partial_f1"], baseline_f1))
     pushed = component("Pusher", config.pusher, {"model": model, "blessing": evaluation},
-                       lambda out: pusher.run(config.pusher, model.uri, not refusals, out),
+                       lambda out: pusher.run(config.pusher, model.uri, not refusals, out), {"refusals": refusals},
                        reusable=lambda artifact: pusher.still_pushed(artifact, model.uri), resumes=True)
     artifacts = {"ExampleGen": examples, "StatisticsGen": statistics, "Trainer": model,
                  "Evaluator": evaluation, "Pusher": pushed}

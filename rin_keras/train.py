@@ -297,7 +297,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     """
     cluster.check_strategy(strategy)
     check_before_training(config, model_dir, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
-                          benchmark=corpus is None and not dataset_dir, data=run_data(config, dataset_dir))
+                          benchmark=corpus is None and not dataset_dir, data=run_data(config, _folder_of(
+                              dataset_dir, corpus)))
     if strategy == "data_parallel":
         cluster.start()
         cluster.check_same_settings({"config": dataclasses.asdict(config), "patience": patience,
@@ -313,7 +314,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             cleanup.callback(shutil.rmtree, model_dir, ignore_errors=True)  # However the run ends.
         corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
         config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source,
-                                                            run_data(config, dataset_dir))
+                                                            run_data(config, _folder_of(dataset_dir, corpus)))
         if cluster.is_chief:
             cluster.barrier("run_dir")
         keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
@@ -410,8 +411,13 @@ def check_dataset_dir(directory: str) -> None:
 
 
 def run_data(config: RINConfig, dataset_dir: str | None) -> str:
-    """What a run trains on: a user's folder (its absolute path), else `<dataset>/<builder config>`."""
-    return os.path.abspath(dataset_dir) if dataset_dir else f"{config.dataset}/{config.builder_config}"
+    """What a run trains on: a user's folder (its real path), else `<dataset>/<builder config>`."""
+    return os.path.realpath(dataset_dir) if dataset_dir else f"{config.dataset}/{config.builder_config}"
+
+
+def _folder_of(dataset_dir: str | None, corpus: Corpus | None) -> str | None:
+    """The user folder a run trains on: `dataset_dir`, or that of a `casrel_folder` corpus given instead."""
+    return dataset_dir or getattr(corpus, "user_folder", None)
 
 
 def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | None, tfds_data_dir: str | None,
@@ -590,7 +596,7 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
     monitor = selection_metric(config)
     past_scores = dev_scores_so_far(history_csv, monitor)
     if past_scores:
-        _check_best_model(best_path, len(past_scores))
+        _check_best_model(best_path, len(past_scores), RunBackup.training_ended(backup_dir))
     # An epoch logged after the backup's last one is trained again: the plateau counts leave it out, while
     # best.keras, saved before the epoch was logged, may hold it.
     counted = dev_scores_so_far(history_csv, monitor, before_epoch=RunBackup.saved_epoch(backup_dir))
@@ -616,9 +622,9 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
     return callbacks
 
 
-def _check_best_model(best_path: str, epochs: int) -> None:
+def _check_best_model(best_path: str, epochs: int, training_ended: bool) -> None:
     """Checks that the `best.keras` of a run whose history.csv logs `epochs` epochs is whole (its zip members read
-    back with their checksums), before a resumed run trains on.
+    back with their checksums), before a resumed run trains on or, where its training ended, is scored.
 
     Raises:
         BackupError: it is missing or damaged; the message says how to go on.
@@ -631,8 +637,10 @@ def _check_best_model(best_path: str, epochs: int) -> None:
         reason = str(error)
     if reason:
         folder = os.path.dirname(best_path)
-        raise BackupError(f"{best_path} cannot be read ({reason}), so the best of the {epochs} epochs history.csv "
-                          f"logs is lost: delete best.keras and history.csv in {folder} to go on from the backup and "
+        lost = f"{best_path} cannot be read ({reason}), so the best of the {epochs} epochs history.csv logs is lost"
+        if training_ended:
+            raise BackupError(f"{lost}, and the run has trained all its epochs: delete the folder to train it again.")
+        raise BackupError(f"{lost}: delete best.keras and history.csv in {folder} to go on from the backup and "
                           "choose among the epochs to come, or delete the folder to train again.")
 
 
@@ -649,7 +657,7 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
         "dataset": corpus.name,
         "config": config.__dict__,
         "train_seconds": round(_train_seconds(history_csv, monitor), 1),
-        "best_epoch": _best_epoch(dev_scores_so_far(history_csv, monitor)),
+        "best_epoch": _best_epoch(history_rows(history_csv, monitor), monitor),
     }
     seen = train_relations(corpus, max_train_sentences)
     results["validation"] = evaluate_split(best, corpus, "validation", seen_relations=seen)
@@ -681,9 +689,10 @@ def _train_seconds(history_csv: str, monitor: str) -> float:
     return sum(float(r.get("epoch_seconds") or 0) for r in history_rows(history_csv, monitor))
 
 
-def _best_epoch(scores: list[float]) -> int:
-    """The 1-based epoch of the best score (the first of equals, as ModelCheckpoint keeps it)."""
-    return 1 + scores.index(max(scores))
+def _best_epoch(rows: list[dict], monitor: str) -> int:
+    """The 1-based epoch of the `history_rows` row of the best `monitor` score (the first of equals, as
+    ModelCheckpoint keeps it)."""
+    return 1 + int(max(rows, key=lambda row: float(row[monitor]))["epoch"])
 
 
 def default_model_dir(config: RINConfig, dataset_dir: str | None = None) -> str:

@@ -174,7 +174,6 @@ def test_a_reused_evaluation_is_not_pushed_again_over_a_better_model_blessed_sin
     assert "BulkInferrer" not in again and not (root / "serving").exists()
     # Against the baseline it was blessed on, the same evaluation pushes.
     (root / rin_pipeline.BASELINE_FILE).unlink()
-    shutil.rmtree(again["Pusher"].uri)
     with testing.dummy_checksums("webnlg"):
         assert rin_pipeline.run_pipeline(config)["Pusher"].properties["version"] == 1
 

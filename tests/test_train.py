@@ -351,11 +351,15 @@ def test_a_damaged_best_model_stops_the_resume_before_training(tmp_path):
             pytest.raises(callbacks.BackupError, match=r"best.keras cannot be read \(.+\), so the best of the 2 epochs "
                                                        r"history.csv logs is lost: delete best.keras and history.csv"):
         _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)
+    # A run that trained all its epochs has none to come: it is trained again.
+    with pytest.raises(callbacks.BackupError, match=r"lost, and the run has trained all its epochs: delete the folder"):
+        train._check_best_model(str(run / "best.keras"), 2, training_ended=True)
     # As the message says: the run goes on from the backup and chooses among the epochs to come.
     (run / "best.keras").unlink()
     (run / "history.csv").unlink()
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted):
-        assert _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)["best_epoch"] == 1
+        # Epochs 3 and 4 (40, 30) are logged: the best is the third, by its row's epoch.
+        assert _train(run, tmp_path / "tfds", epochs=4, **NO_WORD_FEATURES)["best_epoch"] == 3
 
 
 def test_a_stop_while_scoring_is_finished_by_the_same_command_without_training_again(tmp_path):
@@ -470,7 +474,7 @@ def test_an_epoch_logged_twice_counts_once_by_its_better_score(tmp_path, rerun_s
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     assert callbacks.dev_scores_so_far(str(history), "val_partial_f1") == [50.0, kept, 54.0]
     assert train._train_seconds(str(history), "val_partial_f1") == (34.0 if kept == 57.0 else 35.0)
-    assert train._best_epoch(callbacks.dev_scores_so_far(str(history), "val_partial_f1")) == 2
+    assert train._best_epoch(callbacks.history_rows(str(history), "val_partial_f1"), "val_partial_f1") == 2
     train.plot_history(str(history), str(tmp_path / "dev_f1.png"), "val_partial_f1")
     assert callbacks.history_rows(str(tmp_path / "missing.csv"), "val_partial_f1") == []
 

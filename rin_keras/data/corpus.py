@@ -119,9 +119,15 @@ class Corpus:
         corpus = cls(tfds.builder(f"{dataset}/{variant}", data_dir=data_dir), manual_dir or casrel.default_manual_dir())
         return [split for split in casrel.SPLIT_FILES if os.path.exists(corpus.split_path(split))]
 
+    @property
+    def user_folder(self) -> str | None:
+        """The user's folder the corpus was built from (None for a benchmark)."""
+        if isinstance(self.builder.builder_config, casrel_folder_dataset_builder.FolderConfig):
+            return self.manual_dir
+        return None
+
     def _missing_split_message(self, split: str) -> str:
-        folder = isinstance(self.builder.builder_config, casrel_folder_dataset_builder.FolderConfig)
-        guide = "docs/custom_data.md" if folder else "README.md, 'Get the data'"
+        guide = "docs/custom_data.md" if self.user_folder else "README.md, 'Get the data'"
         return (f"{self.name} has no {split!r} split: {self.split_path(split)} is missing. "
                 f"Add the file there (see {guide}) and run again; the split is then built.")
 
