@@ -348,14 +348,14 @@ class ServedModel:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"Input {key!r} declares shape {dims} ({math.prod(dims)} strings) and carries "
                                    f"{len(values)}; send every string.")
-            size += sum(_text_size(v) for v in values)
+            size += _texts_size(values)
             self.check_limits(rows, size)
         return {key: tf.make_ndarray(proto) for key, proto in protos.items()}
 
     def _check_size(self, inputs: dict[str, np.ndarray]) -> None:
         """Refuses NumPy inputs over the limits (see `check_limits`)."""
         rows = max((len(value) if value.ndim else 1) for value in inputs.values())
-        self.check_limits(rows, sum(_text_size(item) for value in inputs.values() for item in value.flat))
+        self.check_limits(rows, sum(_texts_size(value.ravel().tolist()) for value in inputs.values()))
 
     def check_limits(self, rows: int, size: int) -> None:
         """Refuses a request of more than `max_request_sentences` rows or `max_request_bytes` of text, where
@@ -373,6 +373,16 @@ class ServedModel:
 def _text_size(item) -> int:
     """The bytes a string counts toward `max_request_bytes`: its length, at least 1."""
     return max(len(item), 1) if isinstance(item, (bytes, str)) else 1
+
+
+def _texts_size(items) -> int:
+    """The sum of `_text_size` over a sequence, counted in C (a request's millions of tokens took seconds of the
+    interpreter, holding back the other requests); an item that has a length but is no string (a list in a REST
+    request) counts its length, at least 1."""
+    try:
+        return sum(map(len, items)) + len(items) - sum(map(bool, items))  # An empty item counts 1.
+    except TypeError:  # An item without a length (a number in a REST request) counts 1.
+        return sum(_text_size(item) for item in items)
 
 
 def _concatenate(chunks: list[dict]) -> dict:

@@ -388,6 +388,16 @@ def test_a_stopping_web_server_answers_503_to_what_its_grace_leaves_and_stops_th
     assert len(steps) == taken  # The work stopped.
 
 
+def test_text_counted_toward_the_limit_is_each_strings_length_at_least_one():
+    from serving import server as serving_server
+
+    strings = [b"", b"abc", "d\u00e9", b"", "x" * 10]
+    assert serving_server._texts_size(strings) == sum(map(serving_server._text_size, strings)) == 1 + 3 + 2 + 1 + 10
+    mixed = [b"ab", 3, None, "", 2.5]  # What a REST body may hold where strings go: each non-string counts 1.
+    assert serving_server._texts_size(mixed) == sum(map(serving_server._text_size, mixed)) == 6
+    assert serving_server._texts_size([]) == 0
+
+
 def test_a_small_body_that_inflates_past_the_limit_is_refused_without_inflating_it():
     async def echo(server, request):
         return {"bytes": len(await server.read_body(request))}
