@@ -345,6 +345,14 @@ def test_a_stopping_web_server_answers_the_requests_in_progress_and_takes_no_new
 
     server = web.WebServer([("POST", "/slow", slow)], shutdown_grace=30).start()
     url = f"http://127.0.0.1:{server.port}/slow"
+    answers, stopped_after = _stopped_during_a_request(server, url, started)
+    assert answers == [(200, {"done": True})] and 1 < stopped_after < 30
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, data=b"{}", timeout=5)
+
+
+def _stopped_during_a_request(server, url, started):
+    """Stops `server` once a request to `url` has `started`; returns its answers and the seconds `stop` took."""
     answers = []
     request = threading.Thread(target=lambda: answers.append(_rest_post(url, b"{}")))
     request.start()
@@ -353,9 +361,7 @@ def test_a_stopping_web_server_answers_the_requests_in_progress_and_takes_no_new
     server.stop()
     stopped_after = time.monotonic() - begun
     request.join(30)
-    assert answers == [(200, {"done": True})] and 1 < stopped_after < 30
-    with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(url, data=b"{}", timeout=5)
+    return answers, stopped_after
 
 
 def test_a_stopping_web_server_answers_503_to_what_its_grace_leaves_and_stops_that_work():
@@ -372,15 +378,7 @@ def test_a_stopping_web_server_answers_503_to_what_its_grace_leaves_and_stops_th
         return await server.run(work)
 
     server = web.WebServer([("POST", "/endless", endless)], shutdown_grace=1).start()
-    answers = []
-    request = threading.Thread(target=lambda: answers.append(_rest_post(f"http://127.0.0.1:{server.port}/endless",
-                                                                        b"{}")))
-    request.start()
-    assert started.wait(30)
-    begun = time.monotonic()
-    server.stop()
-    stopped_after = time.monotonic() - begun
-    request.join(30)
+    answers, stopped_after = _stopped_during_a_request(server, f"http://127.0.0.1:{server.port}/endless", started)
     assert answers == [(503, {"error": "The server is stopping; retry the request."})]
     assert 1 <= stopped_after < 1 + 2 * web.WebServer.STOP_SECONDS
     taken = len(steps)
