@@ -72,12 +72,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     """
 
     ENDED_MARKER = "training_ended"
+    METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": epochs done, "batch": ...}.
 
     def __init__(self, backup_dir: str, num_workers: int = 1):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.num_workers = num_workers
-
-    METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": epochs done, "batch": ...}.
 
     @classmethod
     def saved_epoch(cls, backup_dir: str) -> int:
