@@ -64,8 +64,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` that outlives `fit` and reports a backup it cannot restore in one line.
 
     `RINModel.save_weights` renames each backup into place when whole, and the epoch it ends
-    (`training_metadata.json`) follows it the same way, so an interruption leaves the last one; a backup damaged
-    otherwise (a full disk, another program) would end in Keras's traceback of variable counts
+    (`training_metadata.json`) follows it the same way, so an interruption leaves the last one (a stop between the
+    two renames, microseconds apart, trains that epoch once more); a backup damaged otherwise (a full disk, another program) would end in Keras's traceback of variable counts
     (`BackupError`). When `fit` ends (its last epoch, or early stopping) the backup stays, marked as ended
     (`training_ended`): the run is not over until its dev and test scores are written, and the caller removes the
     folder then. A run stopped while it scores is finished by the same command, without training again.
