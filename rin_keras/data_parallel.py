@@ -12,6 +12,10 @@ all) but write to a temporary copy of the chief's run state, so the model folder
         --num_workers=2 --worker_index=0 --coordinator_address=10.0.0.1:23456     # on 10.0.0.1
     ... the same with --worker_index=1                                             # on the second machine
 
+A worker that does not join (not started, or started with another `--coordinator_address` or `--num_workers`)
+stops the others once JAX's coordination service gives up waiting for it (5 minutes), with a fatal error that
+Python cannot catch (`DEADLINE_EXCEEDED` ... `Terminating process`); each worker logs whom it waits for first.
+
 (TensorFlow's `MultiWorkerMirroredStrategy` cannot run Keras 3's `fit`: keras-team/keras#20585.)
 """
 
@@ -78,6 +82,8 @@ class Cluster:
 
             # CPU devices exchange gradients through Gloo (GPUs and TPUs use their own collectives).
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            logging.info("Worker %d of %d: waiting for every worker at %s (JAX stops this process after 5 minutes "
+                         "if one does not join).", self.worker_index, self.num_workers, self.coordinator_address)
             keras.distribution.initialize(self.coordinator_address, self.num_workers, self.worker_index)
         # Each worker feeds its own slice of every batch (`shard_batches`), so Keras must not shard again.
         keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False))
