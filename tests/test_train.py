@@ -171,6 +171,18 @@ def test_run_folder_checks_what_a_rerun_would_lose_or_mix(tmp_path):
         train.check_run_dir(asked, str(run))
 
 
+def test_a_run_names_a_folder_it_trains_on_by_its_real_path(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    config = RINConfig.for_dataset("webnlg")
+    assert train.run_data(config, str(tmp_path / "link")) == train.run_data(config, str(tmp_path / "data")) == str(
+        (tmp_path / "data").resolve())
+    assert train.run_data(config, None) == "webnlg/partial"
+    # A folder given as a corpus (`train.train(corpus=...)`) is that folder too.
+    corpus = Corpus.from_folder(os.path.join(REPO, "tests", "data", "custom_jsonl"), str(tmp_path / "tfds"))
+    assert train._folder_of(None, corpus) == corpus.user_folder == os.path.join(REPO, "tests", "data", "custom_jsonl")
+
+
 def test_the_variants_f1_selects_the_model(tmp_path):
     scripted = [{"partial": 50.0, "exact": 10.0}, {"partial": 10.0, "exact": 40.0}, {"partial": 60.0, "exact": 5.0}]
 
