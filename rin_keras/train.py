@@ -296,9 +296,9 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         FileNotFoundError: a benchmark's train or validation file is missing (`Corpus.check_splits`).
     """
     cluster.check_strategy(strategy)
+    data = run_data(config, _folder_of(dataset_dir, corpus))
     check_before_training(config, model_dir, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
-                          benchmark=corpus is None and not dataset_dir, data=run_data(config, _folder_of(
-                              dataset_dir, corpus)))
+                          benchmark=corpus is None and not dataset_dir, data=data)
     if strategy == "data_parallel":
         cluster.start()
         cluster.check_same_settings({"config": dataclasses.asdict(config), "patience": patience,
@@ -313,8 +313,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             model_dir = cluster.worker_dir(model_dir)
             cleanup.callback(shutil.rmtree, model_dir, ignore_errors=True)  # However the run ends.
         corpus = corpus or _open_corpus(config, data_dir, dataset_dir, tfds_data_dir)
-        config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source,
-                                                            run_data(config, _folder_of(dataset_dir, corpus)))
+        config, preprocessor, pretrained = _prepare_run_dir(config, model_dir, corpus, pretrained_source, data)
         if cluster.is_chief:
             cluster.barrier("run_dir")
         keras.utils.set_random_seed(config.seed)  # After the data preparation, whose draws differ between workers.
@@ -416,8 +415,8 @@ def run_data(config: RINConfig, dataset_dir: str | None) -> str:
 
 
 def _folder_of(dataset_dir: str | None, corpus: Corpus | None) -> str | None:
-    """The user folder a run trains on: `dataset_dir`, or that of a `casrel_folder` corpus given instead."""
-    return dataset_dir or getattr(corpus, "user_folder", None)
+    """The user folder a run trains on: `dataset_dir`, or that of a corpus given instead (`Corpus.user_folder`)."""
+    return dataset_dir or (corpus.user_folder if corpus is not None else None)
 
 
 def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | None, tfds_data_dir: str | None,

@@ -223,6 +223,8 @@ class RecordCorpus(Corpus):
 
     SPLITS_FILE = "splits.json"
 
+    user_folder = None  # A pipeline's examples, whatever data they were made from.
+
     def __init__(self, directory: str):  # pylint: disable=super-init-not-called
         self.directory = directory
         with open(os.path.join(directory, self.SPLITS_FILE), encoding="utf-8") as f:
@@ -273,6 +275,10 @@ class FolderCorpus(Corpus):
     """
 
     RAW_FILES = {"train": "raw_train.jsonl", "validation": "raw_val.jsonl", "test": "raw_test.jsonl"}
+
+    @property
+    def user_folder(self) -> str:
+        return self.directory
 
     def __init__(self, directory: str, relation_names: list[str],  # pylint: disable=super-init-not-called
                  drop_unknown_relations: bool = False):
