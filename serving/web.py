@@ -86,14 +86,14 @@ class WebServer:
         self._host, self.port = host, port
         self._pending = 0
         self._large_reads = 0
-        self._stopping = asyncio.Event()  # Set when the grace has passed: the work left is answered 503.
+        self._loop = asyncio.new_event_loop()
+        self._stopping = self._loop.create_future()  # Done when the grace has passed: the work left is answered 503.
         self._work_wanted = threading.Event()  # Cleared then, for the worker threads (`wants_work`).
         self._work_wanted.set()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="web")
         self._app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_json])
         for method, path, handler in routes:
             self._app.router.add_route(method, path, self._bind(handler))
-        self._loop = asyncio.new_event_loop()
         self._runner = None
         self._thread = None
 
@@ -155,7 +155,7 @@ class WebServer:
         while self._pending and self._loop.time() < deadline:
             await asyncio.sleep(0.05)
         self._work_wanted.clear()
-        self._stopping.set()
+        self._stopping.set_result(None)
         await self._runner.cleanup()
 
     def wants_work(self) -> bool:
@@ -218,13 +218,11 @@ class WebServer:
         if self._pending >= self.max_pending:
             raise RequestRefused(503, f"The server is busy ({self.max_pending} requests in progress); retry later.")
         self._pending += 1
-        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-            await asyncio.wait((work, stopping), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((work, self._stopping), return_when=asyncio.FIRST_COMPLETED)
             if not work.done():  # The grace has passed: the work stops where it asks `wants_work`.
                 raise RequestRefused(503, "The server is stopping; retry the request.")
             return work.result()
         finally:
-            stopping.cancel()
             self._pending -= 1
