@@ -194,6 +194,9 @@ def config_from_flags() -> RINConfig:
     if FLAGS.encoder == "bert" and not FLAGS.preset:
         raise SystemExit("rin_keras.train: --encoder=bert needs --preset (a keras-hub preset name or a local preset "
                          "folder).")
+    if FLAGS.preset and FLAGS.encoder != "bert":
+        raise SystemExit(f"rin_keras.train: --preset names the checkpoint of a BERT encoder; add --encoder=bert (this "
+                         f"command would train a {FLAGS.encoder}).")
     fields = config_flag_values()
     if FLAGS.dataset_dir:
         if FLAGS["dataset"].present:
@@ -436,13 +439,17 @@ def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | 
 
 
 def check_preset(preset: str) -> None:
-    """Checks that the keras-hub preset of a BERT encoder loads (its tokenizer), before the run folder is written.
+    """Checks that the keras-hub preset of a BERT encoder loads (its tokenizer, and its backbone with the weights),
+    before the run folder is written.
 
     Raises:
         ValueError: it does not; the message names it.
     """
+    import keras_hub
+
     try:
         features.preset_tokenizer(preset)
+        keras_hub.models.Backbone.from_preset(preset)
     except (ValueError, OSError) as e:
         reason = str(e).strip().split("\n")[0].split(". ")[0].rstrip(".:")  # keras-hub's first sentence.
         raise ValueError(f"--preset={preset} does not load as a keras-hub BERT preset (a preset name, or a folder "

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from rin_keras import RINConfig, export, train
-from rin_keras.data import features
+from rin_keras.data import dataset, features
 from rin_keras.data.features import WordPieces
 from rin_keras.layers.encoders import POOLER_LAYER
 from rin_keras.model import build_rin
@@ -65,6 +65,40 @@ def test_word_pieces_align_words_to_sub_tokens(word_piece, positions):
     assert inputs["piece_ids"].tolist()[2][:5] == [2, 6, 7, 1, 3]
     long = _featurize(WordPieces(featurizer.tokenizer, word_piece, max_pieces=6), [["Alan"] * 10])
     assert long["piece_ids"].shape == (1, 6) and long["word_pieces"].max() == 4
+
+
+def test_training_and_scoring_read_the_words_prediction_reads():
+    """Words past the backbone's pieces are cut from training and scoring examples, as prediction cuts them; their
+    triples count as dropped."""
+    featurizer = WordPieces(keras_hub.models.BertTokenizer(vocabulary=PIECES, lowercase=True), "last", max_pieces=11)
+    # Nine pieces fit between [CLS] and [SEP]: alan bean born in bean ##s bean ##s bean; the third "Beans" is cut.
+    tokens = ["Alan", "Bean", "born", "in", "Beans", "Beans", "Beans", "Texas"]
+    span = lambda start, end: {"start": start, "end": end, "head": end - 1}  # noqa: E731
+    example = {
+        "tokens": tf.constant(tokens),
+        "entities": {"start": tf.constant([0, 7]), "end": tf.constant([2, 8])},
+        "triples": {"subject": {k: tf.constant([v, v]) for k, v in span(0, 2).items()},
+                    "object": {k: tf.constant(v) for k, v in {"start": [5, 7], "end": [6, 8], "head": [5, 7]}.items()},
+                    "relation": tf.constant([1, 2])},
+    }
+    encoded = dataset.encoder(featurizer, max_length=100)(example)
+    read = int(featurizer.words_read(tf.ragged.constant([tokens]))[0])
+    assert read == int(encoded["length"]) == 6
+    assert int(encoded["truncated_tokens"]) == 2 and int(encoded["dropped_triples"]) == 1
+    assert encoded["relations"].numpy().tolist() == [[1, 5, 1]]
+    assert encoded["tags"].numpy().tolist() == [0, 2, 4, 4, 4, 4]  # B E O O O O: "Texas" is not read.
+    assert encoded["word_pieces"].numpy().tolist() == [1, 2, 3, 4, 6, 8]
+
+
+def test_a_preset_without_its_weights_is_refused_before_the_run_folder_is_written(tiny_preset, tmp_path):
+    preset = shutil.copytree(tiny_preset, tmp_path / "no_weights")
+    os.remove(preset / "model.weights.h5")  # Its tokenizer and backbone config still load.
+    config = RINConfig.for_dataset("custom", variant="exact", encoder="bert", preset=str(preset), hidden_dim=8,
+                                   rounds=1, batch_size=4, epochs=1)
+    with pytest.raises(ValueError, match="does not load as a keras-hub BERT preset"):
+        train.train(config, str(tmp_path / "run"), tfds_data_dir=str(tmp_path / "tfds"),
+                    dataset_dir=os.path.join(os.path.dirname(__file__), "data", "custom_jsonl"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_padding_invariance_and_float32_heads(tiny_preset):

@@ -661,6 +661,9 @@ def test_cli_flags_mirror_the_config():
     with flagsaver.flagsaver(pretrained_vectors="none", entity_substitution_rate=0.5):
         with pytest.raises(SystemExit, match="pretrained table"):
             train.config_from_flags()
+    with flagsaver.flagsaver(preset="some/preset"):  # Without --encoder=bert it would train a BiLSTM.
+        with pytest.raises(SystemExit, match="add --encoder=bert"):
+            train.config_from_flags()
 
 
 @pytest.mark.slow

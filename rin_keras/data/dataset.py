@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.features import MAX_WORD_CHARS, WordIds
+from rin_keras.data.features import MAX_WORD_CHARS, WordIds, WordPieces
 from rin_keras.data.numpy_batches import IGNORE, bucket_batch_size
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import TAGS
@@ -31,13 +31,14 @@ def encoder(featurizer, max_length: int):
     The encoded example holds the model inputs of `featurizer` (e.g. `token_ids`
     [n]), `tags` [n] (BIESO ids), `relations` [t, 3] (subject head, object head,
     relation id), `length`, and the counts `truncated_tokens` and
-    `dropped_triples` caused by `max_length`; an `index` travels along.
+    `dropped_triples` caused by the cut at `read_length`; an `index` travels along.
+    An example that holds its `read_length` already is cut there.
     """
 
     def encode(example):
         tokens = example["tokens"]
         full_length = tf.shape(tokens, out_type=tf.int32)[0]
-        length = tf.minimum(full_length, max_length)
+        length = example["read_length"] if "read_length" in example else read_length(featurizer, tokens, max_length)
         entities = example["entities"]
         inside = entities["end"] <= length
         triples = example["triples"]
@@ -66,6 +67,15 @@ def encoder(featurizer, max_length: int):
         }
 
     return encode
+
+
+def read_length(featurizer, tokens: tf.Tensor, max_length: int) -> tf.Tensor:
+    """How many of a sentence's `tokens` [n] the model reads: at most `max_length`, and for a BERT encoder only the
+    words within its word pieces (`WordPieces.words_read`), as prediction reads them."""
+    length = tf.minimum(tf.shape(tokens, out_type=tf.int32)[0], max_length)
+    if isinstance(featurizer, WordPieces):
+        length = tf.minimum(length, featurizer.words_read(tf.RaggedTensor.from_tensor(tokens[None, :length]))[0])
+    return length
 
 
 def bieso_tags(starts: tf.Tensor, ends: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
@@ -224,9 +234,13 @@ def _encode_split(corpus: Corpus, split: str, featurizer, max_length: int, *, li
         encoded = raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE).cache()
         length_counts = _log_counts(encoded, f"{corpus.name}/{split}", max_length)
     else:
-        raw = raw.cache()
+        # Substitution swaps words one for one, so each sentence keeps the length it is read to before (the
+        # batches' count holds); a stand-in of more word pieces may leave a BERT encoder's last words at its
+        # last piece.
+        raw = raw.map(lambda x: {**x, "read_length": read_length(featurizer, x["tokens"], max_length)},
+                      num_parallel_calls=tf.data.AUTOTUNE).cache()
         length_counts = _log_counts(raw.map(encode, num_parallel_calls=tf.data.AUTOTUNE), f"{corpus.name}/{split}",
-                                    max_length)  # Substitution swaps words one for one: lengths stay.
+                                    max_length)
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         encoded = tf.data.Dataset.zip(raw, keys).map(lambda x, key: encode(substitute(x, key)),
                                                      num_parallel_calls=tf.data.AUTOTUNE)
@@ -326,6 +340,7 @@ def _log_counts(encoded: tf.data.Dataset, name: str, max_length: int) -> np.ndar
     )
     if totals[2] or totals[3]:
         logging.warning(
-            "%s: max_length truncated %d tokens and dropped %d triples.", name, totals[2], totals[3]
+            "%s: truncation (max_length, or the encoder's word pieces) cut %d tokens and dropped %d triples.", name,
+            totals[2], totals[3]
         )
     return length_counts.numpy()

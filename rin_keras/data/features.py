@@ -206,6 +206,8 @@ def preset_tokenizer(preset: str):
     keras-hub reads only `do_lower_case` of a Hugging Face model folder (`tokenizer_config.json`), so an uncased
     model such as all-MiniLM-L6-v2 would keep accents and read `José` as `[UNK]`. There, as in Hugging Face's
     `BertTokenizer`, accents are stripped as `strip_accents` says, or, where it is null, when the text is lowercased.
+    keras-hub lowercases with NFKC case folding, which also folds compatibility characters (`ß` as `ss`, `ﬁ` as
+    `fi`) that Hugging Face's tokenizer reads otherwise.
 
     Args:
         preset: a keras-hub preset name, or a folder (keras-hub's or a Hugging Face model's).
