@@ -28,7 +28,7 @@ from absl import logging
 
 from rin_keras import cli
 from rin_keras.data import features
-from rin_keras.data.tokenizer import char_prefix, tokenize
+from rin_keras.data.tokenizer import char_prefix, tokenize, valid_utf8
 from rin_keras.decoding import TAGS, candidate_logit
 from rin_keras.model import PAIR_CHUNK_SIZE
 from serving import contract
@@ -78,8 +78,9 @@ class TripleGraph:
         """Triples of pre-tokenised sentences, tf.string [batch, n] with "" padding.
 
         Character spans index the tokens joined by single spaces. Tokens past the
-        first `max_length + 1` are not read.
+        first `max_length + 1` are not read; invalid UTF-8 bytes read as U+FFFD.
         """
+        tokens = valid_utf8(tokens)
         tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))[:, : self.max_length + 1]
         lengths = tf.strings.length(tokens.flat_values, unit="UTF8_CHAR")
         through = tf.cumsum(lengths + 1)  # Characters up to each token's following space, batch-wide.

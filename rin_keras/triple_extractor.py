@@ -371,16 +371,17 @@ class RINTripleExtractor(keras.Model):
         return self._predict_all(((text, self.preprocessor.split(text)) for text in texts), batch_size)
 
     def predict_tokens(self, token_lists: Iterable[list[str]], batch_size: int = 64) -> list[dict]:
-        """`predict_detailed` for pre-tokenised sentences, whose tokens are read as given.
+        """`predict_detailed` for pre-tokenised sentences, whose tokens are read as given; `""` tokens are left
+        out, as the padding of the `serve_tokens` signature is.
 
-        Character spans index `" ".join(tokens)`.
+        Character spans index `" ".join(tokens)` (of the tokens read).
         """
         _check_batch(token_lists, "predict_tokens", batch_size)
 
         def tokens_of(index, tokens):
             if isinstance(tokens, (str, bytes)):
                 raise TypeError(f"Sentence {index} is a {type(tokens).__name__}; predict_tokens takes lists of tokens.")
-            return [as_text(token, index) for token in tokens]
+            return [text for text in (as_text(token, index) for token in tokens) if text]
 
         token_lists = (tokens_of(i, tokens) for i, tokens in enumerate(token_lists))
         return self._predict_all(((" ".join(tokens), joined_tokens(tokens)) for tokens in token_lists), batch_size)

@@ -67,6 +67,8 @@ class GrpcClient:
 
     def predict(self, sentences: list[str]) -> list[list[dict]]:
         """Returns the triples of each sentence (or, with `serve_tokens`, each token list)."""
+        if not sentences:
+            return []
         return triples_from_outputs(self.predict_raw({self.input_name: _as_input(sentences, self.input_name)}))
 
     def signature_defs(self) -> dict:
@@ -121,6 +123,8 @@ class RestClient:
             RuntimeError: the server answered with an error; its message is kept.
             ConnectionError: no server answered at the URL.
         """
+        if not sentences:
+            return []
         body = {"signature_name": self.signature_name,
                 "inputs": {self.input_name: _as_input(sentences, self.input_name)}}
         request = urllib.request.Request(
@@ -150,7 +154,8 @@ class RestClient:
 
 
 def _as_input(sentences: list, name: str) -> list:
-    """Pads token lists with "" for `serve_tokens`; sentences pass through."""
+    """Pads token lists with "" for `serve_tokens`; sentences pass through. (No token lists make no rank-2 input,
+    so the clients answer an empty request themselves.)"""
     return list(sentences) if name == input_name(SENTENCES_SIGNATURE) else pad_tokens(sentences)
 
 

@@ -244,6 +244,16 @@ def test_signature_handles_bad_input(served):
     assert len(set(many["num_triples"].numpy().tolist())) == 1
     empty = signature(sentences=tf.constant([], tf.string))
     assert empty["num_triples"].shape == (0,)
+    # Pre-tokenised: invalid UTF-8 reads as U+FFFD and "" anywhere is padding, as predict_tokens reads them.
+    rows = [[b"\x80\x80", b"Alan", b"Bean", b"Texas"], [b"Alan", b"", b"\xff\xfe", b"Bean"]]
+    tokens = tf.saved_model.load(served["path"]).signatures["serve_tokens"](tokens=tf.constant(rows))
+    expected = served["extractor"].predict_tokens(rows)
+    assert [r["tokens"] for r in expected] == [["\ufffd\ufffd", "Alan", "Bean", "Texas"], ["Alan", "\ufffd\ufffd", "Bean"]]
+    assert tokens["num_tokens"].numpy().tolist() == [4, 3]
+    assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in tokens.items()}),
+                        [r["triples"] for r in expected])
+    assert sum(len(r["triples"]) for r in expected) > 5 and _check_char_spans(
+        [" ".join(r["tokens"]) for r in expected], expected) > 5
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +278,9 @@ def test_grpc_and_rest_clients_match_in_process_predictions(served, running):
         assert _check_char_spans(RAW_SENTENCES, [{**r, "triples": a} for r, a in zip(raw, answer)]) > 10
     assert set(grpc_client.signature_defs()) == {"serving_default", "serve_tokens"}
     assert_same_triples(client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(SENTENCES), expected)
+    for signature in ("serving_default", "serve_tokens"):  # No sentences, no request.
+        assert client.GrpcClient(f"127.0.0.1:{running.grpc_port}", signature_name=signature).predict([]) == []
+        assert client.RestClient(f"http://127.0.0.1:{running.rest_port}", signature_name=signature).predict([]) == []
 
 
 def test_client_command_line_picks_the_protocols_port_and_reports_errors_in_one_line(served, running):
