@@ -338,6 +338,10 @@ def main(argv):
     except RuntimeError as e:
         raise SystemExit(f"rin_keras.export: {e}") from e
     extractor = cli.load_extractor()
+    try:
+        os.makedirs(FLAGS.export_dir, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"rin_keras.export: cannot make --export_dir={FLAGS.export_dir}: {e.strerror}.") from e
     path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
                           model_name=FLAGS.model_name, source=FLAGS.model_dir)
     print(path)

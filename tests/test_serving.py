@@ -944,6 +944,11 @@ def test_predict_and_export_command_lines(served, tmp_path):
     assert out.strip().endswith(os.path.join("models", "7"))
     assert os.path.exists(tmp_path / "models" / "7" / "saved_model.pb")
     assert contract.export_source(str(tmp_path / "models" / "7")) == os.path.abspath(served["model_dir"])
+    if sys.platform == "linux":  # A folder that cannot be made (even by root): one line.
+        run = subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
+                              "--export_dir=/proc/rin_keras_models"], capture_output=True, text=True, cwd=REPO, env=env)
+        assert run.returncode == 1 and "cannot make --export_dir=/proc/rin_keras_models" in run.stderr
+        assert "Traceback" not in run.stderr
     if importlib.util.find_spec("jax") is not None:  # Another backend: one line that says which to use.
         run = subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={served['model_dir']}",
                               f"--export_dir={tmp_path / 'jax'}"], capture_output=True, text=True, cwd=REPO,
