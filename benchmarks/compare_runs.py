@@ -8,10 +8,11 @@ vanilla RNN updaters for K = 1..5).
 
 Each run is judged at the same budget: its best dev F1 (of the variant's scorer,
 the one that selects the model) within the first `--epochs` epochs. Test scores
-come from `results.json` (written when a run ends) or `evaluation_test.json`
-(`python -m rin_keras.evaluate`); when the run's chosen epoch lies past the
-budget, the cell says which epoch they belong to and the plot leaves them out.
-Runs still in progress are compared on the epochs they have.
+come from `results.json` (written when a run ends) or the test scores of
+`python -m rin_keras.evaluate` (`evaluation_test.json`; for a run on a folder of your own, that folder's); when
+the run's chosen epoch lies past the budget, the cell says which epoch they belong to and the plot leaves them
+out. Runs still in progress are compared on the epochs they have (a run in its first epoch on none). Runs on
+different data say so (`data=`: the benchmark and variant, or the folder).
 """
 
 import dataclasses
@@ -20,8 +21,9 @@ import os
 
 from absl import app, flags
 
-from rin_keras import RINConfig, cli
+from rin_keras import RINConfig, cli, evaluate
 from rin_keras.callbacks import history_rows
+from rin_keras.train import DATA_FILE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dirs", None, "Training output folders to compare.")
@@ -33,7 +35,7 @@ flags.mark_flag_as_required("model_dirs")
 cli.register_path_check("model_dirs", cli.training_run)
 
 # Config keys that tell runs apart in the table (the rest are shared defaults).
-_DESCRIBED = ("variant", "encoder", "rounds", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
+_DESCRIBED = ("data", "variant", "encoder", "rounds", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
               "task_features", "seed")
 
 
@@ -41,27 +43,37 @@ def load_run(model_dir: str, budget: int | None) -> dict:
     """Reads one run's config, dev history and test scores.
 
     Returns:
-        dict with `config`, `epochs` (logged; an epoch trained again after a stop counts once), `dev_f1` and
-        `dev_epoch` (best within the budget, 1-based), `test` (scores of the chosen model, or None: not scored yet,
+        dict with `config` (and `config["data"]`, what the run trains on, where its folder says), `epochs` (logged;
+        an epoch trained again after a stop counts once), `dev_f1` and `dev_epoch` (best within the budget,
+        1-based; None before the first epoch ends), `test` (scores of the chosen model, or None: not scored yet,
         or, with `scored`, a run without a test split) and `test_epoch`.
     """
     with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
         config = {**dataclasses.asdict(RINConfig()), **json.load(f)}  # Older runs lack newer keys.
+    data_file = os.path.join(model_dir, DATA_FILE)
+    if os.path.exists(data_file):
+        with open(data_file, encoding="utf-8") as f:
+            config["data"] = f.read().strip()
     monitor = f"val_{config['variant']}_f1"
     rows = history_rows(os.path.join(model_dir, "history.csv"), monitor)
+    run = {"dir": model_dir, "config": config, "epochs": len(rows), "dev_f1": None, "dev_epoch": None,
+           "test": None, "test_epoch": None, "scored": False}
     if not rows:
-        raise ValueError(f"{model_dir}: no epoch logged yet.")
+        return run
     best = max([r for r in rows if not budget or int(r["epoch"]) < budget], key=lambda r: float(r[monitor]))
-    run = {"dir": model_dir, "config": config, "epochs": len(rows), "dev_f1": float(best[monitor]),
-           "dev_epoch": int(best["epoch"]) + 1, "test": None, "test_epoch": None, "scored": False}
+    run["dev_f1"], run["dev_epoch"] = float(best[monitor]), int(best["epoch"]) + 1
     results = os.path.join(model_dir, "results.json")
-    evaluation = os.path.join(model_dir, "evaluation_test.json")
+    if config["dataset"] == "custom" and config.get("data"):
+        evaluation = evaluate.report_of(model_dir, evaluate.folder_report_names(config["data"], "test"),
+                                        config["data"])
+    else:
+        evaluation = "evaluation_test"
     if os.path.exists(results):
         with open(results, encoding="utf-8") as f:
             saved = json.load(f)
         run["test"], run["test_epoch"], run["scored"] = saved.get("test"), saved["best_epoch"], True
-    elif os.path.exists(evaluation):
-        with open(evaluation, encoding="utf-8") as f:
+    elif evaluation and os.path.exists(os.path.join(model_dir, evaluation + ".json")):
+        with open(os.path.join(model_dir, evaluation + ".json"), encoding="utf-8") as f:
             run["test"] = json.load(f)
         run["test_epoch"] = 1 + int(max(rows, key=lambda r: float(r[monitor]))["epoch"])
     return run
@@ -84,14 +96,17 @@ def table(runs: list[dict], budget: int | None) -> str:
     ]
     for run in runs:
         test = run["test"]
-        if test is None:
+        if run["dev_f1"] is None:
+            partial = exact = "(no epoch yet)"
+        elif test is None:
             partial = exact = "(no test split)" if run["scored"] else "(not scored yet)"
         elif budget and run["test_epoch"] > budget:
             partial, exact = (f"{test[k]['f1']:.2f} (epoch {run['test_epoch']})" for k in ("partial", "exact"))
         else:
             partial, exact = f"{test['partial']['f1']:.2f}", f"{test['exact']['f1']:.2f}"
+        dev = "(no epoch yet)" if run["dev_f1"] is None else f"{run['dev_f1']:.2f} (epoch {run['dev_epoch']})"
         lines.append(f"| {os.path.basename(run['dir'].rstrip('/'))} | {describe(run['config'], configs)} | "
-                     f"{run['epochs']} | {run['dev_f1']:.2f} (epoch {run['dev_epoch']}) | {partial} | {exact} |")
+                     f"{run['epochs']} | {dev} | {partial} | {exact} |")
     return "\n".join(lines)
 
 
@@ -103,7 +118,7 @@ def curves(runs: list[dict], key: str, budget: int | None, series: str | None = 
         inside the budget.
     """
     lines = {}
-    for run in sorted(runs, key=lambda r: r["config"][key]):
+    for run in sorted((r for r in runs if r["dev_f1"] is not None), key=lambda r: r["config"][key]):
         line = lines.setdefault(f"{series}={run['config'][series]}" if series else "",
                                 {"x": [], "dev": [], "test_x": [], "test": []})
         line["x"].append(run["config"][key])

@@ -5,7 +5,7 @@ model on the test split (dev where the data has no test split, as webnlg3
 without the official test files; any split with --split, held-out ones
 included), with breakdowns by overlap category and by number of triples per
 sentence, written beside the model as `evaluation_<split>.json` and plotted in
-`evaluation_<split>.png`.
+`evaluation_<split>.png`; the report names the data scored (`"data"`) and the threshold.
 
 `--dataset_dir=../shared/data/webnlg_ood_dev` scores any CasRel-layout folder
 instead. Beside the index-based scores it then scores the extracted strings,
@@ -18,6 +18,7 @@ the raw file names one.
 from __future__ import annotations
 
 import collections
+import hashlib
 import html
 import json
 import os
@@ -393,6 +394,35 @@ def _threshold_suffix() -> str:
     return "" if FLAGS.threshold is None else f"_t{FLAGS.threshold:g}"
 
 
+def folder_report_names(folder: str, split: str, suffix: str = "") -> list[str]:
+    """The names (without extension) that the scores of a folder's `split` may have beside a model:
+    `evaluation_<folder>_<split>`, or, where that holds another folder's scores (two folders of one name),
+    `evaluation_<folder>-<hash of its real path>_<split>`; `suffix` is the threshold's (`_t0.3`)."""
+    real = os.path.realpath(folder)
+    name = os.path.basename(real)
+    digest = hashlib.sha1(real.encode("utf-8")).hexdigest()[:8]
+    return [f"evaluation_{name}_{split}{suffix}", f"evaluation_{name}-{digest}_{split}{suffix}"]
+
+
+def report_of(output_dir: str, names: list[str], data: str, written: bool = True) -> str | None:
+    """The first of `names` whose `.json` under `output_dir` holds the scores of `data` (`"data"`; a report
+    written before reports named their data counts as the first name's), or with `written=False` the first that
+    holds no other data's scores either: where `data`'s scores are, or are to be written."""
+    for index, name in enumerate(names):
+        try:
+            with open(os.path.join(output_dir, name + ".json"), encoding="utf-8") as f:
+                scored = json.load(f).get("data", data if index == 0 else None)
+        except FileNotFoundError:
+            if not written:
+                return name
+            continue
+        except (OSError, ValueError, AttributeError):
+            scored = None  # Unreadable: not known to be data's.
+        if scored == data:
+            return name
+    return None
+
+
 def _output_dir() -> str:
     """Where the scores go: the training folder, or the folder of an extractor file."""
     return FLAGS.model_dir if os.path.isdir(FLAGS.model_dir) else os.path.dirname(os.path.abspath(FLAGS.model_dir))
@@ -445,8 +475,9 @@ def main(argv):
             scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
         except (casrel.DataError, FileNotFoundError) as e:  # The file (and line) to mend, without a traceback.
             sys.exit(f"rin_keras.evaluate: {e}")
-        folder = os.path.basename(os.path.normpath(FLAGS.dataset_dir))
-        name = f"evaluation_{folder}_{scores['split']}{_threshold_suffix()}"
+        scores["data"] = os.path.realpath(FLAGS.dataset_dir)
+        names = folder_report_names(FLAGS.dataset_dir, scores["split"], _threshold_suffix())
+        name = report_of(_output_dir(), names, scores["data"], written=False) or names[-1]
     else:
         config = Corpus.run_config(FLAGS.model_dir, extractor.config)
         if config.dataset == "custom":
@@ -463,7 +494,9 @@ def main(argv):
             raise SystemExit(f"rin_keras.evaluate: {e}") from e
         scores = evaluate_split(extractor, corpus, split, breakdown=True,
                                 seen_relations=train_relations(corpus) if "train" in corpus.splits else None)
+        scores["data"] = f"{config.dataset}/{config.builder_config}"
         name = f"evaluation_{split}{_threshold_suffix()}"
+    scores["threshold"] = extractor.threshold
     print(format_table(scores))
     _write_scores(scores, name)
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from rin_keras import evaluate
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -75,3 +77,21 @@ def test_an_epoch_trained_again_counts_once_and_a_run_without_test_split_says_so
     rows = _rows(_compare("--epochs=4", f"--model_dirs={tmp_path / 'resumed'},{tmp_path / 'no_test'}"))
     assert rows["resumed"] == ["rounds=3, hidden_dim=100", "4", "80.00 (epoch 4)", "78.00", "75.00"]
     assert rows["no_test"] == ["rounds=1, hidden_dim=50", "2", "45.00 (epoch 2)", "(no test split)", "(no test split)"]
+
+
+def test_a_run_in_its_first_epoch_and_runs_on_folders_of_your_own(tmp_path):
+    _run(tmp_path / "started", 3, [])  # Its history.csv holds no epoch yet.
+    for name, data in (("ours_a", tmp_path / "a" / "mydata"), ("ours_b", tmp_path / "b" / "mydata")):
+        _run(tmp_path / name, 3, [50.0], dataset="custom", variant="exact")
+        (tmp_path / name / "data.txt").write_text(str(data) + "\n")
+    # ours_a was scored by rin_keras.evaluate on its folder, and on another folder of the same name.
+    with open(tmp_path / "ours_a" / "evaluation_mydata_test.json", "w") as f:
+        json.dump({**_scores(42.0, 41.0), "data": str(tmp_path / "b" / "mydata")}, f)
+    with open(tmp_path / "ours_a" / f"{evaluate.folder_report_names(str(tmp_path / 'a' / 'mydata'), 'test')[1]}.json",
+              "w") as f:
+        json.dump({**_scores(33.0, 32.0), "data": str(tmp_path / "a" / "mydata")}, f)
+    rows = _rows(_compare("--model_dirs=" + ",".join(str(tmp_path / n) for n in ("started", "ours_a", "ours_b"))))
+    assert rows["started"][2:] == ["(no epoch yet)"] * 3 and rows["started"][1] == "0"
+    assert rows["ours_a"] == [f"data={tmp_path / 'a' / 'mydata'}, variant=exact, dataset=custom", "1", "49.00 (epoch 1)", "33.00",
+                              "32.00"]
+    assert rows["ours_b"][3:] == ["(not scored yet)"] * 2

@@ -233,6 +233,23 @@ def test_cli_writes_the_scores(folder, model_dir):
     assert page.count("<div class=s ") == 3 and "<mark class=" in page
 
 
+def test_cli_keeps_the_scores_of_two_folders_of_one_name_apart(folder, model_dir, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    other = tmp_path / "elsewhere" / os.path.basename(folder)
+    shutil.copytree(folder, other)
+    reports = []
+    for data in (folder, other, folder):
+        subprocess.run([sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={model_dir}",
+                        f"--dataset_dir={data}", "--split=validation", "--threshold=0.25"],
+                       capture_output=True, text=True, cwd=REPO, env=env, check=True)
+        names = evaluate.folder_report_names(str(data), "validation", "_t0.25")
+        reports.append(evaluate.report_of(str(model_dir), names, os.path.realpath(data)))
+    assert reports[0] == reports[2] == f"evaluation_{os.path.basename(folder)}_validation_t0.25"
+    assert reports[1] == evaluate.folder_report_names(str(other), "validation", "_t0.25")[1]
+    saved = json.loads((model_dir / f"{reports[1]}.json").read_text())
+    assert saved["data"] == os.path.realpath(other) and saved["threshold"] == 0.25
+
+
 def test_cli_names_a_folder_without_splits_in_one_line(model_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={model_dir}", f"--dataset_dir={tmp_path}"],
