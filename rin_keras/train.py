@@ -97,7 +97,8 @@ def define_input_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_string(
         "pretrained_vectors", "glove",
         "Frozen pretrained word features (BiLSTM): glove (400k-word GloVe 6B 50-d, shipped offline), "
-        "none, or a GloVe-style text file. Words unseen in train keep their pretrained vectors.",
+        "none, or a GloVe-style text file (its words looked up lower-cased). Words unseen in train keep their "
+        "pretrained vectors.",
         flag_values=flag_values,
     )
     cli.register_path_check("word_vectors", vectors_file_check(("word2vec", "random")), flag_values)
@@ -532,6 +533,11 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
         pretrained_words, pretrained = embeddings.load_pretrained_table(pretrained_source)
     if os.path.exists(os.path.join(vocab_dir, "words.txt")):
         vocab = Vocabulary.load(vocab_dir)  # Resuming: keep the ids the backup was trained with.
+        if vocab.pretrained_words and pretrained is not None and vocab.pretrained_words != pretrained_words:
+            raise embeddings.VectorsFileError(
+                f"{model_dir} holds an unfinished run whose pretrained table has other words than "
+                f"{pretrained_source}'s: pass its --pretrained_vectors to resume it, another --model_dir, or delete "
+                "the folder.")
     else:
         vocab = corpus.build_vocabulary().with_pretrained_words(pretrained_words)
         if config.encoder == "bilstm" and config.pos_dim:

