@@ -58,3 +58,23 @@ def test_install_cell_makes_the_package_importable_in_the_same_kernel(tmp_path):
     ])
     run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == "imported", run.stderr
+
+
+def test_install_cell_installs_from_a_kernel_whose_working_folder_is_the_checkout(tmp_path):
+    """A checkout in the working folder is importable (a kernel's path holds ""), but not installed: the cell
+    still installs the package and its dependencies."""
+    os.symlink(os.path.join(os.path.dirname(NOTEBOOKS), "rin_keras"), tmp_path / "rin_keras")  # A fresh clone's.
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, "quickstart.ipynb"), as_version=4)
+    install = next(c.source for c in notebook.cells if c.cell_type == "code" and "pip" in c.source)
+    code = "\n".join([
+        "import subprocess, sys",
+        "sys.path.insert(0, '')",
+        "assert __import__('importlib.util').util.find_spec('rin_keras') is not None",
+        "calls = []",
+        "subprocess.check_call = calls.append",
+        "REPO_DIR = '.'",
+        install,
+        "print(calls[0][-3:])",
+    ])
+    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip() == "['-q', '-e', '.']", run.stderr
