@@ -167,9 +167,14 @@ async def _extract(extractor, lock: threading.Lock, server: web.WebServer, reque
 
     def predict():
         with lock:  # One prediction at a time on the shared model.
+            if request.transport is None or request.transport.is_closing():  # The client left while this waited.
+                return None
             return {**extractor.predict_documents([text])[0], "read_limit": extractor.preprocessor.read_limit}
 
-    return await server.run(predict)
+    result = await server.run(predict)
+    if result is None:
+        raise web.RequestRefused(503, "The client closed the connection before its text was read.")
+    return result
 
 
 def make_server(extractor, host: str = "127.0.0.1", port: int = 8080) -> web.WebServer:

@@ -1,10 +1,14 @@
 """rin_keras.demo: the /extract API, and the page as headless Chromium renders it."""
 
 import html
+import http.client
 import json
 import re
 import shutil
+import socket
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -73,6 +77,36 @@ def test_extract_rejects_bad_requests(url, body, status, message):
 def test_the_longest_text_is_read_however_json_escapes_it(url):
     status, _ = _post(url, json.dumps({"text": "\U0001f600" * demo.MAX_TEXT_CHARS}).encode())  # 12 bytes an emoji.
     assert status == 200
+
+
+def test_texts_whose_clients_left_while_they_waited_are_not_read():
+    """One text at a time: those queued behind a long one, whose clients hang up, cost no model time."""
+    read = []
+
+    class SlowExtractor:
+        preprocessor = type("Preprocessor", (), {"read_limit": "100 tokens"})()
+
+        def predict_documents(self, texts):
+            read.extend(texts)
+            time.sleep(1.5)
+            return [{"sentences": [], "triples": [], "truncated": []}]
+
+    server = demo.make_server(SlowExtractor(), port=0).start()
+    try:
+        first = threading.Thread(target=_post, args=(f"http://127.0.0.1:{server.port}", b'{"text": "first"}'))
+        first.start()
+        time.sleep(0.3)
+        for index in range(3):  # Queued behind the first, and gone before it ends.
+            connection = http.client.HTTPConnection("127.0.0.1", server.port)
+            connection.request("POST", "/extract", json.dumps({"text": f"left {index}"}),
+                               {"Content-Type": "application/json"})
+            connection.sock.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        first.join()
+        assert _post(f"http://127.0.0.1:{server.port}", b'{"text": "last"}')[0] == 200
+    finally:
+        server.stop()
+    assert read == ["first", "last"]
 
 
 def test_page_and_not_found(url):
