@@ -115,9 +115,15 @@ function graph(triples) {
 async function run() {
   const text = $("input").value;
   $("status").textContent = "reading...";
-  const response = await fetch("/extract", {method: "POST", headers: {"Content-Type": "application/json"},
-                                            body: JSON.stringify({text})});
-  const answer = await response.json();
+  let response, answer;
+  try {
+    response = await fetch("/extract", {method: "POST", headers: {"Content-Type": "application/json"},
+                                        body: JSON.stringify({text})});
+    answer = await response.json();
+  } catch (error) {  // No server, or an answer that is not the server's JSON (a proxy's error page).
+    $("status").textContent = `No answer from the server (${error.message}).`;
+    return;
+  }
   if (!response.ok) { $("status").textContent = answer.error; return; }
   highlight(text, answer.triples);
   table(answer.triples);

@@ -2,6 +2,7 @@
 
 import html
 import http.client
+import http.server
 import json
 import re
 import shutil
@@ -173,3 +174,34 @@ def test_the_page_says_which_sentences_it_read_only_in_part(url, tmp_path):
     assert re.search(r'<span id="status">([^<]*)</span>', dom).group(1) == (
         f"3 sentences, {len(answer['triples'])} triples; sentence 2 read only in part (the model reads the first "
         "100 tokens of a sentence)")
+
+
+@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")
+def test_the_page_says_when_the_answer_is_not_the_servers(tmp_path):
+    """A proxy's error page in place of the server's JSON: the page says so instead of reading on."""
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._send(200, demo.PAGE)
+
+        def do_POST(self):
+            self._send(502, "<html><body>Bad gateway</body></html>")
+
+        def _send(self, status, page):
+            body = page.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        dom = _render(f"http://127.0.0.1:{proxy.server_address[1]}/#text=Alan", tmp_path)
+    finally:
+        proxy.shutdown()
+    assert re.search(r'<span id="status">([^<]*)</span>', dom).group(1).startswith("No answer from the server (")
