@@ -144,7 +144,8 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
         groups = collections.defaultdict(list)
         for i, g in enumerate(gold):
             groups[("overlap", metrics.overlap_category(g))].append(i)
-            groups[("triples", str(min(len(g), 5)) + ("+" if len(g) >= 5 else ""))].append(i)
+            count = len({metrics.triple_key(t, "partial") for t in g})  # A triple listed twice counts once.
+            groups[("triples", str(min(count, 5)) + ("+" if count >= 5 else ""))].append(i)
         scores["breakdown"] = {
             f"{kind}/{name}": {
                 "sentences": len(ids),
@@ -180,8 +181,15 @@ def compare_sentences(gold: list, predicted: list, tokens: list[list[str]], rela
                 "object": span_text(words, triple.object_extent), "subject_span": list(triple.subject_extent),
                 "object_span": list(triple.object_extent)}
 
+    def distinct(triples):  # A triple listed twice is one triple, as the scores count it.
+        first = {}
+        for t in triples:
+            first.setdefault(metrics.triple_key(t, match), t)
+        return list(first.values())
+
     sentences = []
     for index, (g, p, words) in enumerate(zip(gold, predicted, tokens)):
+        g, p = distinct(g), distinct(p)
         gold_keys = {metrics.triple_key(t, match) for t in g}
         predicted_keys = {metrics.triple_key(t, match) for t in p}
         sentences.append({

@@ -139,8 +139,9 @@ def score_entities(gold_tags: list, predicted_tags: list) -> dict:
 
 
 def overlap_category(triples) -> str:
-    """Returns Normal, EntityPairOverlap or SingleEntityOverlap for a sentence's gold triples."""
-    pairs = [(t.subject_head, t.object_head) for t in triples]
+    """Returns Normal, EntityPairOverlap or SingleEntityOverlap for a sentence's gold triples (a triple listed
+    twice counts once, as in the scores)."""
+    pairs = [(s, o) for s, _, o in _partial(triples)]
     if len({frozenset(p) for p in pairs}) < len(set(pairs)) or len(set(pairs)) < len(pairs):
         return "EntityPairOverlap"
     entities = [e for p in pairs for e in p]

@@ -313,3 +313,19 @@ def test_missed_triples_are_sorted_by_what_came_instead():
     wide = Triple(0, 0, 7, 0.9, (0, 1), (6, 8))
     exact = evaluate.compare_sentences([[Triple(0, 0, 7, 1.0, (0, 1), (5, 8))]], [[wide]], tokens[:1], names, "exact")
     assert evaluate.missed_by_kind(exact, "exact")["all"]["wrong object"] == 1
+
+
+def test_a_gold_triple_listed_twice_counts_once_in_the_breakdowns():
+    """As in the scores: WebNLG* test lists some gold triples twice."""
+    from rin_keras import metrics
+    from rin_keras.decoding import Triple
+
+    born = Triple(1, 0, 5, 1.0, (0, 2), (5, 6))
+    lived = Triple(1, 1, 3, 1.0, (0, 2), (3, 4))
+    assert metrics.overlap_category([born, lived, born]) == "SingleEntityOverlap"
+    assert metrics.overlap_category([born, Triple(1, 1, 5, 1.0, (0, 2), (5, 6))]) == "EntityPairOverlap"
+    tokens = [["Alan", "Bean", "was", "born", "in", "Texas"]] * 2
+    sentences = evaluate.compare_sentences([[born, born], [born, born]], [[], [born]], tokens, ["birthPlace", "x"],
+                                           "partial")
+    assert [(len(s["correct"]), len(s["missed"])) for s in sentences] == [(0, 1), (1, 0)]
+    assert evaluate.missed_by_kind(sentences, "partial")["all"]["nothing"] == 1
