@@ -35,8 +35,8 @@ flags.mark_flag_as_required("model_dirs")
 cli.register_path_check("model_dirs", cli.training_run)
 
 # Config keys that tell runs apart in the table (the rest are shared defaults).
-_DESCRIBED = ("data", "variant", "encoder", "rounds", "updater", "use_relation_input", "use_entity_input", "use_hidden_input",
-              "task_features", "seed")
+_DESCRIBED = ("data", "variant", "encoder", "rounds", "updater", "use_relation_input", "use_entity_input",
+              "use_hidden_input", "task_features", "seed")
 
 
 def load_run(model_dir: str, budget: int | None) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -439,9 +440,10 @@ def check_before_training(config: RINConfig, model_dir: str, *, data_dir: str | 
         Corpus.check_splits(config.dataset, config.builder_config, ("train", "validation"), tfds_data_dir, data_dir)
 
 
+@functools.cache
 def check_preset(preset: str) -> None:
     """Checks that the keras-hub preset of a BERT encoder loads (its tokenizer, and its backbone with the weights),
-    before the run folder is written.
+    before the run folder is written; once a process (the command line checks before `train` checks again).
 
     Raises:
         ValueError: it does not; the message names it.

@@ -92,6 +92,6 @@ def test_a_run_in_its_first_epoch_and_runs_on_folders_of_your_own(tmp_path):
         json.dump({**_scores(33.0, 32.0), "data": str(tmp_path / "a" / "mydata")}, f)
     rows = _rows(_compare("--model_dirs=" + ",".join(str(tmp_path / n) for n in ("started", "ours_a", "ours_b"))))
     assert rows["started"][2:] == ["(no epoch yet)"] * 3 and rows["started"][1] == "0"
-    assert rows["ours_a"] == [f"data={tmp_path / 'a' / 'mydata'}, variant=exact, dataset=custom", "1", "49.00 (epoch 1)", "33.00",
-                              "32.00"]
+    assert rows["ours_a"] == [f"data={tmp_path / 'a' / 'mydata'}, variant=exact, dataset=custom", "1",
+                              "49.00 (epoch 1)", "33.00", "32.00"]
     assert rows["ours_b"][3:] == ["(not scored yet)"] * 2

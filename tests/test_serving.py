@@ -248,7 +248,8 @@ def test_signature_handles_bad_input(served):
     rows = [[b"\x80\x80", b"Alan", b"Bean", b"Texas"], [b"Alan", b"", b"\xff\xfe", b"Bean"]]
     tokens = tf.saved_model.load(served["path"]).signatures["serve_tokens"](tokens=tf.constant(rows))
     expected = served["extractor"].predict_tokens(rows)
-    assert [r["tokens"] for r in expected] == [["\ufffd\ufffd", "Alan", "Bean", "Texas"], ["Alan", "\ufffd\ufffd", "Bean"]]
+    assert [r["tokens"] for r in expected] == [["\ufffd\ufffd", "Alan", "Bean", "Texas"],
+                                               ["Alan", "\ufffd\ufffd", "Bean"]]
     assert tokens["num_tokens"].numpy().tolist() == [4, 3]
     assert_same_triples(triples_from_outputs({k: v.numpy() for k, v in tokens.items()}),
                         [r["triples"] for r in expected])
