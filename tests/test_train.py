@@ -4,6 +4,8 @@ import csv
 import json
 import logging as python_logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -172,13 +174,28 @@ def test_run_folder_checks_what_a_rerun_would_lose_or_mix(tmp_path):
         train.check_run_dir(asked, str(run))
 
 
-def test_a_run_names_a_folder_it_trains_on_by_its_real_path(tmp_path):
-    (tmp_path / "data").mkdir()
+def test_a_run_names_a_folder_it_trains_on_by_its_real_path_and_files(tmp_path):
+    shutil.copytree(os.path.join(REPO, "tests", "data", "custom_jsonl"), tmp_path / "data")
     (tmp_path / "link").symlink_to(tmp_path / "data")
     config = RINConfig.for_dataset("webnlg")
-    assert train.run_data(config, str(tmp_path / "link")) == train.run_data(config, str(tmp_path / "data")) == str(
-        (tmp_path / "data").resolve())
+    data = train.run_data(config, str(tmp_path / "data"))
+    assert train.run_data(config, str(tmp_path / "link")) == data
+    assert re.fullmatch(re.escape(str((tmp_path / "data").resolve())) + r" \(files [0-9a-f]{12}\)", data)
     assert train.run_data(config, None) == "webnlg/partial"
+    # An unfinished run on the folder is not resumed on the folder edited, whose examples its vocabulary lacks.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / train.DATA_FILE).write_text(data + "\n")
+    train.check_run_dir(config, str(run), data)
+    with open(tmp_path / "data" / "train.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "Zog lives in Quux.", "triple_list": [["Zog", "livesIn", "Quux"]]}) + "\n")
+    edited = train.run_data(config, str(tmp_path / "data"))
+    assert edited != data
+    with pytest.raises(ValueError, match=r"run on .*data whose files have changed since it started"):
+        train.check_run_dir(config, str(run), edited)
+    # A run of an older version recorded the folder only: resumed.
+    (run / train.DATA_FILE).write_text(str((tmp_path / "data").resolve()) + "\n")
+    train.check_run_dir(config, str(run), edited)
     # A folder given as a corpus (`train.train(corpus=...)`) is that folder too.
     corpus = Corpus.from_folder(os.path.join(REPO, "tests", "data", "custom_jsonl"), str(tmp_path / "tfds"))
     assert train._folder_of(None, corpus) == corpus.user_folder == os.path.join(REPO, "tests", "data", "custom_jsonl")
