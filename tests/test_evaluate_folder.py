@@ -18,7 +18,7 @@ from rin_keras.data.corpus import FolderCorpus
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
-from rin_keras.triple_extractor import RINTripleExtractor
+from rin_keras.triple_extractor import RINTripleExtractor, split_pretokenized
 from tfds_builders import casrel, testing
 
 from conftest import tiny_config
@@ -161,6 +161,13 @@ def test_a_tokenised_text_reads_any_run_of_whitespace_as_one_space_in_training_a
     scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=0.0), str(tmp_path))
     assert scores["triples_not_found"] == 0 and scores["partial"]["recall"] == 100.0
     assert scores["strings"]["tokenised"]["recall"] == 100.0 and scores["strings"]["tokenised"]["gold"] == 1
+    # Split as `predict --pretokenized` and `serving.client` split it: at ASCII whitespace, not a no-break space.
+    record = {"text": "Alan Bean was born in Wheeler\xa0Park .", "triple_list": [["Alan Bean", "birthPlace", "Wheeler\xa0Park"]]}
+    trained, _ = casrel.folder_example(record, relations, "val_triples.json:1", pretokenized=True)
+    scored, _ = casrel.to_example(record, relations, "validation_0")
+    assert trained["tokens"] == scored["tokens"] == [t.text for t in split_pretokenized(record["text"])] == [
+        "Alan", "Bean", "was", "born", "in", "Wheeler\xa0Park", "."]
+    assert trained["triples"] == scored["triples"] and scored["triples"][0]["object"] == {"start": 5, "end": 6, "head": 5}
 
 
 def test_a_split_without_sentences_is_refused(tmp_path, model_dir):

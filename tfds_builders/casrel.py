@@ -25,6 +25,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from serving import contract
+
 # The manual directory used when neither `--manual_dir` nor RIN_DATA_DIR is given:
 # the `shared/data` folder that sits beside the project checkout.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -367,7 +369,9 @@ def repair_word(word: str) -> str:
 def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, collections.Counter]:
     """Converts one CasRel record to a TFDS example; returns it and its counts."""
     text = record["text"].strip()
-    published = text.split()  # Words are written one space apart; a double space or a tab reads as one.
+    # Words are written one space apart; a double space or a tab reads as one; split as pre-tokenised text is
+    # at prediction (`contract.split_tokens`: ASCII whitespace, so `10\xa0km` is one word).
+    published = contract.split_tokens(text)
     tokens = [repair_word(token) for token in published]
     counts = collections.Counter()
     counts["repaired_words"] = sum(a != b for a, b in zip(published, tokens))
@@ -379,7 +383,7 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
             raise DataError(f"Example {key}: unknown relation {relation!r} (not in rel2id.json).")
         located = []
         for phrase in (subject, obj):
-            phrase = " ".join(repair_word(word) for word in phrase.split())
+            phrase = " ".join(repair_word(word) for word in contract.split_tokens(phrase))
             starts = locate(tokens, phrase)
             counts["ambiguous"] += len(starts) > 1
             if starts:
@@ -507,14 +511,14 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
     text = ftfy.fix_encoding(record["text"]).strip()
     counts["repaired"] = int(text != record["text"].strip())
     tokens = None if pretokenized else tokenize_with_offsets(text)
-    words = text.split() if pretokenized else [token.text for token in tokens]
+    words = contract.split_tokens(text) if pretokenized else [token.text for token in tokens]
     occurrences = {}
 
     def occurrences_of(phrase):
         if phrase not in occurrences:
             found = [] if pretokenized else _occurrences_as_tokens(text, tokens, phrase)
             if not found:  # As tokens: a pre-tokenised text, or a quote written differently.
-                pieces = phrase.split() if pretokenized else tokenize(phrase)
+                pieces = contract.split_tokens(phrase) if pretokenized else tokenize(phrase)
                 found = [(start, start + len(pieces)) for start in locate(words, " ".join(pieces))]
             occurrences[phrase] = found
         return occurrences[phrase]

@@ -102,7 +102,7 @@ def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a user folder; make it with `folder_builder(directory)`."""
 
-    VERSION = tfds.core.Version("1.4.0")
+    VERSION = tfds.core.Version("1.5.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Raw texts: a period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`).",
@@ -113,6 +113,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                  "alone (`Paris` of `Paris Hilton was born in Paris`); a triple written twice in other spellings "
                  "(`Paris.`, accents composed otherwise) is kept once. Raw texts: an ellipsis written as three "
                  "periods is a token of its own (`Janeiro`, `...`).",
+        "1.5.0": "Tokenised (CasRel JSON) texts split on ASCII whitespace only, as pre-tokenised text is at "
+                 "prediction: a no-break space is part of its word.",
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
