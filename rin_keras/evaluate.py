@@ -202,13 +202,15 @@ def compare_sentences(gold: list, predicted: list, tokens: list[list[str]], rela
 
 
 MISSED_KINDS = ("wrong relation", "reversed", "wrong object", "wrong subject", "nothing")
+EXACT_MISSED_KINDS = ("wrong span",) + MISSED_KINDS  # Under exact match, a triple can be found with other bounds.
 
 
 def missed_by_kind(sentences: list[dict], match: str) -> dict:
     """Counts what the model returned instead of each missed gold triple, the first that applies of
     `MISSED_KINDS`: a spurious triple on the same pair (`wrong relation`), on the pair reversed (`reversed`), with
     the same subject and relation (`wrong object`) or the same relation and object (`wrong subject`); else
-    `nothing`.
+    `nothing`. Under exact match (`EXACT_MISSED_KINDS`), first `wrong span`: the same triple by the entities'
+    last words, with another span for one of them or both.
 
     Args:
         sentences: `compare_sentences` output.
@@ -220,20 +222,23 @@ def missed_by_kind(sentences: list[dict], match: str) -> dict:
     def entity(span):
         return span[1] - 1 if match == "partial" else tuple(span)
 
-    counts = {"all": dict.fromkeys(MISSED_KINDS, 0), "relations": {}}
+    kinds = EXACT_MISSED_KINDS if match == "exact" else MISSED_KINDS
+    counts = {"all": dict.fromkeys(kinds, 0), "relations": {}}
     for sentence in sentences:
         spurious = [(entity(t["subject_span"]), t["relation"], entity(t["object_span"])) for t in sentence["spurious"]]
+        spurious_last_words = {(t["subject_span"][1], t["relation"], t["object_span"][1]) for t in sentence["spurious"]}
         for t in sentence["missed"]:
             subject, relation, obj = entity(t["subject_span"]), t["relation"], entity(t["object_span"])
             found = {
+                "wrong span": (t["subject_span"][1], relation, t["object_span"][1]) in spurious_last_words,
                 "wrong relation": any(s == subject and o == obj for s, _, o in spurious),
                 "reversed": any(s == obj and o == subject for s, _, o in spurious),
                 "wrong object": any(s == subject and r == relation for s, r, _ in spurious),
                 "wrong subject": any(r == relation and o == obj for _, r, o in spurious),
             }
-            kind = next((k for k in MISSED_KINDS[:-1] if found[k]), "nothing")
+            kind = next((k for k in kinds[:-1] if found[k]), "nothing")
             counts["all"][kind] += 1
-            counts["relations"].setdefault(relation, dict.fromkeys(MISSED_KINDS, 0))[kind] += 1
+            counts["relations"].setdefault(relation, dict.fromkeys(kinds, 0))[kind] += 1
     return counts
 
 

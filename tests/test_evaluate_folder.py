@@ -316,10 +316,15 @@ def test_missed_triples_are_sorted_by_what_came_instead():
     counts = evaluate.missed_by_kind(sentences, "partial")
     assert counts["all"] == {kind: 1 for kind in evaluate.MISSED_KINDS}
     assert counts["relations"] == {"birthPlace": counts["all"]}
-    # Exact match compares whole spans: (A, birthPlace, "D E") is not the gold object "B", nor is "C D".
-    wide = Triple(0, 0, 7, 0.9, (0, 1), (6, 8))
-    exact = evaluate.compare_sentences([[Triple(0, 0, 7, 1.0, (0, 1), (5, 8))]], [[wide]], tokens[:1], names, "exact")
-    assert evaluate.missed_by_kind(exact, "exact")["all"]["wrong object"] == 1
+    # Exact match compares whole spans: (A, birthPlace, "D E") is the gold (A, birthPlace, "C D E") found with a
+    # wrong span, not a wrong object or a wrong relation; (A, birthPlace, "C D") is a wrong object.
+    gold_exact = Triple(0, 0, 7, 1.0, (0, 1), (5, 8))
+    exact = evaluate.compare_sentences([[gold_exact]] * 3, [[Triple(0, 0, 7, 0.9, (0, 1), (6, 8))],
+                                                            [Triple(0, 0, 6, 0.9, (0, 1), (5, 7))],
+                                                            [Triple(0, 1, 7, 0.9, (0, 1), (7, 8))]],
+                                       tokens[:3], names, "exact")
+    assert evaluate.missed_by_kind(exact, "exact")["all"] == {
+        "wrong span": 1, "wrong relation": 0, "reversed": 0, "wrong object": 1, "wrong subject": 0, "nothing": 1}
 
 
 def test_a_gold_triple_listed_twice_counts_once_in_the_breakdowns():
