@@ -123,8 +123,9 @@ def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
     line that starts a list item (`-`, `*`, `•`, `1.`, `1)`), ends a sentence. pysbd reads the document in blocks of
     at most `SENTENCE_BLOCK_CHARS` characters, each ending at the last sentence end (or else line break, or else
     space) that fits; a block's last sentence is read again at the start of the next block, so that a block that
-    ends inside a sentence (at `Dr. `) does not cut it. Time grows linearly with the document and memory stays
-    bounded.
+    ends inside a sentence (at `Dr. `) does not cut it, and a sentence that fills a block (a long URL) goes on into
+    the next. Time grows linearly with the document and memory stays bounded. Sentences do not overlap, and
+    leave out whitespace only.
 
     Example:
     >>> list(iter_sentences("Bean was born in Texas. He flew to the Moon."))
@@ -136,28 +137,44 @@ def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
 
     segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
     text = _WRAPPED_LINE_BREAK.sub(lambda match: " " * len(match.group()), document)  # Offsets unchanged.
-    begin = 0
+    begin = last_end = 0
+    going_on = None  # The start of a sentence that filled the blocks read since: it goes on in the next.
     while begin < len(text):
-        end = _block_end(text, begin)
+        end, ends_a_line = _block_end(text, begin)
         block = text[begin:end]
         spans = [(begin + span.start, begin + span.end) for span in segmenter.segment(block)
                  if span.sent.strip()] if block.strip() else []
         if end < len(text) and len(spans) > 1:
             spans, end = spans[:-1], spans[-1][0]  # The last sentence may go on past the block: read it again.
-        yield from spans
+        elif end < len(text) and spans and not ends_a_line:  # One sentence fills the block, cut at a space or none.
+            going_on = spans[0][0] if going_on is None else going_on
+            begin = end
+            continue
+        if going_on is not None:
+            spans = [(going_on, spans[0][1] if spans else begin), *spans[1:]]
+            going_on = None
+        for start, span_end in spans:
+            # pysbd's spans can overlap, or leave out a period, at runs of spaced periods (`. . .`).
+            start = last_end if text[last_end:start].strip() else max(start, last_end)
+            if start < span_end:
+                yield start, span_end
+                last_end = span_end
         begin = end
+    if text[last_end:].strip():  # What pysbd left out at the end.
+        yield last_end, len(text)
 
 
-def _block_end(document: str, begin: int) -> int:
-    """End of the block of `iter_sentences` that starts at `begin`."""
+def _block_end(document: str, begin: int) -> tuple[int, bool]:
+    """End of the block of `iter_sentences` that starts at `begin`, and whether it ends the document, a sentence or
+    a line (else a space, or no space in a block's length of characters)."""
     limit = begin + SENTENCE_BLOCK_CHARS
     if limit >= len(document):
-        return len(document)
+        return len(document), True
     for pattern in (_BLOCK_END, _SPACE_RUN):
         ends = [match.end() for match in pattern.finditer(document, begin, limit) if match.end() < limit]
         if ends:
-            return ends[-1]
-    return limit
+            return ends[-1], pattern is _BLOCK_END
+    return limit, False
 
 
 def triple_dicts(text: str, tokens: list[Token], cells: dict, relation_names: list[str]) -> list[dict]:

@@ -39,6 +39,8 @@ ODD_TEXTS = [
     'a\x00"b and a \x00"quote',  # NUL reads as a space before a quote too.
     # Characters newer than Python 3.11's Unicode tables (16.0, 15.0), which TF Text's ICU composes or reorders.
     "\U00016d67\U00016d67 a\U0001e08f\u0323 a\u0897\u0323 e\u0301\U000113c2\U000113c2",
+    # Noncharacters at the ends of planes 14-16 are unassigned too.
+    "e\u0301\U000FFFFE x e\u0301\U0010FFFF e\u0301\U000EFFFF e\u0301\U000F0000",
 ]
 
 

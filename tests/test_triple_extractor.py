@@ -254,6 +254,22 @@ def test_documents_read_wrapped_lines_as_one_sentence_and_blank_lines_and_list_i
         "- a list item\n", "2) another\n  \n  ", "the last"]
 
 
+def test_a_sentence_longer_than_a_block_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(triple_extractor, "SENTENCE_BLOCK_CHARS", 150)
+    url = "https://example.org/" + "a" * 400
+    first = f"Alan Bean , see {url} , was born in Wheeler, Texas. "
+    assert _sentences(first + "He flew.") == [first, "He flew."]
+    assert _sentences("x" * 1000) == ["x" * 1000]
+    assert _sentences(f"{url} {url}\n\nHe flew.") == [f"{url} {url}\n\n", "He flew."]
+
+
+def test_sentences_do_not_overlap():
+    for document in ("Alice lives in Paris. . . Bob lives in Rome.", "Wait .... Alice lives in Paris. . ."):
+        spans = list(triple_extractor.iter_sentences(document))
+        assert all(start < end <= next_start for (start, end), (next_start, _) in zip(spans, spans[1:]))
+        assert "".join(document[start:end] for start, end in spans).split() == document.split()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_block_end_cuts_no_sentence(monkeypatch, seed):
     rng = np.random.default_rng(seed)

@@ -171,7 +171,7 @@ def _has_unassigned(piece: str) -> bool:
 def _unassigned_pattern() -> str:
     """An RE2 pattern matching a string that holds a code point `_has_unassigned` finds (computed once, ~0.1 s)."""
     ranges, start = [], None
-    planes = [*range(0x40000), *range(0xE0000, 0xF0000)]  # Planes 4-13 assign nothing (added below).
+    planes = [*range(0x40000), *range(0xE0000, 0x110000)]  # Planes 4-13 assign nothing (added below).
     for code in planes:
         unassigned = unicodedata.category(chr(code)) == "Cn"
         if unassigned and start is None:
@@ -179,6 +179,8 @@ def _unassigned_pattern() -> str:
         elif not unassigned and start is not None:
             ranges.append((start, code - 1))
             start = None
+    if start is not None:  # U+10FFFF, a noncharacter, is unassigned.
+        ranges.append((start, 0x10FFFF))
     ranges.append((0x40000, 0xDFFFF))
     return ".*[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges) + "].*"
 
