@@ -356,7 +356,7 @@ class RINTripleExtractor(keras.Model):
     def predict(self, x, batch_size=None, **kwargs):
         """Returns, per raw sentence of `x` (a list of strings), its triples as dicts.
 
-        Each dict holds `subject`, `relation`, `object` (token strings), `score` (the
+        Each dict holds `subject`, `relation`, `object` (the entities as written), `score` (the
         pair probability), `subject_span` and `object_span` (`[start, end)` token
         indices) and `subject_char_span` and `object_char_span` (`[start, end)`
         character offsets into the sentence). Anything but strings (preprocessed
