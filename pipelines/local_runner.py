@@ -16,6 +16,7 @@ Beam would drop it with a warning.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -45,8 +46,8 @@ def define_flags(flag_values=FLAGS):
                         "../shared/data).", **values)
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.", **values)
     flags.DEFINE_integer("num_shards", 1, "TFRecord shards per split.", **values)
-    flags.DEFINE_integer("patience", 30, "Early-stopping patience.", **values)
-    flags.DEFINE_integer("max_train_sentences", None, "Train on the first N sentences only.", **values)
+    flags.DEFINE_integer("patience", 30, "Early-stopping patience.", lower_bound=1, **values)
+    flags.DEFINE_integer("max_train_sentences", None, "Train on the first N sentences only.", lower_bound=1, **values)
     flags.DEFINE_float("min_partial_f1", 50.0, "Evaluator value threshold (dev partial F1, percent).", **values)
     flags.DEFINE_float("max_f1_drop", 1.0, "Evaluator change threshold (points below the last blessed model).",
                        **values)
@@ -56,7 +57,12 @@ def define_flags(flag_values=FLAGS):
 def config_from_flags(flag_values=FLAGS) -> PipelineConfig:
     """The `PipelineConfig` the flags describe; the Trainer's hyperparameters are the model and training flags set."""
     hyperparameters = train.config_flag_values(flag_values)
-    builder_config = RINConfig.for_dataset(flag_values.dataset, **hyperparameters).builder_config  # Checks them too.
+    asked = RINConfig.for_dataset(flag_values.dataset, **hyperparameters)  # Checks them too.
+    builder_config = asked.builder_config
+    for name in list(hyperparameters):  # A flag set to what the others give anyway (the dataset's default) is left out,
+        rest = {key: value for key, value in hyperparameters.items() if key != name}  # so the model is the same.
+        if RINConfig.for_dataset(flag_values.dataset, **rest) == asked:
+            hyperparameters = rest
     hyperparameters.pop("variant", None)  # ExampleGen's.
     root = flag_values.pipeline_root or os.path.join("pipeline_runs", f"{flag_values.dataset}_{builder_config}")
     return PipelineConfig(
@@ -74,10 +80,19 @@ def config_from_flags(flag_values=FLAGS) -> PipelineConfig:
 
 
 def unknown_to_beam(args: list[str]) -> list[str]:
-    """The arguments among `args` that no Beam pipeline option reads (Beam would discard them)."""
+    """The arguments among `args` that no Beam pipeline option reads (Beam would discard them).
+
+    Raises:
+        ValueError: an option's value that Beam refuses (`--direct_num_workers=two`), with argparse's reason.
+    """
     parsers = []
     PipelineOptions([]).get_all_options(add_extra_args_fn=parsers.append)  # Beam's parser of every option.
-    return parsers[0].parse_known_args(args)[1]
+    parser = parsers[0]
+    parser.exit_on_error = False
+    try:
+        return parser.parse_known_args(args)[1]
+    except argparse.ArgumentError as e:
+        raise ValueError(f"Beam option {e}") from e
 
 
 def check_inputs(config: PipelineConfig) -> None:
@@ -96,7 +111,10 @@ def check_inputs(config: PipelineConfig) -> None:
 
 def main(argv):
     beam_args = [arg for arg in argv[1:] if arg != "--"]
-    unknown = unknown_to_beam(beam_args)
+    try:
+        unknown = unknown_to_beam(beam_args)
+    except ValueError as e:
+        raise SystemExit(f"pipelines.local_runner: {e}") from e
     if unknown:
         hint = (" The pipeline runs on a benchmark (--dataset); train on a folder of your own data with "
                 "`python -m rin_keras.train --dataset_dir=...`." if any(a.startswith("--dataset_dir") for a in unknown)

@@ -48,9 +48,11 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     options = PipelineOptions(beam_args or [])
 
     def component(name, settings, inputs, executor, read=None, reusable=None, resumes=False):
-        # `read`: what the component reads from outside the pipeline, hashed with its settings.
-        return run_component(root, name, {**dataclasses.asdict(settings), **(read or {})}, inputs, executor,
-                             reusable, resumes)
+        # `read`: what the component reads from outside the pipeline, hashed with its settings; a setting of where
+        # files are (`LOCATIONS`) is not.
+        fields = {key: value for key, value in dataclasses.asdict(settings).items()
+                  if key not in getattr(settings, "LOCATIONS", ())}
+        return run_component(root, name, {**fields, **(read or {})}, inputs, executor, reusable, resumes)
 
     examples = component("ExampleGen", config.example_gen, {},
                          lambda out: example_gen.run(config.example_gen, out, options),
@@ -73,13 +75,14 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
 
     def evaluate(out):
         evaluated.append(out)
-        return evaluator.run(config.evaluator, examples.uri, model.uri, out, baseline_f1)
+        properties = evaluator.run(config.evaluator, examples.uri, model.uri, out, baseline_f1)
+        if properties["blessed"]:  # Before the evaluation is recorded: a stop between the two evaluates again.
+            record = {"model": model.uri, "fingerprint": model.fingerprint, "partial_f1": properties["partial_f1"]}
+            write_atomically(baseline_path, lambda path: _write_json(path, record))
+        return properties
 
+    # A reused evaluation (an older model's) moves no baseline.
     evaluation = component("Evaluator", config.evaluator, {"examples": examples, "model": model}, evaluate)
-    if evaluated and evaluation.properties["blessed"]:  # A reused evaluation (an older model's) moves no baseline.
-        record = {"model": model.uri, "fingerprint": model.fingerprint,
-                  "partial_f1": evaluation.properties["partial_f1"]}
-        write_atomically(baseline_path, lambda path: _write_json(path, record))
     # A reused evaluation was blessed against the baseline of its day: the push holds it against today's, so that an
     # older command cannot push its model over a better one blessed since. The refusals are part of the Pusher's
     # fingerprint: once they change, it decides again.

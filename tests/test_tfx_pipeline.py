@@ -178,6 +178,31 @@ def test_a_reused_evaluation_is_not_pushed_again_over_a_better_model_blessed_sin
         assert rin_pipeline.run_pipeline(config)["Pusher"].properties["version"] == 1
 
 
+def test_a_model_blessed_again_under_other_thresholds_is_not_pushed_again(first_run, tmp_path):
+    config, artifacts = first_run
+    root = tmp_path / "root"
+    shutil.copytree(config.pipeline_root, root, ignore=shutil.ignore_patterns("serving", rin_pipeline.BASELINE_FILE))
+    data = tmp_path / "data"
+    shutil.copytree(testing.dummy_dir("webnlg"), data)
+    # The data read from another folder holding the same files: ExampleGen's artifact holds.
+    config = dataclasses.replace(config, pipeline_root=str(root), pusher=pusher.Config(str(root / "serving")),
+                                 example_gen=dataclasses.replace(config.example_gen, data_dir=str(data)))
+    with testing.dummy_checksums("webnlg"), \
+            mock.patch.object(example_gen, "run", side_effect=AssertionError("ExampleGen must be reused")):
+        assert rin_pipeline.run_pipeline(config)["Pusher"].properties["version"] == 1
+        other = {"model": "other", "fingerprint": "c" * 16, "partial_f1": 0.0}
+        (root / rin_pipeline.BASELINE_FILE).write_text(json.dumps(other))
+        looser = dataclasses.replace(config, evaluator=evaluator.Config(min_partial_f1=-1.0, max_f1_drop=100.0))
+        # Stopped as the new evaluation is recorded: the rerun evaluates again and records its model as the baseline.
+        with mock.patch.object(rin_pipeline, "write_atomically", side_effect=KeyboardInterrupt), \
+                pytest.raises(KeyboardInterrupt):
+            rin_pipeline.run_pipeline(looser)
+        again = rin_pipeline.run_pipeline(looser)
+    assert json.loads((root / rin_pipeline.BASELINE_FILE).read_text())["fingerprint"] == artifacts["Trainer"].fingerprint
+    assert again["Evaluator"].uri != artifacts["Evaluator"].uri and again["Pusher"].properties["pushed"]
+    assert again["Pusher"].properties["version"] == 1 and os.listdir(root / "serving") == ["1"]  # Not pushed again.
+
+
 def test_only_resuming_components_continue_in_what_a_stopped_run_left(tmp_path):
     def stop(out):
         open(os.path.join(out, "beam-temp-1"), "w").close()
@@ -349,6 +374,12 @@ def test_runner_flags_give_the_trainer_rin_keras_train_settings():
     config = local_runner.config_from_flags(flag_values)
     assert config.example_gen.builder_config == "partial" and config.trainer.hyperparameters["rounds"] == 2
     assert "variant" not in config.trainer.hyperparameters
+    # A flag set to the dataset's default makes the same Trainer as the flag left out.
+    flag_values = flags.FlagValues()
+    local_runner.define_flags(flag_values)
+    flag_values(["local_runner", "--dataset=webnlg", "--rounds=2", "--epochs=150", "--lr_schedule=constant"],
+                known_only=True)
+    assert local_runner.config_from_flags(flag_values).trainer.hyperparameters == {"rounds": 2}
     # Held-out categories reach ExampleGen (the builder config) and the Trainer; the vector and dtype flags too.
     flag_values = flags.FlagValues()
     local_runner.define_flags(flag_values)
@@ -397,4 +428,12 @@ def test_runner_refuses_flags_that_neither_it_nor_beam_reads():
                                              r"runner \(--helpfull\) nor a Beam pipeline option\. The pipeline runs "
                                              r"on a benchmark"):
             local_runner.main(["local_runner", "--dataset_dir=mydata"])
+        with pytest.raises(SystemExit, match=r"^pipelines.local_runner: Beam option argument --direct_num_workers: "
+                                             r"invalid int value: 'two'$"):
+            local_runner.main(["local_runner", "--direct_num_workers=two"])
+    flag_values = flags.FlagValues()
+    local_runner.define_flags(flag_values)
+    for flag in ("--max_train_sentences=0", "--patience=0"):
+        with pytest.raises(flags.IllegalFlagValueError):
+            flag_values(["local_runner", flag], known_only=True)
 

@@ -33,7 +33,8 @@ class Config:
 
 
 def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
-    """Pushes when blessed; returns `pushed` and the version and path written."""
+    """Pushes when blessed, unless a version folder holds this model's export already (the model is not pushed
+    again as a newer version); returns `pushed` and the version and path."""
     if not blessed:
         return {"pushed": False}
     record = os.path.join(output_dir, "pushed_path.txt")
@@ -41,6 +42,10 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
         with open(record, encoding="utf-8") as f:
             path = f.read().strip()
         if holds_model(path, model_dir):
+            return _pushed(path)
+    for version in contract.versions(config.serving_base):  # Pushed before (blessed again under other thresholds).
+        path = os.path.abspath(os.path.join(config.serving_base, str(version)))
+        if contract.export_source(path) == os.path.abspath(model_dir):
             return _pushed(path)
     version = (contract.versions(config.serving_base) or [0])[-1] + 1
     path = os.path.abspath(os.path.join(config.serving_base, str(version)))
