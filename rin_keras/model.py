@@ -253,12 +253,12 @@ class RINModel(keras.Model):
             return super().save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size)
         write_atomically(os.fspath(filepath), lambda temporary: keras.Model.save_weights(self, temporary))
 
-    def get_compile_config(self):
-        return {}
-
     def compile_from_config(self, config):
-        """Recompiles with the "auto" settings on load (optimizer state is restored after)."""
-        self.compile()
+        """Compiles a loaded model as the saved one was compiled (`keras.saving.load_model`); its optimizer is built
+        here, so that the saved optimizer state (Adam's moments, the step count) is restored after."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         config = {"config": self.config.network_fields(), "name": self.name, "trainable": self.trainable}

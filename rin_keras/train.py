@@ -683,8 +683,8 @@ def _final_report(config: RINConfig, model_dir: str, corpus: Corpus, preprocesso
     history_csv = os.path.join(model_dir, "history.csv")
     monitor = selection_metric(config)
     plot_history(history_csv, os.path.join(model_dir, "dev_f1.png"), monitor)
-    best = RINTripleExtractor(keras.saving.load_model(os.path.join(model_dir, CHECKPOINT_FILE)), preprocessor,
-                              config.threshold)
+    best = RINTripleExtractor(keras.saving.load_model(os.path.join(model_dir, CHECKPOINT_FILE), compile=False),
+                              preprocessor, config.threshold)
     best.save_to_preset(model_dir)
     results = {
         "dataset": corpus.name,

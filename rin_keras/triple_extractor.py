@@ -304,7 +304,7 @@ class RINTripleExtractor(keras.Model):
         vocab = Vocabulary.load(os.path.join(model_dir, "vocab"))
         tokenizer_dir = os.path.join(model_dir, features.TOKENIZER_DIR)
         bert_tokenizer = features.load_tokenizer(tokenizer_dir) if os.path.isdir(tokenizer_dir) else None
-        model = keras.saving.load_model(os.path.join(model_dir, checkpoint))
+        model = keras.saving.load_model(os.path.join(model_dir, checkpoint), compile=False)  # For inference.
         max_pieces = model.encoder.backbone.max_sequence_length if config.encoder == "bert" else None
         preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab, bert_tokenizer, max_pieces)
         logging.info("Assembled the extractor from %s/%s, config.json and vocab/.", model_dir, checkpoint)
@@ -318,8 +318,10 @@ class RINTripleExtractor(keras.Model):
         return path
 
     def get_config(self):
+        model = keras.saving.serialize_keras_object(self.model)
+        model.pop("compile_config", None)  # The artifact is for inference: its model loads uncompiled.
         return {
-            "model": keras.saving.serialize_keras_object(self.model),
+            "model": model,
             "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
             "threshold": self.threshold,
             "name": self.name,
@@ -359,14 +361,23 @@ class RINTripleExtractor(keras.Model):
         Each dict holds `subject`, `relation`, `object` (the entities as written), `score` (the
         pair probability), `subject_span` and `object_span` (`[start, end)` token
         indices) and `subject_char_span` and `object_char_span` (`[start, end)`
-        character offsets into the sentence). Anything but strings (preprocessed
-        input dicts, datasets) goes to `keras.Model.predict` and gives the
-        network's outputs.
+        character offsets into the sentence). Texts may come as a list or tuple,
+        a NumPy array, a string tensor or a pandas Series. Anything else
+        (preprocessed input dicts, datasets) goes to `keras.Model.predict` and
+        gives the network's outputs.
         """
+        import tensorflow as tf
+
         _check_batch(x, "predict", 64 if batch_size is None else batch_size)
+        if x is None:
+            raise TypeError("predict takes a list of texts (or the network's preprocessed inputs), not None.")
+        if isinstance(x, tf.Tensor) and x.dtype == tf.string:
+            x = x.numpy()
+        elif hasattr(x, "to_numpy") and not isinstance(x, (dict, tf.data.Dataset)):  # A pandas Series of texts.
+            x = x.to_numpy()
         if isinstance(x, np.ndarray) and x.dtype.kind in "USO":
             x = x.tolist()
-        if isinstance(x, (list, tuple)) and (not x or any(isinstance(s, (str, bytes)) for s in x)):
+        if isinstance(x, (list, tuple)):  # Texts: anything else in the list is refused by its index.
             results = self.predict_detailed(x, 64 if batch_size is None else batch_size)
             truncated = sum(result["truncated"] for result in results)
             if truncated:

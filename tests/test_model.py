@@ -96,6 +96,25 @@ def test_keras_save_and_load_give_identical_outputs(rng, tmp_path):
         )
 
 
+def test_a_saved_trained_model_loads_compiled_with_its_optimizer_state(rng, tmp_path):
+    """As Keras models do: `load_model` of a checkpoint resumes `fit` or runs `evaluate` as saved."""
+    inputs, targets = _batch(rng)
+    model = build_rin(tiny_config())
+    model.fit(inputs, targets, epochs=2, verbose=0)
+    custom = build_rin(tiny_config())
+    custom.compile(optimizer=keras.optimizers.SGD(0.5), metrics={"relations": [PartialMatchF1(0.3)]})
+    custom.fit(inputs, targets, epochs=1, verbose=0)
+    for trained in (model, custom):
+        trained.save(tmp_path / "rin.keras")
+        restored = keras.saving.load_model(tmp_path / "rin.keras")
+        assert restored.compiled and type(restored.optimizer) is type(trained.optimizer)
+        assert int(restored.optimizer.iterations) == int(trained.optimizer.iterations) > 0
+        for saved, loaded in zip(trained.optimizer.variables, restored.optimizer.variables):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(loaded))
+        assert restored.evaluate(inputs, targets, verbose=0, return_dict=True).keys() == trained.evaluate(
+            inputs, targets, verbose=0, return_dict=True).keys()
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_with_float32_heads(rng, policy):
     keras.mixed_precision.set_global_policy(policy)

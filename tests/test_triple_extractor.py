@@ -172,6 +172,14 @@ def test_one_artifact_round_trips(tmp_path, as_file):
                         [r["triples"] for r in extractor.predict_detailed(SENTENCES)])
 
 
+def test_an_extractor_of_a_compiled_trained_model_loads_for_inference(tmp_path):
+    extractor = _extractor()
+    extractor.model.optimizer.build(extractor.model.trainable_variables)  # As after `fit`.
+    loaded = RINTripleExtractor.from_preset(os.path.dirname(extractor.save_to_preset(str(tmp_path))))
+    assert extractor.model.compiled and not loaded.model.compiled
+    assert_same_triples(loaded.predict(SENTENCES), extractor.predict(SENTENCES))
+
+
 def test_old_training_folders_load_and_convert(tmp_path):
     extractor = _extractor()
     old = tmp_path / "run"
@@ -216,6 +224,8 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
     expected = extractor.predict(SENTENCES)
     assert_same_triples(extractor.predict(np.array(SENTENCES)), expected)
     assert_same_triples(extractor.predict(tuple(SENTENCES)), expected)
+    assert_same_triples(extractor.predict(tf.constant(SENTENCES)), expected)
+    assert_same_triples(extractor.predict(pytest.importorskip("pandas").Series(SENTENCES)), expected)
     # Bytes read as UTF-8, invalid bytes and lone surrogates (which UTF-8 cannot encode) as U+FFFD, one for one.
     bad_bytes, surrogate = extractor.predict_detailed([b"Alan \xff Bean", "Alan \ud800 Bean"])
     assert bad_bytes["tokens"] == surrogate["tokens"] == ["Alan", "\ufffd", "Bean"]
@@ -225,6 +235,9 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
         (lambda: extractor.predict_documents(SENTENCES[0]), TypeError, "predict_documents takes a list of texts"),
         (lambda: extractor.predict_tokens(["Alan Bean"]), TypeError, "Sentence 0 is a str; predict_tokens takes lists"),
         (lambda: extractor.predict([SENTENCES[0], None]), TypeError, "Text 1 is a NoneType, not a str"),
+        (lambda: extractor.predict([None]), TypeError, "Text 0 is a NoneType, not a str"),
+        (lambda: extractor.predict([123]), TypeError, "Text 0 is a int, not a str"),
+        (lambda: extractor.predict(None), TypeError, "predict takes a list of texts"),
         (lambda: extractor.predict(SENTENCES, batch_size=0), ValueError, "batch_size must be a positive integer"),
         (lambda: extractor.predict_detailed(SENTENCES, -1), ValueError, "batch_size must be a positive integer"),
     ):
