@@ -259,6 +259,10 @@ def test_pusher_stopped_after_its_version_was_renamed_into_place_does_not_push_a
         with pytest.raises(KeyboardInterrupt):
             pusher.run(config, "other_model", True, other)
         assert pusher.run(config, "other_model", True, other)["version"] == 6
+        # The folder its stopped push renamed into place (5) holds this model: reported, not pushed again.
+        exports = export.call_count
+        assert pusher.run(config, "model", True, out)["version"] == 5 and export.call_count == exports
+        shutil.rmtree(tmp_path / "serving" / "5")  # Without it, the next version.
         with pytest.raises(KeyboardInterrupt):
             pusher.run(config, "model", True, out)
         assert export.call_args.args[2] == 7
