@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 
 from rin_keras.files import write_atomically
@@ -218,6 +219,13 @@ class RINConfig:
     )
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):  # A number or text field given another kind (`hidden_dim="8"`).
+            kind = next((kind for kind in (bool, numbers.Integral, numbers.Real, str) if isinstance(field.default, kind)),
+                        None)
+            value = getattr(self, field.name)
+            if kind is not None and not isinstance(value, numbers.Integral if kind is bool else kind):
+                expected = {bool: "a bool", numbers.Integral: "an integer", numbers.Real: "a number", str: "a string"}
+                raise TypeError(f"{field.name} must be {expected[kind]}, got {value!r}.")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}.")
         if self.variant not in VARIANTS:

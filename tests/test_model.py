@@ -288,3 +288,14 @@ def test_tag_softmax_is_keras_softmax_and_stable():
     assert np.isfinite(probabilities).all()
     model = build_rin(tiny_config())
     assert model.get_layer("entity_tags").activation is tag_softmax
+
+
+def test_config_fields_of_another_kind_are_refused_by_name():
+    for fields, message in ((dict(hidden_dim="8"), "hidden_dim must be an integer, got '8'"),
+                            (dict(learning_rate="1e-3"), "learning_rate must be a number, got '1e-3'"),
+                            (dict(heldout_categories="yes"), "heldout_categories must be a bool, got 'yes'"),
+                            (dict(dataset=None), "dataset must be a string, got None")):
+        with pytest.raises(TypeError, match=f"^{message}"):
+            RINConfig(**fields)
+    config = RINConfig(hidden_dim=np.int64(8), learning_rate=1, heldout_categories=0)  # NumPy and Python numbers.
+    assert config.hidden_dim == 8 and config.learning_rate == 1
