@@ -418,15 +418,16 @@ def check_dataset_dir(directory: str) -> None:
 
 def run_data(config: RINConfig, dataset_dir: str | None) -> str:
     """What a run trains on: `<dataset>/<builder config>`, or a user's folder as `<real path> (files <digest>)`, the
-    digest of its files (`FolderConfig.files_digest`), so that a run is not resumed on the folder edited.
+    digest of its files (`casrel_folder_dataset_builder.files_digest`), so that a run is not resumed on the folder
+    edited.
 
     Raises:
-        casrel.DataError, FileNotFoundError: the folder cannot be read (`folder_config`).
+        FileNotFoundError: the folder has no train split.
     """
     if not dataset_dir:
         return f"{config.dataset}/{config.builder_config}"
     folder = os.path.realpath(dataset_dir)
-    return f"{folder} (files {casrel_folder_dataset_builder.folder_config(folder).files_digest})"
+    return f"{folder} (files {casrel_folder_dataset_builder.files_digest(folder)})"
 
 
 def _without_files_digest(data: str) -> str:
@@ -500,13 +501,14 @@ def check_run_dir(config: RINConfig, model_dir: str, data: str | None = None) ->
     if data and os.path.exists(data_file):
         with open(data_file, encoding="utf-8") as f:
             trained_on = f.read().strip()
-        if trained_on != data and _without_files_digest(trained_on) != _without_files_digest(data):
-            raise ValueError(f"{model_dir} holds an unfinished run on {trained_on}, not {data}: pass another "
-                             "--model_dir, or the same data to resume it.")
-        if trained_on != data and trained_on != _without_files_digest(trained_on):
-            raise ValueError(f"{model_dir} holds an unfinished run on {_without_files_digest(trained_on)} whose "
-                             "files have changed since it started (its vocabulary was made from them): restore them "
-                             "to resume it, or pass another --model_dir to train on them as they are.")
+        if trained_on != data:
+            if _without_files_digest(trained_on) != _without_files_digest(data):
+                raise ValueError(f"{model_dir} holds an unfinished run on {trained_on}, not {data}: pass another "
+                                 "--model_dir, or the same data to resume it.")
+            if trained_on != _without_files_digest(trained_on):
+                raise ValueError(f"{model_dir} holds an unfinished run on {_without_files_digest(trained_on)} whose "
+                                 "files have changed since it started (its vocabulary was made from them): restore "
+                                 "them to resume it, or pass another --model_dir to train on them as they are.")
     if not (os.path.exists(config_path) and os.path.exists(os.path.join(vocab_dir, "words.txt"))):
         return
     try:

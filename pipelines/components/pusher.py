@@ -43,11 +43,12 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
             path = f.read().strip()
         if holds_model(path, model_dir):
             return _pushed(path)
-    for version in contract.versions(config.serving_base):  # Pushed before (blessed again under other thresholds).
+    versions = contract.versions(config.serving_base)
+    for version in versions:  # Pushed before (blessed again under other thresholds).
         path = os.path.abspath(os.path.join(config.serving_base, str(version)))
         if contract.export_source(path) == os.path.abspath(model_dir):
             return _pushed(path)
-    version = (contract.versions(config.serving_base) or [0])[-1] + 1
+    version = (versions or [0])[-1] + 1
     path = os.path.abspath(os.path.join(config.serving_base, str(version)))
     with open(record, "w", encoding="utf-8") as f:
         f.write(path + "\n")

@@ -39,14 +39,12 @@ class FolderConfig(tfds.core.BuilderConfig):
         split_files: {split: file name in the folder}.
         relations: relation names in id order.
         relations_source: where the relations come from, for messages.
-        files_digest: a hash of the split files and `rel2id.json`, which changes when any of them is edited.
     """
 
     directory: str = ""
     split_files: dict = dataclasses.field(default_factory=dict)
     relations: tuple = ()
     relations_source: str = ""
-    files_digest: str = ""
 
     def split_file(self, split: str) -> str:
         """Returns the name of `split`'s file in the folder (where the folder lacks the split, the name it would
@@ -77,21 +75,30 @@ def folder_config(directory: str) -> FolderConfig:
         source = f"the relations of {paths['train']}"
     if not relations:
         raise casrel.DataError(f"{source} names no relation: the train split needs annotated triples.")
-    digest = hashlib.sha256()
-    for path in sorted(paths.values()) + ([relations_path] if os.path.exists(relations_path) else []):
-        with open(path, "rb") as f:
-            digest.update(os.path.basename(path).encode() + b"\0" + f.read())
     slug = re.sub(r"[^a-z0-9]+", "_", os.path.basename(directory).lower()).strip("_") or "data"
-    files_digest = digest.hexdigest()[:12]
     return FolderConfig(
-        name=f"{slug}_{files_digest}",
+        name=f"{slug}_{files_digest(directory)}",
         description=f"Annotated sentences of {directory}.",
         directory=directory,
         split_files={split: os.path.basename(path) for split, path in paths.items()},
         relations=tuple(relations),
         relations_source=source,
-        files_digest=files_digest,
     )
+
+
+def files_digest(directory: str) -> str:
+    """A hash of the split files and `rel2id.json` of `directory`, which changes when any of them is edited.
+
+    Raises:
+        FileNotFoundError: the folder has no train split.
+    """
+    paths = casrel.find_split_files(directory, required=("train",))
+    relations_path = os.path.join(directory, casrel.RELATIONS_FILE)
+    digest = hashlib.sha256()
+    for path in sorted(paths.values()) + ([relations_path] if os.path.exists(relations_path) else []):
+        with open(path, "rb") as f:
+            digest.update(os.path.basename(path).encode() + b"\0" + f.read())
+    return digest.hexdigest()[:12]
 
 
 def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
