@@ -88,6 +88,8 @@ class RINModel(keras.Model):
     def __init__(self, config: RINConfig, dtype=None, backbone=None, **kwargs):
         if isinstance(config, dict):
             config = RINConfig.from_dict(config)
+        if not isinstance(config, RINConfig):
+            raise TypeError(f"config must be a RINConfig (or its dict), got {type(config).__name__}.")
         if (config.encoder == "bilstm" and config.vocab_size < 3) or config.num_relations < 1:
             raise ValueError("RINConfig.vocab_size and num_relations must be set before building.")
         c = config

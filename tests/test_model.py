@@ -202,6 +202,8 @@ def test_configs_saved_with_retired_options_off_load_and_on_refuse():
 def test_config_must_name_vocabulary_and_relations():
     with pytest.raises(ValueError, match="vocab_size"):
         RINModel(tiny_config(vocab_size=0))
+    with pytest.raises(TypeError, match="must be a RINConfig .* got NoneType"):
+        build_rin(None)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the GPU benchmark's scorer is JAX code")
