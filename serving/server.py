@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import json
@@ -78,6 +79,8 @@ MAX_REQUEST_SENTENCES = 4096  # Default limits of one request.
 MAX_REQUEST_BYTES = 16 << 20
 MAX_LOAD_RETRIES = 5  # TF Serving's defaults (--max_num_load_retries, --load_retry_interval_micros).
 LOAD_RETRY_SECONDS = 60.0
+# gRPC threads beyond `max_pending`: GetModelStatus and GetModelMetadata are answered while Predicts wait or run.
+SERVICE_THREADS = 4
 
 
 class RequestError(Exception):
@@ -237,6 +240,7 @@ class ServedModel:
         with self._lock:
             self._loaded, self._signature_defs, self.version = loaded, signature_defs, version
             self._served_identity = identity
+            self._failed_loads.pop(version, None)  # Tried while its folder was being written.
         logging.info("Serving %s version %d from %s", self.name, version, path)
 
     def _folder_identity(self, version: int) -> tuple | None:
@@ -548,10 +552,36 @@ def _replay_warmup(loaded, path: str) -> None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """gRPC `tensorflow.serving.PredictionService` over a `ServedModel`."""
+    """gRPC `tensorflow.serving.PredictionService` over a `ServedModel`.
 
-    def __init__(self, model: ServedModel):
+    Args:
+        model: the served model.
+        workers: Predicts run at once; more wait (each in a gRPC thread of its own, so that metadata and status
+            calls are answered meanwhile).
+        max_pending: Predicts that may wait or run at once; more are refused (RESOURCE_EXHAUSTED).
+    """
+
+    def __init__(self, model: ServedModel, workers: int = 4, max_pending: int = 64):
         self.model = model
+        self.max_pending = max_pending
+        self._running = threading.Semaphore(workers)
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _worker(self, context):
+        """Holds one of the `workers` for a Predict, once fewer than `max_pending` wait or run."""
+        with self._pending_lock:
+            if self._pending >= self.max_pending:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"The server is busy ({self.max_pending} requests in progress); retry later.")
+            self._pending += 1
+        try:
+            with self._running:
+                yield
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
 
     def _unimplemented(self, request, context):
         """The methods of the service that this server does not answer: UNIMPLEMENTED, without grpcio's ERROR
@@ -563,9 +593,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         version = _requested_version(self.model, request, context)
         try:
-            inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
-            outputs, served = self.model.predict(request.model_spec.signature_name, inputs, version,
-                                                 context.is_active)
+            with self._worker(context):
+                inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
+                outputs, served = self.model.predict(request.model_spec.signature_name, inputs, version,
+                                                     context.is_active)
             unknown = set(request.output_filter) - set(outputs)
             if unknown:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names {sorted(unknown)}; "
@@ -860,7 +891,7 @@ class ModelServer:
         grpc_port: 0 picks a free port.
         rest_port: 0 picks a free port; None serves no REST.
         poll_seconds: how often to look for a newer version (0: never).
-        workers: requests run at once (per protocol); more wait.
+        workers: requests run at once (per protocol); more wait. Status and metadata requests do not wait for them.
         max_pending: requests that may wait or run at once (per protocol); more are refused
             (gRPC RESOURCE_EXHAUSTED, REST 503).
         rest_read_timeout: seconds a REST client may take to send its request (and stay idle).
@@ -873,12 +904,14 @@ class ModelServer:
         self.model = model
         self.shutdown_grace = shutdown_grace
         self._grpc = grpc.server(
-            concurrent.futures.ThreadPoolExecutor(max_workers=workers), maximum_concurrent_rpcs=max_pending,
+            concurrent.futures.ThreadPoolExecutor(max_workers=max_pending + SERVICE_THREADS),
+            maximum_concurrent_rpcs=max_pending + SERVICE_THREADS,
             # Not SO_REUSEPORT (grpcio's default): a second server on a port in use must fail, not share its requests.
             options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 256 << 20),
                      ("grpc.so_reuseport", 0)],
         )
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(model), self._grpc)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(model, workers, max_pending), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model), self._grpc)
         try:
             self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")

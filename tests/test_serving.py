@@ -28,11 +28,13 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
     model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
+    prediction_service_pb2_grpc,
 )
 
 from rin_keras import export, predict
@@ -461,8 +463,6 @@ def _raw_request(running, inputs, model_name="rin", signature="serving_default",
     for name, proto in inputs.items():
         request.inputs[name].CopyFrom(proto)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}")
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
-
     return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
 
 
@@ -485,7 +485,7 @@ def test_grpc_bad_requests_get_a_status_and_serving_goes_on(running, inputs, mod
 
 
 def test_grpc_methods_not_served_answer_unimplemented_without_a_traceback(running, caplog):
-    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import classification_pb2
 
     with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
         with pytest.raises(grpc.RpcError) as error:
@@ -664,8 +664,6 @@ def test_grpc_model_status_gives_the_rest_status_and_reload_config_is_unimplemen
 
 
 def test_model_specs_are_checked_as_tf_serving_checks_them(running, caplog):
-    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
-
     def call(method, spec):
         """`method`'s answer to a request with `spec` as its model_spec (None: no model_spec): (code, details)."""
         request = {"Predict": predict_pb2.PredictRequest(),
@@ -758,6 +756,52 @@ def test_a_request_whose_client_left_stops_at_the_next_chunk(served, running):
     assert client.RestClient(f"http://127.0.0.1:{running.rest_port}").predict(["Alan Bean"])  # Still serving.
 
 
+def test_grpc_status_and_metadata_are_answered_while_predicts_wait_or_run(served):
+    model = server.ServedModel(str(served["base"]), "rin")
+    instance = server.ModelServer(model, grpc_port=0, rest_port=None, poll_seconds=0, workers=1, max_pending=2)
+    instance.start()
+    gate, started, original = threading.Event(), threading.Event(), model.predict
+
+    def held_predict(*args):
+        started.set()
+        gate.wait(60)
+        return original(*args)
+
+    model.predict = held_predict
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "rin"
+    request.inputs["sentences"].CopyFrom(tf.make_tensor_proto(["Alan Bean was born in Texas ."]))
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "rin"
+    metadata_request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    metadata_request.model_spec.name = "rin"
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{instance.grpc_port}") as channel:
+            predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            running_call = predict_stub.Predict.future(request, timeout=60)
+            assert started.wait(60)
+            waiting_call = predict_stub.Predict.future(request, timeout=60)  # Waits for the one worker.
+            time.sleep(0.5)
+            with pytest.raises(grpc.RpcError) as error:  # A third: more than max_pending.
+                predict_stub.Predict(request, timeout=30)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "2 requests in progress" in error.value.details()
+            for _ in range(2 * server.SERVICE_THREADS):
+                [status] = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+                    status_request, timeout=5).model_version_status
+                assert status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                assert predict_stub.GetModelMetadata(metadata_request, timeout=5).model_spec.version.value == 1
+            gate.set()
+            expected = served["extractor"].predict(["Alan Bean was born in Texas ."])
+            for call in (running_call, waiting_call):
+                outputs = {key: tf.make_ndarray(value) for key, value in call.result().outputs.items()}
+                assert_same_triples(triples_from_outputs(outputs), expected)
+    finally:
+        gate.set()
+        model.predict = original
+        instance.stop()
+
+
 def test_server_picks_up_a_new_version(served, tmp_path):
     base = tmp_path / "models"
     extractor = served["extractor"]
@@ -822,6 +866,16 @@ def test_a_version_that_fails_to_load_is_tried_again_a_few_times_then_left(serve
         model.refresh()
     assert model.version == 2 and loads == [2, 2, 2, 2]
     assert [s["state"] for s in model.version_status()] == ["AVAILABLE"]
+    # A version that loads on a retry (its folder was being copied) is listed once, as served.
+    (base / "3").unlink()
+    (base / "3").mkdir()
+    model.load_retry_seconds = 0.0
+    with pytest.raises(OSError, match="does not exist"):
+        model.refresh()
+    shutil.copytree(base / "1", base / "3", dirs_exist_ok=True)
+    model.refresh()
+    assert model.version == 3
+    assert [(s["version"], s["state"]) for s in model.version_status()] == [("3", "AVAILABLE")]
 
 
 def test_a_server_starts_on_the_newest_version_that_loads(served, tmp_path):
