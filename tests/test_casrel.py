@@ -9,12 +9,18 @@ import tensorflow_datasets as tfds
 from tfds_builders import casrel, testing
 
 
-def test_first_occurrence_is_taken_and_unfound_triples_dropped():
+def test_first_occurrence_outside_longer_names_is_taken_and_unfound_triples_dropped():
     record = {"text": "A B A C", "triple_list": [["A", "r", "C"], ["A B", "r", "Z"]]}
     example, counts = casrel.to_example(record, {"r"}, "train_7")
     assert example["triples"] == [{"subject": {"start": 0, "end": 1, "head": 0}, "relation": "r",
                                    "object": {"start": 3, "end": 4, "head": 3}}]
     assert (counts["ambiguous"], counts["not_found"], counts["triples"]) == (1, 1, 1)
+    # The first `Cesena` is the last word of the subject: the object is the second, whose tags can mark both.
+    record = {"text": "A.C. Cesena ground is in Cesena", "triple_list": [["A.C. Cesena", "ground", "Cesena"]]}
+    example, counts = casrel.to_example(record, {"ground"}, "train_8")
+    assert [(t["subject"]["start"], t["subject"]["end"], t["object"]["start"], t["object"]["end"])
+            for t in example["triples"]] == [(0, 2, 5, 6)]
+    assert counts["ambiguous"] == 1
 
 
 def test_unknown_relation_names_the_example():
