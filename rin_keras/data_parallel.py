@@ -82,6 +82,9 @@ class Cluster:
 
             # CPU devices exchange gradients through Gloo (GPUs and TPUs use their own collectives).
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            # JAX's preemption service would take SIGTERM for a sync point that training never asks about, and a
+            # worker told to stop would go on: it stops as a single process does.
+            jax.config.update("jax_enable_preemption_service", False)
             logging.info("Worker %d of %d: waiting for every worker at %s (JAX stops this process after 5 minutes "
                          "if one does not join).", self.worker_index, self.num_workers, self.coordinator_address)
             keras.distribution.initialize(self.coordinator_address, self.num_workers, self.worker_index)

@@ -303,14 +303,19 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         FileNotFoundError: a benchmark's train or validation file is missing (`Corpus.check_splits`).
     """
     cluster.check_strategy(strategy)
-    data = run_data(config, _folder_of(dataset_dir, corpus))
+    folder = _folder_of(dataset_dir, corpus)
+    data = run_data(config, folder)
     check_before_training(config, model_dir, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
                           benchmark=corpus is None and not dataset_dir, data=data)
     if strategy == "data_parallel":
         cluster.start()
+        # The data and vector files by their contents: their paths may differ from machine to machine.
         cluster.check_same_settings({"config": dataclasses.asdict(config), "patience": patience,
                                      "mixed_precision": mixed_precision, "jit_compile": jit_compile,
-                                     "bucketing": bucketing, "max_train_sentences": max_train_sentences})
+                                     "bucketing": bucketing, "max_train_sentences": max_train_sentences,
+                                     "data": folder and casrel_folder_dataset_builder.files_digest(folder),
+                                     "vectors": [_file_identity(word_vectors_source),
+                                                 _file_identity(pretrained_source)]})
     # Set for the run only: a pipeline scores and exports in the same process afterwards.
     with _global_dtype_policy("float32" if mixed_precision == "none" else mixed_precision), \
             contextlib.ExitStack() as cleanup:
@@ -433,6 +438,11 @@ def run_data(config: RINConfig, dataset_dir: str | None) -> str:
 def _without_files_digest(data: str) -> str:
     """`run_data`'s folder without its files' digest (a run of an older version recorded the folder only)."""
     return re.sub(r" \(files [0-9a-f]+\)$", "", data)
+
+
+def _file_identity(source: str) -> str | list:
+    """A vectors source as workers compare it: a name (`glove`), or a file's name and size."""
+    return [os.path.basename(source), os.path.getsize(source)] if os.path.isfile(source) else source
 
 
 def _folder_of(dataset_dir: str | None, corpus: Corpus | None) -> str | None:

@@ -133,12 +133,17 @@ def _backup_epoch(model_dir) -> int:
 
 @needs_jax
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="already on another backend")
-def test_workers_started_with_other_settings_stop_before_training(tmp_path):
+@pytest.mark.parametrize("differs", ["epochs", "data"])
+def test_workers_started_with_other_settings_stop_before_training(tmp_path, differs):
     tfds_dir = tmp_path / "tfds"
     address = f"--coordinator_address=127.0.0.1:{_free_port()}"
     logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
-    workers = [_start(tmp_path / "run", tfds_dir, logs[i], epochs, "--strategy=data_parallel", "--num_workers=2",
-                      f"--worker_index={i}", address) for i, epochs in enumerate((2, 3))]
+    other = tmp_path / "edited"  # The folder with a word of its train split changed, under another path.
+    shutil.copytree(os.path.join(REPO, "tests", "data", "custom_jsonl"), other)
+    (other / "train.jsonl").write_text((other / "train.jsonl").read_text().replace("Alan", "Neil"))
+    worker_flags = {"epochs": [[], ["--epochs=3"]], "data": [[], [f"--dataset_dir={other}"]]}[differs]
+    workers = [_start(tmp_path / "run", tfds_dir, logs[i], 2, "--strategy=data_parallel", "--num_workers=2",
+                      f"--worker_index={i}", address, *worker_flags[i]) for i in range(2)]
     for worker, log in zip(workers, logs):
         assert worker.wait(timeout=300) == 1
         text = open(log).read()
@@ -161,7 +166,8 @@ def test_two_workers_train_as_one_process_and_resume_after_a_kill(tmp_path):
     while _backup_epoch(run) < 2 and workers[1].poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert workers[1].poll() is None, "the run ended before the kill: " + open(logs[1]).read()[-3000:]
-    workers[1].send_signal(signal.SIGKILL)
+    workers[1].send_signal(signal.SIGTERM)  # As a job scheduler stops a job: the worker stops, as one process does.
+    assert workers[1].wait(timeout=60) == -signal.SIGTERM
     try:  # The chief fails on its own (Gloo loses its peer), then waits out a heartbeat timeout; stop it sooner.
         assert workers[0].wait(timeout=5) != 0
     except subprocess.TimeoutExpired:
