@@ -6,8 +6,10 @@ import logging as python_logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from unittest import mock
 
@@ -17,7 +19,7 @@ from absl import flags, logging
 from absl.testing import flagsaver
 from tensorflow.python.data.ops import iterator_ops
 
-from rin_keras import RINConfig, callbacks, train
+from rin_keras import RINConfig, callbacks, files, train
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.vocab import Vocabulary
@@ -211,6 +213,24 @@ def test_the_variants_f1_selects_the_model(tmp_path):
     with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", scripted_scores):
         results = _train(tmp_path / "run", tmp_path / "tfds", epochs=3, **NO_WORD_FEATURES)
     assert results["best_epoch"] == 2  # An exact-match run is chosen on dev exact F1, not partial.
+
+
+def test_ctrl_c_during_an_atomic_write_takes_effect_once_the_file_is_in_place(tmp_path):
+    path = tmp_path / "latest.weights.h5"
+
+    def write(temporary):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while a backup is being written.
+        time.sleep(0.1)
+        with open(temporary, "w") as f:
+            f.write("whole")
+
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, as in a command run in a shell.
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            files.write_atomically(str(path), write)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert path.read_text() == "whole" and os.listdir(tmp_path) == [path.name]
 
 
 def test_cosine_schedule_and_plateau_decay_exclude_each_other():
