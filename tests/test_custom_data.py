@@ -131,6 +131,10 @@ def test_an_entity_is_placed_outside_another_entitys_longer_name_where_it_stands
     # An entity written with the sentence's period is no longer name of the same entity.
     assert _located("Paris Hilton was born in Paris.", ("Paris Hilton", "birthPlace", "Paris."),
                     ("Paris Hilton", "birthPlace", "Paris")) == [("Paris Hilton@0", "birthPlace", "Paris@5")]
+    # With an ellipsis after it, in three periods or one character.
+    for ellipsis in ("...", "\u2026"):
+        assert _located(f"He was born in Texas{ellipsis}", ("He", "birthPlace", f"Texas{ellipsis}")) == [
+            ("He@0", "birthPlace", "Texas@4")]
     # Inside the longer name only: placed there.
     assert _located("Paris Hilton is named after Paris Hilton.", ("Paris Hilton", "namedAfter", "Paris")) == [
         ("Paris Hilton@0", "namedAfter", "Paris@0")]

@@ -472,7 +472,7 @@ def _occurrences_as_tokens(text: str, tokens: list, phrase: str) -> list[tuple[i
     return spans
 
 
-_TRAILING_PUNCTUATION = frozenset(".,;:!?")
+_TRAILING_PUNCTUATION = frozenset([".", ",", ";", ":", "!", "?", "...", "\u2026"])  # U+2026: an ellipsis.
 
 
 def _without_trailing_punctuation(words: list[str], start: int, end: int) -> int:
