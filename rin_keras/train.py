@@ -138,7 +138,8 @@ def define_flags():
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (pads batches to bucket edges, as the JAX "
                       "backend always does: it compiles once per batch shape).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
-    flags.DEFINE_integer("max_train_sentences", None, "Use only the first N train sentences (smoke tests).",
+    flags.DEFINE_integer("max_train_sentences", None,
+                         "Use only N train sentences: the first in the stored order, a fixed subset (smoke tests).",
                          lower_bound=1)
 
 
@@ -292,7 +293,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         strategy: tf.distribute strategy name, or `"data_parallel"` (see `rin_keras.data_parallel`).
         jit_compile: XLA-compile the train step, with batches padded to bucket edges (always so on JAX).
         bucketing: bucket train batches by length.
-        max_train_sentences: train on the first N sentences only.
+        max_train_sentences: train on the first N sentences of the stored order only.
         corpus: the data (default: `dataset_dir`, else the TFDS builder of `config.dataset` / `config.builder_config`).
         cluster: with `strategy="data_parallel"`, this worker's place among the workers. Every worker takes the
             same steps and returns the same results; only the chief writes to `model_dir`.

@@ -27,7 +27,7 @@ class Config:
             text file (set `pretrained_dim: 0` in `hyperparameters` for none).
         mixed_precision: the Keras dtype policy: `none`, `mixed_float16` or `mixed_bfloat16`.
         patience: early-stopping patience in epochs.
-        max_train_sentences: train on the first N sentences only.
+        max_train_sentences: train on the first N sentences of the stored order only.
     """
 
     hyperparameters: dict = dataclasses.field(default_factory=dict)
