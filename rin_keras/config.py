@@ -40,7 +40,7 @@ _DATASET_DEFAULTS = {
     "webnlg3": {"batch_size": 50, "learning_rate": 1e-3, "epochs": 12, "rounds": 3, "lr_schedule": "cosine",
                 "variant": "exact"},
 }
-_DATASET_DEFAULTS["custom"] = _DATASET_DEFAULTS["webnlg"]
+_DATASET_DEFAULTS["custom"] = {**_DATASET_DEFAULTS["webnlg"], "variant": "exact"}  # A folder: full names.
 # The paper's BERT setting (Section 5.1): a smaller learning rate. For the BiLSTM, the
 # unseen-word features (docs/benchmarks/robustness.md, "What the models read"); the dataclass defaults keep them
 # off, so configs saved before they existed load as they were trained.

@@ -139,7 +139,8 @@ def define_flags():
                       "backend always does: it compiles once per batch shape).")
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
     flags.DEFINE_integer("max_train_sentences", None,
-                         "Use only N train sentences: the first in the stored order, a fixed subset (smoke tests).",
+                         "Use only N train sentences: the first in the stored order, a fixed subset (smoke tests; "
+                         "the vocabulary, word2vec vectors and entity stand-ins still come from the whole split).",
                          lower_bound=1)
 
 
@@ -181,9 +182,7 @@ def _recipe_defaults_table() -> list[str]:
     columns = {}
     for dataset in (*BENCHMARKS, "custom"):
         for encoder in ("bilstm", "bert"):
-            given = {"variant": "exact"} if dataset == "custom" else {}
-            if encoder == "bert":
-                given["preset"] = "any"  # A required flag of the BERT encoder, without a default.
+            given = {"preset": "any"} if encoder == "bert" else {}  # A required flag of BERT, without a default.
             name = f"{'--dataset_dir' if dataset == 'custom' else dataset}, {encoder}"
             columns[name] = RINConfig.for_dataset(dataset, encoder=encoder, **given)
     rows = ["| flag | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
@@ -207,7 +206,6 @@ def config_from_flags() -> RINConfig:
         if FLAGS["dataset"].present:
             raise SystemExit("rin_keras.train: --dataset and --dataset_dir both name the data to train on: give one "
                              "of them.")
-        fields.setdefault("variant", "exact")
     try:
         dataset = "custom" if FLAGS.dataset_dir else FLAGS.dataset
         return RINConfig.for_dataset(dataset, **fields)

@@ -294,6 +294,7 @@ def test_cli_defaults_for_a_folder():
         train.FLAGS(["prog", f"--dataset_dir={EXAMPLE}"])
         config = train.config_from_flags()
         assert (config.dataset, config.variant, config.rounds) == ("custom", "exact", 3)
+        assert config == RINConfig.for_dataset("custom")  # Python's defaults for a folder are the command's.
         with flagsaver.flagsaver(variant="partial"):
             assert train.config_from_flags().variant == "partial"
         train.FLAGS(["prog", "--dataset=webnlg", f"--dataset_dir={EXAMPLE}"])
