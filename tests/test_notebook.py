@@ -35,7 +35,7 @@ def test_quickstart_runs_on_a_webnlg_slice(tmp_path):
     )
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert "webnlg/exact" in _text(code[2]) and "'train': 5019" in _text(code[2])
-    assert "epoch 2: dev partial" in _text(code[4])  # One dev score per epoch.
+    assert "epoch 2: dev exact" in _text(code[4])  # One dev score per epoch, the selecting one first.
     assert any("image/png" in o.get("data", {}) for o in code[5].outputs)  # The dev-F1 plot.
     assert "Alan Bean was born in Wheeler, Texas." in _text(code[6]) and "exact" in _text(code[6])
     assert os.path.exists(tmp_path / "model" / "extractor.keras")
