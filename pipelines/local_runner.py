@@ -47,7 +47,8 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.", **values)
     flags.DEFINE_integer("num_shards", 1, "TFRecord shards per split.", **values)
     flags.DEFINE_integer("patience", 30, "Early-stopping patience.", lower_bound=1, **values)
-    flags.DEFINE_integer("max_train_sentences", None, "Train on N sentences only: the first in the stored order.", lower_bound=1, **values)
+    flags.DEFINE_integer("max_train_sentences", None, "Train on N sentences only: the first in the stored order.",
+                         lower_bound=1, **values)
     flags.DEFINE_float("min_partial_f1", 50.0, "Evaluator value threshold (dev partial F1, percent).", **values)
     flags.DEFINE_float("max_f1_drop", 1.0, "Evaluator change threshold (points below the last blessed model).",
                        **values)

@@ -565,23 +565,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.model = model
         self.max_pending = max_pending
         self._running = threading.Semaphore(workers)
-        self._pending = 0
-        self._pending_lock = threading.Lock()
+        self._admitted = threading.Semaphore(max_pending)
 
     @contextlib.contextmanager
     def _worker(self, context):
         """Holds one of the `workers` for a Predict, once fewer than `max_pending` wait or run."""
-        with self._pending_lock:
-            if self._pending >= self.max_pending:
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"The server is busy ({self.max_pending} requests in progress); retry later.")
-            self._pending += 1
+        if not self._admitted.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"The server is busy ({self.max_pending} requests in progress); retry later.")
         try:
             with self._running:
                 yield
         finally:
-            with self._pending_lock:
-                self._pending -= 1
+            self._admitted.release()
 
     def _unimplemented(self, request, context):
         """The methods of the service that this server does not answer: UNIMPLEMENTED, without grpcio's ERROR

@@ -566,7 +566,7 @@ def folder_example(record: dict, relations: set[str], where: str, pretokenized: 
                 _raise_not_located(where, role, phrase, triple, text, tokens)
             counts["ambiguous"] += len(found) > 1
             start, end = placements[phrase]
-            counts["trimmed"] += found[trimmed[phrase].index((start, end))][1] > end
+            counts["trimmed"] += (start, end) not in found  # Its own occurrence, less the punctuation.
             located.append({"start": start, "end": end, "head": end - 1})
         key = ((located[0]["start"], located[0]["end"]), relation, (located[1]["start"], located[1]["end"]))
         if key in seen:  # The same triple, written twice (`Paris.` and `Paris`, or accents composed otherwise).
