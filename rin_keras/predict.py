@@ -10,8 +10,8 @@ and offsets into the document. Pre-tokenised input (`--pretokenized`) is read as
     python -m rin_keras.predict --model_dir=runs/webnlg_partial_k3 "Alan Bean was born in Wheeler, Texas."
     python -m rin_keras.predict --model_dir=runs/webnlg_partial_k3 --documents --input=docs.jsonl --output=triples.jsonl
 
-Results are written as they are made; a run stopped on a long `--input` goes on where it stopped with the same
-command and `--resume`.
+Results are written as they are made, in UTF-8 whatever the locale; a run stopped on a long `--input` goes on where
+it stopped with the same command and `--resume`. A reader that leaves early (`| head`) stops the command quietly.
 """
 
 from __future__ import annotations
@@ -176,7 +176,8 @@ def main(argv):
     if FLAGS.resume and not (FLAGS.input and FLAGS.output):
         sys.exit("rin_keras.predict: --resume goes on with an --output from an --input file: give both.")
     try:
-        _predict_inputs(FLAGS, argv[1:])
+        with contract.json_lines_stdout():
+            _predict_inputs(FLAGS, argv[1:])
     except InputError as e:
         sys.exit(str(e))
 

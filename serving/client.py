@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 
 from serving.contract import (
-    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, open_text, pad_tokens, readable_text, split_tokens,
-    triples_from_outputs,
+    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, json_lines_stdout, open_text, pad_tokens, readable_text,
+    split_tokens, triples_from_outputs,
 )
 
 
@@ -196,17 +196,18 @@ def main(argv):
             fail(error)
         return
     answered = 0
-    for batch in _batches(sentences, FLAGS.batch_size):
-        inputs = batch if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in batch]
-        try:
-            answers = client.predict(inputs)
-        except errors as error:
-            fail(error, f" (sentences {answered + 1}-{answered + len(batch)}"
-                 + ("; those before are answered above)" if answered else "; none was answered)"))
-        for sentence, triples in zip(batch, answers):
-            print(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False))  # As predict writes.
-        sys.stdout.flush()  # Each request's answers as they come, for a reader at the other end of a pipe.
-        answered += len(batch)
+    with json_lines_stdout() as out:
+        for batch in _batches(sentences, FLAGS.batch_size):
+            inputs = batch if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in batch]
+            try:
+                answers = client.predict(inputs)
+            except errors as error:
+                fail(error, f" (sentences {answered + 1}-{answered + len(batch)}"
+                     + ("; those before are answered above)" if answered else "; none was answered)"))
+            for sentence, triples in zip(batch, answers):
+                out.write(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False) + "\n")  # As predict.
+            out.flush()  # Each request's answers as they come, for a reader at the other end of a pipe.
+            answered += len(batch)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the signature's outputs into triple dicts.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import re
@@ -74,6 +75,24 @@ def open_text(path: str | None) -> io.TextIOWrapper:
     else:
         encoding = "utf-8-sig"
     return io.TextIOWrapper(binary, encoding=encoding, errors="replace")
+
+
+@contextlib.contextmanager
+def json_lines_stdout():
+    """Standard output for the JSON lines of `rin_keras.predict` and `serving.client`.
+
+    It writes UTF-8 whatever the locale (a Windows console or `PYTHONIOENCODING` may name another encoding), and a
+    reader that leaves early (`| head -1`) ends the command quietly with status 141 (128 + SIGPIPE), as it ends a
+    Unix filter.
+    """
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    if encoding != "utf8" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")
+    try:
+        yield sys.stdout
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's last flush at exit goes nowhere.
+        sys.exit(128 + 13)
 
 
 # A token of pre-tokenised text: split on ASCII whitespace only, as `tf.strings.split` does (not at a no-break space).

@@ -936,6 +936,29 @@ def test_command_lines_read_text_that_is_not_utf_8_as_u_fffd(served, tmp_path, r
     assert run.returncode == 1 and "texts.jsonl is a file; name a folder" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_command_lines_write_utf_8_and_stop_quietly_when_their_reader_leaves(served, tmp_path, running):
+    """JSON lines are UTF-8 whatever the locale names, and a reader that leaves (`| head -1`) ends the command with
+    status 141, as it ends a Unix filter, not with a traceback."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONIOENCODING": "cp1252"}  # As Windows writes to a file.
+    texts = ["Marie Curie was born in Krak\u00f3w.", "\u674e\u767d was born in Suyab \U0001f600."]
+    for command in (["rin_keras.predict", f"--model_dir={served['model_dir']}", "--batch_size=1"],
+                    ["serving.client", "--protocol=rest", f"--port={running.rest_port}", "--host=127.0.0.1",
+                     "--batch_size=1"]):
+        run = subprocess.run([sys.executable, "-m", *command, *texts], capture_output=True, cwd=REPO, env=env)
+        assert run.returncode == 0, run.stderr.decode(errors="replace")
+        assert [json.loads(line)["text"] for line in run.stdout.decode("utf-8").splitlines()] == texts
+        with open(tmp_path / "stderr", "w+b") as stderr:
+            process = subprocess.Popen([sys.executable, "-m", *command], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=stderr, cwd=REPO, env=env)
+            process.stdin.write(b"It was.\n" * 2000)
+            process.stdin.close()
+            assert json.loads(process.stdout.readline())["text"] == "It was."
+            process.stdout.close()
+            assert process.wait(timeout=120) == 141
+            stderr.seek(0)
+            assert b"Traceback" not in stderr.read()
+
+
 def test_predict_and_export_command_lines(served, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     lines = subprocess.run(
