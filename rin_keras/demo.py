@@ -139,11 +139,15 @@ async function run() {
   document.body.dataset.done = "true";
 }
 
+function readLink(text) {
+  if (text !== null) { $("input").value = text; run(); }
+}
+
 $("run").addEventListener("click", run);
 // A link's text: after `#` (what the page writes; browsers send it to no server) or in the query.
-const shared = new URLSearchParams(location.hash.slice(1)).get("text")
-  ?? new URLSearchParams(location.search).get("text");
-if (shared !== null) { $("input").value = shared; run(); }
+readLink(new URLSearchParams(location.hash.slice(1)).get("text") ?? new URLSearchParams(location.search).get("text"));
+// Another link opened in the same tab changes only what follows `#`, for which browsers do not load the page again.
+window.addEventListener("hashchange", () => readLink(new URLSearchParams(location.hash.slice(1)).get("text")));
 </script>
 </body></html>
 """
@@ -157,7 +161,7 @@ async def _extract(extractor, lock: threading.Lock, server: web.WebServer, reque
     """`POST /extract` with `{"text": ...}`: `predict_documents` of the text."""
     body = await server.read_body(request)
     try:
-        payload = json.loads(body.decode("utf-8")) if body else None
+        payload = json.loads(body.decode("utf-8-sig")) if body else None  # JSON readers may skip a byte-order mark.
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # Recursion: JSON nested too deep to parse.
         raise web.RequestRefused(400, f"The body must be JSON: {e}") from e
     text = payload.get("text") if isinstance(payload, dict) else None

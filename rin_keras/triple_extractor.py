@@ -63,7 +63,7 @@ def _check_batch(texts, method: str, batch_size: int) -> None:
     """Refuses a lone string where a batch of texts belongs, and a batch size below 1."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"{method} takes a list of texts; wrap a single text in a list.")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
@@ -418,7 +418,8 @@ class RINTripleExtractor(keras.Model):
         """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...], "truncated": [...]}`.
 
         Documents are split into sentences (`iter_sentences`); each triple adds
-        `sentence` (its sentence's index) and its character spans index the document.
+        `sentence` (its sentence's index) and its character spans index the document
+        (a document given as UTF-8 `bytes`: the text decoded, `as_text`).
         `truncated` lists the sentences longer than the model reads (`predict_detailed`),
         of which the rest was not read. Sentences stream through the model
         `batch_size` at a time, so memory does not grow with a document's length

@@ -93,7 +93,10 @@ class WebServer:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="web")
         self._app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_json])
         for method, path, handler in routes:
-            self._app.router.add_route(method, path, self._bind(handler))
+            if method == "GET":  # HEAD too, as HTTP servers answer it (uptime checks, link previews).
+                self._app.router.add_get(path, self._bind(handler))
+            else:
+                self._app.router.add_route(method, path, self._bind(handler))
         self._runner = None
         self._thread = None
 

@@ -75,6 +75,10 @@ def test_extract_rejects_bad_requests(url, body, status, message):
     assert got_status == status and message in answer["error"]
 
 
+def test_a_body_may_start_with_a_byte_order_mark(url):  # As some Windows tools write JSON.
+    assert _post(url, b"\xef\xbb\xbf" + json.dumps({"text": TEXT}).encode())[0] == 200
+
+
 def test_the_longest_text_is_read_however_json_escapes_it(url):
     status, _ = _post(url, json.dumps({"text": "\U0001f600" * demo.MAX_TEXT_CHARS}).encode())  # 12 bytes an emoji.
     assert status == 200
@@ -113,6 +117,11 @@ def test_texts_whose_clients_left_while_they_waited_are_not_read():
 def test_page_and_not_found(url):
     with urllib.request.urlopen(url + "/", timeout=30) as response:
         assert "<textarea" in response.read().decode()
+    connection = http.client.HTTPConnection(*urllib.parse.urlsplit(url).netloc.split(":"), timeout=30)
+    connection.request("HEAD", "/")  # As uptime checks and link previews ask.
+    response = connection.getresponse()
+    assert response.status == 200 and response.read() == b""
+    connection.close()
     with pytest.raises(urllib.error.HTTPError, match="404"):
         urllib.request.urlopen(url + "/nope", timeout=30)
 
@@ -174,6 +183,48 @@ def test_the_page_says_which_sentences_it_read_only_in_part(url, tmp_path):
     assert re.search(r'<span id="status">([^<]*)</span>', dom).group(1) == (
         f"3 sentences, {len(answer['triples'])} triples; sentence 2 read only in part (the model reads the first "
         "100 tokens of a sentence)")
+
+
+@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")
+def test_another_link_opened_in_the_same_tab_reads_its_text(url, tmp_path):
+    """Only the part after `#` changes, so the browser does not load the page again: the page reads the new text."""
+    second = "Marie Curie was born in Warsaw."
+    # The page as served, and a script that opens the second text's link once the first text is read.
+    follow = ('<script>const wait = setInterval(() => { if (document.body.dataset.done) { clearInterval(wait); '
+              f'location.hash = "#text=" + encodeURIComponent({json.dumps(second)}); }} }}, 50);</script></body>')
+    demo_url = url
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = demo.PAGE.replace("</body>", follow).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # /extract, from the demo server.
+            request = self.rfile.read(int(self.headers["Content-Length"]))
+            status, answer = _post(demo_url, request)
+            body = json.dumps(answer).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    try:
+        dom = _render(f"http://127.0.0.1:{page.server_address[1]}/#text=" + _encode_uri_component(TEXT), tmp_path)
+    finally:
+        page.shutdown()
+    text = re.search(r'<div id="text">(.*?)</div>', dom, re.S).group(1)
+    assert html.unescape(re.sub(r"</?mark[^>]*>", "", text)) == second
+    assert f'<a id="share" href="#text={html.escape(_encode_uri_component(second))}">' in dom
 
 
 @pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian package `chromium`)")

@@ -240,6 +240,7 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
         (lambda: extractor.predict(None), TypeError, "predict takes a list of texts"),
         (lambda: extractor.predict(SENTENCES, batch_size=0), ValueError, "batch_size must be a positive integer"),
         (lambda: extractor.predict_detailed(SENTENCES, -1), ValueError, "batch_size must be a positive integer"),
+        (lambda: extractor.predict_documents(SENTENCES, True), ValueError, "batch_size must be a positive integer"),
     ):
         with pytest.raises(error, match=match):
             call()
