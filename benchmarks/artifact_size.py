@@ -6,7 +6,8 @@
 For a model saved with a float32 table (`RINConfig.pretrained_int8` off), the int8 copy is made by
 `rin_keras.model.quantize_pretrained_table` (every other weight the same), so the two differ only in the table.
 Prints each artifact's size (and its largest members), then partial and exact F1 of both on every split of the
-model's dataset but train (held-out ones included) and, with --dataset_dir, on that folder.
+model's dataset but train (held-out ones included) and, with --dataset_dir, on that folder. A model saved with an
+int8 table (the default) or none is measured and scored as saved.
 """
 
 import os
@@ -22,6 +23,7 @@ from rin_keras.triple_extractor import RINTripleExtractor
 
 FLAGS = flags.FLAGS
 cli.define_model_dir_flag()
+flags.adopt_module_key_flags(cli)  # --helpshort lists --model_dir too.
 flags.DEFINE_string("dataset_dir", None, "A CasRel-layout folder to score too (e.g. webnlg_ood_dev).")
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 
@@ -39,12 +41,11 @@ def main(argv):
     quantized = RINTripleExtractor(quantize_pretrained_table(extractor.model), extractor.preprocessor,
                                    extractor.threshold)
     if quantized.model is extractor.model:
-        with tempfile.TemporaryDirectory() as tmp:
-            _size_report("as saved", extractor.save_to_preset(tmp))
         print("Its pretrained table is int8 already (the default since ddddad8), or it has none: no float32 copy to "
-              "compare with.")
-        return
-    extractors = {"float32": extractor, "int8": quantized}
+              "compare with; the model as saved is measured and scored.")
+        extractors = {"as saved": extractor}
+    else:
+        extractors = {"float32": extractor, "int8": quantized}
     with tempfile.TemporaryDirectory() as tmp:
         for name, each in extractors.items():
             _size_report(name, each.save_to_preset(os.path.join(tmp, name)))

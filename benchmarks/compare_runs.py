@@ -27,7 +27,7 @@ from rin_keras.train import DATA_FILE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dirs", None, "Training output folders to compare.")
-flags.DEFINE_integer("epochs", None, "Epoch budget (default: every logged epoch).")
+flags.DEFINE_integer("epochs", None, "Epoch budget (default: every logged epoch).", lower_bound=1)
 flags.DEFINE_string("x", None, "Config key for the plot's x axis (e.g. rounds).")
 flags.DEFINE_string("plot", None, "PNG to write (needs --x).")
 flags.DEFINE_string("series", None, "Config key that splits the plot into one line per value (e.g. updater).")
@@ -165,6 +165,11 @@ def main(argv):
     if FLAGS.series and not FLAGS.plot:
         raise app.UsageError("--series needs --plot.")
     runs = [load_run(d, FLAGS.epochs) for d in FLAGS.model_dirs]
+    for key in (FLAGS.x, FLAGS.series) if FLAGS.plot else ():
+        missing = [d for d, run in zip(FLAGS.model_dirs, runs) if key and key not in run["config"]]
+        if missing:
+            raise app.UsageError(f"{key!r} is no config key of {', '.join(missing)} (keys: "
+                                 f"{', '.join(sorted(runs[0]['config']))}).")
     print(table(runs, FLAGS.epochs))
     if FLAGS.plot:
         plot(runs, FLAGS.x, FLAGS.epochs, FLAGS.plot, FLAGS.series)

@@ -563,7 +563,8 @@ def define_flags():
                         "the shortest steady epoch.")
     flags.DEFINE_float("train_reserve_s", 0, "With --train_epochs: skip timing jobs that would leave less than this "
                        "many seconds of --deadline_s for training.")
-    flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).")
+    flags.DEFINE_integer("max_train_sentences", None, "Use the first N train sentences only (a smoke test).",
+                          lower_bound=1)
     flags.DEFINE_list("bucket_boundaries", ["20", "32", "48"],
                       "Length bucket edges (fewer than the CPU pipeline's: each edge is one more XLA compile).")
     flags.DEFINE_bool("check", True, "First compare the scan BiLSTMs with the Keras loop (values and gradients).")

@@ -2,6 +2,8 @@
 
     python benchmarks/input_pipeline.py --dataset=webnlg --batch_size=50
 
+The train batches as training makes them (`make_dataset`, at most `--max_batch_pairs` word pairs a bucketed
+batch), without the unseen-word features' inputs (`train_throughput.py` times the whole step).
 Padding ratio = real token pairs / padded cells of the [B, n, n] grid (1.0 means no padding).
 """
 
@@ -10,20 +12,24 @@ import time
 import numpy as np
 from absl import app, flags
 
+from rin_keras import RINConfig
 from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "webnlg", "Dataset.")
 flags.DEFINE_string("variant", "partial", "Variant.")
-flags.DEFINE_integer("batch_size", 50, "Batch size.")
-flags.DEFINE_integer("epochs", 3, "Passes timed; the first fills the cache and is left out of the mean (unless it is the only one).")
+flags.DEFINE_integer("batch_size", 50, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("epochs", 3, "Passes timed; the first fills the cache and is left out of the mean (unless it is the only one).", lower_bound=1)
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
+flags.DEFINE_integer("max_batch_pairs", RINConfig.max_batch_pairs, "Word pairs per bucketed batch at most, as "
+                     "`rin_keras.train --max_batch_pairs` (0: no cap).", lower_bound=0)
 
 
 def measure(corpus, vocab, bucket_boundaries):
     dataset = make_dataset(
-        corpus, "train", vocab, FLAGS.batch_size, training=True, bucket_boundaries=bucket_boundaries, seed=0
+        corpus, "train", vocab, FLAGS.batch_size, training=True, bucket_boundaries=bucket_boundaries, seed=0,
+        max_pairs=FLAGS.max_batch_pairs or None,
     )
     real = padded = batches = 0
     timings = []

@@ -11,6 +11,7 @@ most frequent disagreements. Neither tagger has seen this text.
 """
 
 import collections
+import os
 import pathlib
 import sys
 import types
@@ -19,10 +20,13 @@ from absl import app, flags
 
 from rin_keras.data import pos
 from rin_keras.data.tokenizer import tokenize
+from tfds_builders.casrel import default_manual_dir
 from tfds_builders.webnlg3.locating import read_entries
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("release_dir", "../shared/data/webnlg3/en", "The release folder that holds train/ and dev/.")
+flags.DEFINE_string("release_dir", os.path.join(default_manual_dir(), "webnlg3", "en"),
+                    "The release folder that holds train/ and dev/ (default: webnlg3/en of $RIN_DATA_DIR, else of "
+                    "../shared/data beside the checkout).")
 flags.DEFINE_string("split", "dev", "The release split whose texts are tagged.")
 flags.DEFINE_integer("confusions", 15, "How many of the most frequent disagreements to print.")
 
@@ -44,6 +48,8 @@ def main(argv):
     for path in sorted(pathlib.Path(FLAGS.release_dir, FLAGS.split).glob("*triples/*.xml")):
         for entry in read_entries(path):
             sentences.extend(tokens for tokens in (tokenize(text) for _, text in entry.lexes) if tokens)
+    if not sentences:
+        raise app.UsageError(f"No WebNLG 3.0 texts in {os.path.join(FLAGS.release_dir, FLAGS.split)}/*triples/*.xml.")
     lexicon = pos.brill_lexicon()
     tagger, reference = pos.PosTagger(lexicon), perceptron_tagger()
     words = [word for tokens in sentences for word in tokens]

@@ -15,8 +15,8 @@ Prints, on `webnlg_ood_dev` (../shared/data, or --dataset_dir):
   replaced by "unknown" at inference (pretrained vectors, characters): what the
   trained model leans on, not what training without it would give;
 - with --thresholds=0.5,0.4,...: string-level partial F1 at each pair threshold on
-  the raw OOD texts and on the in-domain dev split (WebNLG* validation), from one
-  pass at the lowest threshold.
+  the raw OOD texts and on the dev split of the model's own dataset (its
+  `config.dataset`), from one pass at the lowest threshold.
 """
 
 import collections
@@ -149,7 +149,7 @@ def threshold_report(model_dir: str, dataset_dir: str, thresholds: list[float]) 
 
         o, d = evaluate.score_texts(kept(ood), ood_gold), evaluate.score_texts(kept(dev), dev_gold)
         print(f"  threshold {threshold:.2f}: OOD raw F1 {o['f1']:6.2f} (P {o['precision']:.2f} R {o['recall']:.2f})"
-              f"   WebNLG* dev F1 {d['f1']:6.2f} (P {d['precision']:.2f} R {d['recall']:.2f})")
+              f"   {config.dataset} dev F1 {d['f1']:6.2f} (P {d['precision']:.2f} R {d['recall']:.2f})")
 
 
 def main(argv):

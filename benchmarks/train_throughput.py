@@ -19,11 +19,10 @@ import time
 import keras
 from absl import app, flags
 
-from rin_keras import RINConfig
+from rin_keras import RINConfig, train
 from rin_keras.data import embeddings
 from rin_keras.data.corpus import Corpus
-from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
-from rin_keras.data.substitution import EntitySubstitutes
+from rin_keras.data_parallel import SINGLE_PROCESS
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
 
@@ -33,10 +32,10 @@ FLAGS = flags.FLAGS
 BILSTM_KERNELS = {"fused": True, "keras_loop": False}
 flags.DEFINE_enum("features", "both", ["both", "with", "without"], "BiLSTM unseen-word features to time.")
 flags.DEFINE_enum("variant", "partial", ["partial", "exact"], "WebNLG variant (exact adds entity substitution).")
-flags.DEFINE_integer("rounds", 3, "Interaction rounds K.")
-flags.DEFINE_integer("batch_size", 50, "Batch size.")
-flags.DEFINE_integer("steps", 80, "Timed steps.")
-flags.DEFINE_integer("warmup", 30, "Untimed steps first: they trace the bucket shapes, which a short window would otherwise time.")
+flags.DEFINE_integer("rounds", 3, "Interaction rounds K.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 50, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("steps", 80, "Timed steps.", lower_bound=1)
+flags.DEFINE_integer("warmup", 30, "Untimed steps first: they trace the bucket shapes, which a short window would otherwise time.", lower_bound=0)
 flags.DEFINE_bool("bucketing", True, "Bucket batches by length.")
 flags.DEFINE_bool("jit_compile", False, "XLA (batches padded to bucket edges).")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"], "Dtype policy.")
@@ -45,7 +44,7 @@ flags.DEFINE_string("preset", "", "keras-hub preset (name or folder) for --encod
 flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_enum("bilstm", "fused", list(BILSTM_KERNELS), "BiLSTM kernel (`BiLSTMEncoder(fused=...)`).")
 flags.DEFINE_integer("profile_steps", 0, "Then trace this many steps (TensorFlow backend) and print op time by layer "
-                     "and op type.")
+                     "and op type.", lower_bound=0)
 flags.DEFINE_integer("scan_unroll", None, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`; unset: the "
                      "encoder's default, 4 on a GPU and 1 elsewhere).")
 
@@ -53,16 +52,11 @@ flags.DEFINE_integer("scan_unroll", None, "Time steps per loop iteration of the 
 def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
     """Times `FLAGS.steps` training steps of the model `config` describes; prints and returns ms per step."""
     preprocessor = RINPreprocessor.from_config_and_vocabulary(config, vocab)
-    substitute = None
-    if config.entity_substitution_rate and config.encoder == "bilstm":
-        substitutes = EntitySubstitutes.from_train_split(corpus, vocab.pretrained_words, pretrained)
-        substitute = substitutes.substituter(config.entity_substitution_rate)
-    dataset = make_dataset(
-        corpus, "train", vocab, FLAGS.batch_size, training=True, seed=0,
-        bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES if FLAGS.bucketing else None,
-        pad_to_bucket_boundary=FLAGS.jit_compile, featurizer=preprocessor.featurizer,
-        substitute=substitute, max_pairs=config.max_batch_pairs,
-    ).repeat()
+    # The batches `rin_keras.train` makes (entity substitution for the BiLSTM only, as a BERT run here has no table).
+    substitute = (train._entity_substitution(config, corpus, vocab, pretrained, "none")
+                  if config.encoder == "bilstm" else None)
+    dataset = train._train_data(config, corpus, preprocessor, substitute, bucketing=FLAGS.bucketing,
+                                jit_compile=FLAGS.jit_compile, limit=None, cluster=SINGLE_PROCESS, seed=0).repeat()
     model = build_rin(config)
     if config.encoder == "bilstm":
         model.encoder.fused, model.encoder.scan_unroll = BILSTM_KERNELS[FLAGS.bilstm], FLAGS.scan_unroll
@@ -78,8 +72,6 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
         model.train_on_batch(inputs, targets)
         sentences += int(targets["entity_tags"].shape[0])
     seconds = time.perf_counter() - start
-    if FLAGS.profile_steps:
-        print_op_time(lambda: model.train_on_batch(*next(batches)), FLAGS.profile_steps, _layer, unit="step")
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     features = ",".join(config.word_feature_inputs) or "none"
     print(
@@ -89,6 +81,8 @@ def _time_model(corpus: Corpus, config: RINConfig, vocab, pretrained) -> float:
         f"sentences/s ({1000 * seconds / FLAGS.steps:.0f} ms/step), peak RSS so far {peak_gib:.2f} GiB; "
         f"params {model.count_params():,}", flush=True,
     )
+    if FLAGS.profile_steps:
+        print_op_time(lambda: model.train_on_batch(*next(batches)), FLAGS.profile_steps, _layer, unit="step")
     return 1000 * seconds / FLAGS.steps
 
 

@@ -26,27 +26,23 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rin_keras.data.tokenizer import ABBREVIATION, WORD_AND_PERIOD, tokenize  # noqa: E402
+from tfds_builders.casrel import default_manual_dir, repair_phrase  # noqa: E402
 from tfds_builders.webnlg3.locating import fold, locate_triples, read_entries  # noqa: E402
 
 FLAGS = flags.FLAGS
-SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 
 
 def define_data_dir_flag() -> None:
     """--data_dir, which the benchmarks that compare with WebNLG* share (defined when run, not when imported)."""
-    flags.DEFINE_string("data_dir", SHARED_DATA, "The shared data folder (holds webnlg3/ and webnlg_star/).")
+    flags.DEFINE_string("data_dir", default_manual_dir(), "The shared data folder (holds webnlg3/ and webnlg_star/; "
+                        "default $RIN_DATA_DIR, else ../shared/data beside the checkout).")
+    flags.register_validator("data_dir", lambda path: all(os.path.isdir(os.path.join(path, d))
+                                                          for d in ("webnlg3", "webnlg_star")),
+                             "--data_dir must hold webnlg3/ and webnlg_star/ (the shared benchmark data).")
 
 
 def _text_key(text):
     return re.sub(r"[^a-z0-9]+", "", fold(text))
-
-
-def _repair(text):
-    """WebNLG* text with its mojibake undone (`AgremiaÃ§Ã£o` -> `Agremiação`: UTF-8 once read as Windows-1252)."""
-    try:
-        return text.encode("cp1252").decode("utf-8")
-    except UnicodeError:
-        return text
 
 
 def _word(word):
@@ -111,10 +107,11 @@ def _placed(located, entry):
 
 
 def star_split(data_dir, split="train"):
-    """A WebNLG* split (`train`, `val`, `test`), its texts and triples repaired as the builders repair them."""
-    with open(os.path.join(data_dir, "webnlg_star", f"{split}_triples.json")) as f:
-        return [{"text": _repair(example["text"]), "triple_list": [[_repair(part) for part in triple]
-                                                                  for triple in example["triple_list"]]}
+    """A WebNLG* split (`train`, `val`, `test`), its texts and entities read as the builders read them
+    (`casrel.repair_phrase`: mojibake undone word by word, `SuÃ¡rez` -> `Suárez`)."""
+    with open(os.path.join(data_dir, "webnlg_star", f"{split}_triples.json"), encoding="utf-8") as f:
+        return [{"text": repair_phrase(example["text"]),
+                 "triple_list": [[repair_phrase(s), r, repair_phrase(o)] for s, r, o in example["triple_list"]]}
                 for example in json.load(f)]
 
 

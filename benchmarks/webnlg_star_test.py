@@ -21,7 +21,7 @@ import os
 
 from absl import app, flags
 
-from rin_keras import cli
+from rin_keras import cli, metrics
 from rin_keras.triple_extractor import RINTripleExtractor, artifact_file
 from tfds_builders.webnlg3.locating import read_entries
 
@@ -76,16 +76,9 @@ def score(predictions: list[set], examples: list[dict], star, relations: set | N
     With `relations`, predicted triples of other relations are left out first: WebNLG* holds no triple of a relation
     its train split lacks (`birthDate`, `deathDate`, ...), so such a prediction counts as wrong whatever the text says.
     """
-    correct = predicted = gold = 0
-    for example, found in zip(examples, predictions):
-        truth = {(_word(s), star(r), _word(o)) for s, r, o in example["triple_list"]}
-        found = {t for t in found if relations is None or t[1] in relations}
-        correct += len(truth & found)
-        predicted += len(found)
-        gold += len(truth)
-    precision, recall = correct / max(predicted, 1), correct / max(gold, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}
+    gold = [{(_word(s), star(r), _word(o)) for s, r, o in example["triple_list"]} for example in examples]
+    return metrics.score_sets(gold, [{t for t in found if relations is None or t[1] in relations}
+                                     for found in predictions])
 
 
 def main(argv):

@@ -369,6 +369,12 @@ def repair_word(word: str) -> str:
     return word if "\ufffd" in repaired else repaired
 
 
+def repair_phrase(phrase: str) -> str:
+    """Returns `phrase` as the builders read it: its words (`contract.split_tokens`), each repaired (`repair_word`),
+    one space apart."""
+    return " ".join(repair_word(word) for word in contract.split_tokens(phrase))
+
+
 def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, collections.Counter]:
     """Converts one CasRel record to a TFDS example; returns it and its counts."""
     text = record["text"].strip()
@@ -381,8 +387,8 @@ def to_example(record: dict, relations: set[str], key: str) -> tuple[dict, colle
     counts["repaired_sentences"] = int(counts["repaired_words"] > 0)
     spans = {}
     triples = []
-    entity_triples = [(*(" ".join(repair_word(word) for word in contract.split_tokens(phrase))
-                         for phrase in (subject, obj)), relation) for subject, relation, obj in record["triple_list"]]
+    entity_triples = [(repair_phrase(subject), repair_phrase(obj), relation)
+                      for subject, relation, obj in record["triple_list"]]
     occurrences = {phrase: [(start, start + len(phrase.split(" "))) for start in locate(tokens, phrase)]
                    for subject, obj, _ in entity_triples for phrase in (subject, obj)}
     # Entities of the triples that are kept: one whose partner is not in the text names nothing here.
