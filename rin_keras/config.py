@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import os
 
@@ -278,8 +279,18 @@ class RINConfig:
         for name in ("word_dim", "lstm_units", "hidden_dim", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if not self.learning_rate > 0.0 or not self.clipnorm > 0.0:
-            raise ValueError(f"learning_rate and clipnorm must be > 0, got {self.learning_rate} and {self.clipnorm}.")
+        if not 0.0 < self.learning_rate < math.inf or not 0.0 < self.clipnorm < math.inf:
+            raise ValueError(f"learning_rate and clipnorm must be finite and > 0, got {self.learning_rate} and "
+                             f"{self.clipnorm}.")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {self.input_dropout}.")
+        for name in ("vocab_size", "num_relations", "num_chars", "pretrained_rows"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if (self.rounds and self.updater != "linear"
+                and not (self.use_relation_input or self.use_entity_input or self.use_hidden_input)):
+            raise ValueError("The interaction rounds read at least one of use_relation_input, use_entity_input "
+                             "and use_hidden_input.")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -19,6 +20,8 @@ def write_atomically(path: str, write: Callable[[str], object]) -> None:
     Ctrl-C (SIGINT) takes effect once the file is in place.
     """
     directory, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):  # Said of `path`, not of the temporary file the writer would name.
+        raise FileNotFoundError(errno.ENOENT, f"No folder {directory} to write {name} into", path)
     temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     try:
         with _interrupts_held():

@@ -243,7 +243,8 @@ class RINModel(keras.Model):
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """`keras.Model.save`; a local `.keras` file is written beside its path and renamed into place, so that
         an interrupted run never leaves a damaged `best.keras` (`ModelCheckpoint` saves through this)."""
-        if not (overwrite and zipped is not False and is_local_path(filepath)):
+        if not (overwrite and zipped is not False and is_local_path(filepath)
+                and os.fspath(filepath).endswith(".keras")):  # Keras answers other names itself, naming them.
             return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
         write_atomically(os.fspath(filepath),
                          lambda temporary: keras.Model.save(self, temporary, zipped=zipped, **kwargs))
@@ -251,7 +252,8 @@ class RINModel(keras.Model):
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """`keras.Model.save_weights`, written like `save`: an interrupted run keeps its last whole
         `backup/latest.weights.h5` (`keras.callbacks.BackupAndRestore` saves through this)."""
-        if not (overwrite and max_shard_size is None and is_local_path(filepath)):
+        if not (overwrite and max_shard_size is None and is_local_path(filepath)
+                and os.fspath(filepath).endswith(".weights.h5")):
             return super().save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size)
         write_atomically(os.fspath(filepath), lambda temporary: keras.Model.save_weights(self, temporary))
 

@@ -19,6 +19,7 @@ first (pysbd); pre-tokenised input goes through `predict_tokens`.
 from __future__ import annotations
 
 import itertools
+import numbers
 import os
 import re
 import zipfile
@@ -61,9 +62,9 @@ def as_text(item, index: int) -> str:
 
 def _check_batch(texts, method: str, batch_size: int) -> None:
     """Refuses a lone string where a batch of texts belongs, and a batch size below 1."""
-    if isinstance(texts, (str, bytes)):
+    if isinstance(texts, (str, bytes)) or getattr(texts, "shape", None) == ():  # A text, or a tensor of one.
         raise TypeError(f"{method} takes a list of texts; wrap a single text in a list.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
@@ -259,7 +260,7 @@ class RINTripleExtractor(keras.Model):
 
     @threshold.setter
     def threshold(self, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {value!r}.")
         self._threshold = float(value)
 

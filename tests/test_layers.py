@@ -52,6 +52,12 @@ def test_pairwise_relation_head_matches_numpy(rng):
     assert best.shape == (2, 4, 3)
     for k, i in zip(*np.nonzero(mask)):
         np.testing.assert_allclose(_sigmoid(best[k, i]), expected[k, i][mask[k]].max(axis=0), rtol=1e-5)
+    # Padding anywhere (before the words, between them): the max is over the real partners still.
+    holes = np.array([[False, True, False, True], [False, False, True, True]])
+    best = keras.ops.convert_to_numpy(head(h, token_mask=holes, output="best_logits"))
+    every = keras.ops.convert_to_numpy(head(h, output="logits"))
+    for k, i in zip(*np.nonzero(holes)):
+        np.testing.assert_allclose(best[k, i], every[k, i][holes[k]].max(axis=0), rtol=1e-5)
     # Every cell's logit, padding not masked.
     logits = keras.ops.convert_to_numpy(head(h, token_mask=mask, output="logits"))
     assert logits.shape == (2, 4, 4, 3)
@@ -73,11 +79,18 @@ def test_interaction_layer_matches_numpy(rng, flags):
     parts = [_sigmoid(best), y, h]
     expected = _relu(np.concatenate([x for x, use in zip(parts, flags) if use], -1) @ w + b) * mask[..., None]
     assert _max_rel_error(out, expected) < 1e-5
+    # The part left out may be None, in a fresh layer too.
+    given = [x if use else None for x, use in zip((best, y, h), flags)]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(*given, token_mask=mask)), out)
+    fresh = InteractionLayer(7, *flags)
+    assert tuple(fresh(*given, token_mask=mask).shape) == (2, 4, 7)
 
 
 def test_interaction_layer_needs_an_input():
     with pytest.raises(ValueError, match="at least one"):
         InteractionLayer(4, False, False, False)
+    with pytest.raises(ValueError, match="reads entity_probs, which is None"):
+        InteractionLayer(4)(np.zeros((2, 5, 3)), None, np.zeros((2, 5, 6)))
 
 
 def test_gru_updater_matches_equations(rng):

@@ -1,5 +1,7 @@
 """The assembled RIN model: outputs, variants, saving, mixed precision, training."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -301,3 +303,29 @@ def test_config_fields_of_another_kind_are_refused_by_name():
             RINConfig(**fields)
     config = RINConfig(hidden_dim=np.int64(8), learning_rate=1, heldout_categories=0)  # NumPy and Python numbers.
     assert config.hidden_dim == 8 and config.learning_rate == 1
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(input_dropout=2.0), "input_dropout must be in"), (dict(input_dropout=-0.5), "input_dropout must be in"),
+    (dict(vocab_size=-1), "vocab_size must be >= 0"), (dict(num_relations=-3), "num_relations must be >= 0"),
+    (dict(learning_rate=float("inf")), "must be finite and > 0"), (dict(clipnorm=float("inf")), "must be finite"),
+    (dict(use_relation_input=False, use_entity_input=False, use_hidden_input=False), "read at least one"),
+])
+def test_config_values_that_no_model_builds_with_are_refused_when_made(fields, message):
+    with pytest.raises(ValueError, match=message):
+        RINConfig(**fields)
+    # Without rounds, or with linear updaters, no interaction layer reads those inputs.
+    RINConfig(rounds=0, use_relation_input=False, use_entity_input=False, use_hidden_input=False)
+    RINConfig(updater="linear", use_relation_input=False, use_entity_input=False, use_hidden_input=False)
+
+
+def test_save_errors_name_the_path_given(tmp_path):
+    """Not the temporary file beside it that a `.keras` or `.weights.h5` file is written to first."""
+    model = build_rin(tiny_config())
+    with pytest.raises(ValueError, match=r"weights\.h5") as error:
+        model.save_weights(str(tmp_path / "w.h5"))
+    assert str(tmp_path / "w.h5") in str(error.value) and ".tmp-" not in str(error.value)
+    with pytest.raises(FileNotFoundError) as error:
+        model.save(str(tmp_path / "missing" / "m.keras"))
+    assert str(tmp_path / "missing") in str(error.value) and ".tmp-" not in str(error.value)
+    assert os.listdir(tmp_path) == []

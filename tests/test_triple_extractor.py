@@ -241,12 +241,18 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
         (lambda: extractor.predict(SENTENCES, batch_size=0), ValueError, "batch_size must be a positive integer"),
         (lambda: extractor.predict_detailed(SENTENCES, -1), ValueError, "batch_size must be a positive integer"),
         (lambda: extractor.predict_documents(SENTENCES, True), ValueError, "batch_size must be a positive integer"),
+        (lambda: extractor.predict(tf.constant(SENTENCES[0])), TypeError, "wrap a single text in a list"),
+        (lambda: extractor.predict(np.array(SENTENCES[0])), TypeError, "wrap a single text in a list"),
     ):
         with pytest.raises(error, match=match):
             call()
     for threshold in ("0.5", float("nan"), True, -0.1, 1.5):
         with pytest.raises(ValueError, match="threshold must be a number in"):
             extractor.threshold = threshold
+    assert_same_triples(extractor.predict(SENTENCES, batch_size=np.int64(2)), expected)  # NumPy numbers too.
+    threshold, extractor.threshold = extractor.threshold, np.int64(1)
+    assert extractor.threshold == 1.0
+    extractor.threshold = threshold
     # Text past max_length tokens is not read: predict says so, predict_documents names the sentences.
     long_text = " ".join(["word"] * (extractor.max_length + 5))
     with caplog.at_level("WARNING"):

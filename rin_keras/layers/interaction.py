@@ -12,8 +12,8 @@ class InteractionLayer(keras.layers.Layer):
     x = ReLU(W_a [y^ ⊕ y- ⊕ h] + b_a). The layer reads the largest relation
     logit over the partner words: sigmoid is monotonic, so y^ is its sigmoid,
     and only `[batch, n, l]` sigmoids are computed instead of one per pair.
-    Each of the three parts can be left out (the ablations of Table 5). Rows
-    of padded tokens are 0.
+    Each of the three parts can be left out (the ablations of Table 5); a part
+    left out may be given as None. Rows of padded tokens are 0.
 
     Args:
         units: int. The size of x.
@@ -59,31 +59,39 @@ class InteractionLayer(keras.layers.Layer):
         self.use_entity_input = use_entity_input
         self.use_hidden_input = use_hidden_input
 
-    def build(self, best_logits_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
-        width = (
-            self.use_relation_input * best_logits_shape[-1]
-            + self.use_entity_input * entity_probs_shape[-1]
-            + self.use_hidden_input * hidden_shape[-1]
-        )
+    def _read(self, best_logits, entity_probs, hidden) -> list:
+        """The inputs (or their shapes) that the layer reads, in order.
+
+        Raises:
+            ValueError: one it reads is None.
+        """
+        read = {"best_logits": (self.use_relation_input, best_logits), "entity_probs": (self.use_entity_input,
+                entity_probs), "hidden": (self.use_hidden_input, hidden)}
+        missing = [name for name, (used, value) in read.items() if used and value is None]
+        if missing:
+            raise ValueError(f"InteractionLayer reads {', '.join(missing)}, which is None: give it, or build the "
+                             "layer without it (use_relation_input, use_entity_input, use_hidden_input).")
+        return [value for used, value in read.values() if used]
+
+    def build(self, best_logits_shape=None, entity_probs_shape=None, hidden_shape=None, token_mask_shape=None):
+        width = sum(shape[-1] for shape in self._read(best_logits_shape, entity_probs_shape, hidden_shape))
         self.kernel = self.add_weight(name="kernel", shape=(width, self.units))
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
     def call(self, best_logits, entity_probs, hidden, token_mask=None):
-        parts = []
-        if self.use_relation_input:
-            best = ops.sigmoid(ops.cast(best_logits, "float32"))
-            parts.append(ops.cast(best, self.compute_dtype))
-        if self.use_entity_input:
-            parts.append(ops.cast(entity_probs, self.compute_dtype))
-        if self.use_hidden_input:
-            parts.append(hidden)
+        parts = self._read(best_logits, entity_probs, hidden)
+        if self.use_relation_input:  # y^ = the sigmoid of the largest logit, in float32.
+            parts[0] = ops.sigmoid(ops.cast(best_logits, "float32"))
+        parts = [ops.cast(part, self.compute_dtype) for part in parts]
         outputs = ops.relu(ops.matmul(ops.concatenate(parts, axis=-1), self.kernel) + self.bias)
         if token_mask is not None:
             outputs = outputs * ops.cast(token_mask, self.compute_dtype)[:, :, None]
         return outputs
 
-    def compute_output_shape(self, best_logits_shape, entity_probs_shape, hidden_shape, token_mask_shape=None):
-        return (*hidden_shape[:-1], self.units)
+    def compute_output_shape(self, best_logits_shape=None, entity_probs_shape=None, hidden_shape=None,
+                             token_mask_shape=None):
+        given = next(shape for shape in (hidden_shape, best_logits_shape, entity_probs_shape) if shape is not None)
+        return (*given[:-1], self.units)
 
     def get_config(self):
         config = super().get_config()

@@ -87,9 +87,12 @@ class PairwiseRelationHead(keras.layers.Layer):
         subjects = ops.matmul(inputs, self.subject_kernel)
         objects = ops.matmul(inputs, self.object_kernel) + self.pair_bias
         if best_logits and token_mask is not None:
-            # A padded partner reads as the first word, a real one (padding follows the words), so it
-            # adds no new value to the max: masking `[batch, n, d]` objects instead of every pair cell.
-            objects = ops.where(token_mask[:, :, None], objects, objects[:, :1, :])
+            # A padded partner reads as the sentence's first real word, so it adds no new value to the max:
+            # masking `[batch, n, d]` objects instead of every pair cell.
+            first_real = ops.one_hot(ops.argmax(ops.cast(token_mask, "int32"), axis=1), ops.shape(objects)[1],
+                                     dtype=objects.dtype)
+            anchor = ops.sum(objects * first_real[:, :, None], axis=1, keepdims=True)
+            objects = ops.where(token_mask[:, :, None], objects, anchor)
         pairs = ops.relu(subjects[:, :, None, :] + objects[:, None, :, :])
         logits = ops.matmul(pairs, self.output_kernel)
         if best_logits:
