@@ -437,3 +437,20 @@ def test_sigterm_stops_the_server_after_answering_the_request_in_progress(server
     assert answers["rest"][0] == 200 and len(answers["rest"][1]["predictions"]) == len(answers["grpc"]) == 4096
     assert process.stdout.read().splitlines()[-2:] == [
         "Stopping: no new requests; answering those in progress (up to 25.0 s).", "Stopped."]
+
+
+def test_the_serving_limits_benchmark_measures_each_request_it_describes(artifacts):
+    """`benchmarks/serving_limits.py` at small sizes: each request gets the answer the limits give it."""
+    run = subprocess.run(
+        [sys.executable, "benchmarks/serving_limits.py", f"--model_base_path={artifacts['base']}",
+         "--body_mib=0.05", "--gzip_bodies=2", "--gzip_mib=34", "--word_mib=0.01", "--sigterm_sentences=64",
+         "--sigterm_after=0.2", "--shutdown_grace_seconds=0.2", "--loads=2"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert re.fullmatch(r"empty lists: a 0\.1 MiB body answered 400 in [\d.]+ s; server peak RSS \+\d+ MiB", lines[0])
+    assert re.match(r"gzip: 2 bodies of 0\.0\d MiB, each 34 MiB inflated, answered \[413\] in ", lines[1])
+    assert lines[2].startswith("long word: a sentence of one word") and "two-letter words" in lines[3]
+    assert re.match(r"SIGTERM: 64 sentences in flight, grace 0\.2 s: the process exited [\d.]+ s after the signal; "
+                    r"the client got (200|503)$", lines[4])
+    assert re.match(r"memory per version: 2 loads in one process, resident [\d.]+, [\d.]+ GiB", lines[5])
