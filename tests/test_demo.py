@@ -1,5 +1,6 @@
 """rin_keras.demo: the /extract API, and the page as headless Chromium renders it."""
 
+import contextlib
 import html
 import http.client
 import http.server
@@ -135,6 +136,32 @@ def _render(page: str, profile) -> str:
     ).stdout
 
 
+class _PageServer(http.server.BaseHTTPRequestHandler):
+    """A stand-in for the demo server in front of the page: its handlers answer with `_send`."""
+
+    def _send(self, status: int, body: str, content_type: str = "text/html; charset=utf-8"):
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _serving(handler):
+    """Serves `handler` on a free port for the block; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 def _encode_uri_component(text: str) -> str:
     """JavaScript's encodeURIComponent."""
     return urllib.parse.quote(text, safe="!~*'()")
@@ -194,34 +221,16 @@ def test_another_link_opened_in_the_same_tab_reads_its_text(url, tmp_path):
               f'location.hash = "#text=" + encodeURIComponent({json.dumps(second)}); }} }}, 50);</script></body>')
     demo_url = url
 
-    class Page(http.server.BaseHTTPRequestHandler):
+    class Page(_PageServer):
         def do_GET(self):
-            body = demo.PAGE.replace("</body>", follow).encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(200, demo.PAGE.replace("</body>", follow))
 
         def do_POST(self):  # /extract, from the demo server.
-            request = self.rfile.read(int(self.headers["Content-Length"]))
-            status, answer = _post(demo_url, request)
-            body = json.dumps(answer).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            status, answer = _post(demo_url, self.rfile.read(int(self.headers["Content-Length"])))
+            self._send(status, json.dumps(answer), "application/json")
 
-        def log_message(self, *args):
-            pass
-
-    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=page.serve_forever, daemon=True).start()
-    try:
-        dom = _render(f"http://127.0.0.1:{page.server_address[1]}/#text=" + _encode_uri_component(TEXT), tmp_path)
-    finally:
-        page.shutdown()
+    with _serving(Page) as page_url:
+        dom = _render(page_url + "/#text=" + _encode_uri_component(TEXT), tmp_path)
     text = re.search(r'<div id="text">(.*?)</div>', dom, re.S).group(1)
     assert html.unescape(re.sub(r"</?mark[^>]*>", "", text)) == second
     assert f'<a id="share" href="#text={html.escape(_encode_uri_component(second))}">' in dom
@@ -231,28 +240,13 @@ def test_another_link_opened_in_the_same_tab_reads_its_text(url, tmp_path):
 def test_the_page_says_when_the_answer_is_not_the_servers(tmp_path):
     """A proxy's error page in place of the server's JSON: the page says so instead of reading on."""
 
-    class Proxy(http.server.BaseHTTPRequestHandler):
+    class Proxy(_PageServer):
         def do_GET(self):
             self._send(200, demo.PAGE)
 
         def do_POST(self):
             self._send(502, "<html><body>Bad gateway</body></html>")
 
-        def _send(self, status, page):
-            body = page.encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
-        dom = _render(f"http://127.0.0.1:{proxy.server_address[1]}/#text=Alan", tmp_path)
-    finally:
-        proxy.shutdown()
+    with _serving(Proxy) as proxy_url:
+        dom = _render(proxy_url + "/#text=Alan", tmp_path)
     assert re.search(r'<span id="status">([^<]*)</span>', dom).group(1).startswith("No answer from the server (")
