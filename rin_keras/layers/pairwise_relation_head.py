@@ -38,7 +38,7 @@ class PairwiseRelationHead(keras.layers.Layer):
               take the sigmoid of the few cells above it (prediction).
             - `"best_logits"`: for each word and relation, the largest logit
               over its real partner words j, `[batch, n, l]` in the compute
-              dtype (for a sentence without real words, that of its padding).
+              dtype (any value for a sentence without real words).
               The interaction rounds need only that max (y^ is its sigmoid:
               sigmoid is monotonic), and taking it before adding `b_t`
               (max(z + b) = max(z) + b) skips the bias, sigmoid and masking
@@ -89,9 +89,9 @@ class PairwiseRelationHead(keras.layers.Layer):
         if best_logits and token_mask is not None:
             # A padded partner reads as the sentence's first real word, so it adds no new value to the max:
             # masking `[batch, n, d]` objects instead of every pair cell.
-            first_real = ops.one_hot(ops.argmax(ops.cast(token_mask, "int32"), axis=1), ops.shape(objects)[1],
-                                     dtype=objects.dtype)
-            anchor = ops.sum(objects * first_real[:, :, None], axis=1, keepdims=True)
+            real = ops.cast(token_mask, "bool")
+            first_real = ops.logical_and(real, ops.cumsum(ops.cast(real, "int32"), axis=1) == 1)  # No argmax: n may be 0.
+            anchor = ops.sum(objects * ops.cast(first_real, objects.dtype)[:, :, None], axis=1, keepdims=True)
             objects = ops.where(token_mask[:, :, None], objects, anchor)
         pairs = ops.relu(subjects[:, :, None, :] + objects[:, None, :, :])
         logits = ops.matmul(pairs, self.output_kernel)
