@@ -13,8 +13,9 @@ another:
   client's slowest answer, and the server's peak RSS;
 - `long word`: one gRPC Predict of a sentence that is a single word of --word_mib MiB, and one of as many bytes of
   two-letter words;
-- `SIGTERM`: a REST request of --sigterm_sentences sentences, and SIGTERM --sigterm_after seconds later (the
-  server runs with --shutdown_grace_seconds): the seconds from the signal to the exit, and the client's status;
+- `SIGTERM`: a REST request of --sigterm_sentences sentences of 27 words, and SIGTERM --sigterm_after seconds
+  later (the server runs with --shutdown_grace_seconds): the seconds from the signal to the exit, and the client's
+  status;
 - `memory per version`: in this process, the export loaded --loads times by `serving.server.ServedModel`: the
   resident memory after each load, after `gc.collect()` and glibc's `malloc_trim`.
 """
@@ -49,12 +50,14 @@ flags.DEFINE_integer("gzip_mib", 1024, "MiB of spaces each gzip body inflates to
 flags.DEFINE_float("word_mib", 4, "MiB of the one-word sentence (and of the sentence of two-letter words).",
                    lower_bound=0.001)
 flags.DEFINE_integer("sigterm_sentences", 4096, "Sentences of the request in flight at SIGTERM.", lower_bound=1)
-flags.DEFINE_float("sigterm_after", 4.0, "Seconds between that request and SIGTERM.", lower_bound=0)
-flags.DEFINE_float("shutdown_grace_seconds", 5.0, "The server's --shutdown_grace_seconds.", lower_bound=0)
+flags.DEFINE_float("sigterm_after", 1.0, "Seconds between that request and SIGTERM.", lower_bound=0)
+flags.DEFINE_float("shutdown_grace_seconds", 2.0, "The server's --shutdown_grace_seconds (shorter than the "
+                   "request, so that the request is cut short).", lower_bound=0)
 flags.DEFINE_integer("loads", 8, "Loads of the export in this process, for the memory a version keeps (0: skip).",
                      lower_bound=0)
 
 SENTENCE = "Alan Bean was born in Wheeler , Texas ."
+LONG_SENTENCE = " ".join([SENTENCE] * 3)  # 27 words: a request of them takes a while (pairs grow with n^2).
 
 
 def _free_port() -> int:
@@ -155,7 +158,7 @@ def long_word(server: Server) -> None:
 
 
 def sigterm(server: Server) -> None:
-    body = json.dumps({"instances": [SENTENCE] * FLAGS.sigterm_sentences}).encode()
+    body = json.dumps({"instances": [LONG_SENTENCE] * FLAGS.sigterm_sentences}).encode()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(server.post, body)
         time.sleep(FLAGS.sigterm_after)
