@@ -23,6 +23,23 @@ def test_first_occurrence_outside_longer_names_is_taken_and_unfound_triples_drop
     assert counts["ambiguous"] == 1
 
 
+def test_mis_decodings_that_ftfy_leaves_are_repaired_and_real_words_kept():
+    # From WebNLG*'s files; WebNLG's exact texts write them repaired.
+    assert [casrel.repair_word(w) for w in ("Davuto\u00c4\u0178lu", "Qaraba\u00c4\u0178", "\u00c5\u017eehitleri",
+                                            "A.\u00c5\u017e", "Su\u00c3\u00a1rez")] == [
+        "Davuto\u011flu", "Qaraba\u011f", "\u015eehitleri", "A.\u015e", "Su\u00e1rez"]
+    real = ["Su\u00e1rez", "Pe\u015f\u0259kar", "caf\u00e9", "\u00c3", "\u00a9\u00ae", "Z\u00fcrich\u2122", "\u00e9t\u00e9"]
+    assert [casrel.repair_word(w) for w in real] == real
+    record = {"text": "Ahmet Davuto\u00c4\u0178lu was born in Konya", "triple_list": [
+        ["Ahmet Davuto\u00c4\u0178lu", "birthPlace", "Konya"]]}
+    example, counts = casrel.to_example(record, {"birthPlace"}, "train_0")
+    assert example["tokens"][:2] == ["Ahmet", "Davuto\u011flu"] and counts["repaired_words"] == 1
+    assert [(t["subject"]["start"], t["subject"]["end"]) for t in example["triples"]] == [(0, 2)]
+    # Raw text keeps its whitespace as written.
+    assert casrel.repair_text(" Ahmet\u00a0 Davuto\u00c4\u0178lu\t(Su\u00c3\u00a1rez)\n") == (
+        " Ahmet\u00a0 Davuto\u011flu\t(Su\u00e1rez)\n")
+
+
 def test_unknown_relation_names_the_example():
     with pytest.raises(ValueError, match="train_7.*'nope'"):
         casrel.to_example({"text": "a b", "triple_list": [["a", "nope", "b"]]}, {"r"}, "train_7")

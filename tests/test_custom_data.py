@@ -258,6 +258,14 @@ def test_a_relation_repaired_by_ftfy_is_one_of_the_folders_relations(tmp_path):
     assert _prepare(directory, tmp_path).relation_names == ["birthPlace", "capital", "lieuDeTravail\u00e9"]
 
 
+def test_a_raw_text_mis_decoded_where_ftfy_leaves_it_is_repaired():
+    record = {"text": "Ahmet Davuto\u00c4\u0178lu was born in Konya.",
+              "triple_list": [["Ahmet Davuto\u00c4\u0178lu", "birthPlace", "Konya"]]}
+    example, counts = casrel.folder_example(record, {"birthPlace"}, "train.jsonl:1", pretokenized=False)
+    assert example["tokens"][:2] == ["Ahmet", "Davuto\u011flu"] and counts["repaired"] == 1
+    assert [(t["subject"]["start"], t["subject"]["end"]) for t in example["triples"]] == [(0, 2)]
+
+
 def test_train_command_names_a_bad_line_without_a_traceback(tmp_path):
     directory = _folder(tmp_path, {"train.jsonl": '{"text": "A b.", "triple_list": []}\n{"text": "C d." }}\n'})
     run = subprocess.run(

@@ -61,7 +61,7 @@ def test_restates_test_texts_with_the_triples_of_their_webnlg3_entries():
     v3, _ = _relation_mapper(SHARED)
     examples, _ = bench.star_test(SHARED, bench.webnlg3_train_keys(SHARED))
     restated = bench.with_entry_triples(SHARED, examples, v3)
-    assert len(restated) == 542
+    assert len(restated) == 543  # One by the repair of `Åžehitleri` (casrel.undo_cp1252_decoding).
     text = ("Elliot See , a graduate of University of Texas at Austin , was born in Dallas on July 23 , 1927 , and died "
             "in St. Louis .")
     star_triples = next(e["triple_list"] for e in examples if e["text"] == text)
@@ -86,4 +86,5 @@ def test_reads_webnlg_star_texts_and_entities_as_the_builders_do():
         built, _ = casrel.to_example(record, relations, str(index))
         assert example["text"] == " ".join(built["tokens"])
     assert sum("Suárez" in e["text"] for e in examples) == 6
+    assert sum("Şehitleri" in e["text"].split() for e in examples) == 1
     assert all(casrel.repair_word(word) == word for e in examples for word in e["text"].split())

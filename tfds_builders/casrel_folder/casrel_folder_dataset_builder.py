@@ -109,7 +109,7 @@ def folder_builder(directory: str, data_dir: str | None = None) -> "Builder":
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a user folder; make it with `folder_builder(directory)`."""
 
-    VERSION = tfds.core.Version("1.6.0")
+    VERSION = tfds.core.Version("1.7.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Raw texts: a period that ends a sentence inside a text is a token of its own (`Warsaw`, `.`).",
@@ -123,6 +123,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "1.5.0": "Tokenised (CasRel JSON) texts split on ASCII whitespace only, as pre-tokenised text is at "
                  "prediction: a no-break space is part of its word.",
         "1.6.0": "An entity written with the ellipsis after it (`Texas...`, `Texas…`) spans its words alone.",
+        "1.7.0": "Mis-decodings that ftfy leaves repaired by reading each word back through cp1252 "
+                 "(`DavutoÄŸlu` -> `Davutoğlu`).",
     }
 
     def _info(self) -> tfds.core.DatasetInfo:
