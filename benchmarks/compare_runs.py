@@ -23,7 +23,7 @@ from absl import app, flags
 
 from rin_keras import RINConfig, cli, evaluate
 from rin_keras.callbacks import history_rows
-from rin_keras.train import DATA_FILE
+from rin_keras.train import DATA_FILE, run_data_folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_dirs", None, "Training output folders to compare.")
@@ -64,8 +64,8 @@ def load_run(model_dir: str, budget: int | None) -> dict:
     run["dev_f1"], run["dev_epoch"] = float(best[monitor]), int(best["epoch"]) + 1
     results = os.path.join(model_dir, "results.json")
     if config["dataset"] == "custom" and config.get("data"):
-        evaluation = evaluate.report_of(model_dir, evaluate.folder_report_names(config["data"], "test"),
-                                        config["data"])
+        folder = run_data_folder(config["data"])
+        evaluation = evaluate.report_of(model_dir, evaluate.folder_report_names(folder, "test"), folder)
     else:
         evaluation = "evaluation_test"
     if os.path.exists(results):

@@ -434,7 +434,7 @@ def run_data(config: RINConfig, dataset_dir: str | None) -> str:
     return f"{folder} (files {casrel_folder_dataset_builder.files_digest(folder)})"
 
 
-def _without_files_digest(data: str) -> str:
+def run_data_folder(data: str) -> str:
     """`run_data`'s folder without its files' digest (a run of an older version recorded the folder only)."""
     return re.sub(r" \(files [0-9a-f]+\)$", "", data)
 
@@ -511,11 +511,11 @@ def check_run_dir(config: RINConfig, model_dir: str, data: str | None = None) ->
         with open(data_file, encoding="utf-8") as f:
             trained_on = f.read().strip()
         if trained_on != data:
-            if _without_files_digest(trained_on) != _without_files_digest(data):
+            if run_data_folder(trained_on) != run_data_folder(data):
                 raise ValueError(f"{model_dir} holds an unfinished run on {trained_on}, not {data}: pass another "
                                  "--model_dir, or the same data to resume it.")
-            if trained_on != _without_files_digest(trained_on):
-                raise ValueError(f"{model_dir} holds an unfinished run on {_without_files_digest(trained_on)} whose "
+            if trained_on != run_data_folder(trained_on):
+                raise ValueError(f"{model_dir} holds an unfinished run on {run_data_folder(trained_on)} whose "
                                  "files have changed since it started (its vocabulary was made from them): restore "
                                  "them to resume it, or pass another --model_dir to train on them as they are.")
     if not (os.path.exists(config_path) and os.path.exists(os.path.join(vocab_dir, "words.txt"))):

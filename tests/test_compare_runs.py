@@ -81,7 +81,9 @@ def test_an_epoch_trained_again_counts_once_and_a_run_without_test_split_says_so
 
 def test_a_run_in_its_first_epoch_and_runs_on_folders_of_your_own(tmp_path):
     _run(tmp_path / "started", 3, [])  # Its history.csv holds no epoch yet.
-    for name, data in (("ours_a", tmp_path / "a" / "mydata"), ("ours_b", tmp_path / "b" / "mydata")):
+    # As rin_keras.train records a folder, and as it did before it added the files' digest.
+    for name, data in (("ours_a", f"{tmp_path / 'a' / 'mydata'} (files 0123456789ab)"),
+                       ("ours_b", tmp_path / "b" / "mydata")):
         _run(tmp_path / name, 3, [50.0], dataset="custom", variant="exact")
         (tmp_path / name / "data.txt").write_text(str(data) + "\n")
     # ours_a was scored by rin_keras.evaluate on its folder, and on another folder of the same name.
@@ -92,6 +94,6 @@ def test_a_run_in_its_first_epoch_and_runs_on_folders_of_your_own(tmp_path):
         json.dump({**_scores(33.0, 32.0), "data": str(tmp_path / "a" / "mydata")}, f)
     rows = _rows(_compare("--model_dirs=" + ",".join(str(tmp_path / n) for n in ("started", "ours_a", "ours_b"))))
     assert rows["started"][2:] == ["(no epoch yet)"] * 3 and rows["started"][1] == "0"
-    assert rows["ours_a"] == [f"data={tmp_path / 'a' / 'mydata'}, variant=exact, dataset=custom", "1",
-                              "49.00 (epoch 1)", "33.00", "32.00"]
+    assert rows["ours_a"] == [f"data={tmp_path / 'a' / 'mydata'} (files 0123456789ab), variant=exact, dataset=custom",
+                              "1", "49.00 (epoch 1)", "33.00", "32.00"]
     assert rows["ours_b"][3:] == ["(not scored yet)"] * 2
