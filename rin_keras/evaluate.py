@@ -292,10 +292,11 @@ def last_word_triples(triple_list) -> set[tuple[str, str, str]]:
     return {(last(s), r, last(o)) for s, r, o in triple_list}
 
 
-def located_last_word_triples(record: dict, where: str) -> set[tuple[str, str, str]]:
-    """`last_word_triples` of a raw-text record: each entity's last token where the folder builder places it
-    (`casrel.folder_example`: tokenised, the punctuation written after it left out)."""
-    example, _ = casrel.folder_example(record, {r for _, r, _ in record["triple_list"]}, where, pretokenized=False)
+def located_last_word_triples(record: dict, where: str, pretokenized: bool = False) -> set[tuple[str, str, str]]:
+    """`last_word_triples` of a record of a user's folder: each entity's last token where the folder builder places
+    it (`casrel.folder_example`: the punctuation written after it left out); `pretokenized`: a CasRel JSON record."""
+    example, _ = casrel.folder_example(record, {r for _, r, _ in record["triple_list"]}, where,
+                                       pretokenized=pretokenized)
     tokens = example["tokens"]
     return {(tokens[t["subject"]["head"]], t["relation"], tokens[t["object"]["head"]]) for t in example["triples"]}
 
@@ -340,7 +341,10 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
         JSON split whose subject or object is not in the text, both left out of the
         index-based scores and counted as missed by the string-level ones.
     """
-    corpus = FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True)
+    # A model trained on a user's folder is scored on its CasRel JSON as it was trained on it.
+    as_training_folder = extractor.config.dataset == "custom"
+    corpus = FolderCorpus(directory, extractor.relation_names, drop_unknown_relations=True,
+                          as_training_folder=as_training_folder)
     if not corpus.splits:
         raise FileNotFoundError(f"{directory} holds none of "
                                 f"{', '.join([*casrel.SPLIT_FILES.values(), *casrel.JSONL_SPLIT_FILES.values()])}.")
@@ -349,8 +353,10 @@ def evaluate_folder(extractor, directory: str, split: str | None = None) -> dict
     if not any(record["text"].strip() for _, record in records):
         raise casrel.DataError(f"{path}: the {split} split has no sentences.")
     scores = evaluate_split(extractor, corpus, split, breakdown=True)
-    gold = [located_last_word_triples(record, f"{path}:{position}") if path.endswith(".jsonl")
-            else last_word_triples(record["triple_list"]) for position, record in records]
+    pretokenized = not path.endswith(".jsonl")
+    gold = [located_last_word_triples(record, f"{path}:{position}", pretokenized)
+            if not pretokenized or as_training_folder else last_word_triples(record["triple_list"])
+            for position, record in records]
     raw = corpus.raw_texts(split)
     categories = [r["category"] for r in raw] if raw and all("category" in r for r in raw) else None
     # The tokens as the builders read them (mis-decoded UTF-8 repaired, like the gold).

@@ -266,6 +266,14 @@ def test_a_raw_text_mis_decoded_where_ftfy_leaves_it_is_repaired():
     assert [(t["subject"]["start"], t["subject"]["end"]) for t in example["triples"]] == [(0, 2)]
 
 
+def test_half_of_a_utf16_pair_is_refused_with_its_line(tmp_path):
+    line = json.dumps({"text": "Alan Bean \ud83d was born in Texas.", "triple_list": [["Alan Bean", "birthPlace", "Texas"]]})
+    directory = _folder(tmp_path, {"train.jsonl": _example_text("train.jsonl") + line + "\n"})
+    with pytest.raises(casrel.DataError, match=r"train\.jsonl:7: 'Alan Bean \\ud83d was born in Texas\.' holds "
+                                               r"'\\ud83d', half of a character"):
+        _prepare(directory, tmp_path)
+
+
 def test_train_command_names_a_bad_line_without_a_traceback(tmp_path):
     directory = _folder(tmp_path, {"train.jsonl": '{"text": "A b.", "triple_list": []}\n{"text": "C d." }}\n'})
     run = subprocess.run(

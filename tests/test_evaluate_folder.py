@@ -1,6 +1,7 @@
 """Scoring any CasRel-layout folder, on its tokenised and raw texts (`evaluate --dataset_dir`)."""
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -168,6 +169,37 @@ def test_a_tokenised_text_reads_any_run_of_whitespace_as_one_space_in_training_a
     assert trained["tokens"] == scored["tokens"] == [t.text for t in split_pretokenized(record["text"])] == [
         "Alan", "Bean", "was", "born", "in", "Wheeler\xa0Park", "."]
     assert trained["triples"] == scored["triples"] and scored["triples"][0]["object"] == {"start": 5, "end": 6, "head": 5}
+
+
+def test_a_model_of_a_users_folder_scores_its_casrel_json_as_it_was_trained_on_it(tmp_path, model_dir):
+    """The punctuation written after an entity is left out of its span, and a repeated triple counts once."""
+    records = [{"text": "Lise Meitner was born in Vienna .", "triple_list": [["Lise Meitner", "birthPlace", "Vienna ."]]},
+               {"text": "The capital of Italy is Rome .", "triple_list": [["Italy", "capital", "Rome"],
+                                                                      ["Italy", "capital", "Rome ."]]}]
+    (tmp_path / "test_triples.json").write_text(json.dumps(records), encoding="utf-8")
+    relations = ["birthPlace", "capital"]
+    trained = [casrel.folder_example(r, set(relations), "test_triples.json", pretokenized=True)[0] for r in records]
+    corpus = FolderCorpus(str(tmp_path), relations, as_training_folder=True)
+    assert [[(t["object"]["start"], t["object"]["end"]) for t in e["triples"]] for e in trained] == [[(5, 6)], [(5, 6)]]
+    assert [list(zip(x["triples"]["object"]["start"], x["triples"]["object"]["end"]))
+            for x in corpus.examples("test")] == [[(5, 6)], [(5, 6)]]
+    extractor = _extractor(model_dir, threshold=0.0)
+    custom = dataclasses.replace(extractor.config, dataset="custom")
+    with mock.patch.object(RINTripleExtractor, "config", new_callable=mock.PropertyMock, return_value=custom):
+        scores = evaluate.evaluate_folder(extractor, str(tmp_path))
+    assert scores["partial"]["gold"] == scores["exact"]["gold"] == 2 and scores["partial"]["recall"] == 100.0
+    assert scores["strings"]["tokenised"]["gold"] == 2 and scores["strings"]["tokenised"]["recall"] == 100.0
+    # A benchmark's model reads it as the benchmark builders do: the entity strings as written.
+    assert evaluate.evaluate_folder(extractor, str(tmp_path))["exact"]["gold"] == 3
+
+
+def test_raw_texts_are_repaired_as_the_tokens_are(tmp_path, model_dir):
+    record = {"text": "Luis Su\u00c3\u00a1rez was born in Salto.", "triple_list": [["Luis Su\u00e1rez", "birthPlace", "Salto"]]}
+    (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert FolderCorpus(str(tmp_path), ["birthPlace"]).raw_texts("test") == [
+        {"raw_text": "Luis Su\u00e1rez was born in Salto."}]
+    scores = evaluate.evaluate_folder(_extractor(model_dir, threshold=0.0), str(tmp_path))
+    assert scores["strings"]["raw"]["recall"] == scores["strings"]["tokenised"]["recall"] == 100.0
 
 
 def test_a_split_without_sentences_is_refused(tmp_path, model_dir):

@@ -199,6 +199,11 @@ def _check_record(record, where: str) -> None:
         if not (isinstance(triple, list) and len(triple) == 3 and all(isinstance(x, str) and x.strip()
                                                                       for x in triple)):
             raise DataError(f"{where}: a triple must be [subject, relation, object] strings, got {triple!r}.")
+    for string in [record["text"], *(x for triple in triples for x in triple)]:
+        surrogates = re.findall("[\ud800-\udfff]", string)
+        if surrogates:
+            raise DataError(f"{where}: {string[:60]!r} holds {surrogates[0]!r}, half of a character written as a "
+                            "UTF-16 pair (an emoji cut in two): mend or remove it.")
 
 
 def locate(tokens: list[str], phrase: str) -> list[int]:

@@ -272,6 +272,12 @@ class FolderCorpus(Corpus):
             `unknown_relations`, and logged), e.g. to score an exact-match model,
             whose relation set differs, on a partial-match folder; else such a
             triple is an error.
+        as_training_folder: read a CasRel JSON split as `rin_keras.train --dataset_dir`
+            reads a user's folder (`casrel.folder_example`: every entity must be in
+            the text, the punctuation written after one is left out of its span, a
+            repeated triple counts once), for a model trained on such a folder; else
+            as the benchmark builders read theirs. A JSON-lines split is always read
+            as a training folder is.
     """
 
     RAW_FILES = {"train": "raw_train.jsonl", "validation": "raw_val.jsonl", "test": "raw_test.jsonl"}
@@ -281,10 +287,11 @@ class FolderCorpus(Corpus):
         return self.directory
 
     def __init__(self, directory: str, relation_names: list[str],  # pylint: disable=super-init-not-called
-                 drop_unknown_relations: bool = False):
+                 drop_unknown_relations: bool = False, as_training_folder: bool = False):
         self.directory = directory
         self._relation_names = list(relation_names)
         self.drop_unknown_relations = drop_unknown_relations
+        self.as_training_folder = as_training_folder
         self.unknown_relations = {}  # Split -> {relation name: triples left out}, for the splits read.
         self.triples_not_found = {}  # Split -> gold triples of a CasRel JSON split left out: an entity not in the text.
 
@@ -331,8 +338,9 @@ class FolderCorpus(Corpus):
             self.unknown_relations[split] = dict(unknown.most_common())
             records = [{**record, "triple_list": [t for t in record["triple_list"] if t[1] in relation_ids]}
                        for record in records]
-        if path.endswith(".jsonl"):  # Raw sentences, read as a training folder is (strictly).
-            examples = [casrel.folder_example(record, set(relation_ids), f"{path}:{position}", pretokenized=False)[0]
+        if path.endswith(".jsonl") or self.as_training_folder:  # Read as a training folder is (strictly).
+            examples = [casrel.folder_example(record, set(relation_ids), f"{path}:{position}",
+                                              pretokenized=not path.endswith(".jsonl"))[0]
                         for position, record in zip(positions, records)]
         else:  # Tokenised CasRel JSON, read as the benchmark builders read it.
             examples, not_found = [], []
@@ -373,13 +381,14 @@ class FolderCorpus(Corpus):
     def raw_texts(self, split: str) -> list[dict] | None:
         """Returns the `raw_*.jsonl` records of `split` (`raw_text`, maybe `category`), or None without one.
 
-        A JSON-lines split is raw text itself: its texts are returned.
+        A JSON-lines split is raw text itself: its texts are returned. Mis-decoded UTF-8 is repaired
+        (`casrel.repair_text`), as in the split's tokens and triples.
 
         Raises:
             DataError: a line is not a JSON object with `raw_text`, or the count differs from the split's.
         """
         if self.split_path(split).endswith(".jsonl"):
-            return [{"raw_text": record["text"]} for _, record in self.records(split)]
+            return [{"raw_text": casrel.repair_text(record["text"])} for _, record in self.records(split)]
         path = os.path.join(self.directory, self.RAW_FILES[split])
         if not os.path.exists(path):
             return None
@@ -393,7 +402,7 @@ class FolderCorpus(Corpus):
                     raise ValueError('no "raw_text" string')
             except (json.JSONDecodeError, ValueError, AttributeError) as e:
                 raise casrel.DataError(f"{path}:{number}: {e}") from e
-            records.append(record)
+            records.append({**record, "raw_text": casrel.repair_text(record["raw_text"])})
         expected = len(self.records(split))
         if len(records) != expected:
             raise casrel.DataError(f"{path} has {len(records)} lines but {self.split_path(split)} {expected} "
