@@ -27,6 +27,26 @@ from absl import logging
 ARTIFACT_FILE = "artifact.json"
 
 
+class CorruptRecordError(ValueError):
+    """A record the pipeline keeps under its root (`artifact.json`, the blessed baseline) does not read."""
+
+
+def read_record(path: str, fix: str) -> dict:
+    """Reads a JSON record of the pipeline root.
+
+    Raises:
+        CorruptRecordError: not a JSON object, naming `path` and what to do (`fix`).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptRecordError(f"{path} does not read ({e}): {fix}") from e
+    if not isinstance(record, dict):
+        raise CorruptRecordError(f"{path} holds no JSON object: {fix}")
+    return record
+
+
 @dataclasses.dataclass
 class Artifact:
     """A finished component output.
@@ -48,9 +68,17 @@ class Artifact:
 
     @classmethod
     def load(cls, uri: str) -> "Artifact":
-        with open(os.path.join(uri, ARTIFACT_FILE), encoding="utf-8") as f:
-            record = json.load(f)
-        return cls(record["component"], uri, record["fingerprint"], record["properties"])
+        """Reads a finished artifact.
+
+        Raises:
+            CorruptRecordError: its `artifact.json` does not read, or lacks a field.
+        """
+        fix = f"remove {uri} to run the component again."
+        record = read_record(os.path.join(uri, ARTIFACT_FILE), fix)
+        try:
+            return cls(record["component"], uri, record["fingerprint"], record["properties"])
+        except KeyError as e:
+            raise CorruptRecordError(f"{os.path.join(uri, ARTIFACT_FILE)} has no {e}: {fix}") from e
 
 
 def fingerprint(component: str, config: dict, inputs: dict[str, Artifact]) -> str:

@@ -23,6 +23,7 @@ import os
 from absl import app, flags
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.artifacts import CorruptRecordError
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from pipelines.rin_pipeline import PipelineConfig, run_pipeline
 from rin_keras import train
@@ -45,13 +46,14 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or "
                         "../shared/data).", **values)
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.", **values)
-    flags.DEFINE_integer("num_shards", 1, "TFRecord shards per split.", **values)
+    flags.DEFINE_integer("num_shards", 1, "TFRecord shards per split.", lower_bound=1, **values)
     flags.DEFINE_integer("patience", 30, "Early-stopping patience.", lower_bound=1, **values)
     flags.DEFINE_integer("max_train_sentences", None, "Train on N sentences only: the first in the stored order.",
                          lower_bound=1, **values)
-    flags.DEFINE_float("min_partial_f1", 50.0, "Evaluator value threshold (dev partial F1, percent).", **values)
+    flags.DEFINE_float("min_partial_f1", 50.0, "Evaluator value threshold (dev partial F1, percent).",
+                       lower_bound=0.0, upper_bound=100.0, **values)
     flags.DEFINE_float("max_f1_drop", 1.0, "Evaluator change threshold (points below the last blessed model).",
-                       **values)
+                       lower_bound=0.0, **values)
     flags.DEFINE_string("inference_input", None, "BulkInferrer input files (default: the test sentences).", **values)
 
 
@@ -97,13 +99,17 @@ def unknown_to_beam(args: list[str]) -> list[str]:
 
 
 def check_inputs(config: PipelineConfig) -> None:
-    """Checks, before any work, that the data has the splits to train on and that `--inference_input` matches files
-    that read as texts (`bulk_inferrer.input_files`).
+    """Checks, before any work, that the output folders are not files, that the data has the splits to train on and
+    that `--inference_input` matches files that read as texts (`bulk_inferrer.input_files`).
 
     Raises:
+        ValueError: `--pipeline_root` or `--serving_base` is a file.
         FileNotFoundError: a split's published file is missing (the message names it), or no input file matches.
         rin_keras.predict.InputError: an input file is not texts, named with its line.
     """
+    for flag, path in (("--pipeline_root", config.pipeline_root), ("--serving_base", config.pusher.serving_base)):
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"{flag}={path} is a file: name a folder (made where missing).")
     data = config.example_gen
     Corpus.check_splits(data.dataset, data.builder_config, ("train", "validation"), data.tfds_data_dir, data.data_dir)
     if config.bulk_inferrer.input_pattern:
@@ -127,7 +133,10 @@ def main(argv):
         check_inputs(config)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"pipelines.local_runner: {e}") from e
-    artifacts = run_pipeline(config, beam_args)
+    try:
+        artifacts = run_pipeline(config, beam_args)
+    except CorruptRecordError as e:
+        raise SystemExit(f"pipelines.local_runner: {e}") from e
     for name, artifact in artifacts.items():
         print(f"{name:<14} {artifact.uri}  {json.dumps(artifact.properties, default=str)}")
 

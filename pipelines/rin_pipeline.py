@@ -20,7 +20,7 @@ import os
 from absl import logging
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.artifacts import Artifact, run_component
+from pipelines.artifacts import Artifact, read_record, run_component
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, statistics_gen, trainer
 from rin_keras.files import write_atomically
 
@@ -123,5 +123,4 @@ def _write_json(path, record):
 def _read_json(path):
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_record(path, "remove it (the next blessed model starts a new baseline) or mend it.")

@@ -19,8 +19,11 @@ so a server polling the base path never sees half an export.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import socket
 
 import keras
 import tensorflow as tf
@@ -31,6 +34,7 @@ from rin_keras.data import features
 from rin_keras.data.tokenizer import char_prefix, tokenize, valid_utf8
 from rin_keras.decoding import TAGS, candidate_logit
 from rin_keras.model import PAIR_CHUNK_SIZE
+from rin_keras.triple_extractor import artifact_file
 from serving import contract
 
 WARMUP_SENTENCES = (
@@ -248,8 +252,9 @@ def export_saved_model(extractor, path: str, max_length: int | None = None, mode
                        source: str | None = None) -> str:
     """Writes the serving SavedModel of a `RINTripleExtractor` to `path` (which must not exist).
 
-    `source`, the path of the model exported, is written into `contract.SOURCE_FILE` (`contract.export_source`
-    reads it), so that a version folder says which run it serves.
+    `source`, the path of the model exported, is written into `contract.SOURCE_FILE` with its file's sha256
+    (`contract.export_source` and `export_source_digest` read them), so that a version folder says which run it
+    serves, and which model wherever that run's folder is mounted.
 
     Every export tokenises with a TF Text op (`regex_split_with_offsets`; a BERT
     encoder's word pieces too): a process loading it must `import tensorflow_text`
@@ -281,8 +286,17 @@ def export_saved_model(extractor, path: str, max_length: int | None = None, mode
     _write_warmup_requests(path, model_name)
     if source is not None:
         with open(os.path.join(path, contract.SOURCE_FILE), "w", encoding="utf-8") as f:
-            f.write(os.path.abspath(source) + "\n")
+            f.write(f"{os.path.abspath(source)}\n{model_digest(source)}\n")
     return path
+
+
+def model_digest(source: str) -> str:
+    """The sha256 of the model file that `RINTripleExtractor.from_preset(source)` reads (`artifact_file`)."""
+    digest = hashlib.sha256()
+    with open(artifact_file(source), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_warmup_requests(path: str, model_name: str) -> None:
@@ -317,7 +331,8 @@ def export_version(extractor, base: str, version: int | None = None, **kwargs) -
     final = os.path.join(base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; pick another --version or remove it.")
-    temporary = os.path.join(base, f".tmp-{version}-{os.getpid()}")
+    _remove_stale_temporaries(base)
+    temporary = os.path.join(base, f".tmp-{version}-{socket.gethostname()}-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         export_saved_model(extractor, temporary, **kwargs)
@@ -326,6 +341,27 @@ def export_version(extractor, base: str, version: int | None = None, **kwargs) -
         shutil.rmtree(temporary, ignore_errors=True)
     logging.info("Exported %s", final)
     return final
+
+
+def _remove_stale_temporaries(base: str) -> None:
+    """Removes the temporary folders that exports on this host left in `base` when their process was killed (a
+    folder of another host, whose process this one cannot see, is left)."""
+    pattern = re.compile(rf"\.tmp-\d+-{re.escape(socket.gethostname())}-(\d+)")
+    for name in os.listdir(base) if os.path.isdir(base) else []:
+        match = pattern.fullmatch(name)
+        if match and not _process_alive(int(match.group(1))):
+            logging.info("Removing %s, left by an export that was stopped.", os.path.join(base, name))
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's process.
+        return True
+    return True
 
 
 def main(argv):

@@ -35,7 +35,8 @@ OUTPUTS = {
     "truncated": "tf.bool [batch]: the sentence had more than max_length tokens",
 }
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-SOURCE_FILE = os.path.join("assets.extra", "rin_source.txt")  # The model an export was made from (absolute path).
+# The model an export was made from: its absolute path, and on the next line its file's sha256.
+SOURCE_FILE = os.path.join("assets.extra", "rin_source.txt")
 GRPC_PORT, REST_PORT = 8500, 8501  # TF Serving's default ports.
 
 
@@ -113,11 +114,23 @@ def pad_tokens(token_lists: list[list[str]]) -> list[list[str]]:
 def export_source(version_dir: str) -> str | None:
     """The model folder (or `.keras` file) a version folder was exported from, as its `SOURCE_FILE` names it; None
     where it names none."""
+    lines = _source_lines(version_dir)
+    return lines[0] if lines else None
+
+
+def export_source_digest(version_dir: str) -> str | None:
+    """The sha256 of the model file a version folder was exported from (`SOURCE_FILE`'s second line), None where
+    the export did not record it."""
+    lines = _source_lines(version_dir)
+    return lines[1] if len(lines) > 1 else None
+
+
+def _source_lines(version_dir: str) -> list[str]:
     try:
         with open(os.path.join(version_dir, SOURCE_FILE), encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError:
-        return None
+            return f.read().split()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def versions(base: str) -> list[int]:

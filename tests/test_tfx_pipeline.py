@@ -4,7 +4,11 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import shutil
+import socket
+import subprocess
+import sys
 from unittest import mock
 
 import keras
@@ -14,7 +18,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 
 from pipelines import local_runner, rin_pipeline
-from pipelines.artifacts import Artifact, run_component
+from pipelines.artifacts import Artifact, CorruptRecordError, run_component
 from pipelines.components import bulk_inferrer, evaluator, example_gen, pusher, trainer
 from rin_keras import RINConfig, export, predict
 from rin_keras.data.corpus import RecordCorpus
@@ -201,6 +205,45 @@ def test_a_model_blessed_again_under_other_thresholds_is_not_pushed_again(first_
     assert json.loads((root / rin_pipeline.BASELINE_FILE).read_text())["fingerprint"] == artifacts["Trainer"].fingerprint
     assert again["Evaluator"].uri != artifacts["Evaluator"].uri and again["Pusher"].properties["pushed"]
     assert again["Pusher"].properties["version"] == 1 and os.listdir(root / "serving") == ["1"]  # Not pushed again.
+
+
+def test_a_root_reached_by_another_path_finds_its_push(first_run, tmp_path):
+    """The Pusher's version folder names the model's file by its sha256: a copied root does not push it again."""
+    config, artifacts = first_run
+    version = artifacts["Pusher"].properties["path"]
+    assert contract.export_source(version) == os.path.abspath(artifacts["Trainer"].uri)
+    assert contract.export_source_digest(version) == export.model_digest(artifacts["Trainer"].uri)
+    root = tmp_path / "copy"
+    shutil.copytree(config.pipeline_root, root)
+    copied = dataclasses.replace(config, pipeline_root=str(root), pusher=pusher.Config(str(root / "serving")))
+    with testing.dummy_checksums("webnlg"), \
+            mock.patch.object(pusher.export, "export_version", side_effect=AssertionError("must not export")):
+        again = rin_pipeline.run_pipeline(copied)
+    assert again["Pusher"].properties["version"] == 1
+    assert sorted(os.listdir(root / "serving")) == sorted(os.listdir(config.pusher.serving_base))  # None added.
+
+
+def test_a_corrupt_record_of_the_root_is_named(tmp_path):
+    first = run_component(str(tmp_path), "C", {}, {}, lambda out: {"n": 1})
+    with open(first.path("artifact.json"), "r+", encoding="utf-8") as f:
+        f.truncate(40)
+    with pytest.raises(CorruptRecordError, match=rf"^{re.escape(first.path('artifact.json'))} does not read .*: "
+                                                 rf"remove {re.escape(first.uri)} to run the component again"):
+        run_component(str(tmp_path), "C", {}, {}, lambda out: {"n": 2})
+    with mock.patch.object(local_runner, "config_from_flags"), mock.patch.object(local_runner, "check_inputs"), \
+            mock.patch.object(local_runner, "run_pipeline", side_effect=CorruptRecordError("x.json does not read")):
+        with pytest.raises(SystemExit, match=r"^pipelines.local_runner: x.json does not read$"):
+            local_runner.main(["local_runner"])
+
+
+def test_an_export_removes_the_temporary_folders_of_stopped_exports_on_its_host(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    names = [f".tmp-1-{host}-{gone.stdout.strip()}", f".tmp-2-{host}-{os.getpid()}", ".tmp-3-otherhost-1", "7"]
+    for name in names:
+        (tmp_path / name).mkdir()
+    export._remove_stale_temporaries(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])  # Its own, another host's, and a version.
 
 
 def test_only_resuming_components_continue_in_what_a_stopped_run_left(tmp_path):
@@ -418,6 +461,12 @@ def test_runner_checks_the_train_split_and_the_inference_input_before_any_work(t
         flag_values["inference_input"].value = str(bad)
         with pytest.raises(SystemExit, match=r"^pipelines.local_runner: .*bad.jsonl:2: expected a JSON object"):
             local_runner.main(["local_runner"])
+        flag_values["inference_input"].value = None
+        for flag in ("pipeline_root", "serving_base"):
+            flag_values[flag].value = str(bad)
+            with pytest.raises(SystemExit, match=rf"^pipelines.local_runner: --{flag}=.*bad.jsonl is a file"):
+                local_runner.main(["local_runner"])
+            flag_values[flag].value = None
     # Part of ExampleGen's fingerprint: adding the train file makes a new run.
     assert example_gen.outside_inputs(example_gen.Config("nyt", "partial", str(data), str(tmp_path / "tfds")))[
         "published_splits"] == ["validation", "test"]
@@ -437,7 +486,8 @@ def test_runner_refuses_flags_that_neither_it_nor_beam_reads():
             local_runner.main(["local_runner", "--direct_num_workers=two"])
     flag_values = flags.FlagValues()
     local_runner.define_flags(flag_values)
-    for flag in ("--max_train_sentences=0", "--patience=0"):
+    for flag in ("--max_train_sentences=0", "--patience=0", "--num_shards=0", "--min_partial_f1=200",
+                 "--min_partial_f1=-1", "--max_f1_drop=-5"):
         with pytest.raises(flags.IllegalFlagValueError):
             flag_values(["local_runner", flag], known_only=True)
 

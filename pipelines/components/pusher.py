@@ -12,7 +12,9 @@ another pipeline pushed under that number meanwhile.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from typing import Callable
 
 from rin_keras import export
 from serving import contract
@@ -44,9 +46,10 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
         if holds_model(path, model_dir):
             return _pushed(path)
     versions = contract.versions(config.serving_base)
-    for version in versions:  # Pushed before (blessed again under other thresholds).
+    digest = functools.cache(lambda: export.model_digest(model_dir))
+    for version in versions:  # Pushed before (blessed again under other thresholds, or by the root elsewhere).
         path = os.path.abspath(os.path.join(config.serving_base, str(version)))
-        if contract.export_source(path) == os.path.abspath(model_dir):
+        if _exported_from(path, model_dir, digest):
             return _pushed(path)
     version = (versions or [0])[-1] + 1
     path = os.path.abspath(os.path.join(config.serving_base, str(version)))
@@ -58,10 +61,20 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
 
 
 def holds_model(path: str, model_dir: str) -> bool:
-    """Whether the version folder `path` is there and holds the export of `model_dir` (as its
-    `contract.SOURCE_FILE` names it; an export written before exports named their source counts as it)."""
-    source = contract.export_source(path)
-    return os.path.isdir(path) and source in (None, os.path.abspath(model_dir))
+    """Whether the version folder `path` is there and holds the export of `model_dir` (`_exported_from`; an export
+    written before exports named their source counts as it)."""
+    return os.path.isdir(path) and (contract.export_source(path) is None or
+                                    _exported_from(path, model_dir, lambda: export.model_digest(model_dir)))
+
+
+def _exported_from(path: str, model_dir: str, model_digest: Callable[[], str]) -> bool:
+    """Whether the version folder `path` was exported from `model_dir`: its `contract.SOURCE_FILE` names that
+    folder, or the sha256 of its model file (`model_digest()`), as when the pipeline root is reached by another
+    path since (a link, a copy, another mount)."""
+    if contract.export_source(path) == os.path.abspath(model_dir):
+        return True
+    recorded = contract.export_source_digest(path)
+    return recorded is not None and recorded == model_digest()
 
 
 def still_pushed(artifact, model_dir: str) -> bool:
