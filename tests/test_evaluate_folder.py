@@ -202,6 +202,17 @@ def test_raw_texts_are_repaired_as_the_tokens_are(tmp_path, model_dir):
     assert scores["strings"]["raw"]["recall"] == scores["strings"]["tokenised"]["recall"] == 100.0
 
 
+def test_entities_past_the_maximum_length_count_as_missed_in_ner_as_their_triples_do(tmp_path, model_dir):
+    filler = " ".join(["and"] * 120)
+    record = {"text": f"Alan Bean was born in Texas {filler} Ada Lovelace was born in London .",
+              "triple_list": [["Alan Bean", "birthPlace", "Texas"], ["Ada Lovelace", "birthPlace", "London"]]}
+    (tmp_path / "test_triples.json").write_text(json.dumps([record]), encoding="utf-8")
+    extractor = _extractor(model_dir)
+    assert extractor.preprocessor.max_length < len(record["text"].split()) - 5  # Ada Lovelace and London are cut.
+    scores = evaluate.evaluate_folder(extractor, str(tmp_path))
+    assert scores["partial"]["gold"] == 2 and scores["ner"]["gold"] == 4
+
+
 def test_a_split_without_sentences_is_refused(tmp_path, model_dir):
     (tmp_path / "val.jsonl").write_text("\n\n", encoding="utf-8")
     with pytest.raises(casrel.DataError, match=r"val\.jsonl: the validation split has no sentences"):
@@ -214,7 +225,7 @@ def test_scoring_logs_its_progress(folder, model_dir):
     batches = evaluate.scoring_batches(extractor.preprocessor, corpus, "validation", batch_size=1)
     lines = []
     with mock.patch.object(evaluate.logging, "info", lambda fmt, *args: lines.append(fmt % args)):
-        predicted, _, _ = evaluate.predict_split(extractor, corpus, "validation", batches=batches, total=3,
+        predicted, _ = evaluate.predict_split(extractor, corpus, "validation", batches=batches, total=3,
                                                  every_seconds=0)
     assert len(predicted) == 3
     assert [line.split(",")[0] for line in lines if "sentences scored" in line] == ["validation: 1 of 3 sentences scored",
