@@ -111,16 +111,20 @@ def table(runs: list[dict], budget: int | None) -> str:
 
 
 def curves(runs: list[dict], key: str, budget: int | None, series: str | None = None) -> dict[str, dict]:
-    """The points to plot: per series value (one "" series without `series`), x values with dev and test F1.
+    """The points to plot: per series value (one "" series without `series`), and per variant where the runs
+    differ in it (each run's F1 is of its variant's scorer), x values with dev and test F1.
 
     Returns:
-        {label: {"x": [...], "dev": [...], "test_x": [...], "test": [...]}}; test points only for runs scored
-        inside the budget.
+        {label: {"x": [...], "dev": [...], "test_x": [...], "test": [...], "variant": ...}}; test points only for
+        runs scored inside the budget.
     """
+    mixed = len({r["config"]["variant"] for r in runs}) > 1
     lines = {}
     for run in sorted((r for r in runs if r["dev_f1"] is not None), key=lambda r: r["config"][key]):
-        line = lines.setdefault(f"{series}={run['config'][series]}" if series else "",
-                                {"x": [], "dev": [], "test_x": [], "test": []})
+        variant = run["config"]["variant"]
+        label = ", ".join(([f"{series}={run['config'][series]}"] if series else []) +
+                          ([f"variant={variant}"] if mixed else []))
+        line = lines.setdefault(label, {"x": [], "dev": [], "test_x": [], "test": [], "variant": variant})
         line["x"].append(run["config"][key])
         line["dev"].append(run["dev_f1"])
         if run["test"] and not (budget and run["test_epoch"] > budget):
@@ -136,7 +140,6 @@ def plot(runs: list[dict], key: str, budget: int | None, png: str, series: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = runs[0]["config"]["variant"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, line in curves(runs, key, budget, series).items():
         prefix = f"{label}: " if label else ""
@@ -145,7 +148,7 @@ def plot(runs: list[dict], key: str, budget: int | None, png: str, series: str |
         dev = ax.plot(line["x"], line["dev"], marker="o", label=f"{prefix}best dev F1")
         if line["test"]:
             ax.plot(line["test_x"], line["test"], marker="s", linestyle="--", color=dev[0].get_color(),
-                    label=f"{prefix}test {metric} F1")
+                    label=f"{prefix}test {line['variant']} F1")
     ax.set_xlabel(key)
     ax.set_xticks(sorted({r["config"][key] for r in runs}))
     ax.set_ylabel("F1 (%)")

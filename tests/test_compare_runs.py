@@ -97,3 +97,15 @@ def test_a_run_in_its_first_epoch_and_runs_on_folders_of_your_own(tmp_path):
     assert rows["ours_a"] == [f"data={tmp_path / 'a' / 'mydata'} (files 0123456789ab), variant=exact, dataset=custom",
                               "1", "49.00 (epoch 1)", "33.00", "32.00"]
     assert rows["ours_b"][3:] == ["(not scored yet)"] * 2
+
+
+def test_runs_of_two_variants_plot_as_two_lines(tmp_path):
+    """Each run's F1 is of its own variant's scorer: partial and exact runs are not joined into one line."""
+    _run(tmp_path / "partial_k1", 1, [60.0], _scores(58.0, 30.0), best_epoch=1)
+    _run(tmp_path / "exact_k3", 3, [71.0], _scores(80.0, 69.0), best_epoch=1, variant="exact")
+    png = tmp_path / "variants.png"
+    output = _compare("--x=rounds", f"--plot={png}",
+                      "--model_dirs=" + ",".join(str(tmp_path / name) for name in ("partial_k1", "exact_k3")))
+    assert "variant=partial: rounds 1 -> best dev F1 60.00" in output
+    assert "variant=exact: rounds 3 -> best dev F1 70.00" in output  # val_exact_f1, one below the partial column.
+    assert png.stat().st_size > 0
