@@ -523,8 +523,10 @@ def main(argv):
         scores = evaluate_split(extractor, corpus, split, breakdown=True,
                                 seen_relations=train_relations(corpus) if "train" in corpus.splits else None)
         scores["data"] = f"{config.dataset}/{config.builder_config}"
+        scores["split"] = split
         name = f"evaluation_{split}{_threshold_suffix()}"
     scores["threshold"] = extractor.threshold
+    print(f"{scores['data']}, {scores['split']} split, threshold {extractor.threshold:g}:")
     print(format_table(scores))
     _write_scores(scores, name)
 

@@ -269,6 +269,7 @@ def test_cli_writes_the_scores(folder, model_dir):
         [sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={model_dir}", f"--dataset_dir={folder}",
          "--threshold=0"], capture_output=True, text=True, cwd=REPO, env=env, check=True,
     ).stdout
+    assert out.startswith(f"{os.path.realpath(folder)}, validation split, threshold 0:\n")  # No test split here.
     assert "strings/raw" in out and "raw/Athlete" in out and "relation/birthPlace" in out
     saved = json.loads((model_dir / "evaluation_casrel0_validation_t0.json").read_text())
     assert saved["relations"]["birthPlace"]["gold"] == 1 and saved["relations"]["birthPlace"]["recall"] == 100.0
