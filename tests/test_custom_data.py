@@ -266,6 +266,15 @@ def test_a_raw_text_mis_decoded_where_ftfy_leaves_it_is_repaired():
     assert [(t["subject"]["start"], t["subject"]["end"]) for t in example["triples"]] == [(0, 2)]
 
 
+def test_a_json_array_in_a_jsonl_file_is_named_as_such(tmp_path):
+    records = [json.loads(line) for line in _example_text("train.jsonl").splitlines() if line.strip()]
+    for text in (json.dumps(records), json.dumps(records, indent=2)):
+        directory = _folder(tmp_path / str(len(text)), {"train.jsonl": text})
+        with pytest.raises(casrel.DataError, match=r"train\.jsonl:1: a JSON array, where a \.jsonl file holds one "
+                                                   r"record \(a JSON object\) a line"):
+            _prepare(directory, tmp_path)
+
+
 def test_half_of_a_utf16_pair_is_refused_with_its_line(tmp_path):
     line = json.dumps({"text": "Alan Bean \ud83d was born in Texas.", "triple_list": [["Alan Bean", "birthPlace", "Texas"]]})
     directory = _folder(tmp_path, {"train.jsonl": _example_text("train.jsonl") + line + "\n"})

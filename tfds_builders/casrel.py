@@ -151,6 +151,9 @@ def read_records(path: str) -> list[tuple[RecordPosition, dict]]:
         DataError: a file that is not UTF-8, malformed JSON or a malformed record, naming `path:position`.
     """
     content = read_text(path)
+    if path.endswith(".jsonl") and content.lstrip().startswith("["):
+        raise DataError(f"{path}:1: a JSON array, where a .jsonl file holds one record (a JSON object) a line: write "
+                        "each record on a line of its own (`f.write(json.dumps(record) + \"\\n\")`).")
     if path.endswith(".jsonl"):
         records = [(RecordPosition(number), _parse(line, path, number))
                    for number, line in enumerate(split_lines(content), 1) if line.strip()]
