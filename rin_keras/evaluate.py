@@ -514,7 +514,10 @@ def main(argv):
         if FLAGS.split and FLAGS.split.startswith("heldout") and not config.heldout_categories:
             raise SystemExit(f"rin_keras.evaluate: --split={FLAGS.split} scores a webnlg3 model trained with "
                              f"--heldout_categories; this one was trained on all of {config.dataset}.")
-        corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir, FLAGS.data_dir)
+        try:
+            corpus = Corpus.prepare(config.dataset, config.builder_config, FLAGS.tfds_data_dir, FLAGS.data_dir)
+        except casrel.DataError as e:  # A published file to copy again, named.
+            raise SystemExit(f"rin_keras.evaluate: {e}") from e
         split = FLAGS.split or ("test" if "test" in corpus.splits else "validation")
         try:
             corpus.raw(split)  # A missing split is reported before the train split is read.

@@ -1,8 +1,12 @@
 """The tf.data batches on the dummy corpus: encoding, bucketing, targets, bad input."""
 
+import shutil
+from unittest import mock
+
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from rin_keras.data import dataset, numpy_batches
 from rin_keras.data.corpus import Corpus
@@ -208,3 +212,21 @@ def test_data_parallel_workers_share_every_batch_but_a_buckets_last_few(corpus, 
         seen.extend(i for _, y in batches for i in y["index"].numpy().tolist())
     assert len(seen) == len(set(seen))  # No sentence twice.
     assert size - len(seen) <= 2 * 2  # At most num_shards - 1 of each bucket's last batch sit the epoch out.
+
+
+def test_a_webnlg3_test_folder_without_the_files_with_references_is_built_once(tmp_path):
+    """`en/test/` kept without its `*-with-refs-en.xml` files (as published for the challenge): no test split, and
+    no rebuild on every use to add one."""
+    manual = tmp_path / "manual"
+    shutil.copytree(testing.dummy_dir("webnlg3"), manual)
+    for path in (manual / "webnlg3" / "en" / "test").iterdir():
+        path.rename(path.with_name(path.name.replace("-with-refs", "-without-refs")))
+    with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True,
+                           side_effect=tfds.core.DatasetBuilder.download_and_prepare) as build:
+        for _ in range(2):
+            assert Corpus.prepare("webnlg3", "exact", str(tmp_path / "tfds"), str(manual)).splits == [
+                "train", "validation"]
+    assert build.call_count == 2  # Once for each prepare: the first builds, the second finds it built.
+    with pytest.raises(FileNotFoundError,
+                       match=r"no .test. split: .*semantic-parsing-test-data-with-refs-en\.xml is missing"):
+        Corpus.prepare("webnlg3", "exact", str(tmp_path / "tfds"), str(manual)).raw("test")

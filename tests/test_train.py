@@ -728,3 +728,16 @@ def test_real_webnlg_build(tmp_path_factory, variant, triples, relations):
     counted = [sum(len(x["triples"]["relation"]) for x in corpus.examples(s)) for s in ("train", "validation", "test")]
     assert tuple(counted) == triples
     assert len(corpus.relation_names) == relations
+
+
+def test_a_webnlg3_file_that_does_not_read_stops_training_in_one_line(tmp_path):
+    manual = tmp_path / "manual"
+    shutil.copytree(testing.dummy_dir("webnlg3"), manual)
+    path = manual / "webnlg3" / "en" / "train" / "1triples" / "Astronaut_sample.xml"
+    path.write_text(path.read_text(encoding="utf-8")[:300], encoding="utf-8")  # Cut short.
+    result = subprocess.run(
+        [sys.executable, "-m", "rin_keras.train", "--dataset=webnlg3", f"--data_dir={manual}",
+         f"--tfds_data_dir={tmp_path / 'tfds'}", f"--model_dir={tmp_path / 'run'}", "--pretrained_vectors=none"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"rin_keras.train: {path}: not well-formed XML" in result.stderr

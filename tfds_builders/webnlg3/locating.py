@@ -72,7 +72,10 @@ import unicodedata
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 
+from absl import logging
+
 from rin_keras.data.tokenizer import Token, tokenize_with_offsets
+from tfds_builders.casrel import DataError
 
 Span = tuple[int, int]
 Triple = tuple[str, str, str]
@@ -170,20 +173,42 @@ class Entry:
 
 
 def read_entries(path) -> list[Entry]:
-    """Returns the entries of one WebNLG 3.0 XML file (`en/train/1triples/Airport.xml`, ...)."""
-    entries = []
-    for element in ElementTree.parse(path).getroot().iter("entry"):
+    """Returns the entries of one WebNLG 3.0 XML file (`en/train/1triples/Airport.xml`, ...): their English texts
+    (a `<lex>` of another `lang` is left out, counted in a warning).
+
+    Raises:
+        casrel.DataError: the file is not WebNLG 3.0 XML, naming it (and the entry).
+    """
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as e:
+        raise DataError(f"{path}: not well-formed XML ({e}). Copy it again, byte for byte, from the release.") from e
+    entries, other_languages = [], 0
+    for element in root.iter("entry"):
+        where = f"{path}: entry {element.get('eid')}"
+        size = element.get("size") or ""
+        if not element.get("category") or not size.isdigit():
+            raise DataError(f"{where} has no category or no size: not WebNLG 3.0's <entry category=... size=...>.")
         triples = []
         for mtriple in element.iter("mtriple"):
-            subject, relation, object_ = (part.strip() for part in mtriple.text.split(" | "))
-            triples.append((subject, relation, object_))
+            parts = tuple(part.strip() for part in (mtriple.text or "").split(" | "))
+            if len(parts) != 3 or not all(parts):
+                raise DataError(f"{where}: the triple {mtriple.text!r} is not written `subject | relation | object`.")
+            triples.append(parts)
         lexes = []
         for lex in element.iter("lex"):
+            if lex.get("lang", "en") != "en":
+                other_languages += 1
+                continue
             if len(lex):
-                raise ValueError(f"{path}: entry {element.get('eid')}, text {lex.get('lid')} holds XML elements "
-                                 f"(<{lex[0].tag}>), where WebNLG 3.0 has plain text: not the 3.0 release's layout.")
+                raise DataError(f"{where}, text {lex.get('lid')} holds XML elements (<{lex[0].tag}>), where WebNLG "
+                                "3.0 has plain text: not the 3.0 release's layout.")
             lexes.append((lex.get("lid"), (lex.text or "").strip()))
-        entries.append(Entry(element.get("category"), element.get("eid"), int(element.get("size")), triples, lexes))
+        entries.append(Entry(element.get("category"), element.get("eid"), int(size), triples, lexes))
+    if not entries:
+        raise DataError(f"{path} holds no <entry>: not a WebNLG 3.0 XML file.")
+    if other_languages:
+        logging.warning("%s: %d texts in another language than English left out.", path, other_languages)
     return entries
 
 

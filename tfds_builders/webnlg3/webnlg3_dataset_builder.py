@@ -59,8 +59,9 @@ class WebNLG3Config(tfds.core.BuilderConfig):
     heldout_categories: tuple[str, ...] = ()
 
     def split_file(self, split: str) -> str:
-        """Returns the folder of `split`'s XML files relative to the manual directory."""
-        return f"{FOLDER}/{_SPLIT_FOLDERS[split]}"
+        """Returns what `split` is built from, relative to the manual directory: the folder of its XML files, for
+        the test split the semantic-parsing file (the split is built from the other file where only it is there)."""
+        return f"{FOLDER}/{_SPLIT_FOLDERS[split]}" + (f"/{TEST_FILES[0]}" if split == "test" else "")
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -134,7 +135,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _read_split(self, manual_dir: epath.Path, split: str) -> list[locating.Entry] | None:
         """Returns the entries of a split's XML files, checked against `CHECKSUMS_FILE`; None if it has none."""
-        folder = manual_dir / self.builder_config.split_file(split)
+        folder = manual_dir / FOLDER / _SPLIT_FOLDERS[split]
         if split == "test":  # The semantic-parsing file (text to triples) when both are there.
             paths = [folder / name for name in TEST_FILES if (folder / name).exists()][:1]
         else:
@@ -149,8 +150,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for relative, path in found.items():
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if relative in expected and expected[relative] != digest:
-                raise ValueError(f"Corrupt {path}: sha256 {digest}, expected {expected[relative]}. Copy it again, "
-                                 "byte for byte, from the release.")
+                raise casrel.DataError(f"Corrupt {path}: sha256 {digest}, expected {expected[relative]}. Copy it "
+                                       "again, byte for byte, from the release.")
         if split != "test":
             self._check_whole(folder, set(found), {p for p in expected if p.startswith(_SPLIT_FOLDERS[split][3:] + "/")})
         return [entry for path in paths for entry in locating.read_entries(path)]
@@ -171,8 +172,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         problems = ([f"missing {names(published - found)}"] if published - found else []) + (
             [f"not in the release: {names(found - published)}"] if found - published else [])
         if problems:
-            raise ValueError(f"{folder} is not the release's split as published ({'; '.join(problems)}). Copy the "
-                             "release's train/ and dev/ folders whole, byte for byte.")
+            raise casrel.DataError(f"{folder} is not the release's split as published ({'; '.join(problems)}). "
+                                   "Copy the release's train/ and dev/ folders whole, byte for byte.")
 
     def _expected_checksums(self) -> dict[str, str]:
         """Returns {path relative to `en/`: sha256} of the published files."""
@@ -199,6 +200,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 key = f"{source}_{entry.category}_{entry.size}_{entry.eid}_{lid}_{index}"
                 yield key, self._example(entry, lid or "", text, located)
         logging.info("webnlg3/%s/%s: %s", self.builder_config.name, split, dict(counts.most_common()))
+        if counts["unknown relation"]:
+            logging.warning("webnlg3/%s/%s: %d triples of relations outside %s left out of the split's gold (no "
+                            "model trained on the release returns them): its scores are not the official "
+                            "evaluation's.", self.builder_config.name, split, counts["unknown relation"],
+                            self.RELATIONS_FILE)
 
     def _example(self, entry: locating.Entry, lid: str, text: str, located: locating.LocatedText) -> dict:
         partial = self.builder_config.variant == "partial"

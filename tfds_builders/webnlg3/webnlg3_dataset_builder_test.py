@@ -2,12 +2,15 @@
 
 import hashlib
 import os
+import pathlib
 import re
 import shutil
+from unittest import mock
 
 import pytest
 import tensorflow_datasets as tfds
 
+from tfds_builders import casrel
 from tfds_builders.webnlg3 import locating, webnlg3_dataset_builder
 
 DUMMY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dummy_data")
@@ -121,3 +124,47 @@ def test_a_corrupt_release_file_is_refused(tmp_path, monkeypatch):
                         lambda self: {"train/1triples/Astronaut_sample.xml": "0" * 64})
     with pytest.raises(ValueError, match="Corrupt"):
         _examples(tmp_path, "exact")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda text: text[:300], r"Astronaut_sample\.xml: not well-formed XML"),
+    (lambda text: re.sub(r"(<mtriple>[^|<]*) \| ", r"\1 || ", text, count=1),
+     r"Astronaut_sample\.xml: entry Id\d+: the triple .* is not written `subject \| relation \| object`"),
+    (lambda text: re.sub(r' size="\d+"', "", text, count=1), r"Astronaut_sample\.xml: entry Id\d+ has no category or "
+                                                            r"no size"),
+    (lambda text: "<dataset><item>Alan Bean</item></dataset>", r"Astronaut_sample\.xml holds no <entry>"),
+])
+def test_a_file_that_is_not_webnlg3_xml_is_named(tmp_path, change, message):
+    path = tmp_path / "Astronaut_sample.xml"
+    path.write_text(change((pathlib.Path(DUMMY) / "webnlg3/en/train/1triples/Astronaut_sample.xml").read_text(
+        encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(casrel.DataError, match=message):
+        locating.read_entries(path)
+
+
+def test_texts_in_another_language_are_left_out_and_counted(tmp_path):
+    path = tmp_path / "Airport.xml"
+    text = (pathlib.Path(DUMMY) / "webnlg3/en/test/semantic-parsing-test-data-with-refs-en.xml").read_text(
+        encoding="utf-8")
+    path.write_text(text.replace('<lex lid="Id1" lang="en">Marie', '<lex lid="Id9" lang="ru">Мария</lex>\n'
+                                 '      <lex lid="Id1" lang="en">Marie'), encoding="utf-8")
+    with mock.patch.object(locating.logging, "warning") as warning:
+        entries = locating.read_entries(path)
+    assert [lid for lid, _ in entries[0].lexes] == ["Id1"]
+    assert warning.call_args.args[0] % warning.call_args.args[1:] == f"{path}: 1 texts in another language than " \
+                                                                      "English left out."
+
+
+def test_test_triples_of_relations_outside_the_release_are_counted_in_a_warning(tmp_path):
+    manual = tmp_path / "manual"
+    shutil.copytree(DUMMY, manual)
+    test = manual / "webnlg3" / "en" / "test" / webnlg3_dataset_builder.TEST_FILES[0]
+    test.write_text(test.read_text(encoding="utf-8").replace(
+        "<mtriple>Marie_Curie | nationality | Poland</mtriple>",
+        "<mtriple>Marie_Curie | nationality | Poland</mtriple><mtriple>Marie_Curie | knownForX | Radium</mtriple>"),
+        encoding="utf-8")
+    with mock.patch.object(webnlg3_dataset_builder.logging, "warning") as warning:
+        _build(manual, tmp_path / "tfds")
+    messages = [call.args[0] % call.args[1:] for call in warning.call_args_list]
+    assert "webnlg3/exact/test: 1 triples of relations outside relations.txt left out of the split's gold" in \
+        "\n".join(messages)
