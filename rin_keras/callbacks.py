@@ -17,7 +17,23 @@ import time
 import keras
 from absl import logging
 
-from rin_keras.files import write_atomically
+from rin_keras.files import InterruptsHeld, write_atomically
+
+
+class EpochEndWrites:
+    """Holds Ctrl-C back from the first to the last callback that writes at an epoch's end (best.keras,
+    history.csv, the backup), so that a stop lands before all of them or after all of them, never between: a
+    best.keras or a backup that history.csv does not know of would resume into an epoch trained twice or a best
+    epoch misreported. `first` goes before those callbacks, `last` after them; `release()` (in a `finally` around
+    `fit`) gives Ctrl-C back where an error ends the epoch between them."""
+
+    def __init__(self):
+        self._held = InterruptsHeld()
+        self.first = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._held.hold())
+        self.last = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._held.release())
+
+    def release(self) -> None:
+        self._held.release()
 
 
 class DevEvaluation(keras.callbacks.Callback):

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
-import socket
 
 import keras
 import tensorflow as tf
@@ -33,6 +31,7 @@ from rin_keras import cli
 from rin_keras.data import features
 from rin_keras.data.tokenizer import char_prefix, tokenize, valid_utf8
 from rin_keras.decoding import TAGS, candidate_logit
+from rin_keras.files import remove_stale_temporaries, temporary_name
 from rin_keras.model import PAIR_CHUNK_SIZE
 from rin_keras.triple_extractor import artifact_file
 from serving import contract
@@ -331,8 +330,8 @@ def export_version(extractor, base: str, version: int | None = None, **kwargs) -
     final = os.path.join(base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; pick another --version or remove it.")
-    _remove_stale_temporaries(base)
-    temporary = os.path.join(base, f".tmp-{version}-{socket.gethostname()}-{os.getpid()}")
+    remove_stale_temporaries(base, str(version))
+    temporary = os.path.join(base, temporary_name(str(version)))
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         export_saved_model(extractor, temporary, **kwargs)
@@ -341,27 +340,6 @@ def export_version(extractor, base: str, version: int | None = None, **kwargs) -
         shutil.rmtree(temporary, ignore_errors=True)
     logging.info("Exported %s", final)
     return final
-
-
-def _remove_stale_temporaries(base: str) -> None:
-    """Removes the temporary folders that exports on this host left in `base` when their process was killed (a
-    folder of another host, whose process this one cannot see, is left)."""
-    pattern = re.compile(rf"\.tmp-\d+-{re.escape(socket.gethostname())}-(\d+)")
-    for name in os.listdir(base) if os.path.isdir(base) else []:
-        match = pattern.fullmatch(name)
-        if match and not _process_alive(int(match.group(1))):
-            logging.info("Removing %s, left by an export that was stopped.", os.path.join(base, name))
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # Another user's process.
-        return True
-    return True
 
 
 def main(argv):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import shutil
 import signal
+import socket
 import threading
 from typing import Callable
 
@@ -22,9 +25,10 @@ def write_atomically(path: str, write: Callable[[str], object]) -> None:
     directory, name = os.path.split(os.path.abspath(path))
     if not os.path.isdir(directory):  # Said of `path`, not of the temporary file the writer would name.
         raise FileNotFoundError(errno.ENOENT, f"No folder {directory} to write {name} into", path)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    remove_stale_temporaries(directory, name)
+    temporary = os.path.join(directory, temporary_name(name))
     try:
-        with _interrupts_held():
+        with interrupts_held():
             write(temporary)
             os.replace(temporary, path)
     finally:
@@ -32,21 +36,70 @@ def write_atomically(path: str, write: Callable[[str], object]) -> None:
             os.remove(temporary)
 
 
+def temporary_name(name: str) -> str:
+    """The name under which this process writes `name` before renaming it into place: `.tmp-<host>-<pid>-<name>`."""
+    return f".tmp-{socket.gethostname()}-{os.getpid()}-{name}"
+
+
+def remove_stale_temporaries(directory: str, name: str) -> None:
+    """Removes the `temporary_name`s of `name` in `directory` that processes of this host left when they were killed
+    (one of another host, whose process this one cannot see, is left)."""
+    pattern = re.compile(rf"\.tmp-{re.escape(socket.gethostname())}-(\d+)-{re.escape(name)}")
+    for entry in os.listdir(directory) if os.path.isdir(directory) else []:
+        match = pattern.fullmatch(entry)
+        if match and not _process_alive(int(match.group(1))):
+            path = os.path.join(directory, entry)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's process.
+        return True
+    return True
+
+
+class InterruptsHeld:
+    """Holds Ctrl-C (SIGINT) back from `hold()` to `release()`, then delivers it, where Python handles the signal
+    (the main thread); `interrupts_held` is the same as a block."""
+
+    def __init__(self):
+        self._received = None
+        self._previous = None
+
+    def hold(self) -> None:
+        if (self._received is not None or threading.current_thread() is not threading.main_thread()
+                or not callable(signal.getsignal(signal.SIGINT))):
+            return
+        self._received = []
+        self._previous = signal.signal(signal.SIGINT, lambda signum, frame: self._received.append(signum))
+
+    def release(self) -> None:
+        if self._received is None:
+            return
+        received, self._received = self._received, None
+        signal.signal(signal.SIGINT, self._previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
+
+
 @contextlib.contextmanager
-def _interrupts_held():
+def interrupts_held():
     """Holds Ctrl-C (SIGINT) back until the block ends, then delivers it, where Python handles the signal (the main
     thread): an interrupt inside a JAX array's conversion to NumPy ends in a TypeError, not in KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    held = InterruptsHeld()
+    held.hold()
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            signal.raise_signal(signal.SIGINT)
+        held.release()
 
 
 def is_local_path(path) -> bool:

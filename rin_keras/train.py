@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import zipfile
 
 import keras
@@ -38,7 +39,7 @@ from tfds_builders.casrel_folder import casrel_folder_dataset_builder
 
 from rin_keras import cli
 from rin_keras.callbacks import (
-    BackupError, DevEvaluation, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedLearningRate,
+    BackupError, DevEvaluation, EpochEndWrites, HistoryLogger, ProgressLog, ResumedEarlyStopping, ResumedLearningRate,
     ResumedReduceLROnPlateau, RunBackup, cosine_learning_rate, dev_scores_so_far, history_rows,
 )
 from rin_keras.config import BENCHMARKS, RINConfig, flag_fields
@@ -52,7 +53,7 @@ from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, tr
 from rin_keras.files import write_atomically
 from rin_keras.model import build_rin
 from rin_keras.preprocessor import RINPreprocessor
-from rin_keras.triple_extractor import CHECKPOINT_FILE, RINTripleExtractor
+from rin_keras.triple_extractor import ARTIFACT_FILE, CHECKPOINT_FILE, RINTripleExtractor
 
 FLAGS = flags.FLAGS
 _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
@@ -61,6 +62,8 @@ _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "floa
 _BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "pos_dim", "char_dim")
 FLAGS_REFERENCE = "docs/flags.md"
 BACKUP_DIR = "backup"  # Under the run folder: the last epoch's weights and state, until the run is finished.
+# Files of a run that a --model_dir holding no run (no config.json) must not have: the run would replace them.
+RUN_FILES = ("history.csv", CHECKPOINT_FILE, ARTIFACT_FILE, "results.json")
 DATA_FILE = "data.txt"  # Under the run folder: what the run trains on, so that a resume on other data is refused.
 
 
@@ -344,7 +347,8 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
         # The dataset shuffles itself (`make_dataset`); a progress bar in a terminal, else a line an epoch and a
         # progress line a minute.
         in_terminal = sys.stdout.isatty()
-        fit_callbacks = _callbacks(config, model_dir, dev_scores, patience, cluster.num_workers) + (
+        writes = EpochEndWrites()
+        fit_callbacks = _callbacks(config, model_dir, dev_scores, patience, cluster.num_workers, writes) + (
             [] if in_terminal else [ProgressLog()])
         # One iterator for the whole run. Given the dataset itself, Keras makes a new iterator each epoch, and tearing
         # the old one down waits for tf.data's autotuning thread: ~11 s of idle CPU in about 4 epochs of 10.
@@ -354,8 +358,11 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             logging.info("%s trained to its end: scoring its best epoch without training again (more epochs train in "
                          "another --model_dir).", model_dir)
         else:
-            model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs,
-                      callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
+            try:
+                model.fit(train_data.repeat(), steps_per_epoch=steps_per_epoch, epochs=config.epochs,
+                          callbacks=fit_callbacks, shuffle=False, verbose=1 if in_terminal else 2)
+            finally:
+                writes.release()
         results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
         shutil.rmtree(backup_dir)  # The run is finished (`is_finished_run`).
         return results
@@ -507,6 +514,11 @@ def check_run_dir(config: RINConfig, model_dir: str, data: str | None = None) ->
         raise ValueError(f"{model_dir} holds a finished run (its results.json): pass another --model_dir, or delete "
                          "the folder to train it again.")
     data_file = os.path.join(model_dir, DATA_FILE)
+    written = [name for name in RUN_FILES if os.path.exists(os.path.join(model_dir, name))]
+    if written and not os.path.exists(config_path):
+        raise ValueError(f"{model_dir} holds {', '.join(written)} of no run (it has no config.json), which the run "
+                         "would replace: pass another --model_dir, or move them.")
+    _check_writable(model_dir)
     if data and os.path.exists(data_file):
         with open(data_file, encoding="utf-8") as f:
             trained_on = f.read().strip()
@@ -539,6 +551,19 @@ def check_run_dir(config: RINConfig, model_dir: str, data: str | None = None) ->
     if differences:
         raise ValueError(f"{model_dir} holds an unfinished run of another network ({'; '.join(differences)}): "
                          "pass another --model_dir, the same settings to resume it, or delete the folder.")
+
+
+def _check_writable(model_dir: str) -> None:
+    """Raises ValueError, naming the folder, where `model_dir` (or the folder it is to be made in) cannot be written."""
+    existing = os.path.abspath(model_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise ValueError(f"--model_dir={model_dir} cannot be written ({existing}: {e.strerror}): pass another "
+                         "--model_dir.") from e
 
 
 def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrained_source: str, data: str):
@@ -580,7 +605,17 @@ def _prepare_run_dir(config: RINConfig, model_dir: str, corpus: Corpus, pretrain
         shutil.rmtree(vocab_dir, ignore_errors=True)  # One without words.txt holds no vocabulary.
         os.replace(partial, vocab_dir)
     config = config.with_vocabulary(vocab, pretrained.shape[1] if pretrained is not None else 0)
-    config.save(os.path.join(model_dir, "config.json"))
+    config_path = os.path.join(model_dir, "config.json")
+    if RunBackup.training_ended(os.path.join(model_dir, BACKUP_DIR)) and os.path.exists(config_path):
+        trained = RINConfig.load(config_path)  # Scored as it trained: settings asked now train nothing.
+        ignored = [f"{name} {value} asked, {getattr(trained, name)} trained" for name, value in
+                   dataclasses.asdict(config).items() if getattr(trained, name) != value]
+        if ignored:
+            logging.warning("%s trained to its end: its settings are kept (%s); train in another --model_dir to "
+                            "apply them.", model_dir, "; ".join(ignored))
+        config = trained
+    else:
+        config.save(config_path)
     bert_tokenizer = None
     if config.encoder == "bert":
         # The tokenizer goes with the model, so inference needs no preset.
@@ -626,11 +661,13 @@ def _build_model(config: RINConfig, corpus: Corpus, preprocessor: RINPreprocesso
     return model
 
 
-def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num_workers: int = 1) -> list:
+def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num_workers: int = 1,
+               writes: EpochEndWrites | None = None) -> list:
     """Dev scoring, model selection into best.keras, early stopping, the learning rate, logs and backup.
 
     A resumed run picks model selection up where it stopped: best.keras is only
     replaced by a better epoch, and the patience counts the epochs in history.csv.
+    With `writes`, Ctrl-C is held back from best.keras to the backup (`EpochEndWrites`).
     """
     history_csv = os.path.join(model_dir, "history.csv")
     backup_dir = os.path.join(model_dir, BACKUP_DIR)
@@ -644,10 +681,11 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
     # An epoch logged after the backup's last one is trained again: the plateau counts leave it out, while
     # best.keras, saved before the epoch was logged, may hold it.
     counted = dev_scores_so_far(history_csv, monitor, before_epoch=RunBackup.saved_epoch(backup_dir))
+    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True,
+                                                 initial_value_threshold=max(past_scores, default=None))
     callbacks = [
         DevEvaluation(dev_scores, config.variant),
-        keras.callbacks.ModelCheckpoint(best_path, monitor=monitor, mode="max", save_best_only=True,
-                                        initial_value_threshold=max(past_scores, default=None)),
+        checkpoint,
         ResumedEarlyStopping(counted, monitor=monitor, mode="max", patience=patience),
         HistoryLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
@@ -663,6 +701,9 @@ def _callbacks(config: RINConfig, model_dir: str, dev_scores, patience: int, num
         callbacks.insert(1, cosine_learning_rate(config.learning_rate, config.epochs, config.lr_final_fraction))
     else:
         callbacks.append(ResumedLearningRate(config.learning_rate))
+    if writes is not None:
+        callbacks.insert(callbacks.index(checkpoint), writes.first)
+        callbacks.append(writes.last)
     return callbacks
 
 

@@ -174,6 +174,17 @@ def test_run_folder_checks_what_a_rerun_would_lose_or_mix(tmp_path):
     (run / "results.json").write_text("{}")
     with pytest.raises(ValueError, match="holds a finished run"):
         train.check_run_dir(asked, str(run))
+    # A folder holding a run's files but no run: they are not replaced.
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "history.csv").write_text("my,own,data\n")
+    with pytest.raises(ValueError, match=r"mine holds history.csv of no run \(it has no config.json\)"):
+        train.check_run_dir(asked, str(other))
+    # A folder that cannot be written (as an immutable one, even for root), before any data is read.
+    with mock.patch.object(train.tempfile, "TemporaryFile", side_effect=PermissionError(1, "Operation not permitted")):
+        with pytest.raises(ValueError, match=r"--model_dir=.*new/run cannot be written \(.*: Operation not "
+                                             r"permitted\)"):
+            train.check_run_dir(asked, str(tmp_path / "new" / "run"))
 
 
 def test_a_run_names_a_folder_it_trains_on_by_its_real_path_and_files(tmp_path):
@@ -741,3 +752,44 @@ def test_a_webnlg3_file_that_does_not_read_stops_training_in_one_line(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"rin_keras.train: {path}: not well-formed XML" in result.stderr
+
+
+def test_ctrl_c_while_best_keras_is_written_stops_the_run_after_the_epochs_backup(tmp_path):
+    """The stop lands after history.csv and the backup took the epoch: the rerun neither trains it again nor keeps
+    a best.keras whose score history.csv lacks."""
+    run, tfds = tmp_path / "run", tmp_path / "tfds"
+    saves = []
+
+    def save_with_ctrl_c(self, filepath, *args, **kwargs):
+        saves.append(filepath)
+        if len(saves) == 2:  # Ctrl-C while epoch 2, a new best, goes to best.keras.
+            os.kill(os.getpid(), signal.SIGINT)
+        return save(self, filepath, *args, **kwargs)
+
+    save = keras.Model.save
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, as in a command run in a shell.
+    try:
+        with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([10.0, 50.0, 20.0, 5.0])), \
+                mock.patch.object(keras.Model, "save", save_with_ctrl_c), pytest.raises(KeyboardInterrupt):
+            _train(run, tfds, epochs=4, **NO_WORD_FEATURES)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert callbacks.RunBackup.saved_epoch(str(run / "backup")) == 2
+    with mock.patch.object(callbacks.DevEvaluation, "on_epoch_end", _script_dev_f1([10.0, 5.0, 8.0, 6.0])):
+        results = _train(run, tfds, epochs=4, **NO_WORD_FEATURES)
+    with open(run / "history.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "2", "3"]
+    assert results["best_epoch"] == 2
+
+
+def test_a_run_trained_to_its_end_is_scored_with_its_own_settings(tmp_path):
+    """Stopped while scoring, then run with more epochs: nothing trains, and results.json says what trained."""
+    with mock.patch.object(train, "_final_report", side_effect=KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "run", tmp_path / "tfds", epochs=2, **NO_WORD_FEATURES)
+    with mock.patch.object(train.logging, "warning") as warning:
+        results = _train(tmp_path / "run", tmp_path / "tfds", epochs=5, lr_schedule="cosine", **NO_WORD_FEATURES)
+    assert (results["config"]["epochs"], results["config"]["lr_schedule"]) == (2, "constant")
+    assert RINConfig.load(str(tmp_path / "run" / "config.json")).epochs == 2
+    message = "\n".join(call.args[0] % call.args[1:] for call in warning.call_args_list)
+    assert "trained to its end: its settings are kept (lr_schedule cosine asked, constant trained; epochs 5 asked, " \
+           "2 trained)" in message
