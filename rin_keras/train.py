@@ -364,7 +364,12 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
             finally:
                 writes.release()
         results = _final_report(config, model_dir, corpus, preprocessor, max_train_sentences)
-        shutil.rmtree(backup_dir)  # The run is finished (`is_finished_run`).
+        # The run is finished (`is_finished_run`) once the backup is gone: renamed away whole, so that a process
+        # killed while deleting it leaves no part of it to start the run again from.
+        removed = backup_dir + ".removed"
+        shutil.rmtree(removed, ignore_errors=True)
+        os.replace(backup_dir, removed)
+        shutil.rmtree(removed)
         return results
 
 

@@ -793,3 +793,19 @@ def test_a_run_trained_to_its_end_is_scored_with_its_own_settings(tmp_path):
     message = "\n".join(call.args[0] % call.args[1:] for call in warning.call_args_list)
     assert "trained to its end: its settings are kept (lr_schedule cosine asked, constant trained; epochs 5 asked, " \
            "2 trained)" in message
+
+
+def test_a_run_killed_while_its_backup_is_deleted_is_finished(tmp_path):
+    rmtree = shutil.rmtree
+
+    def killed_while_deleting(path, *args, **kwargs):
+        if str(path).endswith("backup.removed") and not kwargs.get("ignore_errors"):
+            os.remove(os.path.join(path, "latest.weights.h5"))  # Part of it deleted, then the process is killed.
+            raise _Killed
+        return rmtree(path, *args, **kwargs)
+
+    with mock.patch.object(train.shutil, "rmtree", killed_while_deleting), pytest.raises(_Killed):
+        _train(tmp_path / "run", tmp_path / "tfds", epochs=1, **NO_WORD_FEATURES)
+    assert train.is_finished_run(str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="holds a finished run"):
+        _train(tmp_path / "run", tmp_path / "tfds", epochs=1, **NO_WORD_FEATURES)
