@@ -78,14 +78,14 @@ class InterruptsHeld:
         if (self._received is not None or threading.current_thread() is not threading.main_thread()
                 or not callable(signal.getsignal(signal.SIGINT))):
             return
-        self._received = []
-        self._previous = signal.signal(signal.SIGINT, lambda signum, frame: self._received.append(signum))
+        received = self._received = []
+        self._previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
 
     def release(self) -> None:
         if self._received is None:
             return
-        received, self._received = self._received, None
         signal.signal(signal.SIGINT, self._previous)
+        received, self._received = self._received, None
         if received:
             signal.raise_signal(signal.SIGINT)
 
