@@ -306,7 +306,7 @@ def train(config: RINConfig, model_dir: str, *, data_dir=None, dataset_dir=None,
     """
     cluster.check_strategy(strategy)
     folder = _folder_of(dataset_dir, corpus)
-    data = run_data(config, folder)
+    data = run_data(config, folder, max_train_sentences)
     check_before_training(config, model_dir, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
                           benchmark=corpus is None and not dataset_dir, data=data)
     if strategy == "data_parallel":
@@ -432,23 +432,30 @@ def check_dataset_dir(directory: str) -> None:
     casrel.find_split_files(directory, required=("train", "validation"))
 
 
-def run_data(config: RINConfig, dataset_dir: str | None) -> str:
+def run_data(config: RINConfig, dataset_dir: str | None, max_train_sentences: int | None = None) -> str:
     """What a run trains on: `<dataset>/<builder config>`, or a user's folder as `<real path> (files <digest>)`, the
     digest of its files (`casrel_folder_dataset_builder.files_digest`), so that a run is not resumed on the folder
-    edited.
+    edited; with `max_train_sentences`, ` (first <N> train sentences)` after it.
 
     Raises:
         FileNotFoundError: the folder has no train split.
     """
-    if not dataset_dir:
-        return f"{config.dataset}/{config.builder_config}"
-    folder = os.path.realpath(dataset_dir)
-    return f"{folder} (files {casrel_folder_dataset_builder.files_digest(folder)})"
+    if dataset_dir:
+        folder = os.path.realpath(dataset_dir)
+        data = f"{folder} (files {casrel_folder_dataset_builder.files_digest(folder)})"
+    else:
+        data = f"{config.dataset}/{config.builder_config}"
+    return data + (f" (first {max_train_sentences} train sentences)" if max_train_sentences else "")
+
+
+# `run_data`'s parts; a run of an older version recorded a folder without its files' digest.
+_RUN_DATA = re.compile(r"(?P<data>.*?)(?: \(files (?P<digest>[0-9a-f]+)\))?"
+                       r"(?: \(first (?P<limit>\d+) train sentences\))?")
 
 
 def run_data_folder(data: str) -> str:
-    """`run_data`'s folder without its files' digest (a run of an older version recorded the folder only)."""
-    return re.sub(r" \(files [0-9a-f]+\)$", "", data)
+    """`run_data`'s dataset or folder alone, without its files' digest and train sentence limit."""
+    return _RUN_DATA.fullmatch(data)["data"]
 
 
 def _file_identity(source: str) -> str | list:
@@ -527,14 +534,21 @@ def check_run_dir(config: RINConfig, model_dir: str, data: str | None = None) ->
     if data and os.path.exists(data_file):
         with open(data_file, encoding="utf-8") as f:
             trained_on = f.read().strip()
-        if trained_on != data:
-            if run_data_folder(trained_on) != run_data_folder(data):
-                raise ValueError(f"{model_dir} holds an unfinished run on {trained_on}, not {data}: pass another "
-                                 "--model_dir, or the same data to resume it.")
-            if trained_on != run_data_folder(trained_on):
-                raise ValueError(f"{model_dir} holds an unfinished run on {run_data_folder(trained_on)} whose "
-                                 "files have changed since it started (its vocabulary was made from them): restore "
-                                 "them to resume it, or pass another --model_dir to train on them as they are.")
+        was, now = _RUN_DATA.fullmatch(trained_on), _RUN_DATA.fullmatch(data)
+        if was["data"] != now["data"]:
+            raise ValueError(f"{model_dir} holds an unfinished run on {trained_on}, not {data}: pass another "
+                             "--model_dir, or the same data to resume it.")
+        if was["digest"] and was["digest"] != now["digest"]:
+            raise ValueError(f"{model_dir} holds an unfinished run on {was['data']} whose "
+                             "files have changed since it started (its vocabulary was made from them): restore "
+                             "them to resume it, or pass another --model_dir to train on them as they are.")
+        if was["limit"] != now["limit"]:
+            def sentences(limit):
+                return f"its first {limit} train sentences" if limit else "all its train sentences"
+
+            raise ValueError(f"{model_dir} holds an unfinished run on {sentences(was['limit'])}, not "
+                             f"{sentences(now['limit'])}: pass the same --max_train_sentences to resume it, or "
+                             "another --model_dir.")
     if not (os.path.exists(config_path) and os.path.exists(os.path.join(vocab_dir, "words.txt"))):
         return
     try:
@@ -805,7 +819,8 @@ def main(argv):
     model_dir = FLAGS.model_dir or default_model_dir(config, FLAGS.dataset_dir)
     try:
         check_before_training(config, model_dir, data_dir=FLAGS.data_dir, tfds_data_dir=FLAGS.tfds_data_dir,
-                              benchmark=not FLAGS.dataset_dir, data=run_data(config, FLAGS.dataset_dir))
+                              benchmark=not FLAGS.dataset_dir,
+                              data=run_data(config, FLAGS.dataset_dir, FLAGS.max_train_sentences))
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"rin_keras.train: {e}")
     try:

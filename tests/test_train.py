@@ -209,6 +209,15 @@ def test_a_run_names_a_folder_it_trains_on_by_its_real_path_and_files(tmp_path):
     # A run of an older version recorded the folder only: resumed.
     (run / train.DATA_FILE).write_text(str((tmp_path / "data").resolve()) + "\n")
     train.check_run_dir(config, str(run), edited)
+    # A run on the first N train sentences resumes on as many.
+    (run / train.DATA_FILE).write_text(train.run_data(config, None, 200) + "\n")
+    assert train.run_data_folder(train.run_data(config, str(tmp_path / "data"), 200)) == str(
+        (tmp_path / "data").resolve())
+    train.check_run_dir(config, str(run), "webnlg/partial (first 200 train sentences)")
+    for other, asked in ((40, "its first 40 train sentences"), (None, "all its train sentences")):
+        with pytest.raises(ValueError, match=rf"run on its first 200 train sentences, not {asked}: pass the same "
+                                             r"--max_train_sentences to resume it"):
+            train.check_run_dir(config, str(run), train.run_data(config, None, other))
     # A folder given as a corpus (`train.train(corpus=...)`) is that folder too.
     corpus = Corpus.from_folder(os.path.join(REPO, "tests", "data", "custom_jsonl"), str(tmp_path / "tfds"))
     assert train._folder_of(None, corpus) == corpus.user_folder == os.path.join(REPO, "tests", "data", "custom_jsonl")
