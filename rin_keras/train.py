@@ -89,8 +89,12 @@ def config_flag_values(flag_values=flags.FLAGS) -> dict:
     if flag_values.pretrained_vectors == "none":
         fields["pretrained_dim"] = 0
     if flag_values.encoder == "bert":
+        ignored = [f"--{name}" for name in _BILSTM_FLAGS if flag_values[name].present]
+        if ignored:
+            logging.warning("%s: features of the BiLSTM encoder, which --encoder=bert does not read (it reads word "
+                            "pieces): ignored.", ", ".join(ignored))
         for name in _BILSTM_FLAGS:
-            fields.pop(name, None)  # BiLSTM features; the BERT encoder reads word pieces.
+            fields.pop(name, None)
     return fields
 
 
@@ -143,7 +147,8 @@ def define_flags():
     flags.DEFINE_bool("bucketing", True, "Batch sentences of similar length together.")
     flags.DEFINE_integer("max_train_sentences", None,
                          "Use only N train sentences: the first in the stored order, a fixed subset (smoke tests; "
-                         "the vocabulary, word2vec vectors and entity stand-ins still come from the whole split).",
+                         "the vocabulary, word2vec vectors and entity stand-ins still come from the whole split; all "
+                         "of it where it holds fewer).",
                          lower_bound=1)
 
 

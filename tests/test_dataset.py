@@ -230,3 +230,8 @@ def test_a_webnlg3_test_folder_without_the_files_with_references_is_built_once(t
     with pytest.raises(FileNotFoundError,
                        match=r"no .test. split: .*semantic-parsing-test-data-with-refs-en\.xml is missing"):
         Corpus.prepare("webnlg3", "exact", str(tmp_path / "tfds"), str(manual)).raw("test")
+
+
+def test_a_limit_beyond_the_split_reads_all_of_it(corpus):
+    count = len(corpus.examples("train"))
+    assert len(list(corpus.raw("train", count + 1000))) == count and len(list(corpus.raw("train", 2))) == 2

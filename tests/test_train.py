@@ -818,3 +818,19 @@ def test_a_run_killed_while_its_backup_is_deleted_is_finished(tmp_path):
     assert train.is_finished_run(str(tmp_path / "run"))
     with pytest.raises(ValueError, match="holds a finished run"):
         _train(tmp_path / "run", tmp_path / "tfds", epochs=1, **NO_WORD_FEATURES)
+
+
+def test_bilstm_feature_flags_given_with_a_bert_encoder_are_ignored_in_a_warning():
+    flag_values = flags.FlagValues()
+    train.define_config_flags(flag_values)
+    train.define_input_flags(flag_values)
+    flag_values(["prog", "--encoder=bert", "--preset=x", "--pos_dim=8", "--char_dim=20"])
+    with mock.patch.object(train.logging, "warning") as warning:
+        fields = train.config_flag_values(flag_values)
+    assert "pos_dim" not in fields and "char_dim" not in fields
+    assert warning.call_args.args[0] % warning.call_args.args[1:] == (
+        "--pos_dim, --char_dim: features of the BiLSTM encoder, which --encoder=bert does not read (it reads word "
+        "pieces): ignored.")
+    flag_values(["prog", "--encoder=bilstm", "--pos_dim=8"])
+    with mock.patch.object(train.logging, "warning") as warning:
+        assert train.config_flag_values(flag_values)["pos_dim"] == 8 and not warning.called

@@ -186,7 +186,8 @@ class Corpus:
         return os.path.join(self.manual_dir, self.builder.builder_config.split_file(split))
 
     def raw(self, split: str, limit: int | None = None) -> tf.data.Dataset:
-        """Returns the TFDS examples of `split` (its first `limit` only, with one), in the stored order.
+        """Returns the TFDS examples of `split` (its first `limit` only, with one: all where it holds fewer), in the
+        stored order.
 
         Raises:
             FileNotFoundError: the split was not built because its file is missing.
@@ -196,8 +197,10 @@ class Corpus:
             if split not in casrel.SPLIT_FILES:  # A held-out split: made by the webnlg3 `*_heldout` configs.
                 raise ValueError(f"{self.name} has no {split!r} split; its splits: {', '.join(self.splits)}.")
             raise FileNotFoundError(self._missing_split_message(split))
-        # TFDS reads a slice itself: a `take` after its reader leaves a later `cache()` unfinished (TF warns).
-        return self.builder.as_dataset(split=f"{split}[:{limit}]" if limit else split, shuffle_files=False)
+        # TFDS reads a slice itself: a `take` after its reader leaves a later `cache()` unfinished (TF warns); a
+        # limit beyond the split reads all of it.
+        read_all = not limit or limit >= self.builder.info.splits[split].num_examples
+        return self.builder.as_dataset(split=split if read_all else f"{split}[:{limit}]", shuffle_files=False)
 
     def examples(self, split: str) -> list[dict]:
         """Returns the examples of `split` as NumPy dicts, in the stored order."""
