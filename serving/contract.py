@@ -128,7 +128,7 @@ def export_source_digest(version_dir: str) -> str | None:
 def _source_lines(version_dir: str) -> list[str]:
     try:
         with open(os.path.join(version_dir, SOURCE_FILE), encoding="utf-8") as f:
-            return f.read().split()
+            return [line.strip() for line in f.read().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError):
         return []
 

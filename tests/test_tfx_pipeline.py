@@ -223,6 +223,13 @@ def test_a_root_reached_by_another_path_finds_its_push(first_run, tmp_path):
     assert sorted(os.listdir(root / "serving")) == sorted(os.listdir(config.pusher.serving_base))  # None added.
 
 
+def test_an_export_source_may_name_a_folder_with_spaces(tmp_path):
+    (tmp_path / "assets.extra").mkdir()
+    (tmp_path / contract.SOURCE_FILE).write_text("/runs/my run/ünï\n" + "a" * 64 + "\n", encoding="utf-8")
+    assert contract.export_source(str(tmp_path)) == "/runs/my run/ünï"
+    assert contract.export_source_digest(str(tmp_path)) == "a" * 64
+
+
 def test_a_corrupt_record_of_the_root_is_named(tmp_path):
     first = run_component(str(tmp_path), "C", {}, {}, lambda out: {"n": 1})
     with open(first.path("artifact.json"), "r+", encoding="utf-8") as f:
