@@ -62,11 +62,11 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
         every_seconds: the interval between progress lines.
 
     Returns:
-        (predicted triples, predicted tag ids), each a list with one entry per
-        sentence in the stored order of `split`; the tags of the words read.
+        (predicted triples, predicted tag ids, gold tag ids), each a list with
+        one entry per sentence in the stored order of `split`; the tags of the words read.
     """
     dataset = batches if batches is not None else scoring_batches(extractor.preprocessor, corpus, split, batch_size)
-    triples, tags = {}, {}
+    triples, tags, gold_tags = {}, {}, {}
     start = last_line = time.monotonic()
     for inputs, targets in dataset:
         now = time.monotonic()
@@ -75,13 +75,15 @@ def predict_split(extractor, corpus: Corpus, split: str, batch_size: int = 100, 
             logging.info("%s: %d%s sentences scored, %.0f a second", split, len(triples),
                          f" of {total}" if total else "", len(triples) / (now - start))
         outputs = _predict_batch(extractor.model, {k: v.numpy() for k, v in inputs.items()})
-        lengths = np.sum(targets["entity_tags"].numpy() >= 0, axis=1)
+        gold = targets["entity_tags"].numpy()
+        lengths = np.sum(gold >= 0, axis=1)
         tag_ids = np.argmax(outputs["entity_tags"], axis=-1)
         for i, (index, length) in enumerate(zip(targets["index"].numpy(), lengths)):
             triples[index] = decode_triples(tag_ids[i], outputs["relations"][i], int(length), extractor.threshold)
             tags[index] = tag_ids[i][:length]
+            gold_tags[index] = gold[i][:length]
     order = sorted(triples)
-    return [triples[i] for i in order], [tags[i] for i in order]
+    return [triples[i] for i in order], [tags[i] for i in order], [gold_tags[i] for i in order]
 
 
 def gold_entity_tags(example: dict) -> np.ndarray:
@@ -125,15 +127,19 @@ def evaluate_split(extractor, corpus: Corpus, split: str, *, batch_size: int = 1
     once to score several models or epochs.
     """
     examples = examples if examples is not None else corpus.examples(split)
-    predicted, predicted_tags = predict_split(extractor, corpus, split, batch_size, batches, total=len(examples))
+    predicted, predicted_tags, gold_tags = predict_split(extractor, corpus, split, batch_size, batches,
+                                                         total=len(examples))
     gold = [metrics.gold_triples(x) for x in examples]
     tokens = [[t.decode("utf-8") for t in x["tokens"]] for x in examples]
     relation_names = corpus.relation_names
     scores = metrics.score_triples(gold, predicted, tokens, relation_names)
-    # Words past the maximum length are read as outside any entity, as their triples count as missed.
-    gold_tags = [gold_entity_tags(x) for x in examples]
-    predicted_tags = [np.pad(p, (0, len(g) - len(p)), constant_values=TAG_IDS["O"])
-                      for p, g in zip(predicted_tags, gold_tags)]
+    # A sentence cut at the maximum length: its NER gold over all its words, those past it read as outside any
+    # entity, as its triples past it count as missed.
+    for i, example in enumerate(examples):
+        if len(example["tokens"]) > len(gold_tags[i]):
+            gold_tags[i] = gold_entity_tags(example)
+            predicted_tags[i] = np.pad(predicted_tags[i], (0, len(gold_tags[i]) - len(predicted_tags[i])),
+                                       constant_values=TAG_IDS["O"])
     scores["ner"] = metrics.score_entities(gold_tags, predicted_tags)
     if seen_relations is not None:
         def seen(triples):

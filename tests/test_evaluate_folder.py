@@ -225,7 +225,7 @@ def test_scoring_logs_its_progress(folder, model_dir):
     batches = evaluate.scoring_batches(extractor.preprocessor, corpus, "validation", batch_size=1)
     lines = []
     with mock.patch.object(evaluate.logging, "info", lambda fmt, *args: lines.append(fmt % args)):
-        predicted, _ = evaluate.predict_split(extractor, corpus, "validation", batches=batches, total=3,
+        predicted, _, _ = evaluate.predict_split(extractor, corpus, "validation", batches=batches, total=3,
                                                  every_seconds=0)
     assert len(predicted) == 3
     assert [line.split(",")[0] for line in lines if "sentences scored" in line] == ["validation: 1 of 3 sentences scored",
