@@ -203,9 +203,9 @@ def _check_record(record, where: str) -> None:
                                                                       for x in triple)):
             raise DataError(f"{where}: a triple must be [subject, relation, object] strings, got {triple!r}.")
     for string in [record["text"], *(x for triple in triples for x in triple)]:
-        surrogates = re.findall("[\ud800-\udfff]", string)
-        if surrogates:
-            raise DataError(f"{where}: {string[:60]!r} holds {surrogates[0]!r}, half of a character written as a "
+        surrogate = contract.LONE_SURROGATE.search(string)
+        if surrogate:
+            raise DataError(f"{where}: {string[:60]!r} holds {surrogate.group()!r}, half of a character written as a "
                             "UTF-16 pair (an emoji cut in two): mend or remove it.")
 
 
