@@ -60,6 +60,7 @@ _DEFINE_BY_TYPE = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "floa
                    "str": flags.DEFINE_string}
 # The BiLSTM's word features, which the BERT encoder (reading word pieces) leaves out.
 _BILSTM_FLAGS = ("unknown_word_rate", "shape_dim", "pos_dim", "char_dim")
+_ROUND_FLAGS = ("updater", "use_relation_input", "use_entity_input", "use_hidden_input")
 FLAGS_REFERENCE = "docs/flags.md"
 BACKUP_DIR = "backup"  # Under the run folder: the last epoch's weights and state, until the run is finished.
 # Files of a run that a --model_dir holding no run (no config.json) must not have: the run would replace them.
@@ -84,7 +85,9 @@ def define_config_flags(flag_values=flags.FLAGS) -> None:
 def config_flag_values(flag_values=flags.FLAGS) -> dict:
     """The `RINConfig` fields that the flags of `define_config_flags` and `define_input_flags` give a value: those
     set, and the defaults of all but the recipe fields (whose defaults depend on the dataset and encoder);
-    `--pretrained_vectors=none` sets `pretrained_dim` 0, and a BERT encoder drops the BiLSTM's word features."""
+    `--pretrained_vectors=none` sets `pretrained_dim` 0, and a BERT encoder drops the BiLSTM's word features. Flags
+    that the model would not read (the BiLSTM's with a BERT encoder, the rounds' with `--rounds=0`) are named in a
+    warning."""
     fields = {f.name: flag_values[f.name].value for f in flag_fields() if flag_values[f.name].value is not None}
     if flag_values.pretrained_vectors == "none":
         fields["pretrained_dim"] = 0
@@ -95,6 +98,11 @@ def config_flag_values(flag_values=flags.FLAGS) -> dict:
                             "pieces): ignored.", ", ".join(ignored))
         for name in _BILSTM_FLAGS:
             fields.pop(name, None)
+    if flag_values.rounds == 0:
+        ignored = [f"--{name}" for name in _ROUND_FLAGS if flag_values[name].present]
+        if ignored:
+            logging.warning("%s: settings of the interaction rounds, which --rounds=0 leaves out: no effect.",
+                            ", ".join(ignored))
     return fields
 
 

@@ -834,3 +834,18 @@ def test_bilstm_feature_flags_given_with_a_bert_encoder_are_ignored_in_a_warning
     flag_values(["prog", "--encoder=bilstm", "--pos_dim=8"])
     with mock.patch.object(train.logging, "warning") as warning:
         assert train.config_flag_values(flag_values)["pos_dim"] == 8 and not warning.called
+
+
+def test_round_flags_given_with_no_rounds_are_named_in_a_warning():
+    flag_values = flags.FlagValues()
+    train.define_config_flags(flag_values)
+    train.define_input_flags(flag_values)
+    flag_values(["prog", "--rounds=0", "--updater=linear", "--nouse_entity_input"])
+    with mock.patch.object(train.logging, "warning") as warning:
+        train.config_flag_values(flag_values)
+    assert warning.call_args.args[0] % warning.call_args.args[1:] == (
+        "--updater, --use_entity_input: settings of the interaction rounds, which --rounds=0 leaves out: no effect.")
+    flag_values(["prog", "--rounds=2", "--updater=linear", "--nouse_entity_input"])
+    with mock.patch.object(train.logging, "warning") as warning:
+        train.config_flag_values(flag_values)
+    assert not warning.called
