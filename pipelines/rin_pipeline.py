@@ -97,10 +97,13 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
         logging.warning("Model not blessed (%s): no push, no bulk inference.", "; ".join(refusals))
         return artifacts
     default_input = os.path.join(examples.uri, "text", "test.txt")
+    # Known by the model and its serving version, not by the Pusher's fingerprint: a push decided again under other
+    # thresholds, which leaves the same version, infers nothing again.
     artifacts["BulkInferrer"] = component(
-        "BulkInferrer", config.bulk_inferrer, {"pushed": pushed, "examples": examples},
+        "BulkInferrer", config.bulk_inferrer, {"model": model, "examples": examples},
         lambda out: bulk_inferrer.run(config.bulk_inferrer, pushed.properties["path"], default_input, out, options),
-        {"input_files": _file_stamps(config.bulk_inferrer.input_pattern) if config.bulk_inferrer.input_pattern
+        {"serving_version": pushed.properties["version"],
+         "input_files": _file_stamps(config.bulk_inferrer.input_pattern) if config.bulk_inferrer.input_pattern
          else None},
     )
     return artifacts

@@ -201,7 +201,8 @@ def test_a_model_blessed_again_under_other_thresholds_is_not_pushed_again(first_
         with mock.patch.object(rin_pipeline, "write_atomically", side_effect=KeyboardInterrupt), \
                 pytest.raises(KeyboardInterrupt):
             rin_pipeline.run_pipeline(looser)
-        again = rin_pipeline.run_pipeline(looser)
+        with mock.patch.object(bulk_inferrer, "run", side_effect=AssertionError("the bulk inference must be reused")):
+            again = rin_pipeline.run_pipeline(looser)
     assert json.loads((root / rin_pipeline.BASELINE_FILE).read_text())["fingerprint"] == artifacts["Trainer"].fingerprint
     assert again["Evaluator"].uri != artifacts["Evaluator"].uri and again["Pusher"].properties["pushed"]
     assert again["Pusher"].properties["version"] == 1 and os.listdir(root / "serving") == ["1"]  # Not pushed again.
