@@ -68,16 +68,19 @@ def run_pipeline(config: PipelineConfig, beam_args: list[str] | None = None) -> 
     baseline_path = os.path.join(root, BASELINE_FILE)
     baseline = _read_json(baseline_path)
     # The last blessed model other than this one (a model is known by its Trainer fingerprint; files written before
-    # it was recorded hold the folder only).
-    baseline_f1 = (baseline["partial_f1"] if baseline and baseline.get("fingerprint", baseline["model"])
-                   not in (model.fingerprint, model.uri) else None)
+    # it was recorded hold the folder only): where this model is the last blessed, the one it was held against.
+    baseline_f1 = None
+    if baseline:
+        is_this_model = baseline.get("fingerprint", baseline["model"]) in (model.fingerprint, model.uri)
+        baseline_f1 = baseline.get("previous_partial_f1") if is_this_model else baseline["partial_f1"]
     evaluated = []
 
     def evaluate(out):
         evaluated.append(out)
         properties = evaluator.run(config.evaluator, examples.uri, model.uri, out, baseline_f1)
         if properties["blessed"]:  # Before the evaluation is recorded: a stop between the two evaluates again.
-            record = {"model": model.uri, "fingerprint": model.fingerprint, "partial_f1": properties["partial_f1"]}
+            record = {"model": model.uri, "fingerprint": model.fingerprint, "partial_f1": properties["partial_f1"],
+                      "previous_partial_f1": baseline_f1}
             write_atomically(baseline_path, lambda path: _write_json(path, record))
         return properties
 

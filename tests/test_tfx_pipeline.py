@@ -182,6 +182,15 @@ def test_a_reused_evaluation_is_not_pushed_again_over_a_better_model_blessed_sin
         assert rin_pipeline.run_pipeline(config)["Pusher"].properties["version"] == 1
 
 
+def _stop_evaluator_after_it_ran(root, name, config, inputs, executor, *args):
+    """`run_component`, stopped as if killed after the Evaluator's work, before its artifact was recorded."""
+    if name == "Evaluator":
+        os.makedirs(os.path.join(root, "stopped-evaluation"))
+        executor(os.path.join(root, "stopped-evaluation"))
+        raise KeyboardInterrupt
+    return run_component(root, name, config, inputs, executor, *args)
+
+
 def test_a_model_blessed_again_under_other_thresholds_is_not_pushed_again(first_run, tmp_path):
     config, artifacts = first_run
     root = tmp_path / "root"
@@ -201,8 +210,13 @@ def test_a_model_blessed_again_under_other_thresholds_is_not_pushed_again(first_
         with mock.patch.object(rin_pipeline, "write_atomically", side_effect=KeyboardInterrupt), \
                 pytest.raises(KeyboardInterrupt):
             rin_pipeline.run_pipeline(looser)
+        # Stopped after that: the rerun holds the model against the same baseline as before.
+        with mock.patch.object(rin_pipeline, "run_component", side_effect=_stop_evaluator_after_it_ran), \
+                pytest.raises(KeyboardInterrupt):
+            rin_pipeline.run_pipeline(looser)
         with mock.patch.object(bulk_inferrer, "run", side_effect=AssertionError("the bulk inference must be reused")):
             again = rin_pipeline.run_pipeline(looser)
+    assert again["Evaluator"].properties["baseline_f1"] == 0.0
     assert json.loads((root / rin_pipeline.BASELINE_FILE).read_text())["fingerprint"] == artifacts["Trainer"].fingerprint
     assert again["Evaluator"].uri != artifacts["Evaluator"].uri and again["Pusher"].properties["pushed"]
     assert again["Pusher"].properties["version"] == 1 and os.listdir(root / "serving") == ["1"]  # Not pushed again.
