@@ -23,8 +23,12 @@ import sys
 from collections.abc import Iterator
 
 from rin_keras import cli
+from rin_keras.data.tokenizer import tokenize
 from rin_keras.triple_extractor import split_pretokenized
 from serving import contract
+
+
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")  # Files of one JSON object a line, each with its "text".
 
 
 class InputError(ValueError):
@@ -64,7 +68,7 @@ def _read_lines(path: str | None) -> Iterator[str]:
         InputError: a `.jsonl` line that is not an object with a "text" string, named by file and line, when it is
             reached (the texts before it have been yielded).
     """
-    jsonl = _suffix(path) == ".jsonl"
+    jsonl = _suffix(path) in JSON_LINES_SUFFIXES
     with contract.open_text(path) as lines:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
@@ -82,14 +86,15 @@ def _read_lines(path: str | None) -> Iterator[str]:
                 yield contract.readable_text(text)
 
 
-def _resume_point(texts: Iterator[str], input_path: str, output_path: str, documents: bool) -> int:
+def _resume_point(texts: Iterator[str], input_path: str, output_path: str, documents: bool,
+                  pretokenized: bool = False) -> int:
     """How many texts of `input_path` an earlier run already wrote to `output_path`, read line by line; a partly
     written last line (a run stopped while writing it) is cut off. Those texts are taken from `texts` (the
     input's, from its start), which goes on with the first text to read.
 
     Raises:
         SystemExit: a line of the output that is not the result of the input's text at its place, or one written
-            with(out) `--documents` when this run reads texts otherwise.
+            with(out) `--documents`, or with tokens split otherwise (`--pretokenized`), than this run reads texts.
     """
     if not os.path.exists(output_path):
         return 0
@@ -104,16 +109,28 @@ def _resume_point(texts: Iterator[str], input_path: str, output_path: str, docum
             try:
                 record = json.loads(line)
                 written = record["text"] if ("sentences" in record) == documents else None
+                if not documents and written == text and not _split_as(record["tokens"], text, pretokenized):
+                    written = None
             except (ValueError, KeyError, TypeError):
                 written = None
             done += 1
             if written != text:
+                way = ("as a document (--documents)" if documents else
+                       f"as a sentence {'of tokens as given' if pretokenized else 'to tokenise'} (--documents, "
+                       "--pretokenized)")
                 raise SystemExit(f"rin_keras.predict: line {done} of {output_path} is not the result of text {done} "
-                                 f"of {input_path} {'as a document' if documents else 'as a sentence'} (--documents): "
-                                 "give another --output, or leave out --resume to write it anew.")
+                                 f"of {input_path} {way}: give another --output, or leave out --resume to write it "
+                                 "anew.")
             kept_bytes += len(line)
         f.truncate(kept_bytes)
     return done
+
+
+def _split_as(tokens: list[str], text: str, pretokenized: bool) -> bool:
+    """Whether `tokens`, the tokens a result records as read, are the first tokens of `text` as this run splits it:
+    at whitespace as given (`--pretokenized`), else by the tokeniser."""
+    split = [t.text for t in split_pretokenized(text)] if pretokenized else tokenize(text)
+    return split[: len(tokens)] == tokens
 
 
 def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -159,7 +176,7 @@ def _suffix(path: str | None) -> str:
 
 def _count_lines(path: str) -> int:
     """The texts `_read_lines` will yield from `path`, counted in one quick pass."""
-    jsonl = _suffix(path) == ".jsonl"
+    jsonl = _suffix(path) in JSON_LINES_SUFFIXES
     with contract.open_text(path) as lines:
         return sum(1 for line in lines if line.strip() or not jsonl)
 
@@ -180,6 +197,13 @@ def main(argv):
             _predict_inputs(FLAGS, argv[1:])
     except InputError as e:
         sys.exit(str(e))
+    except OSError as e:  # A full disk, a file gone: one line (--resume cuts a partly written last result).
+        sys.exit(f"rin_keras.predict: {e.strerror or e} ({e.filename or FLAGS.output or 'standard output'}).")
+    except KeyboardInterrupt:
+        resume = (f" Run the same command with --resume to go on after the results in {FLAGS.output}."
+                  if FLAGS.input and FLAGS.output else "")
+        print(f"rin_keras.predict: stopped.{resume}", file=sys.stderr)
+        sys.exit(130)
 
 
 def _predict_inputs(FLAGS, argv: list[str]) -> None:
@@ -188,7 +212,7 @@ def _predict_inputs(FLAGS, argv: list[str]) -> None:
     from tqdm import tqdm
 
     texts, total = _inputs(FLAGS.input, argv)
-    done = _resume_point(texts, FLAGS.input, FLAGS.output, FLAGS.documents) if FLAGS.resume else 0
+    done = _resume_point(texts, FLAGS.input, FLAGS.output, FLAGS.documents, FLAGS.pretokenized) if FLAGS.resume else 0
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
         logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "
@@ -203,8 +227,7 @@ def _predict_inputs(FLAGS, argv: list[str]) -> None:
             if FLAGS.documents:
                 results = extractor.predict_documents(part, FLAGS.batch_size)
             elif FLAGS.pretokenized:
-                results = extractor.predict_tokens([[t.text for t in split_pretokenized(s)] for s in part],
-                                                   FLAGS.batch_size)
+                results = extractor.predict_pretokenized(part, FLAGS.batch_size)
             else:
                 results = extractor.predict_detailed(part, FLAGS.batch_size)
             for text, result in zip(part, results):
@@ -230,8 +253,9 @@ if __name__ == "__main__":
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_integer("batch_size", 64, "Sentences per model call.", lower_bound=1)
-    flags.DEFINE_string("input", None, "Text file (one text a line), .jsonl ({\"text\": ...} a line) or .json (a list "
-                        "of texts or of {\"text\": ...}, e.g. a CasRel split); default: the arguments, else stdin.")
+    flags.DEFINE_string("input", None, "Text file (one text a line), .jsonl or .ndjson ({\"text\": ...} a line) or "
+                        ".json (a list of texts or of {\"text\": ...}, e.g. a CasRel split); default: the arguments, "
+                        "else stdin.")
     flags.DEFINE_string("output", None, "JSON lines output file (default stdout).")
     flags.DEFINE_bool("documents", False, "Each text is a document: split it into sentences first.")
     flags.DEFINE_bool("pretokenized", False, "Texts are tokens separated by whitespace: read them as given.")

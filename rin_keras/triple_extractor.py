@@ -13,7 +13,8 @@ export and the pipeline's Evaluator, Pusher and BulkInferrer load:
 Sentences are tokenised the way the benchmark texts are (`rin_keras.data.tokenizer`),
 and every triple carries `subject_char_span` / `object_char_span`, `[start, end)`
 character offsets into the string given. Documents are split into sentences
-first (pysbd); pre-tokenised input goes through `predict_tokens`.
+first (pysbd); pre-tokenised input goes through `predict_tokens` (token lists) or `predict_pretokenized`
+(tokens separated by whitespace).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from absl import logging
 
 from rin_keras.config import RINConfig
 from rin_keras.data import features
-from rin_keras.data.tokenizer import Token
+from rin_keras.data.tokenizer import SPACE, Token
 from rin_keras.data.vocab import Vocabulary
 from rin_keras.decoding import candidate_logit, cells_from_logits, span_starts
 from rin_keras.files import write_atomically
@@ -60,12 +61,20 @@ def as_text(item, index: int) -> str:
     return item if item.isascii() else _SURROGATE.sub("\ufffd", item)
 
 
-def _check_batch(texts, method: str, batch_size: int) -> None:
-    """Refuses a lone string where a batch of texts belongs, and a batch size below 1."""
+def _text_batch(texts, method: str, batch_size: int) -> Iterable:
+    """A batch of texts as an iterable: a list, tuple or other iterable, a NumPy array, a string tensor or a pandas
+    Series. Refuses a lone text, a dict or a set (whose order is not the results'), and a batch size below 1."""
     if isinstance(texts, (str, bytes)) or getattr(texts, "shape", None) == ():  # A text, or a tensor of one.
         raise TypeError(f"{method} takes a list of texts; wrap a single text in a list.")
+    if texts is None or isinstance(texts, (dict, set, frozenset)):
+        raise TypeError(f"{method} takes a list of texts, not {type(texts).__name__ if texts is not None else None}.")
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if callable(getattr(texts, "numpy", None)):  # An eager tensor.
+        texts = texts.numpy()
+    elif callable(getattr(texts, "to_numpy", None)):  # A pandas Series.
+        texts = texts.to_numpy()
+    return texts.tolist() if isinstance(texts, np.ndarray) else texts
 
 
 def artifact_file(path: str | os.PathLike) -> str:
@@ -126,7 +135,8 @@ def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
     space) that fits; a block's last sentence is read again at the start of the next block, so that a block that
     ends inside a sentence (at `Dr. `) does not cut it, and a sentence that fills a block (a long URL) goes on into
     the next. Time grows linearly with the document and memory stays bounded. Sentences do not overlap, and
-    leave out whitespace only.
+    leave out whitespace only; a stretch of whitespace alone (the tokeniser's: a zero-width space or a byte-order
+    mark too) is no sentence.
 
     Example:
     >>> list(iter_sentences("Bean was born in Texas. He flew to the Moon."))
@@ -144,7 +154,7 @@ def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
         end, ends_a_line = _block_end(text, begin)
         block = text[begin:end]
         spans = [(begin + span.start, begin + span.end) for span in segmenter.segment(block)
-                 if span.sent.strip()] if block.strip() else []
+                 if span.sent.strip(SPACE)] if block.strip(SPACE) else []
         if end < len(text) and len(spans) > 1:
             spans, end = spans[:-1], spans[-1][0]  # The last sentence may go on past the block: read it again.
         elif end < len(text) and spans and not ends_a_line:  # One sentence fills the block, cut at a space or none.
@@ -156,12 +166,12 @@ def iter_sentences(document: str) -> Iterator[tuple[int, int]]:
             going_on = None
         for start, span_end in spans:
             # pysbd's spans can overlap, or leave out a period, at runs of spaced periods (`. . .`).
-            start = last_end if text[last_end:start].strip() else max(start, last_end)
+            start = last_end if text[last_end:start].strip(SPACE) else max(start, last_end)
             if start < span_end:
                 yield start, span_end
                 last_end = span_end
         begin = end
-    if text[last_end:].strip():  # What pysbd left out at the end.
+    if text[last_end:].strip(SPACE):  # What pysbd left out at the end.
         yield last_end, len(text)
 
 
@@ -362,31 +372,31 @@ class RINTripleExtractor(keras.Model):
         Each dict holds `subject`, `relation`, `object` (the entities as written), `score` (the
         pair probability), `subject_span` and `object_span` (`[start, end)` token
         indices) and `subject_char_span` and `object_char_span` (`[start, end)`
-        character offsets into the sentence). Texts may come as a list or tuple,
-        a NumPy array, a string tensor or a pandas Series. Anything else
-        (preprocessed input dicts, datasets) goes to `keras.Model.predict` and
-        gives the network's outputs.
+        character offsets into the sentence). Texts may come as a list, tuple or
+        other iterable (a generator), a NumPy array, a string tensor or a pandas
+        Series. The network's preprocessed inputs (a dict of arrays, a
+        `tf.data.Dataset`, a generator of batches) go to `keras.Model.predict`
+        and give its outputs.
         """
         import tensorflow as tf
 
-        _check_batch(x, "predict", 64 if batch_size is None else batch_size)
-        if x is None:
-            raise TypeError("predict takes a list of texts (or the network's preprocessed inputs), not None.")
-        if isinstance(x, tf.Tensor) and x.dtype == tf.string:
-            x = x.numpy()
-        elif hasattr(x, "to_numpy") and not isinstance(x, (dict, tf.data.Dataset)):  # A pandas Series of texts.
-            x = x.to_numpy()
-        if isinstance(x, np.ndarray) and x.dtype.kind in "USO":
-            x = x.tolist()
-        if isinstance(x, (list, tuple)):  # Texts: anything else in the list is refused by its index.
-            results = self.predict_detailed(x, 64 if batch_size is None else batch_size)
-            truncated = sum(result["truncated"] for result in results)
-            if truncated:
-                logging.warning("%d of %d texts were longer than the model reads (%s); the rest of each was not "
-                                "read (predict_detailed marks them \"truncated\"; predict_documents splits texts "
-                                "into sentences).", truncated, len(results), self.preprocessor.read_limit)
-            return [result["triples"] for result in results]
-        return super().predict(x, batch_size=batch_size, **kwargs)
+        if isinstance(x, (dict, tf.data.Dataset, keras.utils.PyDataset)) or (
+                isinstance(x, tf.Tensor) and x.dtype != tf.string):
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        if isinstance(x, Iterator):  # Texts, or the batches of inputs that Keras reads from a generator.
+            first = next(x, None)
+            x = itertools.chain([] if first is None else [first], x)
+            if first is not None and not isinstance(first, (str, bytes)):
+                return super().predict(x, batch_size=batch_size, **kwargs)
+        batch_size = 64 if batch_size is None else batch_size
+        # Texts: anything else in the batch is refused by its index.
+        results = self.predict_detailed(_text_batch(x, "predict", batch_size), batch_size)
+        truncated = sum(result["truncated"] for result in results)
+        if truncated:
+            logging.warning("%d of %d texts were longer than the model reads (%s); the rest of each was not "
+                            "read (predict_detailed marks them \"truncated\"; predict_documents splits texts "
+                            "into sentences).", truncated, len(results), self.preprocessor.read_limit)
+        return [result["triples"] for result in results]
 
     def predict_detailed(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Like `predict`, but each sentence gives `{"tokens", "token_spans", "truncated", "triples"}`.
@@ -395,8 +405,7 @@ class RINTripleExtractor(keras.Model):
         encoder up to its backbone's word pieces (`truncated` says when there was more); the
         rest of it is not tokenised. Sentences are `str` or UTF-8 `bytes` (`as_text`).
         """
-        _check_batch(sentences, "predict_detailed", batch_size)
-        texts = (as_text(s, i) for i, s in enumerate(sentences))
+        texts = (as_text(s, i) for i, s in enumerate(_text_batch(sentences, "predict_detailed", batch_size)))
         return self._predict_all(((text, self.preprocessor.split(text)) for text in texts), batch_size)
 
     def predict_tokens(self, token_lists: Iterable[list[str]], batch_size: int = 64) -> list[dict]:
@@ -405,7 +414,7 @@ class RINTripleExtractor(keras.Model):
 
         Character spans index `" ".join(tokens)` (of the tokens read).
         """
-        _check_batch(token_lists, "predict_tokens", batch_size)
+        token_lists = _text_batch(token_lists, "predict_tokens", batch_size)
 
         def tokens_of(index, tokens):
             if isinstance(tokens, (str, bytes)):
@@ -414,6 +423,12 @@ class RINTripleExtractor(keras.Model):
 
         token_lists = (tokens_of(i, tokens) for i, tokens in enumerate(token_lists))
         return self._predict_all(((" ".join(tokens), joined_tokens(tokens)) for tokens in token_lists), batch_size)
+
+    def predict_pretokenized(self, sentences: Iterable[str], batch_size: int = 64) -> list[dict]:
+        """`predict_detailed` for sentences whose tokens are separated by ASCII whitespace (`split_pretokenized`),
+        read as given (`rin_keras.predict --pretokenized`). Character spans index each sentence as given."""
+        texts = (as_text(s, i) for i, s in enumerate(_text_batch(sentences, "predict_pretokenized", batch_size)))
+        return self._predict_all(((text, split_pretokenized(text)) for text in texts), batch_size)
 
     def predict_documents(self, documents: Iterable[str], batch_size: int = 64) -> list[dict]:
         """Returns, per document, `{"sentences": [[start, end), ...], "triples": [...], "truncated": [...]}`.
@@ -426,8 +441,8 @@ class RINTripleExtractor(keras.Model):
         `batch_size` at a time, so memory does not grow with a document's length
         beyond its sentence offsets and triples.
         """
-        _check_batch(documents, "predict_documents", batch_size)
-        documents = [as_text(document, i) for i, document in enumerate(documents)]
+        documents = [as_text(document, i)
+                     for i, document in enumerate(_text_batch(documents, "predict_documents", batch_size))]
         output = [{"sentences": [], "triples": [], "truncated": []} for _ in documents]
 
         def sentences():

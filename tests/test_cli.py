@@ -196,7 +196,7 @@ def test_predict_resume_point_keeps_whole_results_of_the_same_texts(tmp_path):
     inputs, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
     inputs.write_text("One.\nTwo.\nThree.\n")
     assert resume_point() == (0, ["One.", "Two.", "Three."])  # No output yet.
-    whole = "".join(json.dumps({"text": t, "triples": []}) + "\n" for t in ("One.", "Two."))
+    whole = "".join(json.dumps({"text": t, "tokens": [t[:-1], "."], "triples": []}) + "\n" for t in ("One.", "Two."))
     out.write_text(whole + '{"text": "Thr')  # Stopped while writing the third result.
     assert resume_point() == (2, ["Three."]) and out.read_text() == whole  # The texts go on after the results.
     inputs = tmp_path / "in.json"
@@ -204,9 +204,55 @@ def test_predict_resume_point_keeps_whole_results_of_the_same_texts(tmp_path):
     assert resume_point() == (2, ["Three."])
     with pytest.raises(SystemExit, match="line 1 of .*out.jsonl is not the result of text 1 of .* as a document"):
         resume_point(documents=True)  # Written by a run without --documents.
-    out.write_text(json.dumps({"text": "One."}) + "\n" + json.dumps({"text": "Other."}) + "\n")
+    out.write_text(json.dumps({"text": "One.", "tokens": ["One", "."]}) + "\n" + json.dumps({"text": "Other."}) + "\n")
     with pytest.raises(SystemExit, match="line 2 of .*out.jsonl is not the result of text 2 of"):
         resume_point()
-    out.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("One.", "Two.", "Three.", "Four.")))
+    out.write_text("".join(json.dumps({"text": t, "tokens": [t[:-1], "."]}) + "\n"
+                           for t in ("One.", "Two.", "Three.", "Four.")))
     with pytest.raises(SystemExit, match="holds more results than"):
         resume_point()
+
+
+def test_predict_resume_refuses_results_of_texts_split_otherwise(tmp_path):
+    from rin_keras import predict
+
+    inputs, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    inputs.write_text("Alan  Bean flew, once.\nTwo.\n")
+    out.write_text(json.dumps({"text": "Alan  Bean flew, once.", "tokens": ["Alan", "Bean", "flew,", "once."]}) + "\n")
+    texts, _ = predict._inputs(str(inputs), [])
+    assert predict._resume_point(texts, str(inputs), str(out), False, pretokenized=True) == 1 and list(texts) == ["Two."]
+    texts, _ = predict._inputs(str(inputs), [])
+    with pytest.raises(SystemExit, match="line 1 of .* is not the result of text 1 of .* as a sentence to tokenise"):
+        predict._resume_point(texts, str(inputs), str(out), False)
+
+
+def test_predict_reads_ndjson_as_json_lines(tmp_path):
+    from rin_keras import predict
+
+    texts = tmp_path / "texts.ndjson"
+    texts.write_text('{"text": "One."}\n\n{"text": "Two."}\n')
+    assert [list(t) for t in [predict._inputs(str(texts), [])[0]]] == [["One.", "Two."]]
+
+
+def test_predict_pretokenized_spans_index_each_line_as_given_and_a_full_disk_is_one_line(tmp_path):
+    _save_tiny_extractor(tmp_path)
+    lines = ["Alan  Bean was\tborn", "\tAlan Bean  born ."]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    command = [sys.executable, "-m", "rin_keras.predict", f"--model_dir={tmp_path}", "--threshold=0", "--pretokenized",
+               f"--input={tmp_path / 'in.txt'}"]
+    run = subprocess.run([*command, f"--output={tmp_path / 'out.jsonl'}"], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-500:]
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in records] == lines and all(r["triples"] for r in records)
+    for record in records:
+        text = record["text"]
+        assert [text[start:end] for start, end in record["token_spans"]] == record["tokens"] == text.split()
+        for triple in record["triples"]:
+            for entity in ("subject", "object"):
+                start, end = triple[f"{entity}_char_span"]
+                assert text[start:end] == triple[entity]
+    if os.path.exists("/dev/full"):
+        run = subprocess.run([*command, "--output=/dev/full"], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-500:]
+        assert "rin_keras.predict: No space left on device (/dev/full)." in run.stderr

@@ -226,6 +226,12 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
     assert_same_triples(extractor.predict(tuple(SENTENCES)), expected)
     assert_same_triples(extractor.predict(tf.constant(SENTENCES)), expected)
     assert_same_triples(extractor.predict(pytest.importorskip("pandas").Series(SENTENCES)), expected)
+    assert_same_triples(extractor.predict(text for text in SENTENCES), expected)
+    assert extractor.predict(np.array([])) == extractor.predict([]) == extractor.predict(iter([])) == []
+    documents = extractor.predict_documents(SENTENCES)
+    assert extractor.predict_documents(tf.constant(SENTENCES)) == extractor.predict_documents(np.array(SENTENCES))
+    assert extractor.predict_documents(tf.constant(SENTENCES)) == documents
+    assert extractor.predict_detailed(tf.constant(SENTENCES)) == extractor.predict_detailed(SENTENCES)
     # Bytes read as UTF-8, invalid bytes and lone surrogates (which UTF-8 cannot encode) as U+FFFD, one for one.
     bad_bytes, surrogate = extractor.predict_detailed([b"Alan \xff Bean", "Alan \ud800 Bean"])
     assert bad_bytes["tokens"] == surrogate["tokens"] == ["Alan", "\ufffd", "Bean"]
@@ -238,6 +244,9 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
         (lambda: extractor.predict([None]), TypeError, "Text 0 is a NoneType, not a str"),
         (lambda: extractor.predict([123]), TypeError, "Text 0 is a int, not a str"),
         (lambda: extractor.predict(None), TypeError, "predict takes a list of texts"),
+        (lambda: extractor.predict(set(SENTENCES)), TypeError, "predict takes a list of texts, not set"),
+        (lambda: extractor.predict_documents({"text": SENTENCES[0]}), TypeError,
+         "predict_documents takes a list of texts, not dict"),
         (lambda: extractor.predict(SENTENCES, batch_size=0), ValueError, "batch_size must be a positive integer"),
         (lambda: extractor.predict_detailed(SENTENCES, -1), ValueError, "batch_size must be a positive integer"),
         (lambda: extractor.predict_documents(SENTENCES, True), ValueError, "batch_size must be a positive integer"),
@@ -272,6 +281,12 @@ def test_documents_read_wrapped_lines_as_one_sentence_and_blank_lines_and_list_i
     assert _sentences(document) == [
         "Alan Bean was born in\nWheeler, Texas. ", "He flew\r\nto the Moon.\n\n", "A new paragraph\nwithout an end\n",
         "- a list item\n", "2) another\n  \n  ", "the last"]
+
+
+def test_invisible_whitespace_alone_is_no_sentence():
+    assert _sentences("Alan Bean flew to Texas.\u200b") == ["Alan Bean flew to Texas."]
+    assert _sentences("He flew.\ufeff\n\n\u2060\u200b\n\nShe flew.") == ["He flew.", "She flew."]
+    assert _sentences("\u200b \u2060") == []
 
 
 def test_a_sentence_longer_than_a_block_is_one_sentence(monkeypatch):

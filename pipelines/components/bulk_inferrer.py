@@ -1,7 +1,7 @@
 """BulkInferrer: a Beam pipeline running an exported model over text files with RunInference.
 
-Reads the texts of its input files as `rin_keras.predict --input` does (one a line, `.jsonl` or `.json`: `read_texts`),
-batches them (`BatchElements` inside RunInference), runs the SavedModel's
+Reads the texts of its input files as `rin_keras.predict --input` does (one a line, `.jsonl` or `.ndjson`, or
+`.json`: `read_texts`), batches them (`BatchElements` inside RunInference), runs the SavedModel's
 `serving_default` signature, and writes JSON lines `{"text", "triples", "truncated"}`
 (the `serving.contract.triples_from_outputs` triple structure, as `rin_keras.predict`
 and `serving.client` write it; `truncated`: the text had more than the model's maximum

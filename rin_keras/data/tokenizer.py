@@ -41,9 +41,9 @@ import tensorflow as tf
 
 # Whitespace: ASCII, no-break and the other Unicode spaces people paste in, the next-line control, and the
 # invisible separators of web text (zero-width space, word joiner, a byte-order mark inside a text).
-_SPACE = (" \t\n\r\f\v\u0085\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200C)))
+SPACE = (" \t\n\r\f\v\u0085\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200C)))
           + "\u2028\u2029\u202f\u205f\u2060\u3000\ufeff")  # Each character itself: a class for RE2 and `re`.
-WHITESPACE = f"[{_SPACE}]+"
+WHITESPACE = f"[{SPACE}]+"
 _KEPT = [
     r"[0-9]+(?:[,:.][0-9]+)+",  # A number with inner separators stays one token: 1,000 / 10:30 / 3.5
     r"[\"“”‘«»„;()\[\]{}!?,:…—]",  # Quotes, punctuation, the ellipsis and the em dash, one character each.
@@ -54,7 +54,7 @@ _KEPT = [
 ]
 KEPT_DELIMITER = "|".join(_KEPT)
 DELIMITER = f"{WHITESPACE}|{KEPT_DELIMITER}"
-_OPENING_CONTEXT = f"[{_SPACE}(\\[{{]"  # A quote after these (or first) opens.
+_OPENING_CONTEXT = f"[{SPACE}(\\[{{]"  # A quote after these (or first) opens.
 OPEN_QUOTE, CLOSE_QUOTE = "``", "''"
 # A sentence's last word inside a text: its period is split off before a token that starts with one of `_UPPER`.
 WORD_AND_PERIOD = r"[^.]{2,}\."
@@ -115,7 +115,7 @@ def tokenize_with_offsets(text: str | bytes, limit: int | None = None) -> list[T
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     text = text.replace("\x00", " ")  # As the graph reads it (offsets unchanged).
-    stripped = text.rstrip(_SPACE)  # A `WHITESPACE$` search is quadratic in Python on a long run of spaces.
+    stripped = text.rstrip(SPACE)  # A `WHITESPACE$` search is quadratic in Python on a long run of spaces.
     pieces = []
     position = 0
     for match in _PY_DELIMITER.finditer(stripped):
