@@ -77,6 +77,10 @@ from serving import contract, web
 
 MAX_REQUEST_SENTENCES = 4096  # Default limits of one request.
 MAX_REQUEST_BYTES = 16 << 20
+# What gRPC Predicts waiting or running may hold at once, estimated from their strings (`request_bytes`): a parsed
+# request holds each string's text and ~41 bytes beside it (20 million empty strings took 825 MB).
+MAX_PENDING_BYTES = 1 << 30
+STRING_OVERHEAD_BYTES = 48
 MAX_LOAD_RETRIES = 5  # TF Serving's defaults (--max_num_load_retries, --load_retry_interval_micros).
 LOAD_RETRY_SECONDS = 60.0
 # gRPC threads beyond `max_pending`: GetModelStatus and GetModelMetadata are answered while Predicts wait or run.
@@ -319,19 +323,20 @@ class ServedModel:
                                f"Signature {signature_name!r} takes inputs {sorted(expected)}, got {sorted(names)}.")
         return {key: len(spec.tensor_shape.dim) for key, spec in expected.items()}
 
-    def arrays_from_protos(self, signature_name: str, protos) -> dict[str, np.ndarray]:
-        """The NumPy inputs of a gRPC request's tensor protos, each checked before it is built.
+    def check_protos(self, signature_name: str, protos) -> int:
+        """Checks a gRPC request's tensor protos before any array is built from them; returns the memory the parsed
+        request holds, estimated (`STRING_OVERHEAD_BYTES` a string beside its text).
 
         A proto may declare more elements than it carries, and TensorFlow repeats its last value for the rest:
-        39 bytes can declare a billion strings. Names, dtype, rank, the declared shape and the text are checked
-        first, and a proto must carry one string per element of its shape (as `tf.make_tensor_proto` writes
-        them), so no request builds more than it sent.
+        39 bytes can declare a billion strings. Names, dtype, rank, the declared shape and the text are checked,
+        and a proto must carry one string per element of its shape (as `tf.make_tensor_proto` writes them), so
+        that no request builds more than it sent (`arrays_from_protos`).
 
         Raises:
             RequestError: inputs that do not fit the signature, or a request over the limits.
         """
         ranks = self.signature_ranks(signature_name, protos.keys())
-        rows, size = 0, 0
+        rows, size, strings = 0, 0, 0
         for key, proto in protos.items():
             dims = [d.size for d in proto.tensor_shape.dim]
             if proto.dtype != types_pb2.DT_STRING or len(dims) != ranks[key]:
@@ -353,7 +358,13 @@ class ServedModel:
                                    f"Input {key!r} declares shape {dims} ({math.prod(dims)} strings) and carries "
                                    f"{len(values)}; send every string.")
             size += _texts_size(values)
+            strings += len(values)
             self.check_limits(rows, size)
+        return size + STRING_OVERHEAD_BYTES * strings
+
+    @staticmethod
+    def arrays_from_protos(protos) -> dict[str, np.ndarray]:
+        """The NumPy inputs of tensor protos that `check_protos` accepted."""
         return {key: tf.make_ndarray(proto) for key, proto in protos.items()}
 
     def _check_size(self, inputs: dict[str, np.ndarray]) -> None:
@@ -559,25 +570,43 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         workers: Predicts run at once; more wait (each in a gRPC thread of its own, so that metadata and status
             calls are answered meanwhile).
         max_pending: Predicts that may wait or run at once; more are refused (RESOURCE_EXHAUSTED).
+        max_pending_bytes: memory that the Predicts waiting or running may hold at once (`check_protos`'s
+            estimate); a request that would pass it is refused (RESOURCE_EXHAUSTED), unless none other is in
+            progress. Requests over the limits are refused before they wait.
     """
 
-    def __init__(self, model: ServedModel, workers: int = 4, max_pending: int = 64):
+    def __init__(self, model: ServedModel, workers: int = 4, max_pending: int = 64,
+                 max_pending_bytes: int = MAX_PENDING_BYTES):
         self.model = model
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self._running = threading.Semaphore(workers)
-        self._admitted = threading.Semaphore(max_pending)
+        self._lock = threading.Lock()
+        self._pending = self._held = 0
 
     @contextlib.contextmanager
-    def _worker(self, context):
-        """Holds one of the `workers` for a Predict, once fewer than `max_pending` wait or run."""
-        if not self._admitted.acquire(blocking=False):
+    def _worker(self, context, cost: int):
+        """Holds one of the `workers` for a Predict that holds `cost` bytes, once it is admitted: fewer than
+        `max_pending` wait or run, and their bytes with its own stay within `max_pending_bytes`."""
+        with self._lock:
+            admitted = self._pending < self.max_pending and (
+                not self._pending or self._held + cost <= self.max_pending_bytes)
+            if admitted:
+                self._pending += 1
+                self._held += cost
+            pending, held = self._pending, self._held
+        if not admitted:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"The server is busy ({self.max_pending} requests in progress); retry later.")
+                          f"The server is busy ({pending} requests in progress, holding ~{held >> 20} MiB of "
+                          f"{self.max_pending_bytes >> 20} MiB (--max_pending_mb); this one ~{cost >> 20} MiB); "
+                          "retry later.")
         try:
             with self._running:
                 yield
         finally:
-            self._admitted.release()
+            with self._lock:
+                self._pending -= 1
+                self._held -= cost
 
     def _unimplemented(self, request, context):
         """The methods of the service that this server does not answer: UNIMPLEMENTED, without grpcio's ERROR
@@ -589,8 +618,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         version = _requested_version(self.model, request, context)
         try:
-            with self._worker(context):
-                inputs = self.model.arrays_from_protos(request.model_spec.signature_name, request.inputs)
+            cost = self.model.check_protos(request.model_spec.signature_name, request.inputs)
+            with self._worker(context, cost):
+                inputs = self.model.arrays_from_protos(request.inputs)
                 outputs, served = self.model.predict(request.model_spec.signature_name, inputs, version,
                                                      context.is_active)
             unknown = set(request.output_filter) - set(outputs)
@@ -890,13 +920,15 @@ class ModelServer:
         workers: requests run at once (per protocol); more wait. Status and metadata requests do not wait for them.
         max_pending: requests that may wait or run at once (per protocol); more are refused
             (gRPC RESOURCE_EXHAUSTED, REST 503).
+        max_pending_bytes: memory that gRPC requests waiting or running may hold (`PredictionServicer`).
         rest_read_timeout: seconds a REST client may take to send its request (and stay idle).
         shutdown_grace: seconds `stop` waits for the requests in progress to be answered.
     """
 
     def __init__(self, model: ServedModel, host: str = "127.0.0.1", grpc_port: int = contract.GRPC_PORT,
-                 rest_port: int | None = contract.REST_PORT, poll_seconds: float = 2.0, workers: int = 4, max_pending: int = 64,
-                 rest_read_timeout: float = 30.0, shutdown_grace: float = 1.0):
+                 rest_port: int | None = contract.REST_PORT, poll_seconds: float = 2.0, workers: int = 4,
+                 max_pending: int = 64, rest_read_timeout: float = 30.0, shutdown_grace: float = 1.0,
+                 max_pending_bytes: int = MAX_PENDING_BYTES):
         self.model = model
         self.shutdown_grace = shutdown_grace
         self._grpc = grpc.server(
@@ -907,7 +939,7 @@ class ModelServer:
                      ("grpc.so_reuseport", 0)],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServicer(model, workers, max_pending), self._grpc)
+            PredictionServicer(model, workers, max_pending, max_pending_bytes), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model), self._grpc)
         try:
             self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")
@@ -983,7 +1015,8 @@ def main(argv):
                             FLAGS.batch_timeout_micros / 1e6)
         server = ModelServer(model, FLAGS.host, FLAGS.port, FLAGS.rest_api_port or None,
                              FLAGS.file_system_poll_wait_seconds, FLAGS.workers, FLAGS.max_pending_requests,
-                             FLAGS.rest_read_timeout, FLAGS.shutdown_grace_seconds).start()
+                             FLAGS.rest_read_timeout, FLAGS.shutdown_grace_seconds,
+                             FLAGS.max_pending_mb << 20).start()
     except OSError as error:  # No version loads, or a port in use.
         sys.exit(f"serving.server: {error}")
     print(f"Serving {model.name} version {model.version}: gRPC {FLAGS.host}:{server.grpc_port}"
@@ -1023,6 +1056,9 @@ if __name__ == "__main__":
     flags.DEFINE_integer("workers", 4, "Requests run at once, per protocol.")
     flags.DEFINE_integer("max_pending_requests", 64,
                          "Requests waiting or running at once, per protocol; more are refused (busy).")
+    flags.DEFINE_integer("max_pending_mb", MAX_PENDING_BYTES >> 20,
+                         "MiB that gRPC requests waiting or running may hold (estimated from their strings); one that "
+                         "would pass it is refused (busy) unless none other is in progress.", lower_bound=1)
     flags.DEFINE_float("rest_read_timeout", 30.0, "Seconds a REST client may take to send a request or stay idle.")
     flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Seconds between looks for a newer version (0: never).")
     flags.DEFINE_float("shutdown_grace_seconds", 25.0, "On SIGTERM or Ctrl-C, seconds to answer the requests in "

@@ -220,7 +220,8 @@ def test_predict_resume_refuses_results_of_texts_split_otherwise(tmp_path):
     inputs.write_text("Alan  Bean flew, once.\nTwo.\n")
     out.write_text(json.dumps({"text": "Alan  Bean flew, once.", "tokens": ["Alan", "Bean", "flew,", "once."]}) + "\n")
     texts, _ = predict._inputs(str(inputs), [])
-    assert predict._resume_point(texts, str(inputs), str(out), False, pretokenized=True) == 1 and list(texts) == ["Two."]
+    assert predict._resume_point(texts, str(inputs), str(out), False, pretokenized=True) == 1
+    assert list(texts) == ["Two."]
     texts, _ = predict._inputs(str(inputs), [])
     with pytest.raises(SystemExit, match="line 1 of .* is not the result of text 1 of .* as a sentence to tokenise"):
         predict._resume_point(texts, str(inputs), str(out), False)

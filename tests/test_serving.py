@@ -705,6 +705,46 @@ def test_model_specs_are_checked_as_tf_serving_checks_them(running, caplog):
     assert _rest(running, "/v1/models/other/labels/stable")[0] == 404
 
 
+def test_a_request_over_the_limits_is_refused_before_it_waits_and_waiting_requests_hold_bounded_memory(served):
+    model = server.ServedModel(str(served["base"]), "rin", max_request_sentences=4)
+    servicer = server.PredictionServicer(model, workers=1, max_pending=8, max_pending_bytes=2000)
+
+    class Client:
+        def is_active(self):
+            return True
+
+        def abort(self, code, details):
+            raise grpc.RpcError(code, details)
+
+    def request(sentences):
+        message = predict_pb2.PredictRequest()
+        message.model_spec.name = "rin"
+        message.inputs["sentences"].CopyFrom(tf.make_tensor_proto(sentences))
+        return message
+
+    def status_of(message):
+        answers = []
+
+        def call():
+            try:
+                answers.append(servicer.Predict(message, Client()))
+            except grpc.RpcError as error:
+                answers.append(error.args[0])
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        thread.join(60)
+        return answers[0] if answers else "still waiting"
+
+    long = ["Alan Bean was born in Texas " + "x" * 600 + " ."] * 3  # ~1,900 bytes with its strings' overhead
+    with servicer._worker(Client(), 200):  # The one worker is busy.
+        assert status_of(request(["Alan Bean ."] * 5)) == grpc.StatusCode.INVALID_ARGUMENT  # 5 sentences of 4.
+        assert status_of(request(long)) == grpc.StatusCode.RESOURCE_EXHAUSTED  # 200 + ~1,900 bytes of 2,000.
+    answer = status_of(request(long))  # Alone, it is taken whatever it holds.
+    assert tf.make_ndarray(answer.outputs["num_tokens"]).tolist() == [8] * 3
+    assert servicer._pending == servicer._held == 0
+
+
 def test_a_request_whose_client_left_stops_at_the_next_chunk(served, running):
     model = server.ServedModel(str(served["base"]), "rin", max_batch_size=2)
     sentences = {"sentences": np.array([b"Alan Bean was born in Texas ."] * 10, dtype=object)}
