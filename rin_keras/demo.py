@@ -8,7 +8,9 @@ relations. The page calls `POST /extract` with `{"text": "..."}`, which answers
 "triples": [...], "truncated": [...]}` with document character offsets, and `read_limit`, what of a sentence the
 model reads (`"100 tokens"`; the page says which sentences were longer). After each run the page's address ends in
 `#text=...`, a link that fills in and runs the text on load (the browser keeps the part after `#`, so a link of
-the longest text reaches no server limit); `/?text=...` does the same for texts of a few thousand characters.
+the longest text reaches no server limit); `/?text=...` does the same for texts whose address fits 8 KB
+(URL-encoded: a few thousand characters; a longer address is answered 400). `/extract` reads JSON only, so that
+no other site's page can send it texts.
 
 It runs on `serving.web.WebServer`: slow clients cannot stall it, a body over
 `MAX_BODY_BYTES` is answered 413 before it is read, and one text is read at a time.
@@ -159,6 +161,10 @@ async def _page(server: web.WebServer, request) -> aiohttp_web.Response:
 
 async def _extract(extractor, lock: threading.Lock, server: web.WebServer, request) -> dict:
     """`POST /extract` with `{"text": ...}`: `predict_documents` of the text."""
+    # Only JSON: a browser asks this server before it sends JSON from another site's page (a CORS preflight, which
+    # it does not answer), so no page a visitor opens can queue texts here; a form or `text/plain` it would send.
+    if request.content_type != "application/json":
+        raise web.RequestRefused(415, "Send the text as JSON (Content-Type: application/json).")
     body = await server.read_body(request)
     try:
         payload = json.loads(body.decode("utf-8-sig")) if body else None  # JSON readers may skip a byte-order mark.

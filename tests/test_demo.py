@@ -76,6 +76,15 @@ def test_extract_rejects_bad_requests(url, body, status, message):
     assert got_status == status and message in answer["error"]
 
 
+def test_extract_reads_only_json_so_that_no_other_sites_page_can_send_texts(url):
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        request = urllib.request.Request(url + "/extract", data=json.dumps({"text": TEXT}).encode(),
+                                         headers={"Content-Type": content_type} if content_type else {})
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(request, timeout=60)
+        assert error.value.code == 415 and "Content-Type: application/json" in json.loads(error.value.read())["error"]
+
+
 def test_a_body_may_start_with_a_byte_order_mark(url):  # As some Windows tools write JSON.
     assert _post(url, b"\xef\xbb\xbf" + json.dumps({"text": TEXT}).encode())[0] == 200
 
