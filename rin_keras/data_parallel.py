@@ -21,12 +21,16 @@ Python cannot catch (`DEADLINE_EXCEEDED` ... `Terminating process`); each worker
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import traceback
 
 import keras
 from absl import logging
@@ -39,6 +43,10 @@ _RUN_STATE = ("vocab", "backup", "history.csv", CHECKPOINT_FILE)
 
 class ClusterMismatchError(ValueError):
     """Workers of one run that were started with different settings."""
+
+
+class ClusterStartError(RuntimeError):
+    """The chief could not start the cluster's coordination service at its address."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +95,47 @@ class Cluster:
             jax.config.update("jax_enable_preemption_service", False)
             logging.info("Worker %d of %d: waiting for every worker at %s (JAX stops this process after 5 minutes "
                          "if one does not join).", self.worker_index, self.num_workers, self.coordinator_address)
+            if self.is_chief:
+                self._check_port_free()
             keras.distribution.initialize(self.coordinator_address, self.num_workers, self.worker_index)
         # Each worker feeds its own slice of every batch (`shard_batches`), so Keras must not shard again.
         keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False))
+
+    def _check_port_free(self) -> None:
+        """Raises `ClusterStartError` where the chief's port is taken: JAX's coordination service, which listens on
+        it on every interface, would end the process without a word on the port (or crash)."""
+        port = int(self.coordinator_address.rsplit(":", 1)[1])
+        try:
+            if socket.has_dualstack_ipv6():
+                probe = socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
+            else:
+                probe = socket.create_server(("", port))
+            probe.close()
+        except OSError as error:
+            raise ClusterStartError(
+                f"the chief cannot listen on port {port} of {self.coordinator_address} ({error.strerror}): is it "
+                "taken, by another run's chief? Give every worker a free port of the chief's machine in "
+                "--coordinator_address.") from error
+
+    @contextlib.contextmanager
+    def ends_at_once_on_failure(self):
+        """Ends this worker's process at once when what runs inside fails or is stopped (Ctrl-C), with its
+        message (or traceback) and exit status 1. At exit Python runs JAX's distributed shutdown, which waits for
+        every worker, and a failed worker's peers never reach it: after Ctrl-C on the chief, both workers hung."""
+        if self.num_workers == 1:
+            yield
+            return
+        try:
+            yield
+        except SystemExit as stop:
+            if not stop.code:
+                raise
+            if isinstance(stop.code, str):
+                print(stop.code, file=sys.stderr)
+            _exit_now(stop.code if isinstance(stop.code, int) else 1)
+        except BaseException:
+            traceback.print_exc()
+            _exit_now(1)
 
     def scratch_dir(self, model_dir: str) -> str:
         """This worker's temporary folder for the run in `model_dir` (see `worker_dir`)."""
@@ -148,3 +194,11 @@ class Cluster:
 
 
 SINGLE_PROCESS = Cluster()
+
+
+def _exit_now(status: int) -> None:
+    """Ends the process with `status` once its output is written, without Python's exit handlers."""
+    logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

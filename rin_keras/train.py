@@ -48,7 +48,7 @@ from rin_keras.data.corpus import Corpus
 from rin_keras.data.dataset import DEFAULT_BUCKET_BOUNDARIES, make_dataset
 from rin_keras.data.substitution import EntitySubstitutes
 from rin_keras.data.vocab import Vocabulary
-from rin_keras.data_parallel import SINGLE_PROCESS, Cluster, ClusterMismatchError
+from rin_keras.data_parallel import SINGLE_PROCESS, Cluster, ClusterMismatchError, ClusterStartError
 from rin_keras.evaluate import evaluate_split, format_table, scoring_batches, train_relations
 from rin_keras.files import write_atomically
 from rin_keras.model import build_rin
@@ -827,6 +827,12 @@ def main(argv):
         cluster.check_strategy(FLAGS.strategy)
     except ValueError as e:
         raise SystemExit(f"rin_keras.train: {e}") from e
+    with cluster.ends_at_once_on_failure():
+        _train_from_flags(config, cluster)
+
+
+def _train_from_flags(config: RINConfig, cluster: Cluster) -> None:
+    """`main` once the cluster's flags are read: checks the run, trains it, and ends in one line what to mend."""
     if FLAGS.strategy == "tpu":
         tpu_resolver()  # Before the data is built: a machine without a TPU is told at once.
     model_dir = FLAGS.model_dir or default_model_dir(config, FLAGS.dataset_dir)
@@ -844,7 +850,8 @@ def main(argv):
             strategy=FLAGS.strategy, jit_compile=FLAGS.jit_compile, bucketing=FLAGS.bucketing,
             max_train_sentences=FLAGS.max_train_sentences, cluster=cluster,
         )
-    except (casrel.DataError, BackupError, embeddings.VectorsFileError, ClusterMismatchError) as e:  # What to mend.
+    except (casrel.DataError, BackupError, embeddings.VectorsFileError, ClusterMismatchError,
+            ClusterStartError) as e:  # What to mend.
         sys.exit(f"rin_keras.train: {e}")
     except KeyboardInterrupt:
         backup_dir = os.path.join(model_dir, BACKUP_DIR)
