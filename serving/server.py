@@ -827,9 +827,13 @@ def _rest_inputs(model: "ServedModel", signature_name: str, body: dict) -> dict[
         if not isinstance(rows, list):
             raise ValueError("'instances' must be a list")
         model.check_limits(len(rows), len(rows))
-        if rows and all(isinstance(r, dict) and not _is_b64(r) for r in rows):
+        objects = [isinstance(r, dict) and not _is_b64(r) for r in rows]
+        if rows and all(objects):
             model.signature_ranks(signature_name, set().union(*rows))
             columns = {k: [r.get(k) for r in rows] for k in ranks}
+        elif any(objects):
+            raise ValueError(f"instance {objects.index(not objects[0])} is {'not ' * objects[0]}an object keyed by "
+                             f"input name and instance 0 is {'not ' * (not objects[0])}one: give every instance alike")
         elif len(ranks) == 1:
             columns = {next(iter(ranks)): rows}
         else:

@@ -536,6 +536,12 @@ def test_rest_bad_requests(running, caplog):
             urllib.request.urlopen(urllib.request.Request(url, body), timeout=30)
         assert error.value.code == status
         assert "error" in json.loads(error.value.read())
+    for rows, message in (([{"sentences": "a"}, "b"], "instance 1 is not an object keyed by input name and instance 0 "
+                                                      "is one"),
+                          (["a", {"sentences": "b"}], "instance 1 is an object keyed by input name and instance 0 is "
+                                                      "not one")):
+        assert _rest(running, "/v1/models/rin:predict", {"instances": rows}) == (400, {
+            "error": f"Malformed request: {message}: give every instance alike"})
     # A body that its Content-Encoding does not decode, or in one not read.
     for body, encoding, status, message in (
             (b"not gzip", "gzip", 400, "The request body could not be read: it is not gzip data."),
