@@ -181,11 +181,14 @@ def test_int8_table_reads_as_the_float_table_and_older_float_models_convert(tmp_
     assert not RINConfig.from_dict(saved_before_int8).pretrained_int8 and RINConfig().pretrained_int8
 
 
-def test_int8_table_keeps_the_mixed_precision_compute_dtype():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+@pytest.mark.parametrize("policy, table_policy", [("mixed_bfloat16", "int8_from_mixed_bfloat16"),
+                                                  ("mixed_float16", "int8_from_float32"),  # Keras: no int8 in float16.
+                                                  ("float16", "int8_from_float32")])
+def test_int8_table_keeps_the_mixed_precision_compute_dtype(policy, table_policy):
+    keras.mixed_precision.set_global_policy(policy)
     layer = WordFeatures(pretrained_rows=7, pretrained_dim=4, shape_dim=3, pretrained_int8=True)
     out = layer({"pretrained_ids": np.array([[2, 3, 0]]), "shape_ids": np.array([[1, 2, 0]])})
-    assert layer.pretrained.dtype_policy.name == "int8_from_mixed_bfloat16" and out.dtype == "bfloat16"
+    assert layer.pretrained.dtype_policy.name == table_policy and out.dtype == policy.split("_")[-1]
 
 
 def test_vocabulary_keeps_chars_and_pretrained_words_and_reads_old_folders(tmp_path):

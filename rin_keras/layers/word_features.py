@@ -62,7 +62,10 @@ class WordFeatures(keras.layers.Layer):
         if pretrained_rows:
             policy = self.dtype_policy
             if pretrained_int8:
-                policy = keras.dtype_policies.get(f"int8_from_{policy.name}")
+                # Keras's int8 layers compute in float32 or bfloat16, not float16: under a float16 policy the
+                # table's rows come out in float32 and are cast like the others (`call`).
+                source = "float32" if policy.compute_dtype == "float16" else policy.name
+                policy = keras.dtype_policies.get(f"int8_from_{source}")
             self.pretrained = keras.layers.Embedding(
                 pretrained_rows, pretrained_dim, trainable=False, dtype=policy, name="pretrained"
             )
