@@ -145,6 +145,21 @@ def test_unknown_word_rate_hides_words_only_in_training():
     np.testing.assert_allclose(trained[:, 8:], 0.0)  # Padding stays padding.
 
 
+def test_the_words_read_as_unknown_follow_the_global_seed():
+    ids = np.array([[2, 3, 4, 5, 6, 7, 8, 9]] * 8, "int32")
+    hidden = {}
+    for seed in (1, 2, 1):
+        keras.utils.set_random_seed(seed)
+        encoder = BiLSTMEncoder(vocab_size=10, word_dim=4, lstm_units=3, input_dropout=0.0, unknown_word_rate=0.5)
+        encoder(ids)
+        rng = np.random.default_rng(0)
+        for weight in encoder.trainable_weights:  # The same weights: only the draws differ.
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
+        hidden.setdefault(seed, []).append(encoder(ids, training=True).numpy())
+    np.testing.assert_allclose(*hidden[1])  # The same seed, the same words hidden.
+    assert not np.allclose(hidden[1][0], hidden[2][0])
+
+
 def test_model_with_features_saves_and_loads(tmp_path):
     vocab = _vocab()
     model = RINModel(_config(vocab))

@@ -102,7 +102,8 @@ class BiLSTMEncoder(keras.layers.Layer):
         self.unknown_word_rate = unknown_word_rate
         self.fused = fused
         self.scan_unroll = scan_unroll
-        self.seed_generator = keras.random.SeedGenerator(1337) if unknown_word_rate else None
+        # Seeded from the global seed (`keras.utils.set_random_seed`), as dropout is.
+        self.seed_generator = keras.random.SeedGenerator() if unknown_word_rate else None
         self.embedding = keras.layers.Embedding(
             vocab_size, word_dim, dtype=self.dtype_policy, name="word_embedding"
         )
