@@ -8,6 +8,8 @@ import math
 import numbers
 import os
 
+import numpy as np
+
 from rin_keras.files import write_atomically
 from rin_keras.layers.gru_updater import MODES as UPDATERS
 
@@ -220,13 +222,20 @@ class RINConfig:
     )
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):  # A number or text field given another kind (`hidden_dim="8"`).
+        # A number or text field given another kind (`hidden_dim="8"`, `hidden_dim=True`) is refused; NumPy numbers
+        # are read as Python's, which Keras layers and JSON take.
+        for field in dataclasses.fields(self):
             kind = next((kind for kind in (bool, numbers.Integral, numbers.Real, str) if isinstance(field.default, kind)),
                         None)
             value = getattr(self, field.name)
-            if kind is not None and not isinstance(value, numbers.Integral if kind is bool else kind):
+            if kind is None:
+                continue
+            if not isinstance(value, (numbers.Integral, np.bool_) if kind is bool else kind) or (
+                    kind is not bool and isinstance(value, (bool, np.bool_))):
                 expected = {bool: "a bool", numbers.Integral: "an integer", numbers.Real: "a number", str: "a string"}
                 raise TypeError(f"{field.name} must be {expected[kind]}, got {value!r}.")
+            convert = {bool: bool, numbers.Integral: int, numbers.Real: float, str: str}[kind]
+            setattr(self, field.name, convert(value))
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}.")
         if self.variant not in VARIANTS:

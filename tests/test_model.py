@@ -294,15 +294,24 @@ def test_tag_softmax_is_keras_softmax_and_stable():
     assert model.get_layer("entity_tags").activation is tag_softmax
 
 
-def test_config_fields_of_another_kind_are_refused_by_name():
+def test_config_fields_of_another_kind_are_refused_by_name(tmp_path):
     for fields, message in ((dict(hidden_dim="8"), "hidden_dim must be an integer, got '8'"),
                             (dict(learning_rate="1e-3"), "learning_rate must be a number, got '1e-3'"),
                             (dict(heldout_categories="yes"), "heldout_categories must be a bool, got 'yes'"),
-                            (dict(dataset=None), "dataset must be a string, got None")):
+                            (dict(dataset=None), "dataset must be a string, got None"),
+                            (dict(hidden_dim=True), "hidden_dim must be an integer, got True"),
+                            (dict(threshold=np.True_), "threshold must be a number, got ")):
         with pytest.raises(TypeError, match=f"^{message}"):
             RINConfig(**fields)
-    config = RINConfig(hidden_dim=np.int64(8), learning_rate=1, heldout_categories=0)  # NumPy and Python numbers.
-    assert config.hidden_dim == 8 and config.learning_rate == 1
+    # NumPy and Python numbers, read as Python's, which Keras layers and JSON take.
+    config = RINConfig(vocab_size=np.int64(20), num_relations=3, hidden_dim=np.int64(8), learning_rate=1,
+                       threshold=np.float32(0.25), heldout_categories=0, task_features=np.True_)
+    assert [type(getattr(config, name)) for name in ("hidden_dim", "learning_rate", "threshold", "task_features")] == [
+        int, float, float, bool]
+    assert config.hidden_dim == 8 and config.learning_rate == 1 and config.threshold == 0.25
+    config.save(str(tmp_path / "config.json"))  # JSON writes Python numbers only.
+    assert RINConfig.load(str(tmp_path / "config.json")) == config
+    build_rin(config)
 
 
 @pytest.mark.parametrize("fields, message", [
