@@ -318,7 +318,8 @@ def _write_warmup_requests(path: str, model_name: str) -> None:
 
 
 def export_version(extractor, base: str, version: int | None = None, **kwargs) -> str:
-    """Exports into `<base>/<version>/` atomically; version defaults to the newest + 1.
+    """Exports into `<base>/<version>/` atomically; version defaults to the newest + 1 (of the entries named by a
+    version, folders or not). The temporary folders of exports that were killed on this host are removed.
 
     Raises:
         FileExistsError: that version already exists.
@@ -326,11 +327,11 @@ def export_version(extractor, base: str, version: int | None = None, **kwargs) -
     Returns:
         the version folder.
     """
-    version = version if version is not None else (contract.versions(base) or [0])[-1] + 1
+    version = version if version is not None else (contract.version_names(base) or [0])[-1] + 1
     final = os.path.join(base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; pick another --version or remove it.")
-    remove_stale_temporaries(base, str(version))
+    remove_stale_temporaries(base)
     temporary = os.path.join(base, temporary_name(str(version)))
     shutil.rmtree(temporary, ignore_errors=True)
     try:
@@ -356,8 +357,14 @@ def main(argv):
         os.makedirs(FLAGS.export_dir, exist_ok=True)
     except OSError as e:
         raise SystemExit(f"rin_keras.export: cannot make --export_dir={FLAGS.export_dir}: {e.strerror}.") from e
-    path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
-                          model_name=FLAGS.model_name, source=FLAGS.model_dir)
+    if FLAGS.max_length is not None and FLAGS.max_length > extractor.max_length:
+        raise SystemExit(f"rin_keras.export: the model reads up to {extractor.max_length} tokens a sentence (its "
+                         f"training max_length); --max_length={FLAGS.max_length} may only lower that.")
+    try:
+        path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
+                              model_name=FLAGS.model_name, source=FLAGS.model_dir)
+    except FileExistsError as e:  # Another export took the version meanwhile.
+        raise SystemExit(f"rin_keras.export: {e}") from e
     print(path)
 
 
@@ -369,9 +376,10 @@ if __name__ == "__main__":
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("export_dir", "serving_models/rin", "TF Serving base path; versions go below it.")
     cli.register_path_check("export_dir", cli.folder_to_write)
-    flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).", lower_bound=0)
-    flags.DEFINE_integer("max_length", None, "Tokens kept per sentence (default: the training max_length).",
-                         lower_bound=1)
+    flags.DEFINE_integer("version", None, "Version number (default: newest existing + 1).", lower_bound=0,
+                         upper_bound=contract.MAX_VERSION)
+    flags.DEFINE_integer("max_length", None, "Tokens kept per sentence, up to the training max_length (the "
+                         "default).", lower_bound=1)
     flags.DEFINE_string("model_name", "rin", "Model name in the warm-up requests (TF Serving --model_name).")
     flags.register_multi_flags_validator(
         ["export_dir", "version"],

@@ -41,10 +41,11 @@ def temporary_name(name: str) -> str:
     return f".tmp-{socket.gethostname()}-{os.getpid()}-{name}"
 
 
-def remove_stale_temporaries(directory: str, name: str) -> None:
-    """Removes the `temporary_name`s of `name` in `directory` that processes of this host left when they were killed
-    (one of another host, whose process this one cannot see, is left)."""
-    pattern = re.compile(rf"\.tmp-{re.escape(socket.gethostname())}-(\d+)-{re.escape(name)}")
+def remove_stale_temporaries(directory: str, name: str | None = None) -> None:
+    """Removes the `temporary_name`s of `name` (None: of any name) in `directory` that processes of this host left
+    when they were killed (one of another host, whose process this one cannot see, is left)."""
+    named = ".+" if name is None else re.escape(name)
+    pattern = re.compile(rf"\.tmp-{re.escape(socket.gethostname())}-(\d+)-{named}")
     for entry in os.listdir(directory) if os.path.isdir(directory) else []:
         match = pattern.fullmatch(entry)
         if match and not _process_alive(int(match.group(1))):

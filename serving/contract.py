@@ -133,13 +133,22 @@ def _source_lines(version_dir: str) -> list[str]:
         return []
 
 
-def versions(base: str) -> list[int]:
-    """Returns the version numbers under a TF Serving base path, ascending: its folders named by a number in ASCII
-    digits without leading zeros (`2`, not `02`, `²` or `٢`), the folder `<base>/<version>`."""
+MAX_VERSION = 2**63 - 1  # TF Serving's versions are int64 (`ModelSpec.version`).
+
+
+def version_names(base: str) -> list[int]:
+    """Returns the version numbers that the entries of a TF Serving base path are named by, ascending: a number in
+    ASCII digits without leading zeros (`2`, not `02`, `²` or `٢`) up to `MAX_VERSION`, a folder or not."""
     if not os.path.isdir(base):
         return []
     return sorted(int(name) for name in os.listdir(base)
-                  if re.fullmatch(r"0|[1-9][0-9]*", name) and os.path.isdir(os.path.join(base, name)))
+                  if re.fullmatch(r"0|[1-9][0-9]*", name) and int(name) <= MAX_VERSION)
+
+
+def versions(base: str) -> list[int]:
+    """Returns the versions under a TF Serving base path, ascending: the folders of `version_names`, each
+    `<base>/<version>`."""
+    return [version for version in version_names(base) if os.path.isdir(os.path.join(base, str(version)))]
 
 
 def triples_from_outputs(outputs: dict) -> list[list[dict]]:

@@ -131,6 +131,36 @@ def test_export_refuses_a_version_that_exists_before_loading_the_model(tmp_path)
     assert os.listdir(tmp_path / "models") == ["1"]
 
 
+def test_export_numbers_past_every_entry_cleans_killed_exports_and_refuses_what_serving_cannot_take(tmp_path):
+    import socket
+
+    from serving import contract
+
+    _save_tiny_extractor(tmp_path / "run")
+    models = tmp_path / "models"
+    (models / "1").mkdir(parents=True)
+    (models / "6").write_text("not a version")
+    (models / str(contract.MAX_VERSION + 1)).mkdir()  # No int64: no version to TF Serving.
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # A process that is no more, as a killed export's.
+    (models / f".tmp-{socket.gethostname()}-{gone.pid}-5").mkdir()
+    assert contract.versions(str(models)) == [1]
+
+    def export(*flags):
+        return subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={tmp_path / 'run'}",
+                               f"--export_dir={models}", *flags], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+
+    run = export()
+    assert run.returncode == 0 and run.stdout.strip() == str(models / "7"), run.stderr[-1000:]
+    assert sorted(os.listdir(models)) == sorted(["1", "6", "7", str(contract.MAX_VERSION + 1)])
+    for flag, message in ((f"--version={contract.MAX_VERSION + 1}", "Flags parsing error: flag --version="),
+                          ("--max_length=9", "the model reads up to 8 tokens a sentence (its training max_length); "
+                                             "--max_length=9 may only lower that.")):
+        run = export(flag)
+        assert run.returncode == 1 and "Traceback" not in run.stderr and message in run.stderr, run.stderr[-1000:]
+
+
 @pytest.mark.parametrize("command", ["predict", "evaluate", "export", "demo"])
 def test_help_lists_the_shared_model_dir_and_threshold_flags(command):
     run = subprocess.run([sys.executable, "-m", f"rin_keras.{command}", "--help"], cwd=REPO, capture_output=True,

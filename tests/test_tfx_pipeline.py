@@ -258,7 +258,7 @@ def test_a_corrupt_record_of_the_root_is_named(tmp_path):
             local_runner.main(["local_runner"])
 
 
-def test_an_export_removes_the_temporary_folder_of_a_stopped_export_of_its_version_on_its_host(tmp_path):
+def test_an_export_removes_the_temporary_folders_of_stopped_exports_on_its_host(tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     host = socket.gethostname()
@@ -272,8 +272,8 @@ def test_an_export_removes_the_temporary_folder_of_a_stopped_export_of_its_versi
             export.export_version(None, str(tmp_path), 7)
     finally:
         running.kill()
-    # A running export's, another host's, another version's and a version are left.
-    assert sorted(os.listdir(tmp_path)) == sorted(names[1:] + ["7"])
+    # A running export's, another host's and a version are left; stopped ones of this host, of any version, not.
+    assert sorted(os.listdir(tmp_path)) == sorted([names[1], names[2], "6", "7"])
 
 
 def test_only_resuming_components_continue_in_what_a_stopped_run_left(tmp_path):
