@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 
 from serving.contract import (
-    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, input_name, json_lines_stdout, open_text, pad_tokens, readable_text,
-    split_tokens, triples_from_outputs,
+    GRPC_PORT, REST_PORT, SENTENCES_SIGNATURE, SIGNATURE_INPUTS, TOKEN, input_name, json_lines_stdout, open_text,
+    pad_tokens, readable_text, split_tokens, triples_from_outputs,
 )
 
 
@@ -67,9 +67,11 @@ class GrpcClient:
 
     def predict(self, sentences: list[str]) -> list[list[dict]]:
         """Returns the triples of each sentence (or, with `serve_tokens`, each token list)."""
-        if not sentences:
-            return []
-        return triples_from_outputs(self.predict_raw({self.input_name: _as_input(sentences, self.input_name)}))
+        return triples_from_outputs(self.predict_outputs(sentences)) if sentences else []
+
+    def predict_outputs(self, sentences: list) -> dict:
+        """Returns the signature's output arrays for `sentences` (at least one): the triples' and `truncated`."""
+        return self.predict_raw({self.input_name: _as_input(sentences, self.input_name)})
 
     def signature_defs(self) -> dict:
         """Returns the served model's SignatureDefs by name."""
@@ -123,14 +125,22 @@ class RestClient:
             RuntimeError: the server answered with an error; its message is kept.
             ConnectionError: no server answered at the URL.
         """
-        if not sentences:
-            return []
+        return triples_from_outputs(self.predict_outputs(sentences)) if sentences else []
+
+    def predict_outputs(self, sentences: list) -> dict:
+        """Returns the signature's outputs for `sentences` (at least one), as JSON lists: the triples' and
+        `truncated`.
+
+        Raises:
+            RuntimeError: the server answered with an error; its message is kept.
+            ConnectionError: no server answered at the URL.
+        """
         body = {"signature_name": self.signature_name,
                 "inputs": {self.input_name: _as_input(sentences, self.input_name)}}
         request = urllib.request.Request(
             self.endpoint, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"}
         )
-        return triples_from_outputs(self._answer(request)["outputs"])
+        return self._answer(request)["outputs"]
 
     def model_status(self) -> dict:
         """Returns `GET /v1/models/<name>`: `{"model_version_status": [{"version", "state", "status"}, ...]}`.
@@ -166,6 +176,22 @@ def _batches(items, size: int):
         yield batch
 
 
+def _as_written(triples: list[dict], line: str) -> list[dict]:
+    """The triples of a pre-tokenised `line` (`serve_tokens`, whose character spans index its tokens joined by single
+    spaces) with character spans into the line itself, and their entities as it writes them, as
+    `rin_keras.predict --pretokenized` gives them."""
+    tokens = [(match.start(), match.end()) for match in TOKEN.finditer(line)]
+    rebased = []
+    for triple in triples:
+        triple = dict(triple)
+        for entity in ("subject", "object"):
+            first, end = triple[f"{entity}_span"]
+            start, stop = tokens[first][0], tokens[end - 1][1]
+            triple[entity], triple[f"{entity}_char_span"] = line[start:stop], [start, stop]
+        rebased.append(triple)
+    return rebased
+
+
 def main(argv):
     from absl import flags
 
@@ -195,19 +221,25 @@ def main(argv):
         except errors as error:
             fail(error)
         return
-    answered = 0
+    answered = truncated = 0
+    tokens = FLAGS.signature_name != SENTENCES_SIGNATURE
     with json_lines_stdout() as out:
         for batch in _batches(sentences, FLAGS.batch_size):
-            inputs = batch if FLAGS.signature_name == SENTENCES_SIGNATURE else [split_tokens(s) for s in batch]
             try:
-                answers = client.predict(inputs)
+                outputs = client.predict_outputs([split_tokens(s) for s in batch] if tokens else batch)
             except errors as error:
                 fail(error, f" (sentences {answered + 1}-{answered + len(batch)}"
                      + ("; those before are answered above)" if answered else "; none was answered)"))
-            for sentence, triples in zip(batch, answers):
-                out.write(json.dumps({"text": sentence, "triples": triples}, ensure_ascii=False) + "\n")  # As predict.
+            for sentence, triples, cut in zip(batch, triples_from_outputs(outputs), outputs["truncated"]):
+                record = {"text": sentence, "triples": _as_written(triples, sentence) if tokens else triples,
+                          "truncated": bool(cut)}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")  # As rin_keras.predict writes it.
+                truncated += bool(cut)
             out.flush()  # Each request's answers as they come, for a reader at the other end of a pipe.
             answered += len(batch)
+    if truncated:
+        print(f"serving.client: {truncated} sentence(s) were longer than the model reads and were cut "
+              "(\"truncated\": true).", file=sys.stderr)
 
 
 if __name__ == "__main__":
@@ -215,12 +247,14 @@ if __name__ == "__main__":
 
     flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], f"gRPC (port {GRPC_PORT}) or REST (port {REST_PORT}).")
     flags.DEFINE_string("host", "localhost", "Server host.")
-    flags.DEFINE_integer("port", None, f"Server port (default: {GRPC_PORT} for gRPC, {REST_PORT} for REST).")
+    flags.DEFINE_integer("port", None, f"Server port (default: {GRPC_PORT} for gRPC, {REST_PORT} for REST).",
+                         lower_bound=1, upper_bound=65535)
     flags.DEFINE_string("model_name", "rin", "Served model name.")
-    flags.DEFINE_string("signature_name", SENTENCES_SIGNATURE,
-                        "serving_default (raw sentences) or serve_tokens (pre-tokenised, whitespace-separated).")
+    flags.DEFINE_enum("signature_name", SENTENCES_SIGNATURE, sorted(SIGNATURE_INPUTS),
+                      "serving_default (raw sentences) or serve_tokens (pre-tokenised, whitespace-separated; the "
+                      "spans printed index each line as given).")
     flags.DEFINE_integer("batch_size", 64, "Sentences per request: standard input is sent this many lines at a "
                          "time, and each request's answers are printed before the next is sent.", lower_bound=1)
-    flags.DEFINE_float("timeout", 10.0, "Seconds per request.")
+    flags.DEFINE_float("timeout", 10.0, "Seconds per request.", lower_bound=0.0)
     flags.DEFINE_bool("status", False, "Print the served model's version status instead of predicting.")
     app.run(main)

@@ -306,6 +306,37 @@ def test_client_command_line_picks_the_protocols_port_and_reports_errors_in_one_
     assert answer.returncode == 1 and "NOT_FOUND" in answer.stderr and "Traceback" not in answer.stderr
 
 
+def test_client_prints_what_predict_prints_of_pretokenized_lines_and_long_ones(served, running):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    lines = ["  Alan  Bean was born in\tWheeler , Texas .", " ".join(SENTENCES[0].split() * 4), SENTENCES[1]]
+
+    def run(*command):
+        done = subprocess.run([sys.executable, "-m", *command], input="\n".join(lines) + "\n", capture_output=True,
+                              text=True, cwd=REPO, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+    client = ["serving.client", "--protocol=rest", "--host=127.0.0.1", f"--port={running.rest_port}"]
+    predicted, _ = run("rin_keras.predict", f"--model_dir={served['model_dir']}", "--pretokenized")
+    printed, warned = run(*client, "--signature_name=serve_tokens")
+    assert [(p["text"], p["truncated"]) for p in printed] == [(p["text"], p["truncated"]) for p in predicted]
+    assert [p["truncated"] for p in printed] == [False, True, False] and "1 sentence(s) were longer" in warned
+    assert sum(len(p["triples"]) for p in printed) > 0
+    for mine, theirs in zip(printed, predicted):
+        assert_same_triples([mine["triples"]], [theirs["triples"]])
+        for triple in mine["triples"]:  # Spans index the line as given, as predict's do.
+            for entity in ("subject", "object"):
+                start, end = triple[f"{entity}_char_span"]
+                assert mine["text"][start:end] == triple[entity]
+    raw, _ = run(*client)
+    assert [p["truncated"] for p in raw] == [p["truncated"] for p in run("rin_keras.predict", f"--model_dir="
+                                                                          f"{served['model_dir']}")[0]]
+    for flag in ("--signature_name=serve_text", "--timeout=-1", "--port=99999"):
+        done = subprocess.run([sys.executable, "-m", *client[:-1], flag, "x"], capture_output=True, text=True,
+                              cwd=REPO, env=env, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr and "Flags parsing error" in done.stderr
+
+
 def test_client_sends_standard_input_in_requests_of_batch_size_lines(served, running):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     lines = SENTENCES[:3] + ["x" * 300] + SENTENCES[3:4]
