@@ -226,5 +226,5 @@ if __name__ == "__main__":
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: reachable from other machines).")
-    flags.DEFINE_integer("port", 8080, "Port to listen on.")
+    flags.DEFINE_integer("port", 8080, "Port to listen on.", lower_bound=0, upper_bound=65535)
     app.run(main)
