@@ -373,13 +373,17 @@ class RINTripleExtractor(keras.Model):
         pair probability), `subject_span` and `object_span` (`[start, end)` token
         indices) and `subject_char_span` and `object_char_span` (`[start, end)`
         character offsets into the sentence). Texts may come as a list, tuple or
-        other iterable (a generator), a NumPy array, a string tensor or a pandas
-        Series. The network's preprocessed inputs (a dict of arrays, a
+        other iterable (a generator), a NumPy array, a string tensor, a pandas
+        Series or a `tf.data.Dataset` of strings. The network's preprocessed inputs (a dict of arrays, a
         `tf.data.Dataset`, a generator of batches) go to `keras.Model.predict`
         and give its outputs.
         """
         import tensorflow as tf
 
+        spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
+        if isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string:
+            x = x.unbatch() if spec.shape.rank else x  # A dataset of texts, batched or not.
+            x = [text.numpy() for text in x]
         if isinstance(x, (dict, tf.data.Dataset, keras.utils.PyDataset)) or (
                 isinstance(x, tf.Tensor) and x.dtype != tf.string):
             return super().predict(x, batch_size=batch_size, **kwargs)

@@ -88,6 +88,8 @@ def test_predict_takes_raw_sentences_and_keeps_keras_predict_for_tensors():
     inputs = {k: v.numpy() for k, v in extractor.preprocessor(tf.constant(SENTENCES[:2])).items()}
     outputs = extractor.predict(inputs, verbose=0)
     assert outputs["relations"].shape == (2, 6, 6, 2)
+    outputs = extractor.predict(tf.data.Dataset.from_tensors(inputs), verbose=0)  # A dataset of inputs: Keras's.
+    assert outputs["relations"].shape == (2, 6, 6, 2)
 
 
 def test_predict_gives_a_mixed_batch_what_each_sentence_gives_alone(tmp_path):
@@ -227,6 +229,8 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
     assert_same_triples(extractor.predict(tf.constant(SENTENCES)), expected)
     assert_same_triples(extractor.predict(pytest.importorskip("pandas").Series(SENTENCES)), expected)
     assert_same_triples(extractor.predict(text for text in SENTENCES), expected)
+    assert_same_triples(extractor.predict(tf.data.Dataset.from_tensor_slices(SENTENCES)), expected)
+    assert_same_triples(extractor.predict(tf.data.Dataset.from_tensor_slices(SENTENCES).batch(2)), expected)
     assert extractor.predict(np.array([])) == extractor.predict([]) == extractor.predict(iter([])) == []
     documents = extractor.predict_documents(SENTENCES)
     assert extractor.predict_documents(tf.constant(SENTENCES)) == extractor.predict_documents(np.array(SENTENCES))
