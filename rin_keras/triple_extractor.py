@@ -374,9 +374,9 @@ class RINTripleExtractor(keras.Model):
         indices) and `subject_char_span` and `object_char_span` (`[start, end)`
         character offsets into the sentence). Texts may come as a list, tuple or
         other iterable (a generator), a NumPy array, a string tensor, a pandas
-        Series or a `tf.data.Dataset` of strings. The network's preprocessed inputs (a dict of arrays, a
-        `tf.data.Dataset`, a generator of batches) go to `keras.Model.predict`
-        and give its outputs.
+        Series or a `tf.data.Dataset` of strings. The network's preprocessed
+        inputs (a dict of arrays, a `tf.data.Dataset` or generator of them) go
+        to `keras.Model.predict` and give its outputs.
         """
         import tensorflow as tf
 
