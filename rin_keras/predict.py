@@ -212,7 +212,8 @@ def _predict_inputs(FLAGS, argv: list[str]) -> None:
     from tqdm import tqdm
 
     texts, total = _inputs(FLAGS.input, argv)
-    done = _resume_point(texts, FLAGS.input, FLAGS.output, FLAGS.documents, FLAGS.pretokenized) if FLAGS.resume else 0
+    done = (_resume_point(texts, FLAGS.input, FLAGS.output, FLAGS.documents, FLAGS.pretokenized)
+            if FLAGS.resume else 0)
     extractor = cli.load_extractor()
     if extractor.config.variant == "partial":
         logging.warning("This model was trained on the partial-match protocol: its entities are single (last) words "

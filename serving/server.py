@@ -77,7 +77,7 @@ from serving import contract, web
 
 MAX_REQUEST_SENTENCES = 4096  # Default limits of one request.
 MAX_REQUEST_BYTES = 16 << 20
-# What gRPC Predicts waiting or running may hold at once, estimated from their strings (`request_bytes`): a parsed
+# What gRPC Predicts waiting or running may hold at once, estimated from their strings (`check_protos`): a parsed
 # request holds each string's text and ~41 bytes beside it (20 million empty strings took 825 MB).
 MAX_PENDING_BYTES = 1 << 30
 STRING_OVERHEAD_BYTES = 48
