@@ -498,25 +498,46 @@ def _write_scores(scores: dict, name: str) -> None:
     logging.info("Wrote %s.json, %s.png and %s.html", path, path, path)
 
 
+def _trained_folder(model_dir: str) -> str:
+    """The folder of their own that the run in `model_dir` trained on, as its data file records it.
+
+    Raises:
+        SystemExit: no run folder records one that is there.
+    """
+    from rin_keras.train import DATA_FILE, run_data_folder  # Here: rin_keras.train imports this module.
+
+    data_file = os.path.join(model_dir, DATA_FILE)
+    folder = None
+    if os.path.isfile(data_file):
+        with open(data_file, encoding="utf-8") as f:
+            folder = run_data_folder(f.read().strip())
+    if not folder or not os.path.isdir(folder):
+        trained_on = f" ({folder}, which is not there)" if folder else ""
+        raise SystemExit(f"rin_keras.evaluate: this model was trained on a folder of your own{trained_on}: name it "
+                         "with --dataset_dir.")
+    logging.info("Scoring %s, the folder the model was trained on.", folder)
+    return folder
+
+
 def main(argv):
     del argv
     extractor = cli.load_extractor()
-    if FLAGS.dataset_dir:
+    dataset_dir = FLAGS.dataset_dir
+    config = None if dataset_dir else Corpus.run_config(FLAGS.model_dir, extractor.config)
+    if config is not None and config.dataset == "custom":
+        dataset_dir = _trained_folder(FLAGS.model_dir)
+    if dataset_dir:
         if FLAGS.split and FLAGS.split not in casrel.SPLIT_FILES:
             raise SystemExit(f"rin_keras.evaluate: a --dataset_dir folder has no {FLAGS.split} split: it holds "
                              f"{', '.join(casrel.SPLIT_FILES)} at most.")
         try:
-            scores = evaluate_folder(extractor, FLAGS.dataset_dir, FLAGS.split)
+            scores = evaluate_folder(extractor, dataset_dir, FLAGS.split)
         except (casrel.DataError, FileNotFoundError) as e:  # The file (and line) to mend, without a traceback.
             sys.exit(f"rin_keras.evaluate: {e}")
-        scores["data"] = os.path.realpath(FLAGS.dataset_dir)
-        names = folder_report_names(FLAGS.dataset_dir, scores["split"], _threshold_suffix())
+        scores["data"] = os.path.realpath(dataset_dir)
+        names = folder_report_names(dataset_dir, scores["split"], _threshold_suffix())
         name = report_of(_output_dir(), names, scores["data"], written=False) or names[-1]
     else:
-        config = Corpus.run_config(FLAGS.model_dir, extractor.config)
-        if config.dataset == "custom":
-            raise SystemExit("rin_keras.evaluate: this model was trained on a folder of your own: name it with "
-                             "--dataset_dir.")
         if FLAGS.split and FLAGS.split.startswith("heldout") and not config.heldout_categories:
             raise SystemExit(f"rin_keras.evaluate: --split={FLAGS.split} scores a webnlg3 model trained with "
                              f"--heldout_categories; this one was trained on all of {config.dataset}.")
@@ -548,8 +569,8 @@ if __name__ == "__main__":
     cli.define_threshold_flag()
     flags.adopt_module_key_flags(cli)  # --help lists the shared flags too.
     flags.DEFINE_string("dataset_dir", None, "Score this folder (CasRel JSON or JSON lines, e.g. "
-                        "../shared/data/webnlg_ood_dev or the one a model was trained on with --dataset_dir) "
-                        "instead of the model's benchmark, on its tokenised and raw texts.")
+                        "../shared/data/webnlg_ood_dev) instead of the model's benchmark, on its tokenised and raw "
+                        "texts; default for a model trained on a folder of your own: that folder.")
     flags.DEFINE_string("data_dir", None, "Manual folder of the published data (default $RIN_DATA_DIR or ../shared/data).")
     flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
     cli.register_path_check("dataset_dir", casrel.find_split_files)

@@ -284,6 +284,30 @@ def test_cli_writes_the_scores(folder, model_dir):
     assert page.count("<div class=s ") == 3 and "<mark class=" in page
 
 
+def test_cli_scores_a_model_of_a_users_folder_on_that_folder_by_default(folder, model_dir, tmp_path):
+    from rin_keras import train
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = tmp_path / "run"
+    shutil.copytree(model_dir, run)
+    extractor = RINTripleExtractor.from_preset(str(run))
+    extractor.config.replace(dataset="custom").save(str(run / "config.json"))
+    (run / train.DATA_FILE).write_text(f"{os.path.realpath(folder)} (files 0123abcd)\n")  # As train writes it.
+
+    def evaluate_run():
+        return subprocess.run([sys.executable, "-m", "rin_keras.evaluate", f"--model_dir={run}"], capture_output=True,
+                              text=True, cwd=REPO, env=env)
+
+    scored = evaluate_run()
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert scored.stdout.startswith(f"{os.path.realpath(folder)}, validation split, threshold 0.5:\n")
+    (run / train.DATA_FILE).write_text(f"{tmp_path / 'gone'} (files 0123abcd)\n")
+    refused = evaluate_run()
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert (f"this model was trained on a folder of your own ({tmp_path / 'gone'}, which is not there): name it with "
+            "--dataset_dir.") in refused.stderr
+
+
 def test_cli_keeps_the_scores_of_two_folders_of_one_name_apart(folder, model_dir, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     other = tmp_path / "elsewhere" / os.path.basename(folder)
