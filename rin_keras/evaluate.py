@@ -473,7 +473,9 @@ def plot_breakdown(scores: dict, png: str) -> None:
               for kind in ("overlap", "triples")}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 5]})
     for ax, (kind, rows) in zip(axes, groups.items()):
-        bars = ax.bar([name for name, _ in rows], [s["f1"] for _, s in rows], color="tab:blue")
+        # Bars at positions, named by tick labels: names such as "0" and "5+" are labels, not numbers.
+        bars = ax.bar(range(len(rows)), [s["f1"] for _, s in rows], color="tab:blue",
+                      tick_label=[name for name, _ in rows])
         for bar, (_, s) in zip(bars, rows):
             ax.annotate(f"{s['f1']:.1f}\n({s['sentences']})", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=8)
