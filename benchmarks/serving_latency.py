@@ -240,11 +240,17 @@ def _compare_batching(path: str, clients: int) -> None:
 
 def _start_server(base: str, extra_flags: list[str]) -> tuple[subprocess.Popen, str]:
     """Starts `serving.server` on `base` (free ports, no REST); returns the process and its gRPC port."""
+    log = tempfile.TemporaryFile("w+")
     server = subprocess.Popen(
         [sys.executable, "-m", "serving.server", f"--model_base_path={base}", "--port=0", "--rest_api_port=0",
-         *extra_flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+         *extra_flags], stdout=subprocess.PIPE, stderr=log, text=True,
     )
-    return server, re.search(r"gRPC [\d.]+:(\d+)", server.stdout.readline()).group(1)
+    started = re.search(r"gRPC [\d.]+:(\d+)", server.stdout.readline())
+    if not started:  # The server stopped before serving: its last words say why.
+        server.wait()
+        log.seek(0)
+        raise SystemExit(f"serving.server did not start on {base}: {log.read().strip().splitlines()[-1:]}")
+    return server, started.group(1)
 
 
 def _report(model_dir: str) -> None:

@@ -45,6 +45,10 @@ flags.DEFINE_string("tfds_data_dir", None, "TFDS data folder.")
 flags.DEFINE_enum("bilstm", "fused", list(BILSTM_KERNELS), "BiLSTM kernel (`BiLSTMEncoder(fused=...)`).")
 flags.DEFINE_integer("profile_steps", 0, "Then trace this many steps (TensorFlow backend) and print op time by layer "
                      "and op type.", lower_bound=0)
+flags.register_multi_flags_validator(["encoder", "preset"], lambda f: f["encoder"] != "bert" or f["preset"],
+                                     "--encoder=bert needs --preset (a keras-hub preset name or folder).")
+flags.register_validator("profile_steps", lambda steps: not steps or keras.backend.backend() == "tensorflow",
+                         "traces TensorFlow's ops: run it with KERAS_BACKEND=tensorflow (the default).")
 flags.DEFINE_integer("scan_unroll", None, "Time steps per loop iteration of the JAX scan (`--bilstm=fused`; unset: the "
                      "encoder's default, 4 on a GPU and 1 elsewhere).")
 

@@ -1045,7 +1045,8 @@ if __name__ == "__main__":
                              "no numbered SavedModel version there (python -m rin_keras.export writes them).")
     flags.DEFINE_string("model_name", "rin", "Model name clients ask for.")
     flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 to serve other machines.")
-    flags.DEFINE_integer("port", contract.GRPC_PORT, "gRPC port.", lower_bound=1, upper_bound=65535)
+    flags.DEFINE_integer("port", contract.GRPC_PORT, "gRPC port (0: any free port, printed at start).", lower_bound=0,
+                         upper_bound=65535)
     flags.DEFINE_integer("rest_api_port", contract.REST_PORT, "REST port (0: no REST).", lower_bound=0,
                          upper_bound=65535)
     flags.DEFINE_integer("max_batch_size", 64, "Sentences per model call; larger requests are chunked.",

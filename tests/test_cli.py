@@ -161,6 +161,27 @@ def test_export_numbers_past_every_entry_cleans_killed_exports_and_refuses_what_
         assert run.returncode == 1 and "Traceback" not in run.stderr and message in run.stderr, run.stderr[-1000:]
 
 
+def test_a_server_on_port_0_takes_a_free_port_and_prints_it(tmp_path):  # As benchmarks/serving_latency.py starts it.
+    import re
+
+    from rin_keras import export
+    from serving.client import GrpcClient
+
+    _save_tiny_extractor(tmp_path / "run")
+    export.export_version(RINTripleExtractor.from_preset(str(tmp_path / "run")), str(tmp_path / "models"))
+    server = subprocess.Popen([sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path / 'models'}",
+                               "--port=0", "--rest_api_port=0"], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert re.fullmatch(r"Serving rin version 1: gRPC 127\.0\.0\.1:[1-9]\d*\n", line), server.stderr.read()
+        port = line.rsplit(":", 1)[1].strip()
+        assert GrpcClient(f"127.0.0.1:{port}").predict(["Alan Bean was born"]) is not None
+    finally:
+        server.kill()
+        server.wait()
+
+
 @pytest.mark.parametrize("command", ["predict", "evaluate", "export", "demo"])
 def test_help_lists_the_shared_model_dir_and_threshold_flags(command):
     run = subprocess.run([sys.executable, "-m", f"rin_keras.{command}", "--help"], cwd=REPO, capture_output=True,
