@@ -50,11 +50,17 @@ class TripleGraph:
 
     Args:
         extractor: a trained `RINTripleExtractor` (its preprocessor, network and threshold).
-        max_length: tokens kept per sentence (default: the preprocessor's).
+        max_length: tokens kept per sentence, up to the preprocessor's (the default).
         chunk_size: sentences per pair-round call inside one request (see `PAIR_CHUNK_SIZE`).
+
+    Raises:
+        ValueError: `max_length` beyond the model's: an export may only read less than the model trained on.
     """
 
     def __init__(self, extractor, max_length: int | None = None, chunk_size: int = PAIR_CHUNK_SIZE):
+        if max_length is not None and max_length > extractor.max_length:
+            raise ValueError(f"max_length={max_length}: the model reads up to {extractor.max_length} tokens a sentence "
+                             "(its training max_length), and an export may only lower that.")
         self.model = extractor.model
         self.encode, self.interact = self.model.split_at_encoder(relation_logits=True)
         self.chunk_size = chunk_size
@@ -318,16 +324,17 @@ def _write_warmup_requests(path: str, model_name: str) -> None:
 
 
 def export_version(extractor, base: str, version: int | None = None, **kwargs) -> str:
-    """Exports into `<base>/<version>/` atomically; version defaults to the newest + 1 (of the entries named by a
-    version, folders or not). The temporary folders of exports that were killed on this host are removed.
+    """Exports into `<base>/<version>/` atomically; version defaults to `contract.next_version(base)`. The temporary
+    folders of exports that were killed on this host are removed.
 
     Raises:
         FileExistsError: that version already exists.
+        ValueError: no version is left after the base's newest, or `max_length` is beyond the model's.
 
     Returns:
         the version folder.
     """
-    version = version if version is not None else (contract.version_names(base) or [0])[-1] + 1
+    version = version if version is not None else contract.next_version(base)
     final = os.path.join(base, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} exists; pick another --version or remove it.")
@@ -357,13 +364,10 @@ def main(argv):
         os.makedirs(FLAGS.export_dir, exist_ok=True)
     except OSError as e:
         raise SystemExit(f"rin_keras.export: cannot make --export_dir={FLAGS.export_dir}: {e.strerror}.") from e
-    if FLAGS.max_length is not None and FLAGS.max_length > extractor.max_length:
-        raise SystemExit(f"rin_keras.export: the model reads up to {extractor.max_length} tokens a sentence (its "
-                         f"training max_length); --max_length={FLAGS.max_length} may only lower that.")
     try:
         path = export_version(extractor, FLAGS.export_dir, FLAGS.version, max_length=FLAGS.max_length,
                               model_name=FLAGS.model_name, source=FLAGS.model_dir)
-    except FileExistsError as e:  # Another export took the version meanwhile.
+    except (FileExistsError, ValueError) as e:  # A version taken meanwhile, none left, or a --max_length too long.
         raise SystemExit(f"rin_keras.export: {e}") from e
     print(path)
 

@@ -23,8 +23,7 @@ import sys
 from collections.abc import Iterator
 
 from rin_keras import cli
-from rin_keras.data.tokenizer import tokenize
-from rin_keras.triple_extractor import split_pretokenized
+from rin_keras.data.tokenizer import tokenize_with_offsets
 from serving import contract
 
 
@@ -129,8 +128,12 @@ def _resume_point(texts: Iterator[str], input_path: str, output_path: str, docum
 def _split_as(tokens: list[str], text: str, pretokenized: bool) -> bool:
     """Whether `tokens`, the tokens a result records as read, are the first tokens of `text` as this run splits it:
     at whitespace as given (`--pretokenized`), else by the tokeniser."""
-    split = [t.text for t in split_pretokenized(text)] if pretokenized else tokenize(text)
-    return split[: len(tokens)] == tokens
+    if pretokenized:
+        split = [match.group() for match in itertools.islice(contract.TOKEN.finditer(text), len(tokens))]
+    else:
+        # One token more than recorded, as the model reads a sentence (a final period is split off at its end).
+        split = [token.text for token in tokenize_with_offsets(text, len(tokens) + 1)][: len(tokens)]
+    return split == tokens
 
 
 def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:

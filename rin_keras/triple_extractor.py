@@ -61,15 +61,25 @@ def as_text(item, index: int) -> str:
     return item if item.isascii() else _SURROGATE.sub("\ufffd", item)
 
 
+def _is_text_dataset(x) -> bool:
+    """Whether `x` is a `tf.data.Dataset` of strings (of any rank: texts one by one or in batches)."""
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset) and getattr(x.element_spec, "dtype", None) == tf.string
+
+
 def _text_batch(texts, method: str, batch_size: int) -> Iterable:
-    """A batch of texts as an iterable: a list, tuple or other iterable, a NumPy array, a string tensor or a pandas
-    Series. Refuses a lone text, a dict or a set (whose order is not the results'), and a batch size below 1."""
+    """A batch of texts as an iterable: a list, tuple or other iterable, a NumPy array, a string tensor, a pandas
+    Series or a `tf.data.Dataset` of strings. Refuses a lone text, a dict or a set (whose order is not the results'),
+    and a batch size below 1."""
     if isinstance(texts, (str, bytes)) or getattr(texts, "shape", None) == ():  # A text, or a tensor of one.
         raise TypeError(f"{method} takes a list of texts; wrap a single text in a list.")
     if texts is None or isinstance(texts, (dict, set, frozenset)):
         raise TypeError(f"{method} takes a list of texts, not {type(texts).__name__ if texts is not None else None}.")
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if _is_text_dataset(texts):  # Its texts in order, whatever its batches.
+        return (text for element in texts for text in np.ravel(element.numpy()).tolist())
     if callable(getattr(texts, "numpy", None)):  # An eager tensor.
         texts = texts.numpy()
     elif callable(getattr(texts, "to_numpy", None)):  # A pandas Series.
@@ -380,12 +390,10 @@ class RINTripleExtractor(keras.Model):
         """
         import tensorflow as tf
 
-        spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
-        if isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string:
-            x = x.unbatch() if spec.shape.rank else x  # A dataset of texts, batched or not.
-            x = [text.numpy() for text in x]
-        if isinstance(x, (dict, tf.data.Dataset, keras.utils.PyDataset)) or (
-                isinstance(x, tf.Tensor) and x.dtype != tf.string):
+        inputs = (isinstance(x, (dict, keras.utils.PyDataset))
+                  or (isinstance(x, tf.data.Dataset) and not _is_text_dataset(x))
+                  or (isinstance(x, tf.Tensor) and x.dtype != tf.string))
+        if inputs:
             return super().predict(x, batch_size=batch_size, **kwargs)
         if isinstance(x, Iterator):  # Texts, or the batches of inputs that Keras reads from a generator.
             first = next(x, None)

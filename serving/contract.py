@@ -145,6 +145,18 @@ def version_names(base: str) -> list[int]:
                   if re.fullmatch(r"0|[1-9][0-9]*", name) and int(name) <= MAX_VERSION)
 
 
+def next_version(base: str) -> int:
+    """The version after the newest that names an entry of `base` (a folder or not), 1 for none.
+
+    Raises:
+        ValueError: `base` holds `MAX_VERSION` already.
+    """
+    version = (version_names(base) or [0])[-1] + 1
+    if version > MAX_VERSION:
+        raise ValueError(f"{base} holds version {MAX_VERSION}, the highest TF Serving reads: name a free one.")
+    return version
+
+
 def versions(base: str) -> list[int]:
     """Returns the versions under a TF Serving base path, ascending: the folders of `version_names`, each
     `<base>/<version>`."""

@@ -144,7 +144,10 @@ def test_export_numbers_past_every_entry_cleans_killed_exports_and_refuses_what_
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()  # A process that is no more, as a killed export's.
     (models / f".tmp-{socket.gethostname()}-{gone.pid}-5").mkdir()
-    assert contract.versions(str(models)) == [1]
+    assert contract.versions(str(models)) == [1] and contract.next_version(str(models)) == 7
+    (tmp_path / "full" / str(contract.MAX_VERSION)).mkdir(parents=True)
+    with pytest.raises(ValueError, match="the highest TF Serving reads: name a free one"):
+        contract.next_version(str(tmp_path / "full"))
 
     def export(*flags):
         return subprocess.run([sys.executable, "-m", "rin_keras.export", f"--model_dir={tmp_path / 'run'}",
@@ -155,8 +158,8 @@ def test_export_numbers_past_every_entry_cleans_killed_exports_and_refuses_what_
     assert run.returncode == 0 and run.stdout.strip() == str(models / "7"), run.stderr[-1000:]
     assert sorted(os.listdir(models)) == sorted(["1", "6", "7", str(contract.MAX_VERSION + 1)])
     for flag, message in ((f"--version={contract.MAX_VERSION + 1}", "Flags parsing error: flag --version="),
-                          ("--max_length=9", "the model reads up to 8 tokens a sentence (its training max_length); "
-                                             "--max_length=9 may only lower that.")):
+                          ("--max_length=9", "rin_keras.export: max_length=9: the model reads up to 8 tokens a "
+                                             "sentence (its training max_length), and an export may only lower that.")):
         run = export(flag)
         assert run.returncode == 1 and "Traceback" not in run.stderr and message in run.stderr, run.stderr[-1000:]
 

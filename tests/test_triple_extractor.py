@@ -231,8 +231,14 @@ def test_predict_reads_any_batch_of_texts_and_refuses_what_is_not_one(caplog):
     assert_same_triples(extractor.predict(text for text in SENTENCES), expected)
     assert_same_triples(extractor.predict(tf.data.Dataset.from_tensor_slices(SENTENCES)), expected)
     assert_same_triples(extractor.predict(tf.data.Dataset.from_tensor_slices(SENTENCES).batch(2)), expected)
+    unknown_rank = tf.data.Dataset.from_generator(lambda: iter([SENTENCES[:3], SENTENCES[3:]]),
+                                                  output_signature=tf.TensorSpec(None, tf.string))
+    assert_same_triples(extractor.predict(unknown_rank), expected)
+    assert extractor.predict_detailed(tf.data.Dataset.from_tensor_slices(SENTENCES)) == extractor.predict_detailed(
+        SENTENCES)
     assert extractor.predict(np.array([])) == extractor.predict([]) == extractor.predict(iter([])) == []
     documents = extractor.predict_documents(SENTENCES)
+    assert extractor.predict_documents(tf.data.Dataset.from_tensor_slices(SENTENCES).batch(3)) == documents
     assert extractor.predict_documents(tf.constant(SENTENCES)) == extractor.predict_documents(np.array(SENTENCES))
     assert extractor.predict_documents(tf.constant(SENTENCES)) == documents
     assert extractor.predict_detailed(tf.constant(SENTENCES)) == extractor.predict_detailed(SENTENCES)

@@ -51,7 +51,7 @@ def run(config: Config, model_dir: str, blessed: bool, output_dir: str) -> dict:
         path = os.path.abspath(os.path.join(config.serving_base, str(version)))
         if _exported_from(path, model_dir, digest):
             return _pushed(path)
-    version = (contract.version_names(config.serving_base) or [0])[-1] + 1  # Past a file named by a number too.
+    version = contract.next_version(config.serving_base)
     path = os.path.abspath(os.path.join(config.serving_base, str(version)))
     with open(record, "w", encoding="utf-8") as f:
         f.write(path + "\n")
