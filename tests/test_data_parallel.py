@@ -114,8 +114,9 @@ def _start(model_dir, tfds_dir, log_path, epochs, *cluster_flags):
     vectors = write_tiny_vectors(os.path.join(os.path.dirname(log_path), "vectors.txt"), WORDS)
     command = [sys.executable, "-m", "rin_keras.train", *TINY_RUN, f"--pretrained_vectors={vectors}",
                f"--model_dir={model_dir}", f"--tfds_data_dir={tfds_dir}", f"--epochs={epochs}", *cluster_flags]
-    with open(log_path, "w") as log:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log:  # Ctrl-C as at a terminal (pytest-xdist's workers ignore it, and children inherit).
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _start_workers(model_dir, tfds_dir, logs, epochs):

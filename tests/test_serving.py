@@ -97,7 +97,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     vocab = Vocabulary(["<pad>", "<unk>"] + WORDS, ["birthPlace", "location", "country"], sorted(set("".join(WORDS))),
                        PRETRAINED, POS_LEXICON)
-    model = _spread_model(vocab)
+    model = _spread_model(vocab, seed=3)  # A draw whose relation head fires on SENTENCES at 0.5 and at 0.7 too.
     model_dir = root / "run"
     os.makedirs(model_dir)
     model.save(model_dir / "best.keras")
